@@ -1,0 +1,133 @@
+//! REST DTOs under `/api/v1`, shared by the server, the CLI and the dashboard.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId};
+
+/// Connections a healthy connector keeps open.
+pub const HA_CONNECTIONS: u32 = 4;
+
+/// A tunnel's health, as the dashboard and `tunnel list` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelStatus {
+    /// All connections of every live connector are up.
+    Healthy,
+    /// Serving, but at least one connection is down.
+    Degraded,
+    /// Was connected once; no connection now.
+    Down,
+    /// Never run.
+    Inactive,
+}
+
+impl TunnelStatus {
+    /// Derives the status from what the edge sees now.
+    pub fn derive(ever_connected: bool, live_connectors: u32, live_connections: u32) -> Self {
+        if live_connections > 0 {
+            if live_connections >= live_connectors * HA_CONNECTIONS {
+                Self::Healthy
+            } else {
+                Self::Degraded
+            }
+        } else if ever_connected {
+            Self::Down
+        } else {
+            Self::Inactive
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Down => "down",
+            Self::Inactive => "inactive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tunnel {
+    pub id: TunnelId,
+    pub account_id: AccountId,
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub status: TunnelStatus,
+    pub connectors: u32,
+    pub connections: u32,
+    pub routes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateTunnel {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenameTunnel {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TunnelTokenBody {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub id: RouteId,
+    pub tunnel_id: TunnelId,
+    pub hostname: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRoute {
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub index: u8,
+    pub edge: String,
+    pub opened_at: String,
+    pub origin_ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connector {
+    pub id: ConnectorId,
+    pub tunnel_id: TunnelId,
+    pub version: String,
+    pub arch: String,
+    pub hostname: String,
+    pub registered_at: String,
+    pub connections: Vec<Connection>,
+}
+
+/// The one shape every API error has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable, machine-readable: `not_found`, `conflict`, `invalid_argument`, …
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_derivation() {
+        assert_eq!(TunnelStatus::derive(false, 0, 0), TunnelStatus::Inactive);
+        assert_eq!(TunnelStatus::derive(true, 0, 0), TunnelStatus::Down);
+        assert_eq!(TunnelStatus::derive(true, 1, 4), TunnelStatus::Healthy);
+        assert_eq!(TunnelStatus::derive(true, 1, 3), TunnelStatus::Degraded);
+        assert_eq!(TunnelStatus::derive(true, 2, 4), TunnelStatus::Degraded);
+    }
+}

@@ -1,0 +1,68 @@
+use thiserror::Error;
+
+/// Everything that can be wrong with input parsed by this crate.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    #[error("invalid hostname {hostname:?}: {reason}")]
+    InvalidHostname { hostname: String, reason: &'static str },
+    #[error("Provided Tunnel token is not valid: {0}")]
+    InvalidToken(&'static str),
+    #[error("invalid {kind} id {value:?}")]
+    InvalidId { kind: &'static str, value: String },
+    #[error("invalid tunnel name {name:?}: {reason}")]
+    InvalidTunnelName { name: String, reason: &'static str },
+    // --- ingress (config.yml) errors ---
+    // Texts are cloudflared's (users search for them); `rule` is always 1-based.
+    /// No ingress rules at all.
+    #[error("The config file doesn't contain any ingress rules")]
+    NoIngressRules,
+    /// The last rule has a hostname or path filter.
+    #[error(
+        "Rule #{rule}: The last ingress rule must match all URLs (i.e. it should not have a hostname or path filter)"
+    )]
+    LastRuleNotCatchAll { rule: usize },
+    /// A rule before the last matches everything, so later rules are dead.
+    #[error(
+        "Rule #{rule} is matching the hostname '{hostname}', but this will match every hostname, meaning the rules which follow it will never be triggered."
+    )]
+    CatchAllNotLast { rule: usize, hostname: String },
+    /// The rule's hostname has a `:port`.
+    #[error("Rule #{rule}: Hostname cannot contain a port")]
+    HostnameContainsPort { rule: usize },
+    /// A `*` anywhere but a leading `*.`, or more than one.
+    #[error(
+        "Rule #{rule}: Hostname patterns can have at most one wildcard character (\"*\") and it can only be used for subdomains, e.g. \"*.example.com\""
+    )]
+    BadWildcard { rule: usize },
+    /// Any other reason the rule's hostname is not a hostname.
+    #[error("Rule #{rule} has an invalid hostname '{hostname}': {reason}")]
+    RuleInvalidHostname {
+        rule: usize,
+        hostname: String,
+        reason: &'static str,
+    },
+    /// The rule's `path` does not compile as a regex.
+    #[error("Rule #{rule} has an invalid regex: {reason}")]
+    InvalidPathRegex { rule: usize, reason: String },
+    /// The service URL lacks a scheme or a host.
+    #[error(
+        "Rule #{rule}: {service} is an invalid address, please make sure it has a scheme and a hostname"
+    )]
+    ServiceMissingSchemeOrHost { rule: usize, service: String },
+    /// The service URL has a path (or query), which would never be used.
+    #[error(
+        "Rule #{rule}: {service} is an invalid address, ingress rules don't support proxying to a different path on the origin service. The path will be the same as the eyeball request's path"
+    )]
+    ServiceHasPath { rule: usize, service: String },
+    /// `http_status:` with a non-number or a number outside 100–999.
+    #[error("Rule #{rule}: invalid HTTP status code: {code}")]
+    InvalidStatusCode { rule: usize, code: String },
+    /// A service kind Adit does not proxy (yet).
+    #[error(
+        "Rule #{rule}: service '{service}' is not supported; use an http://, https://, ws:// or wss:// URL, http_status:NNN or hello_world (tcp://, ssh://, rdp://, unix: and other services are not supported yet)"
+    )]
+    UnsupportedService { rule: usize, service: String },
+    /// A duration that is neither a Go duration string (`1m30s`) nor whole seconds.
+    #[error("invalid duration {value:?}: {reason}")]
+    InvalidDuration { value: String, reason: &'static str },
+}

@@ -1,0 +1,4 @@
+//! Building blocks shared by the pages.
+
+pub(crate) mod shell;
+pub(crate) mod status_badge;

@@ -1,0 +1,3 @@
+//! One component per dashboard page.
+
+pub(crate) mod tunnels;

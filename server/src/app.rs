@@ -1,0 +1,228 @@
+//! Builds the whole server: data directory, database, certificates, the three listeners
+//! (each may be port 0; the bound addresses are reported) and the tasks that serve them.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use adit_core::ids::AccountId;
+use axum::{extract::State, response::Html, routing::get};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Config, Error,
+    control::Control,
+    edge::{self, Edge},
+    files,
+    grpc::{ConnectorApi, TunnelApi},
+    pki,
+    registry::Registry,
+    routes::Routes,
+    secrets::{self, ServerKey},
+    storage::Storage,
+    tunnel_listener::{self, TunnelListener},
+};
+
+/// The account everything belongs to until accounts and users arrive.
+pub(crate) const DEFAULT_ACCOUNT: &str = "default";
+
+pub struct App {
+    pub edge_addr: SocketAddr,
+    pub tunnel_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The admin API token, only on the start that created it.
+    pub new_admin_token: Option<String>,
+    pub default_account: AccountId,
+    pub control: Arc<Control>,
+    edge_listener: TcpListener,
+    tunnel_listener: TcpListener,
+    api_listener: TcpListener,
+    acceptor: TlsAcceptor,
+    node: String,
+}
+
+fn node_name(config: &Config) -> String {
+    config.node_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "adit-edge".into())
+    })
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr} for the {what}: {e}")))
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self, Error> {
+        let data_dir = config.data_dir();
+        std::fs::create_dir_all(&data_dir).map_err(|e| Error::file(&data_dir, e))?;
+        let node = node_name(&config);
+
+        let database_url = config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| Storage::sqlite_url(&data_dir.join("adit.db")));
+        let storage = Storage::open(&database_url).await?;
+        let default_account = storage.ensure_account(DEFAULT_ACCOUNT).await?;
+        let stale = storage.close_connections_of_edge(&node).await?;
+        if stale > 0 {
+            tracing::info!(stale, "closed connections left open by this node's previous run");
+        }
+
+        let edge_listener = bind(config.edge_addr, "public edge").await?;
+        let tunnel_listener = bind(config.tunnel_addr, "tunnel listener").await?;
+        let api_listener = bind(config.api_addr, "API").await?;
+        let tunnel_addr = tunnel_listener.local_addr()?;
+
+        let public_host = config.public_host.clone().unwrap_or_else(|| {
+            if tunnel_addr.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                tunnel_addr.ip().to_string()
+            }
+        });
+        let certs = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => pki::load_operator(cert, key)?,
+            _ => {
+                let mut names = vec![
+                    "localhost".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    "::1".to_owned(),
+                    node.clone(),
+                ];
+                if !names.contains(&public_host) {
+                    names.push(public_host.clone());
+                }
+                pki::ensure_self_signed(&data_dir, &names)?
+            }
+        };
+        let acceptor = TlsAcceptor::from(adit_transport::tls::server_config(certs.chain, certs.key)?);
+        let endpoint = if public_host.contains(':') {
+            format!("[{public_host}]:{}", tunnel_addr.port())
+        } else {
+            format!("{public_host}:{}", tunnel_addr.port())
+        };
+
+        let key = ServerKey::load_or_create(&data_dir.join("server.key"))?;
+        let routes = Arc::new(Routes::default());
+        routes.reload(&storage).await?;
+        let control = Arc::new(Control::new(
+            storage.clone(),
+            Arc::new(Registry::default()),
+            routes,
+            key,
+            endpoint,
+            certs.ca_pin,
+        ));
+
+        let new_admin_token = if storage.count_api_tokens(default_account).await? == 0 {
+            let token = secrets::new_api_token();
+            storage
+                .insert_api_token(default_account, "admin", &secrets::sha256_hex(token.as_bytes()))
+                .await?;
+            files::write_private(&data_dir.join("admin-token"), token.as_bytes())?;
+            Some(token)
+        } else {
+            None
+        };
+        let api_addr = api_listener.local_addr()?;
+        files::write_private(&data_dir.join("api-url"), format!("http://{api_addr}").as_bytes())?;
+
+        Ok(Self {
+            edge_addr: edge_listener.local_addr()?,
+            tunnel_addr,
+            api_addr,
+            data_dir,
+            new_admin_token,
+            default_account,
+            control,
+            edge_listener,
+            tunnel_listener,
+            api_listener,
+            acceptor,
+            node,
+        })
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        if let Some(token) = &self.new_admin_token {
+            println!(
+                "Admin API token (shown once; also saved to {}):\n\n    {token}\n",
+                self.data_dir.join("admin-token").display()
+            );
+        }
+        tracing::info!(
+            edge = %self.edge_addr,
+            tunnel = %self.tunnel_addr,
+            api = %self.api_addr,
+            node = %self.node,
+            "adit-server listening"
+        );
+        let control = self.control.clone();
+
+        let connector_grpc = tonic::service::Routes::new(
+            adit_proto::v1::connector_service_server::ConnectorServiceServer::new(ConnectorApi(control.clone())),
+        )
+        .into_axum_router();
+        let listener = Arc::new(TunnelListener {
+            control: control.clone(),
+            acceptor: self.acceptor,
+            grpc: connector_grpc,
+            node: self.node,
+        });
+        let edge = Arc::new(Edge {
+            routes: control.routes.clone(),
+            registry: control.registry.clone(),
+        });
+
+        let api = crate::api::router(control.clone())
+            .merge(
+                tonic::service::Routes::new(
+                    adit_proto::v1::tunnel_service_server::TunnelServiceServer::new(TunnelApi(control.clone())),
+                )
+                .into_axum_router(),
+            )
+            .merge(
+                axum::Router::new()
+                    .route("/", get(dashboard))
+                    .with_state((control.clone(), self.default_account)),
+            );
+
+        let tasks = [
+            tokio::spawn(tunnel_listener::serve(self.tunnel_listener, listener, shutdown.clone())),
+            tokio::spawn(edge::serve(self.edge_listener, edge, shutdown.clone())),
+            tokio::spawn({
+                let shutdown = shutdown.clone();
+                async move {
+                    if let Err(e) = axum::serve(self.api_listener, api)
+                        .with_graceful_shutdown(shutdown.cancelled_owned())
+                        .await
+                    {
+                        tracing::error!(error = %e, "API server failed");
+                    }
+                }
+            }),
+        ];
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a server task panicked");
+            }
+        }
+        control.storage.close().await;
+        Ok(())
+    }
+}
+
+async fn dashboard(
+    State((control, account)): State<(Arc<Control>, AccountId)>,
+) -> Result<Html<String>, crate::api::ApiError> {
+    let tunnels = control.list_tunnels(account, "").await?;
+    Ok(Html(adit_dashboard::render_tunnels_page(&tunnels)))
+}

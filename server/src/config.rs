@@ -1,0 +1,77 @@
+//! adit-server's one configuration struct: flags, with `ADIT_*` environment twins.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "adit-server", version, about = "Adit's edge server: public edge, tunnel listener, API and dashboard")]
+pub struct Config {
+    /// Where the database, certificates and keys live (created when missing).
+    #[arg(long, env = "ADIT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` to run on PostgreSQL; default is an SQLite file in the data directory.
+    #[arg(long, env = "ADIT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Public edge (HTTP) address visitors connect to.
+    #[arg(long, env = "ADIT_EDGE_ADDR", default_value = "0.0.0.0:8080")]
+    pub edge_addr: SocketAddr,
+    /// Tunnel listener (TLS) address connectors dial.
+    #[arg(long, env = "ADIT_TUNNEL_ADDR", default_value = "0.0.0.0:7844")]
+    pub tunnel_addr: SocketAddr,
+    /// API (REST + gRPC) and dashboard address.
+    #[arg(long, env = "ADIT_API_ADDR", default_value = "127.0.0.1:8000")]
+    pub api_addr: SocketAddr,
+    /// The name or IP connectors reach the tunnel listener by; goes into tokens and the
+    /// listener's certificate. Default: the listener's own IP, or 127.0.0.1.
+    #[arg(long, env = "ADIT_PUBLIC_HOST")]
+    pub public_host: Option<String>,
+    /// Operator certificate chain (PEM) for the tunnel listener, instead of a self-made CA.
+    #[arg(long, env = "ADIT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, env = "ADIT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// This edge node's name, shown on connections. Default: the host name.
+    #[arg(long, env = "ADIT_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Log level filter (`info`, `debug`, `adit_server=debug,info`, …).
+    #[arg(long, env = "ADIT_LOGLEVEL", default_value = "info")]
+    pub loglevel: String,
+    /// Log format.
+    #[arg(long, env = "ADIT_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
+    pub log_format: String,
+}
+
+impl Config {
+    /// Every listener on 127.0.0.1 port 0, for tests and embedding.
+    pub fn ephemeral(data_dir: PathBuf) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            data_dir: Some(data_dir),
+            database_url: None,
+            edge_addr: any,
+            tunnel_addr: any,
+            api_addr: any,
+            public_host: None,
+            tls_cert: None,
+            tls_key: None,
+            node_name: Some("edge-test".into()),
+            loglevel: "info".into(),
+            log_format: "pretty".into(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+/// `~/.adit/server`, where the CLI also looks for the admin token.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".adit")
+        .join("server")
+}

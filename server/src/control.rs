@@ -1,0 +1,360 @@
+//! The control plane's operations, shared by REST, gRPC and the tunnel listener so that
+//! every rule (uniqueness, ownership, rotation) is written once.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use adit_core::{
+    api,
+    hostname::HostPattern,
+    ids::{AccountId, ConnectorId, RouteId, TunnelId, TunnelName},
+    token::TunnelToken,
+    wire::{DataHello, RejectCode},
+};
+
+use crate::{
+    Error,
+    clock::{now_ms, rfc3339},
+    registry::Registry,
+    routes::Routes,
+    secrets::{ServerKey, secret_matches, sha256_hex},
+    storage::{ConnectorRow, RouteRow, Storage, TunnelRow},
+};
+
+/// What a connector says about itself when it registers.
+#[derive(Debug, Clone)]
+pub struct ConnectorInfo {
+    pub id: ConnectorId,
+    pub version: String,
+    pub arch: String,
+    pub hostname: String,
+}
+
+pub struct Control {
+    pub storage: Storage,
+    pub registry: Arc<Registry>,
+    pub routes: Arc<Routes>,
+    key: ServerKey,
+    /// What tokens name as the endpoint (`host:port` of the tunnel listener).
+    endpoint: String,
+    ca_pin: Option<String>,
+}
+
+impl Control {
+    pub(crate) fn new(
+        storage: Storage,
+        registry: Arc<Registry>,
+        routes: Arc<Routes>,
+        key: ServerKey,
+        endpoint: String,
+        ca_pin: Option<String>,
+    ) -> Self {
+        Self {
+            storage,
+            registry,
+            routes,
+            key,
+            endpoint,
+            ca_pin,
+        }
+    }
+
+    async fn tunnel(&self, account: AccountId, tunnel: &str) -> Result<TunnelRow, Error> {
+        self.storage
+            .find_tunnel(account, tunnel)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "tunnel",
+                name: tunnel.to_owned(),
+            })
+    }
+
+    async fn view(&self, row: TunnelRow) -> Result<api::Tunnel, Error> {
+        let routes = self.storage.list_routes(row.id).await?;
+        let connectors = self.storage.live_connectors(row.id).await?;
+        let mut connections = 0u32;
+        for connector in &connectors {
+            let open = self.storage.open_connections(connector.id).await?;
+            connections += u32::try_from(open.len()).unwrap_or(u32::MAX);
+        }
+        let live_connectors = u32::try_from(connectors.len()).unwrap_or(u32::MAX);
+        Ok(api::Tunnel {
+            id: row.id,
+            account_id: row.account_id,
+            name: row.name,
+            created_at: rfc3339(row.created_at),
+            status: api::TunnelStatus::derive(
+                row.conns_active_at.is_some(),
+                live_connectors,
+                connections,
+            ),
+            connectors: live_connectors,
+            connections,
+            routes: routes.into_iter().map(|r| r.hostname).collect(),
+        })
+    }
+
+    fn token_for(&self, row: &TunnelRow) -> String {
+        TunnelToken {
+            account_id: row.account_id,
+            tunnel_id: row.id,
+            secret: self.key.tunnel_secret(row.id, row.secret_generation),
+            endpoint: Some(self.endpoint.clone()),
+            ca_pin: self.ca_pin.clone(),
+        }
+        .encode()
+    }
+
+    pub async fn create_tunnel(&self, account: AccountId, name: &str) -> Result<api::Tunnel, Error> {
+        let name = TunnelName::parse(name).map_err(|e| Error::invalid("name", e))?;
+        let id = TunnelId::random();
+        let secret = self.key.tunnel_secret(id, 0);
+        let row = TunnelRow {
+            id,
+            account_id: account,
+            name: name.to_string(),
+            secret_generation: 0,
+            secret_hash: sha256_hex(secret.as_bytes()),
+            created_at: now_ms(),
+            conns_active_at: None,
+        };
+        self.storage.insert_tunnel(&row).await?;
+        tracing::info!(tunnel = %id, name = %row.name, "tunnel created");
+        self.view(row).await
+    }
+
+    pub async fn list_tunnels(
+        &self,
+        account: AccountId,
+        name_prefix: &str,
+    ) -> Result<Vec<api::Tunnel>, Error> {
+        let mut out = Vec::new();
+        for row in self.storage.list_tunnels(account).await? {
+            if row.name.starts_with(name_prefix) {
+                out.push(self.view(row).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn get_tunnel(&self, account: AccountId, tunnel: &str) -> Result<api::Tunnel, Error> {
+        let row = self.tunnel(account, tunnel).await?;
+        self.view(row).await
+    }
+
+    pub async fn rename_tunnel(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+        name: &str,
+    ) -> Result<api::Tunnel, Error> {
+        let name = TunnelName::parse(name).map_err(|e| Error::invalid("name", e))?;
+        let mut row = self.tunnel(account, tunnel).await?;
+        self.storage.rename_tunnel(row.id, name.as_str()).await?;
+        row.name = name.to_string();
+        self.view(row).await
+    }
+
+    pub async fn delete_tunnel(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+        force: bool,
+    ) -> Result<api::Tunnel, Error> {
+        let row = self.tunnel(account, tunnel).await?;
+        let view = self.view(row.clone()).await?;
+        if view.connections > 0 && !force {
+            return Err(Error::FailedPrecondition(format!(
+                "tunnel {} has {} active connection(s); stop its connectors or delete with force",
+                row.name, view.connections
+            )));
+        }
+        self.storage.delete_tunnel(row.id).await?;
+        self.routes.reload(&self.storage).await?;
+        let closed = self.registry.close_tunnel(row.id);
+        tracing::info!(tunnel = %row.id, closed, "tunnel deleted");
+        Ok(view)
+    }
+
+    pub async fn tunnel_token(&self, account: AccountId, tunnel: &str) -> Result<String, Error> {
+        let row = self.tunnel(account, tunnel).await?;
+        Ok(self.token_for(&row))
+    }
+
+    /// New secret; every running connector of the tunnel is disconnected and its old token
+    /// refused from now on.
+    pub async fn rotate_secret(&self, account: AccountId, tunnel: &str) -> Result<String, Error> {
+        let mut row = self.tunnel(account, tunnel).await?;
+        row.secret_generation += 1;
+        let secret = self.key.tunnel_secret(row.id, row.secret_generation);
+        row.secret_hash = sha256_hex(secret.as_bytes());
+        self.storage
+            .set_tunnel_secret(row.id, row.secret_generation, &row.secret_hash)
+            .await?;
+        let closed = self.registry.close_tunnel(row.id);
+        tracing::info!(tunnel = %row.id, closed, "tunnel secret rotated");
+        Ok(self.token_for(&row))
+    }
+
+    pub async fn create_route(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+        hostname: &str,
+    ) -> Result<api::Route, Error> {
+        let pattern = HostPattern::parse(hostname).map_err(|e| Error::invalid("hostname", e))?;
+        let row = self.tunnel(account, tunnel).await?;
+        for existing in self.storage.all_routes().await? {
+            let Ok(other) = HostPattern::parse(&existing.hostname) else {
+                continue;
+            };
+            if other == pattern && existing.tunnel_id == row.id {
+                return Err(Error::Conflict(format!(
+                    "{pattern} is already configured to route to your tunnel"
+                )));
+            }
+            if other.overlaps(&pattern) {
+                return Err(Error::Conflict(format!(
+                    "hostname {pattern} overlaps {other}, which is already routed to a tunnel"
+                )));
+            }
+        }
+        let route = RouteRow {
+            id: RouteId::random(),
+            account_id: account,
+            tunnel_id: row.id,
+            hostname: pattern.to_string(),
+            created_at: now_ms(),
+        };
+        self.storage.insert_route(&route).await?;
+        self.routes.reload(&self.storage).await?;
+        Ok(route_view(route))
+    }
+
+    pub async fn list_routes(&self, account: AccountId, tunnel: &str) -> Result<Vec<api::Route>, Error> {
+        let row = self.tunnel(account, tunnel).await?;
+        Ok(self
+            .storage
+            .list_routes(row.id)
+            .await?
+            .into_iter()
+            .map(route_view)
+            .collect())
+    }
+
+    pub async fn delete_route(&self, account: AccountId, route: &str) -> Result<(), Error> {
+        let not_found = || Error::NotFound {
+            what: "route",
+            name: route.to_owned(),
+        };
+        let id: RouteId = route.parse().map_err(|_| not_found())?;
+        self.storage.route(account, id).await?.ok_or_else(not_found)?;
+        self.storage.delete_route(id).await?;
+        self.routes.reload(&self.storage).await
+    }
+
+    pub async fn list_connectors(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+    ) -> Result<Vec<api::Connector>, Error> {
+        let row = self.tunnel(account, tunnel).await?;
+        let mut out = Vec::new();
+        for c in self.storage.live_connectors(row.id).await? {
+            let connections = self
+                .storage
+                .open_connections(c.id)
+                .await?
+                .into_iter()
+                .map(|k| api::Connection {
+                    id: k.id,
+                    index: k.index,
+                    edge: k.edge,
+                    opened_at: rfc3339(k.opened_at),
+                    origin_ip: k.origin_ip,
+                })
+                .collect();
+            out.push(api::Connector {
+                id: c.id,
+                tunnel_id: c.tunnel_id,
+                version: c.version,
+                arch: c.arch,
+                hostname: c.hostname,
+                registered_at: rfc3339(c.registered_at),
+                connections,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The tunnel a presented token runs, if the token is current.
+    pub async fn authenticate_token(&self, token: &str) -> Result<TunnelRow, Error> {
+        let token = TunnelToken::parse(token).map_err(|_| Error::Unauthenticated)?;
+        let row = self
+            .storage
+            .tunnel_by_id(token.tunnel_id)
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if row.account_id != token.account_id
+            || !secret_matches(token.secret.as_bytes(), &row.secret_hash)
+        {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(row)
+    }
+
+    pub async fn register_connector(
+        &self,
+        token: &str,
+        info: ConnectorInfo,
+        peer: SocketAddr,
+    ) -> Result<TunnelRow, Error> {
+        let tunnel = self.authenticate_token(token).await?;
+        let row = ConnectorRow {
+            id: info.id,
+            account_id: tunnel.account_id,
+            tunnel_id: tunnel.id,
+            version: info.version,
+            arch: info.arch,
+            hostname: info.hostname,
+            origin_ip: peer.ip().to_string(),
+            registered_at: now_ms(),
+        };
+        self.storage.upsert_connector(&row).await?;
+        tracing::info!(tunnel = %tunnel.id, connector = %row.id, version = %row.version, "connector registered");
+        Ok(tunnel)
+    }
+
+    /// Checks a data connection's hello: the token must be current and the connector
+    /// registered to that tunnel.
+    pub async fn authorize_data(
+        &self,
+        hello: &DataHello,
+    ) -> Result<Result<ConnectorRow, (RejectCode, String)>, Error> {
+        let tunnel = match self.authenticate_token(&hello.token).await {
+            Ok(t) => t,
+            Err(Error::Unauthenticated) => {
+                return Ok(Err((
+                    RejectCode::Unauthorized,
+                    "Provided Tunnel token is not valid.".into(),
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        match self.storage.connector(hello.connector_id).await? {
+            Some(c) if c.tunnel_id == tunnel.id => Ok(Ok(c)),
+            _ => Ok(Err((
+                RejectCode::UnknownConnector,
+                format!("connector {} is not registered", hello.connector_id),
+            ))),
+        }
+    }
+}
+
+fn route_view(route: RouteRow) -> api::Route {
+    api::Route {
+        id: route.id,
+        tunnel_id: route.tunnel_id,
+        hostname: route.hostname,
+        created_at: rfc3339(route.created_at),
+    }
+}

@@ -1,0 +1,491 @@
+//! The public edge: accepts visitors' HTTP/1.1 (and h2c), maps Host → route → tunnel → a
+//! live connection, and relays the request as one HTTP/2 stream to the connector. Bodies
+//! stream both ways; WebSocket upgrades become a full-duplex stream.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use adit_core::{
+    api::ApiError,
+    hostname::normalize_host,
+    ids::{ConnectionId, TunnelId},
+    wire::{
+        HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS,
+        StreamKind,
+    },
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+    sync::mpsc,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    registry::{BoxError, LiveConnection, Registry, TunnelBody},
+    routes::Routes,
+};
+
+/// How many connections a request tries before the visitor gets a 502.
+const MAX_ATTEMPTS: usize = 4;
+/// Largest connector-made error body the edge reads to render its own page.
+const MAX_ERROR_BODY: usize = 4096;
+
+pub struct Edge {
+    pub routes: Arc<Routes>,
+    pub registry: Arc<Registry>,
+}
+
+pub async fn serve(listener: TcpListener, edge: Arc<Edge>, shutdown: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "edge accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let edge = edge.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(
+            async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let edge = edge.clone();
+                    async move { Ok::<_, Infallible>(edge.handle(req, peer).await) }
+                });
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .keep_alive(true);
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    result = conn.as_mut() => if let Err(e) = result {
+                        tracing::debug!(error = %e, "visitor connection ended with an error");
+                    },
+                    () = shutdown.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+                    }
+                }
+            }
+            .instrument(tracing::debug_span!("visitor", %peer)),
+        );
+    }
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json") && !v.contains("text/html"))
+}
+
+/// An error page the edge makes itself: JSON when asked for, HTML otherwise.
+pub fn error_response(status: StatusCode, code: &str, message: &str, json: bool) -> Response<TunnelBody> {
+    let (content_type, body) = if json {
+        let body = ApiError {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            details: serde_json::Value::Null,
+        };
+        (
+            "application/json",
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
+    } else {
+        let escaped = message
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        let title = status.canonical_reason().unwrap_or("Error");
+        (
+            "text/html; charset=utf-8",
+            format!(
+                "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{code} · {title}</title></head>\
+                 <body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;color:#1f2328\">\
+                 <h1>{} {title}</h1><p>{escaped}</p><p style=\"color:#656d76\">Error code: {code} · served by the Adit edge</p></body></html>",
+                status.as_u16()
+            )
+            .into_bytes(),
+        )
+    };
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn full(bytes: impl Into<Bytes>) -> TunnelBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {
+    let has_token = |name: HeaderName, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    req.method() == Method::GET
+        && has_token(header::CONNECTION, "upgrade")
+        && has_token(header::UPGRADE, "websocket")
+}
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus our own
+/// metadata names, which a visitor must not be able to set.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::HOST,
+        HeaderName::from_static(HEADER_STREAM_KIND),
+        HeaderName::from_static(HEADER_CLIENT_ADDR),
+        HeaderName::from_static(HEADER_RESPONSE_SOURCE),
+        HeaderName::from_static(HEADER_UPGRADE_STATUS),
+    ] {
+        headers.remove(name);
+    }
+    // HTTP/2 allows only "te: trailers".
+    if headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes() != b"trailers")
+    {
+        headers.remove(header::TE);
+    }
+}
+
+enum Failure {
+    NoConnector,
+    Stream(hyper::Error),
+}
+
+impl Edge {
+    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<TunnelBody> {
+        let json = wants_json(req.headers());
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()));
+        let Some(host) = host else {
+            return error_response(StatusCode::BAD_REQUEST, "missing_host", "The request has no Host header.", json);
+        };
+        let Some(tunnel) = self.routes.current().lookup(&normalize_host(&host)) else {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "host_not_routed",
+                &format!("The host {host} is not routed to any tunnel."),
+                json,
+            );
+        };
+        let kind = if is_websocket_upgrade(&req) {
+            StreamKind::WebSocket
+        } else {
+            StreamKind::Http
+        };
+        let visitor_upgrade = (kind == StreamKind::WebSocket).then(|| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+
+        let mut headers = parts.headers;
+        strip_hop_by_hop(&mut headers);
+        append_forwarded(&mut headers, peer, &host);
+        headers.insert(HEADER_STREAM_KIND, HeaderValue::from_static(kind.as_str()));
+        if let Ok(addr) = HeaderValue::from_str(&peer.to_string()) {
+            headers.insert(HEADER_CLIENT_ADDR, addr);
+        }
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let uri = match http::Uri::builder()
+            .scheme("http")
+            .authority(host.as_str())
+            .path_and_query(path)
+            .build()
+        {
+            Ok(uri) => uri,
+            Err(_) => {
+                return error_response(StatusCode::BAD_REQUEST, "bad_host", "The Host header is not valid.", json);
+            }
+        };
+
+        let (body, visitor_tx) = match kind {
+            StreamKind::Http => (body.map_err(BoxError::from).boxed_unsync(), None),
+            StreamKind::WebSocket => {
+                let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
+                let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+                (StreamBody::new(stream).boxed_unsync(), Some(tx))
+            }
+        };
+        let mut outgoing = Request::new(body);
+        *outgoing.method_mut() = parts.method;
+        *outgoing.uri_mut() = uri;
+        *outgoing.version_mut() = Version::HTTP_2;
+        *outgoing.headers_mut() = headers;
+
+        let (response, guard) = match self.send(tunnel, outgoing).await {
+            Ok(pair) => pair,
+            Err(Failure::NoConnector) => {
+                return error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "tunnel_offline",
+                    "The tunnel has no connector online. Start one with `adit tunnel run`.",
+                    json,
+                );
+            }
+            Err(Failure::Stream(e)) => {
+                tracing::debug!(%tunnel, error = %e, "stream to the connector failed");
+                return error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "connector_error",
+                    "The connection to the tunnel's connector failed while sending the request.",
+                    json,
+                );
+            }
+        };
+
+        if response
+            .headers()
+            .get(HEADER_RESPONSE_SOURCE)
+            .is_some_and(|v| v == "connector")
+            && response.status().is_server_error()
+        {
+            return connector_error(response, json).await;
+        }
+        match (visitor_upgrade, visitor_tx) {
+            (Some(upgrade), Some(tx))
+                if response
+                    .headers()
+                    .get(HEADER_UPGRADE_STATUS)
+                    .is_some_and(|v| v == "101") =>
+            {
+                switch_protocols(response, upgrade, tx, guard)
+            }
+            _ => relay_response(response, guard),
+        }
+    }
+
+    /// Opens the stream on a live connection, moving to another when one is closed
+    /// before the request left (the visitor never sees that).
+    async fn send(
+        &self,
+        tunnel: TunnelId,
+        mut request: Request<TunnelBody>,
+    ) -> Result<(Response<Incoming>, crate::registry::StreamGuard), Failure> {
+        let mut tried: Vec<ConnectionId> = Vec::new();
+        let mut last_error = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(connection) = self.registry.pick(tunnel, &tried) else {
+                break;
+            };
+            tried.push(connection.id);
+            let guard = connection.begin_stream();
+            match try_send(&connection, request).await {
+                Ok(response) => return Ok((response, guard)),
+                Err((e, Some(back))) => {
+                    tracing::debug!(connection = %connection.id, error = %e, "connection refused the stream; trying another");
+                    request = back;
+                    last_error = Some(e);
+                }
+                Err((e, None)) => return Err(Failure::Stream(e)),
+            }
+        }
+        Err(last_error.map_or(Failure::NoConnector, Failure::Stream))
+    }
+}
+
+async fn try_send(
+    connection: &LiveConnection,
+    request: Request<TunnelBody>,
+) -> Result<Response<Incoming>, (hyper::Error, Option<Request<TunnelBody>>)> {
+    let mut sender = connection.sender.clone();
+    sender
+        .try_send_request(request)
+        .await
+        .map_err(|mut e| {
+            let back = e.take_message();
+            (e.into_error(), back)
+        })
+}
+
+fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str) {
+    let ip = peer.ip().to_string();
+    let xff = match headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Ok(v) = HeaderValue::from_str(host) {
+        headers.insert("x-forwarded-host", v);
+    }
+}
+
+async fn connector_error(response: Response<Incoming>, json: bool) -> Response<TunnelBody> {
+    let status = response.status();
+    let code = response
+        .headers()
+        .get("adit-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("origin_error")
+        .to_owned();
+    let limited = http_body_util::Limited::new(response.into_body(), MAX_ERROR_BODY);
+    let message = match limited.collect().await {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        Err(_) => "The connector could not reach the origin.".to_owned(),
+    };
+    error_response(status, &code, &message, json)
+}
+
+fn relay_response(
+    response: Response<Incoming>,
+    guard: crate::registry::StreamGuard,
+) -> Response<TunnelBody> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.version = Version::HTTP_11;
+    let body = body
+        .map_frame(move |frame| {
+            // The guard lives as long as the body: the stream is in flight until then.
+            let _ = &guard;
+            frame
+        })
+        .map_err(BoxError::from)
+        .boxed_unsync();
+    Response::from_parts(parts, body)
+}
+
+/// Answers the visitor 101 and joins its upgraded socket to the stream.
+fn switch_protocols(
+    response: Response<Incoming>,
+    visitor: hyper::upgrade::OnUpgrade,
+    to_connector: mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
+    guard: crate::registry::StreamGuard,
+) -> Response<TunnelBody> {
+    let (mut parts, from_connector) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.status = StatusCode::SWITCHING_PROTOCOLS;
+    parts.version = Version::HTTP_11;
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    parts
+        .headers
+        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    tokio::spawn(
+        async move {
+            let _guard = guard;
+            let upgraded = match visitor.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(error = %e, "visitor upgrade failed");
+                    return;
+                }
+            };
+            let (mut visitor_read, mut visitor_write) = tokio::io::split(TokioIo::new(upgraded));
+            let up = async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match visitor_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let chunk = Bytes::copy_from_slice(&buf[..n]);
+                            if to_connector.send(Ok(Frame::data(chunk))).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                // Dropping the sender ends the stream's request body: a half-close.
+            };
+            let down = async move {
+                let mut frames = from_connector.into_data_stream();
+                while let Some(Ok(chunk)) = frames.next().await {
+                    if visitor_write.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = visitor_write.shutdown().await;
+            };
+            tokio::join!(up, down);
+        }
+        .instrument(tracing::debug_span!("websocket")),
+    );
+    Response::from_parts(parts, full(Bytes::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_metadata_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(HEADER_STREAM_KIND, HeaderValue::from_static("tcp"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        h.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_headers_append() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        append_forwarded(&mut h, "127.0.0.2:5000".parse().unwrap(), "app.example.com");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+    }
+
+    #[test]
+    fn error_pages_escape_and_speak_json() {
+        let html = error_response(StatusCode::NOT_FOUND, "x", "<b>", false);
+        assert_eq!(html.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let json = error_response(StatusCode::NOT_FOUND, "x", "m", true);
+        assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}

@@ -1,0 +1,52 @@
+use thiserror::Error;
+
+/// Everything that can go wrong in the server. The REST and gRPC boundaries translate it
+/// (see `api::ApiError` and `grpc`), hiding internals from callers and logging them once.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("I/O error on {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Transport(#[from] adit_transport::Error),
+    #[error("certificate generation failed: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("{what} {name:?} was not found")]
+    NotFound { what: &'static str, name: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid {field}: {message}")]
+    InvalidArgument { field: &'static str, message: String },
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    pub(crate) fn file(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::File {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, err: impl std::fmt::Display) -> Self {
+        Self::InvalidArgument {
+            field,
+            message: err.to_string(),
+        }
+    }
+}

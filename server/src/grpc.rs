@@ -1,0 +1,224 @@
+//! gRPC: `TunnelService` (automation, API-token auth, same operations as REST) and
+//! `ConnectorService` (connectors, tunnel-token auth). Conversions to proto live here only.
+
+use std::sync::Arc;
+
+use adit_core::{api, ids::ConnectorId};
+use adit_proto::v1::{self as pb, connector_service_server::ConnectorService, tunnel_service_server::TunnelService};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+
+use crate::{
+    Error, auth,
+    control::{ConnectorInfo, Control},
+    tunnel_listener::PeerAddr,
+};
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        match &err {
+            Error::NotFound { .. } => Status::not_found(err.to_string()),
+            Error::Conflict(m) => Status::already_exists(m.clone()),
+            Error::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
+            Error::InvalidArgument { .. } => Status::invalid_argument(err.to_string()),
+            Error::Unauthenticated => Status::unauthenticated("missing or invalid credentials"),
+            _ => {
+                tracing::error!(error = %err, "internal error serving gRPC");
+                Status::internal("internal error; the server log has the details")
+            }
+        }
+    }
+}
+
+fn bearer(metadata: &MetadataMap) -> Option<&str> {
+    metadata
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::bearer)
+}
+
+fn ms(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+fn tunnel_pb(t: api::Tunnel) -> pb::Tunnel {
+    pb::Tunnel {
+        id: t.id.to_string(),
+        account_id: t.account_id.to_string(),
+        name: t.name,
+        created_at_ms: ms(&t.created_at),
+        status: t.status.as_str().to_owned(),
+        connections: t.connections,
+        connectors: t.connectors,
+        routes: t.routes,
+    }
+}
+
+fn route_pb(r: api::Route) -> pb::Route {
+    pb::Route {
+        id: r.id.to_string(),
+        tunnel_id: r.tunnel_id.to_string(),
+        hostname: r.hostname,
+        created_at_ms: ms(&r.created_at),
+    }
+}
+
+fn connector_pb(c: api::Connector) -> pb::Connector {
+    pb::Connector {
+        id: c.id.to_string(),
+        tunnel_id: c.tunnel_id.to_string(),
+        version: c.version,
+        arch: c.arch,
+        hostname: c.hostname,
+        registered_at_ms: ms(&c.registered_at),
+        connections: c
+            .connections
+            .into_iter()
+            .map(|k| pb::Connection {
+                id: k.id.to_string(),
+                index: u32::from(k.index),
+                edge: k.edge,
+                opened_at_ms: ms(&k.opened_at),
+                origin_ip: k.origin_ip,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) struct TunnelApi(pub(crate) Arc<Control>);
+
+impl TunnelApi {
+    async fn account<T>(&self, request: &Request<T>) -> Result<adit_core::ids::AccountId, Status> {
+        Ok(auth::account_for_api_token(&self.0.storage, bearer(request.metadata())).await?)
+    }
+}
+
+#[tonic::async_trait]
+impl TunnelService for TunnelApi {
+    async fn create_tunnel(&self, req: Request<pb::CreateTunnelRequest>) -> Result<Response<pb::Tunnel>, Status> {
+        let account = self.account(&req).await?;
+        let t = self.0.create_tunnel(account, &req.get_ref().name).await?;
+        Ok(Response::new(tunnel_pb(t)))
+    }
+
+    async fn list_tunnels(
+        &self,
+        req: Request<pb::ListTunnelsRequest>,
+    ) -> Result<Response<pb::ListTunnelsResponse>, Status> {
+        let account = self.account(&req).await?;
+        let tunnels = self.0.list_tunnels(account, &req.get_ref().name_prefix).await?;
+        Ok(Response::new(pb::ListTunnelsResponse {
+            tunnels: tunnels.into_iter().map(tunnel_pb).collect(),
+        }))
+    }
+
+    async fn get_tunnel(&self, req: Request<pb::TunnelRef>) -> Result<Response<pb::Tunnel>, Status> {
+        let account = self.account(&req).await?;
+        let t = self.0.get_tunnel(account, &req.get_ref().tunnel).await?;
+        Ok(Response::new(tunnel_pb(t)))
+    }
+
+    async fn rename_tunnel(&self, req: Request<pb::RenameTunnelRequest>) -> Result<Response<pb::Tunnel>, Status> {
+        let account = self.account(&req).await?;
+        let r = req.get_ref();
+        let t = self.0.rename_tunnel(account, &r.tunnel, &r.name).await?;
+        Ok(Response::new(tunnel_pb(t)))
+    }
+
+    async fn delete_tunnel(&self, req: Request<pb::DeleteTunnelRequest>) -> Result<Response<pb::Tunnel>, Status> {
+        let account = self.account(&req).await?;
+        let r = req.get_ref();
+        let t = self.0.delete_tunnel(account, &r.tunnel, r.force).await?;
+        Ok(Response::new(tunnel_pb(t)))
+    }
+
+    async fn get_tunnel_token(&self, req: Request<pb::TunnelRef>) -> Result<Response<pb::TunnelToken>, Status> {
+        let account = self.account(&req).await?;
+        let token = self.0.tunnel_token(account, &req.get_ref().tunnel).await?;
+        Ok(Response::new(pb::TunnelToken { token }))
+    }
+
+    async fn rotate_tunnel_secret(&self, req: Request<pb::TunnelRef>) -> Result<Response<pb::TunnelToken>, Status> {
+        let account = self.account(&req).await?;
+        let token = self.0.rotate_secret(account, &req.get_ref().tunnel).await?;
+        Ok(Response::new(pb::TunnelToken { token }))
+    }
+
+    async fn create_route(&self, req: Request<pb::CreateRouteRequest>) -> Result<Response<pb::Route>, Status> {
+        let account = self.account(&req).await?;
+        let r = req.get_ref();
+        let route = self.0.create_route(account, &r.tunnel, &r.hostname).await?;
+        Ok(Response::new(route_pb(route)))
+    }
+
+    async fn list_routes(&self, req: Request<pb::TunnelRef>) -> Result<Response<pb::ListRoutesResponse>, Status> {
+        let account = self.account(&req).await?;
+        let routes = self.0.list_routes(account, &req.get_ref().tunnel).await?;
+        Ok(Response::new(pb::ListRoutesResponse {
+            routes: routes.into_iter().map(route_pb).collect(),
+        }))
+    }
+
+    async fn delete_route(
+        &self,
+        req: Request<pb::DeleteRouteRequest>,
+    ) -> Result<Response<pb::DeleteRouteResponse>, Status> {
+        let account = self.account(&req).await?;
+        self.0.delete_route(account, &req.get_ref().route_id).await?;
+        Ok(Response::new(pb::DeleteRouteResponse {}))
+    }
+
+    async fn list_connectors(
+        &self,
+        req: Request<pb::TunnelRef>,
+    ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
+        let account = self.account(&req).await?;
+        let connectors = self.0.list_connectors(account, &req.get_ref().tunnel).await?;
+        Ok(Response::new(pb::ListConnectorsResponse {
+            connectors: connectors.into_iter().map(connector_pb).collect(),
+        }))
+    }
+}
+
+pub(crate) struct ConnectorApi(pub(crate) Arc<Control>);
+
+#[tonic::async_trait]
+impl ConnectorService for ConnectorApi {
+    async fn register_connector(
+        &self,
+        req: Request<pb::RegisterConnectorRequest>,
+    ) -> Result<Response<pb::RegisterConnectorResponse>, Status> {
+        let token = bearer(req.metadata())
+            .ok_or_else(|| Status::unauthenticated("Provided Tunnel token is not valid."))?
+            .to_owned();
+        let peer = req
+            .extensions()
+            .get::<PeerAddr>()
+            .map(|p| p.0)
+            .ok_or_else(|| Status::internal("peer address unknown"))?;
+        let r = req.into_inner();
+        let id: ConnectorId = r
+            .connector_id
+            .parse()
+            .map_err(|_| Status::invalid_argument("connector_id must be a UUID"))?;
+        let info = ConnectorInfo {
+            id,
+            version: r.version,
+            arch: r.arch,
+            hostname: r.hostname,
+        };
+        let tunnel = match self.0.register_connector(&token, info, peer).await {
+            Ok(t) => t,
+            Err(Error::Unauthenticated) => {
+                return Err(Status::unauthenticated("Provided Tunnel token is not valid."));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Response::new(pb::RegisterConnectorResponse {
+            tunnel_id: tunnel.id.to_string(),
+            tunnel_name: tunnel.name,
+            protocol_versions: adit_core::wire::PROTOCOL_VERSIONS.to_vec(),
+        }))
+    }
+}

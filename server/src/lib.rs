@@ -1,0 +1,23 @@
+//! adit-server: the public edge, the tunnel listener connectors dial, the control plane
+//! (REST under `/api/v1` and gRPC) and the dashboard, built by [`App::build`].
+
+pub mod api;
+mod app;
+mod auth;
+mod clock;
+pub mod config;
+pub mod control;
+pub mod edge;
+mod error;
+mod files;
+mod grpc;
+mod pki;
+pub mod registry;
+pub mod routes;
+mod secrets;
+pub mod storage;
+pub mod tunnel_listener;
+
+pub use app::App;
+pub use config::Config;
+pub use error::Error;

@@ -1,0 +1,128 @@
+//! The data connections this edge node holds right now, by tunnel. The edge picks one per
+//! request; rotation and deletion close them all.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use adit_core::ids::{ConnectionId, ConnectorId, TunnelId};
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::client::conn::http2::SendRequest;
+use tokio_util::sync::CancellationToken;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A body travelling through the edge, whatever its source.
+pub type TunnelBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// One connector connection that streams can be opened on.
+pub struct LiveConnection {
+    pub id: ConnectionId,
+    pub tunnel_id: TunnelId,
+    pub connector_id: ConnectorId,
+    pub index: u8,
+    pub sender: SendRequest<TunnelBody>,
+    /// Cancelling closes the connection's socket.
+    pub close: CancellationToken,
+    in_flight: AtomicUsize,
+}
+
+impl LiveConnection {
+    pub fn new(
+        id: ConnectionId,
+        tunnel_id: TunnelId,
+        connector_id: ConnectorId,
+        index: u8,
+        sender: SendRequest<TunnelBody>,
+        close: CancellationToken,
+    ) -> Self {
+        Self {
+            id,
+            tunnel_id,
+            connector_id,
+            index,
+            sender,
+            close,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts a stream as in flight until the guard drops.
+    pub fn begin_stream(self: &Arc<Self>) -> StreamGuard {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        StreamGuard(self.clone())
+    }
+
+    fn usable(&self) -> bool {
+        !self.sender.is_closed() && !self.close.is_cancelled()
+    }
+}
+
+pub struct StreamGuard(Arc<LiveConnection>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    tunnels: Mutex<HashMap<TunnelId, Vec<Arc<LiveConnection>>>>,
+    rotor: AtomicUsize,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TunnelId, Vec<Arc<LiveConnection>>>> {
+        // A panic while holding the lock leaves the map consistent: every change is one call.
+        self.tunnels.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn add(&self, connection: Arc<LiveConnection>) {
+        self.lock()
+            .entry(connection.tunnel_id)
+            .or_default()
+            .push(connection);
+    }
+
+    pub fn remove(&self, tunnel: TunnelId, id: ConnectionId) {
+        let mut tunnels = self.lock();
+        if let Some(list) = tunnels.get_mut(&tunnel) {
+            list.retain(|c| c.id != id);
+            if list.is_empty() {
+                tunnels.remove(&tunnel);
+            }
+        }
+    }
+
+    /// The usable connection with the fewest streams in flight, skipping `excluded`;
+    /// ties go round-robin so load spreads over all four.
+    pub fn pick(&self, tunnel: TunnelId, excluded: &[ConnectionId]) -> Option<Arc<LiveConnection>> {
+        let tunnels = self.lock();
+        let list = tunnels.get(&tunnel)?;
+        let start = self.rotor.fetch_add(1, Ordering::Relaxed);
+        let n = list.len();
+        (0..n)
+            .map(|i| &list[(start + i) % n])
+            .filter(|c| c.usable() && !excluded.contains(&c.id))
+            .min_by_key(|c| c.in_flight.load(Ordering::Relaxed))
+            .cloned()
+    }
+
+    pub fn connections(&self, tunnel: TunnelId) -> Vec<Arc<LiveConnection>> {
+        self.lock().get(&tunnel).cloned().unwrap_or_default()
+    }
+
+    /// Closes every connection of a tunnel (secret rotated, tunnel deleted).
+    pub fn close_tunnel(&self, tunnel: TunnelId) -> usize {
+        let list = self.lock().remove(&tunnel).unwrap_or_default();
+        for connection in &list {
+            connection.close.cancel();
+        }
+        list.len()
+    }
+}

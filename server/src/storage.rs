@@ -1,0 +1,524 @@
+//! The one storage interface: every query the server makes lives here, written once for
+//! both backends through sqlx's `Any` driver (SQLite by default, PostgreSQL for clusters).
+//! Ids are UUID text and times are milliseconds since the epoch, which both store alike.
+
+use std::{path::Path, str::FromStr};
+
+use adit_core::ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId};
+use sqlx::{
+    AnyPool, Row,
+    any::{AnyPoolOptions, AnyRow},
+    migrate::Migrator,
+};
+
+use crate::{Error, clock::now_ms};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelRow {
+    pub id: TunnelId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub secret_generation: i64,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub conns_active_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRow {
+    pub id: RouteId,
+    pub account_id: AccountId,
+    pub tunnel_id: TunnelId,
+    pub hostname: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorRow {
+    pub id: ConnectorId,
+    pub account_id: AccountId,
+    pub tunnel_id: TunnelId,
+    pub version: String,
+    pub arch: String,
+    pub hostname: String,
+    pub origin_ip: String,
+    pub registered_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRow {
+    pub id: ConnectionId,
+    pub connector_id: ConnectorId,
+    pub index: u8,
+    pub edge: String,
+    pub origin_ip: String,
+    pub opened_at: i64,
+}
+
+fn parse_id<T: FromStr>(row: &AnyRow, column: &str) -> Result<T, Error> {
+    let text: String = row.try_get(column)?;
+    text.parse()
+        .map_err(|_| Error::Corrupt(format!("column {column} holds {text:?}, not an id")))
+}
+
+fn tunnel_from(row: &AnyRow) -> Result<TunnelRow, Error> {
+    Ok(TunnelRow {
+        id: parse_id(row, "id")?,
+        account_id: parse_id(row, "account_id")?,
+        name: row.try_get("name")?,
+        secret_generation: row.try_get("secret_generation")?,
+        secret_hash: row.try_get("secret_hash")?,
+        created_at: row.try_get("created_at")?,
+        conns_active_at: row.try_get("conns_active_at")?,
+    })
+}
+
+fn route_from(row: &AnyRow) -> Result<RouteRow, Error> {
+    Ok(RouteRow {
+        id: parse_id(row, "id")?,
+        account_id: parse_id(row, "account_id")?,
+        tunnel_id: parse_id(row, "tunnel_id")?,
+        hostname: row.try_get("hostname")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn connector_from(row: &AnyRow) -> Result<ConnectorRow, Error> {
+    Ok(ConnectorRow {
+        id: parse_id(row, "id")?,
+        account_id: parse_id(row, "account_id")?,
+        tunnel_id: parse_id(row, "tunnel_id")?,
+        version: row.try_get("version")?,
+        arch: row.try_get("arch")?,
+        hostname: row.try_get("hostname")?,
+        origin_ip: row.try_get("origin_ip")?,
+        registered_at: row.try_get("registered_at")?,
+    })
+}
+
+fn connection_from(row: &AnyRow) -> Result<ConnectionRow, Error> {
+    let index: i64 = row.try_get("conn_index")?;
+    Ok(ConnectionRow {
+        id: parse_id(row, "id")?,
+        connector_id: parse_id(row, "connector_id")?,
+        index: u8::try_from(index)
+            .map_err(|_| Error::Corrupt(format!("connection index {index}")))?,
+        edge: row.try_get("edge")?,
+        origin_ip: row.try_get("origin_ip")?,
+        opened_at: row.try_get("opened_at")?,
+    })
+}
+
+/// Maps a unique-constraint violation to a 409-style error with the caller's words.
+fn conflict_or(err: sqlx::Error, message: impl FnOnce() -> String) -> Error {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict(message()),
+        _ => Error::Database(err),
+    }
+}
+
+const TUNNEL_COLUMNS: &str =
+    "id, account_id, name, secret_generation, secret_hash, created_at, conns_active_at";
+
+impl Storage {
+    /// Opens (creating an SQLite file when needed) and migrates the database.
+    pub async fn open(url: &str) -> Result<Self, Error> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(Error::Config(format!(
+                "database URL {url:?} must start with sqlite: or postgres://"
+            )));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // One writer at a time is all SQLite allows; more connections only queue.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            })
+            .connect(url)
+            .await?;
+        let storage = Self { pool, backend };
+        match backend {
+            Backend::Sqlite => {
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&storage.pool)
+                    .await?;
+                SQLITE_MIGRATIONS.run(&storage.pool).await?;
+            }
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&storage.pool).await?,
+        }
+        Ok(storage)
+    }
+
+    /// The SQLite URL for a file, created when missing.
+    pub fn sqlite_url(path: &Path) -> String {
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- accounts and API tokens ----
+
+    /// The account named `name`, created on first use.
+    pub async fn ensure_account(&self, name: &str) -> Result<AccountId, Error> {
+        if let Some(row) = sqlx::query("SELECT id FROM accounts WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+        {
+            return parse_id(&row, "id");
+        }
+        let id = AccountId::random();
+        sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(id.to_string())
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn count_api_tokens(&self, account: AccountId) -> Result<i64, Error> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens WHERE account_id = $1")
+            .bind(account.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    pub async fn insert_api_token(
+        &self,
+        account: AccountId,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, account_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(account.to_string())
+        .bind(name)
+        .bind(token_hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The account an API token (by hash) belongs to, recording its use.
+    pub async fn account_for_api_token(&self, token_hash: &str) -> Result<Option<AccountId>, Error> {
+        let Some(row) = sqlx::query("SELECT account_id FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
+            .bind(now_ms())
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        parse_id(&row, "account_id").map(Some)
+    }
+
+    // ---- tunnels ----
+
+    pub async fn insert_tunnel(&self, tunnel: &TunnelRow) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO tunnels (id, account_id, name, secret_generation, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(tunnel.id.to_string())
+        .bind(tunnel.account_id.to_string())
+        .bind(&tunnel.name)
+        .bind(tunnel.secret_generation)
+        .bind(&tunnel.secret_hash)
+        .bind(tunnel.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, || format!("tunnel with name {:?} already exists", tunnel.name)))?;
+        Ok(())
+    }
+
+    pub async fn list_tunnels(&self, account: AccountId) -> Result<Vec<TunnelRow>, Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TUNNEL_COLUMNS} FROM tunnels WHERE account_id = $1 ORDER BY name"
+        ))
+        .bind(account.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tunnel_from).collect()
+    }
+
+    /// A tunnel of the account, named by id or by name.
+    pub async fn find_tunnel(
+        &self,
+        account: AccountId,
+        id_or_name: &str,
+    ) -> Result<Option<TunnelRow>, Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {TUNNEL_COLUMNS} FROM tunnels WHERE account_id = $1 AND (id = $2 OR name = $2)"
+        ))
+        .bind(account.to_string())
+        .bind(id_or_name.trim().to_ascii_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        if row.is_none() && id_or_name.parse::<TunnelId>().is_err() {
+            // Names are case-sensitive; ids were lowercased above.
+            let row = sqlx::query(&format!(
+                "SELECT {TUNNEL_COLUMNS} FROM tunnels WHERE account_id = $1 AND name = $2"
+            ))
+            .bind(account.to_string())
+            .bind(id_or_name)
+            .fetch_optional(&self.pool)
+            .await?;
+            return row.as_ref().map(tunnel_from).transpose();
+        }
+        row.as_ref().map(tunnel_from).transpose()
+    }
+
+    /// A tunnel by id, whatever its account (the data plane authenticates by token).
+    pub async fn tunnel_by_id(&self, id: TunnelId) -> Result<Option<TunnelRow>, Error> {
+        let row = sqlx::query(&format!("SELECT {TUNNEL_COLUMNS} FROM tunnels WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(tunnel_from).transpose()
+    }
+
+    pub async fn rename_tunnel(&self, id: TunnelId, name: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE tunnels SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or(e, || format!("tunnel with name {name:?} already exists")))?;
+        Ok(())
+    }
+
+    pub async fn set_tunnel_secret(
+        &self,
+        id: TunnelId,
+        generation: i64,
+        secret_hash: &str,
+    ) -> Result<(), Error> {
+        sqlx::query("UPDATE tunnels SET secret_generation = $1, secret_hash = $2 WHERE id = $3")
+            .bind(generation)
+            .bind(secret_hash)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_tunnel_active(&self, id: TunnelId) -> Result<(), Error> {
+        sqlx::query("UPDATE tunnels SET conns_active_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a tunnel with its routes, connectors and connections.
+    pub async fn delete_tunnel(&self, id: TunnelId) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["connections", "connectors", "routes"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE tunnel_id = $1"))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM tunnels WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- routes ----
+
+    pub async fn insert_route(&self, route: &RouteRow) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO routes (id, account_id, tunnel_id, hostname, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(route.id.to_string())
+        .bind(route.account_id.to_string())
+        .bind(route.tunnel_id.to_string())
+        .bind(&route.hostname)
+        .bind(route.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            conflict_or(e, || {
+                format!("hostname {} is already routed to a tunnel", route.hostname)
+            })
+        })?;
+        Ok(())
+    }
+
+    pub async fn list_routes(&self, tunnel: TunnelId) -> Result<Vec<RouteRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, tunnel_id, hostname, created_at FROM routes WHERE tunnel_id = $1 ORDER BY hostname",
+        )
+        .bind(tunnel.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(route_from).collect()
+    }
+
+    /// Every route of every account: the edge's routing table.
+    pub async fn all_routes(&self) -> Result<Vec<RouteRow>, Error> {
+        let rows =
+            sqlx::query("SELECT id, account_id, tunnel_id, hostname, created_at FROM routes")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(route_from).collect()
+    }
+
+    pub async fn route(&self, account: AccountId, id: RouteId) -> Result<Option<RouteRow>, Error> {
+        let row = sqlx::query(
+            "SELECT id, account_id, tunnel_id, hostname, created_at FROM routes WHERE id = $1 AND account_id = $2",
+        )
+        .bind(id.to_string())
+        .bind(account.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(route_from).transpose()
+    }
+
+    pub async fn delete_route(&self, id: RouteId) -> Result<(), Error> {
+        sqlx::query("DELETE FROM routes WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- connectors and connections ----
+
+    pub async fn upsert_connector(&self, c: &ConnectorRow) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM connectors WHERE id = $1 AND tunnel_id = $2")
+            .bind(c.id.to_string())
+            .bind(c.tunnel_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO connectors (id, account_id, tunnel_id, version, arch, hostname, origin_ip, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(c.id.to_string())
+        .bind(c.account_id.to_string())
+        .bind(c.tunnel_id.to_string())
+        .bind(&c.version)
+        .bind(&c.arch)
+        .bind(&c.hostname)
+        .bind(&c.origin_ip)
+        .bind(c.registered_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, || format!("connector {} belongs to another tunnel", c.id)))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn connector(&self, id: ConnectorId) -> Result<Option<ConnectorRow>, Error> {
+        let row = sqlx::query(
+            "SELECT id, account_id, tunnel_id, version, arch, hostname, origin_ip, registered_at FROM connectors WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(connector_from).transpose()
+    }
+
+    /// Connectors of a tunnel that have at least one open connection.
+    pub async fn live_connectors(&self, tunnel: TunnelId) -> Result<Vec<ConnectorRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, tunnel_id, version, arch, hostname, origin_ip, registered_at FROM connectors c \
+             WHERE tunnel_id = $1 AND EXISTS (SELECT 1 FROM connections k WHERE k.connector_id = c.id AND k.closed_at IS NULL) \
+             ORDER BY registered_at",
+        )
+        .bind(tunnel.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connector_from).collect()
+    }
+
+    pub async fn open_connections(&self, connector: ConnectorId) -> Result<Vec<ConnectionRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, connector_id, conn_index, edge, origin_ip, opened_at FROM connections \
+             WHERE connector_id = $1 AND closed_at IS NULL ORDER BY conn_index",
+        )
+        .bind(connector.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connection_from).collect()
+    }
+
+    pub async fn insert_connection(
+        &self,
+        connector: &ConnectorRow,
+        connection: &ConnectionRow,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO connections (id, account_id, tunnel_id, connector_id, conn_index, edge, origin_ip, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(connection.id.to_string())
+        .bind(connector.account_id.to_string())
+        .bind(connector.tunnel_id.to_string())
+        .bind(connector.id.to_string())
+        .bind(i64::from(connection.index))
+        .bind(&connection.edge)
+        .bind(&connection.origin_ip)
+        .bind(connection.opened_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn close_connection(&self, id: ConnectionId) -> Result<(), Error> {
+        sqlx::query("UPDATE connections SET closed_at = $1 WHERE id = $2 AND closed_at IS NULL")
+            .bind(now_ms())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// At start: connections this edge node had open died with its previous process.
+    pub async fn close_connections_of_edge(&self, edge: &str) -> Result<u64, Error> {
+        let done = sqlx::query("UPDATE connections SET closed_at = $1 WHERE edge = $2 AND closed_at IS NULL")
+            .bind(now_ms())
+            .bind(edge)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

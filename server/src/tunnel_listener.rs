@@ -1,0 +1,217 @@
+//! The tunnel listener: one TLS port for connectors. ALPN tells a data connection
+//! (`adit-data`: hello, then reversed HTTP/2) from the gRPC control channel (`h2`).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use adit_core::{
+    ids::ConnectionId,
+    wire::{self, DataHello, HelloReply, RejectCode},
+};
+use adit_transport::frame::{read_frame, write_frame};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    service::TowerToHyperService,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    clock::now_ms,
+    control::Control,
+    registry::LiveConnection,
+    storage::ConnectionRow,
+};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The peer address, handed to gRPC handlers as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+pub struct TunnelListener {
+    pub control: Arc<Control>,
+    pub acceptor: TlsAcceptor,
+    /// The gRPC services connectors call (ConnectorService).
+    pub grpc: axum::Router,
+    /// This edge node's name, recorded on each connection.
+    pub node: String,
+}
+
+pub async fn serve(listener: TcpListener, this: Arc<TunnelListener>, shutdown: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tunnel listener accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let this = this.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(
+            async move { this.accept(stream, peer, shutdown).await }
+                .instrument(tracing::debug_span!("connector_conn", %peer)),
+        );
+    }
+}
+
+impl TunnelListener {
+    async fn accept(&self, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        };
+        let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        if alpn.as_deref() == Some(wire::ALPN_DATA) {
+            self.serve_data(tls, peer, shutdown).await;
+        } else {
+            self.serve_grpc(tls, peer, shutdown).await;
+        }
+    }
+
+    async fn serve_grpc(&self, tls: TlsStream<TcpStream>, peer: SocketAddr, shutdown: CancellationToken) {
+        let router = self.grpc.clone().layer(axum::Extension(PeerAddr(peer)));
+        let service = TowerToHyperService::new(router);
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(tls), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => if let Err(e) = result {
+                tracing::debug!(error = %e, "gRPC connection ended with an error");
+            },
+            () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+        }
+    }
+
+    async fn serve_data(&self, mut tls: TlsStream<TcpStream>, peer: SocketAddr, shutdown: CancellationToken) {
+        let hello: DataHello =
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut tls, wire::MAX_HELLO_LEN)).await {
+                Ok(Ok(hello)) => hello,
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "refused a data connection with a malformed hello");
+                    let _ = reject(&mut tls, RejectCode::Malformed, e.to_string()).await;
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!("refused a data connection that sent no hello in time");
+                    return;
+                }
+            };
+        let Some(version) = wire::negotiate_version(&hello.versions) else {
+            let _ = reject(
+                &mut tls,
+                RejectCode::UnsupportedVersion,
+                format!("this edge speaks protocol versions {:?}", wire::PROTOCOL_VERSIONS),
+            )
+            .await;
+            return;
+        };
+        let connector = match self.control.authorize_data(&hello).await {
+            Ok(Ok(connector)) => connector,
+            Ok(Err((code, message))) => {
+                tracing::info!(connector = %hello.connector_id, ?code, "refused a data connection");
+                let _ = reject(&mut tls, code, message).await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not check a data connection");
+                return;
+            }
+        };
+        let connection = ConnectionRow {
+            id: ConnectionId::random(),
+            connector_id: connector.id,
+            index: hello.index,
+            edge: self.node.clone(),
+            origin_ip: peer.ip().to_string(),
+            opened_at: now_ms(),
+        };
+        let reply = HelloReply::Accepted {
+            version,
+            connection_id: connection.id,
+            edge: self.node.clone(),
+        };
+        if let Err(e) = write_frame(&mut tls, &reply).await {
+            tracing::debug!(error = %e, "connector left during the hello");
+            return;
+        }
+        let (sender, driver) = match adit_transport::h2::client_builder()
+            .handshake(TokioIo::new(tls))
+            .await
+        {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::info!(error = %e, "HTTP/2 handshake with the connector failed");
+                return;
+            }
+        };
+        let storage = &self.control.storage;
+        if let Err(e) = storage.insert_connection(&connector, &connection).await {
+            tracing::error!(error = %e, "could not record a connection");
+            return;
+        }
+        if let Err(e) = storage.mark_tunnel_active(connector.tunnel_id).await {
+            tracing::warn!(error = %e, "could not mark the tunnel active");
+        }
+        let close = shutdown.child_token();
+        let live = Arc::new(LiveConnection::new(
+            connection.id,
+            connector.tunnel_id,
+            connector.id,
+            hello.index,
+            sender,
+            close.clone(),
+        ));
+        self.control.registry.add(live);
+        tracing::info!(
+            tunnel = %connector.tunnel_id,
+            connector = %connector.id,
+            connection = %connection.id,
+            conn_index = hello.index,
+            "registered tunnel connection"
+        );
+        tokio::select! {
+            result = driver => if let Err(e) = result {
+                tracing::debug!(error = %e, "connection driver ended with an error");
+            },
+            () = close.cancelled() => {},
+        }
+        self.control
+            .registry
+            .remove(connector.tunnel_id, connection.id);
+        if let Err(e) = storage.close_connection(connection.id).await {
+            tracing::warn!(error = %e, "could not record the connection's end");
+        }
+        tracing::info!(
+            tunnel = %connector.tunnel_id,
+            connector = %connector.id,
+            connection = %connection.id,
+            conn_index = hello.index,
+            "unregistered tunnel connection"
+        );
+    }
+}
+
+async fn reject(
+    tls: &mut TlsStream<TcpStream>,
+    code: RejectCode,
+    message: String,
+) -> Result<(), adit_transport::Error> {
+    write_frame(tls, &HelloReply::Rejected { code, message }).await?;
+    tokio::io::AsyncWriteExt::shutdown(tls).await?;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! HTTP/2 settings for the reversed data connection. Large windows let one stream fill a
+//! loopback link (the 64 KiB default caps a stream at window/RTT); a high stream limit lets
+//! thousands of idle WebSockets share one connection; pings find dead links.
+
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+pub const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+pub const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+pub const MAX_FRAME_SIZE: u32 = 256 * 1024;
+pub const MAX_CONCURRENT_STREAMS: u32 = 100_000;
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The edge's side: it opens streams.
+pub fn client_builder() -> hyper::client::conn::http2::Builder<TokioExecutor> {
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME_SIZE)
+        .max_concurrent_reset_streams(1024)
+        .keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
+    builder
+}
+
+/// The connector's side: it answers streams.
+pub fn server_builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME_SIZE)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT);
+    builder
+}

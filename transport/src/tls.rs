@@ -1,0 +1,183 @@
+//! TLS for the tunnel listener. A fresh server signs its own certificates with its own CA;
+//! connectors trust that CA through its SHA-256 pin carried in the tunnel token (as
+//! kubeadm's discovery hash does). With operator certificates the system roots apply.
+//! There is no "skip verification" mode.
+
+use std::{fmt, path::Path, sync::Arc};
+
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+    client::{
+        WebPkiServerVerifier,
+        danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    },
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime},
+};
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Lowercase hex SHA-256 of a DER certificate: the pin a token carries.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    hex::encode(Sha256::digest(cert.as_ref()))
+}
+
+pub fn parse_pem_chain(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let chain = rustls_pemfile::certs(&mut &*pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(what, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem_error(what, "no certificate found".into()));
+    }
+    Ok(chain)
+}
+
+pub fn parse_pem_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, Error> {
+    rustls_pemfile::private_key(&mut &*pem)
+        .map_err(|e| pem_error(what, e.to_string()))?
+        .ok_or_else(|| pem_error(what, "no private key found".into()))
+}
+
+pub fn read_pem_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    parse_pem_chain(&std::fs::read(path)?, &path.display().to_string())
+}
+
+fn pem_error(what: &str, reason: String) -> Error {
+    Error::Pem {
+        what: what.to_owned(),
+        reason,
+    }
+}
+
+/// The tunnel listener's config: answers both data (ALPN `adit-data`) and gRPC (`h2`).
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, Error> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![
+        adit_core::wire::ALPN_DATA.to_vec(),
+        adit_core::wire::ALPN_GRPC.to_vec(),
+    ];
+    Ok(Arc::new(config))
+}
+
+/// What a connector trusts when it dials the edge.
+#[derive(Debug, Clone)]
+pub enum EdgeTrust {
+    /// A CA whose certificate has this SHA-256 (hex).
+    Pinned(String),
+    /// The operating system's roots (operator-provided certificates).
+    SystemRoots,
+}
+
+/// A connector's client config for one ALPN protocol.
+pub fn client_config(trust: &EdgeTrust, alpn: &[u8]) -> Result<Arc<ClientConfig>, Error> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let mut config = match trust {
+        EdgeTrust::Pinned(pin) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
+                pin: pin.to_ascii_lowercase(),
+                provider,
+            }))
+            .with_no_client_auth(),
+        EdgeTrust::SystemRoots => {
+            let mut roots = RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The TLS name for a `host` (DNS name or IP literal).
+pub fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_owned()).map_err(|_| Error::ServerName(host.to_owned()))
+}
+
+/// Full WebPKI verification, with the one root being the CA in the presented chain whose
+/// hash equals the pin. The pin replaces the root store, not the checks.
+struct PinnedCaVerifier {
+    pin: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl fmt::Debug for PinnedCaVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinnedCaVerifier").field("pin", &self.pin).finish()
+    }
+}
+
+impl ServerCertVerifier for PinnedCaVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let ca = intermediates
+            .iter()
+            .find(|cert| fingerprint(cert) == self.pin)
+            .ok_or(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            ))?;
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.clone().into_owned())?;
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+        verifier.verify_server_cert(end_entity, &[], server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
