@@ -1,1 +1,12 @@
-//! placeholder
+//! `adit`: the CLI that manages tunnels through the API, and the connector that runs one
+//! (`adit tunnel run`): it registers over gRPC, keeps four outbound data connections to
+//! the edge and proxies each stream to the origin its ingress rules name.
+
+pub mod api_client;
+pub mod cli;
+pub mod config;
+pub mod connector;
+mod error;
+pub mod proxy;
+
+pub use error::Error;

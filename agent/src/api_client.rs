@@ -1,0 +1,199 @@
+//! A small REST client for `/api/v1`, and where the CLI finds its server and token.
+
+use std::path::{Path, PathBuf};
+
+use adit_core::api;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use serde::{Deserialize, de::DeserializeOwned};
+
+use crate::Error;
+
+/// Where the API is and the token to call it with.
+#[derive(Clone)]
+pub struct ApiCredentials {
+    pub url: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for ApiCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiCredentials")
+            .field("url", &self.url)
+            .field("token", &"***")
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct CredentialsFile {
+    api_url: String,
+    api_token: String,
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+impl ApiCredentials {
+    /// Flags (and their `ADIT_API_URL` / `ADIT_API_TOKEN` twins) first, then
+    /// `~/.adit/credentials`, then the files a local `adit-server` writes in `~/.adit/server`.
+    pub fn resolve(url: Option<String>, token: Option<String>, adit_home: &Path) -> Result<Self, Error> {
+        let file: Option<CredentialsFile> = read_trimmed(&adit_home.join("credentials"))
+            .and_then(|text| serde_json::from_str(&text).ok());
+        let server_dir = adit_home.join("server");
+        let url = url
+            .or_else(|| file.as_ref().map(|f| f.api_url.clone()))
+            .or_else(|| read_trimmed(&server_dir.join("api-url")));
+        let token = token
+            .or_else(|| file.as_ref().map(|f| f.api_token.clone()))
+            .or_else(|| read_trimmed(&server_dir.join("admin-token")));
+        match (url, token) {
+            (Some(url), Some(token)) => Ok(Self {
+                url: url.trim_end_matches('/').to_owned(),
+                token,
+            }),
+            _ => Err(Error::Usage(format!(
+                "no API server and token: pass --api-url and --api-token (or ADIT_API_URL / ADIT_API_TOKEN), \
+                 or write {}",
+                adit_home.join("credentials").display()
+            ))),
+        }
+    }
+}
+
+/// `~/.adit`.
+pub fn adit_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".adit")
+}
+
+pub struct ApiClient {
+    credentials: ApiCredentials,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+fn segment(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+impl ApiClient {
+    pub fn new(credentials: ApiCredentials) -> Result<Self, Error> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
+            credentials,
+            client: Client::builder(TokioExecutor::new()).build(https),
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, Error> {
+        let url = format!("{}/api/v1{path}", self.credentials.url);
+        let unreachable = |message: String| Error::Unreachable {
+            url: url.clone(),
+            message,
+        };
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.credentials.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            let error: api::ApiError = serde_json::from_slice(&body).unwrap_or(api::ApiError {
+                code: "http_error".into(),
+                message: format!("the API answered {status}"),
+                details: serde_json::Value::Null,
+            });
+            return Err(Error::Api {
+                status: status.as_u16(),
+                code: error.code,
+                message: error.message,
+            });
+        }
+        let body = if status == StatusCode::NO_CONTENT || body.is_empty() {
+            Bytes::from_static(b"null")
+        } else {
+            body
+        };
+        serde_json::from_slice(&body).map_err(|e| unreachable(format!("unexpected answer: {e}")))
+    }
+
+    pub async fn create_tunnel(&self, name: &str) -> Result<api::Tunnel, Error> {
+        self.call(Method::POST, "/tunnels", Some(serde_json::json!({ "name": name })))
+            .await
+    }
+
+    pub async fn list_tunnels(&self) -> Result<Vec<api::Tunnel>, Error> {
+        self.call(Method::GET, "/tunnels", None).await
+    }
+
+    pub async fn tunnel(&self, tunnel: &str) -> Result<api::Tunnel, Error> {
+        self.call(Method::GET, &format!("/tunnels/{}", segment(tunnel)), None)
+            .await
+    }
+
+    pub async fn delete_tunnel(&self, tunnel: &str, force: bool) -> Result<api::Tunnel, Error> {
+        self.call(
+            Method::DELETE,
+            &format!("/tunnels/{}?force={force}", segment(tunnel)),
+            None,
+        )
+        .await
+    }
+
+    pub async fn tunnel_token(&self, tunnel: &str) -> Result<String, Error> {
+        let body: api::TunnelTokenBody = self
+            .call(Method::GET, &format!("/tunnels/{}/token", segment(tunnel)), None)
+            .await?;
+        Ok(body.token)
+    }
+
+    pub async fn create_route(&self, tunnel: &str, hostname: &str) -> Result<api::Route, Error> {
+        self.call(
+            Method::POST,
+            &format!("/tunnels/{}/routes", segment(tunnel)),
+            Some(serde_json::json!({ "hostname": hostname })),
+        )
+        .await
+    }
+
+    pub async fn connectors(&self, tunnel: &str) -> Result<Vec<api::Connector>, Error> {
+        self.call(Method::GET, &format!("/tunnels/{}/connectors", segment(tunnel)), None)
+            .await
+    }
+}

@@ -1,0 +1,416 @@
+//! The `adit` command line, with cloudflared's verbs, columns and messages where they fit.
+
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use adit_core::{api, ids::ConnectorId, ingress::Ingress, token::TunnelToken};
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Error,
+    api_client::{ApiClient, ApiCredentials, adit_home},
+    config::{CredentialsFile, LoadedConfig, read_token_file},
+    connector::{Connector, ConnectorConfig},
+    proxy::OriginProxy,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "adit", version, about = "Adit: expose services on this host through an Adit edge, outbound only")]
+pub struct Cli {
+    /// config.yml (default: ~/.adit/config.yml, then /etc/adit/config.yml).
+    #[arg(long, global = true, env = "ADIT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log level: debug, info, warn, error.
+    #[arg(long, global = true, env = "ADIT_LOGLEVEL", default_value = "info")]
+    pub loglevel: String,
+    /// Log format.
+    #[arg(long, global = true, env = "ADIT_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, route and run tunnels.
+    Tunnel(TunnelArgs),
+    /// Check ingress rules.
+    Ingress {
+        #[command(subcommand)]
+        command: IngressCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The server's API, e.g. http://127.0.0.1:8000.
+    #[arg(long, global = true, env = "ADIT_API_URL")]
+    pub api_url: Option<String>,
+    /// API token.
+    #[arg(long, global = true, env = "ADIT_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: TunnelCommand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TunnelCommand {
+    /// Create a tunnel and write its credentials file.
+    Create {
+        name: String,
+        #[arg(short, long)]
+        output: Option<Output>,
+        /// Where to write the credentials (default ~/.adit/<UUID>.json).
+        #[arg(long, alias = "credentials-file")]
+        cred_file: Option<PathBuf>,
+    },
+    /// List tunnels.
+    List {
+        #[arg(short, long)]
+        output: Option<Output>,
+    },
+    /// Show a tunnel and its connectors.
+    Info {
+        tunnel: String,
+        #[arg(short, long)]
+        output: Option<Output>,
+    },
+    /// Delete a tunnel (with --force even while connectors are connected).
+    Delete {
+        tunnel: String,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Print a tunnel's token.
+    Token {
+        tunnel: String,
+        /// Write a credentials file instead of printing.
+        #[arg(long)]
+        cred_file: Option<PathBuf>,
+    },
+    /// Route traffic to a tunnel.
+    Route {
+        #[command(subcommand)]
+        command: RouteCommand,
+    },
+    /// Run a tunnel's connector.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Route a public hostname (or `*.` wildcard) to the tunnel.
+    Dns { tunnel: String, hostname: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Tunnel name or UUID (informational; the token names the tunnel).
+    pub tunnel: Option<String>,
+    /// The tunnel token.
+    #[arg(long, env = "ADIT_TUNNEL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the token (keeps it out of `ps`).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// A credentials file written by `adit tunnel create`.
+    #[arg(long, alias = "credentials-file")]
+    pub cred_file: Option<PathBuf>,
+    /// Single origin for every request, when there are no ingress rules.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Edge tunnel listener `host:port`, overriding the token's.
+    #[arg(long)]
+    pub edge: Option<String>,
+    /// Data connections to keep.
+    #[arg(long, default_value_t = 4)]
+    pub ha_connections: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngressCommand {
+    /// Validate the ingress rules of the config file.
+    Validate,
+    /// Show which rule a URL matches (0-based index, as cloudflared prints it).
+    Rule { url: String },
+}
+
+/// Runs one command, writing what it prints to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: CancellationToken) -> Result<(), Error> {
+    let home = adit_home();
+    match cli.command {
+        Command::Ingress { command } => ingress(command, cli.config.as_deref(), &home, out),
+        Command::Tunnel(args) => match args.command {
+            TunnelCommand::Run(run) => run_connector(run, cli.config.as_deref(), &home, shutdown).await,
+            command => {
+                let credentials = ApiCredentials::resolve(args.api.api_url, args.api.api_token, &home)?;
+                manage(command, &ApiClient::new(credentials)?, &home, out).await
+            }
+        },
+    }
+}
+
+fn config_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::file(path, e)
+}
+
+fn ingress(command: IngressCommand, config: Option<&Path>, home: &Path, out: &mut dyn Write) -> Result<(), Error> {
+    let loaded = LoadedConfig::find(config, home)?
+        .ok_or_else(|| Error::Usage("no config file found; pass --config config.yml".into()))?;
+    let path = loaded.path.display().to_string();
+    match command {
+        IngressCommand::Validate => {
+            writeln!(out, "Validating rules from {path}")?;
+            match loaded.ingress(None)? {
+                Some(_) => writeln!(out, "OK")?,
+                None => return Err(Error::Usage("Validation failed: The config file doesn't contain any ingress rules".into())),
+            }
+        }
+        IngressCommand::Rule { url } => {
+            let ingress = loaded
+                .ingress(None)?
+                .ok_or_else(|| Error::Usage("The config file doesn't contain any ingress rules".into()))?;
+            let with_scheme = if url.contains("://") { url } else { format!("https://{url}") };
+            let parsed = url::Url::parse(&with_scheme)
+                .map_err(|e| Error::Usage(format!("{with_scheme} is not a URL: {e}")))?;
+            let host = parsed.host_str().unwrap_or_default();
+            let (index, rule) = ingress.find(host, parsed.path());
+            writeln!(out, "Using rules from {path}")?;
+            writeln!(out, "Matched rule #{index}")?;
+            if let Some(hostname) = &rule.hostname {
+                writeln!(out, "\thostname: {hostname}")?;
+            }
+            if let Some(p) = rule.path_str() {
+                writeln!(out, "\tpath: {p}")?;
+            }
+            writeln!(out, "\tservice: {}", rule.service)?;
+        }
+    }
+    Ok(())
+}
+
+fn json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<(), Error> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Error::Usage(e.to_string()))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// `2xedge-a, 1xedge-b`: connections per edge node, as cloudflared prints colos.
+fn edge_summary(connectors: &[api::Connector]) -> String {
+    let mut per_edge: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in connectors {
+        for k in &c.connections {
+            *per_edge.entry(k.edge.as_str()).or_default() += 1;
+        }
+    }
+    per_edge
+        .iter()
+        .map(|(edge, n)| format!("{n}x{edge}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn write_credentials(path: &Path, token: &str, tunnel: &api::Tunnel) -> Result<(), Error> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(config_error(parent))?;
+    }
+    let body = serde_json::to_vec_pretty(&CredentialsFile {
+        tunnel_token: token.to_owned(),
+        tunnel_id: tunnel.id.to_string(),
+    })
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o400);
+    let mut file = options.open(path).map_err(config_error(path))?;
+    file.write_all(&body).map_err(config_error(path))
+}
+
+async fn manage(command: TunnelCommand, api: &ApiClient, home: &Path, out: &mut dyn Write) -> Result<(), Error> {
+    match command {
+        TunnelCommand::Create { name, output, cred_file } => {
+            let tunnel = api.create_tunnel(&name).await?;
+            let token = api.tunnel_token(&tunnel.id.to_string()).await?;
+            let path = cred_file.unwrap_or_else(|| home.join(format!("{}.json", tunnel.id)));
+            if let Err(e) = write_credentials(&path, &token, &tunnel) {
+                // As cloudflared: a tunnel whose credentials were lost is deleted again.
+                let _ = api.delete_tunnel(&tunnel.id.to_string(), true).await;
+                return Err(e);
+            }
+            if output == Some(Output::Json) {
+                return json(out, &tunnel);
+            }
+            writeln!(
+                out,
+                "Tunnel credentials written to {}. Keep this file secret. To revoke these credentials, delete the tunnel.\n",
+                path.display()
+            )?;
+            writeln!(out, "Created tunnel {} with id {}", tunnel.name, tunnel.id)?;
+        }
+        TunnelCommand::List { output } => {
+            let tunnels = api.list_tunnels().await?;
+            if output == Some(Output::Json) {
+                return json(out, &tunnels);
+            }
+            if tunnels.is_empty() {
+                writeln!(out, "No tunnels were found for the given filter flags. You can use 'adit tunnel create' to create a tunnel.")?;
+                return Ok(());
+            }
+            writeln!(out, "You can obtain more detailed information for each tunnel with `adit tunnel info <name/uuid>`")?;
+            writeln!(out, "{:<36}  {:<24}  {:<20}  {:<9}  CONNECTIONS", "ID", "NAME", "CREATED", "STATUS")?;
+            for t in tunnels {
+                let connectors = api.connectors(&t.id.to_string()).await?;
+                writeln!(
+                    out,
+                    "{:<36}  {:<24}  {:<20}  {:<9}  {}",
+                    t.id,
+                    t.name,
+                    t.created_at.split('.').next().unwrap_or_default(),
+                    t.status.as_str(),
+                    edge_summary(&connectors)
+                )?;
+            }
+        }
+        TunnelCommand::Info { tunnel, output } => {
+            let t = api.tunnel(&tunnel).await?;
+            let connectors = api.connectors(&t.id.to_string()).await?;
+            if output == Some(Output::Json) {
+                return json(out, &serde_json::json!({ "tunnel": t, "connectors": connectors }));
+            }
+            writeln!(out, "NAME:     {}\nID:       {}\nCREATED:  {}\nSTATUS:   {}\nROUTES:   {}\n", t.name, t.id, t.created_at, t.status.as_str(), t.routes.join(", "))?;
+            if connectors.is_empty() {
+                writeln!(out, "Your tunnel {} does not have any active connection.", t.id)?;
+                return Ok(());
+            }
+            writeln!(out, "{:<36}  {:<20}  {:<14}  {:<8}  {:<15}  EDGE", "CONNECTOR ID", "CREATED", "ARCHITECTURE", "VERSION", "ORIGIN IP")?;
+            for c in &connectors {
+                let origin = c.connections.first().map_or("", |k| k.origin_ip.as_str());
+                writeln!(
+                    out,
+                    "{:<36}  {:<20}  {:<14}  {:<8}  {:<15}  {}",
+                    c.id,
+                    c.registered_at.split('.').next().unwrap_or_default(),
+                    c.arch,
+                    c.version,
+                    origin,
+                    edge_summary(std::slice::from_ref(c))
+                )?;
+            }
+        }
+        TunnelCommand::Delete { tunnel, force } => {
+            let t = api.delete_tunnel(&tunnel, force).await?;
+            writeln!(out, "Deleted tunnel {} with id {}", t.name, t.id)?;
+        }
+        TunnelCommand::Token { tunnel, cred_file } => {
+            let t = api.tunnel(&tunnel).await?;
+            let token = api.tunnel_token(&t.id.to_string()).await?;
+            match cred_file {
+                Some(path) => write_credentials(&path, &token, &t)?,
+                None => writeln!(out, "{token}")?,
+            }
+        }
+        TunnelCommand::Route { command: RouteCommand::Dns { tunnel, hostname } } => {
+            match api.create_route(&tunnel, &hostname).await {
+                Ok(route) => writeln!(out, "Added route {} which will route to tunnel {}", route.hostname, route.tunnel_id)?,
+                Err(Error::Api { status: 409, message, .. }) if message.contains("already configured to route to your tunnel") => {
+                    writeln!(out, "{message}")?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        TunnelCommand::Run(_) => return Err(Error::Usage("run is not a management command".into())),
+    }
+    Ok(())
+}
+
+/// The token by precedence: --token (ADIT_TUNNEL_TOKEN), --token-file, --cred-file, then the
+/// config file's token, token-file, credentials-file.
+fn resolve_token(run: &RunArgs, loaded: Option<&LoadedConfig>) -> Result<TunnelToken, Error> {
+    if let Some(token) = &run.token {
+        return Ok(TunnelToken::parse(token.trim())?);
+    }
+    if let Some(path) = &run.token_file {
+        return read_token_file(path);
+    }
+    if let Some(path) = &run.cred_file {
+        return CredentialsFile::read_token(path);
+    }
+    if let Some(loaded) = loaded {
+        let c = &loaded.config;
+        if let Some(token) = &c.token {
+            return Ok(TunnelToken::parse(token.trim())?);
+        }
+        if let Some(path) = &c.token_file {
+            return read_token_file(path);
+        }
+        if let Some(path) = &c.credentials_file {
+            return CredentialsFile::read_token(path);
+        }
+    }
+    Err(Error::Usage(
+        "no tunnel token: pass --token, --token-file or --cred-file, or set token / credentials-file in config.yml".into(),
+    ))
+}
+
+async fn run_connector(run: RunArgs, config: Option<&Path>, home: &Path, shutdown: CancellationToken) -> Result<(), Error> {
+    let loaded = LoadedConfig::find(config, home)?;
+    let token = resolve_token(&run, loaded.as_ref())?;
+    let ingress = match &loaded {
+        Some(loaded) => loaded.ingress(run.url.as_deref())?,
+        None => run.url.as_deref().map(Ingress::single).transpose()?,
+    };
+    let ingress = match ingress {
+        Some(ingress) => ingress,
+        None => {
+            tracing::warn!("No ingress rules were defined in provided config (if any) nor from the cli, adit will return 503 for all incoming HTTP requests");
+            Ingress::single("http_status:503")?
+        }
+    };
+    let ha_connections = loaded
+        .as_ref()
+        .and_then(|l| l.config.ha_connections)
+        .unwrap_or(run.ha_connections)
+        .clamp(1, 16);
+    let connector_id = ConnectorId::random();
+    tracing::info!(%connector_id, "Generated Connector ID");
+    let connector = Connector::new(ConnectorConfig {
+        token,
+        endpoint: run.edge,
+        proxy: OriginProxy::new(ingress)?,
+        ha_connections,
+        connector_id,
+    })?;
+    connector.run(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_parses_cloudflared_shapes() {
+        let cli = Cli::try_parse_from(["adit", "tunnel", "--config", "c.yml", "run", "--token", "x"]).unwrap();
+        assert_eq!(cli.config.as_deref(), Some(Path::new("c.yml")));
+        assert!(matches!(cli.command, Command::Tunnel(TunnelArgs { command: TunnelCommand::Run(_), .. })));
+        let cli = Cli::try_parse_from(["adit", "tunnel", "route", "dns", "t", "app.example.com"]).unwrap();
+        assert!(matches!(cli.command, Command::Tunnel(TunnelArgs { command: TunnelCommand::Route { .. }, .. })));
+        let cli = Cli::try_parse_from(["adit", "ingress", "rule", "https://x.example.com/a"]).unwrap();
+        assert!(matches!(cli.command, Command::Ingress { command: IngressCommand::Rule { .. } }));
+    }
+}

@@ -1,0 +1,358 @@
+//! `adit tunnel run`: register over gRPC, then hold `ha_connections` outbound TLS data
+//! connections to the edge, each serving the edge's streams (reverse HTTP/2) through the
+//! origin proxy, reconnecting with jittered exponential backoff.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use adit_core::{
+    ids::{ConnectionId, ConnectorId},
+    token::TunnelToken,
+    wire::{self, DataHello, HelloReply, RejectCode},
+};
+use adit_proto::v1::{RegisterConnectorRequest, connector_service_client::ConnectorServiceClient};
+use adit_transport::{
+    frame::{read_frame, write_frame},
+    tls::{EdgeTrust, client_config, server_name},
+};
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use tokio::{net::TcpStream, task::JoinSet};
+use tokio_rustls::{TlsConnector, client::TlsStream};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{Error, proxy::OriginProxy};
+
+const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that lived this long resets its backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// Everything a connector needs; built from flags and config by the CLI, or by tests.
+pub struct ConnectorConfig {
+    pub token: TunnelToken,
+    /// Overrides the token's endpoint (`host:port`).
+    pub endpoint: Option<String>,
+    pub proxy: Arc<OriginProxy>,
+    pub ha_connections: u8,
+    pub connector_id: ConnectorId,
+}
+
+/// Live numbers a caller (tests, `/ready`) can read while the connector runs.
+#[derive(Debug, Default)]
+pub struct ConnectorState {
+    pub ready_connections: AtomicUsize,
+}
+
+pub struct Connector {
+    config: ConnectorConfig,
+    endpoint: String,
+    trust: EdgeTrust,
+    state: Arc<ConnectorState>,
+}
+
+enum Attempt {
+    /// Served until the link dropped; whether it lived long enough to count as stable.
+    Served { stable: bool },
+    Rejected(RejectCode, String),
+    Failed(String),
+}
+
+/// Full-jitter exponential backoff: wait a random time up to base·2ⁿ, capped.
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    const BASE: Duration = Duration::from_millis(250);
+    const CAP: Duration = Duration::from_secs(30);
+
+    fn next(&mut self) -> (Duration, Duration) {
+        let ceiling = Self::BASE
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(Self::CAP);
+        self.attempt += 1;
+        let wait = rand::rng().random_range(Duration::ZERO..=ceiling);
+        (wait, ceiling)
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+pub fn arch() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("{}_{arch}", std::env::consts::OS)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl Connector {
+    pub fn new(config: ConnectorConfig) -> Result<Self, Error> {
+        let endpoint = config
+            .endpoint
+            .clone()
+            .or_else(|| config.token.endpoint.clone())
+            .ok_or_else(|| Error::Usage("the token names no edge endpoint; pass --edge HOST:PORT".into()))?;
+        let trust = match &config.token.ca_pin {
+            Some(pin) => EdgeTrust::Pinned(pin.clone()),
+            None => EdgeTrust::SystemRoots,
+        };
+        Ok(Self {
+            config,
+            endpoint,
+            trust,
+            state: Arc::default(),
+        })
+    }
+
+    pub fn state(&self) -> Arc<ConnectorState> {
+        self.state.clone()
+    }
+
+    /// Runs until `shutdown`, or until the edge refuses the token (an error).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let this = Arc::new(self);
+        tracing::info!(
+            tunnel = %this.config.token.tunnel_id,
+            connector = %this.config.connector_id,
+            edge = %this.endpoint,
+            version = env!("CARGO_PKG_VERSION"),
+            "Starting tunnel"
+        );
+        let mut backoff = Backoff { attempt: 0 };
+        loop {
+            match this.register().await {
+                Ok(()) => break,
+                Err(Error::InvalidToken) => return Err(Error::InvalidToken),
+                Err(e) => {
+                    let (wait, ceiling) = backoff.next();
+                    tracing::warn!(error = %e, "could not register the connector; retrying in up to {ceiling:?}");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {},
+                        () = shutdown.cancelled() => return Ok(()),
+                    }
+                }
+            }
+        }
+        let stop = shutdown.child_token();
+        let mut tasks = JoinSet::new();
+        for index in 0..this.config.ha_connections {
+            let this = this.clone();
+            let stop = stop.clone();
+            tasks.spawn(
+                async move { this.connection_loop(index, stop).await }
+                    .instrument(tracing::info_span!("connection", conn_index = index)),
+            );
+        }
+        let mut result = Ok(());
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Err(e)) => {
+                    stop.cancel();
+                    result = Err(e);
+                }
+                Ok(Ok(())) => {}
+                Err(e) => tracing::error!(error = %e, "a connection task panicked"),
+            }
+        }
+        result
+    }
+
+    async fn dial(&self, alpn: &[u8]) -> Result<TlsStream<TcpStream>, Error> {
+        let unreachable = |message: String| Error::Unreachable {
+            url: self.endpoint.clone(),
+            message,
+        };
+        let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&self.endpoint))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        tcp.set_nodelay(true)?;
+        let host = self
+            .endpoint
+            .rsplit_once(':')
+            .map_or(self.endpoint.as_str(), |(h, _)| h);
+        let connector = TlsConnector::from(client_config(&self.trust, alpn)?);
+        let tls = tokio::time::timeout(DIAL_TIMEOUT, connector.connect(server_name(host)?, tcp))
+            .await
+            .map_err(|_| unreachable("TLS handshake timed out".into()))?
+            .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
+        Ok(tls)
+    }
+
+    async fn register(&self) -> Result<(), Error> {
+        let tls = self.dial(wire::ALPN_GRPC).await?;
+        let io = std::sync::Mutex::new(Some(TokioIo::new(tls)));
+        // One pre-dialled connection, handed to tonic once.
+        let channel = tonic::transport::Endpoint::from_static("http://edge")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let io = io.lock().ok().and_then(|mut slot| slot.take());
+                async move { io.ok_or_else(|| std::io::Error::other("connection already used")) }
+            }))
+            .await
+            .map_err(|e| Error::Unreachable {
+                url: self.endpoint.clone(),
+                message: e.to_string(),
+            })?;
+        let mut client = ConnectorServiceClient::new(channel);
+        let mut request = tonic::Request::new(RegisterConnectorRequest {
+            connector_id: self.config.connector_id.to_string(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            arch: arch(),
+            hostname: host_name(),
+        });
+        let bearer = format!("Bearer {}", self.config.token.encode());
+        request.metadata_mut().insert(
+            "authorization",
+            bearer.parse().map_err(|_| Error::InvalidToken)?,
+        );
+        match client.register_connector(request).await {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                tracing::info!(tunnel = %reply.tunnel_id, name = %reply.tunnel_name, connector = %self.config.connector_id, "Registered connector");
+                Ok(())
+            }
+            Err(status) if status.code() == tonic::Code::Unauthenticated => Err(Error::InvalidToken),
+            Err(status) => Err(status.into()),
+        }
+    }
+
+    async fn connection_loop(&self, index: u8, stop: CancellationToken) -> Result<(), Error> {
+        let mut backoff = Backoff { attempt: 0 };
+        while !stop.is_cancelled() {
+            match self.connect_once(index, &stop).await {
+                Attempt::Served { stable } => {
+                    if stable {
+                        backoff.reset();
+                    }
+                    if stop.is_cancelled() {
+                        break;
+                    }
+                }
+                Attempt::Rejected(RejectCode::Unauthorized, message) => {
+                    tracing::error!(%message, "the edge refused the tunnel token");
+                    return Err(Error::InvalidToken);
+                }
+                Attempt::Rejected(RejectCode::UnknownConnector, _) => {
+                    if let Err(e) = self.register().await {
+                        if matches!(e, Error::InvalidToken) {
+                            return Err(e);
+                        }
+                        tracing::warn!(error = %e, "could not register the connector again");
+                    }
+                }
+                Attempt::Rejected(code, message) => {
+                    tracing::warn!(?code, %message, "the edge refused the connection");
+                }
+                Attempt::Failed(message) => {
+                    tracing::warn!(%message, "connection failed");
+                }
+            }
+            let (wait, ceiling) = backoff.next();
+            tracing::info!("Retrying connection in up to {ceiling:?}");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {},
+                () = stop.cancelled() => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn connect_once(&self, index: u8, stop: &CancellationToken) -> Attempt {
+        let mut tls = match self.dial(wire::ALPN_DATA).await {
+            Ok(tls) => tls,
+            Err(e) => return Attempt::Failed(e.to_string()),
+        };
+        let hello = DataHello {
+            versions: wire::PROTOCOL_VERSIONS.to_vec(),
+            token: self.config.token.encode(),
+            connector_id: self.config.connector_id,
+            index,
+        };
+        let reply = async {
+            write_frame(&mut tls, &hello).await?;
+            read_frame::<_, HelloReply>(&mut tls, wire::MAX_HELLO_LEN).await
+        };
+        let (connection, edge) = match tokio::time::timeout(HELLO_TIMEOUT, reply).await {
+            Ok(Ok(HelloReply::Accepted {
+                connection_id, edge, ..
+            })) => (connection_id, edge),
+            Ok(Ok(HelloReply::Rejected { code, message })) => return Attempt::Rejected(code, message),
+            Ok(Err(e)) => return Attempt::Failed(format!("hello failed: {e}")),
+            Err(_) => return Attempt::Failed("the edge did not answer the hello in time".into()),
+        };
+        self.serve(tls, index, connection, edge, stop).await
+    }
+
+    async fn serve(
+        &self,
+        tls: TlsStream<TcpStream>,
+        index: u8,
+        connection: ConnectionId,
+        edge: String,
+        stop: &CancellationToken,
+    ) -> Attempt {
+        tracing::info!(conn_index = index, %connection, %edge, "Registered tunnel connection");
+        self.state.ready_connections.fetch_add(1, Ordering::Relaxed);
+        let started = tokio::time::Instant::now();
+        let proxy = self.config.proxy.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(req).await) }
+        });
+        let conn = adit_transport::h2::server_builder().serve_connection(TokioIo::new(tls), service);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            () = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                tokio::time::timeout(Duration::from_secs(30), conn).await.unwrap_or(Ok(()))
+            }
+        };
+        self.state.ready_connections.fetch_sub(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => tracing::info!(conn_index = index, %connection, "Unregistered tunnel connection"),
+            Err(e) => tracing::warn!(conn_index = index, %connection, error = %e, "Connection lost"),
+        }
+        Attempt::Served {
+            stable: started.elapsed() >= STABLE_AFTER,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_resets() {
+        let mut b = Backoff { attempt: 0 };
+        let ceilings: Vec<_> = (0..10).map(|_| b.next().1).collect();
+        assert_eq!(ceilings[0], Duration::from_millis(250));
+        assert_eq!(ceilings[1], Duration::from_millis(500));
+        assert_eq!(ceilings[9], Backoff::CAP);
+        for _ in 0..100 {
+            let (wait, ceiling) = b.next();
+            assert!(wait <= ceiling);
+        }
+        b.reset();
+        assert_eq!(b.next().1, Duration::from_millis(250));
+    }
+}

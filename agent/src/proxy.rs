@@ -1,0 +1,401 @@
+//! The connector's half of a stream: match it against the ingress rules and answer it —
+//! from the origin (HTTP/1.1, or HTTP/2 over TLS), with a fixed status, or with the
+//! built-in hello page. Bodies stream through untouched, trailers included.
+
+use std::{sync::Arc, time::Duration};
+
+use adit_core::{
+    ingress::{Ingress, OriginRequest, Rule, Service},
+    wire::{HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS, StreamKind},
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    pki_types::{CertificateDer, ServerName, UnixTime},
+};
+use tokio::io::AsyncWriteExt;
+use tracing::Instrument;
+
+use crate::Error;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+type OriginClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+
+/// Ingress rules with one pooled origin client per HTTP rule.
+pub struct OriginProxy {
+    ingress: Ingress,
+    clients: Vec<Option<OriginClient>>,
+}
+
+impl OriginProxy {
+    pub fn new(ingress: Ingress) -> Result<Arc<Self>, Error> {
+        let clients = ingress
+            .rules()
+            .iter()
+            .map(|rule| match &rule.service {
+                Service::Http { .. } => origin_client(&rule.origin_request).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Arc::new(Self { ingress, clients }))
+    }
+
+    pub fn ingress(&self) -> &Ingress {
+        &self.ingress
+    }
+
+    /// Answers one stream from the edge.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let host = req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let (index, rule) = self.ingress.find(&host, req.uri().path());
+        let kind = req
+            .headers()
+            .get(HEADER_STREAM_KIND)
+            .and_then(|v| v.to_str().ok())
+            .and_then(StreamKind::parse)
+            .unwrap_or(StreamKind::Http);
+        tracing::debug!(%host, path = req.uri().path(), rule = index, kind = kind.as_str(), "stream");
+        match (&rule.service, self.clients.get(index).and_then(Option::as_ref)) {
+            (Service::HttpStatus(code), _) => status_response(*code),
+            (Service::HelloWorld, _) => hello_world(&req),
+            (Service::Http { url }, Some(client)) => {
+                let url = url.clone();
+                match kind {
+                    StreamKind::Http => proxy_http(client, rule, &url, req).await,
+                    StreamKind::WebSocket => proxy_websocket(client, rule, &url, req).await,
+                }
+            }
+            (Service::Http { .. }, None) => connector_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "connector_internal",
+                "the connector has no client for this rule".into(),
+            ),
+        }
+    }
+}
+
+fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+fn status_response(code: u16) -> Response<ProxyBody> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    response
+}
+
+/// An answer the connector made itself; the edge renders it for the visitor.
+fn connector_error(status: StatusCode, code: &'static str, message: String) -> Response<ProxyBody> {
+    let mut response = Response::new(Full::new(Bytes::from(message)).map_err(|never| match never {}).boxed_unsync());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(HEADER_RESPONSE_SOURCE, HeaderValue::from_static("connector"));
+    headers.insert("adit-error-code", HeaderValue::from_static(code));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+fn hello_world(req: &Request<Incoming>) -> Response<ProxyBody> {
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+    let client = req
+        .headers()
+        .get(HEADER_CLIENT_ADDR)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
+    let page = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Adit: hello world</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto\">\
+         <h1>Congrats! Your Adit tunnel works.</h1>\
+         <p>This page is served by the connector's built-in <code>hello_world</code> service.</p>\
+         <ul><li>Host: {}</li><li>Path: {}</li><li>Visitor: {}</li></ul></body></html>",
+        escape(&host),
+        escape(req.uri().path()),
+        escape(client)
+    );
+    let mut response = Response::new(Full::new(Bytes::from(page)).map_err(|never| match never {}).boxed_unsync());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}
+
+/// Removes per-hop headers and our stream metadata before a message leaves the connector.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        HeaderName::from_static(HEADER_STREAM_KIND),
+        HeaderName::from_static(HEADER_CLIENT_ADDR),
+        HeaderName::from_static(HEADER_RESPONSE_SOURCE),
+        HeaderName::from_static(HEADER_UPGRADE_STATUS),
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn origin_request(
+    rule: &Rule,
+    url: &url::Url,
+    parts: &http::request::Parts,
+) -> Result<http::request::Builder, String> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let uri = Uri::builder()
+        .scheme(url.scheme())
+        .authority(authority.as_str())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let host = rule
+        .origin_request
+        .http_host_header
+        .clone()
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .unwrap_or(authority);
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.insert(header::HOST, HeaderValue::from_str(&host).map_err(|e| e.to_string())?);
+    let mut builder = Request::builder().method(parts.method.clone()).uri(uri).version(Version::HTTP_11);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    Ok(builder)
+}
+
+/// Names what went wrong reaching the origin, for the visitor's 502.
+fn origin_failure(url: &url::Url, origin: &OriginRequest, err: &hyper_util::client::legacy::Error) -> Response<ProxyBody> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut io_kind = None;
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+            break;
+        }
+        source = e.source();
+    }
+    let origin_url = url.as_str().trim_end_matches('/');
+    let (status, code, message) = match io_kind {
+        Some(std::io::ErrorKind::ConnectionRefused) => (
+            StatusCode::BAD_GATEWAY,
+            "origin_refused",
+            format!("The origin {origin_url} refused the connection."),
+        ),
+        Some(std::io::ErrorKind::TimedOut) => (
+            StatusCode::BAD_GATEWAY,
+            "origin_timeout",
+            format!(
+                "The origin {origin_url} did not accept the connection within {:?} (connectTimeout).",
+                origin.connect_timeout
+            ),
+        ),
+        _ if err.is_connect() => (
+            StatusCode::BAD_GATEWAY,
+            "origin_unreachable",
+            format!("Unable to reach the origin {origin_url}: {err}"),
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "origin_error",
+            format!("The origin {origin_url} failed while answering: {err}"),
+        ),
+    };
+    tracing::warn!(origin = origin_url, code, error = %err, "Unable to reach the origin service");
+    connector_error(status, code, message)
+}
+
+async fn proxy_http(client: &OriginClient, rule: &Rule, url: &url::Url, req: Request<Incoming>) -> Response<ProxyBody> {
+    let (parts, body) = req.into_parts();
+    let request = match origin_request(rule, url, &parts) {
+        Ok(builder) => builder.body(body.map_err(BoxError::from).boxed_unsync()),
+        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e),
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e.to_string()),
+    };
+    match client.request(request).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            parts.version = Version::HTTP_2;
+            Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+        }
+        Err(e) => origin_failure(url, &rule.origin_request, &e),
+    }
+}
+
+/// Upgrades at the origin, then joins the stream's two directions to the upgraded socket.
+/// HTTP/2 cannot say 101, so the answer is 200 with the real status in a header.
+async fn proxy_websocket(client: &OriginClient, rule: &Rule, url: &url::Url, req: Request<Incoming>) -> Response<ProxyBody> {
+    let (parts, from_edge) = req.into_parts();
+    let request = origin_request(rule, url, &parts).and_then(|mut builder| {
+        if let Some(h) = builder.headers_mut() {
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        builder.body(empty()).map_err(|e| e.to_string())
+    });
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e),
+    };
+    let response = match client.request(request).await {
+        Ok(r) => r,
+        Err(e) => return origin_failure(url, &rule.origin_request, &e),
+    };
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        return Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync());
+    }
+    let mut headers = response.headers().clone();
+    strip_hop_by_hop(&mut headers);
+    let upgraded = match hyper::upgrade::on(response).await {
+        Ok(u) => u,
+        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "origin_upgrade_failed", e.to_string()),
+    };
+    let (origin_read, mut origin_write) = tokio::io::split(TokioIo::new(upgraded));
+    tokio::spawn(
+        async move {
+            let mut from_edge = from_edge;
+            while let Some(frame) = from_edge.frame().await {
+                let Ok(frame) = frame else { break };
+                if let Ok(data) = frame.into_data()
+                    && origin_write.write_all(&data).await.is_err()
+                {
+                    break;
+                }
+            }
+            let _ = origin_write.shutdown().await;
+        }
+        .instrument(tracing::debug_span!("websocket_up")),
+    );
+    let down = tokio_util::io::ReaderStream::new(origin_read).map(|chunk| chunk.map(Frame::data).map_err(BoxError::from));
+    let mut answer = Response::new(StreamBody::new(down).boxed_unsync());
+    *answer.headers_mut() = headers;
+    answer
+        .headers_mut()
+        .insert(HEADER_UPGRADE_STATUS, HeaderValue::from_static("101"));
+    answer
+}
+
+fn origin_client(origin: &OriginRequest) -> Result<OriginClient, Error> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(origin.connect_timeout));
+    http.set_keepalive(Some(origin.tcp_keep_alive));
+    http.set_happy_eyeballs_timeout((!origin.no_happy_eyeballs).then_some(Duration::from_millis(300)));
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let mut tls = if origin.no_tls_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyOrigin(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        match &origin.ca_pool {
+            Some(path) => {
+                for cert in adit_transport::tls::read_pem_chain(std::path::Path::new(path))? {
+                    roots.add(cert)?;
+                }
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    tls.alpn_protocols = if origin.http2_origin {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    let https = match &origin.origin_server_name {
+        Some(name) => https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+            adit_transport::tls::server_name(name)?,
+        )),
+        None => https,
+    };
+    let https = if origin.http2_origin {
+        https.enable_all_versions().wrap_connector(http)
+    } else {
+        https.enable_http1().wrap_connector(http)
+    };
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(origin.keep_alive_timeout)
+        .pool_max_idle_per_host(origin.keep_alive_connections)
+        .build(https))
+}
+
+/// `originRequest.noTLSVerify: true`: the operator chose to trust any origin certificate.
+#[derive(Debug)]
+struct AcceptAnyOrigin(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyOrigin {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
