@@ -156,11 +156,11 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/tunnels/{tunnel}/routes", get(list_routes).post(create_route))
         .route("/api/v1/tunnels/{tunnel}/connectors", get(list_connectors))
         .route("/api/v1/routes/{route}", delete(delete_route))
-        .fallback(not_found)
         .with_state(control)
 }
 
-async fn not_found() -> ApiError {
+/// The answer for any path no route serves.
+pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",

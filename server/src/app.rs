@@ -193,7 +193,8 @@ impl App {
                 axum::Router::new()
                     .route("/", get(dashboard))
                     .with_state((control.clone(), self.default_account)),
-            );
+            )
+            .fallback(crate::api::not_found);
 
         let tasks = [
             tokio::spawn(tunnel_listener::serve(self.tunnel_listener, listener, shutdown.clone())),
