@@ -47,7 +47,11 @@ fn read_trimmed(path: &Path) -> Option<String> {
 impl ApiCredentials {
     /// Flags (and their `ADIT_API_URL` / `ADIT_API_TOKEN` twins) first, then
     /// `~/.adit/credentials`, then the files a local `adit-server` writes in `~/.adit/server`.
-    pub fn resolve(url: Option<String>, token: Option<String>, adit_home: &Path) -> Result<Self, Error> {
+    pub fn resolve(
+        url: Option<String>,
+        token: Option<String>,
+        adit_home: &Path,
+    ) -> Result<Self, Error> {
         let file: Option<CredentialsFile> = read_trimmed(&adit_home.join("credentials"))
             .and_then(|text| serde_json::from_str(&text).ok());
         let server_dir = adit_home.join("server");
@@ -116,7 +120,10 @@ impl ApiClient {
         let request = Request::builder()
             .method(method)
             .uri(&url)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.credentials.token))
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", self.credentials.token),
+            )
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(bytes)))
@@ -154,8 +161,12 @@ impl ApiClient {
     }
 
     pub async fn create_tunnel(&self, name: &str) -> Result<api::Tunnel, Error> {
-        self.call(Method::POST, "/tunnels", Some(serde_json::json!({ "name": name })))
-            .await
+        self.call(
+            Method::POST,
+            "/tunnels",
+            Some(serde_json::json!({ "name": name })),
+        )
+        .await
     }
 
     pub async fn list_tunnels(&self) -> Result<Vec<api::Tunnel>, Error> {
@@ -178,7 +189,11 @@ impl ApiClient {
 
     pub async fn tunnel_token(&self, tunnel: &str) -> Result<String, Error> {
         let body: api::TunnelTokenBody = self
-            .call(Method::GET, &format!("/tunnels/{}/token", segment(tunnel)), None)
+            .call(
+                Method::GET,
+                &format!("/tunnels/{}/token", segment(tunnel)),
+                None,
+            )
             .await?;
         Ok(body.token)
     }
@@ -193,7 +208,11 @@ impl ApiClient {
     }
 
     pub async fn connectors(&self, tunnel: &str) -> Result<Vec<api::Connector>, Error> {
-        self.call(Method::GET, &format!("/tunnels/{}/connectors", segment(tunnel)), None)
-            .await
+        self.call(
+            Method::GET,
+            &format!("/tunnels/{}/connectors", segment(tunnel)),
+            None,
+        )
+        .await
     }
 }

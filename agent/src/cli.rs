@@ -19,7 +19,11 @@ use crate::{
 };
 
 #[derive(Debug, Parser)]
-#[command(name = "adit", version, about = "Adit: expose services on this host through an Adit edge, outbound only")]
+#[command(
+    name = "adit",
+    version,
+    about = "Adit: expose services on this host through an Adit edge, outbound only"
+)]
 pub struct Cli {
     /// config.yml (default: ~/.adit/config.yml, then /etc/adit/config.yml).
     #[arg(long, global = true, env = "ADIT_CONFIG")]
@@ -151,14 +155,21 @@ pub enum IngressCommand {
 }
 
 /// Runs one command, writing what it prints to `out`.
-pub async fn run(cli: Cli, out: &mut dyn Write, shutdown: CancellationToken) -> Result<(), Error> {
+pub async fn run(
+    cli: Cli,
+    out: &mut (dyn Write + Send),
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let home = adit_home();
     match cli.command {
         Command::Ingress { command } => ingress(command, cli.config.as_deref(), &home, out),
         Command::Tunnel(args) => match args.command {
-            TunnelCommand::Run(run) => run_connector(run, cli.config.as_deref(), &home, shutdown).await,
+            TunnelCommand::Run(run) => {
+                run_connector(run, cli.config.as_deref(), &home, shutdown).await
+            }
             command => {
-                let credentials = ApiCredentials::resolve(args.api.api_url, args.api.api_token, &home)?;
+                let credentials =
+                    ApiCredentials::resolve(args.api.api_url, args.api.api_token, &home)?;
                 manage(command, &ApiClient::new(credentials)?, &home, out).await
             }
         },
@@ -169,7 +180,12 @@ fn config_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::file(path, e)
 }
 
-fn ingress(command: IngressCommand, config: Option<&Path>, home: &Path, out: &mut dyn Write) -> Result<(), Error> {
+fn ingress(
+    command: IngressCommand,
+    config: Option<&Path>,
+    home: &Path,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Error> {
     let loaded = LoadedConfig::find(config, home)?
         .ok_or_else(|| Error::Usage("no config file found; pass --config config.yml".into()))?;
     let path = loaded.path.display().to_string();
@@ -178,14 +194,23 @@ fn ingress(command: IngressCommand, config: Option<&Path>, home: &Path, out: &mu
             writeln!(out, "Validating rules from {path}")?;
             match loaded.ingress(None)? {
                 Some(_) => writeln!(out, "OK")?,
-                None => return Err(Error::Usage("Validation failed: The config file doesn't contain any ingress rules".into())),
+                None => {
+                    return Err(Error::Usage(
+                        "Validation failed: The config file doesn't contain any ingress rules"
+                            .into(),
+                    ));
+                }
             }
         }
         IngressCommand::Rule { url } => {
-            let ingress = loaded
-                .ingress(None)?
-                .ok_or_else(|| Error::Usage("The config file doesn't contain any ingress rules".into()))?;
-            let with_scheme = if url.contains("://") { url } else { format!("https://{url}") };
+            let ingress = loaded.ingress(None)?.ok_or_else(|| {
+                Error::Usage("The config file doesn't contain any ingress rules".into())
+            })?;
+            let with_scheme = if url.contains("://") {
+                url
+            } else {
+                format!("https://{url}")
+            };
             let parsed = url::Url::parse(&with_scheme)
                 .map_err(|e| Error::Usage(format!("{with_scheme} is not a URL: {e}")))?;
             let host = parsed.host_str().unwrap_or_default();
@@ -204,7 +229,7 @@ fn ingress(command: IngressCommand, config: Option<&Path>, home: &Path, out: &mu
     Ok(())
 }
 
-fn json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<(), Error> {
+fn json(out: &mut (dyn Write + Send), value: &impl serde::Serialize) -> Result<(), Error> {
     serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Error::Usage(e.to_string()))?;
     writeln!(out)?;
     Ok(())
@@ -242,9 +267,18 @@ fn write_credentials(path: &Path, token: &str, tunnel: &api::Tunnel) -> Result<(
     file.write_all(&body).map_err(config_error(path))
 }
 
-async fn manage(command: TunnelCommand, api: &ApiClient, home: &Path, out: &mut dyn Write) -> Result<(), Error> {
+async fn manage(
+    command: TunnelCommand,
+    api: &ApiClient,
+    home: &Path,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Error> {
     match command {
-        TunnelCommand::Create { name, output, cred_file } => {
+        TunnelCommand::Create {
+            name,
+            output,
+            cred_file,
+        } => {
             let tunnel = api.create_tunnel(&name).await?;
             let token = api.tunnel_token(&tunnel.id.to_string()).await?;
             let path = cred_file.unwrap_or_else(|| home.join(format!("{}.json", tunnel.id)));
@@ -269,11 +303,21 @@ async fn manage(command: TunnelCommand, api: &ApiClient, home: &Path, out: &mut 
                 return json(out, &tunnels);
             }
             if tunnels.is_empty() {
-                writeln!(out, "No tunnels were found for the given filter flags. You can use 'adit tunnel create' to create a tunnel.")?;
+                writeln!(
+                    out,
+                    "No tunnels were found for the given filter flags. You can use 'adit tunnel create' to create a tunnel."
+                )?;
                 return Ok(());
             }
-            writeln!(out, "You can obtain more detailed information for each tunnel with `adit tunnel info <name/uuid>`")?;
-            writeln!(out, "{:<36}  {:<24}  {:<20}  {:<9}  CONNECTIONS", "ID", "NAME", "CREATED", "STATUS")?;
+            writeln!(
+                out,
+                "You can obtain more detailed information for each tunnel with `adit tunnel info <name/uuid>`"
+            )?;
+            writeln!(
+                out,
+                "{:<36}  {:<24}  {:<20}  {:<9}  CONNECTIONS",
+                "ID", "NAME", "CREATED", "STATUS"
+            )?;
             for t in tunnels {
                 let connectors = api.connectors(&t.id.to_string()).await?;
                 writeln!(
@@ -291,14 +335,33 @@ async fn manage(command: TunnelCommand, api: &ApiClient, home: &Path, out: &mut 
             let t = api.tunnel(&tunnel).await?;
             let connectors = api.connectors(&t.id.to_string()).await?;
             if output == Some(Output::Json) {
-                return json(out, &serde_json::json!({ "tunnel": t, "connectors": connectors }));
+                return json(
+                    out,
+                    &serde_json::json!({ "tunnel": t, "connectors": connectors }),
+                );
             }
-            writeln!(out, "NAME:     {}\nID:       {}\nCREATED:  {}\nSTATUS:   {}\nROUTES:   {}\n", t.name, t.id, t.created_at, t.status.as_str(), t.routes.join(", "))?;
+            writeln!(
+                out,
+                "NAME:     {}\nID:       {}\nCREATED:  {}\nSTATUS:   {}\nROUTES:   {}\n",
+                t.name,
+                t.id,
+                t.created_at,
+                t.status.as_str(),
+                t.routes.join(", ")
+            )?;
             if connectors.is_empty() {
-                writeln!(out, "Your tunnel {} does not have any active connection.", t.id)?;
+                writeln!(
+                    out,
+                    "Your tunnel {} does not have any active connection.",
+                    t.id
+                )?;
                 return Ok(());
             }
-            writeln!(out, "{:<36}  {:<20}  {:<14}  {:<8}  {:<15}  EDGE", "CONNECTOR ID", "CREATED", "ARCHITECTURE", "VERSION", "ORIGIN IP")?;
+            writeln!(
+                out,
+                "{:<36}  {:<20}  {:<14}  {:<8}  {:<15}  EDGE",
+                "CONNECTOR ID", "CREATED", "ARCHITECTURE", "VERSION", "ORIGIN IP"
+            )?;
             for c in &connectors {
                 let origin = c.connections.first().map_or("", |k| k.origin_ip.as_str());
                 writeln!(
@@ -325,16 +388,26 @@ async fn manage(command: TunnelCommand, api: &ApiClient, home: &Path, out: &mut 
                 None => writeln!(out, "{token}")?,
             }
         }
-        TunnelCommand::Route { command: RouteCommand::Dns { tunnel, hostname } } => {
-            match api.create_route(&tunnel, &hostname).await {
-                Ok(route) => writeln!(out, "Added route {} which will route to tunnel {}", route.hostname, route.tunnel_id)?,
-                Err(Error::Api { status: 409, message, .. }) if message.contains("already configured to route to your tunnel") => {
-                    writeln!(out, "{message}")?;
-                }
-                Err(e) => return Err(e),
+        TunnelCommand::Route {
+            command: RouteCommand::Dns { tunnel, hostname },
+        } => match api.create_route(&tunnel, &hostname).await {
+            Ok(route) => writeln!(
+                out,
+                "Added route {} which will route to tunnel {}",
+                route.hostname, route.tunnel_id
+            )?,
+            Err(Error::Api {
+                status: 409,
+                message,
+                ..
+            }) if message.contains("already configured to route to your tunnel") => {
+                writeln!(out, "{message}")?;
             }
+            Err(e) => return Err(e),
+        },
+        TunnelCommand::Run(_) => {
+            return Err(Error::Usage("run is not a management command".into()));
         }
-        TunnelCommand::Run(_) => return Err(Error::Usage("run is not a management command".into())),
     }
     Ok(())
 }
@@ -368,7 +441,12 @@ fn resolve_token(run: &RunArgs, loaded: Option<&LoadedConfig>) -> Result<TunnelT
     ))
 }
 
-async fn run_connector(run: RunArgs, config: Option<&Path>, home: &Path, shutdown: CancellationToken) -> Result<(), Error> {
+async fn run_connector(
+    run: RunArgs,
+    config: Option<&Path>,
+    home: &Path,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let loaded = LoadedConfig::find(config, home)?;
     let token = resolve_token(&run, loaded.as_ref())?;
     let ingress = match &loaded {
@@ -378,7 +456,9 @@ async fn run_connector(run: RunArgs, config: Option<&Path>, home: &Path, shutdow
     let ingress = match ingress {
         Some(ingress) => ingress,
         None => {
-            tracing::warn!("No ingress rules were defined in provided config (if any) nor from the cli, adit will return 503 for all incoming HTTP requests");
+            tracing::warn!(
+                "No ingress rules were defined in provided config (if any) nor from the cli, adit will return 503 for all incoming HTTP requests"
+            );
             Ingress::single("http_status:503")?
         }
     };
@@ -405,12 +485,33 @@ mod tests {
 
     #[test]
     fn cli_parses_cloudflared_shapes() {
-        let cli = Cli::try_parse_from(["adit", "tunnel", "--config", "c.yml", "run", "--token", "x"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["adit", "tunnel", "--config", "c.yml", "run", "--token", "x"])
+                .unwrap();
         assert_eq!(cli.config.as_deref(), Some(Path::new("c.yml")));
-        assert!(matches!(cli.command, Command::Tunnel(TunnelArgs { command: TunnelCommand::Run(_), .. })));
-        let cli = Cli::try_parse_from(["adit", "tunnel", "route", "dns", "t", "app.example.com"]).unwrap();
-        assert!(matches!(cli.command, Command::Tunnel(TunnelArgs { command: TunnelCommand::Route { .. }, .. })));
-        let cli = Cli::try_parse_from(["adit", "ingress", "rule", "https://x.example.com/a"]).unwrap();
-        assert!(matches!(cli.command, Command::Ingress { command: IngressCommand::Rule { .. } }));
+        assert!(matches!(
+            cli.command,
+            Command::Tunnel(TunnelArgs {
+                command: TunnelCommand::Run(_),
+                ..
+            })
+        ));
+        let cli = Cli::try_parse_from(["adit", "tunnel", "route", "dns", "t", "app.example.com"])
+            .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Tunnel(TunnelArgs {
+                command: TunnelCommand::Route { .. },
+                ..
+            })
+        ));
+        let cli =
+            Cli::try_parse_from(["adit", "ingress", "rule", "https://x.example.com/a"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Ingress {
+                command: IngressCommand::Rule { .. }
+            }
+        ));
     }
 }

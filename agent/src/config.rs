@@ -58,7 +58,10 @@ impl LoadedConfig {
         if let Some(path) = explicit {
             return Self::load(path).map(Some);
         }
-        for candidate in [adit_home.join("config.yml"), PathBuf::from("/etc/adit/config.yml")] {
+        for candidate in [
+            adit_home.join("config.yml"),
+            PathBuf::from("/etc/adit/config.yml"),
+        ] {
             if candidate.exists() {
                 return Self::load(&candidate).map(Some);
             }
@@ -72,7 +75,10 @@ impl LoadedConfig {
             path: self.path.clone(),
             message: e.to_string(),
         };
-        match (&self.config.ingress, url_flag.or(self.config.url.as_deref())) {
+        match (
+            &self.config.ingress,
+            url_flag.or(self.config.url.as_deref()),
+        ) {
             (Some(_), Some(_)) if url_flag.is_some() => Err(Error::Usage(
                 "You can't set the --url flag when using multiple-origin ingress rules".into(),
             )),
@@ -145,7 +151,10 @@ mod tests {
     fn ingress_errors_name_file_and_rule() {
         let loaded = load("ingress:\n  - hostname: a.com\n    service: http://x\n").unwrap();
         let err = loaded.ingress(None).unwrap_err().to_string();
-        assert!(err.contains("config.yml") && err.contains("Rule #1"), "{err}");
+        assert!(
+            err.contains("config.yml") && err.contains("Rule #1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub struct Connector {
 
 enum Attempt {
     /// Served until the link dropped; whether it lived long enough to count as stable.
-    Served { stable: bool },
+    Served {
+        stable: bool,
+    },
     Rejected(RejectCode, String),
     Failed(String),
 }
@@ -109,7 +111,9 @@ impl Connector {
             .endpoint
             .clone()
             .or_else(|| config.token.endpoint.clone())
-            .ok_or_else(|| Error::Usage("the token names no edge endpoint; pass --edge HOST:PORT".into()))?;
+            .ok_or_else(|| {
+                Error::Usage("the token names no edge endpoint; pass --edge HOST:PORT".into())
+            })?;
         let trust = match &config.token.ca_pin {
             Some(pin) => EdgeTrust::Pinned(pin.clone()),
             None => EdgeTrust::SystemRoots,
@@ -229,7 +233,9 @@ impl Connector {
                 tracing::info!(tunnel = %reply.tunnel_id, name = %reply.tunnel_name, connector = %self.config.connector_id, "Registered connector");
                 Ok(())
             }
-            Err(status) if status.code() == tonic::Code::Unauthenticated => Err(Error::InvalidToken),
+            Err(status) if status.code() == tonic::Code::Unauthenticated => {
+                Err(Error::InvalidToken)
+            }
             Err(status) => Err(status.into()),
         }
     }
@@ -292,9 +298,13 @@ impl Connector {
         };
         let (connection, edge) = match tokio::time::timeout(HELLO_TIMEOUT, reply).await {
             Ok(Ok(HelloReply::Accepted {
-                connection_id, edge, ..
+                connection_id,
+                edge,
+                ..
             })) => (connection_id, edge),
-            Ok(Ok(HelloReply::Rejected { code, message })) => return Attempt::Rejected(code, message),
+            Ok(Ok(HelloReply::Rejected { code, message })) => {
+                return Attempt::Rejected(code, message);
+            }
             Ok(Err(e)) => return Attempt::Failed(format!("hello failed: {e}")),
             Err(_) => return Attempt::Failed("the edge did not answer the hello in time".into()),
         };
@@ -317,7 +327,8 @@ impl Connector {
             let proxy = proxy.clone();
             async move { Ok::<_, Infallible>(proxy.handle(req).await) }
         });
-        let conn = adit_transport::h2::server_builder().serve_connection(TokioIo::new(tls), service);
+        let conn =
+            adit_transport::h2::server_builder().serve_connection(TokioIo::new(tls), service);
         tokio::pin!(conn);
         let result = tokio::select! {
             result = conn.as_mut() => result,
@@ -328,8 +339,12 @@ impl Connector {
         };
         self.state.ready_connections.fetch_sub(1, Ordering::Relaxed);
         match result {
-            Ok(()) => tracing::info!(conn_index = index, %connection, "Unregistered tunnel connection"),
-            Err(e) => tracing::warn!(conn_index = index, %connection, error = %e, "Connection lost"),
+            Ok(()) => {
+                tracing::info!(conn_index = index, %connection, "Unregistered tunnel connection")
+            }
+            Err(e) => {
+                tracing::warn!(conn_index = index, %connection, error = %e, "Connection lost")
+            }
         }
         Attempt::Served {
             stable: started.elapsed() >= STABLE_AFTER,

@@ -14,7 +14,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error("I/O error on {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -24,7 +27,11 @@ pub enum Error {
     #[error("cannot reach {url}: {message}")]
     Unreachable { url: String, message: String },
     #[error("{message}")]
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("gRPC: {0}")]
     Grpc(#[from] tonic::Status),
 }

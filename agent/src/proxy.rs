@@ -6,11 +6,16 @@ use std::{sync::Arc, time::Duration};
 
 use adit_core::{
     ingress::{Ingress, OriginRequest, Rule, Service},
-    wire::{HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS, StreamKind},
+    wire::{
+        HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS,
+        StreamKind,
+    },
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header,
+};
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_rustls::HttpsConnector;
@@ -57,7 +62,11 @@ impl OriginProxy {
 
     /// Answers one stream from the edge.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
-        let host = req.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
         let (index, rule) = self.ingress.find(&host, req.uri().path());
         let kind = req
             .headers()
@@ -66,7 +75,10 @@ impl OriginProxy {
             .and_then(StreamKind::parse)
             .unwrap_or(StreamKind::Http);
         tracing::debug!(%host, path = req.uri().path(), rule = index, kind = kind.as_str(), "stream");
-        match (&rule.service, self.clients.get(index).and_then(Option::as_ref)) {
+        match (
+            &rule.service,
+            self.clients.get(index).and_then(Option::as_ref),
+        ) {
             (Service::HttpStatus(code), _) => status_response(*code),
             (Service::HelloWorld, _) => hello_world(&req),
             (Service::Http { url }, Some(client)) => {
@@ -97,18 +109,36 @@ fn status_response(code: u16) -> Response<ProxyBody> {
 
 /// An answer the connector made itself; the edge renders it for the visitor.
 fn connector_error(status: StatusCode, code: &'static str, message: String) -> Response<ProxyBody> {
-    let mut response = Response::new(Full::new(Bytes::from(message)).map_err(|never| match never {}).boxed_unsync());
+    let mut response = Response::new(
+        Full::new(Bytes::from(message))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(HEADER_RESPONSE_SOURCE, HeaderValue::from_static("connector"));
+    headers.insert(
+        HEADER_RESPONSE_SOURCE,
+        HeaderValue::from_static("connector"),
+    );
     headers.insert("adit-error-code", HeaderValue::from_static(code));
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
 fn hello_world(req: &Request<Incoming>) -> Response<ProxyBody> {
-    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let client = req
         .headers()
         .get(HEADER_CLIENT_ADDR)
@@ -124,10 +154,15 @@ fn hello_world(req: &Request<Incoming>) -> Response<ProxyBody> {
         escape(req.uri().path()),
         escape(client)
     );
-    let mut response = Response::new(Full::new(Bytes::from(page)).map_err(|never| match never {}).boxed_unsync());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    let mut response = Response::new(
+        Full::new(Bytes::from(page))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     response
 }
 
@@ -182,8 +217,14 @@ fn origin_request(
         .unwrap_or(authority);
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
-    headers.insert(header::HOST, HeaderValue::from_str(&host).map_err(|e| e.to_string())?);
-    let mut builder = Request::builder().method(parts.method.clone()).uri(uri).version(Version::HTTP_11);
+    headers.insert(
+        header::HOST,
+        HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
+    );
+    let mut builder = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .version(Version::HTTP_11);
     if let Some(h) = builder.headers_mut() {
         *h = headers;
     }
@@ -191,7 +232,11 @@ fn origin_request(
 }
 
 /// Names what went wrong reaching the origin, for the visitor's 502.
-fn origin_failure(url: &url::Url, origin: &OriginRequest, err: &hyper_util::client::legacy::Error) -> Response<ProxyBody> {
+fn origin_failure(
+    url: &url::Url,
+    origin: &OriginRequest,
+    err: &hyper_util::client::legacy::Error,
+) -> Response<ProxyBody> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut io_kind = None;
     while let Some(e) = source {
@@ -231,7 +276,12 @@ fn origin_failure(url: &url::Url, origin: &OriginRequest, err: &hyper_util::clie
     connector_error(status, code, message)
 }
 
-async fn proxy_http(client: &OriginClient, rule: &Rule, url: &url::Url, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn proxy_http(
+    client: &OriginClient,
+    rule: &Rule,
+    url: &url::Url,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
     let request = match origin_request(rule, url, &parts) {
         Ok(builder) => builder.body(body.map_err(BoxError::from).boxed_unsync()),
@@ -254,7 +304,12 @@ async fn proxy_http(client: &OriginClient, rule: &Rule, url: &url::Url, req: Req
 
 /// Upgrades at the origin, then joins the stream's two directions to the upgraded socket.
 /// HTTP/2 cannot say 101, so the answer is 200 with the real status in a header.
-async fn proxy_websocket(client: &OriginClient, rule: &Rule, url: &url::Url, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn proxy_websocket(
+    client: &OriginClient,
+    rule: &Rule,
+    url: &url::Url,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let (parts, from_edge) = req.into_parts();
     let request = origin_request(rule, url, &parts).and_then(|mut builder| {
         if let Some(h) = builder.headers_mut() {
@@ -280,7 +335,13 @@ async fn proxy_websocket(client: &OriginClient, rule: &Rule, url: &url::Url, req
     strip_hop_by_hop(&mut headers);
     let upgraded = match hyper::upgrade::on(response).await {
         Ok(u) => u,
-        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "origin_upgrade_failed", e.to_string()),
+        Err(e) => {
+            return connector_error(
+                StatusCode::BAD_GATEWAY,
+                "origin_upgrade_failed",
+                e.to_string(),
+            );
+        }
     };
     let (origin_read, mut origin_write) = tokio::io::split(TokioIo::new(upgraded));
     tokio::spawn(
@@ -298,7 +359,8 @@ async fn proxy_websocket(client: &OriginClient, rule: &Rule, url: &url::Url, req
         }
         .instrument(tracing::debug_span!("websocket_up")),
     );
-    let down = tokio_util::io::ReaderStream::new(origin_read).map(|chunk| chunk.map(Frame::data).map_err(BoxError::from));
+    let down = tokio_util::io::ReaderStream::new(origin_read)
+        .map(|chunk| chunk.map(Frame::data).map_err(BoxError::from));
     let mut answer = Response::new(StreamBody::new(down).boxed_unsync());
     *answer.headers_mut() = headers;
     answer
@@ -313,11 +375,14 @@ fn origin_client(origin: &OriginRequest) -> Result<OriginClient, Error> {
     http.set_nodelay(true);
     http.set_connect_timeout(Some(origin.connect_timeout));
     http.set_keepalive(Some(origin.tcp_keep_alive));
-    http.set_happy_eyeballs_timeout((!origin.no_happy_eyeballs).then_some(Duration::from_millis(300)));
+    http.set_happy_eyeballs_timeout(
+        (!origin.no_happy_eyeballs).then_some(Duration::from_millis(300)),
+    );
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
-    let mut tls = if origin.no_tls_verify {
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let tls = if origin.no_tls_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyOrigin(provider)))
@@ -336,11 +401,7 @@ fn origin_client(origin: &OriginRequest) -> Result<OriginClient, Error> {
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    tls.alpn_protocols = if origin.http2_origin {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
+    // hyper-rustls sets ALPN itself from the enabled versions below.
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http();
@@ -383,7 +444,12 @@ impl ServerCertVerifier for AcceptAnyOrigin {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -392,7 +458,12 @@ impl ServerCertVerifier for AcceptAnyOrigin {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -4,7 +4,10 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {
     #[error("invalid hostname {hostname:?}: {reason}")]
-    InvalidHostname { hostname: String, reason: &'static str },
+    InvalidHostname {
+        hostname: String,
+        reason: &'static str,
+    },
     #[error("Provided Tunnel token is not valid: {0}")]
     InvalidToken(&'static str),
     #[error("invalid {kind} id {value:?}")]

@@ -143,21 +143,45 @@ mod tests {
 
     #[test]
     fn parses_and_normalizes() {
-        assert_eq!(HostPattern::parse("App.Example.COM.").unwrap().as_str(), "app.example.com");
-        assert_eq!(HostPattern::parse("*.Example.com").unwrap().as_str(), "*.example.com");
+        assert_eq!(
+            HostPattern::parse("App.Example.COM.").unwrap().as_str(),
+            "app.example.com"
+        );
+        assert_eq!(
+            HostPattern::parse("*.Example.com").unwrap().as_str(),
+            "*.example.com"
+        );
     }
 
     #[test]
     fn rejects_bad_patterns() {
-        for bad in ["", "a:80", "*example.com", "a.*.com", "**.a.com", "a..b", "-a.com", "a b.com", "a.*"] {
-            assert!(HostPattern::parse(bad).is_err(), "{bad:?} should be rejected");
+        for bad in [
+            "",
+            "a:80",
+            "*example.com",
+            "a.*.com",
+            "**.a.com",
+            "a..b",
+            "-a.com",
+            "a b.com",
+            "a.*",
+        ] {
+            assert!(
+                HostPattern::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
     #[test]
     fn matching_ignores_case_port_and_trailing_dot() {
         let exact = HostPattern::parse("app.example.com").unwrap();
-        for host in ["app.example.com", "APP.example.com", "app.example.com:8080", "app.example.com."] {
+        for host in [
+            "app.example.com",
+            "APP.example.com",
+            "app.example.com:8080",
+            "app.example.com.",
+        ] {
             assert!(exact.matches(host), "{host}");
         }
         assert!(!exact.matches("x.app.example.com"));

@@ -95,7 +95,9 @@ impl TunnelName {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         {
-            return Err(invalid("only letters, digits, '.', '_' and '-' are allowed"));
+            return Err(invalid(
+                "only letters, digits, '.', '_' and '-' are allowed",
+            ));
         }
         if Uuid::parse_str(input).is_ok() {
             return Err(invalid("a UUID is not allowed as a name"));
@@ -141,7 +143,13 @@ mod tests {
     #[test]
     fn tunnel_names() {
         assert!(TunnelName::parse("my-tunnel_1.prod").is_ok());
-        for bad in ["", "a b", "x/y", "f70ff985-a4ef-4643-bbbc-4a0ed4fc8415", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "a b",
+            "x/y",
+            "f70ff985-a4ef-4643-bbbc-4a0ed4fc8415",
+            &"a".repeat(65),
+        ] {
             assert!(TunnelName::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -101,12 +101,15 @@ impl TunnelToken {
             .t
             .parse()
             .map_err(|_| Error::InvalidToken("the tunnel id is not a UUID"))?;
-        let secret = decode_base64(&json.s).ok_or(Error::InvalidToken("the secret is not base64"))?;
+        let secret =
+            decode_base64(&json.s).ok_or(Error::InvalidToken("the secret is not base64"))?;
         let secret = TunnelSecret::from_bytes(secret)?;
         if let Some(pin) = &json.p
             && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
         {
-            return Err(Error::InvalidToken("the CA pin is not a SHA-256 hex digest"));
+            return Err(Error::InvalidToken(
+                "the CA pin is not a SHA-256 hex digest",
+            ));
         }
         Ok(Self {
             account_id,
@@ -139,7 +142,10 @@ mod tests {
         // cloudflared's documented example, with UUID-shaped account for our ids.
         let json = r#"{"a":"699d9864-2c56-4d2e-855e-9661899b7252","s":"AQIDBAUGBwgBAgMEBQYHCAECAwQFBgcIAQIDBAUGBwg=","t":"f70ff985-a4ef-4643-bbbc-4a0ed4fc8415"}"#;
         let token = TunnelToken::parse(&STANDARD.encode(json)).unwrap();
-        assert_eq!(token.tunnel_id.to_string(), "f70ff985-a4ef-4643-bbbc-4a0ed4fc8415");
+        assert_eq!(
+            token.tunnel_id.to_string(),
+            "f70ff985-a4ef-4643-bbbc-4a0ed4fc8415"
+        );
         assert_eq!(token.secret.as_bytes().len(), 32);
         assert_eq!(token.endpoint, None);
     }
@@ -154,14 +160,27 @@ mod tests {
             ca_pin: Some("ab".repeat(32)),
         };
         assert_eq!(TunnelToken::parse(&token.encode()).unwrap(), token);
-        assert!(!format!("{token:?}").contains("BwcH"), "Debug must hide the secret");
+        assert!(
+            !format!("{token:?}").contains("BwcH"),
+            "Debug must hide the secret"
+        );
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["aabc", "", "!!!", &STANDARD.encode("{}"), &STANDARD.encode(r#"{"a":"x","t":"y","s":"z"}"#)] {
+        for bad in [
+            "aabc",
+            "",
+            "!!!",
+            &STANDARD.encode("{}"),
+            &STANDARD.encode(r#"{"a":"x","t":"y","s":"z"}"#),
+        ] {
             let err = TunnelToken::parse(bad).unwrap_err();
-            assert!(err.to_string().starts_with("Provided Tunnel token is not valid"), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with("Provided Tunnel token is not valid"),
+                "{err}"
+            );
         }
         let short = format!(
             r#"{{"a":"{}","t":"{}","s":"{}"}}"#,

@@ -124,6 +124,9 @@ mod tests {
             message: "no".into(),
         };
         let json = serde_json::to_string(&reply).unwrap();
-        assert_eq!(json, r#"{"result":"rejected","code":"unauthorized","message":"no"}"#);
+        assert_eq!(
+            json,
+            r#"{"result":"rejected","code":"unauthorized","message":"no"}"#
+        );
     }
 }

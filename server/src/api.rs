@@ -22,7 +22,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>, details: serde_json::Value) -> Self {
+    fn new(
+        status: StatusCode,
+        code: &str,
+        message: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
         Self {
             status,
             body: api::ApiError {
@@ -44,9 +49,12 @@ impl From<Error> for ApiError {
                 err.to_string(),
                 json!({ "resource": what, "name": name }),
             ),
-            Error::Conflict(message) => {
-                Self::new(StatusCode::CONFLICT, "conflict", message.clone(), serde_json::Value::Null)
-            }
+            Error::Conflict(message) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                message.clone(),
+                serde_json::Value::Null,
+            ),
             Error::FailedPrecondition(message) => Self::new(
                 StatusCode::CONFLICT,
                 "failed_precondition",
@@ -82,9 +90,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }
@@ -96,7 +105,10 @@ pub struct Caller(pub AccountId);
 impl FromRequestParts<Arc<Control>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, control: &Arc<Control>) -> Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        control: &Arc<Control>,
+    ) -> Result<Self, ApiError> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -152,8 +164,14 @@ pub fn router(control: Arc<Control>) -> Router {
             get(get_tunnel).patch(rename_tunnel).delete(delete_tunnel),
         )
         .route("/api/v1/tunnels/{tunnel}/token", get(tunnel_token))
-        .route("/api/v1/tunnels/{tunnel}/rotate-secret", axum::routing::post(rotate_secret))
-        .route("/api/v1/tunnels/{tunnel}/routes", get(list_routes).post(create_route))
+        .route(
+            "/api/v1/tunnels/{tunnel}/rotate-secret",
+            axum::routing::post(rotate_secret),
+        )
+        .route(
+            "/api/v1/tunnels/{tunnel}/routes",
+            get(list_routes).post(create_route),
+        )
         .route("/api/v1/tunnels/{tunnel}/connectors", get(list_connectors))
         .route("/api/v1/routes/{route}", delete(delete_route))
         .with_state(control)
@@ -182,7 +200,10 @@ async fn create_tunnel(
     Caller(account): Caller,
     Body(body): Body<api::CreateTunnel>,
 ) -> Result<(StatusCode, Json<api::Tunnel>), ApiError> {
-    Ok((StatusCode::CREATED, Json(c.create_tunnel(account, &body.name).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(c.create_tunnel(account, &body.name).await?),
+    ))
 }
 
 async fn get_tunnel(
@@ -243,7 +264,10 @@ async fn create_route(
     Path(tunnel): Path<String>,
     Body(body): Body<api::CreateRoute>,
 ) -> Result<(StatusCode, Json<api::Route>), ApiError> {
-    Ok((StatusCode::CREATED, Json(c.create_route(account, &tunnel, &body.hostname).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(c.create_route(account, &tunnel, &body.hostname).await?),
+    ))
 }
 
 async fn delete_route(

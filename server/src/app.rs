@@ -72,7 +72,10 @@ impl App {
         let default_account = storage.ensure_account(DEFAULT_ACCOUNT).await?;
         let stale = storage.close_connections_of_edge(&node).await?;
         if stale > 0 {
-            tracing::info!(stale, "closed connections left open by this node's previous run");
+            tracing::info!(
+                stale,
+                "closed connections left open by this node's previous run"
+            );
         }
 
         let edge_listener = bind(config.edge_addr, "public edge").await?;
@@ -102,7 +105,8 @@ impl App {
                 pki::ensure_self_signed(&data_dir, &names)?
             }
         };
-        let acceptor = TlsAcceptor::from(adit_transport::tls::server_config(certs.chain, certs.key)?);
+        let acceptor =
+            TlsAcceptor::from(adit_transport::tls::server_config(certs.chain, certs.key)?);
         let endpoint = if public_host.contains(':') {
             format!("[{public_host}]:{}", tunnel_addr.port())
         } else {
@@ -124,7 +128,11 @@ impl App {
         let new_admin_token = if storage.count_api_tokens(default_account).await? == 0 {
             let token = secrets::new_api_token();
             storage
-                .insert_api_token(default_account, "admin", &secrets::sha256_hex(token.as_bytes()))
+                .insert_api_token(
+                    default_account,
+                    "admin",
+                    &secrets::sha256_hex(token.as_bytes()),
+                )
                 .await?;
             files::write_private(&data_dir.join("admin-token"), token.as_bytes())?;
             Some(token)
@@ -132,7 +140,10 @@ impl App {
             None
         };
         let api_addr = api_listener.local_addr()?;
-        files::write_private(&data_dir.join("api-url"), format!("http://{api_addr}").as_bytes())?;
+        files::write_private(
+            &data_dir.join("api-url"),
+            format!("http://{api_addr}").as_bytes(),
+        )?;
 
         Ok(Self {
             edge_addr: edge_listener.local_addr()?,
@@ -168,7 +179,9 @@ impl App {
         let control = self.control.clone();
 
         let connector_grpc = tonic::service::Routes::new(
-            adit_proto::v1::connector_service_server::ConnectorServiceServer::new(ConnectorApi(control.clone())),
+            adit_proto::v1::connector_service_server::ConnectorServiceServer::new(ConnectorApi(
+                control.clone(),
+            )),
         )
         .into_axum_router();
         let listener = Arc::new(TunnelListener {
@@ -185,7 +198,9 @@ impl App {
         let api = crate::api::router(control.clone())
             .merge(
                 tonic::service::Routes::new(
-                    adit_proto::v1::tunnel_service_server::TunnelServiceServer::new(TunnelApi(control.clone())),
+                    adit_proto::v1::tunnel_service_server::TunnelServiceServer::new(TunnelApi(
+                        control.clone(),
+                    )),
                 )
                 .into_axum_router(),
             )
@@ -197,7 +212,11 @@ impl App {
             .fallback(crate::api::not_found);
 
         let tasks = [
-            tokio::spawn(tunnel_listener::serve(self.tunnel_listener, listener, shutdown.clone())),
+            tokio::spawn(tunnel_listener::serve(
+                self.tunnel_listener,
+                listener,
+                shutdown.clone(),
+            )),
             tokio::spawn(edge::serve(self.edge_listener, edge, shutdown.clone())),
             tokio::spawn({
                 let shutdown = shutdown.clone();

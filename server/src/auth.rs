@@ -14,7 +14,10 @@ pub(crate) fn bearer(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-pub(crate) async fn account_for_api_token(storage: &Storage, token: Option<&str>) -> Result<AccountId, Error> {
+pub(crate) async fn account_for_api_token(
+    storage: &Storage,
+    token: Option<&str>,
+) -> Result<AccountId, Error> {
     let token = token.ok_or(Error::Unauthenticated)?;
     storage
         .account_for_api_token(&sha256_hex(token.as_bytes()))

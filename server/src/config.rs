@@ -5,7 +5,11 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "adit-server", version, about = "Adit's edge server: public edge, tunnel listener, API and dashboard")]
+#[command(
+    name = "adit-server",
+    version,
+    about = "Adit's edge server: public edge, tunnel listener, API and dashboard"
+)]
 pub struct Config {
     /// Where the database, certificates and keys live (created when missing).
     #[arg(long, env = "ADIT_DATA_DIR")]

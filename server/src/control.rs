@@ -104,7 +104,11 @@ impl Control {
         .encode()
     }
 
-    pub async fn create_tunnel(&self, account: AccountId, name: &str) -> Result<api::Tunnel, Error> {
+    pub async fn create_tunnel(
+        &self,
+        account: AccountId,
+        name: &str,
+    ) -> Result<api::Tunnel, Error> {
         let name = TunnelName::parse(name).map_err(|e| Error::invalid("name", e))?;
         let id = TunnelId::random();
         let secret = self.key.tunnel_secret(id, 0);
@@ -230,7 +234,11 @@ impl Control {
         Ok(route_view(route))
     }
 
-    pub async fn list_routes(&self, account: AccountId, tunnel: &str) -> Result<Vec<api::Route>, Error> {
+    pub async fn list_routes(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+    ) -> Result<Vec<api::Route>, Error> {
         let row = self.tunnel(account, tunnel).await?;
         Ok(self
             .storage
@@ -247,7 +255,10 @@ impl Control {
             name: route.to_owned(),
         };
         let id: RouteId = route.parse().map_err(|_| not_found())?;
-        self.storage.route(account, id).await?.ok_or_else(not_found)?;
+        self.storage
+            .route(account, id)
+            .await?
+            .ok_or_else(not_found)?;
         self.storage.delete_route(id).await?;
         self.routes.reload(&self.storage).await
     }

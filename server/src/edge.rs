@@ -15,7 +15,9 @@ use adit_core::{
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header,
+};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::{
@@ -98,7 +100,12 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// An error page the edge makes itself: JSON when asked for, HTML otherwise.
-pub fn error_response(status: StatusCode, code: &str, message: &str, json: bool) -> Response<TunnelBody> {
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    json: bool,
+) -> Response<TunnelBody> {
     let (content_type, body) = if json {
         let body = ApiError {
             code: code.to_owned(),
@@ -205,7 +212,12 @@ impl Edge {
             .map(str::to_owned)
             .or_else(|| req.uri().authority().map(|a| a.to_string()));
         let Some(host) = host else {
-            return error_response(StatusCode::BAD_REQUEST, "missing_host", "The request has no Host header.", json);
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "missing_host",
+                "The request has no Host header.",
+                json,
+            );
         };
         let Some(tunnel) = self.routes.current().lookup(&normalize_host(&host)) else {
             return error_response(
@@ -239,7 +251,12 @@ impl Edge {
         {
             Ok(uri) => uri,
             Err(_) => {
-                return error_response(StatusCode::BAD_REQUEST, "bad_host", "The Host header is not valid.", json);
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_host",
+                    "The Host header is not valid.",
+                    json,
+                );
             }
         };
 
@@ -333,21 +350,15 @@ async fn try_send(
     request: Request<TunnelBody>,
 ) -> Result<Response<Incoming>, (hyper::Error, Option<Request<TunnelBody>>)> {
     let mut sender = connection.sender.clone();
-    sender
-        .try_send_request(request)
-        .await
-        .map_err(|mut e| {
-            let back = e.take_message();
-            (e.into_error(), back)
-        })
+    sender.try_send_request(request).await.map_err(|mut e| {
+        let back = e.take_message();
+        (e.into_error(), back)
+    })
 }
 
 fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str) {
     let ip = peer.ip().to_string();
-    let xff = match headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
         _ => ip,
     };
@@ -460,7 +471,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_metadata_headers_are_stripped() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(HEADER_STREAM_KIND, HeaderValue::from_static("tcp"));
@@ -484,7 +498,10 @@ mod tests {
     #[test]
     fn error_pages_escape_and_speak_json() {
         let html = error_response(StatusCode::NOT_FOUND, "x", "<b>", false);
-        assert_eq!(html.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(
+            html.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
         let json = error_response(StatusCode::NOT_FOUND, "x", "m", true);
         assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
     }

@@ -24,7 +24,10 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
     #[error("invalid {field}: {message}")]
-    InvalidArgument { field: &'static str, message: String },
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
     #[error("missing or invalid credentials")]
     Unauthenticated,
     #[error("{0}")]

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use adit_core::{api, ids::ConnectorId};
-use adit_proto::v1::{self as pb, connector_service_server::ConnectorService, tunnel_service_server::TunnelService};
+use adit_proto::v1::{
+    self as pb, connector_service_server::ConnectorService, tunnel_service_server::TunnelService,
+};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
@@ -96,7 +98,10 @@ impl TunnelApi {
 
 #[tonic::async_trait]
 impl TunnelService for TunnelApi {
-    async fn create_tunnel(&self, req: Request<pb::CreateTunnelRequest>) -> Result<Response<pb::Tunnel>, Status> {
+    async fn create_tunnel(
+        &self,
+        req: Request<pb::CreateTunnelRequest>,
+    ) -> Result<Response<pb::Tunnel>, Status> {
         let account = self.account(&req).await?;
         let t = self.0.create_tunnel(account, &req.get_ref().name).await?;
         Ok(Response::new(tunnel_pb(t)))
@@ -107,52 +112,76 @@ impl TunnelService for TunnelApi {
         req: Request<pb::ListTunnelsRequest>,
     ) -> Result<Response<pb::ListTunnelsResponse>, Status> {
         let account = self.account(&req).await?;
-        let tunnels = self.0.list_tunnels(account, &req.get_ref().name_prefix).await?;
+        let tunnels = self
+            .0
+            .list_tunnels(account, &req.get_ref().name_prefix)
+            .await?;
         Ok(Response::new(pb::ListTunnelsResponse {
             tunnels: tunnels.into_iter().map(tunnel_pb).collect(),
         }))
     }
 
-    async fn get_tunnel(&self, req: Request<pb::TunnelRef>) -> Result<Response<pb::Tunnel>, Status> {
+    async fn get_tunnel(
+        &self,
+        req: Request<pb::TunnelRef>,
+    ) -> Result<Response<pb::Tunnel>, Status> {
         let account = self.account(&req).await?;
         let t = self.0.get_tunnel(account, &req.get_ref().tunnel).await?;
         Ok(Response::new(tunnel_pb(t)))
     }
 
-    async fn rename_tunnel(&self, req: Request<pb::RenameTunnelRequest>) -> Result<Response<pb::Tunnel>, Status> {
+    async fn rename_tunnel(
+        &self,
+        req: Request<pb::RenameTunnelRequest>,
+    ) -> Result<Response<pb::Tunnel>, Status> {
         let account = self.account(&req).await?;
         let r = req.get_ref();
         let t = self.0.rename_tunnel(account, &r.tunnel, &r.name).await?;
         Ok(Response::new(tunnel_pb(t)))
     }
 
-    async fn delete_tunnel(&self, req: Request<pb::DeleteTunnelRequest>) -> Result<Response<pb::Tunnel>, Status> {
+    async fn delete_tunnel(
+        &self,
+        req: Request<pb::DeleteTunnelRequest>,
+    ) -> Result<Response<pb::Tunnel>, Status> {
         let account = self.account(&req).await?;
         let r = req.get_ref();
         let t = self.0.delete_tunnel(account, &r.tunnel, r.force).await?;
         Ok(Response::new(tunnel_pb(t)))
     }
 
-    async fn get_tunnel_token(&self, req: Request<pb::TunnelRef>) -> Result<Response<pb::TunnelToken>, Status> {
+    async fn get_tunnel_token(
+        &self,
+        req: Request<pb::TunnelRef>,
+    ) -> Result<Response<pb::TunnelToken>, Status> {
         let account = self.account(&req).await?;
         let token = self.0.tunnel_token(account, &req.get_ref().tunnel).await?;
         Ok(Response::new(pb::TunnelToken { token }))
     }
 
-    async fn rotate_tunnel_secret(&self, req: Request<pb::TunnelRef>) -> Result<Response<pb::TunnelToken>, Status> {
+    async fn rotate_tunnel_secret(
+        &self,
+        req: Request<pb::TunnelRef>,
+    ) -> Result<Response<pb::TunnelToken>, Status> {
         let account = self.account(&req).await?;
         let token = self.0.rotate_secret(account, &req.get_ref().tunnel).await?;
         Ok(Response::new(pb::TunnelToken { token }))
     }
 
-    async fn create_route(&self, req: Request<pb::CreateRouteRequest>) -> Result<Response<pb::Route>, Status> {
+    async fn create_route(
+        &self,
+        req: Request<pb::CreateRouteRequest>,
+    ) -> Result<Response<pb::Route>, Status> {
         let account = self.account(&req).await?;
         let r = req.get_ref();
         let route = self.0.create_route(account, &r.tunnel, &r.hostname).await?;
         Ok(Response::new(route_pb(route)))
     }
 
-    async fn list_routes(&self, req: Request<pb::TunnelRef>) -> Result<Response<pb::ListRoutesResponse>, Status> {
+    async fn list_routes(
+        &self,
+        req: Request<pb::TunnelRef>,
+    ) -> Result<Response<pb::ListRoutesResponse>, Status> {
         let account = self.account(&req).await?;
         let routes = self.0.list_routes(account, &req.get_ref().tunnel).await?;
         Ok(Response::new(pb::ListRoutesResponse {
@@ -165,7 +194,9 @@ impl TunnelService for TunnelApi {
         req: Request<pb::DeleteRouteRequest>,
     ) -> Result<Response<pb::DeleteRouteResponse>, Status> {
         let account = self.account(&req).await?;
-        self.0.delete_route(account, &req.get_ref().route_id).await?;
+        self.0
+            .delete_route(account, &req.get_ref().route_id)
+            .await?;
         Ok(Response::new(pb::DeleteRouteResponse {}))
     }
 
@@ -174,7 +205,10 @@ impl TunnelService for TunnelApi {
         req: Request<pb::TunnelRef>,
     ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
         let account = self.account(&req).await?;
-        let connectors = self.0.list_connectors(account, &req.get_ref().tunnel).await?;
+        let connectors = self
+            .0
+            .list_connectors(account, &req.get_ref().tunnel)
+            .await?;
         Ok(Response::new(pb::ListConnectorsResponse {
             connectors: connectors.into_iter().map(connector_pb).collect(),
         }))
@@ -211,7 +245,9 @@ impl ConnectorService for ConnectorApi {
         let tunnel = match self.0.register_connector(&token, info, peer).await {
             Ok(t) => t,
             Err(Error::Unauthenticated) => {
-                return Err(Status::unauthenticated("Provided Tunnel token is not valid."));
+                return Err(Status::unauthenticated(
+                    "Provided Tunnel token is not valid.",
+                ));
             }
             Err(e) => return Err(e.into()),
         };

@@ -5,9 +5,7 @@
 use std::path::Path;
 
 use adit_transport::tls;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::{Error, files};
@@ -38,7 +36,10 @@ fn ca_params() -> Result<CertificateParams, Error> {
 }
 
 /// Loads or creates the CA and leaf in `dir`; the leaf covers `names` (DNS names or IPs).
-pub(crate) fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<TunnelCertificates, Error> {
+pub(crate) fn ensure_self_signed(
+    dir: &Path,
+    names: &[String],
+) -> Result<TunnelCertificates, Error> {
     let ca_cert_path = dir.join("ca.pem");
     let ca_key_path = dir.join("ca.key");
     let (ca_pem, ca_key) = match (
@@ -62,7 +63,9 @@ pub(crate) fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<TunnelC
     let ca_der = tls::parse_pem_chain(&ca_pem, &ca_cert_path.display().to_string())?
         .into_iter()
         .next()
-        .ok_or_else(|| Error::Corrupt(format!("{} holds no certificate", ca_cert_path.display())))?;
+        .ok_or_else(|| {
+            Error::Corrupt(format!("{} holds no certificate", ca_cert_path.display()))
+        })?;
 
     let leaf_path = dir.join("tunnel.pem");
     let leaf_key_path = dir.join("tunnel.key");
@@ -84,7 +87,10 @@ pub(crate) fn ensure_self_signed(dir: &Path, names: &[String]) -> Result<TunnelC
         tracing::info!(names = %names.join(","), "issued the tunnel listener certificate");
     }
     let chain = tls::parse_pem_chain(&files::read(&leaf_path)?, &leaf_path.display().to_string())?;
-    let key = tls::parse_pem_key(&files::read(&leaf_key_path)?, &leaf_key_path.display().to_string())?;
+    let key = tls::parse_pem_key(
+        &files::read(&leaf_key_path)?,
+        &leaf_key_path.display().to_string(),
+    )?;
     Ok(TunnelCertificates {
         chain,
         key,

@@ -51,7 +51,10 @@ pub struct Routes(RwLock<Arc<RouteTable>>);
 
 impl Routes {
     pub fn current(&self) -> Arc<RouteTable> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub async fn reload(&self, storage: &Storage) -> Result<(), Error> {
@@ -60,7 +63,9 @@ impl Routes {
         for row in rows {
             match HostPattern::parse(&row.hostname) {
                 Ok(pattern) => entries.push((pattern, row.tunnel_id)),
-                Err(e) => tracing::warn!(route = %row.id, error = %e, "skipping unparseable stored route"),
+                Err(e) => {
+                    tracing::warn!(route = %row.id, error = %e, "skipping unparseable stored route")
+                }
             }
         }
         let table = Arc::new(RouteTable::build(entries));

@@ -54,7 +54,10 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Constant-time check of a presented secret against a stored hash.
 pub(crate) fn secret_matches(secret: &[u8], stored_hash: &str) -> bool {
-    sha256_hex(secret).as_bytes().ct_eq(stored_hash.as_bytes()).into()
+    sha256_hex(secret)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
 }
 
 /// A new API token: `adit_` and 32 random bytes, URL-safe base64.
@@ -81,6 +84,9 @@ mod tests {
         let secret = key.tunnel_secret(tunnel, 3);
         let hash = sha256_hex(secret.as_bytes());
         assert!(secret_matches(secret.as_bytes(), &hash));
-        assert!(!secret_matches(key.tunnel_secret(tunnel, 4).as_bytes(), &hash));
+        assert!(!secret_matches(
+            key.tunnel_secret(tunnel, 4).as_bytes(),
+            &hash
+        ));
     }
 }

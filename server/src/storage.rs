@@ -231,7 +231,10 @@ impl Storage {
     }
 
     /// The account an API token (by hash) belongs to, recording its use.
-    pub async fn account_for_api_token(&self, token_hash: &str) -> Result<Option<AccountId>, Error> {
+    pub async fn account_for_api_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AccountId>, Error> {
         let Some(row) = sqlx::query("SELECT account_id FROM api_tokens WHERE token_hash = $1")
             .bind(token_hash)
             .fetch_optional(&self.pool)
@@ -304,10 +307,12 @@ impl Storage {
 
     /// A tunnel by id, whatever its account (the data plane authenticates by token).
     pub async fn tunnel_by_id(&self, id: TunnelId) -> Result<Option<TunnelRow>, Error> {
-        let row = sqlx::query(&format!("SELECT {TUNNEL_COLUMNS} FROM tunnels WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {TUNNEL_COLUMNS} FROM tunnels WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(tunnel_from).transpose()
     }
 
@@ -471,7 +476,10 @@ impl Storage {
         rows.iter().map(connector_from).collect()
     }
 
-    pub async fn open_connections(&self, connector: ConnectorId) -> Result<Vec<ConnectionRow>, Error> {
+    pub async fn open_connections(
+        &self,
+        connector: ConnectorId,
+    ) -> Result<Vec<ConnectionRow>, Error> {
         let rows = sqlx::query(
             "SELECT id, connector_id, conn_index, edge, origin_ip, opened_at FROM connections \
              WHERE connector_id = $1 AND closed_at IS NULL ORDER BY conn_index",
@@ -514,11 +522,13 @@ impl Storage {
 
     /// At start: connections this edge node had open died with its previous process.
     pub async fn close_connections_of_edge(&self, edge: &str) -> Result<u64, Error> {
-        let done = sqlx::query("UPDATE connections SET closed_at = $1 WHERE edge = $2 AND closed_at IS NULL")
-            .bind(now_ms())
-            .bind(edge)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE connections SET closed_at = $1 WHERE edge = $2 AND closed_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(edge)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 }

@@ -17,12 +17,7 @@ use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{
-    clock::now_ms,
-    control::Control,
-    registry::LiveConnection,
-    storage::ConnectionRow,
-};
+use crate::{clock::now_ms, control::Control, registry::LiveConnection, storage::ConnectionRow};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -64,7 +59,8 @@ pub async fn serve(listener: TcpListener, this: Arc<TunnelListener>, shutdown: C
 
 impl TunnelListener {
     async fn accept(&self, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await
+        {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "TLS handshake failed");
@@ -83,7 +79,12 @@ impl TunnelListener {
         }
     }
 
-    async fn serve_grpc(&self, tls: TlsStream<TcpStream>, peer: SocketAddr, shutdown: CancellationToken) {
+    async fn serve_grpc(
+        &self,
+        tls: TlsStream<TcpStream>,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
         let router = self.grpc.clone().layer(axum::Extension(PeerAddr(peer)));
         let service = TowerToHyperService::new(router);
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -97,25 +98,37 @@ impl TunnelListener {
         }
     }
 
-    async fn serve_data(&self, mut tls: TlsStream<TcpStream>, peer: SocketAddr, shutdown: CancellationToken) {
-        let hello: DataHello =
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut tls, wire::MAX_HELLO_LEN)).await {
-                Ok(Ok(hello)) => hello,
-                Ok(Err(e)) => {
-                    tracing::info!(error = %e, "refused a data connection with a malformed hello");
-                    let _ = reject(&mut tls, RejectCode::Malformed, e.to_string()).await;
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!("refused a data connection that sent no hello in time");
-                    return;
-                }
-            };
+    async fn serve_data(
+        &self,
+        mut tls: TlsStream<TcpStream>,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        let hello: DataHello = match tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            read_frame(&mut tls, wire::MAX_HELLO_LEN),
+        )
+        .await
+        {
+            Ok(Ok(hello)) => hello,
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "refused a data connection with a malformed hello");
+                let _ = reject(&mut tls, RejectCode::Malformed, e.to_string()).await;
+                return;
+            }
+            Err(_) => {
+                tracing::info!("refused a data connection that sent no hello in time");
+                return;
+            }
+        };
         let Some(version) = wire::negotiate_version(&hello.versions) else {
             let _ = reject(
                 &mut tls,
                 RejectCode::UnsupportedVersion,
-                format!("this edge speaks protocol versions {:?}", wire::PROTOCOL_VERSIONS),
+                format!(
+                    "this edge speaks protocol versions {:?}",
+                    wire::PROTOCOL_VERSIONS
+                ),
             )
             .await;
             return;

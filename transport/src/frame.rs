@@ -55,7 +55,9 @@ mod tests {
     async fn refuses_oversized_length_without_reading_it() {
         let (mut a, mut b) = tokio::io::duplex(64);
         a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-        let err = read_frame::<_, serde_json::Value>(&mut b, 1024).await.unwrap_err();
+        let err = read_frame::<_, serde_json::Value>(&mut b, 1024)
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::FrameTooLarge { .. }), "{err}");
     }
 
@@ -64,7 +66,9 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(64);
         a.write_all(&3u32.to_be_bytes()).await.unwrap();
         a.write_all(b"{{{").await.unwrap();
-        let err = read_frame::<_, serde_json::Value>(&mut b, 1024).await.unwrap_err();
+        let err = read_frame::<_, serde_json::Value>(&mut b, 1024)
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::MalformedFrame(_)), "{err}");
     }
 
@@ -74,6 +78,10 @@ mod tests {
         a.write_all(&10u32.to_be_bytes()).await.unwrap();
         a.write_all(b"{}").await.unwrap();
         drop(a);
-        assert!(read_frame::<_, serde_json::Value>(&mut b, 1024).await.is_err());
+        assert!(
+            read_frame::<_, serde_json::Value>(&mut b, 1024)
+                .await
+                .is_err()
+        );
     }
 }

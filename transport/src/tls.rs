@@ -119,7 +119,9 @@ struct PinnedCaVerifier {
 
 impl fmt::Debug for PinnedCaVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PinnedCaVerifier").field("pin", &self.pin).finish()
+        f.debug_struct("PinnedCaVerifier")
+            .field("pin", &self.pin)
+            .finish()
     }
 }
 

@@ -1,0 +1,490 @@
+//! The control plane through its real front doors: REST, gRPC and the `adit` CLI, on
+//! SQLite always and on PostgreSQL when ADIT_TEST_DATABASE_URL is set.
+
+use adit_proto::v1::{self as pb, tunnel_service_client::TunnelServiceClient};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::kit::*;
+
+async fn call(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}/api/v1{path}", server.api))
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let r = client()
+        .request(builder.body(full(body)).unwrap())
+        .await
+        .unwrap();
+    let status = r.status();
+    let bytes = body_bytes(r).await;
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, value)
+}
+
+async fn rest_crud(db: Db) {
+    let Some(server) = TestServer::spawn_on(db).await else {
+        eprintln!("skipping {db:?}: ADIT_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let t = Some(server.admin_token.as_str());
+
+    let (status, created) = call(
+        &server,
+        Method::POST,
+        "/tunnels",
+        t,
+        Some(json!({"name": "alpha"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["status"], "inactive");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let (status, dup) = call(
+        &server,
+        Method::POST,
+        "/tunnels",
+        t,
+        Some(json!({"name": "alpha"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(dup["code"], "conflict");
+    assert!(dup["message"].as_str().unwrap().contains("already exists"));
+
+    let (status, bad) = call(
+        &server,
+        Method::POST,
+        "/tunnels",
+        t,
+        Some(json!({"name": "no spaces"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad["code"], "invalid_argument");
+    assert_eq!(bad["details"]["field"], "name");
+
+    let (status, malformed) = call(
+        &server,
+        Method::POST,
+        "/tunnels",
+        t,
+        Some(json!({"nome": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(malformed["code"], "invalid_body");
+
+    let (status, list) = call(&server, Method::GET, "/tunnels", t, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    let (status, renamed) = call(
+        &server,
+        Method::PATCH,
+        &format!("/tunnels/{id}"),
+        t,
+        Some(json!({"name": "beta"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(renamed["name"], "beta");
+    let (status, by_name) = call(&server, Method::GET, "/tunnels/beta", t, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_name["id"], id.as_str());
+
+    let (_, token1) = call(&server, Method::GET, "/tunnels/beta/token", t, None).await;
+    let (_, token2) = call(
+        &server,
+        Method::POST,
+        "/tunnels/beta/rotate-secret",
+        t,
+        None,
+    )
+    .await;
+    assert_ne!(token1["token"], token2["token"]);
+    let (_, token3) = call(&server, Method::GET, "/tunnels/beta/token", t, None).await;
+    assert_eq!(token2["token"], token3["token"]);
+
+    let (status, route) = call(
+        &server,
+        Method::POST,
+        "/tunnels/beta/routes",
+        t,
+        Some(json!({"hostname": "*.Apps.example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{route}");
+    assert_eq!(route["hostname"], "*.apps.example.com");
+    let (status, overlap) = call(
+        &server,
+        Method::POST,
+        "/tunnels/beta/routes",
+        t,
+        Some(json!({"hostname": "x.apps.example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{overlap}");
+    let (status, _) = call(
+        &server,
+        Method::POST,
+        "/tunnels/beta/routes",
+        t,
+        Some(json!({"hostname": "bad host"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, routes) = call(&server, Method::GET, "/tunnels/beta/routes", t, None).await;
+    assert_eq!(routes.as_array().unwrap().len(), 1);
+    let (_, connectors) = call(&server, Method::GET, "/tunnels/beta/connectors", t, None).await;
+    assert_eq!(connectors, json!([]));
+
+    let route_id = route["id"].as_str().unwrap();
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        &format!("/routes/{route_id}"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, gone) = call(
+        &server,
+        Method::DELETE,
+        &format!("/routes/{route_id}"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(gone["code"], "not_found");
+
+    let (status, _) = call(&server, Method::DELETE, "/tunnels/beta", t, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, missing) = call(&server, Method::GET, "/tunnels/beta", t, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(missing["details"]["resource"], "tunnel");
+
+    // Survives a restart: what was committed is still there.
+    call(
+        &server,
+        Method::POST,
+        "/tunnels",
+        t,
+        Some(json!({"name": "durable"})),
+    )
+    .await;
+    let token = server.admin_token.clone();
+    let server = server.restart().await;
+    let (status, list) = call(&server, Method::GET, "/tunnels", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list[0]["name"], "durable");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_crud_on_sqlite() {
+    rest_crud(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_crud_on_postgres() {
+    rest_crud(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_valid_token_are_refused() {
+    let server = TestServer::spawn().await;
+    for token in [
+        None,
+        Some("garbage"),
+        Some("adit_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ] {
+        let (status, body) = call(&server, Method::GET, "/tunnels", token, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert_eq!(body["code"], "unauthenticated");
+        let (status, _) = call(
+            &server,
+            Method::POST,
+            "/tunnels",
+            token,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = call(
+        &server,
+        Method::GET,
+        "/nope",
+        Some(&server.admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "not_found");
+}
+
+fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+async fn grpc_crud(db: Db) {
+    let Some(server) = TestServer::spawn_on(db).await else {
+        eprintln!("skipping {db:?}: ADIT_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let mut grpc = TunnelServiceClient::connect(format!("http://{}", server.api))
+        .await
+        .unwrap();
+    let t = server.admin_token.clone();
+
+    let denied = grpc
+        .list_tunnels(pb::ListTunnelsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+
+    let created = grpc
+        .create_tunnel(authed(pb::CreateTunnelRequest { name: "g1".into() }, &t))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.status, "inactive");
+    let dup = grpc
+        .create_tunnel(authed(pb::CreateTunnelRequest { name: "g1".into() }, &t))
+        .await
+        .unwrap_err();
+    assert_eq!(dup.code(), tonic::Code::AlreadyExists);
+
+    let renamed = grpc
+        .rename_tunnel(authed(
+            pb::RenameTunnelRequest {
+                tunnel: created.id.clone(),
+                name: "g2".into(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renamed.name, "g2");
+    let token = grpc
+        .get_tunnel_token(authed(
+            pb::TunnelRef {
+                tunnel: "g2".into(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let rotated = grpc
+        .rotate_tunnel_secret(authed(
+            pb::TunnelRef {
+                tunnel: "g2".into(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    assert_ne!(token, rotated);
+
+    let route = grpc
+        .create_route(authed(
+            pb::CreateRouteRequest {
+                tunnel: "g2".into(),
+                hostname: "g.example.com".into(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let routes = grpc
+        .list_routes(authed(
+            pb::TunnelRef {
+                tunnel: "g2".into(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .routes;
+    assert_eq!(routes, vec![route.clone()]);
+    grpc.delete_route(authed(pb::DeleteRouteRequest { route_id: route.id }, &t))
+        .await
+        .unwrap();
+    let connectors = grpc
+        .list_connectors(authed(
+            pb::TunnelRef {
+                tunnel: "g2".into(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .connectors;
+    assert!(connectors.is_empty());
+    let listed = grpc
+        .list_tunnels(authed(pb::ListTunnelsRequest::default(), &t))
+        .await
+        .unwrap()
+        .into_inner()
+        .tunnels;
+    assert_eq!(listed.len(), 1);
+    grpc.delete_tunnel(authed(
+        pb::DeleteTunnelRequest {
+            tunnel: "g2".into(),
+            force: false,
+        },
+        &t,
+    ))
+    .await
+    .unwrap();
+    let missing = grpc
+        .get_tunnel(authed(
+            pb::TunnelRef {
+                tunnel: "g2".into(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_crud_on_sqlite() {
+    grpc_crud(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_crud_on_postgres() {
+    grpc_crud(Db::Postgres).await;
+}
+
+async fn adit(server: &TestServer, args: &[&str]) -> Result<String, adit_agent::Error> {
+    use clap::Parser;
+    let api_url = format!("http://{}", server.api);
+    let mut argv = vec![
+        "adit",
+        "tunnel",
+        "--api-url",
+        &api_url,
+        "--api-token",
+        &server.admin_token,
+    ];
+    argv.extend_from_slice(args);
+    let cli = adit_agent::cli::Cli::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    adit_agent::cli::run(cli, &mut out, CancellationToken::new()).await?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_tunnels_and_runs_one_end_to_end() {
+    let server = TestServer::spawn().await;
+    let creds = server.dir.path().join("creds.json");
+    let out = adit(
+        &server,
+        &["create", "cli-demo", "--cred-file", creds.to_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    assert!(out.contains("Created tunnel cli-demo with id"), "{out}");
+    assert!(out.contains("Tunnel credentials written to"), "{out}");
+    let out = adit(&server, &["route", "dns", "cli-demo", "cli.example.com"])
+        .await
+        .unwrap();
+    assert!(out.contains("Added route cli.example.com"), "{out}");
+    let out = adit(&server, &["route", "dns", "cli-demo", "cli.example.com"])
+        .await
+        .unwrap();
+    assert!(
+        out.contains("already configured to route to your tunnel"),
+        "{out}"
+    );
+
+    // `adit tunnel run --cred-file … --url hello_world`, as a user runs it.
+    use clap::Parser;
+    let cli = adit_agent::cli::Cli::try_parse_from([
+        "adit",
+        "tunnel",
+        "run",
+        "--cred-file",
+        creds.to_str().unwrap(),
+        "--url",
+        "hello_world",
+    ])
+    .unwrap();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let stop = stop.clone();
+        async move { adit_agent::cli::run(cli, &mut Vec::new(), stop).await }
+    });
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the tunnel serving",
+        || async {
+            let r = client()
+                .request(
+                    to_edge(server.edge, "cli.example.com", "/")
+                        .body(full(""))
+                        .unwrap(),
+                )
+                .await
+                .ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+    let out = adit(&server, &["list"]).await.unwrap();
+    assert!(
+        out.contains("cli-demo") && out.contains("healthy") && out.contains("4xedge-test"),
+        "{out}"
+    );
+    let out = adit(&server, &["info", "cli-demo"]).await.unwrap();
+    assert!(
+        out.contains("CONNECTOR ID") && out.contains("4xedge-test"),
+        "{out}"
+    );
+    let refused = adit(&server, &["delete", "cli-demo"]).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("active connection"),
+        "{refused}"
+    );
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    let out = adit(&server, &["delete", "cli-demo"]).await.unwrap();
+    assert!(out.contains("Deleted tunnel cli-demo"), "{out}");
+    let err = adit(&server, &["info", "cli-demo"]).await.unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+}

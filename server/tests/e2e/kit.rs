@@ -1,0 +1,308 @@
+//! The test kit: a real adit-server and real connectors in-process on 127.0.0.1:0, real
+//! origins, real clients. Waiting is done with `eventually`, never a bare sleep.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use adit_agent::{
+    connector::{Connector, ConnectorConfig, ConnectorState},
+    proxy::OriginProxy,
+};
+use adit_core::{ids::ConnectorId, ingress::Ingress, token::TunnelToken};
+use adit_server::{App, Config, control::Control};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type TestBody = UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,h2=info,hyper=info,sqlx=warn",
+            ))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh PostgreSQL database, or `None` when ADIT_TEST_DATABASE_URL is unset.
+pub async fn fresh_postgres() -> Option<String> {
+    let base = std::env::var("ADIT_TEST_DATABASE_URL").ok()?;
+    let name = format!("adit_t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&base)
+        .await
+        .expect("connect to ADIT_TEST_DATABASE_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("create test database");
+    admin.close().await;
+    let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
+    Some(format!("{prefix}/{name}"))
+}
+
+pub struct TestServer {
+    pub edge: SocketAddr,
+    pub tunnel: SocketAddr,
+    pub api: SocketAddr,
+    pub admin_token: String,
+    pub control: Arc<Control>,
+    pub dir: Arc<tempfile::TempDir>,
+    database_url: Option<String>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn spawn() -> Self {
+        Self::spawn_on(Db::Sqlite)
+            .await
+            .expect("sqlite always works")
+    }
+
+    /// `None` when the backend is PostgreSQL and no test database is configured.
+    pub async fn spawn_on(db: Db) -> Option<Self> {
+        init_logs();
+        let database_url = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(fresh_postgres().await?),
+        };
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        Some(Self::start(dir, database_url, None).await)
+    }
+
+    async fn start(
+        dir: Arc<tempfile::TempDir>,
+        database_url: Option<String>,
+        tunnel: Option<SocketAddr>,
+    ) -> Self {
+        let mut config = Config::ephemeral(dir.path().join("data"));
+        config.database_url = database_url.clone();
+        if let Some(addr) = tunnel {
+            config.tunnel_addr = addr;
+        }
+        let app = App::build(config).await.expect("server builds");
+        let admin_token = match app.new_admin_token.clone() {
+            Some(token) => token,
+            None => std::fs::read_to_string(dir.path().join("data/admin-token"))
+                .expect("admin token file"),
+        };
+        let (edge, tunnel, api, control) = (
+            app.edge_addr,
+            app.tunnel_addr,
+            app.api_addr,
+            app.control.clone(),
+        );
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move { app.run(stop).await.expect("server runs") }
+        });
+        Self {
+            edge,
+            tunnel,
+            api,
+            admin_token,
+            control,
+            dir,
+            database_url,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data directory, database and
+    /// tunnel port, as an operator's restart does.
+    pub async fn restart(self) -> Self {
+        let (dir, url, tunnel) = (self.dir.clone(), self.database_url.clone(), self.tunnel);
+        self.shutdown().await;
+        Self::start(dir, url, Some(tunnel)).await
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+    }
+
+    /// Creates a tunnel routed to `hostname`; returns its token.
+    pub async fn tunnel_with_route(&self, name: &str, hostname: &str) -> TunnelToken {
+        let account = self
+            .control
+            .storage
+            .ensure_account("default")
+            .await
+            .unwrap();
+        let tunnel = self.control.create_tunnel(account, name).await.unwrap();
+        self.control
+            .create_route(account, &tunnel.id.to_string(), hostname)
+            .await
+            .unwrap();
+        let token = self.control.tunnel_token(account, name).await.unwrap();
+        TunnelToken::parse(&token).unwrap()
+    }
+
+    pub fn live_connections(&self, token: &TunnelToken) -> usize {
+        self.control.registry.connections(token.tunnel_id).len()
+    }
+
+    pub async fn wait_connections(&self, token: &TunnelToken, n: usize) {
+        eventually(
+            Duration::from_secs(10),
+            &format!("{n} live connections"),
+            || async { (self.live_connections(token) == n).then_some(()) },
+        )
+        .await;
+    }
+}
+
+pub struct TestConnector {
+    pub state: Arc<ConnectorState>,
+    pub stop: CancellationToken,
+    pub task: JoinHandle<Result<(), adit_agent::Error>>,
+}
+
+impl TestConnector {
+    pub fn spawn(token: &TunnelToken, ingress: Ingress) -> Self {
+        let connector = Connector::new(ConnectorConfig {
+            token: token.clone(),
+            endpoint: None,
+            proxy: OriginProxy::new(ingress).expect("proxy"),
+            ha_connections: 4,
+            connector_id: ConnectorId::random(),
+        })
+        .expect("connector");
+        let state = connector.state();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(connector.run(stop.clone()));
+        Self { state, stop, task }
+    }
+
+    /// A connector whose one catch-all rule sends everything to `service`.
+    pub fn to(token: &TunnelToken, service: &str) -> Self {
+        Self::spawn(token, Ingress::single(service).expect("service"))
+    }
+
+    pub fn ready(&self) -> usize {
+        self.state.ready_connections.load(Ordering::Relaxed)
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// Serves `handler` on 127.0.0.1:0 (HTTP/1.1 with upgrades); returns the address.
+pub async fn spawn_origin<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<TestBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                break;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> TestBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub fn client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A request to the edge for `host`.
+pub fn to_edge(edge: SocketAddr, host: &str, path: &str) -> http::request::Builder {
+    Request::builder()
+        .uri(format!("http://{edge}{path}"))
+        .header("host", host)
+}
+
+pub async fn body_bytes(response: Response<Incoming>) -> Bytes {
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so both ends can agree without sharing.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(data))
+}

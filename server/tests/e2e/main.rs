@@ -1,0 +1,9 @@
+//! End-to-end tests: one binary, real server, real connectors, real origins and clients.
+
+#![allow(unreachable_pub)] // test-kit items are shared between this binary's modules only
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod api;
+mod data_plane;
+mod kit;
+mod lifecycle;
