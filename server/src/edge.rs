@@ -39,6 +39,9 @@ use crate::{
 
 /// How many connections a request tries before the visitor gets a 502.
 const MAX_ATTEMPTS: usize = 4;
+/// Request line plus headers a visitor may send; larger gets 431. The HTTP/2 link allows
+/// more (see `adit_transport::h2`), so whatever passes here also fits through the tunnel.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Largest connector-made error body the edge reads to render its own page.
 const MAX_ERROR_BODY: usize = 4096;
 
@@ -74,6 +77,7 @@ pub async fn serve(listener: TcpListener, edge: Arc<Edge>, shutdown: Cancellatio
                     .http1()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(30))
+                    .max_buf_size(MAX_HEAD_BYTES)
                     .keep_alive(true);
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 tokio::pin!(conn);

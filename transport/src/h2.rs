@@ -10,6 +10,8 @@ pub const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 pub const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 pub const MAX_FRAME_SIZE: u32 = 256 * 1024;
 pub const MAX_CONCURRENT_STREAMS: u32 = 100_000;
+/// Above the edge's own 64 KiB limit on a visitor's head, so what it admits always fits.
+pub const MAX_HEADER_LIST_SIZE: u32 = 256 * 1024;
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -22,6 +24,7 @@ pub fn client_builder() -> hyper::client::conn::http2::Builder<TokioExecutor> {
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME_SIZE)
         .max_concurrent_reset_streams(1024)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE)
         .keep_alive_interval(KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
         .keep_alive_while_idle(true);
@@ -37,6 +40,7 @@ pub fn server_builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME_SIZE)
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE)
         .keep_alive_interval(KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(KEEP_ALIVE_TIMEOUT);
     builder

@@ -358,7 +358,9 @@ async fn websocket_echoes_a_thousand_mixed_messages() {
         r
     })
     .unwrap();
-    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut ws, response) = tokio_tungstenite::connect_async_with_config(request, None, true)
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     for i in 0..1000u32 {
         let message = match i % 3 {
@@ -459,4 +461,93 @@ async fn errors_name_what_went_wrong() {
     assert_eq!(body["code"], "origin_refused");
     assert!(body["message"].as_str().unwrap().contains("refused"));
     connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giant_headers_are_refused_while_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup().await;
+    let mut raw = tokio::net::TcpStream::connect(s.server.edge).await.unwrap();
+    let giant = "a".repeat(200 * 1024);
+    let head = format!("GET /hello HTTP/1.1\r\nHost: app.example.com\r\nX-Giant: {giant}\r\n\r\n");
+    // The edge may answer and close before it has read everything we send.
+    let _ = raw.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    let r = client()
+        .request(
+            to_edge(s.server.edge, "app.example.com", "/hello")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    s.connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_leaving_mid_download_harms_no_one() {
+    let s = setup().await;
+    for _ in 0..5 {
+        let r = client()
+            .request(
+                to_edge(s.server.edge, "app.example.com", "/big")
+                    .body(full(""))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let mut body = r.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        drop(body);
+    }
+    let r = client()
+        .request(
+            to_edge(s.server.edge, "app.example.com", "/hello")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(body_bytes(r).await, "hello from origin");
+    s.connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_serves_many_requests_on_one_connection() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let s = setup().await;
+    let stream = tokio::net::TcpStream::connect(s.server.edge).await.unwrap();
+    let mut stream = BufReader::new(stream);
+    for i in 0..20 {
+        let request = "GET /hello HTTP/1.1\r\nHost: app.example.com\r\n\r\n";
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut status = String::new();
+        stream.read_line(&mut status).await.unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "request {i}: {status}");
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).await.unwrap();
+        assert_eq!(body, b"hello from origin");
+    }
+    s.connector.stop().await;
 }

@@ -246,6 +246,7 @@ where
             let Ok((stream, _)) = listener.accept().await else {
                 break;
             };
+            stream.set_nodelay(true).unwrap();
             let handler = handler.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {

@@ -7,3 +7,4 @@ mod api;
 mod data_plane;
 mod kit;
 mod lifecycle;
+mod origins;

@@ -1,0 +1,210 @@
+//! Ingress rules against real origins: HTTPS with HTTP/2, caPool, originServerName,
+//! noTLSVerify, httpHostHeader, path and wildcard rules, fixed statuses.
+
+use std::{convert::Infallible, sync::Arc};
+
+use adit_core::ingress::{Ingress, RawIngressRule};
+use http::{Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tokio::net::TcpListener;
+
+use crate::kit::*;
+
+/// An HTTPS origin (HTTP/1.1 and HTTP/2 by ALPN) whose certificate, for `origin.internal`,
+/// is signed by a CA written to `ca.pem` in `dir`. It answers with the HTTP version it saw.
+async fn tls_origin(dir: &std::path::Path) -> (std::net::SocketAddr, std::path::PathBuf) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["origin.internal".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        Ok::<_, Infallible>(Response::new(full(format!("{:?}", req.version()))))
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, ca_path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_rules_reach_the_right_origins() {
+    let server = TestServer::spawn().await;
+    let (tls_addr, ca) = tls_origin(server.dir.path()).await;
+    let plain = spawn_origin(|req: hyper::Request<hyper::body::Incoming>| async move {
+        let host = req
+            .headers()
+            .get("host")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let fwd = req
+            .headers()
+            .get("x-forwarded-host")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        Response::new(full(format!("{host} {fwd}")))
+    })
+    .await;
+    let ca = ca.display();
+    let yaml = format!(
+        r#"
+- hostname: h2.example.com
+  service: https://127.0.0.1:{port}
+  originRequest: {{ caPool: "{ca}", originServerName: origin.internal, http2Origin: true }}
+- hostname: h1.example.com
+  service: https://127.0.0.1:{port}
+  originRequest: {{ caPool: "{ca}", originServerName: origin.internal }}
+- hostname: insecure.example.com
+  service: https://127.0.0.1:{port}
+  originRequest: {{ noTLSVerify: true }}
+- hostname: strict.example.com
+  service: https://127.0.0.1:{port}
+- hostname: "*.apps.example.com"
+  path: ^/status
+  service: http_status:418
+- hostname: host.example.com
+  service: http://{plain}
+  originRequest: {{ httpHostHeader: internal.name }}
+- service: http_status:404
+"#,
+        port = tls_addr.port()
+    );
+    let rules: Vec<RawIngressRule> = serde_yaml::from_str(&yaml).unwrap();
+    let ingress = Ingress::parse(&rules, None).unwrap();
+    let token = server.tunnel_with_route("rules", "*.example.com").await;
+    let connector = TestConnector::spawn(&token, ingress);
+    server.wait_connections(&token, 4).await;
+
+    let get = |host: &'static str, path: &'static str| {
+        let edge = server.edge;
+        async move {
+            let r = client()
+                .request(
+                    to_edge(edge, host, path)
+                        .header("accept", "application/json")
+                        .body(full(""))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = r.status();
+            (
+                status,
+                String::from_utf8(body_bytes(r).await.to_vec()).unwrap(),
+            )
+        }
+    };
+    assert_eq!(
+        get("h2.example.com", "/").await,
+        (StatusCode::OK, "HTTP/2.0".to_owned())
+    );
+    assert_eq!(
+        get("h1.example.com", "/").await,
+        (StatusCode::OK, "HTTP/1.1".to_owned())
+    );
+    assert_eq!(get("insecure.example.com", "/").await.0, StatusCode::OK);
+    let (status, body) = get("strict.example.com", "/").await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "an unknown CA is refused: {body}"
+    );
+    assert!(body.contains("origin_unreachable"), "{body}");
+    assert_eq!(
+        get("x.apps.example.com", "/status/now").await.0,
+        StatusCode::IM_A_TEAPOT
+    );
+    assert_eq!(
+        get("x.apps.example.com", "/other").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get("host.example.com", "/").await,
+        (StatusCode::OK, "internal.name host.example.com".to_owned())
+    );
+    connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_cli_validates_and_matches() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(
+        &good,
+        "ingress:\n  - hostname: a.example.com\n    service: http://localhost:8000\n  - hostname: '*.example.com'\n    path: ^/api\n    service: http://localhost:9000\n  - service: http_status:404\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "ingress:\n  - service: http_status:404\n  - hostname: a.example.com\n    service: http://x\n").unwrap();
+
+    let run = |args: Vec<String>| async move {
+        let cli = adit_agent::cli::Cli::try_parse_from(args).unwrap();
+        let mut out = Vec::new();
+        let result =
+            adit_agent::cli::run(cli, &mut out, tokio_util::sync::CancellationToken::new()).await;
+        (result, String::from_utf8(out).unwrap())
+    };
+    let args = |config: &std::path::Path, rest: &[&str]| {
+        let mut v = vec![
+            "adit".to_owned(),
+            "ingress".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ];
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let (result, out) = run(args(&good, &["validate"])).await;
+    result.unwrap();
+    assert!(
+        out.contains("Validating rules from") && out.ends_with("OK\n"),
+        "{out}"
+    );
+    let (result, out) = run(args(&good, &["rule", "https://b.example.com/api/v1"])).await;
+    result.unwrap();
+    assert!(out.contains("Matched rule #1"), "{out}");
+    assert!(out.contains("service: http://localhost:9000"), "{out}");
+    let (result, out) = run(args(&good, &["rule", "A.example.com"])).await;
+    result.unwrap();
+    assert!(out.contains("Matched rule #0"), "{out}");
+    let (result, _) = run(args(&bad, &["validate"])).await;
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("bad.yml") && err.contains("Rule #1"), "{err}");
+}
