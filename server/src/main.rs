@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        adit_transport::signal::terminated().await;
         tracing::info!("shutting down");
         signal.cancel();
     });

@@ -488,3 +488,42 @@ async fn the_cli_manages_tunnels_and_runs_one_end_to_end() {
     let err = adit(&server, &["info", "cli-demo"]).await.unwrap_err();
     assert!(err.to_string().contains("not found"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_tunnels_with_their_status() {
+    let server = TestServer::spawn().await;
+    let empty = client()
+        .request(
+            http::Request::get(format!("http://{}/", server.api))
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::OK);
+    let html = String::from_utf8(body_bytes(empty).await.to_vec()).unwrap();
+    assert!(
+        html.contains("adit tunnel create"),
+        "the empty state invites a first tunnel"
+    );
+
+    let token = server.tunnel_with_route("shown", "shown.example.com").await;
+    let connector = TestConnector::to(&token, "hello_world");
+    server.wait_connections(&token, 4).await;
+    let page = client()
+        .request(
+            http::Request::get(format!("http://{}/", server.api))
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let html = String::from_utf8(body_bytes(page).await.to_vec()).unwrap();
+    assert!(
+        html.contains("shown") && html.contains("shown.example.com"),
+        "{html}"
+    );
+    assert!(html.contains(&token.tunnel_id.to_string()));
+    assert!(html.contains("Healthy"));
+    connector.stop().await;
+}

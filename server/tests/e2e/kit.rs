@@ -156,13 +156,28 @@ impl TestServer {
     /// tunnel port, as an operator's restart does.
     pub async fn restart(self) -> Self {
         let (dir, url, tunnel) = (self.dir.clone(), self.database_url.clone(), self.tunnel);
-        self.shutdown().await;
+        self.stop().await;
         Self::start(dir, url, Some(tunnel)).await
     }
 
-    pub async fn shutdown(self) {
+    async fn stop(self) {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+    }
+
+    /// Stops the server and drops its PostgreSQL database, if it had one.
+    pub async fn shutdown(self) {
+        let database_url = self.database_url.clone();
+        self.stop().await;
+        if let (Some(url), Ok(base)) = (database_url, std::env::var("ADIT_TEST_DATABASE_URL")) {
+            let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+            let admin = sqlx::PgPool::connect(&base).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
     }
 
     /// Creates a tunnel routed to `hostname`; returns its token.
