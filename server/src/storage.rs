@@ -162,11 +162,47 @@ impl Storage {
                 sqlx::query("PRAGMA journal_mode = WAL")
                     .execute(&storage.pool)
                     .await?;
+                storage.backup_before_migrating(url).await?;
                 SQLITE_MIGRATIONS.run(&storage.pool).await?;
             }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&storage.pool).await?,
         }
         Ok(storage)
+    }
+
+    /// Copies an existing SQLite database aside (`VACUUM INTO`, consistent while open)
+    /// before a migration changes it, so an upgrade can always be undone.
+    async fn backup_before_migrating(&self, url: &str) -> Result<(), Error> {
+        let applied: Vec<i64> = match sqlx::query("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(|r| r.try_get("version").ok())
+                .collect(),
+            // No table yet: a new database, nothing to keep.
+            Err(_) => return Ok(()),
+        };
+        let pending = SQLITE_MIGRATIONS
+            .iter()
+            .any(|m| !applied.contains(&m.version));
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or_default();
+        if !pending || applied.is_empty() || path.is_empty() || path == ":memory:" {
+            return Ok(());
+        }
+        let backup = format!("{path}.before-migration-{}", now_ms());
+        sqlx::query("VACUUM INTO $1")
+            .bind(&backup)
+            .execute(&self.pool)
+            .await?;
+        tracing::info!(%backup, "backed up the database before migrating it");
+        Ok(())
     }
 
     /// The SQLite URL for a file, created when missing.
@@ -530,5 +566,45 @@ impl Storage {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_existing_database_is_copied_before_a_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("adit.db");
+        let url = Storage::sqlite_url(&path);
+        let storage = Storage::open(&url).await.unwrap();
+        storage.ensure_account("kept").await.unwrap();
+        // Pretend the database predates migration 1.
+        sqlx::query("UPDATE _sqlx_migrations SET version = 0")
+            .execute(&storage.pool)
+            .await
+            .unwrap();
+        storage.close().await;
+        // The migrator then refuses the unknown version 0, but only after the copy.
+        assert!(Storage::open(&url).await.is_err());
+        let backups: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("before-migration"))
+            .collect();
+        assert_eq!(backups.len(), 1);
+        let copy = Storage {
+            pool: AnyPoolOptions::new()
+                .connect(&Storage::sqlite_url(&backups[0].path()))
+                .await
+                .unwrap(),
+            backend: Backend::Sqlite,
+        };
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts WHERE name = 'kept'")
+            .fetch_one(&copy.pool)
+            .await
+            .unwrap();
+        assert_eq!(row.try_get::<i64, _>("n").unwrap(), 1);
     }
 }
