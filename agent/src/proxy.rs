@@ -11,22 +11,16 @@ use adit_core::{
         StreamKind,
     },
 };
+use adit_transport::headers::strip_hop_by_hop;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header,
-};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioIo},
-};
-use rustls::{
-    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    pki_types::{CertificateDer, ServerName, UnixTime},
 };
 use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
@@ -164,33 +158,6 @@ fn hello_world(req: &Request<Incoming>) -> Response<ProxyBody> {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
-}
-
-/// Removes per-hop headers and our stream metadata before a message leaves the connector.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static(HEADER_STREAM_KIND),
-        HeaderName::from_static(HEADER_CLIENT_ADDR),
-        HeaderName::from_static(HEADER_RESPONSE_SOURCE),
-        HeaderName::from_static(HEADER_UPGRADE_STATUS),
-    ] {
-        headers.remove(name);
-    }
 }
 
 fn origin_request(
@@ -379,28 +346,10 @@ fn origin_client(origin: &OriginRequest) -> Result<OriginClient, Error> {
         (!origin.no_happy_eyeballs).then_some(Duration::from_millis(300)),
     );
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let tls = if origin.no_tls_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyOrigin(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = RootCertStore::empty();
-        match &origin.ca_pool {
-            Some(path) => {
-                for cert in adit_transport::tls::read_pem_chain(std::path::Path::new(path))? {
-                    roots.add(cert)?;
-                }
-            }
-            None => {
-                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            }
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
+    let tls = adit_transport::tls::origin_client_config(
+        origin.ca_pool.as_deref().map(std::path::Path::new),
+        origin.no_tls_verify,
+    )?;
     // hyper-rustls sets ALPN itself from the enabled versions below.
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
@@ -420,53 +369,4 @@ fn origin_client(origin: &OriginRequest) -> Result<OriginClient, Error> {
         .pool_idle_timeout(origin.keep_alive_timeout)
         .pool_max_idle_per_host(origin.keep_alive_connections)
         .build(https))
-}
-
-/// `originRequest.noTLSVerify: true`: the operator chose to trust any origin certificate.
-#[derive(Debug)]
-struct AcceptAnyOrigin(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyOrigin {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

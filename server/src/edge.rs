@@ -13,6 +13,7 @@ use adit_core::{
         StreamKind,
     },
 };
+use adit_transport::headers::strip_hop_by_hop;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{
@@ -26,7 +27,7 @@ use hyper_util::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::mpsc,
 };
 use tokio_util::sync::CancellationToken;
@@ -51,49 +52,11 @@ pub struct Edge {
 }
 
 pub async fn serve(listener: TcpListener, edge: Arc<Edge>, shutdown: CancellationToken) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "edge accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let edge = edge.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(
-            async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let edge = edge.clone();
-                    async move { Ok::<_, Infallible>(edge.handle(req, peer).await) }
-                });
-                let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .max_buf_size(MAX_HEAD_BYTES)
-                    .keep_alive(true);
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    result = conn.as_mut() => if let Err(e) = result {
-                        tracing::debug!(error = %e, "visitor connection ended with an error");
-                    },
-                    () = shutdown.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
-                    }
-                }
-            }
-            .instrument(tracing::debug_span!("visitor", %peer)),
-        );
-    }
+    crate::net::accept_loop(listener, "edge", shutdown.clone(), move |stream, peer| {
+        let (edge, shutdown) = (edge.clone(), shutdown.clone());
+        async move { edge.serve_visitor(stream, peer, shutdown).await }
+    })
+    .await;
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -163,50 +126,42 @@ fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {
         && has_token(header::UPGRADE, "websocket")
 }
 
-/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus our own
-/// metadata names, which a visitor must not be able to set.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::HOST,
-        HeaderName::from_static(HEADER_STREAM_KIND),
-        HeaderName::from_static(HEADER_CLIENT_ADDR),
-        HeaderName::from_static(HEADER_RESPONSE_SOURCE),
-        HeaderName::from_static(HEADER_UPGRADE_STATUS),
-    ] {
-        headers.remove(name);
-    }
-    // HTTP/2 allows only "te: trailers".
-    if headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes() != b"trailers")
-    {
-        headers.remove(header::TE);
-    }
-}
-
 enum Failure {
     NoConnector,
     Stream(hyper::Error),
 }
 
 impl Edge {
+    async fn serve_visitor(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        let service = hyper::service::service_fn(move |req| {
+            let edge = self.clone();
+            async move { Ok::<_, Infallible>(edge.handle(req, peer).await) }
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_buf_size(MAX_HEAD_BYTES)
+            .keep_alive(true);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => if let Err(e) = result {
+                tracing::debug!(error = %e, "visitor connection ended with an error");
+            },
+            () = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+            }
+        }
+    }
+
     async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<TunnelBody> {
         let json = wants_json(req.headers());
         let host = req
@@ -471,23 +426,6 @@ fn switch_protocols(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hop_by_hop_and_metadata_headers_are_stripped() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-private"),
-        );
-        h.insert("x-private", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(HEADER_STREAM_KIND, HeaderValue::from_static("tcp"));
-        h.insert(header::TE, HeaderValue::from_static("gzip"));
-        h.insert("x-kept", HeaderValue::from_static("yes"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert!(h.contains_key("x-kept"));
-    }
 
     #[test]
     fn forwarded_headers_append() {

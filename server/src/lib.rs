@@ -11,6 +11,7 @@ pub mod edge;
 mod error;
 mod files;
 mod grpc;
+mod net;
 mod pki;
 pub mod registry;
 pub mod routes;

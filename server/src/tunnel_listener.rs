@@ -35,26 +35,11 @@ pub struct TunnelListener {
 }
 
 pub async fn serve(listener: TcpListener, this: Arc<TunnelListener>, shutdown: CancellationToken) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "tunnel listener accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let this = this.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(
-            async move { this.accept(stream, peer, shutdown).await }
-                .instrument(tracing::debug_span!("connector_conn", %peer)),
-        );
-    }
+    crate::net::accept_loop(listener, "tunnel", shutdown.clone(), move |stream, peer| {
+        let (this, shutdown) = (this.clone(), shutdown.clone());
+        async move { this.accept(stream, peer, shutdown).await }
+    })
+    .await;
 }
 
 impl TunnelListener {
@@ -190,32 +175,31 @@ impl TunnelListener {
             close.clone(),
         ));
         self.control.registry.add(live);
-        tracing::info!(
+        let span = tracing::info_span!(
+            "tunnel_connection",
             tunnel = %connector.tunnel_id,
             connector = %connector.id,
             connection = %connection.id,
             conn_index = hello.index,
-            "registered tunnel connection"
         );
-        tokio::select! {
-            result = driver => if let Err(e) = result {
-                tracing::debug!(error = %e, "connection driver ended with an error");
-            },
-            () = close.cancelled() => {},
+        async {
+            tracing::info!("registered tunnel connection");
+            tokio::select! {
+                result = driver => if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection driver ended with an error");
+                },
+                () = close.cancelled() => {},
+            }
+            self.control
+                .registry
+                .remove(connector.tunnel_id, connection.id);
+            if let Err(e) = storage.close_connection(connection.id).await {
+                tracing::warn!(error = %e, "could not record the connection's end");
+            }
+            tracing::info!("unregistered tunnel connection");
         }
-        self.control
-            .registry
-            .remove(connector.tunnel_id, connection.id);
-        if let Err(e) = storage.close_connection(connection.id).await {
-            tracing::warn!(error = %e, "could not record the connection's end");
-        }
-        tracing::info!(
-            tunnel = %connector.tunnel_id,
-            connector = %connector.id,
-            connection = %connection.id,
-            conn_index = hello.index,
-            "unregistered tunnel connection"
-        );
+        .instrument(span)
+        .await;
     }
 }
 

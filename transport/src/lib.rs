@@ -5,6 +5,7 @@
 mod error;
 pub mod frame;
 pub mod h2;
+pub mod headers;
 pub mod signal;
 pub mod tls;
 

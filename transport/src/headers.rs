@@ -1,0 +1,75 @@
+//! What must not cross a hop. Both ends strip the same set, so a header that is per-hop
+//! at the visitor's side can never reach the origin, nor our metadata leak either way.
+
+use adit_core::wire::{
+    HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS,
+};
+use http::{HeaderMap, HeaderName, header};
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1, plus those the `Connection` header names),
+/// `Host` (carried as the authority instead), and Adit's own stream metadata, which a
+/// visitor must not be able to set.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::HOST,
+        HeaderName::from_static(HEADER_STREAM_KIND),
+        HeaderName::from_static(HEADER_CLIENT_ADDR),
+        HeaderName::from_static(HEADER_RESPONSE_SOURCE),
+        HeaderName::from_static(HEADER_UPGRADE_STATUS),
+    ] {
+        headers.remove(name);
+    }
+    // HTTP/2 allows only "te: trailers".
+    if headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes() != b"trailers")
+    {
+        headers.remove(header::TE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_metadata_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(HEADER_STREAM_KIND, HeaderValue::from_static("tcp"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+        let mut t = HeaderMap::new();
+        t.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut t);
+        assert_eq!(t.len(), 1, "te: trailers is allowed through");
+    }
+}
