@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# Adit in a container: adit-server is the entrypoint; the adit CLI is in the image too.
+#
+#   docker build -t adit .
+#   docker run -p 8080:8080 -p 7844:7844 -v adit-data:/var/lib/adit adit --public-host tunnel.example.com
+#
+# Arguments after the image name are adit-server flags (`adit-server --help`). The API and
+# dashboard bind to 127.0.0.1:8000 inside the container unless --api-addr 0.0.0.0:8000 is
+# given; the dashboard page has no login yet, so publish port 8000 only where that is safe.
+
+FROM rust:1-bookworm AS builder
+WORKDIR /src
+# Only what the build needs (keeps target/ and a local .adit/ with its secrets out).
+COPY Cargo.toml Cargo.lock ./
+COPY core core
+COPY proto proto
+COPY transport transport
+COPY agent agent
+COPY server server
+COPY dashboard dashboard
+COPY migrations migrations
+COPY xtask xtask
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p adit-server -p adit-agent \
+    && cp target/release/adit-server target/release/adit /usr/local/bin/
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=builder /usr/local/bin/adit-server /usr/local/bin/adit /usr/local/bin/
+# The database (SQLite), keys, certificates and the admin token; keep it on a volume.
+ENV ADIT_DATA_DIR=/var/lib/adit
+VOLUME ["/var/lib/adit"]
+# edge (HTTP), tunnel listener (TLS, connectors dial it), API + dashboard
+EXPOSE 8080 7844 8000
+# No HEALTHCHECK yet: adit-server has no health endpoint, and the slim image has no HTTP
+# client to probe one with. Add one when the server grows a /healthz (or a
+# `adit-server health` subcommand).
+ENTRYPOINT ["adit-server"]
