@@ -28,9 +28,9 @@ pub struct Cli {
     /// config.yml (default: ~/.adit/config.yml, then /etc/adit/config.yml).
     #[arg(long, global = true, env = "ADIT_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log level: debug, info, warn, error.
-    #[arg(long, global = true, env = "ADIT_LOGLEVEL", default_value = "info")]
-    pub loglevel: String,
+    /// Log level: debug, info, warn, error (default: the config file's `loglevel`, else info).
+    #[arg(long, global = true, env = "ADIT_LOGLEVEL")]
+    pub loglevel: Option<String>,
     /// Log format.
     #[arg(long, global = true, env = "ADIT_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
     pub log_format: String,
@@ -141,9 +141,9 @@ pub struct RunArgs {
     /// Edge tunnel listener `host:port`, overriding the token's.
     #[arg(long)]
     pub edge: Option<String>,
-    /// Data connections to keep.
-    #[arg(long, default_value_t = 4)]
-    pub ha_connections: u8,
+    /// Data connections to keep (default: the config file's `ha-connections`, else 4).
+    #[arg(long)]
+    pub ha_connections: Option<u8>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +152,22 @@ pub enum IngressCommand {
     Validate,
     /// Show which rule a URL matches (0-based index, as cloudflared prints it).
     Rule { url: String },
+}
+
+impl Cli {
+    /// The log level: `--loglevel` (or `ADIT_LOGLEVEL`), else the config file's, else info.
+    /// A config file that does not load is reported by the command itself, not here.
+    pub fn effective_loglevel(&self) -> String {
+        self.loglevel
+            .clone()
+            .or_else(|| {
+                LoadedConfig::find(self.config.as_deref(), &adit_home())
+                    .ok()
+                    .flatten()
+                    .and_then(|loaded| loaded.config.loglevel)
+            })
+            .unwrap_or_else(|| "info".to_owned())
+    }
 }
 
 /// Runs one command, writing what it prints to `out`.
@@ -462,10 +478,10 @@ async fn run_connector(
             Ingress::single("http_status:503")?
         }
     };
-    let ha_connections = loaded
-        .as_ref()
-        .and_then(|l| l.config.ha_connections)
-        .unwrap_or(run.ha_connections)
+    let ha_connections = run
+        .ha_connections
+        .or_else(|| loaded.as_ref().and_then(|l| l.config.ha_connections))
+        .unwrap_or(4)
         .clamp(1, 16);
     let connector_id = ConnectorId::random();
     tracing::info!(%connector_id, "Generated Connector ID");

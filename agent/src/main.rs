@@ -8,7 +8,13 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_new(&cli.loglevel).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = match EnvFilter::try_new(cli.effective_loglevel()) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("error: invalid log level: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -29,7 +29,45 @@ use crate::Error;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
-type OriginClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+type OriginClient = Client<DialTimeout, ProxyBody>;
+
+/// TCP connect, then TLS: the whole dial is bounded by connectTimeout + tlsTimeout, and
+/// running out is a `TimedOut` I/O error like a slow TCP connect.
+#[derive(Clone)]
+struct DialTimeout {
+    inner: HttpsConnector<HttpConnector>,
+    limit: Duration,
+}
+
+impl tower::Service<Uri> for DialTimeout {
+    type Response = <HttpsConnector<HttpConnector> as tower::Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let dial = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, dial).await {
+                Ok(result) => result,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "origin dial timed out",
+                )
+                .into()),
+            }
+        })
+    }
+}
 
 /// Ingress rules with one pooled origin client per HTTP rule.
 pub struct OriginProxy {
@@ -224,8 +262,8 @@ fn origin_failure(
             StatusCode::BAD_GATEWAY,
             "origin_timeout",
             format!(
-                "The origin {origin_url} did not accept the connection within {:?} (connectTimeout).",
-                origin.connect_timeout
+                "The origin {origin_url} did not complete the connection within {:?} (connectTimeout + tlsTimeout).",
+                origin.connect_timeout + origin.tls_timeout
             ),
         ),
         _ if err.is_connect() => (
@@ -365,8 +403,12 @@ fn origin_client(origin: &OriginRequest) -> Result<OriginClient, Error> {
     } else {
         https.enable_http1().wrap_connector(http)
     };
+    let connector = DialTimeout {
+        inner: https,
+        limit: origin.connect_timeout + origin.tls_timeout,
+    };
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(origin.keep_alive_timeout)
         .pool_max_idle_per_host(origin.keep_alive_connections)
-        .build(https))
+        .build(connector))
 }

@@ -81,6 +81,15 @@ async fn ingress_rules_reach_the_right_origins() {
         Response::new(full(format!("{host} {fwd}")))
     })
     .await;
+    // Accepts TCP and then says nothing: a TLS handshake that never completes.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = silent.accept().await {
+            held.push(tcp);
+        }
+    });
     let ca = ca.display();
     let yaml = format!(
         r#"
@@ -95,6 +104,9 @@ async fn ingress_rules_reach_the_right_origins() {
   originRequest: {{ noTLSVerify: true }}
 - hostname: strict.example.com
   service: https://127.0.0.1:{port}
+- hostname: slow.example.com
+  service: https://{silent_addr}
+  originRequest: {{ connectTimeout: 1s, tlsTimeout: 500ms }}
 - hostname: "*.apps.example.com"
   path: ^/status
   service: http_status:418
@@ -146,6 +158,12 @@ async fn ingress_rules_reach_the_right_origins() {
         "an unknown CA is refused: {body}"
     );
     assert!(body.contains("origin_unreachable"), "{body}");
+    let (status, body) = get("slow.example.com", "/").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        body.contains("origin_timeout") && body.contains("1.5s"),
+        "{body}"
+    );
     assert_eq!(
         get("x.apps.example.com", "/status/now").await.0,
         StatusCode::IM_A_TEAPOT
