@@ -88,6 +88,33 @@ pub struct CreateRoute {
     pub hostname: String,
 }
 
+/// A private network (CIDR) routed to a tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpRoute {
+    pub id: RouteId,
+    pub tunnel_id: TunnelId,
+    pub tunnel_name: String,
+    pub network: String,
+    pub comment: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateIpRoute {
+    pub tunnel: String,
+    pub network: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// What `POST /api/v1/quick-tunnels` answers: a token to run and where it is reachable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuickTunnel {
+    pub id: TunnelId,
+    pub hostname: String,
+    pub token: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
     pub id: ConnectionId,

@@ -62,10 +62,26 @@ pub enum Error {
     InvalidStatusCode { rule: usize, code: String },
     /// A service kind Adit does not proxy (yet).
     #[error(
-        "Rule #{rule}: service '{service}' is not supported; use an http://, https://, ws:// or wss:// URL, http_status:NNN or hello_world (tcp://, ssh://, rdp://, unix: and other services are not supported yet)"
+        "Rule #{rule}: service '{service}' is not supported; use an http://, https://, ws://, wss://, tcp://, ssh://, rdp://, smb:// (or other scheme://host:port) address, unix:/path, unix+tls:/path, http_status:NNN or hello_world (bastion and socks-proxy are not supported yet)"
     )]
     UnsupportedService { rule: usize, service: String },
+    /// A raw-TCP service (`postgres://db`) whose scheme has no default port and which
+    /// names none; cloudflared would accept it and fail on every connection instead.
+    #[error("Rule #{rule}: {service} needs a port: only tcp, ssh, rdp and smb have default ports")]
+    ServiceNeedsPort { rule: usize, service: String },
+    /// A service address that parses but cannot be dialled (port 0, a user name, a
+    /// relative unix socket path, ...); `reason` says which.
+    #[error("Rule #{rule}: {service} is an invalid address: {reason}")]
+    InvalidServiceAddress {
+        rule: usize,
+        service: String,
+        reason: &'static str,
+    },
     /// A duration that is neither a Go duration string (`1m30s`) nor whole seconds.
     #[error("invalid duration {value:?}: {reason}")]
     InvalidDuration { value: String, reason: &'static str },
+    // --- private-network routes (CIDR) ---
+    /// Text that is not an IP address or `address/prefix-length`.
+    #[error("invalid IP network {input:?}: {reason}")]
+    InvalidIpNet { input: String, reason: &'static str },
 }

@@ -1,7 +1,9 @@
 //! Ingress rules as config.yml and the API write them (cloudflared's grammar and error
 //! texts), validated once into [`Ingress`], which picks the rule for each request.
 //!
-//! Only HTTP services for now: http(s)/ws(s) URLs, `http_status:NNN` and `hello_world`.
+//! Services: http(s)/ws(s) URLs, raw TCP (`tcp://`, `ssh://`, `rdp://`, `smb://` or any
+//! other `scheme://host:port`), HTTP over a unix socket (`unix:`, `unix+tls:`),
+//! `http_status:NNN` and `hello_world`. `bastion` and `socks-proxy` are refused.
 
 use std::{fmt, time::Duration};
 
@@ -223,6 +225,23 @@ pub enum Service {
     HttpStatus(u16),
     /// The built-in test page.
     HelloWorld,
+    /// Raw TCP, carried over a WebSocket from an `adit access` client: `tcp://`, `ssh://`,
+    /// `rdp://`, `smb://` or any other `scheme://host:port` (the scheme is only a label).
+    Tcp {
+        /// Lowercase scheme as written (`tcp`, `ssh`, `postgres`, ...), kept for display.
+        scheme: String,
+        /// Lowercase hostname (punycode if it was Unicode) or IP address, without brackets.
+        host: String,
+        /// The written port, or the scheme's default (tcp 7864, ssh 22, rdp 3389, smb 445).
+        port: u16,
+    },
+    /// HTTP (or HTTPS if `tls`) to an origin listening on a unix socket.
+    Unix {
+        /// Absolute path of the socket.
+        path: String,
+        /// Whether to speak TLS on the socket (`unix+tls:`).
+        tls: bool,
+    },
 }
 
 impl Service {
@@ -238,7 +257,57 @@ impl Service {
         if matches!(text, "bastion" | "socks-proxy" | "warp-routing") {
             return Err(unsupported(rule, text));
         }
-        parse_http_url(rule, text).map(|url| Self::Http { url })
+        // Before URL parsing: `unix:/path` is a path, not a URL with a host (cloudflared
+        // also just strips the prefix).
+        if let Some(path) = strip_prefix_ignore_case(text, "unix+tls:") {
+            return parse_unix_path(rule, text, path).map(|path| Self::Unix { path, tls: true });
+        }
+        if let Some(path) = strip_prefix_ignore_case(text, "unix:") {
+            return parse_unix_path(rule, text, path).map(|path| Self::Unix { path, tls: false });
+        }
+        parse_url_service(rule, text)
+    }
+
+    /// Whether the origin is a byte stream rather than an HTTP server: the connector then
+    /// bridges the eyeball's WebSocket to a raw TCP connection instead of proxying HTTP.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Self::Tcp { .. })
+    }
+
+    /// For [`Service::Tcp`], the `host:port` to dial (an IPv6 host in brackets, `[::1]:22`);
+    /// `None` for every other kind.
+    pub fn tcp_address(&self) -> Option<String> {
+        match self {
+            Self::Tcp { host, port, .. } => Some(host_port(host, *port)),
+            _ => None,
+        }
+    }
+}
+
+/// `host:port`, bracketing an IPv6 literal so the port stays separable.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// cloudflared's default ports for TCP schemes; other schemes have none. tcp's 7864 is
+/// arbitrary (cloudflared picked it), kept so configs written for it mean the same here.
+fn default_tcp_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "tcp" => Some(7864),
+        "ssh" => Some(22),
+        "rdp" => Some(3389),
+        "smb" => Some(445),
+        _ => None,
     }
 }
 
@@ -247,6 +316,54 @@ fn unsupported(rule: usize, service: &str) -> Error {
         rule,
         service: service.to_owned(),
     }
+}
+
+fn invalid_address(rule: usize, service: &str, reason: &'static str) -> Error {
+    Error::InvalidServiceAddress {
+        rule,
+        service: service.to_owned(),
+        reason,
+    }
+}
+
+/// The socket path after `unix:` / `unix+tls:`. cloudflared takes it verbatim; we also
+/// require it to be absolute, because a relative path would depend on the connector's
+/// working directory (a service manager's, usually `/`), which nobody means.
+fn parse_unix_path(rule: usize, text: &str, path: &str) -> Result<String, Error> {
+    if path.is_empty() {
+        return Err(invalid_address(
+            rule,
+            text,
+            "the unix socket path is empty; write e.g. unix:/run/app.sock",
+        ));
+    }
+    if path.contains('\0') {
+        return Err(invalid_address(
+            rule,
+            text,
+            "a unix socket path cannot contain a NUL character",
+        ));
+    }
+    // `unix:///run/app.sock` is the URL spelling (Docker's): an empty host, then the path.
+    if let Some(rest) = path.strip_prefix("///") {
+        return Ok(format!("/{rest}"));
+    }
+    // `unix://host/x` looks like a host was meant; a socket has none, so say so.
+    if path.starts_with("//") {
+        return Err(invalid_address(
+            rule,
+            text,
+            "a unix socket has no host; write unix:/path/to.sock or unix:///path/to.sock",
+        ));
+    }
+    if !path.starts_with('/') {
+        return Err(invalid_address(
+            rule,
+            text,
+            "the unix socket path must be absolute, e.g. unix:/run/app.sock",
+        ));
+    }
+    Ok(path.to_owned())
 }
 
 fn parse_status(rule: usize, code: &str) -> Result<u16, Error> {
@@ -260,33 +377,90 @@ fn parse_status(rule: usize, code: &str) -> Result<u16, Error> {
         })
 }
 
-fn parse_http_url(rule: usize, text: &str) -> Result<Url, Error> {
+/// `scheme://host[:port]`: HTTP for http/https/ws/wss, raw TCP for any other scheme.
+fn parse_url_service(rule: usize, text: &str) -> Result<Service, Error> {
     let no_host = || Error::ServiceMissingSchemeOrHost {
         rule,
         service: text.to_owned(),
     };
-    let mut url = Url::parse(text).map_err(|_| no_host())?;
-    let has_host = url.host_str().is_some_and(|h| !h.is_empty());
-    let http_scheme = match url.scheme() {
-        "http" | "ws" => "http",
-        "https" | "wss" => "https",
-        "unix" | "unix+tls" => return Err(unsupported(rule, text)),
-        _ if has_host => return Err(unsupported(rule, text)),
-        // `localhost:8080` parses with scheme "localhost": really a missing scheme.
-        _ => return Err(no_host()),
-    };
-    if !has_host {
+    let mut url = Url::parse(text).map_err(|err| match err {
+        // Otherwise `tcp://h:99999` would claim that the scheme or host is missing.
+        url::ParseError::InvalidPort => {
+            invalid_address(rule, text, "the port must be a number from 1 to 65535")
+        }
+        _ => no_host(),
+    })?;
+    // `localhost:8080` parses with scheme "localhost" and no host: really a missing scheme.
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(no_host());
     }
-    // The request's own path and query are forwarded, so anything here would be ignored.
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+    // The request's own path and query are forwarded, so anything here would be ignored;
+    // a TCP stream has no path at all. Non-special schemes (`tcp:`) give "" for no path.
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
         return Err(Error::ServiceHasPath {
             rule,
             service: text.to_owned(),
         });
     }
+    let http_scheme = match url.scheme() {
+        "http" | "ws" => "http",
+        "https" | "wss" => "https",
+        _ => return parse_tcp(rule, text, &url),
+    };
     url.set_scheme(http_scheme).map_err(|()| no_host())?;
-    Ok(url)
+    Ok(Service::Http { url })
+}
+
+/// Any non-HTTP scheme with a host: raw TCP, as cloudflared treats it.
+fn parse_tcp(rule: usize, text: &str, url: &Url) -> Result<Service, Error> {
+    // cloudflared dials only `host:port`, so a user name would be silently dropped.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid_address(
+            rule,
+            text,
+            "a user name or password cannot be passed to a TCP origin",
+        ));
+    }
+    let scheme = url.scheme().to_owned();
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        // Non-special schemes keep the host opaque (case, percent-escapes, no IDNA);
+        // reparsing it as a domain gives the form DNS and http:// services use.
+        Some(url::Host::Domain(raw)) => match url::Host::parse(raw) {
+            Ok(url::Host::Domain(domain)) => domain,
+            Ok(ip) => ip.to_string(),
+            Err(_) => {
+                return Err(invalid_address(
+                    rule,
+                    text,
+                    "the host is not a valid hostname or IP address",
+                ));
+            }
+        },
+        None => {
+            return Err(Error::ServiceMissingSchemeOrHost {
+                rule,
+                service: text.to_owned(),
+            });
+        }
+    };
+    // `port_or_known_default` because Url drops a port equal to a "special" scheme's
+    // default: without it `ftp://h:21` would lose its written port (and `ftp://h` gets 21).
+    let port = match url
+        .port_or_known_default()
+        .or_else(|| default_tcp_port(&scheme))
+    {
+        Some(0) => return Err(invalid_address(rule, text, "port 0 cannot be dialled")),
+        Some(port) => port,
+        None => {
+            return Err(Error::ServiceNeedsPort {
+                rule,
+                service: text.to_owned(),
+            });
+        }
+    };
+    Ok(Service::Tcp { scheme, host, port })
 }
 
 impl fmt::Display for Service {
@@ -299,6 +473,10 @@ impl fmt::Display for Service {
             }
             Self::HttpStatus(code) => write!(f, "http_status:{code}"),
             Self::HelloWorld => f.write_str("hello_world"),
+            // Always with the port, so that the default in force is visible.
+            Self::Tcp { scheme, host, port } => write!(f, "{scheme}://{}", host_port(host, *port)),
+            Self::Unix { path, tls: false } => write!(f, "unix:{path}"),
+            Self::Unix { path, tls: true } => write!(f, "unix+tls:{path}"),
         }
     }
 }
@@ -1058,47 +1236,322 @@ caPool: c
             ),
             ("http_status:abc", "Rule #1: invalid HTTP status code: abc"),
             ("http_status:", "Rule #1: invalid HTTP status code: "),
-            (
-                "tcp://localhost:22",
-                "Rule #1: service 'tcp://localhost:22' is not supported",
-            ),
-            (
-                "ssh://localhost:22",
-                "Rule #1: service 'ssh://localhost:22' is not supported",
-            ),
-            (
-                "rdp://localhost",
-                "Rule #1: service 'rdp://localhost' is not supported",
-            ),
-            (
-                "unix:/run/app.sock",
-                "Rule #1: service 'unix:/run/app.sock' is not supported",
-            ),
-            (
-                "unix+tls:/run/a.sock",
-                "Rule #1: service 'unix+tls:/run/a.sock' is not supported",
-            ),
             ("bastion", "Rule #1: service 'bastion' is not supported"),
             (
                 "socks-proxy",
                 "Rule #1: service 'socks-proxy' is not supported",
+            ),
+            (
+                "warp-routing",
+                "Rule #1: service 'warp-routing' is not supported",
             ),
         ];
         for (service, want) in svc_cases {
             let err = Ingress::single(service).unwrap_err().to_string();
             assert!(err.starts_with(want), "{service:?}: {err}");
         }
-        let err = parse_err(&[rule(Some("a.example.com"), None, "ftp://x"), catch_all()]);
-        assert!(
-            err.starts_with("Rule #1: service 'ftp://x' is not supported"),
-            "{err}"
-        );
+        let err = Ingress::single("bastion").unwrap_err().to_string();
         assert!(err.contains("http_status:NNN or hello_world"), "{err}");
+        assert!(err.contains("bastion and socks-proxy"), "{err}");
         let err = parse_err(&[
             rule(Some("a.example.com"), None, "http://a"),
             rule(None, None, "x"),
         ]);
         assert!(err.starts_with("Rule #2: x is an invalid address"), "{err}");
+    }
+
+    /// Parses `text` as the only service of a one-rule ingress.
+    fn service(text: &str) -> Service {
+        match Ingress::single(text) {
+            Ok(ingress) => ingress.rules()[0].service.clone(),
+            Err(err) => panic!("{text:?} should parse: {err}"),
+        }
+    }
+
+    fn tcp(scheme: &str, host: &str, port: u16) -> Service {
+        Service::Tcp {
+            scheme: scheme.to_owned(),
+            host: host.to_owned(),
+            port,
+        }
+    }
+
+    #[test]
+    fn tcp_services_and_default_ports() {
+        let cases = [
+            // cloudflared's defaults.
+            (
+                "tcp://localhost",
+                tcp("tcp", "localhost", 7864),
+                "localhost:7864",
+            ),
+            (
+                "ssh://localhost",
+                tcp("ssh", "localhost", 22),
+                "localhost:22",
+            ),
+            (
+                "rdp://localhost",
+                tcp("rdp", "localhost", 3389),
+                "localhost:3389",
+            ),
+            (
+                "smb://fileserver",
+                tcp("smb", "fileserver", 445),
+                "fileserver:445",
+            ),
+            // A written port beats the default, also when it equals it.
+            (
+                "tcp://localhost:5000",
+                tcp("tcp", "localhost", 5000),
+                "localhost:5000",
+            ),
+            (
+                "ssh://localhost:2222",
+                tcp("ssh", "localhost", 2222),
+                "localhost:2222",
+            ),
+            (
+                "ssh://localhost:22",
+                tcp("ssh", "localhost", 22),
+                "localhost:22",
+            ),
+            (
+                "rdp://10.0.0.5:3390",
+                tcp("rdp", "10.0.0.5", 3390),
+                "10.0.0.5:3390",
+            ),
+            ("smb://nas:1445", tcp("smb", "nas", 1445), "nas:1445"),
+            // Any other scheme is raw TCP, as in cloudflared.
+            ("postgres://db:5432", tcp("postgres", "db", 5432), "db:5432"),
+            ("redis://x:6379", tcp("redis", "x", 6379), "x:6379"),
+            ("ftp://files:21", tcp("ftp", "files", 21), "files:21"),
+            ("ftp://files", tcp("ftp", "files", 21), "files:21"),
+            ("ftp://files:2121", tcp("ftp", "files", 2121), "files:2121"),
+            // Case, trailing slash, IPv6 and IDNA are normalised.
+            (
+                "TCP://DB.Internal:5432/",
+                tcp("tcp", "db.internal", 5432),
+                "db.internal:5432",
+            ),
+            ("tcp://[::1]:22", tcp("tcp", "::1", 22), "[::1]:22"),
+            ("ssh://[fd00::1]", tcp("ssh", "fd00::1", 22), "[fd00::1]:22"),
+            (
+                "tcp://[FD00:0:0::0001]:9",
+                tcp("tcp", "fd00::1", 9),
+                "[fd00::1]:9",
+            ),
+            (
+                "ssh://bücher.example",
+                tcp("ssh", "xn--bcher-kva.example", 22),
+                "xn--bcher-kva.example:22",
+            ),
+            ("tcp://my_host:1", tcp("tcp", "my_host", 1), "my_host:1"),
+            (
+                "tcp://127.0.0.1:65535",
+                tcp("tcp", "127.0.0.1", 65535),
+                "127.0.0.1:65535",
+            ),
+        ];
+        for (input, want, address) in cases {
+            let got = service(input);
+            assert_eq!(got, want, "{input}");
+            assert!(got.is_stream(), "{input}");
+            assert_eq!(got.tcp_address().as_deref(), Some(address), "{input}");
+        }
+    }
+
+    #[test]
+    fn unix_services() {
+        let unix = |path: &str, tls| Service::Unix {
+            path: path.to_owned(),
+            tls,
+        };
+        let cases = [
+            ("unix:/run/app.sock", unix("/run/app.sock", false)),
+            ("unix+tls:/run/a.sock", unix("/run/a.sock", true)),
+            ("UNIX:/run/app.sock", unix("/run/app.sock", false)),
+            ("Unix+TLS:/run/a.sock", unix("/run/a.sock", true)),
+            // The URL spelling: empty host, then the path.
+            (
+                "unix:///var/run/docker.sock",
+                unix("/var/run/docker.sock", false),
+            ),
+            ("unix+tls:///s", unix("/s", true)),
+            // Taken verbatim otherwise (spaces and all), as cloudflared does.
+            ("unix:/tmp/my app.sock", unix("/tmp/my app.sock", false)),
+        ];
+        for (input, want) in cases {
+            let got = service(input);
+            assert_eq!(got, want, "{input}");
+            assert!(!got.is_stream(), "{input}");
+            assert_eq!(got.tcp_address(), None, "{input}");
+        }
+    }
+
+    #[test]
+    fn non_tcp_services_are_not_streams() {
+        for text in ["http://a", "wss://a", "http_status:404", "hello_world"] {
+            let got = service(text);
+            assert!(!got.is_stream(), "{text}");
+            assert_eq!(got.tcp_address(), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_tcp_and_unix_services_name_the_rule() {
+        let cases = [
+            (
+                "postgres://db",
+                "Rule #1: postgres://db needs a port: only tcp, ssh, rdp and smb have default ports",
+            ),
+            (
+                "mysql://x",
+                "Rule #1: mysql://x needs a port: only tcp, ssh, rdp and smb have default ports",
+            ),
+            (
+                "tcp://db:5432/app",
+                "Rule #1: tcp://db:5432/app is an invalid address, ingress rules don't support proxying to a different path",
+            ),
+            (
+                "ssh://h?x=1",
+                "Rule #1: ssh://h?x=1 is an invalid address, ingress rules don't support proxying to a different path",
+            ),
+            (
+                "ssh://h#frag",
+                "Rule #1: ssh://h#frag is an invalid address, ingress rules don't support proxying to a different path",
+            ),
+            (
+                "tcp://",
+                "Rule #1: tcp:// is an invalid address, please make sure it has a scheme and a hostname",
+            ),
+            (
+                "tcp://:22",
+                "Rule #1: tcp://:22 is an invalid address, please make sure it has a scheme and a hostname",
+            ),
+            (
+                "postgres:db:5432",
+                "Rule #1: postgres:db:5432 is an invalid address, please make sure it has a scheme and a hostname",
+            ),
+            (
+                "tcp://h:0",
+                "Rule #1: tcp://h:0 is an invalid address: port 0 cannot be dialled",
+            ),
+            (
+                "tcp://h:65536",
+                "Rule #1: tcp://h:65536 is an invalid address: the port must be a number from 1 to 65535",
+            ),
+            (
+                "http://h:99999",
+                "Rule #1: http://h:99999 is an invalid address: the port must be a number from 1 to 65535",
+            ),
+            (
+                "ssh://root@h",
+                "Rule #1: ssh://root@h is an invalid address: a user name or password cannot be passed to a TCP origin",
+            ),
+            (
+                "tcp://a%20b:1",
+                "Rule #1: tcp://a%20b:1 is an invalid address: the host is not a valid hostname or IP address",
+            ),
+            (
+                "unix:",
+                "Rule #1: unix: is an invalid address: the unix socket path is empty",
+            ),
+            (
+                "unix+tls:",
+                "Rule #1: unix+tls: is an invalid address: the unix socket path is empty",
+            ),
+            (
+                "unix:run/app.sock",
+                "Rule #1: unix:run/app.sock is an invalid address: the unix socket path must be absolute",
+            ),
+            (
+                "unix+tls:./a.sock",
+                "Rule #1: unix+tls:./a.sock is an invalid address: the unix socket path must be absolute",
+            ),
+            (
+                "unix://host/a.sock",
+                "Rule #1: unix://host/a.sock is an invalid address: a unix socket has no host",
+            ),
+            (
+                "unix:/a\0b",
+                "Rule #1: unix:/a\0b is an invalid address: a unix socket path cannot contain a NUL",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = Ingress::single(text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(want),
+                "{text:?}\n  got: {err}\n want: {want}"
+            );
+        }
+        // A bare "/" is no path.
+        assert_eq!(service("ssh://h/"), tcp("ssh", "h", 22));
+        // The rule number is the failing rule's, and the variants are matchable.
+        let rules = [
+            rule(Some("a.example.com"), None, "ssh://a"),
+            rule(Some("b.example.com"), None, "mysql://b"),
+            catch_all(),
+        ];
+        assert_eq!(
+            Ingress::parse(&rules, None).unwrap_err(),
+            Error::ServiceNeedsPort {
+                rule: 2,
+                service: "mysql://b".into()
+            }
+        );
+        let rules = [
+            rule(Some("a.example.com"), None, "ssh://a"),
+            rule(Some("b.example.com"), None, "http://b"),
+            rule(Some("c.example.com"), None, "unix:c.sock"),
+            catch_all(),
+        ];
+        match Ingress::parse(&rules, None) {
+            Err(Error::InvalidServiceAddress {
+                rule: 3, service, ..
+            }) => {
+                assert_eq!(service, "unix:c.sock");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let inputs = [
+            "http://localhost:8080",
+            "https://[::1]:8443",
+            "wss://localhost",
+            "http_status:418",
+            "hello-world",
+            "tcp://localhost",
+            "tcp://h:1",
+            "ssh://Example.COM",
+            "rdp://[::ffff:10.0.0.1]",
+            "smb://nas",
+            "postgres://db:5432/",
+            "ssh://bücher.example:2222",
+            "unix:/run/app.sock",
+            "unix+tls:/run/a.sock",
+            "unix:///var/run/docker.sock",
+        ];
+        for input in inputs {
+            let parsed = service(input);
+            let shown = parsed.to_string();
+            assert_eq!(service(&shown), parsed, "{input} -> {shown}");
+            assert_eq!(
+                service(&shown).to_string(),
+                shown,
+                "{input}: display is canonical"
+            );
+        }
+        let shown = |text| service(text).to_string();
+        assert_eq!(shown("tcp://localhost"), "tcp://localhost:7864");
+        assert_eq!(shown("SSH://[::1]"), "ssh://[::1]:22");
+        assert_eq!(shown("rdp://h"), "rdp://h:3389");
+        assert_eq!(shown("smb://h"), "smb://h:445");
+        assert_eq!(shown("Unix:///x.sock"), "unix:/x.sock");
+        assert_eq!(shown("unix+tls:/x.sock"), "unix+tls:/x.sock");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! dashboard can compile it to wasm and every boundary parses its input into these once.
 
 pub mod api;
+pub mod cidr;
 mod error;
 pub mod hostname;
 pub mod ids;

@@ -24,6 +24,8 @@ pub const HEADER_STREAM_KIND: &str = "adit-stream-kind";
 pub const HEADER_CLIENT_ADDR: &str = "adit-client-addr";
 /// Response header the connector sets on answers it made itself (not the origin's).
 pub const HEADER_RESPONSE_SOURCE: &str = "adit-response-source";
+/// Header on a `tcp` stream naming the private-network destination, `ip:port`.
+pub const HEADER_DESTINATION: &str = "adit-destination";
 /// Response header carrying the origin's real status when HTTP/2 cannot (101).
 pub const HEADER_UPGRADE_STATUS: &str = "adit-upgrade-status";
 
@@ -32,6 +34,9 @@ pub const HEADER_UPGRADE_STATUS: &str = "adit-upgrade-status";
 pub enum StreamKind {
     Http,
     WebSocket,
+    /// A raw TCP connection to a private-network destination; the stream's bodies carry
+    /// the bytes each way, and ending a body is a half-close.
+    Tcp,
 }
 
 impl StreamKind {
@@ -39,6 +44,7 @@ impl StreamKind {
         match self {
             Self::Http => "http",
             Self::WebSocket => "websocket",
+            Self::Tcp => "tcp",
         }
     }
 
@@ -46,6 +52,7 @@ impl StreamKind {
         match value {
             "http" => Some(Self::Http),
             "websocket" => Some(Self::WebSocket),
+            "tcp" => Some(Self::Tcp),
             _ => None,
         }
     }

@@ -67,6 +67,12 @@ impl From<Error> for ApiError {
                 err.to_string(),
                 json!({ "field": field, "reason": message }),
             ),
+            Error::RateLimited(message) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                message.clone(),
+                serde_json::Value::Null,
+            ),
             Error::Unauthenticated => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -174,6 +180,10 @@ pub fn router(control: Arc<Control>) -> Router {
         )
         .route("/api/v1/tunnels/{tunnel}/connectors", get(list_connectors))
         .route("/api/v1/routes/{route}", delete(delete_route))
+        .route("/api/v1/ip-routes", get(list_ip_routes).post(create_ip_route))
+        .route("/api/v1/ip-routes/match/{ip}", get(match_ip_route))
+        .route("/api/v1/ip-routes/{route}", delete(delete_ip_route))
+        .route("/api/v1/quick-tunnels", axum::routing::post(create_quick_tunnel))
         .with_state(control)
 }
 
@@ -285,4 +295,50 @@ async fn list_connectors(
     Path(tunnel): Path<String>,
 ) -> ApiResult<Vec<api::Connector>> {
     Ok(Json(c.list_connectors(account, &tunnel).await?))
+}
+
+async fn list_ip_routes(State(c): State<Arc<Control>>, Caller(account): Caller) -> ApiResult<Vec<api::IpRoute>> {
+    Ok(Json(c.list_ip_routes(account).await?))
+}
+
+async fn create_ip_route(
+    State(c): State<Arc<Control>>,
+    Caller(account): Caller,
+    Body(body): Body<api::CreateIpRoute>,
+) -> Result<(StatusCode, Json<api::IpRoute>), ApiError> {
+    let route = c
+        .create_ip_route(account, &body.tunnel, &body.network, &body.comment)
+        .await?;
+    Ok((StatusCode::CREATED, Json(route)))
+}
+
+/// The route `cidr` is a network, percent-encoded by the caller (`10.0.0.0%2F8`) or its id.
+async fn delete_ip_route(
+    State(c): State<Arc<Control>>,
+    Caller(account): Caller,
+    Path(route): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    c.delete_ip_route(account, &route).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn match_ip_route(
+    State(c): State<Arc<Control>>,
+    Caller(account): Caller,
+    Path(ip): Path<String>,
+) -> ApiResult<api::IpRoute> {
+    let addr: std::net::IpAddr = ip.parse().map_err(|e| Error::invalid("ip", e))?;
+    let route = c.match_ip_route(account, addr).await?.ok_or_else(|| Error::NotFound {
+        what: "route matching IP",
+        name: ip.clone(),
+    })?;
+    Ok(Json(route))
+}
+
+/// Unauthenticated by design (quick tunnels need no account); bounded per client address.
+async fn create_quick_tunnel(
+    State(c): State<Arc<Control>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+) -> Result<(StatusCode, Json<api::QuickTunnel>), ApiError> {
+    Ok((StatusCode::CREATED, Json(c.create_quick_tunnel(peer.ip()).await?)))
 }

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-use adit_core::ids::AccountId;
+use adit_core::{hostname::HostPattern, ids::AccountId};
 use axum::{extract::State, response::Html, routing::get};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -16,6 +16,7 @@ use crate::{
     files,
     grpc::{ConnectorApi, TunnelApi},
     pki,
+    quick::QuickTunnels,
     registry::Registry,
     routes::Routes,
     secrets::{self, ServerKey},
@@ -116,14 +117,26 @@ impl App {
         let key = ServerKey::load_or_create(&data_dir.join("server.key"))?;
         let routes = Arc::new(Routes::default());
         routes.reload(&storage).await?;
-        let control = Arc::new(Control::new(
+        let mut control = Control::new(
             storage.clone(),
             Arc::new(Registry::default()),
             routes,
             key,
             endpoint,
             certs.ca_pin,
-        ));
+        );
+        if let Some(domain) = &config.quick_tunnel_domain {
+            let domain = HostPattern::parse(domain)
+                .ok()
+                .filter(|d| !d.is_wildcard())
+                .ok_or_else(|| Error::Config(format!("--quick-tunnel-domain {domain:?} is not a domain name")))?;
+            control = control.with_quick_tunnels(QuickTunnels {
+                domain: domain.to_string(),
+                per_client_limit: config.quick_tunnel_limit,
+                grace: config.quick_tunnel_grace,
+            });
+        }
+        let control = Arc::new(control);
 
         let new_admin_token = if storage.count_api_tokens(default_account).await? == 0 {
             let token = secrets::new_api_token();
@@ -211,6 +224,9 @@ impl App {
             )
             .fallback(crate::api::not_found);
 
+        if let Some(quick) = &control.quick {
+            tokio::spawn(sweep_quick_tunnels(control.clone(), quick.grace, shutdown.clone()));
+        }
         let tasks = [
             tokio::spawn(tunnel_listener::serve(
                 self.tunnel_listener,
@@ -221,6 +237,7 @@ impl App {
             tokio::spawn({
                 let shutdown = shutdown.clone();
                 async move {
+                    let api = api.into_make_service_with_connect_info::<SocketAddr>();
                     if let Err(e) = axum::serve(self.api_listener, api)
                         .with_graceful_shutdown(shutdown.cancelled_owned())
                         .await
@@ -237,6 +254,22 @@ impl App {
         }
         control.storage.close().await;
         Ok(())
+    }
+}
+
+/// Removes abandoned quick tunnels, checking a few times per grace period.
+async fn sweep_quick_tunnels(control: Arc<Control>, grace: std::time::Duration, shutdown: CancellationToken) {
+    let every = (grace / 4).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5));
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticks.tick() => {
+                if let Err(e) = control.sweep_quick_tunnels().await {
+                    tracing::warn!(error = %e, "could not sweep quick tunnels");
+                }
+            }
+        }
     }
 }
 

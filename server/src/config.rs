@@ -1,6 +1,6 @@
 //! adit-server's one configuration struct: flags, with `ADIT_*` environment twins.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 
@@ -39,6 +39,16 @@ pub struct Config {
     /// This edge node's name, shown on connections. Default: the host name.
     #[arg(long, env = "ADIT_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Offer quick tunnels (`adit tunnel --url …`, no account needed) on random hostnames
+    /// under this domain, e.g. `quick.example.com`.
+    #[arg(long, env = "ADIT_QUICK_TUNNEL_DOMAIN")]
+    pub quick_tunnel_domain: Option<String>,
+    /// How many quick tunnels one client address may hold at once.
+    #[arg(long, env = "ADIT_QUICK_TUNNEL_LIMIT", default_value_t = 4)]
+    pub quick_tunnel_limit: i64,
+    /// How long a quick tunnel outlives its connector (`30s`, `2m`).
+    #[arg(long, env = "ADIT_QUICK_TUNNEL_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub quick_tunnel_grace: Duration,
     /// Log level filter (`info`, `debug`, `adit_server=debug,info`, …).
     #[arg(long, env = "ADIT_LOGLEVEL", default_value = "info")]
     pub loglevel: String,
@@ -61,6 +71,9 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             node_name: Some("edge-test".into()),
+            quick_tunnel_domain: None,
+            quick_tunnel_limit: 4,
+            quick_tunnel_grace: Duration::from_secs(30),
             loglevel: "info".into(),
             log_format: "pretty".into(),
         }
@@ -78,4 +91,8 @@ pub fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
         .join(".adit")
         .join("server")
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    adit_core::ingress::parse_go_duration(text).map_err(|e| e.to_string())
 }

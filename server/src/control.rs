@@ -1,10 +1,14 @@
 //! The control plane's operations, shared by REST, gRPC and the tunnel listener so that
 //! every rule (uniqueness, ownership, rotation) is written once.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use adit_core::{
     api,
+    cidr::{IpNet, longest_match},
     hostname::HostPattern,
     ids::{AccountId, ConnectorId, RouteId, TunnelId, TunnelName},
     token::TunnelToken,
@@ -13,12 +17,16 @@ use adit_core::{
 
 use crate::{
     Error,
+    quick::{QuickTunnels, random_hostname},
     clock::{now_ms, rfc3339},
     registry::Registry,
     routes::Routes,
     secrets::{ServerKey, secret_matches, sha256_hex},
-    storage::{ConnectorRow, RouteRow, Storage, TunnelRow},
+    storage::{ConnectorRow, IpRouteRow, RouteRow, Storage, TunnelRow},
 };
+
+/// The account quick tunnels live in; nobody logs into it.
+const QUICK_ACCOUNT: &str = "quick-tunnels";
 
 /// What a connector says about itself when it registers.
 #[derive(Debug, Clone)]
@@ -31,6 +39,8 @@ pub struct ConnectorInfo {
 
 pub struct Control {
     pub storage: Storage,
+    /// `Some` when the operator offers quick tunnels.
+    pub quick: Option<QuickTunnels>,
     pub registry: Arc<Registry>,
     pub routes: Arc<Routes>,
     key: ServerKey,
@@ -50,12 +60,19 @@ impl Control {
     ) -> Self {
         Self {
             storage,
+            quick: None,
             registry,
             routes,
             key,
             endpoint,
             ca_pin,
         }
+    }
+
+    /// Offers quick tunnels (`--quick-tunnel-domain`).
+    pub(crate) fn with_quick_tunnels(mut self, quick: QuickTunnels) -> Self {
+        self.quick = Some(quick);
+        self
     }
 
     async fn tunnel(&self, account: AccountId, tunnel: &str) -> Result<TunnelRow, Error> {
@@ -297,6 +314,148 @@ impl Control {
         Ok(out)
     }
 
+    pub async fn create_ip_route(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+        network: &str,
+        comment: &str,
+    ) -> Result<api::IpRoute, Error> {
+        let network = IpNet::parse(network).map_err(|e| Error::invalid("network", e))?;
+        let row = self.tunnel(account, tunnel).await?;
+        let route = IpRouteRow {
+            id: RouteId::random(),
+            account_id: account,
+            tunnel_id: row.id,
+            network: network.to_string(),
+            comment: comment.to_owned(),
+            created_at: now_ms(),
+        };
+        self.storage.insert_ip_route(&route).await?;
+        Ok(ip_route_view(route, row.name))
+    }
+
+    pub async fn list_ip_routes(&self, account: AccountId) -> Result<Vec<api::IpRoute>, Error> {
+        let names: std::collections::HashMap<TunnelId, String> = self
+            .storage
+            .list_tunnels(account)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect();
+        Ok(self
+            .storage
+            .ip_routes(account)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let name = names.get(&r.tunnel_id).cloned().unwrap_or_default();
+                ip_route_view(r, name)
+            })
+            .collect())
+    }
+
+    /// Deletes a private-network route named by id or by its network.
+    pub async fn delete_ip_route(&self, account: AccountId, route: &str) -> Result<(), Error> {
+        let not_found = || Error::NotFound {
+            what: "route",
+            name: route.to_owned(),
+        };
+        let id = match route.parse::<RouteId>() {
+            Ok(id) => id,
+            Err(_) => {
+                let network = IpNet::parse(route).map_err(|_| not_found())?.to_string();
+                self.storage
+                    .ip_routes(account)
+                    .await?
+                    .into_iter()
+                    .find(|r| r.network == network)
+                    .ok_or_else(not_found)?
+                    .id
+            }
+        };
+        if self.storage.delete_ip_route(account, id).await? {
+            Ok(())
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// The route whose network holds `ip` most specifically (longest prefix).
+    pub async fn match_ip_route(&self, account: AccountId, ip: IpAddr) -> Result<Option<api::IpRoute>, Error> {
+        let routes = self.list_ip_routes(account).await?;
+        let parsed: Vec<(IpNet, api::IpRoute)> = routes
+            .into_iter()
+            .filter_map(|r| IpNet::parse(&r.network).ok().map(|n| (n, r)))
+            .collect();
+        Ok(longest_match(parsed.iter().map(|(n, r)| (n, r)), ip).cloned())
+    }
+
+    /// The networks routed to the tunnel a connector's token runs.
+    pub async fn networks_for_token(&self, token: &str) -> Result<Vec<String>, Error> {
+        let tunnel = self.authenticate_token(token).await?;
+        Ok(self
+            .storage
+            .ip_routes_of_tunnel(tunnel.id)
+            .await?
+            .into_iter()
+            .map(|r| r.network)
+            .collect())
+    }
+
+    /// A new quick tunnel for a client, routed to a random hostname.
+    pub async fn create_quick_tunnel(&self, client: IpAddr) -> Result<api::QuickTunnel, Error> {
+        let quick = self.quick.as_ref().ok_or_else(|| Error::NotFound {
+            what: "feature",
+            name: "quick tunnels (start adit-server with --quick-tunnel-domain)".into(),
+        })?;
+        let client_ip = client.to_string();
+        let held = self.storage.count_quick_tunnels_of(&client_ip).await?;
+        if held >= quick.per_client_limit {
+            return Err(Error::RateLimited(format!(
+                "{client_ip} already holds {held} quick tunnels (the limit is {}); stop one first",
+                quick.per_client_limit
+            )));
+        }
+        let account = self.storage.ensure_account(QUICK_ACCOUNT).await?;
+        let name = format!("quick-{}", uuid::Uuid::new_v4().simple());
+        let tunnel = self.create_tunnel(account, &name).await?;
+        let hostname = random_hostname(&quick.domain);
+        let created = async {
+            self.storage.insert_quick_tunnel(tunnel.id, &hostname, &client_ip).await?;
+            self.create_route(account, &name, &hostname).await
+        }
+        .await;
+        if let Err(e) = created {
+            self.storage.delete_tunnel(tunnel.id).await?;
+            return Err(e);
+        }
+        tracing::info!(tunnel = %tunnel.id, %hostname, client = %client_ip, "quick tunnel created");
+        Ok(api::QuickTunnel {
+            id: tunnel.id,
+            hostname,
+            token: self.tunnel_token(account, &name).await?,
+        })
+    }
+
+    /// Removes quick tunnels whose connector has been gone longer than the grace period.
+    pub async fn sweep_quick_tunnels(&self) -> Result<usize, Error> {
+        let Some(quick) = &self.quick else {
+            return Ok(0);
+        };
+        let cutoff = now_ms() - i64::try_from(quick.grace.as_millis()).unwrap_or(i64::MAX);
+        let gone = self.storage.abandoned_quick_tunnels(cutoff).await?;
+        for tunnel in &gone {
+            self.storage.delete_tunnel(*tunnel).await?;
+            self.registry.close_tunnel(*tunnel);
+            tracing::info!(%tunnel, "quick tunnel removed: its connector went away");
+        }
+        if !gone.is_empty() {
+            self.routes.reload(&self.storage).await?;
+        }
+        Ok(gone.len())
+    }
+
     /// The tunnel a presented token runs, if the token is current.
     pub async fn authenticate_token(&self, token: &str) -> Result<TunnelRow, Error> {
         let token = TunnelToken::parse(token).map_err(|_| Error::Unauthenticated)?;
@@ -358,6 +517,17 @@ impl Control {
                 format!("connector {} is not registered", hello.connector_id),
             ))),
         }
+    }
+}
+
+fn ip_route_view(route: IpRouteRow, tunnel_name: String) -> api::IpRoute {
+    api::IpRoute {
+        id: route.id,
+        tunnel_id: route.tunnel_id,
+        tunnel_name,
+        network: route.network,
+        comment: route.comment,
+        created_at: rfc3339(route.created_at),
     }
 }
 

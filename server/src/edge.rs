@@ -221,7 +221,7 @@ impl Edge {
 
         let (body, visitor_tx) = match kind {
             StreamKind::Http => (body.map_err(BoxError::from).boxed_unsync(), None),
-            StreamKind::WebSocket => {
+            StreamKind::WebSocket | StreamKind::Tcp => {
                 let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
                 let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
                 (StreamBody::new(stream).boxed_unsync(), Some(tx))

@@ -32,6 +32,8 @@ pub enum Error {
     Unauthenticated,
     #[error("{0}")]
     FailedPrecondition(String),
+    #[error("{0}")]
+    RateLimited(String),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("stored data is corrupt: {0}")]

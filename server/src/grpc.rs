@@ -23,6 +23,7 @@ impl From<Error> for Status {
             Error::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
             Error::InvalidArgument { .. } => Status::invalid_argument(err.to_string()),
             Error::Unauthenticated => Status::unauthenticated("missing or invalid credentials"),
+            Error::RateLimited(m) => Status::resource_exhausted(m.clone()),
             _ => {
                 tracing::error!(error = %err, "internal error serving gRPC");
                 Status::internal("internal error; the server log has the details")
@@ -62,6 +63,17 @@ fn route_pb(r: api::Route) -> pb::Route {
         id: r.id.to_string(),
         tunnel_id: r.tunnel_id.to_string(),
         hostname: r.hostname,
+        created_at_ms: ms(&r.created_at),
+    }
+}
+
+fn ip_route_pb(r: api::IpRoute) -> pb::IpRoute {
+    pb::IpRoute {
+        id: r.id.to_string(),
+        tunnel_id: r.tunnel_id.to_string(),
+        tunnel_name: r.tunnel_name,
+        network: r.network,
+        comment: r.comment,
         created_at_ms: ms(&r.created_at),
     }
 }
@@ -200,6 +212,33 @@ impl TunnelService for TunnelApi {
         Ok(Response::new(pb::DeleteRouteResponse {}))
     }
 
+    async fn create_ip_route(&self, req: Request<pb::CreateIpRouteRequest>) -> Result<Response<pb::IpRoute>, Status> {
+        let account = self.account(&req).await?;
+        let r = req.get_ref();
+        let route = self.0.create_ip_route(account, &r.tunnel, &r.network, &r.comment).await?;
+        Ok(Response::new(ip_route_pb(route)))
+    }
+
+    async fn list_ip_routes(
+        &self,
+        req: Request<pb::ListIpRoutesRequest>,
+    ) -> Result<Response<pb::ListIpRoutesForAccountResponse>, Status> {
+        let account = self.account(&req).await?;
+        let routes = self.0.list_ip_routes(account).await?;
+        Ok(Response::new(pb::ListIpRoutesForAccountResponse {
+            routes: routes.into_iter().map(ip_route_pb).collect(),
+        }))
+    }
+
+    async fn delete_ip_route(
+        &self,
+        req: Request<pb::DeleteIpRouteRequest>,
+    ) -> Result<Response<pb::DeleteRouteResponse>, Status> {
+        let account = self.account(&req).await?;
+        self.0.delete_ip_route(account, &req.get_ref().route).await?;
+        Ok(Response::new(pb::DeleteRouteResponse {}))
+    }
+
     async fn list_connectors(
         &self,
         req: Request<pb::TunnelRef>,
@@ -217,15 +256,19 @@ impl TunnelService for TunnelApi {
 
 pub(crate) struct ConnectorApi(pub(crate) Arc<Control>);
 
+fn tunnel_token(metadata: &MetadataMap) -> Result<String, Status> {
+    bearer(metadata)
+        .map(str::to_owned)
+        .ok_or_else(|| Status::unauthenticated("Provided Tunnel token is not valid."))
+}
+
 #[tonic::async_trait]
 impl ConnectorService for ConnectorApi {
     async fn register_connector(
         &self,
         req: Request<pb::RegisterConnectorRequest>,
     ) -> Result<Response<pb::RegisterConnectorResponse>, Status> {
-        let token = bearer(req.metadata())
-            .ok_or_else(|| Status::unauthenticated("Provided Tunnel token is not valid."))?
-            .to_owned();
+        let token = tunnel_token(req.metadata())?;
         let peer = req
             .extensions()
             .get::<PeerAddr>()
@@ -256,5 +299,17 @@ impl ConnectorService for ConnectorApi {
             tunnel_name: tunnel.name,
             protocol_versions: adit_core::wire::PROTOCOL_VERSIONS.to_vec(),
         }))
+    }
+
+    async fn list_ip_routes(
+        &self,
+        req: Request<pb::ListIpRoutesRequest>,
+    ) -> Result<Response<pb::ListIpRoutesResponse>, Status> {
+        let token = tunnel_token(req.metadata())?;
+        match self.0.networks_for_token(&token).await {
+            Ok(networks) => Ok(Response::new(pb::ListIpRoutesResponse { networks })),
+            Err(Error::Unauthenticated) => Err(Status::unauthenticated("Provided Tunnel token is not valid.")),
+            Err(e) => Err(e.into()),
+        }
     }
 }

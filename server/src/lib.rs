@@ -13,6 +13,7 @@ mod files;
 mod grpc;
 mod net;
 mod pki;
+pub mod quick;
 pub mod registry;
 pub mod routes;
 mod secrets;

@@ -49,6 +49,17 @@ pub struct RouteRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpRouteRow {
+    pub id: RouteId,
+    pub account_id: AccountId,
+    pub tunnel_id: TunnelId,
+    /// Normalised CIDR text.
+    pub network: String,
+    pub comment: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectorRow {
     pub id: ConnectorId,
     pub account_id: AccountId,
@@ -94,6 +105,17 @@ fn route_from(row: &AnyRow) -> Result<RouteRow, Error> {
         account_id: parse_id(row, "account_id")?,
         tunnel_id: parse_id(row, "tunnel_id")?,
         hostname: row.try_get("hostname")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn ip_route_from(row: &AnyRow) -> Result<IpRouteRow, Error> {
+    Ok(IpRouteRow {
+        id: parse_id(row, "id")?,
+        account_id: parse_id(row, "account_id")?,
+        tunnel_id: parse_id(row, "tunnel_id")?,
+        network: row.try_get("network")?,
+        comment: row.try_get("comment")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -389,7 +411,13 @@ impl Storage {
     /// Deletes a tunnel with its routes, connectors and connections.
     pub async fn delete_tunnel(&self, id: TunnelId) -> Result<(), Error> {
         let mut tx = self.pool.begin().await?;
-        for table in ["connections", "connectors", "routes"] {
+        for table in [
+            "connections",
+            "connectors",
+            "routes",
+            "ip_routes",
+            "quick_tunnels",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE tunnel_id = $1"))
                 .bind(id.to_string())
                 .execute(&mut *tx)
@@ -460,6 +488,98 @@ impl Storage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    // ---- private-network routes ----
+
+    pub async fn insert_ip_route(&self, route: &IpRouteRow) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO ip_routes (id, account_id, tunnel_id, network, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(route.id.to_string())
+        .bind(route.account_id.to_string())
+        .bind(route.tunnel_id.to_string())
+        .bind(&route.network)
+        .bind(&route.comment)
+        .bind(route.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, || format!("a route for {} already exists", route.network)))?;
+        Ok(())
+    }
+
+    /// Every private-network route of an account.
+    pub async fn ip_routes(&self, account: AccountId) -> Result<Vec<IpRouteRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, tunnel_id, network, comment, created_at FROM ip_routes WHERE account_id = $1 ORDER BY network",
+        )
+        .bind(account.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ip_route_from).collect()
+    }
+
+    /// The private-network routes a tunnel serves (what its connector may dial).
+    pub async fn ip_routes_of_tunnel(&self, tunnel: TunnelId) -> Result<Vec<IpRouteRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, tunnel_id, network, comment, created_at FROM ip_routes WHERE tunnel_id = $1 ORDER BY network",
+        )
+        .bind(tunnel.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ip_route_from).collect()
+    }
+
+    pub async fn delete_ip_route(&self, account: AccountId, id: RouteId) -> Result<bool, Error> {
+        let done = sqlx::query("DELETE FROM ip_routes WHERE id = $1 AND account_id = $2")
+            .bind(id.to_string())
+            .bind(account.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- quick tunnels ----
+
+    pub async fn insert_quick_tunnel(
+        &self,
+        tunnel: TunnelId,
+        hostname: &str,
+        client_ip: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO quick_tunnels (tunnel_id, hostname, client_ip, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(tunnel.to_string())
+        .bind(hostname)
+        .bind(client_ip)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, || format!("quick tunnel hostname {hostname} is taken")))?;
+        Ok(())
+    }
+
+    pub async fn count_quick_tunnels_of(&self, client_ip: &str) -> Result<i64, Error> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM quick_tunnels WHERE client_ip = $1")
+            .bind(client_ip)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Quick tunnels with no open connection whose last one closed (or, never connected,
+    /// that were made) before `cutoff`: their connector went away.
+    pub async fn abandoned_quick_tunnels(&self, cutoff: i64) -> Result<Vec<TunnelId>, Error> {
+        let rows = sqlx::query(
+            "SELECT q.tunnel_id FROM quick_tunnels q \
+             WHERE NOT EXISTS (SELECT 1 FROM connections k WHERE k.tunnel_id = q.tunnel_id AND k.closed_at IS NULL) \
+             AND COALESCE((SELECT MAX(k.closed_at) FROM connections k WHERE k.tunnel_id = q.tunnel_id), q.created_at) < $1",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| parse_id(r, "tunnel_id")).collect()
     }
 
     // ---- connectors and connections ----
