@@ -207,6 +207,48 @@ impl ApiClient {
         .await
     }
 
+    pub async fn create_ip_route(
+        &self,
+        tunnel: &str,
+        network: &str,
+        comment: &str,
+    ) -> Result<api::IpRoute, Error> {
+        self.call(
+            Method::POST,
+            "/ip-routes",
+            Some(serde_json::json!({ "tunnel": tunnel, "network": network, "comment": comment })),
+        )
+        .await
+    }
+
+    pub async fn ip_routes(&self) -> Result<Vec<api::IpRoute>, Error> {
+        self.call(Method::GET, "/ip-routes", None).await
+    }
+
+    /// Deletes a private-network route named by id or CIDR.
+    pub async fn delete_ip_route(&self, route: &str) -> Result<(), Error> {
+        self.call(
+            Method::DELETE,
+            &format!("/ip-routes/{}", segment(route)),
+            None,
+        )
+        .await
+    }
+
+    pub async fn match_ip_route(&self, ip: &str) -> Result<api::IpRoute, Error> {
+        self.call(
+            Method::GET,
+            &format!("/ip-routes/match/{}", segment(ip)),
+            None,
+        )
+        .await
+    }
+
+    /// Asks for a quick tunnel (no credentials needed).
+    pub async fn create_quick_tunnel(&self) -> Result<api::QuickTunnel, Error> {
+        self.call(Method::POST, "/quick-tunnels", None).await
+    }
+
     pub async fn connectors(&self, tunnel: &str) -> Result<Vec<api::Connector>, Error> {
         self.call(
             Method::GET,

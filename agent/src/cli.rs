@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error,
+    access::{self, EdgeTarget},
     api_client::{ApiClient, ApiCredentials, adit_home},
     config::{CredentialsFile, LoadedConfig, read_token_file},
     connector::{Connector, ConnectorConfig},
@@ -42,6 +43,11 @@ pub struct Cli {
 pub enum Command {
     /// Create, list, route and run tunnels.
     Tunnel(TunnelArgs),
+    /// Reach TCP services and private networks through tunnels.
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+    },
     /// Check ingress rules.
     Ingress {
         #[command(subcommand)]
@@ -63,8 +69,14 @@ pub struct ApiArgs {
 pub struct TunnelArgs {
     #[command(flatten)]
     pub api: ApiArgs,
+    /// With no subcommand: a quick tunnel to this origin (no account needed).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The server that hands out quick tunnels (its API URL).
+    #[arg(long, env = "ADIT_QUICK_SERVICE")]
+    pub quick_service: Option<String>,
     #[command(subcommand)]
-    pub command: TunnelCommand,
+    pub command: Option<TunnelCommand>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -120,6 +132,70 @@ pub enum TunnelCommand {
 pub enum RouteCommand {
     /// Route a public hostname (or `*.` wildcard) to the tunnel.
     Dns { tunnel: String, hostname: String },
+    /// Route private networks (CIDRs) to tunnels, for `adit access socks`.
+    Ip {
+        #[command(subcommand)]
+        command: IpRouteCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IpRouteCommand {
+    /// Route a network to a tunnel.
+    Add {
+        network: String,
+        tunnel: String,
+        comment: Option<String>,
+    },
+    /// List the private-network routes.
+    #[command(alias = "list")]
+    Show {
+        #[arg(short, long)]
+        output: Option<Output>,
+    },
+    /// Delete a route, named by its network or id.
+    Delete { route: String },
+    /// Show the route an IP address would take.
+    Get { ip: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// The service's public hostname.
+    #[arg(long, short = 'T', alias = "tunnel-host")]
+    pub hostname: String,
+    /// The edge to connect to (default https://HOSTNAME), e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "ADIT_EDGE_URL")]
+    pub edge: Option<String>,
+    /// CA certificate (PEM) to verify an https edge with, instead of the system roots.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Listen here (e.g. 127.0.0.1:2222) instead of using stdin/stdout.
+    #[arg(long, alias = "listener", short = 'L')]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// SSH through the tunnel: `ProxyCommand adit access ssh --hostname %h`.
+    Ssh(AccessArgs),
+    /// Any TCP service through the tunnel, on a local listener.
+    #[command(aliases = ["rdp", "smb"])]
+    Tcp(AccessArgs),
+    /// Print the ~/.ssh/config block for a hostname.
+    SshConfig {
+        #[arg(long, short = 'T')]
+        hostname: String,
+        #[arg(long, env = "ADIT_EDGE_URL")]
+        edge: Option<String>,
+    },
+    /// A local SOCKS5 proxy into the private networks routed to your tunnels.
+    Socks {
+        #[arg(long, default_value = "127.0.0.1:1080")]
+        listen: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -179,17 +255,107 @@ pub async fn run(
     let home = adit_home();
     match cli.command {
         Command::Ingress { command } => ingress(command, cli.config.as_deref(), &home, out),
+        Command::Access { command } => access(command, &home, out, shutdown).await,
         Command::Tunnel(args) => match args.command {
-            TunnelCommand::Run(run) => {
+            Some(TunnelCommand::Run(run)) => {
                 run_connector(run, cli.config.as_deref(), &home, shutdown).await
             }
-            command => {
+            Some(command) => {
                 let credentials =
                     ApiCredentials::resolve(args.api.api_url, args.api.api_token, &home)?;
                 manage(command, &ApiClient::new(credentials)?, &home, out).await
             }
+            None => match args.url {
+                Some(url) => quick_tunnel(&url, args.quick_service, &home, out, shutdown).await,
+                None => Err(Error::Usage(
+                    "say what to do: `adit tunnel --url http://localhost:8080` for a quick tunnel, or a subcommand (see --help)".into(),
+                )),
+            },
         },
     }
+}
+
+async fn access(
+    command: AccessCommand,
+    home: &Path,
+    out: &mut (dyn Write + Send),
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    match command {
+        AccessCommand::Ssh(args) | AccessCommand::Tcp(args) => {
+            let target = EdgeTarget::new(&args.hostname, args.edge.as_deref(), args.ca_file)?;
+            match args.url {
+                Some(listen) => {
+                    let listener =
+                        tokio::net::TcpListener::bind(access::listen_address(&listen)?).await?;
+                    access::serve_tcp(listener, target, shutdown).await
+                }
+                None => access::stdio(&target).await,
+            }
+        }
+        AccessCommand::SshConfig { hostname, edge } => {
+            let program = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "adit".into());
+            write!(
+                out,
+                "{}",
+                access::ssh_config(&hostname, edge.as_deref(), &program)
+            )?;
+            Ok(())
+        }
+        AccessCommand::Socks { listen, api } => {
+            let credentials = ApiCredentials::resolve(api.api_url, api.api_token, home)?;
+            let listener = tokio::net::TcpListener::bind(access::listen_address(&listen)?).await?;
+            access::serve_socks(listener, credentials, shutdown).await
+        }
+    }
+}
+
+/// `adit tunnel --url URL`: an ephemeral tunnel on a random hostname, gone when we stop.
+async fn quick_tunnel(
+    url: &str,
+    quick_service: Option<String>,
+    home: &Path,
+    out: &mut (dyn Write + Send),
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let ingress = Ingress::single(url)?;
+    let service = quick_service
+        .or_else(|| {
+            std::fs::read_to_string(home.join("server").join("api-url"))
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .ok_or_else(|| {
+            Error::Usage(
+                "no quick-tunnel service: pass --quick-service URL (or ADIT_QUICK_SERVICE)".into(),
+            )
+        })?;
+    let quick = ApiClient::new(ApiCredentials {
+        url: service.trim_end_matches('/').to_owned(),
+        token: String::new(),
+    })?
+    .create_quick_tunnel()
+    .await?;
+    let line = format!(
+        "Your quick Tunnel has been created! Visit it at: http://{}",
+        quick.hostname
+    );
+    let bar = "-".repeat(line.len() + 4);
+    writeln!(
+        out,
+        "Thank you for trying Adit quick tunnels. They are for experiments: no uptime promise, and the tunnel is removed when this process stops.\n+{bar}+\n|  {line}  |\n+{bar}+"
+    )?;
+    out.flush()?;
+    let connector = Connector::new(ConnectorConfig {
+        token: TunnelToken::parse(&quick.token)?,
+        endpoint: None,
+        proxy: OriginProxy::new(ingress)?,
+        ha_connections: 1,
+        connector_id: ConnectorId::random(),
+    })?;
+    connector.run(shutdown).await
 }
 
 fn config_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -421,9 +587,79 @@ async fn manage(
             }
             Err(e) => return Err(e),
         },
+        TunnelCommand::Route {
+            command: RouteCommand::Ip { command },
+        } => ip_routes(command, api, out).await?,
         TunnelCommand::Run(_) => {
             return Err(Error::Usage("run is not a management command".into()));
         }
+    }
+    Ok(())
+}
+
+async fn ip_routes(
+    command: IpRouteCommand,
+    api: &ApiClient,
+    out: &mut (dyn Write + Send),
+) -> Result<(), Error> {
+    let table = |out: &mut (dyn Write + Send), routes: &[api::IpRoute]| -> Result<(), Error> {
+        writeln!(
+            out,
+            "{:<36}  {:<20}  {:<20}  {:<36}  {:<16}  CREATED",
+            "ID", "NETWORK", "COMMENT", "TUNNEL ID", "TUNNEL NAME"
+        )?;
+        for r in routes {
+            writeln!(
+                out,
+                "{:<36}  {:<20}  {:<20}  {:<36}  {:<16}  {}",
+                r.id,
+                r.network,
+                r.comment,
+                r.tunnel_id,
+                r.tunnel_name,
+                r.created_at.split('.').next().unwrap_or_default()
+            )?;
+        }
+        Ok(())
+    };
+    match command {
+        IpRouteCommand::Add {
+            network,
+            tunnel,
+            comment,
+        } => {
+            let route = api
+                .create_ip_route(&tunnel, &network, comment.as_deref().unwrap_or(""))
+                .await?;
+            writeln!(
+                out,
+                "Successfully added route for {} over tunnel {}",
+                route.network, route.tunnel_id
+            )?;
+        }
+        IpRouteCommand::Show { output } => {
+            let routes = api.ip_routes().await?;
+            if output == Some(Output::Json) {
+                return json(out, &routes);
+            }
+            if routes.is_empty() {
+                writeln!(
+                    out,
+                    "No routes were found. Add one with `adit tunnel route ip add CIDR TUNNEL`."
+                )?;
+            } else {
+                table(out, &routes)?;
+            }
+        }
+        IpRouteCommand::Delete { route } => {
+            api.delete_ip_route(&route).await?;
+            writeln!(out, "Successfully deleted route {route}")?;
+        }
+        IpRouteCommand::Get { ip } => match api.match_ip_route(&ip).await {
+            Ok(route) => table(out, std::slice::from_ref(&route))?,
+            Err(Error::Api { status: 404, .. }) => writeln!(out, "No route matches the IP {ip}")?,
+            Err(e) => return Err(e),
+        },
     }
     Ok(())
 }
@@ -508,7 +744,7 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Tunnel(TunnelArgs {
-                command: TunnelCommand::Run(_),
+                command: Some(TunnelCommand::Run(_)),
                 ..
             })
         ));
@@ -517,7 +753,7 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Tunnel(TunnelArgs {
-                command: TunnelCommand::Route { .. },
+                command: Some(TunnelCommand::Route { .. }),
                 ..
             })
         ));

@@ -4,6 +4,8 @@
 
 use std::{
     convert::Infallible,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -12,11 +14,14 @@ use std::{
 };
 
 use adit_core::{
+    cidr::IpNet,
     ids::{ConnectionId, ConnectorId},
     token::TunnelToken,
     wire::{self, DataHello, HelloReply, RejectCode},
 };
-use adit_proto::v1::{RegisterConnectorRequest, connector_service_client::ConnectorServiceClient};
+use adit_proto::v1::{
+    ListIpRoutesRequest, RegisterConnectorRequest, connector_service_client::ConnectorServiceClient,
+};
 use adit_transport::{
     frame::{read_frame, write_frame},
     tls::{EdgeTrust, client_config, server_name},
@@ -28,7 +33,7 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{Error, proxy::OriginProxy};
+use crate::{Error, proxy::OriginProxy, streams::NetworkSource};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,6 +160,11 @@ impl Connector {
                 }
             }
         }
+        let networks = &this.config.proxy.networks;
+        networks.set_source(Arc::downgrade(&this) as std::sync::Weak<dyn NetworkSource>);
+        if let Err(e) = networks.refresh().await {
+            tracing::warn!(error = %e, "could not fetch the tunnel's private networks");
+        }
         let stop = shutdown.child_token();
         let mut tasks = JoinSet::new();
         for index in 0..this.config.ha_connections {
@@ -201,7 +211,8 @@ impl Connector {
         Ok(tls)
     }
 
-    async fn register(&self) -> Result<(), Error> {
+    /// A gRPC client on a fresh control connection, and the token's bearer value.
+    async fn control(&self) -> Result<ConnectorServiceClient<tonic::transport::Channel>, Error> {
         let tls = self.dial(wire::ALPN_GRPC).await?;
         let io = std::sync::Mutex::new(Some(TokioIo::new(tls)));
         // One pre-dialled connection, handed to tonic once.
@@ -215,18 +226,27 @@ impl Connector {
                 url: self.endpoint.clone(),
                 message: e.to_string(),
             })?;
-        let mut client = ConnectorServiceClient::new(channel);
-        let mut request = tonic::Request::new(RegisterConnectorRequest {
-            connector_id: self.config.connector_id.to_string(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            arch: arch(),
-            hostname: host_name(),
-        });
+        Ok(ConnectorServiceClient::new(channel))
+    }
+
+    fn authorized<T>(&self, message: T) -> Result<tonic::Request<T>, Error> {
+        let mut request = tonic::Request::new(message);
         let bearer = format!("Bearer {}", self.config.token.encode());
         request.metadata_mut().insert(
             "authorization",
             bearer.parse().map_err(|_| Error::InvalidToken)?,
         );
+        Ok(request)
+    }
+
+    async fn register(&self) -> Result<(), Error> {
+        let mut client = self.control().await?;
+        let request = self.authorized(RegisterConnectorRequest {
+            connector_id: self.config.connector_id.to_string(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            arch: arch(),
+            hostname: host_name(),
+        })?;
         match client.register_connector(request).await {
             Ok(reply) => {
                 let reply = reply.into_inner();
@@ -349,6 +369,23 @@ impl Connector {
         Attempt::Served {
             stable: started.elapsed() >= STABLE_AFTER,
         }
+    }
+}
+
+impl NetworkSource for Connector {
+    fn networks(&self) -> Pin<Box<dyn Future<Output = Result<Vec<IpNet>, Error>> + Send + '_>> {
+        Box::pin(async move {
+            let mut client = self.control().await?;
+            let reply = client
+                .list_ip_routes(self.authorized(ListIpRoutesRequest {})?)
+                .await?
+                .into_inner();
+            Ok(reply
+                .networks
+                .iter()
+                .filter_map(|n| IpNet::parse(n).ok())
+                .collect())
+        })
     }
 }
 

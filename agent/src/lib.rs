@@ -2,11 +2,15 @@
 //! (`adit tunnel run`): it registers over gRPC, keeps four outbound data connections to
 //! the edge and proxies each stream to the origin its ingress rules name.
 
+pub mod access;
 pub mod api_client;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod connector;
 mod error;
 pub mod proxy;
+mod streams;
+pub use streams::{NetworkSource, PrivateNetworks};
 
 pub use error::Error;

@@ -6,23 +6,18 @@ use std::{sync::Arc, time::Duration};
 
 use adit_core::{
     ingress::{Ingress, OriginRequest, Rule, Service},
-    wire::{
-        HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS,
-        StreamKind,
-    },
+    wire::{HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, StreamKind},
 };
 use adit_transport::headers::strip_hop_by_hop;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use http_body_util::{BodyExt, Empty, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioIo},
 };
-use tokio::io::AsyncWriteExt;
 use tracing::Instrument;
 
 use crate::Error;
@@ -73,6 +68,8 @@ impl tower::Service<Uri> for DialTimeout {
 pub struct OriginProxy {
     ingress: Ingress,
     clients: Vec<Option<OriginClient>>,
+    /// What private-network streams may reach.
+    pub networks: crate::streams::PrivateNetworks,
 }
 
 impl OriginProxy {
@@ -85,11 +82,11 @@ impl OriginProxy {
                 _ => Ok(None),
             })
             .collect::<Result<_, Error>>()?;
-        Ok(Arc::new(Self { ingress, clients }))
-    }
-
-    pub fn ingress(&self) -> &Ingress {
-        &self.ingress
+        Ok(Arc::new(Self {
+            ingress,
+            clients,
+            networks: crate::streams::PrivateNetworks::default(),
+        }))
     }
 
     /// Answers one stream from the edge.
@@ -107,20 +104,43 @@ impl OriginProxy {
             .and_then(StreamKind::parse)
             .unwrap_or(StreamKind::Http);
         tracing::debug!(%host, path = req.uri().path(), rule = index, kind = kind.as_str(), "stream");
-        match (
-            &rule.service,
-            self.clients.get(index).and_then(Option::as_ref),
-        ) {
-            (Service::HttpStatus(code), _) => status_response(*code),
-            (Service::HelloWorld, _) => hello_world(&req),
-            (Service::Http { url }, Some(client)) => {
-                let url = url.clone();
+        if kind == StreamKind::Tcp {
+            return crate::streams::private_network(&self.networks, req).await;
+        }
+        let client = self.clients.get(index).and_then(Option::as_ref);
+        match (&rule.service, kind, client) {
+            (Service::HttpStatus(code), _, _) => status_response(*code),
+            (Service::HelloWorld, _, _) => hello_world(&req),
+            (Service::Tcp { .. }, StreamKind::WebSocket, _) => {
+                crate::streams::tcp_service(rule, req).await
+            }
+            (Service::Tcp { .. }, _, _) => connector_error(
+                StatusCode::BAD_REQUEST,
+                "tcp_service",
+                format!(
+                    "{} serves {} over TCP: reach it with `adit access tcp --hostname {}` (or `adit access ssh`).",
+                    host, rule.service, host
+                ),
+            ),
+            (Service::Http { url }, kind, Some(client)) => {
+                let origin = Origin::Pooled { client, url };
                 match kind {
-                    StreamKind::Http => proxy_http(client, rule, &url, req).await,
-                    StreamKind::WebSocket => proxy_websocket(client, rule, &url, req).await,
+                    StreamKind::WebSocket => proxy_websocket(&origin, rule, req).await,
+                    _ => proxy_http(&origin, rule, req).await,
                 }
             }
-            (Service::Http { .. }, None) => connector_error(
+            (Service::Unix { path, tls }, kind, _) => {
+                let origin = Origin::Unix {
+                    path,
+                    tls: *tls,
+                    settings: &rule.origin_request,
+                };
+                match kind {
+                    StreamKind::WebSocket => proxy_websocket(&origin, rule, req).await,
+                    _ => proxy_http(&origin, rule, req).await,
+                }
+            }
+            (Service::Http { .. }, _, None) => connector_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "connector_internal",
                 "the connector has no client for this rule".into(),
@@ -129,7 +149,7 @@ impl OriginProxy {
     }
 }
 
-fn empty() -> ProxyBody {
+pub(crate) fn empty() -> ProxyBody {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
@@ -140,7 +160,11 @@ fn status_response(code: u16) -> Response<ProxyBody> {
 }
 
 /// An answer the connector made itself; the edge renders it for the visitor.
-fn connector_error(status: StatusCode, code: &'static str, message: String) -> Response<ProxyBody> {
+pub(crate) fn connector_error(
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+) -> Response<ProxyBody> {
     let mut response = Response::new(
         Full::new(Bytes::from(message))
             .map_err(|never| match never {})
@@ -198,28 +222,130 @@ fn hello_world(req: &Request<Incoming>) -> Response<ProxyBody> {
     response
 }
 
+/// Where an HTTP rule's requests go.
+enum Origin<'a> {
+    /// `http://` / `https://`: a pooled client.
+    Pooled {
+        client: &'a OriginClient,
+        url: &'a url::Url,
+    },
+    /// `unix:` / `unix+tls:`: a fresh connection per request (a local socket is cheap).
+    Unix {
+        path: &'a str,
+        tls: bool,
+        settings: &'a OriginRequest,
+    },
+}
+
+impl Origin<'_> {
+    /// How messages name the origin.
+    fn describe(&self) -> String {
+        match self {
+            Self::Pooled { url, .. } => url.as_str().trim_end_matches('/').to_owned(),
+            Self::Unix {
+                path, tls: false, ..
+            } => format!("unix:{path}"),
+            Self::Unix {
+                path, tls: true, ..
+            } => format!("unix+tls:{path}"),
+        }
+    }
+
+    /// The request URI: absolute for the pooled client, origin-form on a unix socket.
+    fn uri(&self, path: &str) -> Result<Uri, String> {
+        match self {
+            Self::Pooled { url, .. } => {
+                let host = url.host_str().unwrap_or_default();
+                let authority = match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_owned(),
+                };
+                Uri::builder()
+                    .scheme(url.scheme())
+                    .authority(authority.as_str())
+                    .path_and_query(path)
+                    .build()
+                    .map_err(|e| e.to_string())
+            }
+            Self::Unix { .. } => path
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| e.to_string()),
+        }
+    }
+
+    async fn send(&self, request: Request<ProxyBody>) -> Result<Response<Incoming>, BoxError> {
+        match self {
+            Self::Pooled { client, .. } => Ok(client.request(request).await?),
+            Self::Unix {
+                path,
+                tls,
+                settings,
+            } => {
+                let dial = tokio::net::UnixStream::connect(path);
+                let stream = tokio::time::timeout(settings.connect_timeout, dial)
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "unix socket connect timed out",
+                        )
+                    })??;
+                if *tls {
+                    let config = adit_transport::tls::origin_client_config(
+                        settings.ca_pool.as_deref().map(std::path::Path::new),
+                        settings.no_tls_verify,
+                    )?;
+                    let name = settings
+                        .origin_server_name
+                        .as_deref()
+                        .unwrap_or("localhost");
+                    let handshake = tokio_rustls::TlsConnector::from(Arc::new(config))
+                        .connect(adit_transport::tls::server_name(name)?, stream);
+                    let stream = tokio::time::timeout(settings.tls_timeout, handshake)
+                        .await
+                        .map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "TLS handshake timed out",
+                            )
+                        })??;
+                    send_on(stream, request).await
+                } else {
+                    send_on(stream, request).await
+                }
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange on a connection of our own (upgrades allowed).
+async fn send_on<IO>(io: IO, request: Request<ProxyBody>) -> Result<Response<Incoming>, BoxError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "origin connection ended with an error");
+        }
+    });
+    Ok(sender.send_request(request).await?)
+}
+
 fn origin_request(
     rule: &Rule,
-    url: &url::Url,
+    origin: &Origin<'_>,
     parts: &http::request::Parts,
 ) -> Result<http::request::Builder, String> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let authority = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_owned(),
-    };
-    let uri = Uri::builder()
-        .scheme(url.scheme())
-        .authority(authority.as_str())
-        .path_and_query(path)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let uri = origin.uri(path)?;
     let host = rule
         .origin_request
         .http_host_header
         .clone()
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-        .unwrap_or(authority);
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".to_owned());
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
     headers.insert(
@@ -237,86 +363,86 @@ fn origin_request(
 }
 
 /// Names what went wrong reaching the origin, for the visitor's 502.
-fn origin_failure(
-    url: &url::Url,
-    origin: &OriginRequest,
-    err: &hyper_util::client::legacy::Error,
+pub(crate) fn origin_failure(
+    origin: &str,
+    settings: &OriginRequest,
+    err: &(dyn std::error::Error + 'static),
 ) -> Response<ProxyBody> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut source = Some(err);
     let mut io_kind = None;
+    let mut connecting = false;
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             io_kind = Some(io.kind());
+            connecting = true;
             break;
+        }
+        if e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        {
+            connecting = true;
         }
         source = e.source();
     }
-    let origin_url = url.as_str().trim_end_matches('/');
-    let (status, code, message) = match io_kind {
+    let (code, message) = match io_kind {
         Some(std::io::ErrorKind::ConnectionRefused) => (
-            StatusCode::BAD_GATEWAY,
             "origin_refused",
-            format!("The origin {origin_url} refused the connection."),
+            format!("The origin {origin} refused the connection."),
         ),
         Some(std::io::ErrorKind::TimedOut) => (
-            StatusCode::BAD_GATEWAY,
             "origin_timeout",
             format!(
-                "The origin {origin_url} did not complete the connection within {:?} (connectTimeout + tlsTimeout).",
-                origin.connect_timeout + origin.tls_timeout
+                "The origin {origin} did not complete the connection within {:?} (connectTimeout + tlsTimeout).",
+                settings.connect_timeout + settings.tls_timeout
             ),
         ),
-        _ if err.is_connect() => (
-            StatusCode::BAD_GATEWAY,
+        _ if connecting => (
             "origin_unreachable",
-            format!("Unable to reach the origin {origin_url}: {err}"),
+            format!("Unable to reach the origin {origin}: {err}"),
         ),
         _ => (
-            StatusCode::BAD_GATEWAY,
             "origin_error",
-            format!("The origin {origin_url} failed while answering: {err}"),
+            format!("The origin {origin} failed while answering: {err}"),
         ),
     };
-    tracing::warn!(origin = origin_url, code, error = %err, "Unable to reach the origin service");
-    connector_error(status, code, message)
+    tracing::warn!(origin, code, error = %err, "Unable to reach the origin service");
+    connector_error(StatusCode::BAD_GATEWAY, code, message)
 }
 
 async fn proxy_http(
-    client: &OriginClient,
+    origin: &Origin<'_>,
     rule: &Rule,
-    url: &url::Url,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
-    let request = match origin_request(rule, url, &parts) {
-        Ok(builder) => builder.body(body.map_err(BoxError::from).boxed_unsync()),
-        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e),
-    };
+    let request = origin_request(rule, origin, &parts).and_then(|b| {
+        b.body(body.map_err(BoxError::from).boxed_unsync())
+            .map_err(|e| e.to_string())
+    });
     let request = match request {
         Ok(r) => r,
-        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e.to_string()),
+        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e),
     };
-    match client.request(request).await {
+    match origin.send(request).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             parts.version = Version::HTTP_2;
             Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
         }
-        Err(e) => origin_failure(url, &rule.origin_request, &e),
+        Err(e) => origin_failure(&origin.describe(), &rule.origin_request, &*e),
     }
 }
 
 /// Upgrades at the origin, then joins the stream's two directions to the upgraded socket.
 /// HTTP/2 cannot say 101, so the answer is 200 with the real status in a header.
 async fn proxy_websocket(
-    client: &OriginClient,
+    origin: &Origin<'_>,
     rule: &Rule,
-    url: &url::Url,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let (parts, from_edge) = req.into_parts();
-    let request = origin_request(rule, url, &parts).and_then(|mut builder| {
+    let request = origin_request(rule, origin, &parts).and_then(|mut builder| {
         if let Some(h) = builder.headers_mut() {
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -327,9 +453,9 @@ async fn proxy_websocket(
         Ok(r) => r,
         Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e),
     };
-    let response = match client.request(request).await {
+    let response = match origin.send(request).await {
         Ok(r) => r,
-        Err(e) => return origin_failure(url, &rule.origin_request, &e),
+        Err(e) => return origin_failure(&origin.describe(), &rule.origin_request, &*e),
     };
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let (mut parts, body) = response.into_parts();
@@ -348,30 +474,16 @@ async fn proxy_websocket(
             );
         }
     };
-    let (origin_read, mut origin_write) = tokio::io::split(TokioIo::new(upgraded));
+    let (to_edge, body) = crate::streams::pipe_to_edge(from_edge);
     tokio::spawn(
         async move {
-            let mut from_edge = from_edge;
-            while let Some(frame) = from_edge.frame().await {
-                let Ok(frame) = frame else { break };
-                if let Ok(data) = frame.into_data()
-                    && origin_write.write_all(&data).await.is_err()
-                {
-                    break;
-                }
-            }
-            let _ = origin_write.shutdown().await;
+            let mut origin = TokioIo::new(upgraded);
+            let mut to_edge = to_edge;
+            let _ = tokio::io::copy_bidirectional(&mut origin, &mut to_edge).await;
         }
-        .instrument(tracing::debug_span!("websocket_up")),
+        .instrument(tracing::debug_span!("websocket")),
     );
-    let down = tokio_util::io::ReaderStream::new(origin_read)
-        .map(|chunk| chunk.map(Frame::data).map_err(BoxError::from));
-    let mut answer = Response::new(StreamBody::new(down).boxed_unsync());
-    *answer.headers_mut() = headers;
-    answer
-        .headers_mut()
-        .insert(HEADER_UPGRADE_STATUS, HeaderValue::from_static("101"));
-    answer
+    crate::streams::switched(headers, body)
 }
 
 fn origin_client(origin: &OriginRequest) -> Result<OriginClient, Error> {

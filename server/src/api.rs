@@ -180,10 +180,17 @@ pub fn router(control: Arc<Control>) -> Router {
         )
         .route("/api/v1/tunnels/{tunnel}/connectors", get(list_connectors))
         .route("/api/v1/routes/{route}", delete(delete_route))
-        .route("/api/v1/ip-routes", get(list_ip_routes).post(create_ip_route))
+        .route(
+            "/api/v1/ip-routes",
+            get(list_ip_routes).post(create_ip_route),
+        )
         .route("/api/v1/ip-routes/match/{ip}", get(match_ip_route))
         .route("/api/v1/ip-routes/{route}", delete(delete_ip_route))
-        .route("/api/v1/quick-tunnels", axum::routing::post(create_quick_tunnel))
+        .route(
+            "/api/v1/quick-tunnels",
+            axum::routing::post(create_quick_tunnel),
+        )
+        .route("/api/v1/private/connect", get(private_connect))
         .with_state(control)
 }
 
@@ -297,7 +304,10 @@ async fn list_connectors(
     Ok(Json(c.list_connectors(account, &tunnel).await?))
 }
 
-async fn list_ip_routes(State(c): State<Arc<Control>>, Caller(account): Caller) -> ApiResult<Vec<api::IpRoute>> {
+async fn list_ip_routes(
+    State(c): State<Arc<Control>>,
+    Caller(account): Caller,
+) -> ApiResult<Vec<api::IpRoute>> {
     Ok(Json(c.list_ip_routes(account).await?))
 }
 
@@ -328,10 +338,13 @@ async fn match_ip_route(
     Path(ip): Path<String>,
 ) -> ApiResult<api::IpRoute> {
     let addr: std::net::IpAddr = ip.parse().map_err(|e| Error::invalid("ip", e))?;
-    let route = c.match_ip_route(account, addr).await?.ok_or_else(|| Error::NotFound {
-        what: "route matching IP",
-        name: ip.clone(),
-    })?;
+    let route = c
+        .match_ip_route(account, addr)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "route matching IP",
+            name: ip.clone(),
+        })?;
     Ok(Json(route))
 }
 
@@ -340,5 +353,68 @@ async fn create_quick_tunnel(
     State(c): State<Arc<Control>>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
 ) -> Result<(StatusCode, Json<api::QuickTunnel>), ApiError> {
-    Ok((StatusCode::CREATED, Json(c.create_quick_tunnel(peer.ip()).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(c.create_quick_tunnel(peer.ip()).await?),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ConnectQuery {
+    /// `ip:port`, `[v6]:port` or `name:port` (names are resolved by the connector).
+    destination: String,
+}
+
+/// A WebSocket carrying one TCP connection to a private-network destination, for
+/// `adit access socks`. The route whose network holds the address picks the tunnel; for a
+/// name, every tunnel with private routes is asked in turn.
+async fn private_connect(
+    State(c): State<Arc<Control>>,
+    Caller(account): Caller,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    Query(q): Query<ConnectQuery>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (host, port) = q
+        .destination
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+        .ok_or_else(|| Error::invalid("destination", "expected host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let tunnels: Vec<_> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => c
+            .match_ip_route(account, ip.to_canonical())
+            .await?
+            .map(|r| vec![r.tunnel_id])
+            .unwrap_or_default(),
+        Err(_) => {
+            let mut ids = Vec::new();
+            for route in c.list_ip_routes(account).await? {
+                if !ids.contains(&route.tunnel_id) {
+                    ids.push(route.tunnel_id);
+                }
+            }
+            ids
+        }
+    };
+    if tunnels.is_empty() {
+        return Err(Error::NotFound {
+            what: "private-network route for",
+            name: q.destination.clone(),
+        }
+        .into());
+    }
+    let destination = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let edge = crate::edge::Edge {
+        routes: c.routes.clone(),
+        registry: c.registry.clone(),
+    };
+    let response = edge
+        .private_connect(&tunnels, req, peer, &destination)
+        .await;
+    Ok(response.map(axum::body::Body::new))
 }

@@ -129,7 +129,11 @@ impl App {
             let domain = HostPattern::parse(domain)
                 .ok()
                 .filter(|d| !d.is_wildcard())
-                .ok_or_else(|| Error::Config(format!("--quick-tunnel-domain {domain:?} is not a domain name")))?;
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "--quick-tunnel-domain {domain:?} is not a domain name"
+                    ))
+                })?;
             control = control.with_quick_tunnels(QuickTunnels {
                 domain: domain.to_string(),
                 per_client_limit: config.quick_tunnel_limit,
@@ -225,7 +229,11 @@ impl App {
             .fallback(crate::api::not_found);
 
         if let Some(quick) = &control.quick {
-            tokio::spawn(sweep_quick_tunnels(control.clone(), quick.grace, shutdown.clone()));
+            tokio::spawn(sweep_quick_tunnels(
+                control.clone(),
+                quick.grace,
+                shutdown.clone(),
+            ));
         }
         let tasks = [
             tokio::spawn(tunnel_listener::serve(
@@ -258,8 +266,15 @@ impl App {
 }
 
 /// Removes abandoned quick tunnels, checking a few times per grace period.
-async fn sweep_quick_tunnels(control: Arc<Control>, grace: std::time::Duration, shutdown: CancellationToken) {
-    let every = (grace / 4).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5));
+async fn sweep_quick_tunnels(
+    control: Arc<Control>,
+    grace: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    let every = (grace / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(5),
+    );
     let mut ticks = tokio::time::interval(every);
     loop {
         tokio::select! {

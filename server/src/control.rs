@@ -17,8 +17,8 @@ use adit_core::{
 
 use crate::{
     Error,
-    quick::{QuickTunnels, random_hostname},
     clock::{now_ms, rfc3339},
+    quick::{QuickTunnels, random_hostname},
     registry::Registry,
     routes::Routes,
     secrets::{ServerKey, secret_matches, sha256_hex},
@@ -382,7 +382,11 @@ impl Control {
     }
 
     /// The route whose network holds `ip` most specifically (longest prefix).
-    pub async fn match_ip_route(&self, account: AccountId, ip: IpAddr) -> Result<Option<api::IpRoute>, Error> {
+    pub async fn match_ip_route(
+        &self,
+        account: AccountId,
+        ip: IpAddr,
+    ) -> Result<Option<api::IpRoute>, Error> {
         let routes = self.list_ip_routes(account).await?;
         let parsed: Vec<(IpNet, api::IpRoute)> = routes
             .into_iter()
@@ -422,7 +426,9 @@ impl Control {
         let tunnel = self.create_tunnel(account, &name).await?;
         let hostname = random_hostname(&quick.domain);
         let created = async {
-            self.storage.insert_quick_tunnel(tunnel.id, &hostname, &client_ip).await?;
+            self.storage
+                .insert_quick_tunnel(tunnel.id, &hostname, &client_ip)
+                .await?;
             self.create_route(account, &name, &hostname).await
         }
         .await;

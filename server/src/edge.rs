@@ -9,8 +9,8 @@ use adit_core::{
     hostname::normalize_host,
     ids::{ConnectionId, TunnelId},
     wire::{
-        HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS,
-        StreamKind,
+        HEADER_CLIENT_ADDR, HEADER_DESTINATION, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND,
+        HEADER_UPGRADE_STATUS, StreamKind,
     },
 };
 use adit_transport::headers::strip_hop_by_hop;
@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    registry::{BoxError, LiveConnection, Registry, TunnelBody},
+    registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
     routes::Routes,
 };
 
@@ -114,7 +114,7 @@ fn full(bytes: impl Into<Bytes>) -> TunnelBody {
         .boxed_unsync()
 }
 
-fn is_websocket_upgrade(req: &Request<Incoming>) -> bool {
+fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
     let has_token = |name: HeaderName, token: &str| {
         req.headers().get_all(name).iter().any(|v| {
             v.to_str()
@@ -193,86 +193,96 @@ impl Edge {
         };
         let visitor_upgrade = (kind == StreamKind::WebSocket).then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
-
-        let mut headers = parts.headers;
-        strip_hop_by_hop(&mut headers);
-        append_forwarded(&mut headers, peer, &host);
-        headers.insert(HEADER_STREAM_KIND, HeaderValue::from_static(kind.as_str()));
-        if let Ok(addr) = HeaderValue::from_str(&peer.to_string()) {
-            headers.insert(HEADER_CLIENT_ADDR, addr);
-        }
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri = match http::Uri::builder()
-            .scheme("http")
-            .authority(host.as_str())
-            .path_and_query(path)
-            .build()
-        {
-            Ok(uri) => uri,
-            Err(_) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "bad_host",
-                    "The Host header is not valid.",
-                    json,
-                );
-            }
-        };
-
         let (body, visitor_tx) = match kind {
             StreamKind::Http => (body.map_err(BoxError::from).boxed_unsync(), None),
             StreamKind::WebSocket | StreamKind::Tcp => {
-                let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
-                let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-                (StreamBody::new(stream).boxed_unsync(), Some(tx))
+                let (body, tx) = upgrade_body();
+                (body, Some(tx))
             }
         };
-        let mut outgoing = Request::new(body);
-        *outgoing.method_mut() = parts.method;
-        *outgoing.uri_mut() = uri;
-        *outgoing.version_mut() = Version::HTTP_2;
-        *outgoing.headers_mut() = headers;
-
-        let (response, guard) = match self.send(tunnel, outgoing).await {
-            Ok(pair) => pair,
-            Err(Failure::NoConnector) => {
-                return error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "tunnel_offline",
-                    "The tunnel has no connector online. Start one with `adit tunnel run`.",
-                    json,
-                );
-            }
-            Err(Failure::Stream(e)) => {
-                tracing::debug!(%tunnel, error = %e, "stream to the connector failed");
-                return error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "connector_error",
-                    "The connection to the tunnel's connector failed while sending the request.",
-                    json,
-                );
-            }
+        let Some(outgoing) = stream_request(parts, &host, kind, peer, body) else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_host",
+                "The Host header is not valid.",
+                json,
+            );
         };
-
-        if response
-            .headers()
-            .get(HEADER_RESPONSE_SOURCE)
-            .is_some_and(|v| v == "connector")
-            && response.status().is_server_error()
-        {
-            return connector_error(response, json).await;
+        match self.send(tunnel, outgoing).await {
+            Ok((response, guard)) => {
+                finish(response, guard, visitor_upgrade.zip(visitor_tx), json).await
+            }
+            Err(failure) => failure.response(tunnel, json),
         }
-        match (visitor_upgrade, visitor_tx) {
-            (Some(upgrade), Some(tx))
-                if response
-                    .headers()
-                    .get(HEADER_UPGRADE_STATUS)
-                    .is_some_and(|v| v == "101") =>
+    }
+
+    /// A private-network stream: a WebSocket from `adit access socks` that the connector
+    /// of one of `tunnels` bridges to `destination`. A connector that says the destination
+    /// is outside its routes passes it to the next candidate.
+    pub(crate) async fn private_connect<B>(
+        &self,
+        tunnels: &[TunnelId],
+        mut req: Request<B>,
+        peer: SocketAddr,
+        destination: &str,
+    ) -> Response<TunnelBody> {
+        let json = true;
+        if !is_websocket_upgrade(&req) {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "websocket_required",
+                "This endpoint speaks WebSocket only.",
+                json,
+            );
+        }
+        let Ok(destination_header) = HeaderValue::from_str(destination) else {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_destination",
+                "The destination is not valid.",
+                json,
+            );
+        };
+        let upgrade = hyper::upgrade::on(&mut req);
+        let (parts, _) = req.into_parts();
+        let mut last = error_response(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            &format!("No private-network route holds {destination}."),
+            json,
+        );
+        for tunnel in tunnels {
+            let (body, tx) = upgrade_body();
+            let mut head = Request::new(());
+            *head.method_mut() = parts.method.clone();
+            *head.uri_mut() = parts.uri.clone();
+            *head.headers_mut() = parts.headers.clone();
+            head.headers_mut()
+                .insert(HEADER_DESTINATION, destination_header.clone());
+            let (head, ()) = head.into_parts();
+            let Some(outgoing) =
+                stream_request(head, "private.adit.internal", StreamKind::Tcp, peer, body)
+            else {
+                break;
+            };
+            let (response, guard) = match self.send(*tunnel, outgoing).await {
+                Ok(pair) => pair,
+                Err(failure) => {
+                    last = failure.response(*tunnel, json);
+                    continue;
+                }
+            };
+            if response
+                .headers()
+                .get("adit-error-code")
+                .is_some_and(|v| v == "destination_not_routed")
             {
-                switch_protocols(response, upgrade, tx, guard)
+                last = connector_error(response, json).await;
+                continue;
             }
-            _ => relay_response(response, guard),
+            return finish(response, guard, Some((upgrade, tx)), json).await;
         }
+        last
     }
 
     /// Opens the stream on a live connection, moving to another when one is closed
@@ -281,7 +291,7 @@ impl Edge {
         &self,
         tunnel: TunnelId,
         mut request: Request<TunnelBody>,
-    ) -> Result<(Response<Incoming>, crate::registry::StreamGuard), Failure> {
+    ) -> Result<(Response<Incoming>, StreamGuard), Failure> {
         let mut tried: Vec<ConnectionId> = Vec::new();
         let mut last_error = None;
         for _ in 0..MAX_ATTEMPTS {
@@ -301,6 +311,104 @@ impl Edge {
             }
         }
         Err(last_error.map_or(Failure::NoConnector, Failure::Stream))
+    }
+}
+
+impl Failure {
+    fn response(self, tunnel: TunnelId, json: bool) -> Response<TunnelBody> {
+        match self {
+            Failure::NoConnector => error_response(
+                StatusCode::BAD_GATEWAY,
+                "tunnel_offline",
+                "The tunnel has no connector online. Start one with `adit tunnel run`.",
+                json,
+            ),
+            Failure::Stream(e) => {
+                tracing::debug!(%tunnel, error = %e, "stream to the connector failed");
+                error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "connector_error",
+                    "The connection to the tunnel's connector failed while sending the request.",
+                    json,
+                )
+            }
+        }
+    }
+}
+
+/// Feeds the visitor's bytes into an upgraded stream's body after the 101.
+type VisitorBytes = mpsc::Sender<Result<Frame<Bytes>, BoxError>>;
+
+/// The body of an upgraded stream: the visitor's bytes, fed in after the 101.
+fn upgrade_body() -> (TunnelBody, VisitorBytes) {
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    (StreamBody::new(stream).boxed_unsync(), tx)
+}
+
+/// The HTTP/2 request for one stream: the visitor's head without per-hop headers, with
+/// `X-Forwarded-*` and our stream metadata. `None` when `host` is not a valid authority.
+fn stream_request(
+    parts: http::request::Parts,
+    host: &str,
+    kind: StreamKind,
+    peer: SocketAddr,
+    body: TunnelBody,
+) -> Option<Request<TunnelBody>> {
+    let destination = parts.headers.get(HEADER_DESTINATION).cloned();
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    headers.remove(HEADER_DESTINATION);
+    if let (StreamKind::Tcp, Some(destination)) = (kind, destination) {
+        headers.insert(HEADER_DESTINATION, destination);
+    }
+    append_forwarded(&mut headers, peer, host);
+    headers.insert(HEADER_STREAM_KIND, HeaderValue::from_static(kind.as_str()));
+    if let Ok(addr) = HeaderValue::from_str(&peer.to_string()) {
+        headers.insert(HEADER_CLIENT_ADDR, addr);
+    }
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(host)
+        .path_and_query(path)
+        .build()
+        .ok()?;
+    let mut outgoing = Request::new(body);
+    *outgoing.method_mut() = parts.method;
+    *outgoing.uri_mut() = uri;
+    *outgoing.version_mut() = Version::HTTP_2;
+    *outgoing.headers_mut() = headers;
+    Some(outgoing)
+}
+
+/// Turns the connector's answer into the visitor's: our own page for the connector's
+/// errors, a 101 and a joined socket for an accepted upgrade, else the origin's response.
+async fn finish(
+    response: Response<Incoming>,
+    guard: StreamGuard,
+    upgrade: Option<(hyper::upgrade::OnUpgrade, VisitorBytes)>,
+    json: bool,
+) -> Response<TunnelBody> {
+    let from_connector = response
+        .headers()
+        .get(HEADER_RESPONSE_SOURCE)
+        .is_some_and(|v| v == "connector");
+    if from_connector
+        && (response.status().is_client_error() || response.status().is_server_error())
+    {
+        return connector_error(response, json).await;
+    }
+    match upgrade {
+        Some((upgrade, tx))
+            if response
+                .headers()
+                .get(HEADER_UPGRADE_STATUS)
+                .is_some_and(|v| v == "101") =>
+        {
+            switch_protocols(response, upgrade, tx, guard)
+        }
+        _ => relay_response(response, guard),
     }
 }
 
@@ -346,10 +454,7 @@ async fn connector_error(response: Response<Incoming>, json: bool) -> Response<T
     error_response(status, &code, &message, json)
 }
 
-fn relay_response(
-    response: Response<Incoming>,
-    guard: crate::registry::StreamGuard,
-) -> Response<TunnelBody> {
+fn relay_response(response: Response<Incoming>, guard: StreamGuard) -> Response<TunnelBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.version = Version::HTTP_11;
@@ -368,8 +473,8 @@ fn relay_response(
 fn switch_protocols(
     response: Response<Incoming>,
     visitor: hyper::upgrade::OnUpgrade,
-    to_connector: mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
-    guard: crate::registry::StreamGuard,
+    to_connector: VisitorBytes,
+    guard: StreamGuard,
 ) -> Response<TunnelBody> {
     let (mut parts, from_connector) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);

@@ -212,10 +212,16 @@ impl TunnelService for TunnelApi {
         Ok(Response::new(pb::DeleteRouteResponse {}))
     }
 
-    async fn create_ip_route(&self, req: Request<pb::CreateIpRouteRequest>) -> Result<Response<pb::IpRoute>, Status> {
+    async fn create_ip_route(
+        &self,
+        req: Request<pb::CreateIpRouteRequest>,
+    ) -> Result<Response<pb::IpRoute>, Status> {
         let account = self.account(&req).await?;
         let r = req.get_ref();
-        let route = self.0.create_ip_route(account, &r.tunnel, &r.network, &r.comment).await?;
+        let route = self
+            .0
+            .create_ip_route(account, &r.tunnel, &r.network, &r.comment)
+            .await?;
         Ok(Response::new(ip_route_pb(route)))
     }
 
@@ -235,7 +241,9 @@ impl TunnelService for TunnelApi {
         req: Request<pb::DeleteIpRouteRequest>,
     ) -> Result<Response<pb::DeleteRouteResponse>, Status> {
         let account = self.account(&req).await?;
-        self.0.delete_ip_route(account, &req.get_ref().route).await?;
+        self.0
+            .delete_ip_route(account, &req.get_ref().route)
+            .await?;
         Ok(Response::new(pb::DeleteRouteResponse {}))
     }
 
@@ -308,7 +316,9 @@ impl ConnectorService for ConnectorApi {
         let token = tunnel_token(req.metadata())?;
         match self.0.networks_for_token(&token).await {
             Ok(networks) => Ok(Response::new(pb::ListIpRoutesResponse { networks })),
-            Err(Error::Unauthenticated) => Err(Status::unauthenticated("Provided Tunnel token is not valid.")),
+            Err(Error::Unauthenticated) => Err(Status::unauthenticated(
+                "Provided Tunnel token is not valid.",
+            )),
             Err(e) => Err(e.into()),
         }
     }

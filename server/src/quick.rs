@@ -24,10 +24,10 @@ const ADJECTIVES: &[&str] = &[
     "warm", "witty",
 ];
 const NOUNS: &[&str] = &[
-    "anchor", "badger", "beacon", "canyon", "cedar", "comet", "delta", "ember", "falcon",
-    "forest", "galaxy", "harbor", "island", "lagoon", "lantern", "maple", "meadow", "nebula",
-    "orchid", "otter", "pebble", "pine", "quartz", "raven", "river", "summit", "thunder",
-    "tiger", "valley", "willow", "yonder", "zephyr",
+    "anchor", "badger", "beacon", "canyon", "cedar", "comet", "delta", "ember", "falcon", "forest",
+    "galaxy", "harbor", "island", "lagoon", "lantern", "maple", "meadow", "nebula", "orchid",
+    "otter", "pebble", "pine", "quartz", "raven", "river", "summit", "thunder", "tiger", "valley",
+    "willow", "yonder", "zephyr",
 ];
 
 /// `adjective-noun-noun-adjective.<domain>`: about a million names, easy to read aloud.

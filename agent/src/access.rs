@@ -1,0 +1,368 @@
+//! `adit access`: the client side of non-HTTP services. Each TCP connection rides in its own
+//! WebSocket to the edge, asking for the service's hostname; the connector on the far side
+//! bridges it to the origin socket (see `bridge` for the framing and half-close).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use http::{HeaderValue, header};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+use tokio_tungstenite::{WebSocketStream, tungstenite::client::IntoClientRequest};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{Error, api_client::ApiCredentials, bridge::bridge};
+
+/// Any byte stream a WebSocket can run over (plain TCP or TLS).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Where WebSockets go: the edge's address, and the hostname asked for there.
+#[derive(Debug, Clone)]
+pub struct EdgeTarget {
+    edge: url::Url,
+    hostname: String,
+    ca_file: Option<PathBuf>,
+}
+
+impl EdgeTarget {
+    /// `edge` defaults to `https://HOSTNAME`, as when the hostname resolves to the edge.
+    /// With TLS the edge is verified against `ca_file` (PEM) or the system roots.
+    pub fn new(
+        hostname: &str,
+        edge: Option<&str>,
+        ca_file: Option<PathBuf>,
+    ) -> Result<Self, Error> {
+        let edge = edge.map_or_else(|| format!("https://{hostname}"), str::to_owned);
+        let edge = url::Url::parse(&edge)
+            .map_err(|e| Error::Usage(format!("--edge {edge:?} is not a URL: {e}")))?;
+        if !matches!(edge.scheme(), "http" | "https" | "ws" | "wss") || edge.host_str().is_none() {
+            return Err(Error::Usage(format!(
+                "--edge {edge} must be an http:// or https:// URL"
+            )));
+        }
+        Ok(Self {
+            edge,
+            hostname: hostname.to_owned(),
+            ca_file,
+        })
+    }
+
+    fn tls(&self) -> bool {
+        matches!(self.edge.scheme(), "https" | "wss")
+    }
+
+    /// Opens one WebSocket at `path` (which may carry a query).
+    pub async fn websocket(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> Result<WebSocketStream<Box<dyn Io>>, Error> {
+        let host = self
+            .edge
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = self
+            .edge
+            .port_or_known_default()
+            .unwrap_or(if self.tls() { 443 } else { 80 });
+        let unreachable = |message: String| Error::Unreachable {
+            url: self.edge.to_string(),
+            message,
+        };
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        tcp.set_nodelay(true)?;
+        let io: Box<dyn Io> = if self.tls() {
+            let config = adit_transport::tls::origin_client_config(self.ca_file.as_deref(), false)?;
+            let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                .connect(adit_transport::tls::server_name(host)?, tcp)
+                .await
+                .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
+            Box::new(tls)
+        } else {
+            Box::new(tcp)
+        };
+        let scheme = if self.tls() { "wss" } else { "ws" };
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let mut request = format!("{scheme}://{authority}{path}")
+            .into_client_request()
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let headers = request.headers_mut();
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_str(&self.hostname)
+                .map_err(|_| Error::Usage(format!("{:?} is not a hostname", self.hostname)))?,
+        );
+        if let Some(token) = bearer
+            && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        match tokio_tungstenite::client_async(request, io).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().as_deref().unwrap_or_default();
+                let error: adit_core::api::ApiError =
+                    serde_json::from_slice(body).unwrap_or(adit_core::api::ApiError {
+                        code: "http_error".into(),
+                        message: format!(
+                            "the edge answered {status}: {}",
+                            String::from_utf8_lossy(body)
+                        ),
+                        details: serde_json::Value::Null,
+                    });
+                Err(Error::Api {
+                    status,
+                    code: error.code,
+                    message: error.message,
+                })
+            }
+            Err(e) => Err(unreachable(e.to_string())),
+        }
+    }
+}
+
+/// `adit access ssh` without `--url`: one connection on stdin/stdout, for OpenSSH's
+/// `ProxyCommand`.
+pub async fn stdio(target: &EdgeTarget) -> Result<(), Error> {
+    let ws = target.websocket("/", None).await?;
+    let stdio = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+    bridge(ws, stdio).await?;
+    Ok(())
+}
+
+/// `adit access tcp --url ADDR`: every connection accepted on `listener` becomes its own
+/// stream to the service.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    target: EdgeTarget,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    tracing::info!(listen = %listener.local_addr()?, hostname = %target.hostname, "Start Websocket listener");
+    loop {
+        let (local, peer) = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            accepted = listener.accept() => accepted?,
+        };
+        let _ = local.set_nodelay(true);
+        let target = target.clone();
+        tokio::spawn(
+            async move {
+                match target.websocket("/", None).await {
+                    Ok(ws) => {
+                        if let Err(e) = bridge(ws, local).await {
+                            tracing::debug!(error = %e, "stream ended with an error");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not open a stream to the service"),
+                }
+            }
+            .instrument(tracing::info_span!("access", %peer)),
+        );
+    }
+}
+
+/// SOCKS5 reply codes (RFC 1928 §6).
+mod reply {
+    pub(super) const SUCCEEDED: u8 = 0x00;
+    pub(super) const GENERAL_FAILURE: u8 = 0x01;
+    pub(super) const NOT_ALLOWED: u8 = 0x02;
+    pub(super) const NETWORK_UNREACHABLE: u8 = 0x03;
+    pub(super) const HOST_UNREACHABLE: u8 = 0x04;
+    pub(super) const CONNECTION_REFUSED: u8 = 0x05;
+    pub(super) const TTL_EXPIRED: u8 = 0x06;
+    pub(super) const COMMAND_NOT_SUPPORTED: u8 = 0x07;
+    pub(super) const ADDRESS_NOT_SUPPORTED: u8 = 0x08;
+}
+
+/// `adit access socks`: a SOCKS5 proxy (CONNECT, no authentication — bind it to loopback)
+/// whose connections go to the tunnel that routes their destination.
+pub async fn serve_socks(
+    listener: TcpListener,
+    api: ApiCredentials,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    tracing::info!(listen = %listener.local_addr()?, "SOCKS5 proxy listening");
+    let api_url =
+        url::Url::parse(&api.url).map_err(|e| Error::Usage(format!("{}: {e}", api.url)))?;
+    let api_host = api_url.host_str().unwrap_or_default().to_owned();
+    let target = EdgeTarget::new(&api_host, Some(&api.url), None)?;
+    loop {
+        let (local, peer) = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            accepted = listener.accept() => accepted?,
+        };
+        let _ = local.set_nodelay(true);
+        let (target, token) = (target.clone(), api.token.clone());
+        tokio::spawn(
+            async move {
+                if let Err(e) = socks_session(local, &target, &token).await {
+                    tracing::info!(error = %e, "SOCKS session failed");
+                }
+            }
+            .instrument(tracing::info_span!("socks", %peer)),
+        );
+    }
+}
+
+async fn socks_reply(local: &mut TcpStream, code: u8) -> std::io::Result<()> {
+    local.write_all(&[5, code, 0, 1, 0, 0, 0, 0, 0, 0]).await
+}
+
+/// Reads the destination of one SOCKS5 CONNECT, answering the greeting on the way.
+async fn socks_destination(local: &mut TcpStream) -> Result<Result<String, u8>, Error> {
+    let mut head = [0u8; 2];
+    local.read_exact(&mut head).await?;
+    if head[0] != 5 {
+        return Err(Error::Usage("not a SOCKS5 client".into()));
+    }
+    let mut methods = vec![0u8; usize::from(head[1])];
+    local.read_exact(&mut methods).await?;
+    if !methods.contains(&0) {
+        local.write_all(&[5, 0xFF]).await?;
+        return Err(Error::Usage(
+            "the SOCKS client offers no method we speak (no authentication)".into(),
+        ));
+    }
+    local.write_all(&[5, 0]).await?;
+    let mut request = [0u8; 4];
+    local.read_exact(&mut request).await?;
+    if request[1] != 1 {
+        return Ok(Err(reply::COMMAND_NOT_SUPPORTED));
+    }
+    let host = match request[3] {
+        1 => {
+            let mut ip = [0u8; 4];
+            local.read_exact(&mut ip).await?;
+            std::net::Ipv4Addr::from(ip).to_string()
+        }
+        3 => {
+            let len = local.read_u8().await?;
+            let mut name = vec![0u8; usize::from(len)];
+            local.read_exact(&mut name).await?;
+            String::from_utf8(name)
+                .map_err(|_| Error::Usage("the destination name is not UTF-8".into()))?
+        }
+        4 => {
+            let mut ip = [0u8; 16];
+            local.read_exact(&mut ip).await?;
+            format!("[{}]", std::net::Ipv6Addr::from(ip))
+        }
+        _ => return Ok(Err(reply::ADDRESS_NOT_SUPPORTED)),
+    };
+    let port = local.read_u16().await?;
+    Ok(Ok(format!("{host}:{port}")))
+}
+
+async fn socks_session(
+    mut local: TcpStream,
+    target: &EdgeTarget,
+    token: &str,
+) -> Result<(), Error> {
+    let destination = match socks_destination(&mut local).await? {
+        Ok(d) => d,
+        Err(code) => {
+            socks_reply(&mut local, code).await?;
+            return Ok(());
+        }
+    };
+    let path = format!(
+        "/api/v1/private/connect?destination={}",
+        url::form_urlencoded::byte_serialize(destination.as_bytes()).collect::<String>()
+    );
+    match target.websocket(&path, Some(token)).await {
+        Ok(ws) => {
+            socks_reply(&mut local, reply::SUCCEEDED).await?;
+            tracing::info!(%destination, "SOCKS connection opened");
+            bridge(ws, local).await?;
+            Ok(())
+        }
+        Err(e) => {
+            let code = match &e {
+                Error::Api { code, .. } if code == "destination_not_routed" => reply::NOT_ALLOWED,
+                Error::Api { status: 404, .. } => reply::NETWORK_UNREACHABLE,
+                Error::Api { code, .. } if code == "origin_refused" => reply::CONNECTION_REFUSED,
+                Error::Api { code, .. } if code == "origin_timeout" => reply::TTL_EXPIRED,
+                Error::Api { code, .. }
+                    if code == "destination_unresolved" || code == "origin_unreachable" =>
+                {
+                    reply::HOST_UNREACHABLE
+                }
+                _ => reply::GENERAL_FAILURE,
+            };
+            tracing::warn!(%destination, error = %e, "SOCKS connection refused");
+            socks_reply(&mut local, code).await?;
+            Ok(())
+        }
+    }
+}
+
+/// What `adit access ssh-config` prints.
+pub fn ssh_config(hostname: &str, edge: Option<&str>, program: &str) -> String {
+    let edge = edge.map(|e| format!(" --edge {e}")).unwrap_or_default();
+    format!(
+        "Add to your {{$HOME}}/.ssh/config:\n\nHost {hostname}\n  ProxyCommand {program} access ssh --hostname %h{edge}\n"
+    )
+}
+
+/// The address a listener flag names (`127.0.0.1:2222`, or a bare port on loopback).
+pub fn listen_address(text: &str) -> Result<SocketAddr, Error> {
+    let text = text.trim_start_matches("tcp://");
+    text.parse::<SocketAddr>()
+        .or_else(|_| {
+            text.parse::<u16>()
+                .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        })
+        .or_else(|_| {
+            text.strip_prefix("localhost:")
+                .and_then(|p| p.parse::<u16>().ok())
+                .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+                .ok_or(())
+        })
+        .map_err(|()| {
+            Error::Usage(format!(
+                "{text:?} is not a listen address like 127.0.0.1:2222"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_address("127.0.0.1:2222").unwrap().port(), 2222);
+        assert_eq!(listen_address("localhost:3389").unwrap().port(), 3389);
+        assert_eq!(listen_address("tcp://127.0.0.1:5").unwrap().port(), 5);
+        assert_eq!(
+            listen_address("8080").unwrap().ip().to_string(),
+            "127.0.0.1"
+        );
+        assert!(listen_address("nope").is_err());
+    }
+
+    #[test]
+    fn ssh_config_block() {
+        let text = ssh_config("ssh.example.com", Some("http://127.0.0.1:8080"), "adit");
+        assert!(text.contains("Host ssh.example.com\n  ProxyCommand adit access ssh --hostname %h --edge http://127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn edge_defaults_to_https_hostname() {
+        let t = EdgeTarget::new("ssh.example.com", None, None).unwrap();
+        assert!(t.tls());
+        assert!(EdgeTarget::new("x", Some("ftp://x"), None).is_err());
+    }
+}

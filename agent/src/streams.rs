@@ -1,0 +1,256 @@
+//! Streams that end in a raw TCP connection: a TCP ingress service (`tcp://`, `ssh://`,
+//! `rdp://`, …) reached by `adit access`, and a private-network destination reached by
+//! `adit access socks`. Both arrive as a WebSocket; the connector answers the handshake
+//! itself and bridges the messages to the socket (see `bridge`).
+
+use std::{
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::{Mutex, PoisonError, RwLock, Weak},
+    time::{Duration, Instant},
+};
+
+use adit_core::{
+    cidr::IpNet, ingress::Rule, wire::HEADER_DESTINATION, wire::HEADER_UPGRADE_STATUS,
+};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use tokio::{
+    io::{AsyncWriteExt, DuplexStream},
+    net::TcpStream,
+};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{handshake::derive_accept_key, protocol::Role},
+};
+use tracing::Instrument;
+
+use crate::{
+    Error,
+    proxy::{BoxError, ProxyBody, connector_error, origin_failure},
+};
+
+/// How far ahead the pipe between the HTTP/2 stream and a socket may run.
+const PIPE_BUFFER: usize = 256 * 1024;
+/// A destination outside the known networks refreshes the list at most this often.
+const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+/// One duplex stream over the HTTP/2 stream: the edge's request body comes out of it,
+/// and what is written to it becomes the response body.
+pub(crate) fn pipe_to_edge(from_edge: Incoming) -> (DuplexStream, ProxyBody) {
+    let (ours, theirs) = tokio::io::duplex(PIPE_BUFFER);
+    let (theirs_read, mut theirs_write) = tokio::io::split(theirs);
+    tokio::spawn(async move {
+        let mut from_edge = from_edge;
+        while let Some(Ok(frame)) = from_edge.frame().await {
+            if let Ok(data) = frame.into_data()
+                && theirs_write.write_all(&data).await.is_err()
+            {
+                break;
+            }
+        }
+        // The edge's side ended: a half-close, passed on.
+        let _ = theirs_write.shutdown().await;
+    });
+    let to_edge = tokio_util::io::ReaderStream::with_capacity(theirs_read, 64 * 1024)
+        .map(|chunk| chunk.map(Frame::data).map_err(BoxError::from));
+    (ours, StreamBody::new(to_edge).boxed_unsync())
+}
+
+/// The answer for an upgraded stream: HTTP/2 cannot say 101, so it rides in a header.
+pub(crate) fn switched(headers: HeaderMap, body: ProxyBody) -> Response<ProxyBody> {
+    let mut answer = Response::new(body);
+    *answer.headers_mut() = headers;
+    answer
+        .headers_mut()
+        .insert(HEADER_UPGRADE_STATUS, HeaderValue::from_static("101"));
+    answer
+}
+
+/// Answers the visitor's WebSocket handshake ourselves and bridges it to `tcp`.
+fn accept_websocket(req: Request<Incoming>, tcp: TcpStream) -> Response<ProxyBody> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        return connector_error(
+            StatusCode::BAD_REQUEST,
+            "websocket_required",
+            "a TCP stream must arrive as a WebSocket (use `adit access`)".into(),
+        );
+    };
+    let mut headers = HeaderMap::new();
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert("sec-websocket-accept", accept);
+    }
+    let (pipe, body) = pipe_to_edge(req.into_body());
+    tokio::spawn(
+        async move {
+            let ws = WebSocketStream::from_raw_socket(pipe, Role::Server, None).await;
+            match crate::bridge::bridge(ws, tcp).await {
+                Ok(moved) => tracing::debug!(
+                    to_origin = moved.to_tcp,
+                    from_origin = moved.to_ws,
+                    "TCP stream closed"
+                ),
+                Err(e) => tracing::debug!(error = %e, "TCP stream ended with an error"),
+            }
+        }
+        .instrument(tracing::debug_span!("tcp_stream")),
+    );
+    switched(headers, body)
+}
+
+async fn dial(address: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// A WebSocket for a `tcp://`-style rule: dial the origin, then bridge.
+pub(crate) async fn tcp_service(rule: &Rule, req: Request<Incoming>) -> Response<ProxyBody> {
+    let Some(address) = rule.service.tcp_address() else {
+        return connector_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "connector_internal",
+            "not a TCP rule".into(),
+        );
+    };
+    match dial(&address, rule.origin_request.connect_timeout).await {
+        Ok(tcp) => accept_websocket(req, tcp),
+        Err(e) => origin_failure(&rule.service.to_string(), &rule.origin_request, &e),
+    }
+}
+
+/// Where the connector learns its tunnel's private networks (the control plane).
+pub trait NetworkSource: Send + Sync {
+    fn networks(&self) -> Pin<Box<dyn Future<Output = Result<Vec<IpNet>, Error>> + Send + '_>>;
+}
+
+/// The networks routed to this tunnel: the only private destinations the connector dials,
+/// whatever the edge asks for.
+#[derive(Default)]
+pub struct PrivateNetworks {
+    nets: RwLock<Vec<IpNet>>,
+    source: Mutex<Option<Weak<dyn NetworkSource>>>,
+    refreshed: Mutex<Option<Instant>>,
+}
+
+impl PrivateNetworks {
+    pub fn set_source(&self, source: Weak<dyn NetworkSource>) {
+        *self.source.lock().unwrap_or_else(PoisonError::into_inner) = Some(source);
+    }
+
+    fn holds(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.nets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|n| n.contains(ip))
+    }
+
+    /// Fetches the list again (routes change while we run).
+    pub async fn refresh(&self) -> Result<(), Error> {
+        let source = self
+            .source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .and_then(Weak::upgrade);
+        let Some(source) = source else {
+            return Ok(());
+        };
+        *self
+            .refreshed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        let nets = source.networks().await?;
+        tracing::debug!(networks = ?nets.iter().map(ToString::to_string).collect::<Vec<_>>(), "private networks");
+        *self.nets.write().unwrap_or_else(PoisonError::into_inner) = nets;
+        Ok(())
+    }
+
+    /// Whether `ip` may be dialled, refreshing the list once if it seems not.
+    async fn allows(&self, ip: IpAddr) -> bool {
+        if self.holds(ip) {
+            return true;
+        }
+        let stale = self
+            .refreshed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|at| at.elapsed() >= REFRESH_AT_MOST_EVERY);
+        if stale && let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "could not refresh the private networks");
+        }
+        self.holds(ip)
+    }
+
+    fn describe(&self) -> String {
+        let nets = self.nets.read().unwrap_or_else(PoisonError::into_inner);
+        if nets.is_empty() {
+            "none".into()
+        } else {
+            nets.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+}
+
+/// A private-network stream: resolve the destination here (names are resolved on the
+/// connector's side), dial the first address inside a routed network, bridge.
+pub(crate) async fn private_network(
+    networks: &PrivateNetworks,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let Some(destination) = req
+        .headers()
+        .get(HEADER_DESTINATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return connector_error(
+            StatusCode::BAD_REQUEST,
+            "bad_destination",
+            "the stream names no destination".into(),
+        );
+    };
+    let addresses: Vec<SocketAddr> = match tokio::net::lookup_host(destination.as_str()).await {
+        Ok(found) => found.collect(),
+        Err(e) => {
+            return connector_error(
+                StatusCode::BAD_GATEWAY,
+                "destination_unresolved",
+                format!("{destination} could not be resolved: {e}"),
+            );
+        }
+    };
+    let mut allowed = None;
+    for address in addresses {
+        if networks.allows(address.ip()).await {
+            allowed = Some(address);
+            break;
+        }
+    }
+    let Some(address) = allowed else {
+        tracing::info!(%destination, "refused a private-network destination outside the tunnel's routes");
+        return connector_error(
+            StatusCode::FORBIDDEN,
+            "destination_not_routed",
+            format!(
+                "{destination} is not inside the networks routed to this tunnel ({})",
+                networks.describe()
+            ),
+        );
+    };
+    let settings = adit_core::ingress::OriginRequest::default();
+    match dial(&address.to_string(), settings.connect_timeout).await {
+        Ok(tcp) => accept_websocket(req, tcp),
+        Err(e) => origin_failure(&destination, &settings, &e),
+    }
+}
