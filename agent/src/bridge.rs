@@ -36,6 +36,8 @@ where
                 Message::Binary(data) if data.is_empty() => break,
                 Message::Binary(data) => {
                     tcp_out.write_all(&data).await?;
+                    // Stdout (for ProxyCommand) buffers; a socket's flush is free.
+                    tcp_out.flush().await?;
                     moved.to_tcp += data.len() as u64;
                 }
                 Message::Close(_) => break,

@@ -112,16 +112,27 @@ impl TestServer {
         Some(Self::start(dir, database_url, None).await)
     }
 
+    /// A server with a config of the test's own (quick tunnels, limits, …).
+    pub async fn start_with(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
+        init_logs();
+        Self::run(dir, config).await
+    }
+
     async fn start(
         dir: Arc<tempfile::TempDir>,
         database_url: Option<String>,
         tunnel: Option<SocketAddr>,
     ) -> Self {
         let mut config = Config::ephemeral(dir.path().join("data"));
-        config.database_url = database_url.clone();
+        config.database_url = database_url;
         if let Some(addr) = tunnel {
             config.tunnel_addr = addr;
         }
+        Self::run(dir, config).await
+    }
+
+    async fn run(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
+        let database_url = config.database_url.clone();
         let app = App::build(config).await.expect("server builds");
         let admin_token = match app.new_admin_token.clone() {
             Some(token) => token,

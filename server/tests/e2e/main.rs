@@ -8,3 +8,4 @@ mod data_plane;
 mod kit;
 mod lifecycle;
 mod origins;
+mod protocols;
