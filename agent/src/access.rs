@@ -29,7 +29,8 @@ pub struct EdgeTarget {
 
 impl EdgeTarget {
     /// `edge` defaults to `https://HOSTNAME`, as when the hostname resolves to the edge.
-    /// With TLS the edge is verified against `ca_file` (PEM) or the system roots.
+    /// With TLS the edge must prove it is HOSTNAME, verified against `ca_file` (PEM, e.g.
+    /// the server's `ca.pem`) or the system roots.
     pub fn new(
         hostname: &str,
         edge: Option<&str>,
@@ -80,8 +81,10 @@ impl EdgeTarget {
         tcp.set_nodelay(true)?;
         let io: Box<dyn Io> = if self.tls() {
             let config = adit_transport::tls::origin_client_config(self.ca_file.as_deref(), false)?;
+            // The service's name, not the edge's address: the edge serves each routed
+            // hostname its own certificate.
             let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-                .connect(adit_transport::tls::server_name(host)?, tcp)
+                .connect(adit_transport::tls::server_name(&self.hostname)?, tcp)
                 .await
                 .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
             Box::new(tls)

@@ -13,9 +13,9 @@ use crate::{
     Config, Error,
     control::Control,
     edge::{self, Edge},
-    files,
+    edge_tls, files,
     grpc::{ConnectorApi, TunnelApi},
-    pki,
+    pki::{self, CertAuthority},
     quick::QuickTunnels,
     registry::Registry,
     routes::Routes,
@@ -29,6 +29,8 @@ pub(crate) const DEFAULT_ACCOUNT: &str = "default";
 
 pub struct App {
     pub edge_addr: SocketAddr,
+    /// The HTTPS edge, when enabled.
+    pub edge_tls_addr: Option<SocketAddr>,
     pub tunnel_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub data_dir: PathBuf,
@@ -37,6 +39,7 @@ pub struct App {
     pub default_account: AccountId,
     pub control: Arc<Control>,
     edge_listener: TcpListener,
+    edge_tls: Option<(TcpListener, TlsAcceptor)>,
     tunnel_listener: TcpListener,
     api_listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -80,6 +83,10 @@ impl App {
         }
 
         let edge_listener = bind(config.edge_addr, "public edge").await?;
+        let edge_tls_listener = match config.edge_tls_addr {
+            Some(addr) => Some(bind(addr, "public HTTPS edge").await?),
+            None => None,
+        };
         let tunnel_listener = bind(config.tunnel_addr, "tunnel listener").await?;
         let api_listener = bind(config.api_addr, "API").await?;
         let tunnel_addr = tunnel_listener.local_addr()?;
@@ -106,6 +113,22 @@ impl App {
                 pki::ensure_self_signed(&data_dir, &names)?
             }
         };
+        let ca_pin = certs.authority.as_ref().map(CertAuthority::pin);
+        let authority = certs.authority.map(Arc::new);
+        let routes = Arc::new(Routes::default());
+        routes.reload(&storage).await?;
+        let https_edge = match edge_tls_listener {
+            Some(listener) => {
+                let config = edge_tls::server_config(
+                    authority.clone(),
+                    certs.chain.clone(),
+                    certs.key.clone_key(),
+                    routes.clone(),
+                )?;
+                Some((listener, TlsAcceptor::from(config)))
+            }
+            None => None,
+        };
         let acceptor =
             TlsAcceptor::from(adit_transport::tls::server_config(certs.chain, certs.key)?);
         let endpoint = if public_host.contains(':') {
@@ -115,15 +138,13 @@ impl App {
         };
 
         let key = ServerKey::load_or_create(&data_dir.join("server.key"))?;
-        let routes = Arc::new(Routes::default());
-        routes.reload(&storage).await?;
         let mut control = Control::new(
             storage.clone(),
             Arc::new(Registry::default()),
             routes,
             key,
             endpoint,
-            certs.ca_pin,
+            ca_pin,
         );
         if let Some(domain) = &config.quick_tunnel_domain {
             let domain = HostPattern::parse(domain)
@@ -164,6 +185,10 @@ impl App {
 
         Ok(Self {
             edge_addr: edge_listener.local_addr()?,
+            edge_tls_addr: https_edge
+                .as_ref()
+                .map(|(l, _)| l.local_addr())
+                .transpose()?,
             tunnel_addr,
             api_addr,
             data_dir,
@@ -171,6 +196,7 @@ impl App {
             default_account,
             control,
             edge_listener,
+            edge_tls: https_edge,
             tunnel_listener,
             api_listener,
             acceptor,
@@ -188,6 +214,7 @@ impl App {
         }
         tracing::info!(
             edge = %self.edge_addr,
+            edge_tls = ?self.edge_tls_addr,
             tunnel = %self.tunnel_addr,
             api = %self.api_addr,
             node = %self.node,
@@ -228,6 +255,14 @@ impl App {
             )
             .fallback(crate::api::not_found);
 
+        if let Some((listener, acceptor)) = self.edge_tls {
+            tokio::spawn(edge::serve_tls(
+                listener,
+                edge.clone(),
+                acceptor,
+                shutdown.clone(),
+            ));
+        }
         if let Some(quick) = &control.quick {
             tokio::spawn(sweep_quick_tunnels(
                 control.clone(),

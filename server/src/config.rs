@@ -20,6 +20,10 @@ pub struct Config {
     /// Public edge (HTTP) address visitors connect to.
     #[arg(long, env = "ADIT_EDGE_ADDR", default_value = "0.0.0.0:8080")]
     pub edge_addr: SocketAddr,
+    /// Public edge (HTTPS) address; certificates for routed hostnames are issued on demand
+    /// by the server's CA (`ca.pem` in the data directory). `off` disables it.
+    #[arg(long, env = "ADIT_EDGE_TLS_ADDR", default_value = "0.0.0.0:8443", value_parser = parse_optional_addr)]
+    pub edge_tls_addr: Option<SocketAddr>,
     /// Tunnel listener (TLS) address connectors dial.
     #[arg(long, env = "ADIT_TUNNEL_ADDR", default_value = "0.0.0.0:7844")]
     pub tunnel_addr: SocketAddr,
@@ -65,6 +69,7 @@ impl Config {
             data_dir: Some(data_dir),
             database_url: None,
             edge_addr: any,
+            edge_tls_addr: Some(any),
             tunnel_addr: any,
             api_addr: any,
             public_host: None,
@@ -95,4 +100,13 @@ pub fn default_data_dir() -> PathBuf {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     adit_core::ingress::parse_go_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e| format!("{text:?}: {e} (or `off`)"))
 }

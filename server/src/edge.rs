@@ -27,7 +27,7 @@ use hyper_util::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     sync::mpsc,
 };
 use tokio_util::sync::CancellationToken;
@@ -54,9 +54,53 @@ pub struct Edge {
 pub async fn serve(listener: TcpListener, edge: Arc<Edge>, shutdown: CancellationToken) {
     crate::net::accept_loop(listener, "edge", shutdown.clone(), move |stream, peer| {
         let (edge, shutdown) = (edge.clone(), shutdown.clone());
-        async move { edge.serve_visitor(stream, peer, shutdown).await }
+        async move {
+            edge.serve_visitor(stream, peer, Scheme::Http, shutdown)
+                .await
+        }
     })
     .await;
+}
+
+/// The HTTPS edge: TLS first, then the same service as the plain edge.
+pub(crate) async fn serve_tls(
+    listener: TcpListener,
+    edge: Arc<Edge>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shutdown: CancellationToken,
+) {
+    crate::net::accept_loop(
+        listener,
+        "edge-tls",
+        shutdown.clone(),
+        move |stream, peer| {
+            let (edge, shutdown, acceptor) = (edge.clone(), shutdown.clone(), acceptor.clone());
+            async move {
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => edge.serve_visitor(tls, peer, Scheme::Https, shutdown).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "visitor TLS handshake failed"),
+                    Err(_) => tracing::debug!("visitor TLS handshake timed out"),
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// How the visitor reached the edge, for `X-Forwarded-Proto`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    fn as_header(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        })
+    }
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -132,15 +176,18 @@ enum Failure {
 }
 
 impl Edge {
-    async fn serve_visitor(
+    async fn serve_visitor<IO>(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: IO,
         peer: SocketAddr,
+        scheme: Scheme,
         shutdown: CancellationToken,
-    ) {
+    ) where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let service = hyper::service::service_fn(move |req| {
             let edge = self.clone();
-            async move { Ok::<_, Infallible>(edge.handle(req, peer).await) }
+            async move { Ok::<_, Infallible>(edge.handle(req, peer, scheme).await) }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -162,7 +209,12 @@ impl Edge {
         }
     }
 
-    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<TunnelBody> {
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        scheme: Scheme,
+    ) -> Response<TunnelBody> {
         let json = wants_json(req.headers());
         let host = req
             .headers()
@@ -200,7 +252,7 @@ impl Edge {
                 (body, Some(tx))
             }
         };
-        let Some(outgoing) = stream_request(parts, &host, kind, peer, body) else {
+        let Some(outgoing) = stream_request(parts, &host, kind, peer, scheme, body) else {
             return error_response(
                 StatusCode::BAD_REQUEST,
                 "bad_host",
@@ -260,9 +312,14 @@ impl Edge {
             head.headers_mut()
                 .insert(HEADER_DESTINATION, destination_header.clone());
             let (head, ()) = head.into_parts();
-            let Some(outgoing) =
-                stream_request(head, "private.adit.internal", StreamKind::Tcp, peer, body)
-            else {
+            let Some(outgoing) = stream_request(
+                head,
+                "private.adit.internal",
+                StreamKind::Tcp,
+                peer,
+                Scheme::Http,
+                body,
+            ) else {
                 break;
             };
             let (response, guard) = match self.send(*tunnel, outgoing).await {
@@ -353,6 +410,7 @@ fn stream_request(
     host: &str,
     kind: StreamKind,
     peer: SocketAddr,
+    scheme: Scheme,
     body: TunnelBody,
 ) -> Option<Request<TunnelBody>> {
     let destination = parts.headers.get(HEADER_DESTINATION).cloned();
@@ -362,7 +420,7 @@ fn stream_request(
     if let (StreamKind::Tcp, Some(destination)) = (kind, destination) {
         headers.insert(HEADER_DESTINATION, destination);
     }
-    append_forwarded(&mut headers, peer, host);
+    append_forwarded(&mut headers, peer, host, scheme);
     headers.insert(HEADER_STREAM_KIND, HeaderValue::from_static(kind.as_str()));
     if let Ok(addr) = HeaderValue::from_str(&peer.to_string()) {
         headers.insert(HEADER_CLIENT_ADDR, addr);
@@ -423,7 +481,7 @@ async fn try_send(
     })
 }
 
-fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str) {
+fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str, scheme: Scheme) {
     let ip = peer.ip().to_string();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
@@ -432,7 +490,7 @@ fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str) {
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert("x-forwarded-proto", scheme.as_header());
     if let Ok(v) = HeaderValue::from_str(host) {
         headers.insert("x-forwarded-host", v);
     }
@@ -536,7 +594,12 @@ mod tests {
     fn forwarded_headers_append() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        append_forwarded(&mut h, "127.0.0.2:5000".parse().unwrap(), "app.example.com");
+        append_forwarded(
+            &mut h,
+            "127.0.0.2:5000".parse().unwrap(),
+            "app.example.com",
+            Scheme::Http,
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "app.example.com");

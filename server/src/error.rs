@@ -17,6 +17,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("TLS: {0}")]
     Transport(#[from] adit_transport::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
     #[error("certificate generation failed: {0}")]
     Certificate(#[from] rcgen::Error),
     #[error("{what} {name:?} was not found")]

@@ -8,6 +8,7 @@ mod clock;
 pub mod config;
 pub mod control;
 pub mod edge;
+mod edge_tls;
 mod error;
 mod files;
 mod grpc;

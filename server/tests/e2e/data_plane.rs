@@ -551,3 +551,38 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     }
     s.connector.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_https_edge_serves_each_routed_hostname_its_own_certificate() {
+    let s = setup().await;
+    let config =
+        adit_transport::tls::origin_client_config(Some(&s.server.ca_file()), false).unwrap();
+    let tcp = tokio::net::TcpStream::connect(s.server.edge_tls)
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            adit_transport::tls::server_name("app.example.com").unwrap(),
+            tcp,
+        )
+        .await
+        .expect("the certificate for app.example.com chains to the server's CA");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let r = sender
+        .send_request(
+            hyper::Request::get("/headers")
+                .header("host", "app.example.com")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let seen: serde_json::Value = serde_json::from_slice(&body_bytes(r).await).unwrap();
+    assert_eq!(seen["x-forwarded-proto"], "https");
+    s.connector.stop().await;
+}

@@ -84,6 +84,7 @@ pub async fn fresh_postgres() -> Option<String> {
 
 pub struct TestServer {
     pub edge: SocketAddr,
+    pub edge_tls: SocketAddr,
     pub tunnel: SocketAddr,
     pub api: SocketAddr,
     pub admin_token: String,
@@ -139,6 +140,7 @@ impl TestServer {
             None => std::fs::read_to_string(dir.path().join("data/admin-token"))
                 .expect("admin token file"),
         };
+        let edge_tls = app.edge_tls_addr.expect("tests run the HTTPS edge");
         let (edge, tunnel, api, control) = (
             app.edge_addr,
             app.tunnel_addr,
@@ -152,6 +154,7 @@ impl TestServer {
         });
         Self {
             edge,
+            edge_tls,
             tunnel,
             api,
             admin_token,
@@ -206,6 +209,11 @@ impl TestServer {
             .unwrap();
         let token = self.control.tunnel_token(account, name).await.unwrap();
         TunnelToken::parse(&token).unwrap()
+    }
+
+    /// The server's CA, which the HTTPS edge's certificates chain to.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("data").join("ca.pem")
     }
 
     pub fn live_connections(&self, token: &TunnelToken) -> usize {

@@ -206,6 +206,28 @@ async fn half_close_reaches_the_origin_and_the_reply_comes_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_over_the_https_edge_verifies_the_servers_ca() {
+    let (origin, _) = echo_origin("127.0.0.1:0").await;
+    let a = access_to(&format!("tcp://{origin}")).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let edge = format!("https://{}", a.server.edge_tls);
+    let target = EdgeTarget::new("tcp.example.com", Some(&edge), Some(a.server.ca_file())).unwrap();
+    tokio::spawn(serve_tcp(listener, target, a.stop.clone()));
+    let (sent, echoed, got) = round_trip(local, 1_000_000, 3).await;
+    assert_eq!((sent, got), (echoed, 1_000_000));
+
+    // Without the server's CA the system roots do not know the edge: refused.
+    let untrusted = EdgeTarget::new("tcp.example.com", Some(&edge), None).unwrap();
+    let Err(err) = untrusted.websocket("/", None).await else {
+        panic!("an edge the client cannot verify must be refused");
+    };
+    assert!(err.to_string().contains("TLS handshake failed"), "{err}");
+    a.stop.cancel();
+    a.connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_origin_closes_the_stream_promptly() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
