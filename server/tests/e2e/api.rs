@@ -352,6 +352,37 @@ async fn grpc_crud(db: Db) {
         .into_inner()
         .connectors;
     assert!(connectors.is_empty());
+    let ip = grpc
+        .create_ip_route(authed(
+            pb::CreateIpRouteRequest {
+                tunnel: "g2".into(),
+                network: "192.168.7.0/24".into(),
+                comment: "lab".into(),
+            },
+            &t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (ip.network.as_str(), ip.tunnel_name.as_str()),
+        ("192.168.7.0/24", "g2")
+    );
+    let ips = grpc
+        .list_ip_routes(authed(pb::ListIpRoutesRequest {}, &t))
+        .await
+        .unwrap()
+        .into_inner()
+        .routes;
+    assert_eq!(ips, vec![ip]);
+    grpc.delete_ip_route(authed(
+        pb::DeleteIpRouteRequest {
+            route: "192.168.7.0/24".into(),
+        },
+        &t,
+    ))
+    .await
+    .unwrap();
     let listed = grpc
         .list_tunnels(authed(pb::ListTunnelsRequest::default(), &t))
         .await
@@ -526,4 +557,88 @@ async fn the_dashboard_lists_tunnels_with_their_status() {
     assert!(html.contains(&token.tunnel_id.to_string()));
     assert!(html.contains("Healthy"));
     connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_network_routes_resolve_by_longest_prefix() {
+    let server = TestServer::spawn().await;
+    adit(
+        &server,
+        &[
+            "create",
+            "wide",
+            "--cred-file",
+            server.dir.path().join("w.json").to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    adit(
+        &server,
+        &[
+            "create",
+            "narrow",
+            "--cred-file",
+            server.dir.path().join("n.json").to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let out = adit(
+        &server,
+        &["route", "ip", "add", "10.0.0.0/8", "wide", "office"],
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.contains("Successfully added route for 10.0.0.0/8"),
+        "{out}"
+    );
+    // Host bits are cleared, as the network is stored.
+    let out = adit(&server, &["route", "ip", "add", "10.1.2.3/16", "narrow"])
+        .await
+        .unwrap();
+    assert!(out.contains("10.1.0.0/16"), "{out}");
+    let dup = adit(&server, &["route", "ip", "add", "10.0.0.0/8", "narrow"])
+        .await
+        .unwrap_err();
+    assert!(dup.to_string().contains("already exists"), "{dup}");
+    let bad = adit(&server, &["route", "ip", "add", "10.0.0.0/33", "narrow"])
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("network"), "{bad}");
+
+    let out = adit(&server, &["route", "ip", "get", "10.1.200.7"])
+        .await
+        .unwrap();
+    assert!(
+        out.contains("10.1.0.0/16") && out.contains("narrow"),
+        "{out}"
+    );
+    let out = adit(&server, &["route", "ip", "get", "10.2.0.1"])
+        .await
+        .unwrap();
+    assert!(out.contains("10.0.0.0/8") && out.contains("wide"), "{out}");
+    let out = adit(&server, &["route", "ip", "get", "192.168.1.1"])
+        .await
+        .unwrap();
+    assert!(out.contains("No route matches the IP 192.168.1.1"), "{out}");
+    let out = adit(&server, &["route", "ip", "show"]).await.unwrap();
+    assert!(
+        out.contains("office") && out.contains("10.1.0.0/16"),
+        "{out}"
+    );
+
+    let out = adit(&server, &["route", "ip", "delete", "10.1.0.0/16"])
+        .await
+        .unwrap();
+    assert!(out.contains("Successfully deleted"), "{out}");
+    let out = adit(&server, &["route", "ip", "get", "10.1.200.7"])
+        .await
+        .unwrap();
+    assert!(out.contains("wide"), "{out}");
+    // Deleting the tunnel takes its routes with it.
+    adit(&server, &["delete", "wide"]).await.unwrap();
+    let out = adit(&server, &["route", "ip", "show"]).await.unwrap();
+    assert!(out.contains("No routes were found"), "{out}");
 }
