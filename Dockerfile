@@ -34,7 +34,7 @@ COPY --from=builder /usr/local/bin/adit-server /usr/local/bin/adit /usr/local/bi
 ENV ADIT_DATA_DIR=/var/lib/adit
 VOLUME ["/var/lib/adit"]
 # edge (HTTP), tunnel listener (TLS, connectors dial it), API + dashboard
-EXPOSE 8080 7844 8000
+EXPOSE 8080 8443 7844 8000
 # No HEALTHCHECK yet: adit-server has no health endpoint, and the slim image has no HTTP
 # client to probe one with. Add one when the server grows a /healthz (or a
 # `adit-server health` subcommand).

@@ -106,6 +106,8 @@ impl EdgeTarget {
             HeaderValue::from_str(&self.hostname)
                 .map_err(|_| Error::Usage(format!("{:?} is not a hostname", self.hostname)))?,
         );
+        // Errors then come back as JSON, which we show as a sentence.
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(token) = bearer
             && let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}"))
         {

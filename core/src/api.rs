@@ -107,6 +107,19 @@ pub struct CreateIpRoute {
     pub comment: String,
 }
 
+/// One minute of a tunnel's traffic (latencies are upper bounds of coarse buckets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficPoint {
+    /// Start of the minute, RFC 3339.
+    pub at: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
 /// What `POST /api/v1/quick-tunnels` answers: a token to run and where it is reachable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuickTunnel {

@@ -179,6 +179,7 @@ pub fn router(control: Arc<Control>) -> Router {
             get(list_routes).post(create_route),
         )
         .route("/api/v1/tunnels/{tunnel}/connectors", get(list_connectors))
+        .route("/api/v1/tunnels/{tunnel}/traffic", get(traffic))
         .route("/api/v1/routes/{route}", delete(delete_route))
         .route(
             "/api/v1/ip-routes",
@@ -409,12 +410,30 @@ async fn private_connect(
     } else {
         format!("{host}:{port}")
     };
-    let edge = crate::edge::Edge {
-        routes: c.routes.clone(),
-        registry: c.registry.clone(),
-    };
+    let edge = crate::edge::Edge::new(&c, false);
     let response = edge
         .private_connect(&tunnels, req, peer, &destination)
         .await;
     Ok(response.map(axum::body::Body::new))
+}
+
+#[derive(Deserialize)]
+struct TrafficQuery {
+    /// How far back, in minutes (default an hour, at most seven days).
+    #[serde(default = "an_hour")]
+    minutes: u32,
+}
+
+fn an_hour() -> u32 {
+    60
+}
+
+async fn traffic(
+    State(c): State<Arc<Control>>,
+    Caller(account): Caller,
+    Path(tunnel): Path<String>,
+    Query(q): Query<TrafficQuery>,
+) -> ApiResult<Vec<api::TrafficPoint>> {
+    let minutes = q.minutes.clamp(1, 7 * 24 * 60);
+    Ok(Json(c.traffic(account, &tunnel, minutes).await?))
 }

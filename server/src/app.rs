@@ -44,6 +44,7 @@ pub struct App {
     api_listener: TcpListener,
     acceptor: TlsAcceptor,
     node: String,
+    access_log: bool,
 }
 
 fn node_name(config: &Config) -> String {
@@ -201,6 +202,7 @@ impl App {
             api_listener,
             acceptor,
             node,
+            access_log: config.access_log,
         })
     }
 
@@ -234,10 +236,7 @@ impl App {
             grpc: connector_grpc,
             node: self.node,
         });
-        let edge = Arc::new(Edge {
-            routes: control.routes.clone(),
-            registry: control.registry.clone(),
-        });
+        let edge = Arc::new(Edge::new(&control, self.access_log));
 
         let api = crate::api::router(control.clone())
             .merge(
@@ -251,6 +250,7 @@ impl App {
             .merge(
                 axum::Router::new()
                     .route("/", get(dashboard))
+                    .route("/metrics", get(metrics))
                     .with_state((control.clone(), self.default_account)),
             )
             .fallback(crate::api::not_found);
@@ -263,6 +263,7 @@ impl App {
                 shutdown.clone(),
             ));
         }
+        let traffic = tokio::spawn(flush_traffic(control.clone(), shutdown.clone()));
         if let Some(quick) = &control.quick {
             tokio::spawn(sweep_quick_tunnels(
                 control.clone(),
@@ -290,13 +291,30 @@ impl App {
                 }
             }),
         ];
-        for task in tasks {
+        for task in tasks.into_iter().chain([traffic]) {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "a server task panicked");
             }
         }
         control.storage.close().await;
         Ok(())
+    }
+}
+
+/// Writes the traffic history every minute, and once more when stopping.
+async fn flush_traffic(control: Arc<Control>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            _ = ticks.tick() => false,
+        };
+        if let Err(e) = control.flush_traffic().await {
+            tracing::warn!(error = %e, "could not write the traffic history");
+        }
+        if stopping {
+            break;
+        }
     }
 }
 
@@ -321,6 +339,11 @@ async fn sweep_quick_tunnels(
             }
         }
     }
+}
+
+/// Prometheus scrapes this (the API listener is loopback by default).
+async fn metrics(State((control, _)): State<(Arc<Control>, AccountId)>) -> String {
+    control.metrics.render()
 }
 
 async fn dashboard(

@@ -23,7 +23,8 @@ pub struct Config {
     /// Public edge (HTTPS) address; certificates for routed hostnames are issued on demand
     /// by the server's CA (`ca.pem` in the data directory). `off` disables it.
     #[arg(long, env = "ADIT_EDGE_TLS_ADDR", default_value = "0.0.0.0:8443", value_parser = parse_optional_addr)]
-    pub edge_tls_addr: Option<SocketAddr>,
+    // Spelled out so clap takes the parser's `Option` as the value, not as "optional flag".
+    pub edge_tls_addr: ::std::option::Option<SocketAddr>,
     /// Tunnel listener (TLS) address connectors dial.
     #[arg(long, env = "ADIT_TUNNEL_ADDR", default_value = "0.0.0.0:7844")]
     pub tunnel_addr: SocketAddr,
@@ -53,6 +54,9 @@ pub struct Config {
     /// How long a quick tunnel outlives its connector (`30s`, `2m`).
     #[arg(long, env = "ADIT_QUICK_TUNNEL_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub quick_tunnel_grace: Duration,
+    /// Log one line per proxied request (tunnel, host, status, bytes, duration, error source).
+    #[arg(long, env = "ADIT_ACCESS_LOG")]
+    pub access_log: bool,
     /// Log level filter (`info`, `debug`, `adit_server=debug,info`, …).
     #[arg(long, env = "ADIT_LOGLEVEL", default_value = "info")]
     pub loglevel: String,
@@ -77,6 +81,7 @@ impl Config {
             tls_key: None,
             node_name: Some("edge-test".into()),
             quick_tunnel_domain: None,
+            access_log: false,
             quick_tunnel_limit: 4,
             quick_tunnel_grace: Duration::from_secs(30),
             loglevel: "info".into(),
@@ -109,4 +114,29 @@ fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
     text.parse()
         .map(Some)
         .map_err(|e| format!("{text:?}: {e} (or `off`)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_with_defaults_and_overrides() {
+        let config = Config::try_parse_from(["adit-server"]).unwrap();
+        assert_eq!(config.edge_tls_addr, Some("0.0.0.0:8443".parse().unwrap()));
+        assert_eq!(config.quick_tunnel_grace, Duration::from_secs(30));
+        let config = Config::try_parse_from([
+            "adit-server",
+            "--edge-tls-addr",
+            "off",
+            "--quick-tunnel-grace",
+            "1m30s",
+            "--access-log",
+        ])
+        .unwrap();
+        assert_eq!(config.edge_tls_addr, None);
+        assert_eq!(config.quick_tunnel_grace, Duration::from_secs(90));
+        assert!(config.access_log);
+        assert!(Config::try_parse_from(["adit-server", "--edge-tls-addr", "nope"]).is_err());
+    }
 }

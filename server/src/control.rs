@@ -18,11 +18,12 @@ use adit_core::{
 use crate::{
     Error,
     clock::{now_ms, rfc3339},
+    metrics::{Metrics, quantile},
     quick::{QuickTunnels, random_hostname},
     registry::Registry,
     routes::Routes,
     secrets::{ServerKey, secret_matches, sha256_hex},
-    storage::{ConnectorRow, IpRouteRow, RouteRow, Storage, TunnelRow},
+    storage::{ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow},
 };
 
 /// The account quick tunnels live in; nobody logs into it.
@@ -39,6 +40,7 @@ pub struct ConnectorInfo {
 
 pub struct Control {
     pub storage: Storage,
+    pub metrics: Arc<Metrics>,
     /// `Some` when the operator offers quick tunnels.
     pub quick: Option<QuickTunnels>,
     pub registry: Arc<Registry>,
@@ -60,6 +62,7 @@ impl Control {
     ) -> Self {
         Self {
             storage,
+            metrics: Arc::new(Metrics::new()),
             quick: None,
             registry,
             routes,
@@ -192,6 +195,7 @@ impl Control {
         self.storage.delete_tunnel(row.id).await?;
         self.routes.reload(&self.storage).await?;
         let closed = self.registry.close_tunnel(row.id);
+        self.metrics.forget(row.id);
         tracing::info!(tunnel = %row.id, closed, "tunnel deleted");
         Ok(view)
     }
@@ -454,12 +458,73 @@ impl Control {
         for tunnel in &gone {
             self.storage.delete_tunnel(*tunnel).await?;
             self.registry.close_tunnel(*tunnel);
+            self.metrics.forget(*tunnel);
             tracing::info!(%tunnel, "quick tunnel removed: its connector went away");
         }
         if !gone.is_empty() {
             self.routes.reload(&self.storage).await?;
         }
         Ok(gone.len())
+    }
+
+    /// Writes what each tunnel did since the last flush into the current minute's row,
+    /// and forgets minutes older than the retention.
+    pub async fn flush_traffic(&self) -> Result<(), Error> {
+        const MINUTE_MS: i64 = 60_000;
+        const RETENTION_MS: i64 = 7 * 24 * 60 * MINUTE_MS;
+        let now = now_ms();
+        let minute = now - now.rem_euclid(MINUTE_MS);
+        let micros = |seconds: Option<f64>| seconds.map_or(0, |s| (s * 1e6) as i64);
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (tunnel, counters) in self.metrics.tunnels() {
+            let d = counters.take_delta();
+            if d.requests == 0 && d.bytes_in == 0 && d.bytes_out == 0 {
+                continue;
+            }
+            let row = TrafficRow {
+                tunnel_id: tunnel,
+                minute,
+                requests: signed(d.requests),
+                errors: signed(d.errors),
+                bytes_in: signed(d.bytes_in),
+                bytes_out: signed(d.bytes_out),
+                p50_us: micros(quantile(&d.latency, 0.5)),
+                p99_us: micros(quantile(&d.latency, 0.99)),
+            };
+            if let Err(e) = self.storage.add_traffic(&row).await {
+                // A tunnel deleted since its last request has nowhere to keep it.
+                tracing::debug!(%tunnel, error = %e, "dropped a traffic minute");
+            }
+        }
+        self.storage.prune_traffic(minute - RETENTION_MS).await?;
+        Ok(())
+    }
+
+    /// The tunnel's traffic over the last `minutes` minutes, oldest first.
+    pub async fn traffic(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+        minutes: u32,
+    ) -> Result<Vec<api::TrafficPoint>, Error> {
+        let row = self.tunnel(account, tunnel).await?;
+        let since = now_ms() - i64::from(minutes) * 60_000;
+        let unsigned = |n: i64| u64::try_from(n).unwrap_or_default();
+        Ok(self
+            .storage
+            .traffic(row.id, since)
+            .await?
+            .into_iter()
+            .map(|t| api::TrafficPoint {
+                at: rfc3339(t.minute),
+                requests: unsigned(t.requests),
+                errors: unsigned(t.errors),
+                bytes_in: unsigned(t.bytes_in),
+                bytes_out: unsigned(t.bytes_out),
+                p50_ms: t.p50_us as f64 / 1000.0,
+                p99_ms: t.p99_us as f64 / 1000.0,
+            })
+            .collect())
     }
 
     /// The tunnel a presented token runs, if the token is current.

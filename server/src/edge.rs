@@ -2,7 +2,12 @@
 //! live connection, and relays the request as one HTTP/2 stream to the connector. Bodies
 //! stream both ways; WebSocket upgrades become a full-duplex stream.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use adit_core::{
     api::ApiError,
@@ -34,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
+    metrics::{ErrorSource, Metrics, StreamGauge, TunnelCounters},
     registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
     routes::Routes,
 };
@@ -47,8 +53,118 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_ERROR_BODY: usize = 4096;
 
 pub struct Edge {
-    pub routes: Arc<Routes>,
-    pub registry: Arc<Registry>,
+    routes: Arc<Routes>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    /// Log one line per request (`--access-log`).
+    access_log: bool,
+}
+
+/// A stream is in flight while this lives: it counts toward its connection's load and the
+/// active-streams gauge.
+struct InFlight {
+    _connection: StreamGuard,
+    _gauge: StreamGauge,
+}
+
+/// What one access-log line says, written when the response body ends.
+struct AccessLog {
+    tunnel: TunnelId,
+    host: String,
+    method: http::Method,
+    path: String,
+    status: u16,
+    source: ErrorSource,
+    started: Instant,
+}
+
+/// A body that counts its bytes into a counter (and, for responses, writes the access log
+/// line once it has been sent or dropped).
+struct Metered {
+    inner: TunnelBody,
+    counter: prometheus_client::metrics::counter::Counter,
+    seen: u64,
+    access: Option<AccessLog>,
+}
+
+impl Metered {
+    fn new(
+        inner: TunnelBody,
+        counter: prometheus_client::metrics::counter::Counter,
+        access: Option<AccessLog>,
+    ) -> Self {
+        Self {
+            inner,
+            counter,
+            seen: 0,
+            access,
+        }
+    }
+}
+
+impl http_body::Body for Metered {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let n = data.len() as u64;
+            self.counter.inc_by(n);
+            self.seen += n;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        if let Some(a) = self.access.take() {
+            tracing::info!(
+                target: "adit::access",
+                tunnel = %a.tunnel,
+                host = %a.host,
+                method = %a.method,
+                path = %a.path,
+                status = a.status,
+                bytes = self.seen,
+                duration_ms = a.started.elapsed().as_millis() as u64,
+                error_source = ?a.source,
+                "request"
+            );
+        }
+    }
+}
+
+impl Edge {
+    pub(crate) fn new(control: &crate::control::Control, access_log: bool) -> Self {
+        Self {
+            routes: control.routes.clone(),
+            registry: control.registry.clone(),
+            metrics: control.metrics.clone(),
+            access_log,
+        }
+    }
+}
+
+fn is_from_connector(response: &Response<Incoming>) -> bool {
+    response
+        .headers()
+        .get(HEADER_RESPONSE_SOURCE)
+        .is_some_and(|v| v == "connector")
 }
 
 pub async fn serve(listener: TcpListener, edge: Arc<Edge>, shutdown: CancellationToken) {
@@ -211,11 +327,19 @@ impl Edge {
 
     async fn handle(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         peer: SocketAddr,
         scheme: Scheme,
     ) -> Response<TunnelBody> {
+        let started = Instant::now();
         let json = wants_json(req.headers());
+        let kind = if is_websocket_upgrade(&req) {
+            StreamKind::WebSocket
+        } else {
+            StreamKind::Http
+        };
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
         let host = req
             .headers()
             .get(header::HOST)
@@ -223,48 +347,105 @@ impl Edge {
             .map(str::to_owned)
             .or_else(|| req.uri().authority().map(|a| a.to_string()));
         let Some(host) = host else {
-            return error_response(
+            let response = error_response(
                 StatusCode::BAD_REQUEST,
                 "missing_host",
                 "The request has no Host header.",
                 json,
             );
+            self.metrics
+                .request(None, 400, ErrorSource::Downstream, kind, started.elapsed());
+            return response;
         };
         let Some(tunnel) = self.routes.current().lookup(&normalize_host(&host)) else {
-            return error_response(
+            let response = error_response(
                 StatusCode::NOT_FOUND,
                 "host_not_routed",
                 &format!("The host {host} is not routed to any tunnel."),
                 json,
             );
+            self.metrics
+                .request(None, 404, ErrorSource::Downstream, kind, started.elapsed());
+            return response;
         };
-        let kind = if is_websocket_upgrade(&req) {
-            StreamKind::WebSocket
-        } else {
-            StreamKind::Http
-        };
+        let counters = self.metrics.tunnel(tunnel);
+        let (response, source) = self
+            .forward(tunnel, &counters, req, peer, scheme, kind, &host, json)
+            .await;
+        let status = response.status();
+        self.metrics.request(
+            Some((tunnel, &counters)),
+            status.as_u16(),
+            source,
+            kind,
+            started.elapsed(),
+        );
+        let access = self.access_log.then(|| AccessLog {
+            tunnel,
+            host,
+            method,
+            path,
+            status: status.as_u16(),
+            source,
+            started,
+        });
+        response.map(|body| Metered::new(body, counters.bytes_out.clone(), access).boxed_unsync())
+    }
+
+    /// Sends one visitor request through the tunnel; the answer and who is to blame if
+    /// it is an error.
+    #[allow(clippy::too_many_arguments)] // one request's facts, each used once
+    async fn forward(
+        &self,
+        tunnel: TunnelId,
+        counters: &TunnelCounters,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        scheme: Scheme,
+        kind: StreamKind,
+        host: &str,
+        json: bool,
+    ) -> (Response<TunnelBody>, ErrorSource) {
         let visitor_upgrade = (kind == StreamKind::WebSocket).then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let (body, visitor_tx) = match kind {
-            StreamKind::Http => (body.map_err(BoxError::from).boxed_unsync(), None),
+            StreamKind::Http => {
+                let body = Metered::new(
+                    body.map_err(BoxError::from).boxed_unsync(),
+                    counters.bytes_in.clone(),
+                    None,
+                );
+                (body.boxed_unsync(), None)
+            }
             StreamKind::WebSocket | StreamKind::Tcp => {
                 let (body, tx) = upgrade_body();
                 (body, Some(tx))
             }
         };
-        let Some(outgoing) = stream_request(parts, &host, kind, peer, scheme, body) else {
-            return error_response(
+        let Some(outgoing) = stream_request(parts, host, kind, peer, scheme, body) else {
+            let response = error_response(
                 StatusCode::BAD_REQUEST,
                 "bad_host",
                 "The Host header is not valid.",
                 json,
             );
+            return (response, ErrorSource::Downstream);
         };
-        match self.send(tunnel, outgoing).await {
-            Ok((response, guard)) => {
-                finish(response, guard, visitor_upgrade.zip(visitor_tx), json).await
+        match self.send(tunnel, kind, outgoing).await {
+            Ok((response, in_flight)) => {
+                let from_connector = is_from_connector(&response);
+                let response =
+                    finish(response, in_flight, visitor_upgrade.zip(visitor_tx), json).await;
+                let source = if from_connector && response.status().is_server_error() {
+                    ErrorSource::Upstream
+                } else if from_connector && response.status().is_client_error() {
+                    ErrorSource::Downstream
+                } else {
+                    ErrorSource::None
+                };
+                (response, source)
             }
-            Err(failure) => failure.response(tunnel, json),
+            Err(failure) => (failure.response(tunnel, json), ErrorSource::Upstream),
         }
     }
 
@@ -309,6 +490,9 @@ impl Edge {
             *head.method_mut() = parts.method.clone();
             *head.uri_mut() = parts.uri.clone();
             *head.headers_mut() = parts.headers.clone();
+            // The caller's API token and cookies are for us, never for a connector.
+            head.headers_mut().remove(header::AUTHORIZATION);
+            head.headers_mut().remove(header::COOKIE);
             head.headers_mut()
                 .insert(HEADER_DESTINATION, destination_header.clone());
             let (head, ()) = head.into_parts();
@@ -322,7 +506,7 @@ impl Edge {
             ) else {
                 break;
             };
-            let (response, guard) = match self.send(*tunnel, outgoing).await {
+            let (response, guard) = match self.send(*tunnel, StreamKind::Tcp, outgoing).await {
                 Ok(pair) => pair,
                 Err(failure) => {
                     last = failure.response(*tunnel, json);
@@ -347,8 +531,9 @@ impl Edge {
     async fn send(
         &self,
         tunnel: TunnelId,
+        kind: StreamKind,
         mut request: Request<TunnelBody>,
-    ) -> Result<(Response<Incoming>, StreamGuard), Failure> {
+    ) -> Result<(Response<Incoming>, InFlight), Failure> {
         let mut tried: Vec<ConnectionId> = Vec::new();
         let mut last_error = None;
         for _ in 0..MAX_ATTEMPTS {
@@ -356,9 +541,12 @@ impl Edge {
                 break;
             };
             tried.push(connection.id);
-            let guard = connection.begin_stream();
+            let in_flight = InFlight {
+                _connection: connection.begin_stream(),
+                _gauge: self.metrics.stream(kind),
+            };
             match try_send(&connection, request).await {
-                Ok(response) => return Ok((response, guard)),
+                Ok(response) => return Ok((response, in_flight)),
                 Err((e, Some(back))) => {
                     tracing::debug!(connection = %connection.id, error = %e, "connection refused the stream; trying another");
                     request = back;
@@ -444,15 +632,11 @@ fn stream_request(
 /// errors, a 101 and a joined socket for an accepted upgrade, else the origin's response.
 async fn finish(
     response: Response<Incoming>,
-    guard: StreamGuard,
+    guard: InFlight,
     upgrade: Option<(hyper::upgrade::OnUpgrade, VisitorBytes)>,
     json: bool,
 ) -> Response<TunnelBody> {
-    let from_connector = response
-        .headers()
-        .get(HEADER_RESPONSE_SOURCE)
-        .is_some_and(|v| v == "connector");
-    if from_connector
+    if is_from_connector(&response)
         && (response.status().is_client_error() || response.status().is_server_error())
     {
         return connector_error(response, json).await;
@@ -512,7 +696,7 @@ async fn connector_error(response: Response<Incoming>, json: bool) -> Response<T
     error_response(status, &code, &message, json)
 }
 
-fn relay_response(response: Response<Incoming>, guard: StreamGuard) -> Response<TunnelBody> {
+fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.version = Version::HTTP_11;
@@ -532,7 +716,7 @@ fn switch_protocols(
     response: Response<Incoming>,
     visitor: hyper::upgrade::OnUpgrade,
     to_connector: VisitorBytes,
-    guard: StreamGuard,
+    guard: InFlight,
 ) -> Response<TunnelBody> {
     let (mut parts, from_connector) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);

@@ -12,6 +12,7 @@ mod edge_tls;
 mod error;
 mod files;
 mod grpc;
+pub mod metrics;
 mod net;
 mod pki;
 pub mod quick;

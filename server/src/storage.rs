@@ -59,6 +59,20 @@ pub struct IpRouteRow {
     pub created_at: i64,
 }
 
+/// One tunnel's traffic in one minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficRow {
+    pub tunnel_id: TunnelId,
+    /// Start of the minute, milliseconds since the epoch.
+    pub minute: i64,
+    pub requests: i64,
+    pub errors: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub p50_us: i64,
+    pub p99_us: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectorRow {
     pub id: ConnectorId,
@@ -417,6 +431,7 @@ impl Storage {
             "routes",
             "ip_routes",
             "quick_tunnels",
+            "traffic_minutes",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE tunnel_id = $1"))
                 .bind(id.to_string())
@@ -537,6 +552,68 @@ impl Storage {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    // ---- traffic history ----
+
+    /// Adds to a tunnel's minute (a minute flushed twice sums its counts).
+    pub async fn add_traffic(&self, row: &TrafficRow) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO traffic_minutes (tunnel_id, minute, requests, errors, bytes_in, bytes_out, p50_us, p99_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (tunnel_id, minute) DO UPDATE SET \
+             requests = traffic_minutes.requests + excluded.requests, \
+             errors = traffic_minutes.errors + excluded.errors, \
+             bytes_in = traffic_minutes.bytes_in + excluded.bytes_in, \
+             bytes_out = traffic_minutes.bytes_out + excluded.bytes_out, \
+             p50_us = CASE WHEN excluded.p50_us > traffic_minutes.p50_us THEN excluded.p50_us ELSE traffic_minutes.p50_us END, \
+             p99_us = CASE WHEN excluded.p99_us > traffic_minutes.p99_us THEN excluded.p99_us ELSE traffic_minutes.p99_us END",
+        )
+        .bind(row.tunnel_id.to_string())
+        .bind(row.minute)
+        .bind(row.requests)
+        .bind(row.errors)
+        .bind(row.bytes_in)
+        .bind(row.bytes_out)
+        .bind(row.p50_us)
+        .bind(row.p99_us)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn traffic(&self, tunnel: TunnelId, since: i64) -> Result<Vec<TrafficRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT tunnel_id, minute, requests, errors, bytes_in, bytes_out, p50_us, p99_us FROM traffic_minutes \
+             WHERE tunnel_id = $1 AND minute >= $2 ORDER BY minute",
+        )
+        .bind(tunnel.to_string())
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TrafficRow {
+                    tunnel_id: parse_id(r, "tunnel_id")?,
+                    minute: r.try_get("minute")?,
+                    requests: r.try_get("requests")?,
+                    errors: r.try_get("errors")?,
+                    bytes_in: r.try_get("bytes_in")?,
+                    bytes_out: r.try_get("bytes_out")?,
+                    p50_us: r.try_get("p50_us")?,
+                    p99_us: r.try_get("p99_us")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets minutes before `before` (milliseconds since the epoch).
+    pub async fn prune_traffic(&self, before: i64) -> Result<u64, Error> {
+        let done = sqlx::query("DELETE FROM traffic_minutes WHERE minute < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     // ---- quick tunnels ----

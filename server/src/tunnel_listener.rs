@@ -121,6 +121,7 @@ impl TunnelListener {
         let connector = match self.control.authorize_data(&hello).await {
             Ok(Ok(connector)) => connector,
             Ok(Err((code, message))) => {
+                self.control.metrics.registration(false);
                 tracing::info!(connector = %hello.connector_id, ?code, "refused a data connection");
                 let _ = reject(&mut tls, code, message).await;
                 return;
@@ -175,6 +176,8 @@ impl TunnelListener {
             close.clone(),
         ));
         self.control.registry.add(live);
+        self.control.metrics.registration(true);
+        self.control.metrics.ha_connections.inc();
         let span = tracing::info_span!(
             "tunnel_connection",
             tunnel = %connector.tunnel_id,
@@ -193,6 +196,7 @@ impl TunnelListener {
             self.control
                 .registry
                 .remove(connector.tunnel_id, connection.id);
+            self.control.metrics.ha_connections.dec();
             if let Err(e) = storage.close_connection(connection.id).await {
                 tracing::warn!(error = %e, "could not record the connection's end");
             }

@@ -514,6 +514,21 @@ async fn the_cli_manages_tunnels_and_runs_one_end_to_end() {
     );
     stop.cancel();
     run.await.unwrap().unwrap();
+    let account = server
+        .control
+        .storage
+        .ensure_account("default")
+        .await
+        .unwrap();
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the edge seeing the connector gone",
+        || async {
+            let t = server.control.get_tunnel(account, "cli-demo").await.ok()?;
+            (t.connections == 0).then_some(())
+        },
+    )
+    .await;
     let out = adit(&server, &["delete", "cli-demo"]).await.unwrap();
     assert!(out.contains("Deleted tunnel cli-demo"), "{out}");
     let err = adit(&server, &["info", "cli-demo"]).await.unwrap_err();
@@ -641,4 +656,87 @@ async fn private_network_routes_resolve_by_longest_prefix() {
     adit(&server, &["delete", "wide"]).await.unwrap();
     let out = adit(&server, &["route", "ip", "show"]).await.unwrap();
     assert!(out.contains("No routes were found"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_traffic_history_count_what_went_through() {
+    let server = TestServer::spawn().await;
+    let token = server
+        .tunnel_with_route("counted", "counted.example.com")
+        .await;
+    let connector = TestConnector::to(&token, "hello_world");
+    server.wait_connections(&token, 4).await;
+    for _ in 0..7 {
+        let r = client()
+            .request(
+                to_edge(server.edge, "counted.example.com", "/")
+                    .body(full(""))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        body_bytes(r).await;
+    }
+    let r = client()
+        .request(
+            to_edge(server.edge, "nobody.example.com", "/")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let page = client()
+        .request(
+            http::Request::get(format!("http://{}/metrics", server.api))
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(body_bytes(page).await.to_vec()).unwrap();
+    let id = token.tunnel_id;
+    for line in [
+        format!("adit_tunnel_requests_total{{tunnel=\"{id}\"}} 7"),
+        format!("adit_edge_requests_total{{tunnel=\"{id}\",status_class=\"2xx\",error_source=\"None\"}} 7"),
+        "adit_edge_requests_total{tunnel=\"none\",status_class=\"4xx\",error_source=\"Downstream\"} 1".to_owned(),
+        "adit_tunnel_ha_connections 4".to_owned(),
+        "adit_tunnel_connection_registrations_total{result=\"accepted\"} 4".to_owned(),
+    ] {
+        assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+    }
+
+    server.control.flush_traffic().await.unwrap();
+    let (status, points) = call(
+        &server,
+        Method::GET,
+        "/tunnels/counted/traffic?minutes=5",
+        Some(&server.admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(points[0]["requests"], 7);
+    assert_eq!(points[0]["errors"], 0);
+    assert!(
+        points[0]["bytes_out"].as_u64().unwrap() > 7 * 100,
+        "{points:?}"
+    );
+    assert!(points[0]["p99_ms"].as_f64().unwrap() > 0.0);
+    // A second flush with nothing new adds nothing.
+    server.control.flush_traffic().await.unwrap();
+    let (_, again) = call(
+        &server,
+        Method::GET,
+        "/tunnels/counted/traffic",
+        Some(&server.admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(again[0]["requests"], 7);
+    connector.stop().await;
 }
