@@ -126,6 +126,12 @@ pub enum TunnelCommand {
     },
     /// Run a tunnel's connector.
     Run(RunArgs),
+    /// Exit 0 when the connector serving metrics at ADDR has a connection up (for Docker
+    /// HEALTHCHECK), 1 otherwise.
+    Ready {
+        #[arg(long)]
+        metrics: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +223,10 @@ pub struct RunArgs {
     /// Edge tunnel listener `host:port`, overriding the token's.
     #[arg(long)]
     pub edge: Option<String>,
+    /// Where to serve /metrics, /ready and /healthcheck (default: the first free of
+    /// 127.0.0.1:20241–20245).
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Data connections to keep (default: the config file's `ha-connections`, else 4).
     #[arg(long)]
     pub ha_connections: Option<u8>,
@@ -260,6 +270,7 @@ pub async fn run(
             Some(TunnelCommand::Run(run)) => {
                 run_connector(run, cli.config.as_deref(), &home, shutdown).await
             }
+            Some(TunnelCommand::Ready { metrics }) => crate::metrics::check_ready(&metrics).await,
             Some(command) => {
                 let credentials =
                     ApiCredentials::resolve(args.api.api_url, args.api.api_token, &home)?;
@@ -348,14 +359,15 @@ async fn quick_tunnel(
         "Thank you for trying Adit quick tunnels. They are for experiments: no uptime promise, and the tunnel is removed when this process stops.\n+{bar}+\n|  {line}  |\n+{bar}+"
     )?;
     out.flush()?;
+    let connector_id = ConnectorId::random();
     let connector = Connector::new(ConnectorConfig {
         token: TunnelToken::parse(&quick.token)?,
         endpoint: None,
         proxy: OriginProxy::new(ingress)?,
         ha_connections: 1,
-        connector_id: ConnectorId::random(),
+        connector_id,
     })?;
-    connector.run(shutdown).await
+    run_with_metrics(connector, None, connector_id, shutdown).await
 }
 
 fn config_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -590,8 +602,8 @@ async fn manage(
         TunnelCommand::Route {
             command: RouteCommand::Ip { command },
         } => ip_routes(command, api, out).await?,
-        TunnelCommand::Run(_) => {
-            return Err(Error::Usage("run is not a management command".into()));
+        TunnelCommand::Run(_) | TunnelCommand::Ready { .. } => {
+            return Err(Error::Usage("not a management command".into()));
         }
     }
     Ok(())
@@ -728,7 +740,27 @@ async fn run_connector(
         ha_connections,
         connector_id,
     })?;
-    connector.run(shutdown).await
+    run_with_metrics(connector, run.metrics, connector_id, shutdown).await
+}
+
+/// Runs a connector with its metrics server beside it.
+async fn run_with_metrics(
+    connector: Connector,
+    metrics_addr: Option<std::net::SocketAddr>,
+    connector_id: ConnectorId,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let listener = crate::metrics::bind(metrics_addr).await?;
+    let server = tokio::spawn(crate::metrics::serve(
+        listener,
+        connector.metrics(),
+        connector_id,
+        shutdown.clone(),
+    ));
+    let result = connector.run(shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = server.await;
+    result
 }
 
 #[cfg(test)]

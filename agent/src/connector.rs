@@ -2,16 +2,7 @@
 //! connections to the edge, each serving the edge's streams (reverse HTTP/2) through the
 //! origin proxy, reconnecting with jittered exponential backoff.
 
-use std::{
-    convert::Infallible,
-    future::Future,
-    pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use adit_core::{
     cidr::IpNet,
@@ -33,7 +24,7 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{Error, proxy::OriginProxy, streams::NetworkSource};
+use crate::{Error, metrics::ConnectorMetrics, proxy::OriginProxy, streams::NetworkSource};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,17 +41,10 @@ pub struct ConnectorConfig {
     pub connector_id: ConnectorId,
 }
 
-/// Live numbers a caller (tests, `/ready`) can read while the connector runs.
-#[derive(Debug, Default)]
-pub struct ConnectorState {
-    pub ready_connections: AtomicUsize,
-}
-
 pub struct Connector {
     config: ConnectorConfig,
     endpoint: String,
     trust: EdgeTrust,
-    state: Arc<ConnectorState>,
 }
 
 enum Attempt {
@@ -127,12 +111,12 @@ impl Connector {
             config,
             endpoint,
             trust,
-            state: Arc::default(),
         })
     }
 
-    pub fn state(&self) -> Arc<ConnectorState> {
-        self.state.clone()
+    /// What it counts, including how many connections are up (`/ready`).
+    pub fn metrics(&self) -> Arc<ConnectorMetrics> {
+        self.config.proxy.metrics.clone()
     }
 
     /// Runs until `shutdown`, or until the edge refuses the token (an error).
@@ -323,6 +307,7 @@ impl Connector {
                 ..
             })) => (connection_id, edge),
             Ok(Ok(HelloReply::Rejected { code, message })) => {
+                self.config.proxy.metrics.registration(false);
                 return Attempt::Rejected(code, message);
             }
             Ok(Err(e)) => return Attempt::Failed(format!("hello failed: {e}")),
@@ -340,7 +325,9 @@ impl Connector {
         stop: &CancellationToken,
     ) -> Attempt {
         tracing::info!(conn_index = index, %connection, %edge, "Registered tunnel connection");
-        self.state.ready_connections.fetch_add(1, Ordering::Relaxed);
+        let metrics = &self.config.proxy.metrics;
+        metrics.registration(true);
+        metrics.ha_connections.inc();
         let started = tokio::time::Instant::now();
         let proxy = self.config.proxy.clone();
         let service = hyper::service::service_fn(move |req| {
@@ -357,7 +344,7 @@ impl Connector {
                 tokio::time::timeout(Duration::from_secs(30), conn).await.unwrap_or(Ok(()))
             }
         };
-        self.state.ready_connections.fetch_sub(1, Ordering::Relaxed);
+        metrics.ha_connections.dec();
         match result {
             Ok(()) => {
                 tracing::info!(conn_index = index, %connection, "Unregistered tunnel connection")

@@ -32,6 +32,8 @@ pub enum Error {
         code: String,
         message: String,
     },
+    #[error("the connector is not ready (status {0}): no connection to the edge is up")]
+    NotReady(u16),
     #[error("gRPC: {0}")]
     Grpc(#[from] tonic::Status),
 }

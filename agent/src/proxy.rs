@@ -66,6 +66,7 @@ impl tower::Service<Uri> for DialTimeout {
 
 /// Ingress rules with one pooled origin client per HTTP rule.
 pub struct OriginProxy {
+    pub metrics: Arc<crate::metrics::ConnectorMetrics>,
     ingress: Ingress,
     clients: Vec<Option<OriginClient>>,
     /// What private-network streams may reach.
@@ -83,6 +84,7 @@ impl OriginProxy {
             })
             .collect::<Result<_, Error>>()?;
         Ok(Arc::new(Self {
+            metrics: Arc::default(),
             ingress,
             clients,
             networks: crate::streams::PrivateNetworks::default(),
@@ -90,19 +92,54 @@ impl OriginProxy {
     }
 
     /// Answers one stream from the edge.
+    /// Answers one stream from the edge, counting it.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
-        let (index, rule) = self.ingress.find(&host, req.uri().path());
+        let started = std::time::Instant::now();
         let kind = req
             .headers()
             .get(HEADER_STREAM_KIND)
             .and_then(|v| v.to_str().ok())
             .and_then(StreamKind::parse)
             .unwrap_or(StreamKind::Http);
+        let active = self.metrics.stream(kind);
+        let (parts, body) = req.into_parts();
+        let to_origin = self.metrics.bytes_to_origin.clone();
+        let body = body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                to_origin.inc_by(data.len() as u64);
+            }
+            frame
+        });
+        let response = self
+            .answer(
+                Request::from_parts(parts, body.map_err(BoxError::from).boxed_unsync()),
+                kind,
+            )
+            .await;
+        let from_connector = response.headers().contains_key(HEADER_RESPONSE_SOURCE);
+        self.metrics
+            .answered(response.status(), from_connector, started.elapsed());
+        let from_origin = self.metrics.bytes_from_origin.clone();
+        response.map(|body| {
+            body.map_frame(move |frame| {
+                // The stream stays active until its response body is done.
+                let _ = &active;
+                if let Some(data) = frame.data_ref() {
+                    from_origin.inc_by(data.len() as u64);
+                }
+                frame
+            })
+            .boxed_unsync()
+        })
+    }
+
+    async fn answer(&self, req: Request<ProxyBody>, kind: StreamKind) -> Response<ProxyBody> {
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
+        let (index, rule) = self.ingress.find(&host, req.uri().path());
         tracing::debug!(%host, path = req.uri().path(), rule = index, kind = kind.as_str(), "stream");
         if kind == StreamKind::Tcp {
             return crate::streams::private_network(&self.networks, req).await;
@@ -184,7 +221,7 @@ pub(crate) fn connector_error(
     response
 }
 
-fn hello_world(req: &Request<Incoming>) -> Response<ProxyBody> {
+fn hello_world(req: &Request<ProxyBody>) -> Response<ProxyBody> {
     let escape = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -412,7 +449,7 @@ pub(crate) fn origin_failure(
 async fn proxy_http(
     origin: &Origin<'_>,
     rule: &Rule,
-    req: Request<Incoming>,
+    req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
     let request = origin_request(rule, origin, &parts).and_then(|b| {
@@ -439,7 +476,7 @@ async fn proxy_http(
 async fn proxy_websocket(
     origin: &Origin<'_>,
     rule: &Rule,
-    req: Request<Incoming>,
+    req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let (parts, from_edge) = req.into_parts();
     let request = origin_request(rule, origin, &parts).and_then(|mut builder| {

@@ -17,7 +17,7 @@ use adit_core::{
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use tokio::{
     io::{AsyncWriteExt, DuplexStream},
     net::TcpStream,
@@ -40,7 +40,7 @@ const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// One duplex stream over the HTTP/2 stream: the edge's request body comes out of it,
 /// and what is written to it becomes the response body.
-pub(crate) fn pipe_to_edge(from_edge: Incoming) -> (DuplexStream, ProxyBody) {
+pub(crate) fn pipe_to_edge(from_edge: ProxyBody) -> (DuplexStream, ProxyBody) {
     let (ours, theirs) = tokio::io::duplex(PIPE_BUFFER);
     let (theirs_read, mut theirs_write) = tokio::io::split(theirs);
     tokio::spawn(async move {
@@ -71,7 +71,7 @@ pub(crate) fn switched(headers: HeaderMap, body: ProxyBody) -> Response<ProxyBod
 }
 
 /// Answers the visitor's WebSocket handshake ourselves and bridges it to `tcp`.
-fn accept_websocket(req: Request<Incoming>, tcp: TcpStream) -> Response<ProxyBody> {
+fn accept_websocket(req: Request<ProxyBody>, tcp: TcpStream) -> Response<ProxyBody> {
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         return connector_error(
             StatusCode::BAD_REQUEST,
@@ -110,7 +110,7 @@ async fn dial(address: &str, timeout: Duration) -> std::io::Result<TcpStream> {
 }
 
 /// A WebSocket for a `tcp://`-style rule: dial the origin, then bridge.
-pub(crate) async fn tcp_service(rule: &Rule, req: Request<Incoming>) -> Response<ProxyBody> {
+pub(crate) async fn tcp_service(rule: &Rule, req: Request<ProxyBody>) -> Response<ProxyBody> {
     let Some(address) = rule.service.tcp_address() else {
         return connector_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -206,7 +206,7 @@ impl PrivateNetworks {
 /// connector's side), dial the first address inside a routed network, bridge.
 pub(crate) async fn private_network(
     networks: &PrivateNetworks,
-    req: Request<Incoming>,
+    req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let Some(destination) = req
         .headers()

@@ -1,16 +1,11 @@
 //! The test kit: a real adit-server and real connectors in-process on 127.0.0.1:0, real
 //! origins, real clients. Waiting is done with `eventually`, never a bare sleep.
 
-use std::{
-    convert::Infallible,
-    future::Future,
-    net::SocketAddr,
-    sync::{Arc, atomic::Ordering},
-    time::Duration,
-};
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use adit_agent::{
-    connector::{Connector, ConnectorConfig, ConnectorState},
+    connector::{Connector, ConnectorConfig},
+    metrics::ConnectorMetrics,
     proxy::OriginProxy,
 };
 use adit_core::{ids::ConnectorId, ingress::Ingress, token::TunnelToken};
@@ -231,7 +226,7 @@ impl TestServer {
 }
 
 pub struct TestConnector {
-    pub state: Arc<ConnectorState>,
+    pub metrics: Arc<ConnectorMetrics>,
     pub stop: CancellationToken,
     pub task: JoinHandle<Result<(), adit_agent::Error>>,
 }
@@ -246,10 +241,14 @@ impl TestConnector {
             connector_id: ConnectorId::random(),
         })
         .expect("connector");
-        let state = connector.state();
+        let metrics = connector.metrics();
         let stop = CancellationToken::new();
         let task = tokio::spawn(connector.run(stop.clone()));
-        Self { state, stop, task }
+        Self {
+            metrics,
+            stop,
+            task,
+        }
     }
 
     /// A connector whose one catch-all rule sends everything to `service`.
@@ -258,7 +257,7 @@ impl TestConnector {
     }
 
     pub fn ready(&self) -> usize {
-        self.state.ready_connections.load(Ordering::Relaxed)
+        usize::try_from(self.metrics.ha_connections.get()).unwrap_or_default()
     }
 
     pub async fn stop(self) {

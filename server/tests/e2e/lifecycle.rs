@@ -288,3 +288,79 @@ async fn hostile_hellos_are_refused_and_harm_nobody() {
     assert!(hello_ok(&server, "calm.example.com").await);
     connector.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_reports_readiness_and_metrics() {
+    let server = TestServer::spawn().await;
+    let token = server
+        .tunnel_with_route("watched", "watched.example.com")
+        .await;
+    let connector = TestConnector::to(&token, "hello_world");
+    let listener = adit_agent::metrics::bind(Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(adit_agent::metrics::serve(
+        listener,
+        connector.metrics.clone(),
+        ConnectorId::random(),
+        stop.clone(),
+    ));
+    server.wait_connections(&token, 4).await;
+    eventually(Duration::from_secs(5), "the connector ready", || {
+        let addr = addr.clone();
+        async move { adit_agent::metrics::check_ready(&addr).await.ok() }
+    })
+    .await;
+    let get = |path: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let r = client()
+                .request(
+                    http::Request::get(format!("http://{addr}{path}"))
+                        .body(full(""))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            (
+                r.status(),
+                String::from_utf8(body_bytes(r).await.to_vec()).unwrap(),
+            )
+        }
+    };
+    let (status, body) = get("/ready").await;
+    assert_eq!(status, StatusCode::OK);
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["readyConnections"], 4);
+    assert_eq!(ready["status"], 200);
+    assert_eq!(
+        get("/healthcheck").await,
+        (StatusCode::OK, "OK\n".to_owned())
+    );
+    for _ in 0..3 {
+        assert!(hello_ok(&server, "watched.example.com").await);
+    }
+    let (_, metrics) = get("/metrics").await;
+    for line in [
+        "adit_tunnel_ha_connections 4",
+        "adit_tunnel_requests_total{status_class=\"2xx\",error_source=\"none\"} 3",
+        "adit_tunnel_registrations_total{result=\"success\"} 4",
+        "adit_build_info",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
+    }
+
+    // The edge goes away: not ready any more, and `adit tunnel ready` says so.
+    server.shutdown().await;
+    eventually(Duration::from_secs(10), "the connector not ready", || {
+        let addr = addr.clone();
+        async move { adit_agent::metrics::check_ready(&addr).await.err() }
+    })
+    .await;
+    let (status, _) = get("/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    stop.cancel();
+    connector.stop().await;
+}
