@@ -5,6 +5,7 @@
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use adit_core::{ids::ConnectorId, wire::StreamKind};
+use adit_transport::metrics::{ActiveStream, StreamGauges, status_class};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -31,11 +32,6 @@ struct RequestLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct KindLabels {
-    kind: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct DirectionLabels {
     direction: &'static str,
 }
@@ -50,8 +46,7 @@ pub struct ConnectorMetrics {
     pub ha_connections: Gauge,
     registrations: Family<ResultLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
-    streams: Family<KindLabels, Counter>,
-    active_streams: Family<KindLabels, Gauge>,
+    streams: StreamGauges,
     pub bytes_to_origin: Counter,
     pub bytes_from_origin: Counter,
     origin_latency: Histogram,
@@ -78,14 +73,7 @@ impl Default for ConnectorMetrics {
             "Streams answered, by status class and error source",
             requests.clone(),
         );
-        let streams = Family::<KindLabels, Counter>::default();
-        registry.register("tunnel_streams", "Streams from the edge", streams.clone());
-        let active_streams = Family::<KindLabels, Gauge>::default();
-        registry.register(
-            "tunnel_active_streams",
-            "Streams open now",
-            active_streams.clone(),
-        );
+        let streams = StreamGauges::register(&mut registry, "tunnel");
         let bytes = Family::<DirectionLabels, Counter>::default();
         registry.register(
             "tunnel_bytes",
@@ -129,20 +117,10 @@ impl Default for ConnectorMetrics {
             registrations,
             requests,
             streams,
-            active_streams,
             bytes_to_origin,
             bytes_from_origin,
             origin_latency,
         }
-    }
-}
-
-/// Marks a stream open until dropped.
-pub struct ActiveStream(Gauge);
-
-impl Drop for ActiveStream {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
@@ -161,25 +139,13 @@ impl ConnectorMetrics {
     }
 
     pub fn stream(&self, kind: StreamKind) -> ActiveStream {
-        let labels = KindLabels {
-            kind: kind.as_str(),
-        };
-        self.streams.get_or_create(&labels).inc();
-        let gauge = self.active_streams.get_or_create(&labels).clone();
-        gauge.inc();
-        ActiveStream(gauge)
+        self.streams.open(kind)
     }
 
     /// One answered stream; `from_connector` when the connector made the answer itself
     /// (an error reaching the origin, or a refusal).
     pub fn answered(&self, status: StatusCode, from_connector: bool, took: Duration) {
-        let status_class = match status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
+        let status_class = status_class(status.as_u16());
         let error_source = match (
             from_connector,
             status.is_server_error(),

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    metrics::{ErrorSource, Metrics, StreamGauge, TunnelCounters},
+    metrics::{ErrorSource, Metrics, TunnelCounters},
     registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
     routes::Routes,
 };
@@ -64,7 +64,7 @@ pub struct Edge {
 /// active-streams gauge.
 struct InFlight {
     _connection: StreamGuard,
-    _gauge: StreamGauge,
+    _gauge: adit_transport::metrics::ActiveStream,
 }
 
 /// What one access-log line says, written when the response body ends.

@@ -12,6 +12,7 @@ use std::{
 };
 
 use adit_core::{ids::TunnelId, wire::StreamKind};
+use adit_transport::metrics::{ActiveStream, StreamGauges, status_class};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
@@ -156,8 +157,7 @@ pub struct Metrics {
     tunnel_errors: Family<TunnelLabels, Counter>,
     bytes: Family<BytesLabels, Counter>,
     duration: Family<KindLabels, Histogram>,
-    active_streams: Family<KindLabels, Gauge>,
-    streams: Family<KindLabels, Counter>,
+    streams: StreamGauges,
     pub ha_connections: Gauge,
     registrations: Family<ResultLabels, Counter>,
     tunnels: Mutex<HashMap<TunnelId, Arc<TunnelCounters>>>,
@@ -204,18 +204,7 @@ impl Metrics {
             "Time from a visitor's request to the response head",
             duration.clone(),
         );
-        let active_streams = Family::<KindLabels, Gauge>::default();
-        registry.register(
-            "edge_active_streams",
-            "Streams open to connectors",
-            active_streams.clone(),
-        );
-        let streams = Family::<KindLabels, Counter>::default();
-        registry.register(
-            "edge_streams",
-            "Streams opened to connectors",
-            streams.clone(),
-        );
+        let streams = StreamGauges::register(&mut registry, "edge");
         let ha_connections = Gauge::default();
         registry.register(
             "tunnel_ha_connections",
@@ -240,7 +229,6 @@ impl Metrics {
             tunnel_errors,
             bytes,
             duration,
-            active_streams,
             streams,
             ha_connections,
             registrations,
@@ -338,13 +326,7 @@ impl Metrics {
         kind: StreamKind,
         took: Duration,
     ) {
-        let status_class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
+        let status_class = status_class(status);
         let tunnel_label = tunnel.map_or_else(|| "none".to_owned(), |(id, _)| id.to_string());
         self.requests
             .get_or_create(&RequestLabels {
@@ -373,14 +355,8 @@ impl Metrics {
     }
 
     /// A stream opened to a connector; the guard closes it in the gauge.
-    pub fn stream(&self, kind: StreamKind) -> StreamGauge {
-        let labels = KindLabels {
-            kind: kind.as_str(),
-        };
-        self.streams.get_or_create(&labels).inc();
-        let gauge = self.active_streams.get_or_create(&labels).clone();
-        gauge.inc();
-        StreamGauge(gauge)
+    pub fn stream(&self, kind: StreamKind) -> ActiveStream {
+        self.streams.open(kind)
     }
 
     pub fn registration(&self, accepted: bool) {
@@ -388,14 +364,6 @@ impl Metrics {
         self.registrations
             .get_or_create(&ResultLabels { result })
             .inc();
-    }
-}
-
-pub struct StreamGauge(Gauge);
-
-impl Drop for StreamGauge {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 

@@ -6,6 +6,7 @@ mod error;
 pub mod frame;
 pub mod h2;
 pub mod headers;
+pub mod metrics;
 pub mod signal;
 pub mod tls;
 

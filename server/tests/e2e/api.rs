@@ -667,25 +667,11 @@ async fn metrics_and_traffic_history_count_what_went_through() {
     let connector = TestConnector::to(&token, "hello_world");
     server.wait_connections(&token, 4).await;
     for _ in 0..7 {
-        let r = client()
-            .request(
-                to_edge(server.edge, "counted.example.com", "/")
-                    .body(full(""))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let r = get(server.edge, "counted.example.com", "/").await;
         assert_eq!(r.status(), StatusCode::OK);
         body_bytes(r).await;
     }
-    let r = client()
-        .request(
-            to_edge(server.edge, "nobody.example.com", "/")
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let r = get(server.edge, "nobody.example.com", "/").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     let page = client()

@@ -302,14 +302,7 @@ async fn five_hundred_concurrent_requests_all_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_sent_events_arrive_before_the_origin_finishes() {
     let s = setup().await;
-    let r = client()
-        .request(
-            to_edge(s.server.edge, "app.example.com", "/sse")
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let r = get(s.server.edge, "app.example.com", "/sse").await;
     assert_eq!(r.headers()["content-type"], "text/event-stream");
     let mut body = r.into_body();
     let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
@@ -477,14 +470,7 @@ async fn giant_headers_are_refused_while_others_are_served() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 
-    let r = client()
-        .request(
-            to_edge(s.server.edge, "app.example.com", "/hello")
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let r = get(s.server.edge, "app.example.com", "/hello").await;
     assert_eq!(r.status(), StatusCode::OK);
     s.connector.stop().await;
 }
@@ -493,27 +479,13 @@ async fn giant_headers_are_refused_while_others_are_served() {
 async fn a_visitor_leaving_mid_download_harms_no_one() {
     let s = setup().await;
     for _ in 0..5 {
-        let r = client()
-            .request(
-                to_edge(s.server.edge, "app.example.com", "/big")
-                    .body(full(""))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let r = get(s.server.edge, "app.example.com", "/big").await;
         let mut body = r.into_body();
         let first = body.frame().await.unwrap().unwrap();
         assert!(first.is_data());
         drop(body);
     }
-    let r = client()
-        .request(
-            to_edge(s.server.edge, "app.example.com", "/hello")
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let r = get(s.server.edge, "app.example.com", "/hello").await;
     assert_eq!(body_bytes(r).await, "hello from origin");
     s.connector.stop().await;
 }

@@ -313,6 +313,14 @@ pub fn to_edge(edge: SocketAddr, host: &str, path: &str) -> http::request::Build
         .header("host", host)
 }
 
+/// `GET path` through the edge for `host`.
+pub async fn get(edge: SocketAddr, host: &str, path: &str) -> Response<Incoming> {
+    client()
+        .request(to_edge(edge, host, path).body(full("")).unwrap())
+        .await
+        .unwrap()
+}
+
 pub async fn body_bytes(response: Response<Incoming>) -> Bytes {
     response
         .into_body()

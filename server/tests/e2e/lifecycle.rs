@@ -86,14 +86,7 @@ async fn deleting_the_tunnel_disconnects_its_connectors() {
         .expect("the connector stops within 2 s of deletion")
         .unwrap();
     assert!(result.is_err());
-    let r = client()
-        .request(
-            to_edge(server.edge, "del.example.com", "/")
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let r = get(server.edge, "del.example.com", "/").await;
     assert_eq!(
         r.status(),
         StatusCode::NOT_FOUND,

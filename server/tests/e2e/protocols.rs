@@ -496,14 +496,7 @@ async fn a_unix_socket_origin_serves_http() {
     let token = server.tunnel_with_route("unix", "unix.example.com").await;
     let connector = TestConnector::to(&token, &format!("unix:{}", path.display()));
     server.wait_connections(&token, 4).await;
-    let r = client()
-        .request(
-            to_edge(server.edge, "unix.example.com", "/x?y=1")
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let r = get(server.edge, "unix.example.com", "/x?y=1").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         body_bytes(r).await,
