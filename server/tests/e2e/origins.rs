@@ -11,9 +11,12 @@ use tokio::net::TcpListener;
 
 use crate::kit::*;
 
-/// An HTTPS origin (HTTP/1.1 and HTTP/2 by ALPN) whose certificate, for `origin.internal`,
-/// is signed by a CA written to `ca.pem` in `dir`. It answers with the HTTP version it saw.
-async fn tls_origin(dir: &std::path::Path) -> (std::net::SocketAddr, std::path::PathBuf) {
+/// An HTTPS origin (HTTP/1.1 and HTTP/2 by ALPN), on TCP and on a unix socket, whose
+/// certificate, for `origin.internal`, is signed by a CA written to `ca.pem` in `dir`. It
+/// answers with the HTTP version it saw.
+async fn tls_origin(
+    dir: &std::path::Path,
+) -> (std::net::SocketAddr, std::path::PathBuf, std::path::PathBuf) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -42,31 +45,43 @@ async fn tls_origin(dir: &std::path::Path) -> (std::net::SocketAddr, std::path::
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let unix_path = dir.join("tls.sock");
+    let unix = tokio::net::UnixListener::bind(&unix_path).unwrap();
+    let on_unix = acceptor.clone();
     tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = hyper::service::service_fn(
-                    |req: hyper::Request<hyper::body::Incoming>| async move {
-                        Ok::<_, Infallible>(Response::new(full(format!("{:?}", req.version()))))
-                    },
-                );
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
+        while let Ok((stream, _)) = unix.accept().await {
+            tokio::spawn(serve_tls(on_unix.clone(), stream));
         }
     });
-    (addr, ca_path)
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(serve_tls(acceptor.clone(), tcp));
+        }
+    });
+    (addr, unix_path, ca_path)
+}
+
+/// Answers with the HTTP version seen, over TLS on any stream.
+async fn serve_tls<S>(acceptor: tokio_rustls::TlsAcceptor, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Ok(tls) = acceptor.accept(stream).await else {
+        return;
+    };
+    let service =
+        hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+            Ok::<_, Infallible>(Response::new(full(format!("{:?}", req.version()))))
+        });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(tls), service)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingress_rules_reach_the_right_origins() {
     let server = TestServer::spawn().await;
-    let (tls_addr, ca) = tls_origin(server.dir.path()).await;
+    let (tls_addr, tls_socket, ca) = tls_origin(server.dir.path()).await;
     let plain = spawn_origin(|req: hyper::Request<hyper::body::Incoming>| async move {
         let host = req
             .headers()
@@ -99,6 +114,9 @@ async fn ingress_rules_reach_the_right_origins() {
 - hostname: h1.example.com
   service: https://127.0.0.1:{port}
   originRequest: {{ caPool: "{ca}", originServerName: origin.internal }}
+- hostname: unix-tls.example.com
+  service: unix+tls:{socket}
+  originRequest: {{ caPool: "{ca}", originServerName: origin.internal }}
 - hostname: insecure.example.com
   service: https://127.0.0.1:{port}
   originRequest: {{ noTLSVerify: true }}
@@ -115,7 +133,8 @@ async fn ingress_rules_reach_the_right_origins() {
   originRequest: {{ httpHostHeader: internal.name }}
 - service: http_status:404
 "#,
-        port = tls_addr.port()
+        port = tls_addr.port(),
+        socket = tls_socket.display(),
     );
     let rules: Vec<RawIngressRule> = serde_yaml::from_str(&yaml).unwrap();
     let ingress = Ingress::parse(&rules, None).unwrap();
@@ -151,6 +170,10 @@ async fn ingress_rules_reach_the_right_origins() {
         (StatusCode::OK, "HTTP/1.1".to_owned())
     );
     assert_eq!(get("insecure.example.com", "/").await.0, StatusCode::OK);
+    assert_eq!(
+        get("unix-tls.example.com", "/").await,
+        (StatusCode::OK, "HTTP/1.1".to_owned())
+    );
     let (status, body) = get("strict.example.com", "/").await;
     assert_eq!(
         status,
