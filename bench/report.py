@@ -44,6 +44,7 @@ METRICS = {
     "stream_server_KiB": ("per idle stream, server/edge", "KiB", False, 2),
     "stream_client_KiB": ("per idle stream, client/connector", "KiB", False, 2),
     "stream_access_KiB": ("per idle stream, `adit access`", "KiB", False, 2),
+    "streams_wanted": ("idle streams opened", "streams", True, 0),
     "streams_open": ("idle streams that reached the sink", "streams", True, 0),
     "streams_open_seconds": ("time to open the idle streams", "s", False, 1),
     "first_request_ms": ("start → first request served", "ms", False, 0),

@@ -62,6 +62,7 @@ ADIT_TUN=$((BASE + 144))
 ADIT_API=$((BASE + 100))
 ADIT_ACC_IPERF=$((BASE + 202))
 ADIT_ACC_SINK=$((BASE + 203))
+ADIT_ACC_SINK2=$((BASE + 204))
 RH_CTRL=$((BASE + 333))
 RH_WEB=$((BASE + 381))
 RH_IPERF=$((BASE + 382))
@@ -431,11 +432,18 @@ measure_rss_load() { # peak RSS (VmHWM) after the load tests
 }
 
 measure_streams() {
-    local out args=() p line name before with opened accepted probed secs
+    local out args=() p line count=$STREAMS
     out="$WORK/logs/$SYS-run$RUN-streams.txt"
     for p in $SINK_PIDS; do args+=(--pid "$p"); done
-    timeout 200 python3 "$BENCH_DIR/streams.py" --target-port "$SINK_ENTRY" --sink-port "$SINK_PORT" \
-        --count "$STREAMS" --timeout 90 "${args[@]}" >"$out" 2>&1
+    for p in $SINK_ENTRY; do args+=(--target-port "$p"); done
+    # rathole and bore hold two sockets per stream in each process (the visitor's and a
+    # data connection); keep them inside the descriptor limit.
+    if [ "$SYS" != adit ] && [ "$count" -gt "$PEER_STREAMS_MAX" ]; then
+        count=$PEER_STREAMS_MAX
+    fi
+    rec streams_wanted "$count"
+    timeout 200 python3 "$BENCH_DIR/streams.py" --sink-port "$SINK_PORT" \
+        --count "$count" --timeout 90 "${args[@]}" 2>&1 | head -c 100000 >"$out"
     line=$(grep '^STREAMS ' "$out")
     if [ -z "$line" ]; then
         warn "$SYS run $RUN: idle streams test failed (see logs/$(basename "$out"))"
@@ -444,8 +452,8 @@ measure_streams() {
     eval "$(echo "${line#STREAMS }" | tr ' ' '\n' | sed 's/^/S_/')"
     rec streams_open "$S_accepted"
     rec streams_open_seconds "$S_seconds"
-    if [ "$S_accepted" -lt "$STREAMS" ] || [ "$S_probed_ok" -lt 10 ]; then
-        warn "$SYS run $RUN: idle streams: opened $S_opened, failed $S_failed, reached the sink $S_accepted of $STREAMS, echo probes ok $S_probed_ok/10"
+    if [ "$S_accepted" -lt "$count" ] || [ "$S_probed_ok" -lt 10 ]; then
+        warn "$SYS run $RUN: idle streams: opened $S_opened, failed $S_failed, reached the sink $S_accepted of $count, echo probes ok $S_probed_ok/10"
     fi
     while read -r line; do
         eval "$(echo "${line#RSS }" | tr ' ' '\n' | sed 's/^/R_/')"
@@ -522,15 +530,21 @@ EOF
     spawn "adit-access-tcp-run$RUN" env HOME="$d/home" "$ADIT" access tcp --hostname tcp.localhost \
         --edge "http://127.0.0.1:$ADIT_EDGE" --url "127.0.0.1:$ADIT_ACC_IPERF"
     ACCESS_PID=$SPAWNED
-    spawn "adit-access-sink-run$RUN" env HOME="$d/home" "$ADIT" access tcp --hostname sink.localhost \
+    # Two listeners for the idle streams: `adit access` holds two sockets per stream, and
+    # the descriptor limit (ulimit -Hn) may be 20000.
+    spawn "adit-access-sink1-run$RUN" env HOME="$d/home" "$ADIT" access tcp --hostname sink.localhost \
         --edge "http://127.0.0.1:$ADIT_EDGE" --url "127.0.0.1:$ADIT_ACC_SINK"
-    local access_sink=$SPAWNED
-    SYS_PIDS+=("$ACCESS_PID" "$access_sink")
-    wait_port "$ADIT_ACC_IPERF" 10 && wait_port "$ADIT_ACC_SINK" 10 || { warn "adit access tcp did not listen"; return 1; }
-    TCP_PORT=$ADIT_ACC_IPERF SINK_ENTRY=$ADIT_ACC_SINK
+    local access_sink1=$SPAWNED
+    spawn "adit-access-sink2-run$RUN" env HOME="$d/home" "$ADIT" access tcp --hostname sink.localhost \
+        --edge "http://127.0.0.1:$ADIT_EDGE" --url "127.0.0.1:$ADIT_ACC_SINK2"
+    local access_sink2=$SPAWNED
+    SYS_PIDS+=("$ACCESS_PID" "$access_sink1" "$access_sink2")
+    wait_port "$ADIT_ACC_IPERF" 10 && wait_port "$ADIT_ACC_SINK" 10 && wait_port "$ADIT_ACC_SINK2" 10 \
+        || { warn "adit access tcp did not listen"; return 1; }
+    TCP_PORT=$ADIT_ACC_IPERF SINK_ENTRY="$ADIT_ACC_SINK $ADIT_ACC_SINK2"
     TUN_PIDS=("$server" "$connector")
     SERVER_PID=$server CLIENT_PIDS=$connector
-    SINK_PIDS="server=$server client=$connector access=$access_sink"
+    SINK_PIDS="server=$server client=$connector access=$access_sink1 access=$access_sink2"
 }
 
 start_rathole() { # tcp|noise
@@ -639,13 +653,16 @@ run_system() {
 
 # ---------------------------------------------------------------- main
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-[ "$(ulimit -n)" -ge $((STREAMS * 2 + 1000)) ] \
-    || echo "warning: ulimit -n is $(ulimit -n); $STREAMS streams may not fit" >&2
+FD_LIMIT=$(ulimit -n)
+# Each peer process holds two sockets per idle stream; Adit's edge and connector one.
+PEER_STREAMS_MAX=$(((FD_LIMIT - 2000) / 2))
+[ "$FD_LIMIT" -ge $((STREAMS + 1000)) ] \
+    || echo "warning: ulimit -n is $FD_LIMIT; $STREAMS idle streams may not fit" >&2
 
 install_tools
 build_adit
 
-for p in $NGINX_PORT $IPERF_PORT $SINK_PORT $ADIT_EDGE $ADIT_TUN $ADIT_API $ADIT_ACC_IPERF $ADIT_ACC_SINK \
+for p in $NGINX_PORT $IPERF_PORT $SINK_PORT $ADIT_EDGE $ADIT_TUN $ADIT_API $ADIT_ACC_IPERF $ADIT_ACC_SINK $ADIT_ACC_SINK2 \
     $RH_CTRL $RH_WEB $RH_IPERF $RH_SINK $BORE_CTRL $BORE_WEB $BORE_IPERF $BORE_SINK; do
     port_busy "$p" && die "port 127.0.0.1:$p is in use (set BENCH_PORT_BASE to move the range; bore needs 7835)"
 done
@@ -659,7 +676,7 @@ echo "run,system,metric,value" >"$RESULTS/raw.csv"
 {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "mode: $([ "$QUICK" = 1 ] && echo quick || echo full), runs: $RUNS, wrk -d${DUR}s, iperf3 -t $IPERF_T, idle streams: $STREAMS"
-    echo "nproc: $(nproc)"
+    echo "nproc: $(nproc), open files limit: $FD_LIMIT (idle streams for rathole and bore: at most $PEER_STREAMS_MAX)"
     echo "cpu: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
     echo "kernel: $(uname -sr)"

@@ -1,0 +1,80 @@
+//! The `adit` binary as a user runs it: exit codes and messages. (Building this test also
+//! makes `cargo test --workspace` build the binary the server's SSH test uses as
+//! OpenSSH's ProxyCommand.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::process::Command;
+
+fn adit(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_adit"))
+        .args(args)
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .expect("adit runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_and_help() {
+    let (ok, stdout, _) = adit(&["--version"]);
+    assert!(ok);
+    assert!(stdout.starts_with("adit "), "{stdout}");
+    let (ok, stdout, _) = adit(&["access", "--help"]);
+    assert!(ok);
+    assert!(
+        stdout.contains("ssh") && stdout.contains("socks"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_garbage_token_exits_non_zero_saying_so() {
+    let (ok, _, stderr) = adit(&[
+        "tunnel",
+        "run",
+        "--token",
+        "garbage",
+        "--url",
+        "hello_world",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("Provided Tunnel token is not valid"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ingress_validate_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(&good, "ingress:\n  - hostname: a.example.com\n    service: ssh://localhost\n  - service: http_status:404\n").unwrap();
+    let (ok, stdout, _) = adit(&["ingress", "--config", good.to_str().unwrap(), "validate"]);
+    assert!(ok, "{stdout}");
+    assert!(stdout.ends_with("OK\n"), "{stdout}");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "ingress:\n  - hostname: a.example.com:22\n    service: http://x\n  - service: http_status:404\n").unwrap();
+    let (ok, _, stderr) = adit(&["ingress", "--config", bad.to_str().unwrap(), "validate"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("bad.yml") && stderr.contains("Rule #1") && stderr.contains("port"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tunnel_ready_fails_when_nothing_answers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (ok, _, stderr) = adit(&["tunnel", "ready", "--metrics", &format!("127.0.0.1:{port}")]);
+    assert!(!ok);
+    assert!(stderr.contains("cannot reach"), "{stderr}");
+}
