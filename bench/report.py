@@ -47,6 +47,7 @@ METRICS = {
     "streams_wanted": ("idle streams opened", "streams", True, 0),
     "streams_open": ("idle streams that reached the sink", "streams", True, 0),
     "streams_open_seconds": ("time to open the idle streams", "s", False, 1),
+    "loadavg_1m": ("load average (1 min) when the system started", "", False, 2),
     "first_request_ms": ("start → first request served", "ms", False, 0),
     "http_small_errors": ("errors: small HTTP", "count", False, 0),
     "rtt_errors": ("errors: round trip", "count", False, 0),
@@ -129,7 +130,7 @@ def main():
     out.append("| metric | " + " | ".join(others) + " |")
     out.append("| --- |" + " ---: |" * len(others))
     for m in metrics:
-        if m.endswith("_errors") or m.startswith("streams_"):
+        if m.endswith("_errors") or m.startswith("streams_") or m == "loadavg_1m":
             continue
         label = METRICS.get(m, (m,))[0]
         cells = []

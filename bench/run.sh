@@ -625,6 +625,9 @@ run_system() {
     TUN_PIDS=()
     ACCESS_PID="" SINK_PIDS="" CLIENT_PIDS="" SERVER_PID=""
     local ok=0
+    # Other work on the machine shows here (the load average includes our own processes
+    # from the previous system only for a few seconds).
+    rec loadavg_1m "$(cut -d' ' -f1 /proc/loadavg)"
     case "$SYS" in
         direct) start_direct && ok=1 ;;
         adit) start_adit && ok=1 ;;
@@ -659,6 +662,7 @@ PEER_STREAMS_MAX=$(((FD_LIMIT - 2000) / 2))
 [ "$FD_LIMIT" -ge $((STREAMS + 1000)) ] \
     || echo "warning: ulimit -n is $FD_LIMIT; $STREAMS idle streams may not fit" >&2
 
+LOAD_BEFORE_BUILD=$(cut -d' ' -f1-3 /proc/loadavg)
 install_tools
 build_adit
 
@@ -680,7 +684,7 @@ echo "run,system,metric,value" >"$RESULTS/raw.csv"
     echo "cpu: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
     echo "kernel: $(uname -sr)"
-    echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load average before the build: $LOAD_BEFORE_BUILD; before the measurements: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "adit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "adit-server binary: $ADIT_SERVER_NOTE"
     echo "rathole: $("$RATHOLE" --version 2>/dev/null | head -1), bore: $("$BORE" --version 2>/dev/null | head -1)"

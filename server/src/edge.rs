@@ -374,7 +374,7 @@ impl Edge {
             .await;
         let status = response.status();
         self.metrics.request(
-            Some((tunnel, &counters)),
+            Some(&counters),
             status.as_u16(),
             source,
             kind,

@@ -93,6 +93,10 @@ pub struct TunnelCounters {
     latency: [AtomicU64; LATENCY_BOUNDS.len()],
     /// The totals at the last traffic flush.
     flushed: Mutex<Totals>,
+    /// This tunnel's `edge_requests` series, found once each: no label string is built
+    /// per request.
+    outcomes: Mutex<HashMap<(&'static str, ErrorSource), Counter>>,
+    label: String,
 }
 
 /// A tunnel's counts: totals at one moment, or the change between two.
@@ -269,6 +273,8 @@ impl Metrics {
                     bytes_out,
                     latency: std::array::from_fn(|_| AtomicU64::new(0)),
                     flushed: Mutex::default(),
+                    outcomes: Mutex::default(),
+                    label: id,
                 })
             })
             .clone()
@@ -320,28 +326,39 @@ impl Metrics {
     /// One answered request: its status, who is to blame if it failed, how long it took.
     pub fn request(
         &self,
-        tunnel: Option<(TunnelId, &TunnelCounters)>,
+        tunnel: Option<&TunnelCounters>,
         status: u16,
         source: ErrorSource,
         kind: StreamKind,
         took: Duration,
     ) {
         let status_class = status_class(status);
-        let tunnel_label = tunnel.map_or_else(|| "none".to_owned(), |(id, _)| id.to_string());
-        self.requests
-            .get_or_create(&RequestLabels {
-                tunnel: tunnel_label,
-                status_class,
-                error_source: source,
-            })
-            .inc();
+        let series = |tunnel: &str| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    tunnel: tunnel.to_owned(),
+                    status_class,
+                    error_source: source,
+                })
+                .clone()
+        };
+        match tunnel {
+            Some(counters) => counters
+                .outcomes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry((status_class, source))
+                .or_insert_with(|| series(&counters.label))
+                .inc(),
+            None => series("none").inc(),
+        };
         let seconds = took.as_secs_f64();
         self.duration
             .get_or_create(&KindLabels {
                 kind: kind.as_str(),
             })
             .observe(seconds);
-        if let Some((_, counters)) = tunnel {
+        if let Some(counters) = tunnel {
             counters.requests.inc();
             if status >= 500 {
                 counters.errors.inc();
@@ -387,7 +404,7 @@ mod tests {
         let t = TunnelId::random();
         let counters = m.tunnel(t);
         m.request(
-            Some((t, &counters)),
+            Some(&counters),
             200,
             ErrorSource::None,
             StreamKind::Http,
