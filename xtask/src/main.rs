@@ -91,8 +91,32 @@ fn cargo_status(root: &Path, args: &[&str]) -> Result<std::process::ExitStatus> 
 
 // ---------------------------------------------------------------- cargo xtask test
 
+/// The SSH test drives real OpenSSH: install Debian's packages when they are missing.
+fn ensure_openssh() -> Result<()> {
+    let have = |path: &str| std::path::Path::new(path).exists();
+    if have("/usr/sbin/sshd") && (have("/usr/bin/ssh") || have("/bin/ssh")) {
+        return Ok(());
+    }
+    step("installing openssh-server and openssh-client (the SSH test runs real OpenSSH)");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+    };
+    let installed = apt(&["update", "-qq"])
+        .and_then(|_| apt(&["install", "-y", "-qq", "openssh-server", "openssh-client"]));
+    match installed {
+        Ok(status) if status.success() => Ok(()),
+        _ => bail!(
+            "could not install OpenSSH; as root run: apt-get install openssh-server openssh-client"
+        ),
+    }
+}
+
 fn test(extra: &[String]) -> Result<ExitCode> {
     let root = workspace_root()?;
+    ensure_openssh()?;
     if std::env::var_os("ADIT_TEST_DATABASE_URL").is_some() {
         step("ADIT_TEST_DATABASE_URL is set: the PostgreSQL tests run against it");
     } else if answers(POSTGRES_ADDR) {
