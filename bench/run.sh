@@ -222,31 +222,6 @@ build_adit() {
     ADIT="$target/release/adit"
     [ -x "$ADIT_SERVER" ] && [ -x "$ADIT" ] || die "release binaries missing in $target/release"
     ADIT_SERVER_NOTE="target/release/adit-server"
-    # Does the server start with the benchmark's flags? If its flag parsing is broken, fall
-    # back to bench/server-shim: the same adit_server::App with a Config built by hand.
-    local d i
-    d=$(mktemp -d /tmp/adit-bench-check.XXXXXX)
-    "$ADIT_SERVER" --data-dir "$d/data" --edge-addr 127.0.0.1:0 --edge-tls-addr off \
-        --tunnel-addr 127.0.0.1:0 --api-addr 127.0.0.1:0 >"$d/log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        [ -s "$d/data/api-url" ] && break
-        sleep 0.1
-    done
-    kill_and_forget "$pid"
-    if ! [ -s "$d/data/api-url" ]; then
-        ADIT_SERVER_BROKEN=$(grep -m1 -A1 'panicked\|error' "$d/log" | tr '\n' ' ' | cut -c1-300)
-        echo "adit-server does not start with the benchmark's flags: $ADIT_SERVER_BROKEN" >&2
-        log "building bench/server-shim (adit_server::App with a hand-built Config)"
-        cp "$ROOT/Cargo.lock" "$BENCH_DIR/server-shim/Cargo.lock"
-        (cd "$BENCH_DIR/server-shim" && CARGO_TARGET_DIR="$target" cargo build --release) \
-            || die "bench/server-shim does not build either"
-        ADIT_SERVER="$target/release/adit-bench-server"
-        ADIT_SERVER_NOTE="bench/server-shim, because target/release/adit-server fails: $ADIT_SERVER_BROKEN"
-    fi
-    rm -rf "$d"
 }
 
 # ---------------------------------------------------------------- origin
@@ -675,7 +650,6 @@ WORK=$(mktemp -d /tmp/adit-bench.XXXXXX)
 mkdir -p "$WORK/logs" "$RESULTS"
 rm -rf "$RESULTS/logs"
 : >"$WORK/failures.txt"
-[ -n "${ADIT_SERVER_BROKEN:-}" ] && echo "adit-server does not start with the benchmark's flags; bench/server-shim ran the same App instead: $ADIT_SERVER_BROKEN" >>"$WORK/failures.txt"
 echo "run,system,metric,value" >"$RESULTS/raw.csv"
 {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
