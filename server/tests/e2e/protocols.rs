@@ -567,7 +567,7 @@ async fn a_quick_tunnel_serves_then_vanishes_with_its_connector() {
     assert!(hostname.ends_with(".quick.example.com"), "{hostname}");
     let host = hostname.clone();
     let edge = server.edge;
-    eventually(Duration::from_secs(10), "the quick tunnel serving", || {
+    eventually(Duration::from_secs(30), "the quick tunnel serving", || {
         let host = host.clone();
         async move {
             let r = client()
@@ -595,7 +595,7 @@ async fn a_quick_tunnel_serves_then_vanishes_with_its_connector() {
 
     stop.cancel();
     run.await.unwrap().unwrap();
-    eventually(Duration::from_secs(10), "the quick tunnel removed", || {
+    eventually(Duration::from_secs(30), "the quick tunnel removed", || {
         let host = hostname.clone();
         async move {
             let r = client()
