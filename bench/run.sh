@@ -221,7 +221,6 @@ build_adit() {
     ADIT_SERVER="$target/release/adit-server"
     ADIT="$target/release/adit"
     [ -x "$ADIT_SERVER" ] && [ -x "$ADIT" ] || die "release binaries missing in $target/release"
-    ADIT_SERVER_NOTE="target/release/adit-server"
 }
 
 # ---------------------------------------------------------------- origin
@@ -630,56 +629,62 @@ run_system() {
 }
 
 # ---------------------------------------------------------------- main
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-FD_LIMIT=$(ulimit -n)
-# Each peer process holds two sockets per idle stream; Adit's edge and connector one.
-PEER_STREAMS_MAX=$(((FD_LIMIT - 2000) / 2))
-[ "$FD_LIMIT" -ge $((STREAMS + 1000)) ] \
-    || echo "warning: ulimit -n is $FD_LIMIT; $STREAMS idle streams may not fit" >&2
+# The whole run is one function, parsed before it starts: bash reads a script as it runs,
+# so an edit of this file during a (30-minute) run would otherwise derail it.
+main() {
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    FD_LIMIT=$(ulimit -n)
+    # Each peer process holds two sockets per idle stream; Adit's edge and connector one.
+    PEER_STREAMS_MAX=$(((FD_LIMIT - 2000) / 2))
+    [ "$FD_LIMIT" -ge $((STREAMS + 1000)) ] \
+        || echo "warning: ulimit -n is $FD_LIMIT; $STREAMS idle streams may not fit" >&2
 
-LOAD_BEFORE_BUILD=$(cut -d' ' -f1-3 /proc/loadavg)
-install_tools
-build_adit
+    LOAD_BEFORE_BUILD=$(cut -d' ' -f1-3 /proc/loadavg)
+    install_tools
+    build_adit
 
-for p in $NGINX_PORT $IPERF_PORT $SINK_PORT $ADIT_EDGE $ADIT_TUN $ADIT_API $ADIT_ACC_IPERF $ADIT_ACC_SINK $ADIT_ACC_SINK2 \
-    $RH_CTRL $RH_WEB $RH_IPERF $RH_SINK $BORE_CTRL $BORE_WEB $BORE_IPERF $BORE_SINK; do
-    port_busy "$p" && die "port 127.0.0.1:$p is in use (set BENCH_PORT_BASE to move the range; bore needs 7835)"
-done
-
-WORK=$(mktemp -d /tmp/adit-bench.XXXXXX)
-mkdir -p "$WORK/logs" "$RESULTS"
-rm -rf "$RESULTS/logs"
-: >"$WORK/failures.txt"
-echo "run,system,metric,value" >"$RESULTS/raw.csv"
-{
-    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "mode: $([ "$QUICK" = 1 ] && echo quick || echo full), runs: $RUNS, wrk -d${DUR}s, iperf3 -t $IPERF_T, idle streams: $STREAMS"
-    echo "nproc: $(nproc), open files limit: $FD_LIMIT (idle streams for rathole and bore: at most $PEER_STREAMS_MAX)"
-    echo "cpu: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
-    echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-    echo "kernel: $(uname -sr)"
-    echo "load average before the build: $LOAD_BEFORE_BUILD; before the measurements: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "adit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' (with uncommitted changes)')"
-    echo "adit-server binary: $ADIT_SERVER_NOTE"
-    echo "rathole: $("$RATHOLE" --version 2>/dev/null | head -1), bore: $("$BORE" --version 2>/dev/null | head -1)"
-    echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), iperf3: $(iperf3 --version | head -1 | cut -d' ' -f1-2), nginx: $("$NGINX" -v 2>&1 | cut -d/ -f2)"
-} >"$RESULTS/machine.txt"
-cat "$RESULTS/machine.txt" >&2
-
-start_origin
-
-for RUN in $(seq 1 "$RUNS"); do
-    for s in $SYSTEMS; do
-        run_system "$s"
+    for p in $NGINX_PORT $IPERF_PORT $SINK_PORT $ADIT_EDGE $ADIT_TUN $ADIT_API $ADIT_ACC_IPERF $ADIT_ACC_SINK $ADIT_ACC_SINK2 \
+        $RH_CTRL $RH_WEB $RH_IPERF $RH_SINK $BORE_CTRL $BORE_WEB $BORE_IPERF $BORE_SINK; do
+        port_busy "$p" && die "port 127.0.0.1:$p is in use (set BENCH_PORT_BASE to move the range; bore needs 7835)"
     done
-done
-echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
-cp "$WORK/failures.txt" "$RESULTS/failures.txt"
 
-python3 "$BENCH_DIR/report.py" "$RESULTS" >"$RESULTS/table.md" || die "report.py failed"
-cat "$RESULTS/table.md"
-if [ "$QUICK" = 0 ] && [ "$SYSTEMS" = "direct adit rathole-tcp rathole-noise bore" ]; then
-    cp "$RESULTS/results.csv" "$BENCH_DIR/results.csv"
-    cp "$RESULTS/table.md" "$BENCH_DIR/results.md"
-    log "copied results.csv and results.md to bench/"
-fi
+    WORK=$(mktemp -d /tmp/adit-bench.XXXXXX)
+    mkdir -p "$WORK/logs" "$RESULTS"
+    rm -rf "$RESULTS/logs"
+    : >"$WORK/failures.txt"
+    echo "run,system,metric,value" >"$RESULTS/raw.csv"
+    {
+        echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "mode: $([ "$QUICK" = 1 ] && echo quick || echo full), runs: $RUNS, wrk -d${DUR}s, iperf3 -t $IPERF_T, idle streams: $STREAMS"
+        echo "nproc: $(nproc), open files limit: $FD_LIMIT (idle streams for rathole and bore: at most $PEER_STREAMS_MAX)"
+        echo "cpu: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+        echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+        echo "kernel: $(uname -sr)"
+        echo "load average before the build: $LOAD_BEFORE_BUILD; before the measurements: $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "adit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' (with uncommitted changes)')"
+        echo "peers: $(cargo install --list --root "$TOOLS" 2>/dev/null | grep -v '^ ' | tr -d ':' | paste -sd, | sed 's/,/, /g')"
+        echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), iperf3: $(iperf3 --version | head -1 | cut -d' ' -f1-2), nginx: $("$NGINX" -v 2>&1 | cut -d/ -f2)"
+    } >"$RESULTS/machine.txt"
+    cat "$RESULTS/machine.txt" >&2
+
+    start_origin
+
+    for RUN in $(seq 1 "$RUNS"); do
+        for s in $SYSTEMS; do
+            run_system "$s"
+        done
+    done
+    echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
+    cp "$WORK/failures.txt" "$RESULTS/failures.txt"
+
+    python3 "$BENCH_DIR/report.py" "$RESULTS" >"$RESULTS/table.md" || die "report.py failed"
+    cat "$RESULTS/table.md"
+    if [ "$QUICK" = 0 ] && [ "$SYSTEMS" = "direct adit rathole-tcp rathole-noise bore" ]; then
+        cp "$RESULTS/results.csv" "$BENCH_DIR/results.csv"
+        cp "$RESULTS/table.md" "$BENCH_DIR/results.md"
+        log "copied results.csv and results.md to bench/"
+    fi
+}
+
+main "$@"
+exit $?
