@@ -15,6 +15,9 @@ use tracing::Instrument;
 
 use crate::{Error, api_client::ApiCredentials, bridge::bridge};
 
+/// Each read of the WebSocket is a read of the socket to the edge: 16 KiB, a TLS record.
+const WEBSOCKET_READ_BUFFER: usize = 16 * 1024;
+
 /// Any byte stream a WebSocket can run over (plain TCP or TLS).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -113,7 +116,8 @@ impl EdgeTarget {
         {
             headers.insert(header::AUTHORIZATION, value);
         }
-        match tokio_tungstenite::client_async(request, io).await {
+        let config = crate::bridge::websocket_config(WEBSOCKET_READ_BUFFER);
+        match tokio_tungstenite::client_async_with_config(request, io, Some(config)).await {
             Ok((ws, _)) => Ok(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();

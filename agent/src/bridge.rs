@@ -3,15 +3,22 @@
 //! more bytes this way" (a `shutdown(WRITE)`); the other direction keeps flowing until it
 //! ends too, and then the WebSocket closes normally.
 
+use adit_transport::relay::read_chunk;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{Bytes, Message},
+    tungstenite::{Message, protocol::WebSocketConfig},
 };
 
-/// Largest chunk read from the TCP side per message.
-const CHUNK: usize = 64 * 1024;
+/// WebSocket settings for a bridged stream. tungstenite's default read buffer (128 KiB) is
+/// filled in before the first read, so every idle stream would hold it; frames are written
+/// as they are sent, since each carries what one read of the socket returned.
+pub fn websocket_config(read_buffer: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(read_buffer)
+        .write_buffer_size(0)
+}
 
 /// Bytes moved each way: (WebSocket → TCP, TCP → WebSocket).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -48,21 +55,18 @@ where
         tcp_out.shutdown().await
     };
     let outbound = async {
-        let mut buf = vec![0u8; CHUNK];
         loop {
-            let n = tcp_in.read(&mut buf).await?;
-            if n == 0 {
-                ws_out
-                    .send(Message::Binary(Bytes::new()))
-                    .await
-                    .map_err(std::io::Error::other)?;
-                break;
-            }
+            // An empty chunk is the end of the TCP side, and as a message says just that.
+            let chunk = read_chunk(&mut tcp_in).await?;
+            let n = chunk.len() as u64;
             ws_out
-                .send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
+                .send(Message::Binary(chunk))
                 .await
                 .map_err(std::io::Error::other)?;
-            moved.to_ws += n as u64;
+            if n == 0 {
+                break;
+            }
+            moved.to_ws += n;
         }
         Ok::<_, std::io::Error>(ws_out)
     };
@@ -77,6 +81,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
     use tokio_tungstenite::tungstenite::protocol::Role;
 
     use super::*;

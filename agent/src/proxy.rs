@@ -511,12 +511,10 @@ async fn proxy_websocket(
             );
         }
     };
-    let (to_edge, body) = crate::streams::pipe_to_edge(from_edge);
+    let (body, to_edge) = crate::streams::answer_body();
     tokio::spawn(
         async move {
-            let mut origin = TokioIo::new(upgraded);
-            let mut to_edge = to_edge;
-            let _ = tokio::io::copy_bidirectional(&mut origin, &mut to_edge).await;
+            adit_transport::relay::splice(TokioIo::new(upgraded), from_edge, to_edge).await;
         }
         .instrument(tracing::debug_span!("websocket")),
     );

@@ -14,14 +14,10 @@ use std::{
 use adit_core::{
     cidr::IpNet, ingress::Rule, wire::HEADER_DESTINATION, wire::HEADER_UPGRADE_STATUS,
 };
-use futures_util::StreamExt;
+use adit_transport::relay::{self, BodyIo, BodySender};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
-use tokio::{
-    io::{AsyncWriteExt, DuplexStream},
-    net::TcpStream,
-};
+use http_body_util::BodyExt;
+use tokio::net::TcpStream;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{handshake::derive_accept_key, protocol::Role},
@@ -30,34 +26,19 @@ use tracing::Instrument;
 
 use crate::{
     Error,
-    proxy::{BoxError, ProxyBody, connector_error, origin_failure},
+    proxy::{ProxyBody, connector_error, origin_failure},
 };
 
-/// How far ahead the pipe between the HTTP/2 stream and a socket may run.
-const PIPE_BUFFER: usize = 256 * 1024;
+/// The WebSocket codec reads from bytes already in memory (the HTTP/2 stream's), so small
+/// reads cost little, and a small buffer keeps idle streams cheap.
+const WEBSOCKET_READ_BUFFER: usize = 4 * 1024;
 /// A destination outside the known networks refreshes the list at most this often.
 const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
-/// One duplex stream over the HTTP/2 stream: the edge's request body comes out of it,
-/// and what is written to it becomes the response body.
-pub(crate) fn pipe_to_edge(from_edge: ProxyBody) -> (DuplexStream, ProxyBody) {
-    let (ours, theirs) = tokio::io::duplex(PIPE_BUFFER);
-    let (theirs_read, mut theirs_write) = tokio::io::split(theirs);
-    tokio::spawn(async move {
-        let mut from_edge = from_edge;
-        while let Some(Ok(frame)) = from_edge.frame().await {
-            if let Ok(data) = frame.into_data()
-                && theirs_write.write_all(&data).await.is_err()
-            {
-                break;
-            }
-        }
-        // The edge's side ended: a half-close, passed on.
-        let _ = theirs_write.shutdown().await;
-    });
-    let to_edge = tokio_util::io::ReaderStream::with_capacity(theirs_read, 64 * 1024)
-        .map(|chunk| chunk.map(Frame::data).map_err(BoxError::from));
-    (ours, StreamBody::new(to_edge).boxed_unsync())
+/// The body of a stream's answer, and the sender that feeds it.
+pub(crate) fn answer_body() -> (ProxyBody, BodySender) {
+    let (body, to_edge) = relay::channel_body();
+    (body.boxed_unsync(), to_edge)
 }
 
 /// The answer for an upgraded stream: HTTP/2 cannot say 101, so it rides in a header.
@@ -83,10 +64,12 @@ fn accept_websocket(req: Request<ProxyBody>, tcp: TcpStream) -> Response<ProxyBo
     if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         headers.insert("sec-websocket-accept", accept);
     }
-    let (pipe, body) = pipe_to_edge(req.into_body());
+    let (body, to_edge) = answer_body();
+    let io = BodyIo::new(req.into_body(), to_edge);
     tokio::spawn(
         async move {
-            let ws = WebSocketStream::from_raw_socket(pipe, Role::Server, None).await;
+            let config = crate::bridge::websocket_config(WEBSOCKET_READ_BUFFER);
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
             match crate::bridge::bridge(ws, tcp).await {
                 Ok(moved) => tracing::debug!(
                     to_origin = moved.to_tcp,

@@ -18,23 +18,21 @@ use adit_core::{
         HEADER_UPGRADE_STATUS, StreamKind,
     },
 };
-use adit_transport::headers::strip_hop_by_hop;
+use adit_transport::{
+    headers::strip_hop_by_hop,
+    relay::{self, BodySender},
+};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header,
 };
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-    sync::mpsc,
-};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -581,14 +579,10 @@ impl Failure {
     }
 }
 
-/// Feeds the visitor's bytes into an upgraded stream's body after the 101.
-type VisitorBytes = mpsc::Sender<Result<Frame<Bytes>, BoxError>>;
-
 /// The body of an upgraded stream: the visitor's bytes, fed in after the 101.
-fn upgrade_body() -> (TunnelBody, VisitorBytes) {
-    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    (StreamBody::new(stream).boxed_unsync(), tx)
+fn upgrade_body() -> (TunnelBody, BodySender) {
+    let (body, tx) = relay::channel_body();
+    (body.boxed_unsync(), tx)
 }
 
 /// The HTTP/2 request for one stream: the visitor's head without per-hop headers, with
@@ -633,7 +627,7 @@ fn stream_request(
 async fn finish(
     response: Response<Incoming>,
     guard: InFlight,
-    upgrade: Option<(hyper::upgrade::OnUpgrade, VisitorBytes)>,
+    upgrade: Option<(hyper::upgrade::OnUpgrade, BodySender)>,
     json: bool,
 ) -> Response<TunnelBody> {
     if is_from_connector(&response)
@@ -715,7 +709,7 @@ fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<Tun
 fn switch_protocols(
     response: Response<Incoming>,
     visitor: hyper::upgrade::OnUpgrade,
-    to_connector: VisitorBytes,
+    to_connector: BodySender,
     guard: InFlight,
 ) -> Response<TunnelBody> {
     let (mut parts, from_connector) = response.into_parts();
@@ -738,32 +732,7 @@ fn switch_protocols(
                     return;
                 }
             };
-            let (mut visitor_read, mut visitor_write) = tokio::io::split(TokioIo::new(upgraded));
-            let up = async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match visitor_read.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let chunk = Bytes::copy_from_slice(&buf[..n]);
-                            if to_connector.send(Ok(Frame::data(chunk))).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                // Dropping the sender ends the stream's request body: a half-close.
-            };
-            let down = async move {
-                let mut frames = from_connector.into_data_stream();
-                while let Some(Ok(chunk)) = frames.next().await {
-                    if visitor_write.write_all(&chunk).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = visitor_write.shutdown().await;
-            };
-            tokio::join!(up, down);
+            relay::splice(TokioIo::new(upgraded), from_connector, to_connector).await;
         }
         .instrument(tracing::debug_span!("websocket")),
     );

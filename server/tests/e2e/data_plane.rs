@@ -2,13 +2,14 @@
 
 use std::{sync::Arc, time::Duration};
 
+use adit_transport::relay::channel_body;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{Method, Response, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::{Message, protocol::CloseFrame};
 
 use crate::kit::*;
@@ -59,7 +60,7 @@ async fn origin(release_sse: Arc<Notify>) -> std::net::SocketAddr {
                     r
                 }
                 "/sse" => {
-                    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+                    let (body, tx) = channel_body();
                     tokio::spawn(async move {
                         tx.send(Ok(Frame::data(Bytes::from("data: one\n\n"))))
                             .await
@@ -69,21 +70,19 @@ async fn origin(release_sse: Arc<Notify>) -> std::net::SocketAddr {
                             .await
                             .ok();
                     });
-                    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
                     let mut r = Response::new(body.boxed_unsync());
                     r.headers_mut()
                         .insert("content-type", "text/event-stream".parse().unwrap());
                     r
                 }
                 "/trailers" => {
-                    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+                    let (body, tx) = channel_body();
                     tokio::spawn(async move {
                         tx.send(Ok(Frame::data(Bytes::from("body")))).await.ok();
                         let mut trailers = http::HeaderMap::new();
                         trailers.insert("x-checksum", "abc123".parse().unwrap());
                         tx.send(Ok(Frame::trailers(trailers))).await.ok();
                     });
-                    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
                     let mut r = Response::new(body.boxed_unsync());
                     r.headers_mut()
                         .insert("trailer", "x-checksum".parse().unwrap());
@@ -236,7 +235,7 @@ async fn big_upload_and_download_keep_their_checksums() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_upload_streams_through() {
     let s = setup().await;
-    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+    let (body, tx) = channel_body();
     let mut hasher = Sha256::new();
     let chunks: Vec<Bytes> = (0..64)
         .map(|i| Bytes::from(pseudo_random(10_000 + i, i as u64)))
@@ -249,7 +248,7 @@ async fn chunked_upload_streams_through() {
             tx.send(Ok(Frame::data(c))).await.unwrap();
         }
     });
-    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed_unsync();
+    let body = body.boxed_unsync();
     let r = client()
         .request(
             to_edge(s.server.edge, "app.example.com", "/sha256")
