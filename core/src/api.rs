@@ -171,3 +171,105 @@ mod tests {
         assert_eq!(TunnelStatus::derive(true, 2, 4), TunnelStatus::Degraded);
     }
 }
+
+// ---- identity: sessions, users, API tokens, audit ----
+
+/// `POST /api/v1/auth/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    /// The account to enter, by name, when the user belongs to several.
+    #[serde(default)]
+    pub account: Option<String>,
+}
+
+/// The logged-in user, as `GET /api/v1/auth/session` and the login answer give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub user_id: crate::ids::UserId,
+    pub email: crate::identity::Email,
+    pub account_id: AccountId,
+    pub account: String,
+    pub role: crate::identity::Role,
+    /// Sent back as `X-CSRF-Token` on every state-changing request made with the cookie.
+    pub csrf_token: String,
+    /// RFC 3339: when the cookie must be renewed by (any request within does it).
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: crate::ids::UserId,
+    pub email: crate::identity::Email,
+    pub role: crate::identity::Role,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `POST /api/v1/users`: an admin adds a user to the account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateUser {
+    pub email: String,
+    pub role: crate::identity::Role,
+    /// Generated (and returned once) when absent.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// The answer to [`CreateUser`]: the password only when the server generated it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    pub user: User,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `PATCH /api/v1/users/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateUser {
+    pub role: crate::identity::Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: crate::ids::ApiTokenId,
+    pub name: String,
+    pub scopes: crate::identity::Scopes,
+    /// RFC 3339.
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateApiToken {
+    pub name: String,
+    pub scopes: crate::identity::Scopes,
+}
+
+/// The answer to [`CreateApiToken`]: the token itself, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedApiToken {
+    #[serde(flatten)]
+    pub info: ApiToken,
+    pub token: String,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// RFC 3339.
+    pub at: String,
+    /// `user:ada@example.com`, `token:ci (id)`, or `system`.
+    pub actor: String,
+    /// `tunnel.create`, `route.delete`, `login`, `login.failed`, …
+    pub action: String,
+    /// What it acted on (a path with ids and names, never a secret).
+    pub target: String,
+    pub source_ip: String,
+    /// HTTP status or gRPC code of the outcome.
+    pub outcome: String,
+}

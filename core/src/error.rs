@@ -14,6 +14,12 @@ pub enum Error {
     InvalidId { kind: &'static str, value: String },
     #[error("invalid tunnel name {name:?}: {reason}")]
     InvalidTunnelName { name: String, reason: &'static str },
+    #[error("unknown role {0:?} (roles: admin, member, viewer)")]
+    InvalidRole(String),
+    #[error("unknown scope {0:?} (scopes: read, tunnels:write, routes:write, admin)")]
+    InvalidScope(String),
+    #[error("invalid email {email:?}: {reason}")]
+    InvalidEmail { email: String, reason: &'static str },
     // --- ingress (config.yml) errors ---
     // Texts are cloudflared's (users search for them); `rule` is always 1-based.
     /// No ingress rules at all.

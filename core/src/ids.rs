@@ -72,6 +72,21 @@ uuid_id!(
     RouteId,
     "route"
 );
+uuid_id!(
+    /// A person who logs in to the dashboard; a member of one or more accounts.
+    UserId,
+    "user"
+);
+uuid_id!(
+    /// An API token (its id, never its secret).
+    ApiTokenId,
+    "API token"
+);
+uuid_id!(
+    /// A dashboard session, which a JWT names and logout ends.
+    SessionId,
+    "session"
+);
 
 /// A tunnel's human name: 1–64 of `A–Z a–z 0–9 . _ -`, and never a UUID (a UUID names a
 /// tunnel by id, as in cloudflared).

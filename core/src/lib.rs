@@ -5,6 +5,7 @@ pub mod api;
 pub mod cidr;
 mod error;
 pub mod hostname;
+pub mod identity;
 pub mod ids;
 pub mod ingress;
 pub mod token;

@@ -1,19 +1,28 @@
 //! REST under `/api/v1`. Every handler authenticates the caller's API token, then calls
 //! `Control`; errors leave in one shape, `{code, message, details}`.
 
-use std::sync::Arc;
+use std::{marker::PhantomData, net::SocketAddr, sync::Arc};
 
-use adit_core::{api, ids::AccountId};
+use adit_core::{api, identity::Scope, ids::AccountId};
 use axum::{
     Json, Router,
-    extract::{FromRequest, FromRequestParts, Path, Query, Request, State},
-    http::{StatusCode, header, request::Parts},
+    extract::{
+        ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State,
+    },
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{delete, get},
+    routing::{delete, get, post},
 };
 use serde::Deserialize;
 
-use crate::{Error, auth, control::Control};
+use crate::{
+    Error,
+    auth::{self, Principal},
+    clock::now_ms,
+    control::Control,
+    storage::AuditRow,
+};
 
 /// An error as REST callers see it.
 pub struct ApiError {
@@ -76,7 +85,19 @@ impl From<Error> for ApiError {
             Error::Unauthenticated => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
-                "a valid API token is required (Authorization: Bearer …)",
+                "log in, or send a valid API token (Authorization: Bearer …)",
+                serde_json::Value::Null,
+            ),
+            Error::LoginFailed => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "login_failed",
+                err.to_string(),
+                serde_json::Value::Null,
+            ),
+            Error::Forbidden(message) => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                message.clone(),
                 serde_json::Value::Null,
             ),
             _ => {
@@ -105,24 +126,128 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The caller's account, from the bearer API token.
-pub struct Caller(pub AccountId);
+/// What a handler needs the caller to be allowed to do.
+pub trait Needs {
+    const SCOPE: Scope;
+}
 
-impl FromRequestParts<Arc<Control>> for Caller {
+/// Reading the account's objects.
+pub struct Read;
+/// Creating, changing and deleting tunnels (and reading their tokens).
+pub struct WriteTunnels;
+/// Adding and removing public hostnames and private networks.
+pub struct WriteRoutes;
+/// Users, API tokens and the audit log.
+pub struct Administer;
+
+impl Needs for Read {
+    const SCOPE: Scope = Scope::Read;
+}
+impl Needs for WriteTunnels {
+    const SCOPE: Scope = Scope::TunnelsWrite;
+}
+impl Needs for WriteRoutes {
+    const SCOPE: Scope = Scope::RoutesWrite;
+}
+impl Needs for Administer {
+    const SCOPE: Scope = Scope::Admin;
+}
+
+/// The caller's account, when the caller (authenticated by [`authenticate`]) may do `N`.
+pub struct Can<N>(pub AccountId, pub Principal, PhantomData<N>);
+
+impl<N: Needs> FromRequestParts<Arc<Control>> for Can<N> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        control: &Arc<Control>,
-    ) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(auth::bearer);
-        let account = auth::account_for_api_token(&control.storage, token).await?;
-        Ok(Self(account))
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<Control>) -> Result<Self, ApiError> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(Error::Unauthenticated)?;
+        let account = principal.require(N::SCOPE)?;
+        Ok(Self(account, principal, PhantomData))
     }
+}
+
+/// Whether cookies must be `Secure`: the operator says so, or the request came over TLS
+/// through a proxy.
+fn secure_cookies(control: &Control, headers: &HeaderMap) -> bool {
+    control.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// Authenticates every protected request (API token or session cookie, with its CSRF
+/// token on state-changing requests), renews the session cookie when due, and writes each
+/// state-changing request to the audit log with who, from where, what and the outcome.
+async fn authenticate(
+    State(c): State<Arc<Control>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let headers = req.headers();
+    let resolved = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::bearer)
+    {
+        Some(token) => c.auth.api_token(token).await.map(|p| (p, None)),
+        None => match headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| auth::cookie(v, auth::SESSION_COOKIE))
+        {
+            Some(jwt) => {
+                let csrf = headers.get(auth::CSRF_HEADER).and_then(|v| v.to_str().ok());
+                c.auth
+                    .session(jwt, csrf, changes_state)
+                    .await
+                    .map(|(p, sid)| (p, Some(sid)))
+            }
+            None => Err(Error::Unauthenticated),
+        },
+    };
+    let (principal, session) = match resolved {
+        Ok(found) => found,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let secure = secure_cookies(&c, req.headers());
+    let action = format!(
+        "{} {}",
+        req.method(),
+        req.extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| req.uri().path(), MatchedPath::as_str)
+    );
+    let target = req.uri().path().to_owned();
+    req.extensions_mut().insert(principal.clone());
+    if let Some(session) = session {
+        req.extensions_mut().insert(session);
+    }
+    let mut response = next.run(req).await;
+    if let Some(jwt) = &principal.renewed
+        && let Ok(cookie) = HeaderValue::from_str(&auth::session_cookie(Some(jwt), secure))
+        && !response.headers().contains_key(header::SET_COOKIE)
+    {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    if changes_state {
+        c.audit(AuditRow {
+            account_id: principal.account,
+            at: now_ms(),
+            actor: principal.actor.to_string(),
+            action,
+            target,
+            source_ip: peer.ip().to_string(),
+            outcome: response.status().as_u16().to_string(),
+        })
+        .await;
+    }
+    response
 }
 
 /// `Json` whose rejections speak our error shape.
@@ -163,7 +288,7 @@ struct DeleteQuery {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 pub fn router(control: Arc<Control>) -> Router {
-    Router::new()
+    let protected = Router::new()
         .route("/api/v1/tunnels", get(list_tunnels).post(create_tunnel))
         .route(
             "/api/v1/tunnels/{tunnel}",
@@ -172,7 +297,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/tunnels/{tunnel}/token", get(tunnel_token))
         .route(
             "/api/v1/tunnels/{tunnel}/rotate-secret",
-            axum::routing::post(rotate_secret),
+            post(rotate_secret),
         )
         .route(
             "/api/v1/tunnels/{tunnel}/routes",
@@ -187,11 +312,28 @@ pub fn router(control: Arc<Control>) -> Router {
         )
         .route("/api/v1/ip-routes/match/{ip}", get(match_ip_route))
         .route("/api/v1/ip-routes/{route}", delete(delete_ip_route))
-        .route(
-            "/api/v1/quick-tunnels",
-            axum::routing::post(create_quick_tunnel),
-        )
         .route("/api/v1/private/connect", get(private_connect))
+        .route("/api/v1/auth/session", get(session))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route(
+            "/api/v1/users/{user}",
+            axum::routing::patch(update_user).delete(remove_user),
+        )
+        .route(
+            "/api/v1/tokens",
+            get(list_api_tokens).post(create_api_token),
+        )
+        .route("/api/v1/tokens/{token}", delete(revoke_api_token))
+        .route("/api/v1/audit", get(audit_log))
+        .route_layer(middleware::from_fn_with_state(
+            control.clone(),
+            authenticate,
+        ));
+    Router::new()
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/quick-tunnels", post(create_quick_tunnel))
+        .merge(protected)
         .with_state(control)
 }
 
@@ -207,7 +349,7 @@ pub async fn not_found() -> ApiError {
 
 async fn list_tunnels(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<Read>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Vec<api::Tunnel>> {
     Ok(Json(c.list_tunnels(account, &q.name_prefix).await?))
@@ -215,7 +357,7 @@ async fn list_tunnels(
 
 async fn create_tunnel(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<WriteTunnels>,
     Body(body): Body<api::CreateTunnel>,
 ) -> Result<(StatusCode, Json<api::Tunnel>), ApiError> {
     Ok((
@@ -226,7 +368,7 @@ async fn create_tunnel(
 
 async fn get_tunnel(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<Read>,
     Path(tunnel): Path<String>,
 ) -> ApiResult<api::Tunnel> {
     Ok(Json(c.get_tunnel(account, &tunnel).await?))
@@ -234,7 +376,7 @@ async fn get_tunnel(
 
 async fn rename_tunnel(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<WriteTunnels>,
     Path(tunnel): Path<String>,
     Body(body): Body<api::RenameTunnel>,
 ) -> ApiResult<api::Tunnel> {
@@ -243,7 +385,7 @@ async fn rename_tunnel(
 
 async fn delete_tunnel(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<WriteTunnels>,
     Path(tunnel): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<api::Tunnel> {
@@ -252,7 +394,7 @@ async fn delete_tunnel(
 
 async fn tunnel_token(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<WriteTunnels>,
     Path(tunnel): Path<String>,
 ) -> ApiResult<api::TunnelTokenBody> {
     let token = c.tunnel_token(account, &tunnel).await?;
@@ -261,7 +403,7 @@ async fn tunnel_token(
 
 async fn rotate_secret(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<WriteTunnels>,
     Path(tunnel): Path<String>,
 ) -> ApiResult<api::TunnelTokenBody> {
     let token = c.rotate_secret(account, &tunnel).await?;
@@ -270,7 +412,7 @@ async fn rotate_secret(
 
 async fn list_routes(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<Read>,
     Path(tunnel): Path<String>,
 ) -> ApiResult<Vec<api::Route>> {
     Ok(Json(c.list_routes(account, &tunnel).await?))
@@ -278,7 +420,7 @@ async fn list_routes(
 
 async fn create_route(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<WriteRoutes>,
     Path(tunnel): Path<String>,
     Body(body): Body<api::CreateRoute>,
 ) -> Result<(StatusCode, Json<api::Route>), ApiError> {
@@ -290,7 +432,7 @@ async fn create_route(
 
 async fn delete_route(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<WriteRoutes>,
     Path(route): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     c.delete_route(account, &route).await?;
@@ -299,7 +441,7 @@ async fn delete_route(
 
 async fn list_connectors(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<Read>,
     Path(tunnel): Path<String>,
 ) -> ApiResult<Vec<api::Connector>> {
     Ok(Json(c.list_connectors(account, &tunnel).await?))
@@ -307,14 +449,14 @@ async fn list_connectors(
 
 async fn list_ip_routes(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<Read>,
 ) -> ApiResult<Vec<api::IpRoute>> {
     Ok(Json(c.list_ip_routes(account).await?))
 }
 
 async fn create_ip_route(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<WriteRoutes>,
     Body(body): Body<api::CreateIpRoute>,
 ) -> Result<(StatusCode, Json<api::IpRoute>), ApiError> {
     let route = c
@@ -326,7 +468,7 @@ async fn create_ip_route(
 /// The route `cidr` is a network, percent-encoded by the caller (`10.0.0.0%2F8`) or its id.
 async fn delete_ip_route(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<WriteRoutes>,
     Path(route): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     c.delete_ip_route(account, &route).await?;
@@ -335,7 +477,7 @@ async fn delete_ip_route(
 
 async fn match_ip_route(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<Read>,
     Path(ip): Path<String>,
 ) -> ApiResult<api::IpRoute> {
     let addr: std::net::IpAddr = ip.parse().map_err(|e| Error::invalid("ip", e))?;
@@ -371,7 +513,7 @@ struct ConnectQuery {
 /// name, every tunnel with private routes is asked in turn.
 async fn private_connect(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<Read>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Query(q): Query<ConnectQuery>,
     req: Request,
@@ -430,10 +572,182 @@ fn an_hour() -> u32 {
 
 async fn traffic(
     State(c): State<Arc<Control>>,
-    Caller(account): Caller,
+    Can(account, ..): Can<Read>,
     Path(tunnel): Path<String>,
     Query(q): Query<TrafficQuery>,
 ) -> ApiResult<Vec<api::TrafficPoint>> {
     let minutes = q.minutes.clamp(1, 7 * 24 * 60);
     Ok(Json(c.traffic(account, &tunnel, minutes).await?))
+}
+
+// ---- sessions ----
+
+/// Logs in with email and password: sets the session cookie and answers the session,
+/// whose `csrf_token` must accompany every state-changing request.
+async fn login(
+    State(c): State<Arc<Control>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Body(body): Body<api::LoginRequest>,
+) -> Response {
+    let outcome = c.auth.login(&body, peer.ip()).await;
+    let audit = |account, actor: String, outcome: &str| AuditRow {
+        account_id: account,
+        at: now_ms(),
+        actor,
+        action: "POST /api/v1/auth/login".into(),
+        target: "/api/v1/auth/login".into(),
+        source_ip: peer.ip().to_string(),
+        outcome: outcome.to_owned(),
+    };
+    match outcome {
+        Ok((logged_in, user)) => {
+            c.audit(audit(
+                logged_in.session.account_id,
+                format!("user:{}", user.email),
+                "200",
+            ))
+            .await;
+            let cookie = auth::session_cookie(Some(&logged_in.jwt), secure_cookies(&c, &headers));
+            match HeaderValue::from_str(&cookie) {
+                Ok(cookie) => {
+                    ([(header::SET_COOKIE, cookie)], Json(logged_in.session)).into_response()
+                }
+                Err(_) => {
+                    ApiError::from(Error::Crypto("unusable session cookie".into())).into_response()
+                }
+            }
+        }
+        Err((e, user)) => {
+            let error = ApiError::from(e);
+            // A failed login for a real user is written to each of that user's accounts.
+            if let Some(user) = user
+                && let Ok(accounts) = c.storage.memberships_of(user.id).await
+            {
+                for (account, _, _) in accounts {
+                    c.audit(audit(
+                        account,
+                        format!("user:{}", user.email),
+                        error.status.as_str(),
+                    ))
+                    .await;
+                }
+            }
+            error.into_response()
+        }
+    }
+}
+
+/// The session behind the cookie (its CSRF token included, for pages that load later).
+async fn session(
+    State(c): State<Arc<Control>>,
+    Can(..): Can<Read>,
+    headers: HeaderMap,
+) -> ApiResult<api::Session> {
+    let jwt = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| auth::cookie(v, auth::SESSION_COOKIE))
+        .ok_or(Error::Unauthenticated)?;
+    Ok(Json(c.auth.describe(jwt).await?))
+}
+
+/// Ends the session and clears its cookie.
+async fn logout(
+    State(c): State<Arc<Control>>,
+    Can(..): Can<Read>,
+    headers: HeaderMap,
+    session: Option<axum::Extension<adit_core::ids::SessionId>>,
+) -> Result<Response, ApiError> {
+    let Some(axum::Extension(session)) = session else {
+        return Err(Error::invalid(
+            "session",
+            "log out ends a cookie session; API tokens are revoked instead",
+        )
+        .into());
+    };
+    c.auth.logout(session).await?;
+    let cookie = HeaderValue::from_str(&auth::session_cookie(None, secure_cookies(&c, &headers)))
+        .map_err(|_| Error::Crypto("unusable session cookie".into()))?;
+    Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
+}
+
+// ---- users, API tokens, audit log ----
+
+async fn list_users(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+) -> ApiResult<Vec<api::User>> {
+    Ok(Json(c.list_users(account).await?))
+}
+
+async fn create_user(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Body(body): Body<api::CreateUser>,
+) -> Result<(StatusCode, Json<api::CreatedUser>), ApiError> {
+    let user = c
+        .create_user(account, &body.email, body.role, body.password)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+async fn update_user(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Path(user): Path<String>,
+    Body(body): Body<api::UpdateUser>,
+) -> ApiResult<api::User> {
+    Ok(Json(c.set_user_role(account, &user, body.role).await?))
+}
+
+async fn remove_user(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Path(user): Path<String>,
+) -> ApiResult<api::User> {
+    Ok(Json(c.remove_user(account, &user).await?))
+}
+
+async fn list_api_tokens(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+) -> ApiResult<Vec<api::ApiToken>> {
+    Ok(Json(c.list_api_tokens(account).await?))
+}
+
+async fn create_api_token(
+    State(c): State<Arc<Control>>,
+    Can(_, caller, _): Can<Administer>,
+    Body(body): Body<api::CreateApiToken>,
+) -> Result<(StatusCode, Json<api::CreatedApiToken>), ApiError> {
+    let token = c.create_api_token(&caller, &body.name, body.scopes).await?;
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+async fn revoke_api_token(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Path(token): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    c.revoke_api_token(account, &token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default = "audit_page")]
+    limit: i64,
+}
+
+fn audit_page() -> i64 {
+    100
+}
+
+async fn audit_log(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Vec<api::AuditEntry>> {
+    Ok(Json(c.list_audit(account, q.limit).await?))
 }

@@ -3,7 +3,11 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-use adit_core::{hostname::HostPattern, ids::AccountId};
+use adit_core::{
+    hostname::HostPattern,
+    identity::{Email, Role},
+    ids::{AccountId, ApiTokenId},
+};
 use axum::{extract::State, response::Html, routing::get};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -11,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Config, Error,
+    auth::Auth,
     control::Control,
     edge::{self, Edge},
     edge_tls, files,
@@ -20,11 +25,12 @@ use crate::{
     registry::Registry,
     routes::Routes,
     secrets::{self, ServerKey},
-    storage::Storage,
+    storage::{ApiTokenRow, Storage},
     tunnel_listener::{self, TunnelListener},
 };
 
-/// The account everything belongs to until accounts and users arrive.
+/// The account the first admin, the first API token and `adit-server admin create`
+/// default to.
 pub(crate) const DEFAULT_ACCOUNT: &str = "default";
 
 pub struct App {
@@ -36,6 +42,8 @@ pub struct App {
     pub data_dir: PathBuf,
     /// The admin API token, only on the start that created it.
     pub new_admin_token: Option<String>,
+    /// The first admin's login and generated password, only on the start that created it.
+    pub new_admin_password: Option<(Email, String)>,
     pub default_account: AccountId,
     pub control: Arc<Control>,
     edge_listener: TcpListener,
@@ -69,11 +77,7 @@ impl App {
         std::fs::create_dir_all(&data_dir).map_err(|e| Error::file(&data_dir, e))?;
         let node = node_name(&config);
 
-        let database_url = config
-            .database_url
-            .clone()
-            .unwrap_or_else(|| Storage::sqlite_url(&data_dir.join("adit.db")));
-        let storage = Storage::open(&database_url).await?;
+        let storage = Storage::open(&config.database_url()).await?;
         let default_account = storage.ensure_account(DEFAULT_ACCOUNT).await?;
         let stale = storage.close_connections_of_edge(&node).await?;
         if stale > 0 {
@@ -139,8 +143,10 @@ impl App {
         };
 
         let key = ServerKey::load_or_create(&data_dir.join("server.key"))?;
+        let auth = Auth::load(storage.clone()).await?;
         let mut control = Control::new(
             storage.clone(),
+            auth,
             Arc::new(Registry::default()),
             routes,
             key,
@@ -162,16 +168,29 @@ impl App {
                 grace: config.quick_tunnel_grace,
             });
         }
-        let control = Arc::new(control);
+        let control = Arc::new(control.with_secure_cookies(config.secure_cookies));
 
+        let new_admin_password = if storage.count_users().await? == 0 {
+            let admin = control
+                .create_user(default_account, &config.admin_email, Role::Admin, None)
+                .await?;
+            admin.password.map(|password| (admin.user.email, password))
+        } else {
+            None
+        };
         let new_admin_token = if storage.count_api_tokens(default_account).await? == 0 {
             let token = secrets::new_api_token();
+            let row = ApiTokenRow {
+                id: ApiTokenId::random(),
+                account_id: default_account,
+                name: "admin".into(),
+                scopes: Role::Admin.scopes(),
+                created_at: crate::clock::now_ms(),
+                last_used_at: None,
+                revoked_at: None,
+            };
             storage
-                .insert_api_token(
-                    default_account,
-                    "admin",
-                    &secrets::sha256_hex(token.as_bytes()),
-                )
+                .insert_api_token(&row, &secrets::sha256_hex(token.as_bytes()))
                 .await?;
             files::write_private(&data_dir.join("admin-token"), token.as_bytes())?;
             Some(token)
@@ -194,6 +213,7 @@ impl App {
             api_addr,
             data_dir,
             new_admin_token,
+            new_admin_password,
             default_account,
             control,
             edge_listener,
@@ -208,6 +228,12 @@ impl App {
 
     /// Serves until `shutdown` is cancelled, then drains and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        if let Some((email, password)) = &self.new_admin_password {
+            // Printed, never logged: logs are kept and shipped; this is shown once.
+            println!(
+                "Dashboard admin (password shown once; change it with `adit-server admin reset-password`):\n\n    {email}  {password}\n"
+            );
+        }
         if let Some(token) = &self.new_admin_token {
             println!(
                 "Admin API token (shown once; also saved to {}):\n\n    {token}\n",

@@ -2,7 +2,10 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use adit_core::identity::Role;
+use clap::{Parser, Subcommand};
+
+use crate::storage::Storage;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -63,6 +66,55 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "ADIT_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
     pub log_format: String,
+    /// The first admin's login, created with a generated password (printed once) when the
+    /// database has no user yet.
+    #[arg(long, env = "ADIT_ADMIN_EMAIL", default_value = "admin@localhost")]
+    pub admin_email: String,
+    /// Mark session cookies `Secure`: set it when the dashboard is served over HTTPS
+    /// (behind a proxy that sends `X-Forwarded-Proto: https` it is automatic).
+    #[arg(long, env = "ADIT_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Manage users on this server's database (works while the server runs).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user with a role in an account (created when missing); the password is
+    /// generated and printed once unless --password-stdin.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "admin")]
+        role: Role,
+        #[arg(long, default_value = crate::app::DEFAULT_ACCOUNT)]
+        account: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password (generated and printed once unless --password-stdin) and end the
+    /// user's sessions.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users with their accounts and roles.
+    List,
+    /// Sign new sessions with a new key; --end-sessions also logs everyone out now.
+    RotateKeys {
+        #[arg(long)]
+        end_sessions: bool,
+    },
 }
 
 impl Config {
@@ -86,11 +138,21 @@ impl Config {
             quick_tunnel_grace: Duration::from_secs(30),
             loglevel: "info".into(),
             log_format: "pretty".into(),
+            admin_email: "admin@localhost".into(),
+            secure_cookies: false,
+            command: None,
         }
     }
 
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// `--database-url`, or the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| Storage::sqlite_url(&self.data_dir().join("adit.db")))
     }
 }
 

@@ -17,6 +17,7 @@ use adit_core::{
 
 use crate::{
     Error,
+    auth::Auth,
     clock::{now_ms, rfc3339},
     metrics::{Metrics, quantile},
     quick::{QuickTunnels, random_hostname},
@@ -40,6 +41,9 @@ pub struct ConnectorInfo {
 
 pub struct Control {
     pub storage: Storage,
+    pub auth: Auth,
+    /// Session cookies carry `Secure` (the API is reached over HTTPS).
+    pub secure_cookies: bool,
     pub metrics: Arc<Metrics>,
     /// `Some` when the operator offers quick tunnels.
     pub quick: Option<QuickTunnels>,
@@ -54,6 +58,7 @@ pub struct Control {
 impl Control {
     pub(crate) fn new(
         storage: Storage,
+        auth: Auth,
         registry: Arc<Registry>,
         routes: Arc<Routes>,
         key: ServerKey,
@@ -62,6 +67,8 @@ impl Control {
     ) -> Self {
         Self {
             storage,
+            auth,
+            secure_cookies: false,
             metrics: Arc::new(Metrics::new()),
             quick: None,
             registry,
@@ -70,6 +77,12 @@ impl Control {
             endpoint,
             ca_pin,
         }
+    }
+
+    /// Marks session cookies `Secure` (`--secure-cookies`).
+    pub(crate) fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
     }
 
     /// Offers quick tunnels (`--quick-tunnel-domain`).

@@ -32,6 +32,13 @@ pub enum Error {
     },
     #[error("missing or invalid credentials")]
     Unauthenticated,
+    /// The same answer for an unknown user and a wrong password.
+    #[error("invalid email or password")]
+    LoginFailed,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Crypto(String),
     #[error("{0}")]
     FailedPrecondition(String),
     #[error("{0}")]

@@ -3,15 +3,22 @@
 
 use std::sync::Arc;
 
-use adit_core::{api, ids::ConnectorId};
+use adit_core::{
+    api,
+    identity::Scope,
+    ids::{AccountId, ConnectorId},
+};
 use adit_proto::v1::{
     self as pb, connector_service_server::ConnectorService, tunnel_service_server::TunnelService,
 };
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
-    Error, auth,
+    Error,
+    auth::{self, Principal},
+    clock::now_ms,
     control::{ConnectorInfo, Control},
+    storage::AuditRow,
     tunnel_listener::PeerAddr,
 };
 
@@ -22,7 +29,10 @@ impl From<Error> for Status {
             Error::Conflict(m) => Status::already_exists(m.clone()),
             Error::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
             Error::InvalidArgument { .. } => Status::invalid_argument(err.to_string()),
-            Error::Unauthenticated => Status::unauthenticated("missing or invalid credentials"),
+            Error::Unauthenticated | Error::LoginFailed => {
+                Status::unauthenticated("missing or invalid credentials")
+            }
+            Error::Forbidden(m) => Status::permission_denied(m.clone()),
             Error::RateLimited(m) => Status::resource_exhausted(m.clone()),
             _ => {
                 tracing::error!(error = %err, "internal error serving gRPC");
@@ -102,9 +112,61 @@ fn connector_pb(c: api::Connector) -> pb::Connector {
 
 pub(crate) struct TunnelApi(pub(crate) Arc<Control>);
 
+/// A caller allowed to run one method, and what the audit log needs to record it.
+struct Grant {
+    account: AccountId,
+    principal: Principal,
+    method: &'static str,
+    source_ip: String,
+}
+
+impl Grant {
+    /// Writes the outcome of a state-changing method to the audit log, then returns it.
+    async fn record<R>(&self, control: &Control, outcome: Result<R, Error>) -> Result<R, Status> {
+        let outcome = outcome.map_err(Status::from);
+        let code = match &outcome {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        control
+            .audit(AuditRow {
+                account_id: self.account,
+                at: now_ms(),
+                actor: self.principal.actor.to_string(),
+                action: format!("gRPC {}", self.method),
+                target: format!("/adit.v1.TunnelService/{}", self.method),
+                source_ip: self.source_ip.clone(),
+                outcome: format!("{code:?}"),
+            })
+            .await;
+        outcome
+    }
+}
+
 impl TunnelApi {
-    async fn account<T>(&self, request: &Request<T>) -> Result<adit_core::ids::AccountId, Status> {
-        Ok(auth::account_for_api_token(&self.0.storage, bearer(request.metadata())).await?)
+    /// Authenticates the API token and checks it may do `scope` (automation only: gRPC
+    /// takes no cookies).
+    async fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        scope: Scope,
+        method: &'static str,
+    ) -> Result<Grant, Status> {
+        let token = bearer(request.metadata()).ok_or(Error::Unauthenticated)?;
+        let principal = self.0.auth.api_token(token).await?;
+        let account = principal.require(scope)?;
+        let source_ip = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .or_else(|| request.remote_addr().map(|a| a.ip().to_string()))
+            .unwrap_or_default();
+        Ok(Grant {
+            account,
+            principal,
+            method,
+            source_ip,
+        })
     }
 }
 
@@ -114,16 +176,21 @@ impl TunnelService for TunnelApi {
         &self,
         req: Request<pb::CreateTunnelRequest>,
     ) -> Result<Response<pb::Tunnel>, Status> {
-        let account = self.account(&req).await?;
-        let t = self.0.create_tunnel(account, &req.get_ref().name).await?;
-        Ok(Response::new(tunnel_pb(t)))
+        let grant = self
+            .authorize(&req, Scope::TunnelsWrite, "CreateTunnel")
+            .await?;
+        let account = grant.account;
+        let outcome = self.0.create_tunnel(account, &req.get_ref().name).await;
+        let recorded = grant.record(&self.0, outcome).await?;
+        Ok(Response::new(tunnel_pb(recorded)))
     }
 
     async fn list_tunnels(
         &self,
         req: Request<pb::ListTunnelsRequest>,
     ) -> Result<Response<pb::ListTunnelsResponse>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self.authorize(&req, Scope::Read, "ListTunnels").await?;
+        let account = grant.account;
         let tunnels = self
             .0
             .list_tunnels(account, &req.get_ref().name_prefix)
@@ -137,7 +204,8 @@ impl TunnelService for TunnelApi {
         &self,
         req: Request<pb::TunnelRef>,
     ) -> Result<Response<pb::Tunnel>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self.authorize(&req, Scope::Read, "GetTunnel").await?;
+        let account = grant.account;
         let t = self.0.get_tunnel(account, &req.get_ref().tunnel).await?;
         Ok(Response::new(tunnel_pb(t)))
     }
@@ -146,27 +214,38 @@ impl TunnelService for TunnelApi {
         &self,
         req: Request<pb::RenameTunnelRequest>,
     ) -> Result<Response<pb::Tunnel>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self
+            .authorize(&req, Scope::TunnelsWrite, "RenameTunnel")
+            .await?;
+        let account = grant.account;
         let r = req.get_ref();
-        let t = self.0.rename_tunnel(account, &r.tunnel, &r.name).await?;
-        Ok(Response::new(tunnel_pb(t)))
+        let outcome = self.0.rename_tunnel(account, &r.tunnel, &r.name).await;
+        let recorded = grant.record(&self.0, outcome).await?;
+        Ok(Response::new(tunnel_pb(recorded)))
     }
 
     async fn delete_tunnel(
         &self,
         req: Request<pb::DeleteTunnelRequest>,
     ) -> Result<Response<pb::Tunnel>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self
+            .authorize(&req, Scope::TunnelsWrite, "DeleteTunnel")
+            .await?;
+        let account = grant.account;
         let r = req.get_ref();
-        let t = self.0.delete_tunnel(account, &r.tunnel, r.force).await?;
-        Ok(Response::new(tunnel_pb(t)))
+        let outcome = self.0.delete_tunnel(account, &r.tunnel, r.force).await;
+        let recorded = grant.record(&self.0, outcome).await?;
+        Ok(Response::new(tunnel_pb(recorded)))
     }
 
     async fn get_tunnel_token(
         &self,
         req: Request<pb::TunnelRef>,
     ) -> Result<Response<pb::TunnelToken>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self
+            .authorize(&req, Scope::TunnelsWrite, "GetTunnelToken")
+            .await?;
+        let account = grant.account;
         let token = self.0.tunnel_token(account, &req.get_ref().tunnel).await?;
         Ok(Response::new(pb::TunnelToken { token }))
     }
@@ -175,26 +254,35 @@ impl TunnelService for TunnelApi {
         &self,
         req: Request<pb::TunnelRef>,
     ) -> Result<Response<pb::TunnelToken>, Status> {
-        let account = self.account(&req).await?;
-        let token = self.0.rotate_secret(account, &req.get_ref().tunnel).await?;
-        Ok(Response::new(pb::TunnelToken { token }))
+        let grant = self
+            .authorize(&req, Scope::TunnelsWrite, "RotateTunnelSecret")
+            .await?;
+        let account = grant.account;
+        let outcome = self.0.rotate_secret(account, &req.get_ref().tunnel).await;
+        let recorded = grant.record(&self.0, outcome).await?;
+        Ok(Response::new(pb::TunnelToken { token: recorded }))
     }
 
     async fn create_route(
         &self,
         req: Request<pb::CreateRouteRequest>,
     ) -> Result<Response<pb::Route>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self
+            .authorize(&req, Scope::RoutesWrite, "CreateRoute")
+            .await?;
+        let account = grant.account;
         let r = req.get_ref();
-        let route = self.0.create_route(account, &r.tunnel, &r.hostname).await?;
-        Ok(Response::new(route_pb(route)))
+        let outcome = self.0.create_route(account, &r.tunnel, &r.hostname).await;
+        let recorded = grant.record(&self.0, outcome).await?;
+        Ok(Response::new(route_pb(recorded)))
     }
 
     async fn list_routes(
         &self,
         req: Request<pb::TunnelRef>,
     ) -> Result<Response<pb::ListRoutesResponse>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self.authorize(&req, Scope::Read, "ListRoutes").await?;
+        let account = grant.account;
         let routes = self.0.list_routes(account, &req.get_ref().tunnel).await?;
         Ok(Response::new(pb::ListRoutesResponse {
             routes: routes.into_iter().map(route_pb).collect(),
@@ -205,10 +293,12 @@ impl TunnelService for TunnelApi {
         &self,
         req: Request<pb::DeleteRouteRequest>,
     ) -> Result<Response<pb::DeleteRouteResponse>, Status> {
-        let account = self.account(&req).await?;
-        self.0
-            .delete_route(account, &req.get_ref().route_id)
+        let grant = self
+            .authorize(&req, Scope::RoutesWrite, "DeleteRoute")
             .await?;
+        let account = grant.account;
+        let outcome = self.0.delete_route(account, &req.get_ref().route_id).await;
+        grant.record(&self.0, outcome).await?;
         Ok(Response::new(pb::DeleteRouteResponse {}))
     }
 
@@ -216,20 +306,25 @@ impl TunnelService for TunnelApi {
         &self,
         req: Request<pb::CreateIpRouteRequest>,
     ) -> Result<Response<pb::IpRoute>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self
+            .authorize(&req, Scope::RoutesWrite, "CreateIpRoute")
+            .await?;
+        let account = grant.account;
         let r = req.get_ref();
-        let route = self
+        let outcome = self
             .0
             .create_ip_route(account, &r.tunnel, &r.network, &r.comment)
-            .await?;
-        Ok(Response::new(ip_route_pb(route)))
+            .await;
+        let recorded = grant.record(&self.0, outcome).await?;
+        Ok(Response::new(ip_route_pb(recorded)))
     }
 
     async fn list_ip_routes(
         &self,
         req: Request<pb::ListIpRoutesRequest>,
     ) -> Result<Response<pb::ListIpRoutesForAccountResponse>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self.authorize(&req, Scope::Read, "ListIpRoutes").await?;
+        let account = grant.account;
         let routes = self.0.list_ip_routes(account).await?;
         Ok(Response::new(pb::ListIpRoutesForAccountResponse {
             routes: routes.into_iter().map(ip_route_pb).collect(),
@@ -240,10 +335,12 @@ impl TunnelService for TunnelApi {
         &self,
         req: Request<pb::DeleteIpRouteRequest>,
     ) -> Result<Response<pb::DeleteRouteResponse>, Status> {
-        let account = self.account(&req).await?;
-        self.0
-            .delete_ip_route(account, &req.get_ref().route)
+        let grant = self
+            .authorize(&req, Scope::RoutesWrite, "DeleteIpRoute")
             .await?;
+        let account = grant.account;
+        let outcome = self.0.delete_ip_route(account, &req.get_ref().route).await;
+        grant.record(&self.0, outcome).await?;
         Ok(Response::new(pb::DeleteRouteResponse {}))
     }
 
@@ -251,7 +348,8 @@ impl TunnelService for TunnelApi {
         &self,
         req: Request<pb::TunnelRef>,
     ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
-        let account = self.account(&req).await?;
+        let grant = self.authorize(&req, Scope::Read, "ListConnectors").await?;
+        let account = grant.account;
         let connectors = self
             .0
             .list_connectors(account, &req.get_ref().tunnel)

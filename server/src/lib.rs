@@ -1,9 +1,11 @@
 //! adit-server: the public edge, the tunnel listener connectors dial, the control plane
 //! (REST under `/api/v1` and gRPC) and the dashboard, built by [`App::build`].
 
+mod accounts;
+pub mod admin;
 pub mod api;
 mod app;
-mod auth;
+pub mod auth;
 mod clock;
 pub mod config;
 pub mod control;

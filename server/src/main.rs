@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use adit_server::{App, Config};
+use adit_server::{App, Config, config::Command};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -25,6 +25,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    if let Some(Command::Admin(command)) = config.command.clone() {
+        let stdin = std::io::stdin();
+        adit_server::admin::run(&config, command, &mut stdin.lock(), &mut std::io::stdout())
+            .await?;
+        return Ok(());
     }
     let app = App::build(config).await?;
     let shutdown = CancellationToken::new();

@@ -60,15 +60,17 @@ pub(crate) fn secret_matches(secret: &[u8], stored_hash: &str) -> bool {
         .into()
 }
 
+/// `len` random bytes as URL-safe base64 (no padding).
+pub(crate) fn random_urlsafe(len: usize) -> String {
+    use base64::Engine;
+    let mut bytes = vec![0u8; len];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// A new API token: `adit_` and 32 random bytes, URL-safe base64.
 pub(crate) fn new_api_token() -> String {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "adit_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("adit_{}", random_urlsafe(32))
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@ use sqlx::{
 
 use crate::{Error, clock::now_ms};
 
+mod identity;
+
+pub use identity::{ApiTokenRow, AuditRow, SessionRow, SigningKeyRow, UserRow};
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -254,7 +258,7 @@ impl Storage {
         self.pool.close().await;
     }
 
-    // ---- accounts and API tokens ----
+    // ---- accounts ----
 
     /// The account named `name`, created on first use.
     pub async fn ensure_account(&self, name: &str) -> Result<AccountId, Error> {
@@ -273,53 +277,6 @@ impl Storage {
             .execute(&self.pool)
             .await?;
         Ok(id)
-    }
-
-    pub async fn count_api_tokens(&self, account: AccountId) -> Result<i64, Error> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens WHERE account_id = $1")
-            .bind(account.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("n")?)
-    }
-
-    pub async fn insert_api_token(
-        &self,
-        account: AccountId,
-        name: &str,
-        token_hash: &str,
-    ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, account_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(account.to_string())
-        .bind(name)
-        .bind(token_hash)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// The account an API token (by hash) belongs to, recording its use.
-    pub async fn account_for_api_token(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<AccountId>, Error> {
-        let Some(row) = sqlx::query("SELECT account_id FROM api_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
-            .bind(now_ms())
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
-        parse_id(&row, "account_id").map(Some)
     }
 
     // ---- tunnels ----

@@ -1,0 +1,265 @@
+//! An account's people and keys: users and their roles, API tokens, the audit log. The
+//! operations REST, gRPC and `adit-server admin` share, with their rules written once.
+
+use adit_core::{
+    api,
+    identity::{Email, Role, Scopes},
+    ids::{AccountId, ApiTokenId, UserId},
+};
+
+use crate::{
+    Error,
+    auth::{Principal, check_password_strength, generate_password, hash_password},
+    clock::{now_ms, rfc3339},
+    control::Control,
+    secrets::{new_api_token, sha256_hex},
+    storage::{ApiTokenRow, AuditRow, Storage, UserRow},
+};
+
+/// Audit entries served at most per request.
+pub(crate) const AUDIT_PAGE_MAX: i64 = 1000;
+
+fn user_view(user: UserRow, role: Role) -> api::User {
+    api::User {
+        id: user.id,
+        email: user.email,
+        role,
+        created_at: rfc3339(user.created_at),
+    }
+}
+
+fn token_view(row: ApiTokenRow) -> api::ApiToken {
+    api::ApiToken {
+        id: row.id,
+        name: row.name,
+        scopes: row.scopes,
+        created_at: rfc3339(row.created_at),
+        last_used_at: row.last_used_at.map(rfc3339),
+        revoked_at: row.revoked_at.map(rfc3339),
+    }
+}
+
+async fn hash_off_thread(password: String) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| Error::Crypto(format!("hashing task failed: {e}")))?
+}
+
+/// A new user with `role` in `account`; a password is generated (and returned) when none
+/// is given. Shared by the API and `adit-server admin create`.
+pub(crate) async fn create_user(
+    storage: &Storage,
+    account: AccountId,
+    email: &str,
+    role: Role,
+    password: Option<String>,
+) -> Result<api::CreatedUser, Error> {
+    let email: Email = email.parse().map_err(|e| Error::invalid("email", e))?;
+    let (password, generated) = chosen_or_generated(password)?;
+    let user = UserRow {
+        id: UserId::random(),
+        email,
+        password_hash: hash_off_thread(password).await?,
+        created_at: now_ms(),
+    };
+    storage.insert_user(&user, account, role).await?;
+    Ok(api::CreatedUser {
+        user: user_view(user, role),
+        password: generated,
+    })
+}
+
+/// Sets a user's password (generated and returned when none is given) and ends the user's
+/// sessions.
+pub(crate) async fn reset_password(
+    storage: &Storage,
+    email: &str,
+    password: Option<String>,
+) -> Result<Option<String>, Error> {
+    let email: Email = email.parse().map_err(|e| Error::invalid("email", e))?;
+    let user = storage
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "user",
+            name: email.to_string(),
+        })?;
+    let (password, generated) = chosen_or_generated(password)?;
+    storage
+        .set_password(user.id, &hash_off_thread(password).await?)
+        .await?;
+    Ok(generated)
+}
+
+/// The password to set, and the same again when we generated it (to show once).
+fn chosen_or_generated(password: Option<String>) -> Result<(String, Option<String>), Error> {
+    match password {
+        Some(p) => {
+            check_password_strength(&p)?;
+            Ok((p, None))
+        }
+        None => {
+            let p = generate_password();
+            Ok((p.clone(), Some(p)))
+        }
+    }
+}
+
+impl Control {
+    pub async fn create_user(
+        &self,
+        account: AccountId,
+        email: &str,
+        role: Role,
+        password: Option<String>,
+    ) -> Result<api::CreatedUser, Error> {
+        create_user(&self.storage, account, email, role, password).await
+    }
+
+    pub async fn list_users(&self, account: AccountId) -> Result<Vec<api::User>, Error> {
+        Ok(self
+            .storage
+            .members(account)
+            .await?
+            .into_iter()
+            .map(|(user, role)| user_view(user, role))
+            .collect())
+    }
+
+    async fn member(&self, account: AccountId, user: &str) -> Result<(UserRow, Role), Error> {
+        let not_found = || Error::NotFound {
+            what: "user",
+            name: user.to_owned(),
+        };
+        let id: UserId = user.parse().map_err(|_| not_found())?;
+        self.storage
+            .members(account)
+            .await?
+            .into_iter()
+            .find(|(u, _)| u.id == id)
+            .ok_or_else(not_found)
+    }
+
+    /// Refuses to leave the account without an admin.
+    async fn keep_an_admin(&self, account: AccountId, current: Role) -> Result<(), Error> {
+        if current == Role::Admin && self.storage.count_admins(account).await? <= 1 {
+            return Err(Error::FailedPrecondition(
+                "the account's last admin cannot be demoted or removed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn set_user_role(
+        &self,
+        account: AccountId,
+        user: &str,
+        role: Role,
+    ) -> Result<api::User, Error> {
+        let (row, current) = self.member(account, user).await?;
+        if role != Role::Admin {
+            self.keep_an_admin(account, current).await?;
+        }
+        self.storage.set_role(account, row.id, role).await?;
+        Ok(user_view(row, role))
+    }
+
+    pub async fn remove_user(&self, account: AccountId, user: &str) -> Result<api::User, Error> {
+        let (row, current) = self.member(account, user).await?;
+        self.keep_an_admin(account, current).await?;
+        self.storage.remove_member(account, row.id).await?;
+        Ok(user_view(row, current))
+    }
+
+    /// A new API token for the caller's account; it can hold no scope the caller lacks.
+    pub async fn create_api_token(
+        &self,
+        caller: &Principal,
+        name: &str,
+        scopes: Scopes,
+    ) -> Result<api::CreatedApiToken, Error> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(Error::invalid("name", "must be 1–64 characters"));
+        }
+        if scopes.is_empty() {
+            return Err(Error::invalid("scopes", "name at least one scope"));
+        }
+        if !caller.scopes.covers(scopes) {
+            return Err(Error::Forbidden(format!(
+                "a token cannot hold more than its creator may do ({} asked, {} held)",
+                scopes, caller.scopes
+            )));
+        }
+        let token = new_api_token();
+        let row = ApiTokenRow {
+            id: ApiTokenId::random(),
+            account_id: caller.account,
+            name: name.to_owned(),
+            scopes,
+            created_at: now_ms(),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        self.storage
+            .insert_api_token(&row, &sha256_hex(token.as_bytes()))
+            .await?;
+        Ok(api::CreatedApiToken {
+            info: token_view(row),
+            token,
+        })
+    }
+
+    pub async fn list_api_tokens(&self, account: AccountId) -> Result<Vec<api::ApiToken>, Error> {
+        Ok(self
+            .storage
+            .list_api_tokens(account)
+            .await?
+            .into_iter()
+            .map(token_view)
+            .collect())
+    }
+
+    pub async fn revoke_api_token(&self, account: AccountId, token: &str) -> Result<(), Error> {
+        let not_found = || Error::NotFound {
+            what: "API token",
+            name: token.to_owned(),
+        };
+        let id: ApiTokenId = token.parse().map_err(|_| not_found())?;
+        if self.storage.revoke_api_token(account, id).await? {
+            Ok(())
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// Writes an audit entry. A failure is logged, never lost silently, and never fails the
+    /// action it records (which has already happened).
+    pub async fn audit(&self, entry: AuditRow) {
+        if let Err(e) = self.storage.insert_audit(&entry).await {
+            tracing::error!(error = %e, action = %entry.action, "could not write the audit log");
+        }
+    }
+
+    pub async fn list_audit(
+        &self,
+        account: AccountId,
+        limit: i64,
+    ) -> Result<Vec<api::AuditEntry>, Error> {
+        let rows = self
+            .storage
+            .list_audit(account, limit.clamp(1, AUDIT_PAGE_MAX))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| api::AuditEntry {
+                at: rfc3339(r.at),
+                actor: r.actor,
+                action: r.action,
+                target: r.target,
+                source_ip: r.source_ip,
+                outcome: r.outcome,
+            })
+            .collect())
+    }
+}
