@@ -310,6 +310,8 @@ impl Auth {
             self.record_failure(&limit_keys);
             return Err((Error::LoginFailed, Some(user)));
         };
+        // Sign with the newest key, even if another process rotated them since we loaded.
+        self.reload_keys().await.map_err(|e| (e, None))?;
         let now = now_ms();
         let session = SessionRow {
             id: SessionId::random(),

@@ -325,7 +325,7 @@ impl Storage {
             .collect()
     }
 
-    /// Adds a signing key; with `retire_others`, sessions signed by older keys end.
+    /// Adds a signing key; with `retire_others`, older keys and every session end.
     pub async fn add_signing_key(
         &self,
         key: &SigningKeyRow,
@@ -334,6 +334,11 @@ impl Storage {
         let mut tx = self.pool.begin().await?;
         if retire_others {
             sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await?;
+            // Other nodes may still hold the old keys in memory: the session rows decide.
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL")
                 .bind(key.created_at)
                 .execute(&mut *tx)
                 .await?;

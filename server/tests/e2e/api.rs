@@ -15,25 +15,8 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{}/api/v1{path}", server.api))
-        .header("content-type", "application/json");
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
-    }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let r = client()
-        .request(builder.body(full(body)).unwrap())
-        .await
-        .unwrap();
-    let status = r.status();
-    let bytes = body_bytes(r).await;
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
+    let auth = token.map(|t| ("authorization", format!("Bearer {t}")));
+    let (status, _, value) = api_request(server.api, method, path, auth.as_slice(), body).await;
     (status, value)
 }
 

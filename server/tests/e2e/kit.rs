@@ -83,6 +83,8 @@ pub struct TestServer {
     pub tunnel: SocketAddr,
     pub api: SocketAddr,
     pub admin_token: String,
+    /// The first admin's login, on the start that created it.
+    pub admin_login: Option<(String, String)>,
     pub control: Arc<Control>,
     pub dir: Arc<tempfile::TempDir>,
     database_url: Option<String>,
@@ -135,6 +137,10 @@ impl TestServer {
             None => std::fs::read_to_string(dir.path().join("data/admin-token"))
                 .expect("admin token file"),
         };
+        let admin_login = app
+            .new_admin_password
+            .clone()
+            .map(|(email, password)| (email.to_string(), password));
         let edge_tls = app.edge_tls_addr.expect("tests run the HTTPS edge");
         let (edge, tunnel, api, control) = (
             app.edge_addr,
@@ -153,6 +159,7 @@ impl TestServer {
             tunnel,
             api,
             admin_token,
+            admin_login,
             control,
             dir,
             database_url,
@@ -347,4 +354,36 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(data))
+}
+
+/// A REST call to `/api/v1{path}` with extra headers: (status, headers, JSON body or null).
+pub async fn api_request(
+    api: SocketAddr,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<serde_json::Value>,
+) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{api}/api/v1{path}"))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, value);
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let r = client()
+        .request(builder.body(full(body)).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (r.status(), r.headers().clone());
+    let bytes = body_bytes(r).await;
+    let value = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ))
+    };
+    (status, headers, value)
 }

@@ -1,0 +1,1223 @@
+//! Accounts, users, sessions, API tokens and the audit log, through the real REST and gRPC
+//! front doors and the real `adit-server admin` binary: nobody reaches what is not theirs.
+
+use adit_core::identity::{Role, Scope, Scopes};
+use adit_proto::v1::{self as pb, tunnel_service_client::TunnelServiceClient};
+use base64::Engine;
+use http::{HeaderMap, Method, StatusCode};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::kit::*;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// A logged-in browser: its session cookie and CSRF token.
+#[derive(Clone)]
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn set_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("adit_session="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+async fn login(
+    server: &TestServer,
+    email: &str,
+    password: &str,
+) -> (StatusCode, Value, Option<Browser>) {
+    let (status, headers, body) = api_request(
+        server.api,
+        Method::POST,
+        "/auth/login",
+        &[],
+        Some(json!({"email": email, "password": password})),
+    )
+    .await;
+    let browser = set_cookie(&headers).map(|cookie| Browser {
+        cookie,
+        csrf: body["csrf_token"].as_str().unwrap_or_default().to_owned(),
+    });
+    (status, body, browser)
+}
+
+async fn as_admin(server: &TestServer) -> Browser {
+    let (email, password) = server
+        .admin_login
+        .clone()
+        .expect("first start made an admin");
+    let (status, body, browser) = login(server, &email, &password).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    browser.expect("login sets the session cookie")
+}
+
+/// A call with a browser's cookie, and its CSRF token when `csrf`.
+async fn browse(
+    server: &TestServer,
+    browser: &Browser,
+    csrf: bool,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut headers = vec![("cookie", browser.cookie.clone())];
+    if csrf {
+        headers.push(("x-csrf-token", browser.csrf.clone()));
+    }
+    api_request(server.api, method, path, &headers, body).await
+}
+
+async fn bearer(
+    server: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let (status, _, body) = api_request(
+        server.api,
+        method,
+        path,
+        &[("authorization", format!("Bearer {token}"))],
+        body,
+    )
+    .await;
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_logs_in_works_with_csrf_and_logs_out() {
+    let server = TestServer::spawn().await;
+    let browser = as_admin(&server).await;
+
+    let (status, _, session) =
+        browse(&server, &browser, false, Method::GET, "/auth/session", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(session["role"], "admin");
+    assert_eq!(session["account"], "default");
+    assert_eq!(session["csrf_token"], browser.csrf.as_str());
+
+    let (status, _, tunnels) =
+        browse(&server, &browser, false, Method::GET, "/tunnels", None).await;
+    assert_eq!((status, tunnels), (StatusCode::OK, json!([])));
+
+    // A state-changing request with the cookie alone is what a cross-site form would send.
+    let (status, _, body) = browse(
+        &server,
+        &browser,
+        false,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "web"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("CSRF"));
+    let wrong = Browser {
+        csrf: "not-the-token".into(),
+        ..browser.clone()
+    };
+    let (status, _, _) = browse(
+        &server,
+        &wrong,
+        true,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "web"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = browse(
+        &server,
+        &browser,
+        true,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "web"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, headers, _) =
+        browse(&server, &browser, true, Method::POST, "/auth/logout", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let cleared = headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        cleared.contains("Max-Age=0") && cleared.contains("HttpOnly"),
+        "{cleared}"
+    );
+    // The JWT has not expired, but its session has ended.
+    let (status, _, _) = browse(&server, &browser, false, Method::GET, "/tunnels", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cookies_are_http_only_lax_and_renewed_in_their_second_half() {
+    let server = TestServer::spawn().await;
+    let (email, password) = server.admin_login.clone().unwrap();
+    let (_, headers, _) = api_request(
+        server.api,
+        Method::POST,
+        "/auth/login",
+        &[("x-forwarded-proto", "https".into())],
+        Some(json!({"email": email, "password": password})),
+    )
+    .await;
+    let cookie = headers.get("set-cookie").unwrap().to_str().unwrap();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/",
+        "Secure",
+        "Max-Age=900",
+    ] {
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing from {cookie}"
+        );
+    }
+
+    // The same session, as if logged in 10 of its 15 minutes ago: the answer renews it.
+    let browser = as_admin(&server).await;
+    let claims = jwt_claims(&browser);
+    let aged = sign_with_server_key(
+        &server,
+        &with_claims(
+            &claims,
+            &[
+                ("iat", json!(claims["iat"].as_u64().unwrap() - 600)),
+                ("exp", json!(claims["exp"].as_u64().unwrap() - 600)),
+            ],
+        ),
+    )
+    .await;
+    let old = Browser {
+        cookie: format!("adit_session={aged}"),
+        ..browser.clone()
+    };
+    let (status, headers, _) = browse(&server, &old, false, Method::GET, "/tunnels", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let renewed = set_cookie(&headers).expect("a renewed cookie");
+    assert_ne!(renewed, old.cookie);
+    let fresh = Browser {
+        cookie: renewed,
+        ..browser.clone()
+    };
+    let (status, headers, _) = browse(&server, &fresh, false, Method::GET, "/tunnels", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        set_cookie(&headers).is_none(),
+        "a fresh token is not renewed again"
+    );
+}
+
+fn jwt_claims(browser: &Browser) -> Value {
+    let jwt = browser.cookie.trim_start_matches("adit_session=");
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
+}
+
+/// A copy of `claims` with some set to new values.
+fn with_claims(claims: &Value, changes: &[(&str, Value)]) -> Value {
+    let mut copy = claims.clone();
+    for (name, value) in changes {
+        copy[*name] = value.clone();
+    }
+    copy
+}
+
+async fn signing_key(server: &TestServer) -> (String, Vec<u8>) {
+    let key = server
+        .control
+        .storage
+        .signing_keys()
+        .await
+        .unwrap()
+        .remove(0);
+    (key.id, B64.decode(key.secret).unwrap())
+}
+
+async fn sign_with_server_key(server: &TestServer, claims: &Value) -> String {
+    let (kid, secret) = signing_key(server).await;
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&secret)).unwrap()
+}
+
+/// Two accounts with objects, and every kind of credential that must not get through.
+struct Tenants {
+    server: TestServer,
+    /// Account A's tunnel, route and private network (A is the default account).
+    tunnel: String,
+    route: String,
+    ip_route: String,
+    /// Account B's admin token.
+    other_admin: String,
+    /// A viewer's token in account A.
+    viewer: String,
+    /// Bad session cookies for account A's admin: expired, foreign key, `alg: none`.
+    forged_cookies: Vec<(&'static str, String)>,
+}
+
+async fn tenants() -> Tenants {
+    let server = TestServer::spawn().await;
+    let admin = server.admin_token.clone();
+    let (status, tunnel) = bearer(
+        &server,
+        &admin,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "a-tunnel"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let tunnel = tunnel["id"].as_str().unwrap().to_owned();
+    let (status, route) = bearer(
+        &server,
+        &admin,
+        Method::POST,
+        &format!("/tunnels/{tunnel}/routes"),
+        Some(json!({"hostname": "a.example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{route}");
+    let (status, ip_route) = bearer(
+        &server,
+        &admin,
+        Method::POST,
+        "/ip-routes",
+        Some(json!({"tunnel": tunnel, "network": "10.1.0.0/16", "comment": "a"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{ip_route}");
+
+    let control = &server.control;
+    let other = control.storage.ensure_account("other").await.unwrap();
+    let other_admin = control
+        .create_user(other, "b@example.com", Role::Admin, None)
+        .await
+        .unwrap();
+    let b = other_admin.user;
+    let b_principal = adit_server::auth::Principal {
+        account: other,
+        actor: adit_server::auth::Actor::User {
+            id: b.id,
+            email: b.email,
+        },
+        scopes: Role::Admin.scopes(),
+        role: Some(Role::Admin),
+        renewed: None,
+    };
+    let other_admin = control
+        .create_api_token(&b_principal, "b-admin", Role::Admin.scopes())
+        .await
+        .unwrap()
+        .token;
+    // B owns a tunnel too, so "not found" in A cannot be mistaken for an empty server.
+    let (status, _) = bearer(
+        &server,
+        &other_admin,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "b-tunnel"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, viewer) = bearer(
+        &server,
+        &admin,
+        Method::POST,
+        "/tokens",
+        Some(json!({"name": "viewer", "scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{viewer}");
+    let viewer = viewer["token"].as_str().unwrap().to_owned();
+
+    let browser = as_admin(&server).await;
+    let claims = jwt_claims(&browser);
+    let now = claims["iat"].as_u64().unwrap();
+    let expired = sign_with_server_key(
+        &server,
+        &with_claims(
+            &claims,
+            &[("exp", json!(now - 60)), ("iat", json!(now - 1000))],
+        ),
+    )
+    .await;
+    let (kid, _) = signing_key(&server).await;
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.clone());
+    let foreign = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(b"some other key of 32 bytes......"),
+    )
+    .unwrap();
+    let alg_none = format!(
+        "{}.{}.",
+        B64.encode(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string()),
+        B64.encode(claims.to_string())
+    );
+    let forged_cookies = vec![
+        ("expired JWT", expired),
+        ("JWT signed with another key", foreign),
+        ("alg: none", alg_none),
+        ("garbage cookie", "not.a.jwt".to_owned()),
+    ];
+    Tenants {
+        server,
+        tunnel,
+        route: route["id"].as_str().unwrap().to_owned(),
+        ip_route: ip_route["id"].as_str().unwrap().to_owned(),
+        other_admin,
+        viewer,
+        forged_cookies,
+    }
+}
+
+/// Every protected REST route, on account A's objects: (method, path, body, writes).
+fn routes(t: &Tenants) -> Vec<(Method, String, Option<Value>, bool)> {
+    let tunnel = &t.tunnel;
+    let body = |v: Value| Some(v);
+    vec![
+        (Method::GET, "/tunnels".into(), None, false),
+        (
+            Method::POST,
+            "/tunnels".into(),
+            body(json!({"name": "intruder"})),
+            true,
+        ),
+        (Method::GET, format!("/tunnels/{tunnel}"), None, false),
+        (
+            Method::PATCH,
+            format!("/tunnels/{tunnel}"),
+            body(json!({"name": "renamed"})),
+            true,
+        ),
+        (
+            Method::DELETE,
+            format!("/tunnels/{tunnel}?force=true"),
+            None,
+            true,
+        ),
+        (Method::GET, format!("/tunnels/{tunnel}/token"), None, true),
+        (
+            Method::POST,
+            format!("/tunnels/{tunnel}/rotate-secret"),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            format!("/tunnels/{tunnel}/routes"),
+            None,
+            false,
+        ),
+        (
+            Method::POST,
+            format!("/tunnels/{tunnel}/routes"),
+            body(json!({"hostname": "evil.example.com"})),
+            true,
+        ),
+        (
+            Method::GET,
+            format!("/tunnels/{tunnel}/connectors"),
+            None,
+            false,
+        ),
+        (
+            Method::GET,
+            format!("/tunnels/{tunnel}/traffic"),
+            None,
+            false,
+        ),
+        (Method::DELETE, format!("/routes/{}", t.route), None, true),
+        (Method::GET, "/ip-routes".into(), None, false),
+        (
+            Method::POST,
+            "/ip-routes".into(),
+            body(json!({"tunnel": tunnel, "network": "10.9.0.0/16"})),
+            true,
+        ),
+        (Method::GET, "/ip-routes/match/10.1.2.3".into(), None, false),
+        (
+            Method::DELETE,
+            format!("/ip-routes/{}", t.ip_route),
+            None,
+            true,
+        ),
+        (
+            Method::GET,
+            "/private/connect?destination=10.1.2.3:22".into(),
+            None,
+            false,
+        ),
+        (Method::GET, "/auth/session".into(), None, false),
+        (Method::POST, "/auth/logout".into(), None, false),
+        (Method::GET, "/users".into(), None, true),
+        (
+            Method::POST,
+            "/users".into(),
+            body(json!({"email": "x@example.com", "role": "admin"})),
+            true,
+        ),
+        (Method::GET, "/tokens".into(), None, true),
+        (
+            Method::POST,
+            "/tokens".into(),
+            body(json!({"name": "x", "scopes": ["admin"]})),
+            true,
+        ),
+        (Method::GET, "/audit".into(), None, true),
+    ]
+}
+
+/// What account A's admin sees of A: must be the same before and after the attacks.
+async fn snapshot(t: &Tenants) -> Value {
+    let admin = &t.server.admin_token;
+    let mut all = serde_json::Map::new();
+    for path in [
+        "/tunnels".to_owned(),
+        format!("/tunnels/{}/routes", t.tunnel),
+        "/ip-routes".into(),
+        "/users".into(),
+        "/tokens".into(),
+    ] {
+        let (status, body) = bearer(&t.server, admin, Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        all.insert(path, body);
+    }
+    let (_, token) = bearer(
+        &t.server,
+        admin,
+        Method::GET,
+        &format!("/tunnels/{}/token", t.tunnel),
+        None,
+    )
+    .await;
+    all.insert("token".into(), token);
+    // Token use times move with every call; they are not data anyone changed.
+    if let Some(tokens) = all.get_mut("/tokens").and_then(Value::as_array_mut) {
+        for token in tokens {
+            token["last_used_at"] = Value::Null;
+        }
+    }
+    Value::Object(all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_isolation_matrix_refuses_every_foreign_or_forged_caller_on_every_route() {
+    let t = tenants().await;
+    let before = snapshot(&t).await;
+    let refused = [
+        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
+        StatusCode::NOT_FOUND,
+    ];
+    for (method, path, body, writes) in routes(&t) {
+        let mut attempts: Vec<(String, Vec<(&str, String)>)> = vec![
+            ("no credentials".into(), vec![]),
+            (
+                "garbage bearer".into(),
+                vec![("authorization", "Bearer adit_garbage".into())],
+            ),
+            (
+                "malformed authorization".into(),
+                vec![("authorization", "Basic YTpi".into())],
+            ),
+            (
+                "another account's admin token".into(),
+                vec![("authorization", format!("Bearer {}", t.other_admin))],
+            ),
+        ];
+        for (what, cookie) in &t.forged_cookies {
+            attempts.push((
+                what.to_string(),
+                vec![
+                    ("cookie", format!("adit_session={cookie}")),
+                    ("x-csrf-token", "x".into()),
+                ],
+            ));
+        }
+        if writes {
+            attempts.push((
+                "a viewer's token".into(),
+                vec![("authorization", format!("Bearer {}", t.viewer))],
+            ));
+        }
+        for (who, headers) in attempts {
+            let (status, _, answer) =
+                api_request(t.server.api, method.clone(), &path, &headers, body.clone()).await;
+            let names_a = |text: &str| {
+                [
+                    t.tunnel.as_str(),
+                    t.route.as_str(),
+                    t.ip_route.as_str(),
+                    "10.1.2.3",
+                ]
+                .iter()
+                .any(|id| text.contains(id))
+            };
+            let mentions_a =
+                names_a(&path) || body.as_ref().is_some_and(|b| names_a(&b.to_string()));
+            let foreign_read_of_own_account = who == "another account's admin token" && !mentions_a;
+            if foreign_read_of_own_account {
+                // Account-wide routes answer for B's own account: they must show none of A.
+                // (B's audit log names A's ids in the targets of B's own refused attempts;
+                // what must not appear there is anything A did.)
+                let text = answer.to_string();
+                let leaked = if path == "/audit" {
+                    text.contains("token:admin (") || text.contains("admin@localhost")
+                } else {
+                    names_a(&text)
+                        || text.contains("a-tunnel")
+                        || text.contains("a.example.com")
+                        || text.contains("10.1.0.0")
+                };
+                assert!(!leaked, "{method} {path} as {who} leaked A: {text}");
+                continue;
+            }
+            assert!(
+                refused.contains(&status),
+                "{method} {path} as {who}: {status} {answer}"
+            );
+        }
+    }
+    // Nothing of A changed, and B still sees only its own tunnel.
+    assert_eq!(snapshot(&t).await, before);
+    let (_, b_tunnels) = bearer(&t.server, &t.other_admin, Method::GET, "/tunnels", None).await;
+    let names: Vec<&str> = b_tunnels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"b-tunnel") && !names.contains(&"a-tunnel"),
+        "{names:?}"
+    );
+}
+
+fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_refuses_foreign_forged_and_under_scoped_tokens() {
+    let t = tenants().await;
+    let before = snapshot(&t).await;
+    let mut grpc = TunnelServiceClient::connect(format!("http://{}", t.server.api))
+        .await
+        .unwrap();
+    let tunnel = || pb::TunnelRef {
+        tunnel: t.tunnel.clone(),
+    };
+    for (who, token, reads_refused) in [
+        ("none", None, true),
+        ("garbage", Some("adit_garbage"), true),
+        ("other account", Some(t.other_admin.as_str()), true),
+        ("viewer", Some(t.viewer.as_str()), false),
+    ] {
+        let mut outcomes = vec![
+            (
+                "RenameTunnel",
+                grpc.rename_tunnel(with_token(
+                    pb::RenameTunnelRequest {
+                        tunnel: t.tunnel.clone(),
+                        name: "x".into(),
+                    },
+                    token,
+                ))
+                .await
+                .err(),
+            ),
+            (
+                "DeleteTunnel",
+                grpc.delete_tunnel(with_token(
+                    pb::DeleteTunnelRequest {
+                        tunnel: t.tunnel.clone(),
+                        force: true,
+                    },
+                    token,
+                ))
+                .await
+                .err(),
+            ),
+            (
+                "GetTunnelToken",
+                grpc.get_tunnel_token(with_token(tunnel(), token))
+                    .await
+                    .err(),
+            ),
+            (
+                "RotateTunnelSecret",
+                grpc.rotate_tunnel_secret(with_token(tunnel(), token))
+                    .await
+                    .err(),
+            ),
+            (
+                "CreateRoute",
+                grpc.create_route(with_token(
+                    pb::CreateRouteRequest {
+                        tunnel: t.tunnel.clone(),
+                        hostname: "evil.example.com".into(),
+                    },
+                    token,
+                ))
+                .await
+                .err(),
+            ),
+            (
+                "DeleteRoute",
+                grpc.delete_route(with_token(
+                    pb::DeleteRouteRequest {
+                        route_id: t.route.clone(),
+                    },
+                    token,
+                ))
+                .await
+                .err(),
+            ),
+            (
+                "CreateIpRoute",
+                grpc.create_ip_route(with_token(
+                    pb::CreateIpRouteRequest {
+                        tunnel: t.tunnel.clone(),
+                        network: "10.9.0.0/16".into(),
+                        comment: String::new(),
+                    },
+                    token,
+                ))
+                .await
+                .err(),
+            ),
+            (
+                "DeleteIpRoute",
+                grpc.delete_ip_route(with_token(
+                    pb::DeleteIpRouteRequest {
+                        route: t.ip_route.clone(),
+                    },
+                    token,
+                ))
+                .await
+                .err(),
+            ),
+        ];
+        if who != "other account" {
+            // Another account may create tunnels: in its own account (checked below).
+            outcomes.push((
+                "CreateTunnel",
+                grpc.create_tunnel(with_token(
+                    pb::CreateTunnelRequest {
+                        name: "intruder".into(),
+                    },
+                    token,
+                ))
+                .await
+                .err(),
+            ));
+        }
+        if reads_refused {
+            outcomes.extend([
+                (
+                    "GetTunnel",
+                    grpc.get_tunnel(with_token(tunnel(), token)).await.err(),
+                ),
+                (
+                    "ListRoutes",
+                    grpc.list_routes(with_token(tunnel(), token)).await.err(),
+                ),
+                (
+                    "ListConnectors",
+                    grpc.list_connectors(with_token(tunnel(), token))
+                        .await
+                        .err(),
+                ),
+            ]);
+        } else {
+            assert!(
+                grpc.get_tunnel(with_token(tunnel(), token)).await.is_ok(),
+                "a viewer reads"
+            );
+        }
+        for (method, error) in outcomes {
+            let code = error.map(|s| s.code());
+            assert!(
+                matches!(
+                    code,
+                    Some(
+                        tonic::Code::Unauthenticated
+                            | tonic::Code::PermissionDenied
+                            | tonic::Code::NotFound
+                    )
+                ),
+                "{method} as {who}: {code:?}"
+            );
+        }
+        let listed = grpc
+            .list_tunnels(with_token(
+                pb::ListTunnelsRequest {
+                    name_prefix: String::new(),
+                },
+                token,
+            ))
+            .await;
+        match who {
+            "other account" => assert!(
+                listed
+                    .unwrap()
+                    .into_inner()
+                    .tunnels
+                    .iter()
+                    .all(|x| x.name != "a-tunnel")
+            ),
+            "viewer" => assert_eq!(listed.unwrap().into_inner().tunnels.len(), 1),
+            _ => assert_eq!(listed.unwrap_err().code(), tonic::Code::Unauthenticated),
+        }
+    }
+    assert_eq!(snapshot(&t).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_scopes_decide_what_a_caller_may_do() {
+    let server = TestServer::spawn().await;
+    let admin = server.admin_token.clone();
+    // Users with each role, created by the admin through the API.
+    let mut logins = Vec::new();
+    for (email, role) in [("m@example.com", "member"), ("v@example.com", "viewer")] {
+        let (status, user) = bearer(
+            &server,
+            &admin,
+            Method::POST,
+            "/users",
+            Some(json!({"email": email, "role": role})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        let password = user["password"]
+            .as_str()
+            .expect("a generated password, shown once")
+            .to_owned();
+        let (status, _, browser) = login(&server, email, &password).await;
+        assert_eq!(status, StatusCode::OK);
+        logins.push((user["id"].as_str().unwrap().to_owned(), browser.unwrap()));
+    }
+    let (member_id, member) = logins[0].clone();
+    let (_, viewer) = logins[1].clone();
+
+    let create = |name: &str| Some(json!({"name": name}));
+    let (status, _, _) = browse(
+        &server,
+        &member,
+        true,
+        Method::POST,
+        "/tunnels",
+        create("m-tunnel"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "a member manages tunnels");
+    let (status, _, _) = browse(
+        &server,
+        &member,
+        true,
+        Method::POST,
+        "/tunnels/m-tunnel/routes",
+        Some(json!({"hostname": "m.example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "and routes");
+    let (status, _, body) = browse(&server, &member, false, Method::GET, "/users", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "but not users: {body}");
+    let (status, _, _) = browse(&server, &viewer, false, Method::GET, "/tunnels", None).await;
+    assert_eq!(status, StatusCode::OK, "a viewer reads");
+    let (status, _, body) = browse(
+        &server,
+        &viewer,
+        true,
+        Method::POST,
+        "/tunnels",
+        create("v-tunnel"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer cannot write");
+    assert!(
+        body["message"].as_str().unwrap().contains("viewer"),
+        "{body}"
+    );
+
+    // A role change applies at the next request of a live session.
+    let (status, _) = bearer(
+        &server,
+        &admin,
+        Method::PATCH,
+        &format!("/users/{member_id}"),
+        Some(json!({"role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = browse(
+        &server,
+        &member,
+        true,
+        Method::POST,
+        "/tunnels",
+        create("m-two"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The last admin cannot be demoted or removed.
+    let (_, users) = bearer(&server, &admin, Method::GET, "/users", None).await;
+    let first_admin = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["role"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = bearer(
+        &server,
+        &admin,
+        Method::PATCH,
+        &format!("/users/{first_admin}"),
+        Some(json!({"role": "member"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = bearer(
+        &server,
+        &admin,
+        Method::DELETE,
+        &format!("/users/{first_admin}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Token scopes: tunnels:write may create a tunnel, not a route; a token never holds
+    // more than its creator; a revoked token stops at once.
+    let (status, scoped) = bearer(
+        &server,
+        &admin,
+        Method::POST,
+        "/tokens",
+        Some(json!({"name": "ci", "scopes": ["tunnels:write"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(scoped["scopes"], json!(["tunnels:write"]));
+    let ci = scoped["token"].as_str().unwrap().to_owned();
+    let (status, _) = bearer(&server, &ci, Method::POST, "/tunnels", create("ci-tunnel")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = bearer(
+        &server,
+        &ci,
+        Method::POST,
+        "/tunnels/ci-tunnel/routes",
+        Some(json!({"hostname": "ci.example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["message"].as_str().unwrap().contains("routes:write"),
+        "{body}"
+    );
+    let (_, tokens) = bearer(&server, &admin, Method::GET, "/tokens", None).await;
+    assert!(
+        !tokens.to_string().contains(&ci),
+        "a token is shown once, never listed"
+    );
+    let scopes: Scopes = Scopes::from_iter([Scope::Read]);
+    let viewer_principal = adit_server::auth::Principal {
+        account: server
+            .control
+            .storage
+            .account_by_name("default")
+            .await
+            .unwrap()
+            .unwrap(),
+        actor: adit_server::auth::Actor::Token {
+            id: adit_core::ids::ApiTokenId::random(),
+            name: "v".into(),
+        },
+        scopes,
+        role: None,
+        renewed: None,
+    };
+    let err = server
+        .control
+        .create_api_token(&viewer_principal, "escalate", Role::Admin.scopes())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("more than its creator"), "{err}");
+    let (status, _) = bearer(
+        &server,
+        &admin,
+        Method::DELETE,
+        &format!("/tokens/{}", scoped["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = bearer(&server, &ci, Method::GET, "/tunnels", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_look_alike_and_are_rate_limited() {
+    let server = TestServer::spawn().await;
+    let (email, password) = server.admin_login.clone().unwrap();
+    let (s1, unknown, c1) = login(&server, "nobody@example.com", "whatever-password").await;
+    let (s2, wrong, c2) = login(&server, &email, "wrong-password-123").await;
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        unknown, wrong,
+        "the same answer for an unknown user and a wrong password"
+    );
+    assert!(c1.is_none() && c2.is_none());
+    for _ in 0..4 {
+        login(&server, &email, "wrong-password-123").await;
+    }
+    let (status, body, _) = login(&server, &email, &password).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "rate_limited");
+    // Other users are not locked out by someone guessing this one's password.
+    let (status, created) = bearer(
+        &server,
+        &server.admin_token,
+        Method::POST,
+        "/users",
+        Some(json!({"email": "other@example.com", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, _) = login(
+        &server,
+        "other@example.com",
+        created["password"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_says_who_did_what_from_where_and_holds_no_secret() {
+    let server = TestServer::spawn().await;
+    let admin = server.admin_token.clone();
+    let browser = as_admin(&server).await;
+    let (_, _, tunnel) = browse(
+        &server,
+        &browser,
+        true,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "audited"})),
+    )
+    .await;
+    let (_, token) = bearer(
+        &server,
+        &admin,
+        Method::POST,
+        "/tunnels/audited/rotate-secret",
+        None,
+    )
+    .await;
+    let (_, created) = bearer(
+        &server,
+        &admin,
+        Method::POST,
+        "/tokens",
+        Some(json!({"name": "ci", "scopes": ["read"]})),
+    )
+    .await;
+    login(&server, "admin@localhost", "wrong-password-123").await;
+    let (status, _) = bearer(&server, &admin, Method::DELETE, "/tunnels/audited", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, log) = bearer(&server, &admin, Method::GET, "/audit", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<(String, String, String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["source_ip"], "127.0.0.1");
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let has = |actor: &str, action: &str, outcome: &str| {
+        lines
+            .iter()
+            .any(|(a, x, _, o)| a.starts_with(actor) && x == action && o == outcome)
+    };
+    assert!(
+        has("user:admin@localhost", "POST /api/v1/auth/login", "200"),
+        "{lines:?}"
+    );
+    assert!(
+        has("user:admin@localhost", "POST /api/v1/tunnels", "201"),
+        "{lines:?}"
+    );
+    assert!(
+        has(
+            "token:admin",
+            "POST /api/v1/tunnels/{tunnel}/rotate-secret",
+            "200"
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        has("token:admin", "POST /api/v1/tokens", "201"),
+        "{lines:?}"
+    );
+    assert!(
+        has("user:admin@localhost", "POST /api/v1/auth/login", "401"),
+        "{lines:?}"
+    );
+    assert!(
+        has("token:admin", "DELETE /api/v1/tunnels/{tunnel}", "200"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(_, _, target, _)| target == "/api/v1/tunnels/audited"),
+        "{lines:?}"
+    );
+    let text = log.to_string();
+    for secret in [
+        token["token"].as_str().unwrap(),
+        created["token"].as_str().unwrap(),
+        &admin,
+        &browser.csrf,
+        "wrong-password-123",
+    ] {
+        assert!(!text.contains(secret), "the audit log holds a secret");
+    }
+    assert!(tunnel["id"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_command_creates_lists_and_resets_users_on_a_running_server() {
+    use std::io::Write;
+    let server = TestServer::spawn().await;
+    let data_dir = server.dir.path().join("data");
+    let admin = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_adit-server"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("admin")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = admin(
+        &[
+            "create",
+            "--email",
+            "Ops@Example.com",
+            "--role",
+            "member",
+            "--account",
+            "ops",
+            "--password-stdin",
+        ],
+        "a long enough password\n",
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("ops@example.com (member) in account ops"),
+        "{out}"
+    );
+    assert!(!out.contains("a long enough password"));
+    let (ok, _, err) = admin(&["create", "--email", "ops@example.com"], "");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = admin(
+        &["create", "--email", "x@example.com", "--role", "root"],
+        "",
+    );
+    assert!(!ok && err.contains("root"), "{err}");
+    let (ok, _, err) = admin(
+        &["create", "--email", "weak@example.com", "--password-stdin"],
+        "short\n",
+    );
+    assert!(!ok && err.contains("12 characters"), "{err}");
+
+    let (ok, out, _) = admin(&["list"], "");
+    assert!(ok);
+    assert!(out.contains("admin@localhost\tdefault\tadmin"), "{out}");
+    assert!(out.contains("ops@example.com\tops\tmember"), "{out}");
+
+    let (status, session, browser) =
+        login(&server, "ops@example.com", "a long enough password").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(session["account"], "ops");
+    let browser = browser.unwrap();
+    let (ok, out, _) = admin(&["reset-password", "--email", "ops@example.com"], "");
+    assert!(ok);
+    let new_password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("New password (shown once): "))
+        .unwrap()
+        .to_owned();
+    let (status, _, _) = browse(&server, &browser, false, Method::GET, "/tunnels", None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a reset ends the user's sessions"
+    );
+    let (status, _, _) = login(&server, "ops@example.com", "a long enough password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = login(&server, "ops@example.com", &new_password).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Rotating with --end-sessions logs everyone out; the new key signs new sessions.
+    let browser = as_admin(&server).await;
+    let (ok, out, err) = admin(&["rotate-keys", "--end-sessions"], "");
+    assert!(ok, "{out}{err}");
+    let (status, _, _) = browse(&server, &browser, false, Method::GET, "/tunnels", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let browser = as_admin(&server).await;
+    let (status, _, _) = browse(&server, &browser, false, Method::GET, "/tunnels", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
