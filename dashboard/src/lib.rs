@@ -25,4 +25,4 @@ mod pages;
 mod render;
 
 #[cfg(feature = "ssr")]
-pub use render::render_tunnels_page;
+pub use render::{render_login_page, render_tunnels_page};

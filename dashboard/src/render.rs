@@ -1,20 +1,37 @@
 //! Server-side rendering of whole HTML documents.
 
-use adit_core::api::Tunnel;
+use adit_core::api::{Session, Tunnel};
 use leptos::prelude::*;
 
-use crate::components::shell::Shell;
-use crate::pages::tunnels::TunnelsPage;
+use crate::components::shell::{Shell, Viewer};
+use crate::pages::{login::LoginPage, tunnels::TunnelsPage};
 
-/// Renders the Tunnels page as a complete HTML5 document (`<!DOCTYPE html>` included), with
-/// its CSS embedded. Every piece of user-provided text (names, hostnames, dates) is
-/// HTML-escaped.
-pub fn render_tunnels_page(tunnels: &[Tunnel]) -> String {
+/// Renders the Tunnels page for the logged-in `session` as a complete HTML5 document
+/// (`<!DOCTYPE html>` included), with its CSS embedded. Every piece of user-provided text
+/// (names, hostnames, dates) is HTML-escaped.
+pub fn render_tunnels_page(tunnels: &[Tunnel], session: &Session) -> String {
     let tunnels = tunnels.to_vec();
+    let viewer = Viewer {
+        email: session.email.to_string(),
+        account: session.account.clone(),
+        csrf_token: session.csrf_token.clone(),
+    };
     render_document(move || {
         view! {
-            <Shell title="Tunnels">
+            <Shell title="Tunnels" viewer=Some(viewer)>
                 <TunnelsPage tunnels />
+            </Shell>
+        }
+    })
+}
+
+/// Renders the log-in page; `error` says why the last attempt failed.
+pub fn render_login_page(error: Option<&str>, email: &str) -> String {
+    let (error, email) = (error.map(str::to_owned), email.to_owned());
+    render_document(move || {
+        view! {
+            <Shell title="Log in" viewer=None>
+                <LoginPage error email />
             </Shell>
         }
     })
@@ -56,6 +73,44 @@ mod tests {
         }
     }
 
+    fn session() -> Session {
+        Session {
+            user_id: "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f".parse().unwrap(),
+            email: "ada@example.com".parse().unwrap(),
+            account_id: ACCOUNT.parse().unwrap(),
+            account: "default".into(),
+            role: adit_core::identity::Role::Admin,
+            csrf_token: "csrf-<token>".into(),
+            expires_at: "2026-11-25T01:48:07Z".into(),
+        }
+    }
+
+    #[test]
+    fn pages_show_who_is_logged_in_with_a_log_out_form_carrying_the_csrf_token() {
+        let html = render_tunnels_page(&sample(), &session());
+        assert!(html.contains("ada@example.com"));
+        assert!(html.contains(r#"action="/logout""#));
+        assert!(
+            html.contains(r#"name="csrf_token" value="csrf-&lt;token&gt;""#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_login_page_is_a_plain_form_that_keeps_the_email_and_escapes_the_error() {
+        let html = render_login_page(Some("invalid <email> or password"), "ada\"@x");
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(
+            html.contains(r#"<form method="post" action="/login">"#),
+            "{html}"
+        );
+        assert!(html.contains("invalid &lt;email&gt; or password"));
+        assert!(html.contains(r#"value="ada&quot;@x""#), "{html}");
+        assert!(!html.contains("Log out"), "no navigation before logging in");
+        let fresh = render_login_page(None, "");
+        assert!(!fresh.contains("role=\"alert\""));
+    }
+
     fn sample() -> Vec<Tunnel> {
         vec![
             tunnel(
@@ -94,7 +149,7 @@ mod tests {
 
     #[test]
     fn is_a_complete_html5_document_with_embedded_css() {
-        let html = render_tunnels_page(&sample());
+        let html = render_tunnels_page(&sample(), &session());
         assert!(
             html.starts_with("<!DOCTYPE html><html lang=\"en\">"),
             "{html}"
@@ -109,7 +164,7 @@ mod tests {
 
     #[test]
     fn side_navigation_marks_tunnels_active() {
-        let html = render_tunnels_page(&[]);
+        let html = render_tunnels_page(&[], &session());
         assert!(
             html.contains("<nav aria-label=\"Main\" class=\"sidenav\">"),
             "{html}"
@@ -127,7 +182,7 @@ mod tests {
     #[test]
     fn lists_every_tunnel_with_name_id_status_and_routes() {
         let tunnels = sample();
-        let html = render_tunnels_page(&tunnels);
+        let html = render_tunnels_page(&tunnels, &session());
         let body = table_body(&html);
         assert_eq!(body.matches("<tr>").count(), tunnels.len(), "{body}");
         for t in &tunnels {
@@ -165,7 +220,7 @@ mod tests {
 
     #[test]
     fn table_has_the_expected_columns_in_order() {
-        let html = render_tunnels_page(&sample());
+        let html = render_tunnels_page(&sample(), &session());
         let mut from = 0;
         for column in [
             "Name",
@@ -188,7 +243,7 @@ mod tests {
         let mut t = sample().remove(0);
         t.connectors = 3;
         t.connections = 11;
-        let html = render_tunnels_page(&[t]);
+        let html = render_tunnels_page(&[t], &session());
         assert!(html.contains("<td class=\"num\">3</td>"), "{html}");
         assert!(html.contains("<td class=\"num\">11</td>"), "{html}");
         assert!(html.contains("1 tunnel<"), "{html}");
@@ -196,7 +251,7 @@ mod tests {
 
     #[test]
     fn empty_state_invites_to_create_a_tunnel() {
-        let html = render_tunnels_page(&[]);
+        let html = render_tunnels_page(&[], &session());
         assert!(!html.contains("<table"), "{html}");
         assert!(html.contains("No tunnels yet"), "{html}");
         assert!(
@@ -215,7 +270,7 @@ mod tests {
             "a&b.example.com".to_owned(),
         ];
         t.created_at = "\"><script>alert(3)</script>".to_owned();
-        let html = render_tunnels_page(&[t]);
+        let html = render_tunnels_page(&[t], &session());
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(

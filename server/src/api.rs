@@ -3,7 +3,11 @@
 
 use std::{marker::PhantomData, net::SocketAddr, sync::Arc};
 
-use adit_core::{api, identity::Scope, ids::AccountId};
+use adit_core::{
+    api,
+    identity::{Email, Scope},
+    ids::AccountId,
+};
 use axum::{
     Json, Router,
     extract::{
@@ -31,6 +35,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn message(&self) -> &str {
+        &self.body.message
+    }
+
     fn new(
         status: StatusCode,
         code: &str,
@@ -582,6 +594,54 @@ async fn traffic(
 
 // ---- sessions ----
 
+/// Checks a login and opens a session, writing the attempt to the audit log of the user's
+/// account (a failed one to each of the user's accounts, when the user exists). Shared by
+/// the JSON login and the dashboard's form.
+pub(crate) async fn login_and_audit(
+    c: &Control,
+    request: &api::LoginRequest,
+    peer: SocketAddr,
+) -> Result<auth::LoggedIn, ApiError> {
+    let audit = |account, email: &Email, outcome: &str| AuditRow {
+        account_id: account,
+        at: now_ms(),
+        actor: format!("user:{email}"),
+        action: "POST /api/v1/auth/login".into(),
+        target: "/api/v1/auth/login".into(),
+        source_ip: peer.ip().to_string(),
+        outcome: outcome.to_owned(),
+    };
+    match c.auth.login(request, peer.ip()).await {
+        Ok((logged_in, user)) => {
+            c.audit(audit(logged_in.session.account_id, &user.email, "200"))
+                .await;
+            Ok(logged_in)
+        }
+        Err((e, user)) => {
+            let error = ApiError::from(e);
+            if let Some(user) = user
+                && let Ok(accounts) = c.storage.memberships_of(user.id).await
+            {
+                for (account, _, _) in accounts {
+                    c.audit(audit(account, &user.email, error.status.as_str()))
+                        .await;
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+/// `Set-Cookie` for a session JWT (`None` clears it).
+pub(crate) fn cookie_header(
+    c: &Control,
+    headers: &HeaderMap,
+    jwt: Option<&str>,
+) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(&auth::session_cookie(jwt, secure_cookies(c, headers)))
+        .map_err(|_| Error::Crypto("unusable session cookie".into()).into())
+}
+
 /// Logs in with email and password: sets the session cookie and answers the session,
 /// whose `csrf_token` must accompany every state-changing request.
 async fn login(
@@ -589,53 +649,10 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Body(body): Body<api::LoginRequest>,
-) -> Response {
-    let outcome = c.auth.login(&body, peer.ip()).await;
-    let audit = |account, actor: String, outcome: &str| AuditRow {
-        account_id: account,
-        at: now_ms(),
-        actor,
-        action: "POST /api/v1/auth/login".into(),
-        target: "/api/v1/auth/login".into(),
-        source_ip: peer.ip().to_string(),
-        outcome: outcome.to_owned(),
-    };
-    match outcome {
-        Ok((logged_in, user)) => {
-            c.audit(audit(
-                logged_in.session.account_id,
-                format!("user:{}", user.email),
-                "200",
-            ))
-            .await;
-            let cookie = auth::session_cookie(Some(&logged_in.jwt), secure_cookies(&c, &headers));
-            match HeaderValue::from_str(&cookie) {
-                Ok(cookie) => {
-                    ([(header::SET_COOKIE, cookie)], Json(logged_in.session)).into_response()
-                }
-                Err(_) => {
-                    ApiError::from(Error::Crypto("unusable session cookie".into())).into_response()
-                }
-            }
-        }
-        Err((e, user)) => {
-            let error = ApiError::from(e);
-            // A failed login for a real user is written to each of that user's accounts.
-            if let Some(user) = user
-                && let Ok(accounts) = c.storage.memberships_of(user.id).await
-            {
-                for (account, _, _) in accounts {
-                    c.audit(audit(
-                        account,
-                        format!("user:{}", user.email),
-                        error.status.as_str(),
-                    ))
-                    .await;
-                }
-            }
-            error.into_response()
-        }
-    }
+) -> Result<Response, ApiError> {
+    let logged_in = login_and_audit(&c, &body, peer).await?;
+    let cookie = cookie_header(&c, &headers, Some(&logged_in.jwt))?;
+    Ok(([(header::SET_COOKIE, cookie)], Json(logged_in.session)).into_response())
 }
 
 /// The session behind the cookie (its CSRF token included, for pages that load later).
@@ -667,8 +684,7 @@ async fn logout(
         .into());
     };
     c.auth.logout(session).await?;
-    let cookie = HeaderValue::from_str(&auth::session_cookie(None, secure_cookies(&c, &headers)))
-        .map_err(|_| Error::Crypto("unusable session cookie".into()))?;
+    let cookie = cookie_header(&c, &headers, None)?;
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }
 

@@ -8,7 +8,7 @@ use adit_core::{
     identity::{Email, Role},
     ids::{AccountId, ApiTokenId},
 };
-use axum::{extract::State, response::Html, routing::get};
+use axum::{extract::State, routing::get};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -273,11 +273,11 @@ impl App {
                 )
                 .into_axum_router(),
             )
+            .merge(crate::web::router(control.clone()))
             .merge(
                 axum::Router::new()
-                    .route("/", get(dashboard))
                     .route("/metrics", get(metrics))
-                    .with_state((control.clone(), self.default_account)),
+                    .with_state(control.clone()),
             )
             .fallback(crate::api::not_found);
 
@@ -368,13 +368,6 @@ async fn sweep_quick_tunnels(
 }
 
 /// Prometheus scrapes this (the API listener is loopback by default).
-async fn metrics(State((control, _)): State<(Arc<Control>, AccountId)>) -> String {
+async fn metrics(State(control): State<Arc<Control>>) -> String {
     control.metrics.render()
-}
-
-async fn dashboard(
-    State((control, account)): State<(Arc<Control>, AccountId)>,
-) -> Result<Html<String>, crate::api::ApiError> {
-    let tunnels = control.list_tunnels(account, "").await?;
-    Ok(Html(adit_dashboard::render_tunnels_page(&tunnels)))
 }

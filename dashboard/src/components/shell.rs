@@ -22,10 +22,23 @@ const NAV: &[(&str, &[NavItem])] = &[(
     }],
 )];
 
+/// Who is logged in, for the navigation's footer: the email and the CSRF token the
+/// log-out form must carry.
+#[derive(Debug, Clone)]
+pub(crate) struct Viewer {
+    pub(crate) email: String,
+    pub(crate) account: String,
+    pub(crate) csrf_token: String,
+}
+
 /// The whole document around a page: `title` is the page's name, also used to mark the
-/// active navigation entry.
+/// active navigation entry. Without a `viewer` (the log-in page) there is no navigation.
 #[component]
-pub(crate) fn Shell(title: &'static str, children: Children) -> impl IntoView {
+pub(crate) fn Shell(
+    title: &'static str,
+    viewer: Option<Viewer>,
+    children: Children,
+) -> impl IntoView {
     view! {
         <html lang="en">
             <head>
@@ -35,10 +48,16 @@ pub(crate) fn Shell(title: &'static str, children: Children) -> impl IntoView {
                 <style inner_html=STYLESHEET></style>
             </head>
             <body>
-                <div class="layout">
-                    <SideNav active=title />
-                    <main class="content">{children()}</main>
-                </div>
+                {match viewer {
+                    Some(viewer) => view! {
+                        <div class="layout">
+                            <SideNav active=title viewer />
+                            <main class="content">{children()}</main>
+                        </div>
+                    }
+                    .into_any(),
+                    None => view! { <main>{children()}</main> }.into_any(),
+                }}
             </body>
         </html>
     }
@@ -46,7 +65,7 @@ pub(crate) fn Shell(title: &'static str, children: Children) -> impl IntoView {
 
 /// The left-hand navigation; the entry labelled `active` is highlighted.
 #[component]
-fn SideNav(active: &'static str) -> impl IntoView {
+fn SideNav(active: &'static str, viewer: Viewer) -> impl IntoView {
     let groups = NAV
         .iter()
         .map(|(heading, items)| {
@@ -82,6 +101,11 @@ fn SideNav(active: &'static str) -> impl IntoView {
                 "Adit"
             </a>
             {groups}
+            <form class="nav-user" method="post" action="/logout">
+                <span class="nav-email" title=viewer.account.clone()>{viewer.email}</span>
+                <input type="hidden" name="csrf_token" value=viewer.csrf_token />
+                <button class="button link" type="submit">"Log out"</button>
+            </form>
         </nav>
     }
 }

@@ -1,3 +1,4 @@
 //! One component per dashboard page.
 
+pub(crate) mod login;
 pub(crate) mod tunnels;

@@ -519,35 +519,94 @@ async fn the_cli_manages_tunnels_and_runs_one_end_to_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_lists_tunnels_with_their_status() {
+async fn the_dashboard_asks_for_a_login_then_lists_the_accounts_tunnels() {
     let server = TestServer::spawn().await;
-    let empty = client()
-        .request(
-            http::Request::get(format!("http://{}/", server.api))
-                .body(full(""))
-                .unwrap(),
-        )
+    let page = |path: &str, cookie: Option<&str>| {
+        let mut request = http::Request::get(format!("http://{}{path}", server.api));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        client().request(request.body(full("")).unwrap())
+    };
+    let form = |path: &str, cookie: Option<&str>, body: String| {
+        let mut request = http::Request::post(format!("http://{}{path}", server.api))
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        client().request(request.body(full(body)).unwrap())
+    };
+    let location = |r: &http::Response<_>| {
+        r.headers()
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let anonymous = page("/", None).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&anonymous), "/login");
+    let login_page = page("/login", None).await.unwrap();
+    let html = String::from_utf8(body_bytes(login_page).await.to_vec()).unwrap();
+    assert!(html.contains(r#"action="/login""#), "{html}");
+
+    let (email, password) = server.admin_login.clone().unwrap();
+    let wrong = form("/login", None, format!("email={email}&password=nope"))
         .await
         .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let html = String::from_utf8(body_bytes(wrong).await.to_vec()).unwrap();
+    assert!(
+        html.contains("invalid email or password") && html.contains(&email),
+        "{html}"
+    );
+
+    let encoded: String = password
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let ok = form("/login", None, format!("email={email}&password={encoded}"))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&ok), "/");
+    let cookie = ok
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let empty = page("/", Some(&cookie)).await.unwrap();
     assert_eq!(empty.status(), StatusCode::OK);
     let html = String::from_utf8(body_bytes(empty).await.to_vec()).unwrap();
     assert!(
         html.contains("adit tunnel create"),
         "the empty state invites a first tunnel"
     );
+    assert!(html.contains(&email));
 
     let token = server.tunnel_with_route("shown", "shown.example.com").await;
     let connector = TestConnector::to(&token, "hello_world");
     server.wait_connections(&token, 4).await;
-    let page = client()
-        .request(
-            http::Request::get(format!("http://{}/", server.api))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let html = String::from_utf8(body_bytes(page).await.to_vec()).unwrap();
+    let html = String::from_utf8(
+        body_bytes(page("/tunnels", Some(&cookie)).await.unwrap())
+            .await
+            .to_vec(),
+    )
+    .unwrap();
     assert!(
         html.contains("shown") && html.contains("shown.example.com"),
         "{html}"
@@ -555,6 +614,33 @@ async fn the_dashboard_lists_tunnels_with_their_status() {
     assert!(html.contains(&token.tunnel_id.to_string()));
     assert!(html.contains("Healthy"));
     connector.stop().await;
+
+    // Log out: without the CSRF token the form is refused; with it the session ends.
+    let refused = form("/logout", Some(&cookie), "csrf_token=forged".into())
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let csrf = html
+        .split(r#"name="csrf_token" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let out = form("/logout", Some(&cookie), format!("csrf_token={csrf}"))
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(
+        out.headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(location(&page("/", Some(&cookie)).await.unwrap()), "/login");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
