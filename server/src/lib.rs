@@ -21,6 +21,7 @@ pub mod routes;
 mod secrets;
 pub mod storage;
 pub mod tunnel_listener;
+mod visitor_io;
 
 pub use app::App;
 pub use config::Config;
