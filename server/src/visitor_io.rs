@@ -489,6 +489,14 @@ mod tests {
     }
 
     #[test]
+    fn blank_lines_between_requests_are_tolerated() {
+        // Some clients send a stray CRLF after a body; hyper skips it, so must we.
+        let stream: &[u8] = b"POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx\r\n\
+            GET /b HTTP/1.1\r\n\r\n";
+        assert_eq!(verdicts(&[stream]), (vec![false, false], false));
+    }
+
+    #[test]
     fn garbage_loses_the_place() {
         let (v, lost) = verdicts(&[b"GET / HTTP/1.1\r\n bad\r\n\r\n"]);
         assert!(v.is_empty());
