@@ -186,6 +186,33 @@ async fn oversized_heads_and_uris_are_refused() {
     let request = format!("GET /probe HTTP/1.1\r\nHost: {HOST}\r\n{many}Connection: close\r\n\r\n");
     assert_refused(&s, request.as_bytes(), 431).await;
 
+    // HTTP/2 (h2c) has only a byte limit in hyper; the edge counts header fields itself.
+    let h2c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<TestBody>();
+    let mut request = to_edge(s.server.edge, HOST, "/probe");
+    for i in 0..150 {
+        request = request.header(format!("x-h{i}"), "v");
+    }
+    let before = s.origin.seen();
+    let r = h2c.request(request.body(full("")).unwrap()).await.unwrap();
+    assert_eq!(r.version(), http::Version::HTTP_2);
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(s.origin.seen(), before);
+    let r = h2c
+        .request(
+            to_edge(s.server.edge, HOST, "/hello")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the same h2c connection goes on"
+    );
+
     let long = "a".repeat(10 * 1024);
     let request = format!("GET /{long} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
     assert_refused(&s, request.as_bytes(), 414).await;
