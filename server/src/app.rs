@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Config, Error,
     auth::Auth,
+    config::EdgeLimits,
     control::Control,
     edge::{self, Edge},
     edge_tls, files,
@@ -53,6 +54,7 @@ pub struct App {
     acceptor: TlsAcceptor,
     node: String,
     access_log: bool,
+    edge_limits: EdgeLimits,
 }
 
 fn node_name(config: &Config) -> String {
@@ -223,6 +225,7 @@ impl App {
             acceptor,
             node,
             access_log: config.access_log,
+            edge_limits: config.edge_limits(),
         })
     }
 
@@ -262,7 +265,7 @@ impl App {
             grpc: connector_grpc,
             node: self.node,
         });
-        let edge = Arc::new(Edge::new(&control, self.access_log));
+        let edge = Arc::new(Edge::new(&control, self.access_log, self.edge_limits));
 
         let api = crate::api::router(control.clone())
             .merge(

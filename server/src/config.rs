@@ -57,6 +57,39 @@ pub struct Config {
     /// How long a quick tunnel outlives its connector (`30s`, `2m`).
     #[arg(long, env = "ADIT_QUICK_TUNNEL_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub quick_tunnel_grace: Duration,
+    /// Largest request head (request line and headers) a visitor may send, in bytes;
+    /// larger gets 431. Also HTTP/2 visitors' `max_header_list_size`. At least 8192, the
+    /// smallest read buffer hyper's HTTP/1 parser works with.
+    #[arg(long, env = "ADIT_EDGE_MAX_HEADER_BYTES", default_value_t = EdgeLimits::DEFAULT.max_header_bytes,
+          value_parser = clap::value_parser!(u32).range(8192..))]
+    pub edge_max_header_bytes: u32,
+    /// Most header fields one visitor request may carry; more gets 431.
+    #[arg(long, env = "ADIT_EDGE_MAX_HEADERS", default_value_t = EdgeLimits::DEFAULT.max_headers,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub edge_max_headers: u32,
+    /// Longest request target (path and query) a visitor may send, in bytes; longer gets 414.
+    #[arg(long, env = "ADIT_EDGE_MAX_URI_BYTES", default_value_t = EdgeLimits::DEFAULT.max_uri_bytes,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub edge_max_uri_bytes: u32,
+    /// How long a visitor has to send a whole request head (slowloris); then the connection
+    /// is closed. HTTP/1.1's wait for the next request on a kept-alive connection counts too.
+    #[arg(long, env = "ADIT_EDGE_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub edge_header_timeout: Duration,
+    /// How long a request body may stall between two reads; then the visitor gets 408 (or
+    /// the stream is reset if the response has begun).
+    #[arg(long, env = "ADIT_EDGE_BODY_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub edge_body_timeout: Duration,
+    /// How long a visitor connection may sit with nothing to read and no request in flight.
+    #[arg(long, env = "ADIT_EDGE_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub edge_idle_timeout: Duration,
+    /// Concurrent streams one HTTP/2 visitor connection may open.
+    #[arg(long, env = "ADIT_EDGE_MAX_STREAMS_PER_CONNECTION", default_value_t = EdgeLimits::DEFAULT.max_streams_per_connection,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub edge_max_streams_per_connection: u32,
+    /// Streams (requests, WebSockets, TCP) in flight to one tunnel at once; more get 503.
+    #[arg(long, env = "ADIT_EDGE_MAX_STREAMS_PER_TUNNEL", default_value_t = EdgeLimits::DEFAULT.max_streams_per_tunnel,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub edge_max_streams_per_tunnel: u32,
     /// Log one line per proxied request (tunnel, host, status, bytes, duration, error source).
     #[arg(long, env = "ADIT_ACCESS_LOG")]
     pub access_log: bool,
@@ -136,11 +169,33 @@ impl Config {
             access_log: false,
             quick_tunnel_limit: 4,
             quick_tunnel_grace: Duration::from_secs(30),
+            edge_max_header_bytes: EdgeLimits::DEFAULT.max_header_bytes,
+            edge_max_headers: EdgeLimits::DEFAULT.max_headers,
+            edge_max_uri_bytes: EdgeLimits::DEFAULT.max_uri_bytes,
+            edge_header_timeout: EdgeLimits::DEFAULT.header_timeout,
+            edge_body_timeout: EdgeLimits::DEFAULT.body_timeout,
+            edge_idle_timeout: EdgeLimits::DEFAULT.idle_timeout,
+            edge_max_streams_per_connection: EdgeLimits::DEFAULT.max_streams_per_connection,
+            edge_max_streams_per_tunnel: EdgeLimits::DEFAULT.max_streams_per_tunnel,
             loglevel: "info".into(),
             log_format: "pretty".into(),
             admin_email: "admin@localhost".into(),
             secure_cookies: false,
             command: None,
+        }
+    }
+
+    /// The public edge's limits, as the flags set them.
+    pub fn edge_limits(&self) -> EdgeLimits {
+        EdgeLimits {
+            max_header_bytes: self.edge_max_header_bytes,
+            max_headers: self.edge_max_headers,
+            max_uri_bytes: self.edge_max_uri_bytes,
+            header_timeout: self.edge_header_timeout,
+            body_timeout: self.edge_body_timeout,
+            idle_timeout: self.edge_idle_timeout,
+            max_streams_per_connection: self.edge_max_streams_per_connection,
+            max_streams_per_tunnel: self.edge_max_streams_per_tunnel,
         }
     }
 
@@ -156,6 +211,41 @@ impl Config {
     }
 }
 
+/// What the public edge allows one visitor, connection or tunnel (see the `edge_*` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeLimits {
+    pub max_header_bytes: u32,
+    pub max_headers: u32,
+    pub max_uri_bytes: u32,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_streams_per_connection: u32,
+    pub max_streams_per_tunnel: u32,
+}
+
+impl EdgeLimits {
+    /// Generous for browsers and APIs (64 KiB of headers is more than any browser sends,
+    /// 8 KiB of URI is what most servers allow), small enough that one visitor cannot hold
+    /// much of the edge.
+    pub const DEFAULT: Self = Self {
+        max_header_bytes: 64 * 1024,
+        max_headers: 100,
+        max_uri_bytes: 8 * 1024,
+        header_timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        max_streams_per_connection: 100,
+        max_streams_per_tunnel: 10_000,
+    };
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// `~/.adit/server`, where the CLI also looks for the admin token.
 pub fn default_data_dir() -> PathBuf {
     std::env::var_os("HOME")
@@ -167,6 +257,13 @@ pub fn default_data_dir() -> PathBuf {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     adit_core::ingress::parse_go_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?} must be longer than zero")),
+        d => Ok(d),
+    }
 }
 
 fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
@@ -200,5 +297,33 @@ mod tests {
         assert_eq!(config.quick_tunnel_grace, Duration::from_secs(90));
         assert!(config.access_log);
         assert!(Config::try_parse_from(["adit-server", "--edge-tls-addr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn edge_limits_default_and_override() {
+        let config = Config::try_parse_from(["adit-server"]).unwrap();
+        assert_eq!(config.edge_limits(), EdgeLimits::DEFAULT);
+        let config = Config::try_parse_from([
+            "adit-server",
+            "--edge-max-header-bytes",
+            "16384",
+            "--edge-header-timeout",
+            "5s",
+            "--edge-max-streams-per-tunnel",
+            "3",
+        ])
+        .unwrap();
+        let limits = config.edge_limits();
+        assert_eq!(limits.max_header_bytes, 16384);
+        assert_eq!(limits.header_timeout, Duration::from_secs(5));
+        assert_eq!(limits.max_streams_per_tunnel, 3);
+        for bad in [
+            ["--edge-header-timeout", "0s"],
+            ["--edge-max-streams-per-tunnel", "0"],
+            ["--edge-max-header-bytes", "100"],
+        ] {
+            let args = ["adit-server", bad[0], bad[1]];
+            assert!(Config::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 }

@@ -3,9 +3,10 @@
 //! stream both ways; WebSocket upgrades become a full-duplex stream.
 
 use std::{
+    collections::HashMap,
     convert::Infallible,
     net::SocketAddr,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -32,21 +33,22 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
+    config::EdgeLimits,
     metrics::{ErrorSource, Metrics, TunnelCounters},
     registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
     routes::Routes,
+    visitor_io::{ConnState, Framing, Watched},
 };
 
 /// How many connections a request tries before the visitor gets a 502.
 const MAX_ATTEMPTS: usize = 4;
-/// Request line plus headers a visitor may send; larger gets 431. The HTTP/2 link allows
-/// more (see `adit_transport::h2`), so whatever passes here also fits through the tunnel.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// hyper's HTTP/1 read buffer cannot be smaller than this.
+const MIN_BUF_SIZE: usize = 8192;
 /// Largest connector-made error body the edge reads to render its own page.
 const MAX_ERROR_BODY: usize = 4096;
 
@@ -56,6 +58,9 @@ pub struct Edge {
     metrics: Arc<Metrics>,
     /// Log one line per request (`--access-log`).
     access_log: bool,
+    limits: EdgeLimits,
+    /// Streams in flight per tunnel, for `--edge-max-streams-per-tunnel`.
+    tunnel_streams: Arc<Mutex<HashMap<TunnelId, u32>>>,
 }
 
 /// A stream is in flight while this lives: it counts toward its connection's load and the
@@ -63,6 +68,83 @@ pub struct Edge {
 struct InFlight {
     _connection: StreamGuard,
     _gauge: adit_transport::metrics::ActiveStream,
+    _tunnel: TunnelSlot,
+}
+
+/// One of a tunnel's stream slots, given back when dropped.
+struct TunnelSlot {
+    tunnel: TunnelId,
+    counts: Arc<Mutex<HashMap<TunnelId, u32>>>,
+}
+
+impl Drop for TunnelSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = counts.get_mut(&self.tunnel) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.tunnel);
+            }
+        }
+    }
+}
+
+/// A visitor's request body that gives up when the visitor stalls: no frame for the body
+/// timeout, counted only while the tunnel side is waiting for one (a slow origin does not
+/// count against the visitor). On timeout it tells `forward`, which answers 408 if the
+/// response has not begun, and ends the stream with an error.
+struct VisitorBody {
+    inner: Incoming,
+    idle: Duration,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// A frame was asked for and has not come yet (the timer is running).
+    waiting: bool,
+    timed_out: Option<oneshot::Sender<()>>,
+}
+
+impl http_body::Body for VisitorBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.waiting = false;
+                return Poll::Ready(frame.map(|f| f.map_err(BoxError::from)));
+            }
+            Poll::Pending => {}
+        }
+        let deadline = tokio::time::Instant::now() + this.idle;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !this.waiting {
+            this.waiting = true;
+            timer.as_mut().reset(deadline);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            if let Some(tx) = this.timed_out.take() {
+                let _ = tx.send(());
+            }
+            return Poll::Ready(Some(Err(
+                "the visitor stopped sending the request body".into()
+            )));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// What one access-log line says, written when the response body ends.
@@ -148,13 +230,50 @@ impl Drop for Metered {
 }
 
 impl Edge {
-    pub(crate) fn new(control: &crate::control::Control, access_log: bool) -> Self {
+    pub(crate) fn new(
+        control: &crate::control::Control,
+        access_log: bool,
+        limits: EdgeLimits,
+    ) -> Self {
         Self {
             routes: control.routes.clone(),
             registry: control.registry.clone(),
             metrics: control.metrics.clone(),
             access_log,
+            limits,
+            tunnel_streams: Arc::default(),
         }
+    }
+
+    /// Takes one of the tunnel's stream slots, or `None` when all are in use.
+    fn claim(&self, tunnel: TunnelId) -> Option<TunnelSlot> {
+        let mut counts = self
+            .tunnel_streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = counts.entry(tunnel).or_insert(0);
+        if *n >= self.limits.max_streams_per_tunnel {
+            return None;
+        }
+        *n += 1;
+        Some(TunnelSlot {
+            tunnel,
+            counts: self.tunnel_streams.clone(),
+        })
+    }
+}
+
+/// Removes every `adit-*` header: that prefix is Adit's own stream metadata, which only the
+/// edge (toward the connector) and the connector (toward the edge) may set. Whatever a
+/// visitor or an origin sends under it is dropped, whether or not this build knows the name.
+fn strip_internal(headers: &mut HeaderMap) {
+    let internal: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("adit-"))
+        .cloned()
+        .collect();
+    for name in internal {
+        headers.remove(name);
     }
 }
 
@@ -231,11 +350,22 @@ pub fn error_response(
     message: &str,
     json: bool,
 ) -> Response<TunnelBody> {
+    error_response_with(status, code, message, serde_json::Value::Null, json)
+}
+
+/// An error page with JSON `details` (the HTML page shows only the message).
+fn error_response_with(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    details: serde_json::Value,
+    json: bool,
+) -> Response<TunnelBody> {
     let (content_type, body) = if json {
         let body = ApiError {
             code: code.to_owned(),
             message: message.to_owned(),
-            details: serde_json::Value::Null,
+            details,
         };
         (
             "application/json",
@@ -287,6 +417,27 @@ fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
 enum Failure {
     NoConnector,
     Stream(hyper::Error),
+    /// The tunnel has `--edge-max-streams-per-tunnel` streams in flight already.
+    Busy(u32),
+}
+
+/// An error answer after which the connection must not be reused: the visitor's framing is
+/// in doubt, or its request body was left unread.
+fn closing(mut response: Response<TunnelBody>) -> Response<TunnelBody> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Whether a `Transfer-Encoding` is the one value a proxy can relay without guessing.
+fn plain_chunked(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::TRANSFER_ENCODING).iter();
+    match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"),
+        (Some(_), Some(_)) => false,
+    }
 }
 
 impl Edge {
@@ -299,17 +450,57 @@ impl Edge {
     ) where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let service = hyper::service::service_fn(move |req| {
+        let limits = self.limits;
+        let max_head = usize::try_from(limits.max_header_bytes).unwrap_or(usize::MAX);
+        let max_headers = usize::try_from(limits.max_headers).unwrap_or(usize::MAX);
+        let state = ConnState::new();
+        let stream = Watched::new(
+            stream,
+            state.clone(),
+            max_head,
+            max_headers,
+            limits.idle_timeout,
+        );
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let edge = self.clone();
-            async move { Ok::<_, Infallible>(edge.handle(req, peer, scheme).await) }
+            // HTTP/2 frames its messages itself; only HTTP/1 heads pass the scanner. Asked
+            // here, not in the future, so that verdicts are taken in request order.
+            let framing = if req.version() == Version::HTTP_2 {
+                Framing::Clear
+            } else {
+                state.next_framing()
+            };
+            let in_flight = state.begin();
+            let state = state.clone();
+            async move {
+                let response = edge.handle(req, peer, scheme, framing).await;
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    state.mark_upgraded();
+                }
+                // The connection is busy, not idle, until the response body is done.
+                let response = response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _ = &in_flight;
+                        frame
+                    })
+                    .boxed_unsync()
+                });
+                Ok::<_, Infallible>(response)
+            }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .max_buf_size(MAX_HEAD_BYTES)
+            .header_read_timeout(limits.header_timeout)
+            // Past this hyper answers 431 itself (request line and headers count alike).
+            .max_buf_size(max_head.max(MIN_BUF_SIZE))
+            .max_headers(max_headers)
             .keep_alive(true);
+        builder
+            .http2()
+            .max_concurrent_streams(limits.max_streams_per_connection)
+            .max_header_list_size(limits.max_header_bytes);
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         tokio::pin!(conn);
         tokio::select! {
@@ -323,14 +514,82 @@ impl Edge {
         }
     }
 
+    /// The edge's own checks on a visitor's request, before anything is routed; the
+    /// refusal when one fails.
+    fn screen(
+        &self,
+        req: &Request<Incoming>,
+        framing: Framing,
+        json: bool,
+    ) -> Option<Response<TunnelBody>> {
+        let refuse =
+            |status, code, message: &str| Some(error_response(status, code, message, json));
+        match framing {
+            Framing::Clear => {}
+            Framing::Ambiguous => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "ambiguous_framing",
+                    "The request has both Content-Length and Transfer-Encoding, or conflicting Content-Length headers.",
+                )
+                .map(closing);
+            }
+            Framing::Unknown => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_request",
+                    "The request's framing could not be verified.",
+                )
+                .map(closing);
+            }
+        }
+        if !plain_chunked(req.headers()) {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_transfer_encoding",
+                "Transfer-Encoding must be exactly `chunked`.",
+            )
+            .map(closing);
+        }
+        // hyper counts HTTP/1 headers itself; HTTP/2 has only a byte limit.
+        if req.headers().len() > usize::try_from(self.limits.max_headers).unwrap_or(usize::MAX) {
+            return refuse(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too_many_headers",
+                "The request has too many header fields.",
+            );
+        }
+        let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+            + req.uri().authority().map_or(0, |a| a.as_str().len());
+        if uri_len > usize::try_from(self.limits.max_uri_bytes).unwrap_or(usize::MAX) {
+            return refuse(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "The request target is too long.",
+            );
+        }
+        None
+    }
+
     async fn handle(
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
         scheme: Scheme,
+        framing: Framing,
     ) -> Response<TunnelBody> {
         let started = Instant::now();
         let json = wants_json(req.headers());
+        if let Some(refusal) = self.screen(&req, framing, json) {
+            self.metrics.request(
+                None,
+                refusal.status().as_u16(),
+                ErrorSource::Downstream,
+                StreamKind::Http,
+                started.elapsed(),
+            );
+            return refusal;
+        }
         let kind = if is_websocket_upgrade(&req) {
             StreamKind::WebSocket
         } else {
@@ -406,13 +665,17 @@ impl Edge {
     ) -> (Response<TunnelBody>, ErrorSource) {
         let visitor_upgrade = (kind == StreamKind::WebSocket).then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
+        let (stalled_tx, stalled) = oneshot::channel();
         let (body, visitor_tx) = match kind {
             StreamKind::Http => {
-                let body = Metered::new(
-                    body.map_err(BoxError::from).boxed_unsync(),
-                    counters.bytes_in.clone(),
-                    None,
-                );
+                let body = VisitorBody {
+                    inner: body,
+                    idle: self.limits.body_timeout,
+                    timer: None,
+                    waiting: false,
+                    timed_out: Some(stalled_tx),
+                };
+                let body = Metered::new(body.boxed_unsync(), counters.bytes_in.clone(), None);
                 (body.boxed_unsync(), None)
             }
             StreamKind::WebSocket | StreamKind::Tcp => {
@@ -429,7 +692,22 @@ impl Edge {
             );
             return (response, ErrorSource::Downstream);
         };
-        match self.send(tunnel, kind, outgoing).await {
+        let sent = tokio::select! {
+            biased;
+            // Only fires while the request body is still being sent; once it has ended the
+            // sender is gone and this branch is disabled.
+            Ok(()) = stalled => {
+                let response = error_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "The request body stopped arriving.",
+                    json,
+                );
+                return (closing(response), ErrorSource::Downstream);
+            }
+            sent = self.send(tunnel, kind, outgoing) => sent,
+        };
+        match sent {
             Ok((response, in_flight)) => {
                 let from_connector = is_from_connector(&response);
                 let response =
@@ -443,6 +721,10 @@ impl Edge {
                 };
                 (response, source)
             }
+            Err(Failure::Busy(limit)) => (
+                Failure::Busy(limit).response(tunnel, json),
+                ErrorSource::Edge,
+            ),
             Err(failure) => (failure.response(tunnel, json), ErrorSource::Upstream),
         }
     }
@@ -532,6 +814,9 @@ impl Edge {
         kind: StreamKind,
         mut request: Request<TunnelBody>,
     ) -> Result<(Response<Incoming>, InFlight), Failure> {
+        let slot = self
+            .claim(tunnel)
+            .ok_or(Failure::Busy(self.limits.max_streams_per_tunnel))?;
         let mut tried: Vec<ConnectionId> = Vec::new();
         let mut last_error = None;
         for _ in 0..MAX_ATTEMPTS {
@@ -539,12 +824,17 @@ impl Edge {
                 break;
             };
             tried.push(connection.id);
-            let in_flight = InFlight {
-                _connection: connection.begin_stream(),
-                _gauge: self.metrics.stream(kind),
-            };
+            let stream = connection.begin_stream();
+            let gauge = self.metrics.stream(kind);
             match try_send(&connection, request).await {
-                Ok(response) => return Ok((response, in_flight)),
+                Ok(response) => {
+                    let in_flight = InFlight {
+                        _connection: stream,
+                        _gauge: gauge,
+                        _tunnel: slot,
+                    };
+                    return Ok((response, in_flight));
+                }
                 Err((e, Some(back))) => {
                     tracing::debug!(connection = %connection.id, error = %e, "connection refused the stream; trying another");
                     request = back;
@@ -566,6 +856,20 @@ impl Failure {
                 "The tunnel has no connector online. Start one with `adit tunnel run`.",
                 json,
             ),
+            Failure::Busy(limit) => {
+                tracing::debug!(%tunnel, limit, "tunnel at its stream limit");
+                let mut response = error_response_with(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "tunnel_busy",
+                    "The tunnel has too many requests in flight. Try again shortly.",
+                    serde_json::json!({ "error_source": "edge", "limit": limit }),
+                    json,
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
             Failure::Stream(e) => {
                 tracing::debug!(%tunnel, error = %e, "stream to the connector failed");
                 error_response(
@@ -598,7 +902,7 @@ fn stream_request(
     let destination = parts.headers.get(HEADER_DESTINATION).cloned();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    headers.remove(HEADER_DESTINATION);
+    strip_internal(&mut headers);
     if let (StreamKind::Tcp, Some(destination)) = (kind, destination) {
         headers.insert(HEADER_DESTINATION, destination);
     }
@@ -693,6 +997,7 @@ async fn connector_error(response: Response<Incoming>, json: bool) -> Response<T
 fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    strip_internal(&mut parts.headers);
     parts.version = Version::HTTP_11;
     let body = body
         .map_frame(move |frame| {
@@ -714,6 +1019,7 @@ fn switch_protocols(
 ) -> Response<TunnelBody> {
     let (mut parts, from_connector) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    strip_internal(&mut parts.headers);
     parts.status = StatusCode::SWITCHING_PROTOCOLS;
     parts.version = Version::HTTP_11;
     parts

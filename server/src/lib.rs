@@ -23,6 +23,7 @@ pub mod routes;
 mod secrets;
 pub mod storage;
 pub mod tunnel_listener;
+mod visitor_io;
 mod web;
 
 pub use app::App;

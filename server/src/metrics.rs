@@ -30,6 +30,8 @@ pub enum ErrorSource {
     Downstream,
     /// The edge itself.
     Internal,
+    /// The edge refused on purpose: a limit (streams per tunnel) was reached.
+    Edge,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -313,6 +315,7 @@ impl Metrics {
                 ErrorSource::Upstream,
                 ErrorSource::Downstream,
                 ErrorSource::Internal,
+                ErrorSource::Edge,
             ] {
                 self.requests.remove(&RequestLabels {
                     tunnel: id.clone(),

@@ -328,6 +328,34 @@ pub async fn get(edge: SocketAddr, host: &str, path: &str) -> Response<Incoming>
         .unwrap()
 }
 
+/// Writes `request` as raw bytes on a fresh connection (for requests no client library
+/// would send) and returns everything the server answers until it closes.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_to_end(&mut stream).await
+}
+
+/// Reads until the peer closes (or resets) the connection, failing the test after 10 s.
+pub async fn read_to_end(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read = async {
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the server closes the connection within 10 s");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub async fn body_bytes(response: Response<Incoming>) -> Bytes {
     response
         .into_body()

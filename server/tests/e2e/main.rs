@@ -5,6 +5,7 @@
 
 mod api;
 mod data_plane;
+mod hardening;
 mod identity;
 mod kit;
 mod lifecycle;
