@@ -17,7 +17,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cd "$here/.."
+root="$(cd "$here/.." && pwd)"
+cd "$root"
 
 all_targets=(ingress_config tunnel_token data_hello)
 seconds="${1:-60}"
@@ -93,8 +94,14 @@ for t in "${targets[@]}"; do
         "${rate[$t]:-?}" "${secs[$t]}" "$(ls "$here/corpus/$t" | wc -l)"
 done
 if [ "$failed" -ne 0 ]; then
-    echo "==> a target failed; reproduce with: cargo +$toolchain fuzz run <target> fuzz/artifacts/<target>/<file>" >&2
-    find "$here/artifacts" -type f ! -name '*.log' >&2
+    echo "==> a target failed; replay what it found with:" >&2
+    for t in "${targets[@]}"; do
+        [ "${result[$t]}" = FAILED ] || continue
+        for input in "$here/artifacts/$t"/*; do
+            [ -f "$input" ] || continue
+            echo "    cargo +$toolchain fuzz run --sanitizer $sanitizer $t ${input#"$root/"}" >&2
+        done
+    done
     exit 1
 fi
 echo "==> no crashes"
