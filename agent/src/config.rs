@@ -39,10 +39,15 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     pub fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses config text as if read from `path` (which only names the file in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
         let config = if text.trim().is_empty() {
             FileConfig::default()
         } else {
-            serde_yaml::from_str(&text).map_err(|e| Error::Config {
+            serde_yaml::from_str(text).map_err(|e| Error::Config {
                 path: path.to_owned(),
                 message: e.to_string(),
             })?
@@ -155,6 +160,27 @@ mod tests {
             err.contains("config.yml") && err.contains("Rule #1"),
             "{err}"
         );
+    }
+
+    /// The fuzzer's seed configs are example configs too: the valid ones must load, so
+    /// the fuzzer starts from inputs that reach rule matching.
+    #[test]
+    fn fuzz_seed_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/ingress_config");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let ingress = LoadedConfig::parse(&path, &text).and_then(|c| c.ingress(None));
+            if name.starts_with("bad_") {
+                assert!(ingress.is_err(), "{name} should be refused");
+            } else {
+                assert!(ingress.unwrap().is_some(), "{name} has no ingress");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 3, "seeds not found in {}", dir.display());
     }
 
     #[test]

@@ -345,8 +345,10 @@ fn parse_unix_path(rule: usize, text: &str, path: &str) -> Result<String, Error>
         ));
     }
     // `unix:///run/app.sock` is the URL spelling (Docker's): an empty host, then the path.
+    // Further leading slashes mean one (POSIX); keeping them would give `//run/app.sock`,
+    // which prints as `unix://run/app.sock` and reads back as a host.
     if let Some(rest) = path.strip_prefix("///") {
-        return Ok(format!("/{rest}"));
+        return Ok(format!("/{}", rest.trim_start_matches('/')));
     }
     // `unix://host/x` looks like a host was meant; a socket has none, so say so.
     if path.starts_with("//") {
@@ -1378,6 +1380,9 @@ caPool: c
                 unix("/var/run/docker.sock", false),
             ),
             ("unix+tls:///s", unix("/s", true)),
+            // More slashes after the empty host are one (found by the ingress_config fuzzer).
+            ("unix:////run/app.sock", unix("/run/app.sock", false)),
+            ("unix+tls://///s", unix("/s", true)),
             // Taken verbatim otherwise (spaces and all), as cloudflared does.
             ("unix:/tmp/my app.sock", unix("/tmp/my app.sock", false)),
         ];
@@ -1534,6 +1539,8 @@ caPool: c
             "unix:/run/app.sock",
             "unix+tls:/run/a.sock",
             "unix:///var/run/docker.sock",
+            // Found by the ingress_config fuzzer: printed `unix://run/app.sock`, a "host".
+            "unix:////run/app.sock",
         ];
         for input in inputs {
             let parsed = service(input);
