@@ -207,13 +207,17 @@ mod tests {
         let spliced = tokio::spawn(splice(near, from_peer, to_peer));
 
         let (mut far_read, mut far_write) = tokio::io::split(far);
-        far_write.write_all(&[1u8; 200_000]).await.unwrap();
-        far_write.shutdown().await.unwrap();
+        // Written while the body is read: the relay holds only a few chunks in flight.
+        let writer = tokio::spawn(async move {
+            far_write.write_all(&[1u8; 200_000]).await.unwrap();
+            far_write.shutdown().await.unwrap();
+        });
         let mut got = 0;
         while let Some(frame) = out_body.frame().await {
             got += frame.unwrap().into_data().unwrap().len();
         }
         assert_eq!(got, 200_000, "the socket's bytes, then the end of the body");
+        writer.await.unwrap();
 
         to_socket
             .send(Ok(Frame::data(Bytes::from_static(b"reply"))))
