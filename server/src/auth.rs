@@ -108,8 +108,10 @@ pub struct Auth {
     storage: Storage,
     keys: RwLock<Vec<SigningKey>>,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-    /// Verified against when the user does not exist, so both answers take as long.
-    decoy_hash: String,
+    /// Verified against when the user does not exist, so both answers take as long. Made
+    /// at the first such login, not at start: hashing touches 19 MiB, which an idle server
+    /// should not hold.
+    decoy_hash: tokio::sync::OnceCell<String>,
 }
 
 /// The outcome of a login: the session as the API shows it, and the cookie's JWT.
@@ -171,12 +173,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 impl Auth {
     /// Loads the signing keys, creating the first one on a new database.
     pub async fn load(storage: Storage) -> Result<Self, Error> {
-        let decoy_hash = blocking(|| hash_password(&generate_password())).await??;
         let auth = Self {
             storage,
             keys: RwLock::new(Vec::new()),
             failures: Mutex::new(HashMap::new()),
-            decoy_hash,
+            decoy_hash: tokio::sync::OnceCell::new(),
         };
         if auth.storage.signing_keys().await?.is_empty() {
             auth.rotate_keys(false).await?;
@@ -283,9 +284,17 @@ impl Auth {
                 .map_err(|e| (e, None))?,
             None => None,
         };
-        let stored = user
-            .as_ref()
-            .map_or_else(|| self.decoy_hash.clone(), |u| u.password_hash.clone());
+        let stored = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => self
+                .decoy_hash
+                .get_or_try_init(|| async {
+                    blocking(|| hash_password(&generate_password())).await?
+                })
+                .await
+                .map_err(|e| (e, None))?
+                .clone(),
+        };
         let password = request.password.clone();
         let matches = blocking(move || password_matches(&password, &stored))
             .await
