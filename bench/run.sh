@@ -465,7 +465,7 @@ start_adit() {
     mkdir -p "$d/home"
     spawn "adit-server-run$RUN" "$ADIT_SERVER" --data-dir "$d/server" \
         --edge-addr "127.0.0.1:$ADIT_EDGE" --edge-tls-addr off \
-        --tunnel-addr "127.0.0.1:$ADIT_TUN" --api-addr "127.0.0.1:$ADIT_API"
+        --tunnel-addr "127.0.0.1:$ADIT_TUN" --api-addr "127.0.0.1:$ADIT_API" --zone localhost
     local server=$SPAWNED
     SYS_PIDS=("$server")
     for i in $(seq 1 300); do

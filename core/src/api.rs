@@ -273,3 +273,18 @@ pub struct AuditEntry {
     /// HTTP status or gRPC code of the outcome.
     pub outcome: String,
 }
+
+/// A domain an account serves: its hostname routes must lie inside one of its zones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Zone {
+    pub id: crate::ids::ZoneId,
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// `POST /api/v1/zones`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateZone {
+    pub name: String,
+}

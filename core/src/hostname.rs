@@ -92,6 +92,17 @@ impl HostPattern {
         }
     }
 
+    /// Whether every hostname the pattern matches lies in the domain `zone`: the zone itself
+    /// or a name below it (`*.app.example.com` and `example.com` are in `example.com`).
+    pub fn is_within(&self, zone: &HostPattern) -> bool {
+        let body = self.0.strip_prefix("*.").unwrap_or(&self.0);
+        !zone.is_wildcard()
+            && (body == zone.0
+                || body
+                    .strip_suffix(zone.0.as_str())
+                    .is_some_and(|head| head.ends_with('.')))
+    }
+
     /// Whether some hostname could match both patterns (used to keep routes unique).
     pub fn overlaps(&self, other: &HostPattern) -> bool {
         match (self.wildcard_suffix(), other.wildcard_suffix()) {
@@ -139,6 +150,30 @@ impl From<HostPattern> for String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn patterns_lie_within_zones() {
+        let zone = HostPattern::parse("example.com").unwrap();
+        for inside in [
+            "example.com",
+            "app.example.com",
+            "*.example.com",
+            "*.a.b.example.com",
+        ] {
+            assert!(
+                HostPattern::parse(inside).unwrap().is_within(&zone),
+                "{inside}"
+            );
+        }
+        for outside in ["badexample.com", "example.org", "com", "*.com"] {
+            assert!(
+                !HostPattern::parse(outside).unwrap().is_within(&zone),
+                "{outside}"
+            );
+        }
+        let wildcard = HostPattern::parse("*.example.com").unwrap();
+        assert!(!zone.is_within(&wildcard), "a wildcard is no zone");
+    }
+
     use super::*;
 
     #[test]

@@ -73,6 +73,11 @@ uuid_id!(
     "route"
 );
 uuid_id!(
+    /// A domain an account serves.
+    ZoneId,
+    "zone"
+);
+uuid_id!(
     /// A person who logs in to the dashboard; a member of one or more accounts.
     UserId,
     "user"

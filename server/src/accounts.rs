@@ -3,8 +3,9 @@
 
 use adit_core::{
     api,
+    hostname::HostPattern,
     identity::{Email, Role, Scopes},
-    ids::{AccountId, ApiTokenId, UserId},
+    ids::{AccountId, ApiTokenId, UserId, ZoneId},
 };
 
 use crate::{
@@ -231,6 +232,123 @@ impl Control {
         } else {
             Err(not_found())
         }
+    }
+
+    /// Registers a domain the account serves. A zone belongs to one account: it may not
+    /// overlap another account's zone (either inside the other), nor lie in the quick-tunnel
+    /// domain. Registering a zone the account already has, or one inside it, is refused too.
+    pub async fn create_zone(&self, account: AccountId, name: &str) -> Result<api::Zone, Error> {
+        let zone = HostPattern::parse(name).map_err(|e| Error::invalid("name", e))?;
+        if zone.is_wildcard() {
+            return Err(Error::invalid("name", "a zone is a domain, not a wildcard"));
+        }
+        if let Some(quick) = self.quick_domain()
+            && zone.is_within(&quick)
+        {
+            return Err(Error::Conflict(format!(
+                "{zone} lies in the quick-tunnel domain {quick}, which the server gives out"
+            )));
+        }
+        for (_, owner, existing, _) in self.storage.all_zones().await? {
+            let Ok(existing) = HostPattern::parse(&existing) else {
+                continue;
+            };
+            if zone.is_within(&existing) || existing.is_within(&zone) {
+                return Err(Error::Conflict(if owner == account {
+                    format!("{zone} overlaps this account's zone {existing}")
+                } else {
+                    format!("{zone} overlaps a zone of another account")
+                }));
+            }
+        }
+        let (id, created_at) = (ZoneId::random(), now_ms());
+        self.storage
+            .insert_zone(id, account, zone.as_str(), created_at)
+            .await?;
+        Ok(api::Zone {
+            id,
+            name: zone.to_string(),
+            created_at: rfc3339(created_at),
+        })
+    }
+
+    /// Registers `name` for the account unless it already has exactly that zone (for
+    /// `--zone`, at every start).
+    pub(crate) async fn ensure_zone(&self, account: AccountId, name: &str) -> Result<(), Error> {
+        let wanted = HostPattern::parse(name).map_err(|e| Error::invalid("zone", e))?;
+        let have = self
+            .storage
+            .all_zones()
+            .await?
+            .into_iter()
+            .any(|(_, owner, zone, _)| owner == account && zone == wanted.as_str());
+        if !have {
+            self.create_zone(account, name).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn list_zones(&self, account: AccountId) -> Result<Vec<api::Zone>, Error> {
+        Ok(self
+            .storage
+            .all_zones()
+            .await?
+            .into_iter()
+            .filter(|(_, owner, _, _)| *owner == account)
+            .map(|(id, _, name, created_at)| api::Zone {
+                id,
+                name,
+                created_at: rfc3339(created_at),
+            })
+            .collect())
+    }
+
+    /// Removes a zone (by id or name). Routes already made in it stay until deleted.
+    pub async fn delete_zone(&self, account: AccountId, zone: &str) -> Result<(), Error> {
+        let found = self
+            .list_zones(account)
+            .await?
+            .into_iter()
+            .find(|z| z.id.to_string() == zone || z.name == zone.to_ascii_lowercase())
+            .ok_or_else(|| Error::NotFound {
+                what: "zone",
+                name: zone.to_owned(),
+            })?;
+        self.storage.delete_zone(account, found.id).await?;
+        Ok(())
+    }
+
+    /// Refuses a route outside the account's zones, or inside the quick-tunnel domain.
+    pub(crate) async fn require_zone(
+        &self,
+        account: AccountId,
+        pattern: &HostPattern,
+    ) -> Result<(), Error> {
+        if let Some(quick) = self.quick_domain()
+            && pattern.is_within(&quick)
+        {
+            return Err(Error::Forbidden(format!(
+                "hostnames under {quick} are given out by quick tunnels only"
+            )));
+        }
+        let inside = self
+            .list_zones(account)
+            .await?
+            .iter()
+            .any(|z| HostPattern::parse(&z.name).is_ok_and(|zone| pattern.is_within(&zone)));
+        if inside {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "{pattern} is not inside any zone of this account; register its domain first (POST /api/v1/zones, or adit-server --zone)"
+            )))
+        }
+    }
+
+    fn quick_domain(&self) -> Option<HostPattern> {
+        self.quick
+            .as_ref()
+            .and_then(|q| HostPattern::parse(&q.domain).ok())
     }
 
     /// Writes an audit entry. A failure is logged, never lost silently, and never fails the

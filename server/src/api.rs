@@ -338,6 +338,8 @@ pub fn router(control: Arc<Control>) -> Router {
         )
         .route("/api/v1/tokens/{token}", delete(revoke_api_token))
         .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/zones", get(list_zones).post(create_zone))
+        .route("/api/v1/zones/{zone}", delete(delete_zone))
         .route_layer(middleware::from_fn_with_state(
             control.clone(),
             authenticate,
@@ -768,4 +770,33 @@ async fn audit_log(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Vec<api::AuditEntry>> {
     Ok(Json(c.list_audit(account, q.limit).await?))
+}
+
+// ---- zones ----
+
+async fn list_zones(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Read>,
+) -> ApiResult<Vec<api::Zone>> {
+    Ok(Json(c.list_zones(account).await?))
+}
+
+async fn create_zone(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Body(body): Body<api::CreateZone>,
+) -> Result<(StatusCode, Json<api::Zone>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(c.create_zone(account, &body.name).await?),
+    ))
+}
+
+async fn delete_zone(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Path(zone): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    c.delete_zone(account, &zone).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

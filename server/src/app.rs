@@ -172,6 +172,12 @@ impl App {
         }
         let control = Arc::new(control.with_secure_cookies(config.secure_cookies));
 
+        for zone in &config.zones {
+            control
+                .ensure_zone(default_account, zone)
+                .await
+                .map_err(|e| Error::Config(format!("--zone {zone}: {e}")))?;
+        }
         let new_admin_password = if storage.count_users().await? == 0 {
             let admin = control
                 .create_user(default_account, &config.admin_email, Role::Admin, None)

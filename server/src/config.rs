@@ -99,6 +99,10 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "ADIT_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
     pub log_format: String,
+    /// Domains the default account serves (repeat, or comma-separate in the environment);
+    /// hostname routes must lie inside one of their account's zones. Registered at start.
+    #[arg(long = "zone", env = "ADIT_ZONES", value_delimiter = ',')]
+    pub zones: Vec<String>,
     /// The first admin's login, created with a generated password (printed once) when the
     /// database has no user yet.
     #[arg(long, env = "ADIT_ADMIN_EMAIL", default_value = "admin@localhost")]
@@ -180,6 +184,7 @@ impl Config {
             loglevel: "info".into(),
             log_format: "pretty".into(),
             admin_email: "admin@localhost".into(),
+            zones: Vec::new(),
             secure_cookies: false,
             command: None,
         }

@@ -233,6 +233,7 @@ impl Control {
         Ok(self.token_for(&row))
     }
 
+    /// Routes `hostname` to a tunnel; it must lie inside one of the account's zones.
     pub async fn create_route(
         &self,
         account: AccountId,
@@ -240,6 +241,17 @@ impl Control {
         hostname: &str,
     ) -> Result<api::Route, Error> {
         let pattern = HostPattern::parse(hostname).map_err(|e| Error::invalid("hostname", e))?;
+        self.require_zone(account, &pattern).await?;
+        self.add_route(account, tunnel, pattern).await
+    }
+
+    /// Routes a checked pattern; unique across all accounts.
+    async fn add_route(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+        pattern: HostPattern,
+    ) -> Result<api::Route, Error> {
         let row = self.tunnel(account, tunnel).await?;
         for existing in self.storage.all_routes().await? {
             let Ok(other) = HostPattern::parse(&existing.hostname) else {
@@ -446,7 +458,10 @@ impl Control {
             self.storage
                 .insert_quick_tunnel(tunnel.id, &hostname, &client_ip)
                 .await?;
-            self.create_route(account, &name, &hostname).await
+            // The quick-tunnel domain is the operator's, given out here only: no zone.
+            let pattern =
+                HostPattern::parse(&hostname).map_err(|e| Error::invalid("hostname", e))?;
+            self.add_route(account, &name, pattern).await
         }
         .await;
         if let Err(e) = created {

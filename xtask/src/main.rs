@@ -340,13 +340,15 @@ fn run() -> Result<ExitCode> {
     // this start has bound its listeners.
     let api_url_file = data_dir.join("api-url");
     remove_if_exists(&api_url_file)?;
-    step("starting adit-server --data-dir .adit/server");
+    // The demo routes hello.localhost: the default account serves the zone `localhost`.
+    step("starting adit-server --data-dir .adit/server --zone localhost");
     let mut server = Process::spawn(
         "adit-server",
         Command::new(bin.join("adit-server"))
             .current_dir(&root)
             .arg("--data-dir")
             .arg(&data_dir)
+            .args(["--zone", "localhost"])
             .stdin(Stdio::null()),
     )?;
 

@@ -3,7 +3,7 @@
 
 use adit_core::{
     identity::{Email, Role, Scopes},
-    ids::{AccountId, ApiTokenId, SessionId, UserId},
+    ids::{AccountId, ApiTokenId, SessionId, UserId, ZoneId},
 };
 use sqlx::{Row, any::AnyRow};
 
@@ -489,6 +489,53 @@ impl Storage {
         .bind(token.to_string())
         .execute(&self.pool)
         .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- zones ----
+
+    pub async fn insert_zone(
+        &self,
+        id: ZoneId,
+        account: AccountId,
+        name: &str,
+        created_at: i64,
+    ) -> Result<(), Error> {
+        sqlx::query("INSERT INTO zones (id, account_id, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id.to_string())
+            .bind(account.to_string())
+            .bind(name)
+            .bind(created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or(e, || format!("zone {name} is already registered")))?;
+        Ok(())
+    }
+
+    /// Every zone of every account: (id, account, name, created at), by name.
+    pub async fn all_zones(&self) -> Result<Vec<(ZoneId, AccountId, String, i64)>, Error> {
+        let rows = sqlx::query("SELECT id, account_id, name, created_at FROM zones ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    parse_id(row, "id")?,
+                    parse_id(row, "account_id")?,
+                    row.try_get("name")?,
+                    row.try_get("created_at")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Removes a zone of the account; false when it has none by that id.
+    pub async fn delete_zone(&self, account: AccountId, zone: ZoneId) -> Result<bool, Error> {
+        let done = sqlx::query("DELETE FROM zones WHERE account_id = $1 AND id = $2")
+            .bind(account.to_string())
+            .bind(zone.to_string())
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 

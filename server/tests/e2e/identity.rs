@@ -478,6 +478,14 @@ fn routes(t: &Tenants) -> Vec<(Method, String, Option<Value>, bool)> {
             true,
         ),
         (Method::GET, "/audit".into(), None, true),
+        (Method::GET, "/zones".into(), None, false),
+        (
+            Method::POST,
+            "/zones".into(),
+            body(json!({"name": "evil.example.com"})),
+            true,
+        ),
+        (Method::DELETE, "/zones/example.com".into(), None, true),
     ]
 }
 
@@ -486,6 +494,7 @@ async fn snapshot(t: &Tenants) -> Value {
     let admin = &t.server.admin_token;
     let mut all = serde_json::Map::new();
     for path in [
+        "/zones".to_owned(),
         "/tunnels".to_owned(),
         format!("/tunnels/{}/routes", t.tunnel),
         "/ip-routes".into(),
@@ -1220,4 +1229,134 @@ async fn the_admin_command_creates_lists_and_resets_users_on_a_running_server() 
     let browser = as_admin(&server).await;
     let (status, _, _) = browse(&server, &browser, false, Method::GET, "/tunnels", None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_stay_inside_their_accounts_zones_and_zones_belong_to_one_account() {
+    let server = TestServer::spawn().await;
+    let a = server.admin_token.clone();
+    let control = &server.control;
+    let other = control.storage.ensure_account("other").await.unwrap();
+    let b_user = control
+        .create_user(other, "b@example.org", Role::Admin, None)
+        .await
+        .unwrap()
+        .user;
+    let b_principal = adit_server::auth::Principal {
+        account: other,
+        actor: adit_server::auth::Actor::User {
+            id: b_user.id,
+            email: b_user.email,
+        },
+        scopes: Role::Admin.scopes(),
+        role: Some(Role::Admin),
+        renewed: None,
+    };
+    let b = control
+        .create_api_token(&b_principal, "b", Role::Admin.scopes())
+        .await
+        .unwrap()
+        .token;
+    for (token, name) in [(&a, "a-tunnel"), (&b, "b-tunnel"), (&a, "a-two")] {
+        let (status, _) = bearer(
+            &server,
+            token,
+            Method::POST,
+            "/tunnels",
+            Some(json!({"name": name})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let route = |token: &str, tunnel: &str, hostname: &str| {
+        let (token, path, body) = (
+            token.to_owned(),
+            format!("/tunnels/{tunnel}/routes"),
+            json!({"hostname": hostname}),
+        );
+        let server = &server;
+        async move { bearer(server, &token, Method::POST, &path, Some(body)).await }
+    };
+    let zone = |token: &str, name: &str| {
+        let (token, body) = (token.to_owned(), json!({"name": name}));
+        let server = &server;
+        async move { bearer(server, &token, Method::POST, "/zones", Some(body)).await }
+    };
+
+    // A serves example.com (the test server's --zone). Nobody else can claim it, a part of
+    // it, or a domain above it.
+    let (_, zones) = bearer(&server, &a, Method::GET, "/zones", None).await;
+    assert_eq!(zones[0]["name"], "example.com");
+    for taken in ["example.com", "shop.example.com", "com"] {
+        let (status, body) = zone(&b, taken).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{taken}: {body}");
+        assert!(!body.to_string().contains("a-tunnel"));
+    }
+    let (status, body) = zone(&b, "*.example.org").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = zone(&b, "example.org").await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Routes only inside the account's own zones, wildcards included.
+    assert_eq!(
+        route(&b, "b-tunnel", "app.example.org").await.0,
+        StatusCode::CREATED
+    );
+    let (status, body) = route(&b, "b-tunnel", "app.example.com").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not inside any zone"),
+        "{body}"
+    );
+    assert_eq!(
+        route(&b, "b-tunnel", "*.example.com").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        route(&a, "a-tunnel", "*.example.org").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        route(&a, "a-tunnel", "example.org").await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // A hostname, or an overlapping wildcard, belongs to one tunnel only.
+    assert_eq!(
+        route(&a, "a-tunnel", "*.app.example.com").await.0,
+        StatusCode::CREATED
+    );
+    let (status, body) = route(&a, "a-two", "x.app.example.com").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        route(&a, "a-two", "*.example.com").await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        route(&a, "a-two", "www.example.com").await.0,
+        StatusCode::CREATED
+    );
+
+    // Deleting a tunnel removes its routes: the hostname is free again.
+    let (status, _) = bearer(&server, &a, Method::DELETE, "/tunnels/a-two", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        route(&a, "a-tunnel", "www.example.com").await.0,
+        StatusCode::CREATED
+    );
+
+    // A zone is removed by its owner only; its routes stay until deleted.
+    let (status, _) = bearer(&server, &a, Method::DELETE, "/zones/example.org", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = bearer(&server, &b, Method::DELETE, "/zones/example.org", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        route(&b, "b-tunnel", "more.example.org").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, routes) = bearer(&server, &b, Method::GET, "/tunnels/b-tunnel/routes", None).await;
+    assert_eq!(routes[0]["hostname"], "app.example.org");
 }

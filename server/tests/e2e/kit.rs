@@ -129,7 +129,11 @@ impl TestServer {
         Self::run(dir, config).await
     }
 
-    async fn run(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
+    async fn run(dir: Arc<tempfile::TempDir>, mut config: Config) -> Self {
+        // The tests route hostnames under example.com.
+        if config.zones.is_empty() {
+            config.zones.push("example.com".into());
+        }
         let database_url = config.database_url.clone();
         let app = App::build(config).await.expect("server builds");
         let admin_token = match app.new_admin_token.clone() {
