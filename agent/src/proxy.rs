@@ -22,7 +22,7 @@ use tracing::Instrument;
 
 use crate::Error;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use adit_transport::relay::BoxError;
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 type OriginClient = Client<DialTimeout, ProxyBody>;
 

@@ -218,12 +218,12 @@ async fn authenticate(
                 c.auth
                     .session(jwt, csrf, changes_state)
                     .await
-                    .map(|(p, sid)| (p, Some(sid)))
+                    .map(|cookie| (cookie.principal.clone(), Some(cookie)))
             }
             None => Err(Error::Unauthenticated),
         },
     };
-    let (principal, session) = match resolved {
+    let (principal, cookie) = match resolved {
         Ok(found) => found,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -237,8 +237,8 @@ async fn authenticate(
     );
     let target = req.uri().path().to_owned();
     req.extensions_mut().insert(principal.clone());
-    if let Some(session) = session {
-        req.extensions_mut().insert(session);
+    if let Some(cookie) = cookie {
+        req.extensions_mut().insert(cookie);
     }
     let mut response = next.run(req).await;
     if let Some(jwt) = &principal.renewed
@@ -663,14 +663,10 @@ async fn login(
 async fn session(
     State(c): State<Arc<Control>>,
     Can(..): Can<Read>,
-    headers: HeaderMap,
+    cookie: Option<axum::Extension<auth::CookieSession>>,
 ) -> ApiResult<api::Session> {
-    let jwt = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| auth::cookie(v, auth::SESSION_COOKIE))
-        .ok_or(Error::Unauthenticated)?;
-    Ok(Json(c.auth.describe(jwt).await?))
+    let axum::Extension(cookie) = cookie.ok_or(Error::Unauthenticated)?;
+    Ok(Json(c.auth.describe(&cookie).await?))
 }
 
 /// Ends the session and clears its cookie.
@@ -678,16 +674,16 @@ async fn logout(
     State(c): State<Arc<Control>>,
     Can(..): Can<Read>,
     headers: HeaderMap,
-    session: Option<axum::Extension<adit_core::ids::SessionId>>,
+    cookie: Option<axum::Extension<auth::CookieSession>>,
 ) -> Result<Response, ApiError> {
-    let Some(axum::Extension(session)) = session else {
+    let Some(axum::Extension(cookie)) = cookie else {
         return Err(Error::invalid(
             "session",
             "log out ends a cookie session; API tokens are revoked instead",
         )
         .into());
     };
-    c.auth.logout(session).await?;
+    c.auth.logout(cookie.id).await?;
     let cookie = cookie_header(&c, &headers, None)?;
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }

@@ -83,6 +83,17 @@ impl Principal {
     }
 }
 
+/// A caller authenticated by a session cookie: the principal, and what the session's own
+/// view needs (its row, its CSRF token, when its token expires).
+#[derive(Debug, Clone)]
+pub struct CookieSession {
+    pub principal: Principal,
+    pub id: SessionId,
+    csrf: String,
+    /// Seconds since the epoch.
+    expires_at: u64,
+}
+
 /// A session JWT's claims.
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -413,7 +424,7 @@ impl Auth {
         jwt: &str,
         csrf: Option<&str>,
         changes_state: bool,
-    ) -> Result<(Principal, SessionId), Error> {
+    ) -> Result<CookieSession, Error> {
         let claims = self.verify(jwt).await.ok_or(Error::Unauthenticated)?;
         let session_id: SessionId = claims.sid.parse().map_err(|_| Error::Unauthenticated)?;
         let session = self
@@ -451,8 +462,8 @@ impl Auth {
         } else {
             None
         };
-        Ok((
-            Principal {
+        Ok(CookieSession {
+            principal: Principal {
                 account: session.account_id,
                 actor: Actor::User {
                     id: user.id,
@@ -462,25 +473,26 @@ impl Auth {
                 role: Some(role),
                 renewed,
             },
-            session.id,
-        ))
+            id: session.id,
+            csrf: claims.csrf,
+            expires_at: claims.exp,
+        })
     }
 
-    /// The session as `GET /auth/session` shows it.
-    pub async fn describe(&self, jwt: &str) -> Result<api::Session, Error> {
-        let claims = self.verify(jwt).await.ok_or(Error::Unauthenticated)?;
-        let (principal, _) = self.session(jwt, None, false).await?;
-        let Actor::User { id, email } = principal.actor else {
+    /// A session as `GET /auth/session` and the dashboard's pages show it.
+    pub async fn describe(&self, session: &CookieSession) -> Result<api::Session, Error> {
+        let principal = &session.principal;
+        let Actor::User { id, email } = &principal.actor else {
             return Err(Error::Unauthenticated);
         };
         Ok(api::Session {
-            user_id: id,
-            email,
+            user_id: *id,
+            email: email.clone(),
             account_id: principal.account,
             account: self.storage.account_name(principal.account).await?,
             role: principal.role.unwrap_or(Role::Viewer),
-            csrf_token: claims.csrf,
-            expires_at: rfc3339(i64::try_from(claims.exp).unwrap_or_default() * 1000),
+            csrf_token: session.csrf.clone(),
+            expires_at: rfc3339(i64::try_from(session.expires_at).unwrap_or_default() * 1000),
         })
     }
 

@@ -15,7 +15,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use hyper::client::conn::http2::SendRequest;
 use tokio_util::sync::CancellationToken;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use adit_transport::relay::BoxError;
 /// A body travelling through the edge, whatever its source.
 pub type TunnelBody = UnsyncBoxBody<Bytes, BoxError>;
 

@@ -41,10 +41,10 @@ async fn tunnels_page(State(c): State<Arc<Control>>, headers: HeaderMap) -> Resp
         return Redirect::to("/login").into_response();
     };
     let page = async {
-        let (principal, _) = c.auth.session(jwt, None, false).await?;
-        let session = c.auth.describe(jwt).await?;
-        let tunnels = c.list_tunnels(principal.account, "").await?;
-        Ok::<_, crate::Error>((principal, session, tunnels))
+        let cookie = c.auth.session(jwt, None, false).await?;
+        let session = c.auth.describe(&cookie).await?;
+        let tunnels = c.list_tunnels(cookie.principal.account, "").await?;
+        Ok::<_, crate::Error>((cookie.principal, session, tunnels))
     };
     match page.await {
         Ok((principal, session, tunnels)) => {
@@ -113,8 +113,8 @@ async fn logout_form(
         return Redirect::to("/login").into_response();
     };
     let ended = async {
-        let (_, session) = c.auth.session(jwt, Some(&form.csrf_token), true).await?;
-        c.auth.logout(session).await
+        let cookie = c.auth.session(jwt, Some(&form.csrf_token), true).await?;
+        c.auth.logout(cookie.id).await
     };
     if let Err(e) = ended.await {
         return match e {

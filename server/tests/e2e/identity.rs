@@ -1,7 +1,10 @@
 //! Accounts, users, sessions, API tokens and the audit log, through the real REST and gRPC
 //! front doors and the real `adit-server admin` binary: nobody reaches what is not theirs.
 
-use adit_core::identity::{Role, Scope, Scopes};
+use adit_core::{
+    identity::{Role, Scope, Scopes},
+    ids::AccountId,
+};
 use adit_proto::v1::{self as pb, tunnel_service_client::TunnelServiceClient};
 use base64::Engine;
 use http::{HeaderMap, Method, StatusCode};
@@ -251,6 +254,33 @@ async fn sign_with_server_key(server: &TestServer, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&secret)).unwrap()
 }
 
+/// A new admin of `account` (made through the control plane, as `adit-server admin` does)
+/// and an admin API token created by that admin.
+async fn admin_token_in(server: &TestServer, account: AccountId, email: &str) -> String {
+    let user = server
+        .control
+        .create_user(account, email, Role::Admin, None)
+        .await
+        .unwrap()
+        .user;
+    let admin = adit_server::auth::Principal {
+        account,
+        actor: adit_server::auth::Actor::User {
+            id: user.id,
+            email: user.email,
+        },
+        scopes: Role::Admin.scopes(),
+        role: Some(Role::Admin),
+        renewed: None,
+    };
+    server
+        .control
+        .create_api_token(&admin, "admin-of-account", Role::Admin.scopes())
+        .await
+        .unwrap()
+        .token
+}
+
 /// Two accounts with objects, and every kind of credential that must not get through.
 struct Tenants {
     server: TestServer,
@@ -300,26 +330,7 @@ async fn tenants() -> Tenants {
 
     let control = &server.control;
     let other = control.storage.ensure_account("other").await.unwrap();
-    let other_admin = control
-        .create_user(other, "b@example.com", Role::Admin, None)
-        .await
-        .unwrap();
-    let b = other_admin.user;
-    let b_principal = adit_server::auth::Principal {
-        account: other,
-        actor: adit_server::auth::Actor::User {
-            id: b.id,
-            email: b.email,
-        },
-        scopes: Role::Admin.scopes(),
-        role: Some(Role::Admin),
-        renewed: None,
-    };
-    let other_admin = control
-        .create_api_token(&b_principal, "b-admin", Role::Admin.scopes())
-        .await
-        .unwrap()
-        .token;
+    let other_admin = admin_token_in(&server, other, "b@example.com").await;
     // B owns a tunnel too, so "not found" in A cannot be mistaken for an empty server.
     let (status, _) = bearer(
         &server,
@@ -1237,26 +1248,7 @@ async fn routes_stay_inside_their_accounts_zones_and_zones_belong_to_one_account
     let a = server.admin_token.clone();
     let control = &server.control;
     let other = control.storage.ensure_account("other").await.unwrap();
-    let b_user = control
-        .create_user(other, "b@example.org", Role::Admin, None)
-        .await
-        .unwrap()
-        .user;
-    let b_principal = adit_server::auth::Principal {
-        account: other,
-        actor: adit_server::auth::Actor::User {
-            id: b_user.id,
-            email: b_user.email,
-        },
-        scopes: Role::Admin.scopes(),
-        role: Some(Role::Admin),
-        renewed: None,
-    };
-    let b = control
-        .create_api_token(&b_principal, "b", Role::Admin.scopes())
-        .await
-        .unwrap()
-        .token;
+    let b = admin_token_in(&server, other, "b@example.org").await;
     for (token, name) in [(&a, "a-tunnel"), (&b, "b-tunnel"), (&a, "a-two")] {
         let (status, _) = bearer(
             &server,
