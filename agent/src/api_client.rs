@@ -11,7 +11,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::Error;
 
@@ -31,10 +31,11 @@ impl std::fmt::Debug for ApiCredentials {
     }
 }
 
-#[derive(Deserialize)]
-struct CredentialsFile {
-    api_url: String,
-    api_token: String,
+/// `~/.adit/credentials`, as `adit login` writes it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CredentialsFile {
+    pub(crate) api_url: String,
+    pub(crate) api_token: String,
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
@@ -105,6 +106,14 @@ impl ApiClient {
         })
     }
 
+    /// A client for the calls that need no token (logging in).
+    pub fn anonymous(url: &str) -> Result<Self, Error> {
+        Self::new(ApiCredentials {
+            url: url.trim_end_matches('/').to_owned(),
+            token: String::new(),
+        })
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -117,13 +126,14 @@ impl ApiClient {
             message,
         };
         let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(
+        let mut request = Request::builder().method(method).uri(&url);
+        if !self.credentials.token.is_empty() {
+            request = request.header(
                 header::AUTHORIZATION,
                 format!("Bearer {}", self.credentials.token),
-            )
+            );
+        }
+        let request = request
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(bytes)))
@@ -254,6 +264,26 @@ impl ApiClient {
             Method::GET,
             &format!("/tunnels/{}/connectors", segment(tunnel)),
             None,
+        )
+        .await
+    }
+
+    /// Starts `adit login` (no credentials needed).
+    pub async fn start_device_login(&self, client: &str) -> Result<api::DeviceLogin, Error> {
+        self.call(
+            Method::POST,
+            "/auth/device",
+            Some(serde_json::json!({ "client": client })),
+        )
+        .await
+    }
+
+    /// One poll of `adit login`: `Error::Api` with `authorization_pending` until approved.
+    pub async fn redeem_device_code(&self, device_code: &str) -> Result<api::DeviceToken, Error> {
+        self.call(
+            Method::POST,
+            "/auth/device/token",
+            Some(serde_json::json!({ "device_code": device_code })),
         )
         .await
     }

@@ -48,6 +48,16 @@ pub enum Command {
         #[command(subcommand)]
         command: AccessCommand,
     },
+    /// Log this machine in to an Adit server: approve it in the dashboard, and the CLI
+    /// keeps an API token in ~/.adit/credentials.
+    Login {
+        /// The server's URL as your browser reaches it, e.g. https://adit.example.com.
+        #[arg(long, env = "ADIT_API_URL")]
+        server: String,
+        /// Where to save the credentials (default ~/.adit/credentials).
+        #[arg(long)]
+        credentials_file: Option<PathBuf>,
+    },
     /// Check ingress rules.
     Ingress {
         #[command(subcommand)]
@@ -265,6 +275,13 @@ pub async fn run(
     let home = adit_home();
     match cli.command {
         Command::Ingress { command } => ingress(command, cli.config.as_deref(), &home, out),
+        Command::Login {
+            server,
+            credentials_file,
+        } => {
+            let path = credentials_file.unwrap_or_else(|| home.join("credentials"));
+            crate::login::login(&server, &path, out, shutdown).await
+        }
         Command::Access { command } => access(command, &home, out, shutdown).await,
         Command::Tunnel(args) => match args.command {
             Some(TunnelCommand::Run(run)) => {

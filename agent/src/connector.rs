@@ -88,7 +88,7 @@ pub fn arch() -> String {
     format!("{}_{arch}", std::env::consts::OS)
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown".into())

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 mod error;
+pub mod login;
 pub mod metrics;
 pub mod proxy;
 mod streams;

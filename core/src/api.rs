@@ -288,3 +288,49 @@ pub struct Zone {
 pub struct CreateZone {
     pub name: String,
 }
+
+// ---- `adit login`: device authorisation (RFC 8628) ----
+
+/// `POST /api/v1/auth/device`: a CLI asks to log in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StartDeviceLogin {
+    /// How the client names itself to the approving user, e.g. `adit on build-7`.
+    #[serde(default)]
+    pub client: String,
+}
+
+/// The answer to [`StartDeviceLogin`]. The device code stays with the CLI; the user code
+/// is what the user checks (or types) on the dashboard's approval page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLogin {
+    pub device_code: String,
+    /// `XXXX-XXXX`.
+    pub user_code: String,
+    /// The dashboard page that approves it, relative to the server (`/device`); the CLI
+    /// joins it to the URL it was given, which is the one the user's browser reaches.
+    pub verification_path: String,
+    /// The same with `?code=` filled in.
+    pub verification_path_complete: String,
+    /// Seconds the codes live.
+    pub expires_in: u64,
+    /// Seconds to wait between polls.
+    pub interval: u64,
+}
+
+/// `POST /api/v1/auth/device/token`: the CLI polls with its device code. Until the user
+/// decides, the answer is a 400 error whose code is `authorization_pending` (or
+/// `slow_down`, `access_denied`, `expired_token`), as in RFC 8628.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceTokenRequest {
+    pub device_code: String,
+}
+
+/// The API token an approved device login gets: the approving user's role's scopes, in the
+/// account they approved from. Shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceToken {
+    pub api_token: CreatedApiToken,
+    pub email: crate::identity::Email,
+    pub account: String,
+    pub role: crate::identity::Role,
+}

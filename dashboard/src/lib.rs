@@ -25,4 +25,6 @@ mod pages;
 mod render;
 
 #[cfg(feature = "ssr")]
-pub use render::{render_login_page, render_tunnels_page};
+pub use pages::device::DeviceView;
+#[cfg(feature = "ssr")]
+pub use render::{render_device_page, render_login_page, render_tunnels_page};

@@ -4,18 +4,18 @@ use adit_core::api::{Session, Tunnel};
 use leptos::prelude::*;
 
 use crate::components::shell::{Shell, Viewer};
-use crate::pages::{login::LoginPage, tunnels::TunnelsPage};
+use crate::pages::{
+    device::{DevicePage, DeviceView},
+    login::LoginPage,
+    tunnels::TunnelsPage,
+};
 
 /// Renders the Tunnels page for the logged-in `session` as a complete HTML5 document
 /// (`<!DOCTYPE html>` included), with its CSS embedded. Every piece of user-provided text
 /// (names, hostnames, dates) is HTML-escaped.
 pub fn render_tunnels_page(tunnels: &[Tunnel], session: &Session) -> String {
     let tunnels = tunnels.to_vec();
-    let viewer = Viewer {
-        email: session.email.to_string(),
-        account: session.account.clone(),
-        csrf_token: session.csrf_token.clone(),
-    };
+    let viewer = viewer(session);
     render_document(move || {
         view! {
             <Shell title="Tunnels" viewer=Some(viewer)>
@@ -25,16 +25,38 @@ pub fn render_tunnels_page(tunnels: &[Tunnel], session: &Session) -> String {
     })
 }
 
-/// Renders the log-in page; `error` says why the last attempt failed.
-pub fn render_login_page(error: Option<&str>, email: &str) -> String {
-    let (error, email) = (error.map(str::to_owned), email.to_owned());
+/// Renders the log-in page; `error` says why the last attempt failed, `next` where to go
+/// after logging in.
+pub fn render_login_page(error: Option<&str>, email: &str, next: &str) -> String {
+    let (error, email, next) = (error.map(str::to_owned), email.to_owned(), next.to_owned());
     render_document(move || {
         view! {
             <Shell title="Log in" viewer=None>
-                <LoginPage error email />
+                <LoginPage error email next />
             </Shell>
         }
     })
+}
+
+/// Renders the page that approves an `adit login` for the logged-in `session`.
+pub fn render_device_page(view: DeviceView, session: &Session) -> String {
+    let viewer = viewer(session);
+    let (account, csrf_token) = (session.account.clone(), session.csrf_token.clone());
+    render_document(move || {
+        view! {
+            <Shell title="Log in a device" viewer=Some(viewer)>
+                <DevicePage view account csrf_token />
+            </Shell>
+        }
+    })
+}
+
+fn viewer(session: &Session) -> Viewer {
+    Viewer {
+        email: session.email.to_string(),
+        account: session.account.clone(),
+        csrf_token: session.csrf_token.clone(),
+    }
 }
 
 /// Renders `view` inside a fresh reactive owner and prefixes the doctype, which a view
@@ -98,7 +120,7 @@ mod tests {
 
     #[test]
     fn the_login_page_is_a_plain_form_that_keeps_the_email_and_escapes_the_error() {
-        let html = render_login_page(Some("invalid <email> or password"), "ada\"@x");
+        let html = render_login_page(Some("invalid <email> or password"), "ada\"@x", "");
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(
             html.contains(r#"<form method="post" action="/login">"#),
@@ -107,8 +129,39 @@ mod tests {
         assert!(html.contains("invalid &lt;email&gt; or password"));
         assert!(html.contains(r#"value="ada&quot;@x""#), "{html}");
         assert!(!html.contains("Log out"), "no navigation before logging in");
-        let fresh = render_login_page(None, "");
+        let fresh = render_login_page(None, "", "/device?code=BCDF-GHJK");
+        assert!(
+            fresh.contains(r#"name="next" value="/device?code=BCDF-GHJK""#),
+            "{fresh}"
+        );
         assert!(!fresh.contains("role=\"alert\""));
+    }
+
+    #[test]
+    fn the_device_page_shows_who_asks_escaped_with_csrf_bound_approve_and_deny_forms() {
+        let html = render_device_page(
+            DeviceView::Confirm {
+                user_code: "BCDF-GHJK".into(),
+                client: "adit on <script>".into(),
+                source_ip: "192.0.2.7".into(),
+                requested_at: "2026-11-26T10:00:00Z".into(),
+                expires_in_minutes: 9,
+            },
+            &session(),
+        );
+        assert!(html.contains("adit on &lt;script&gt;"), "{html}");
+        assert!(html.contains("BCDF-GHJK") && html.contains("192.0.2.7"));
+        assert_eq!(html.matches(r#"action="/device""#).count(), 2);
+        // Both decisions, plus the log-out form, carry the session's CSRF token.
+        assert_eq!(html.matches(r#"value="csrf-&lt;token&gt;""#).count(), 3);
+        let asked = render_device_page(
+            DeviceView::Enter {
+                code: "nope".into(),
+                error: Some("No login is waiting".into()),
+            },
+            &session(),
+        );
+        assert!(asked.contains(r#"aria-invalid="true""#) && asked.contains("No login is waiting"));
     }
 
     fn sample() -> Vec<Tunnel> {

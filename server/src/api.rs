@@ -94,6 +94,12 @@ impl From<Error> for ApiError {
                 message.clone(),
                 serde_json::Value::Null,
             ),
+            Error::DeviceLogin(wait) => Self::new(
+                StatusCode::BAD_REQUEST,
+                wait.code(),
+                wait.message(),
+                serde_json::Value::Null,
+            ),
             Error::Unauthenticated => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -346,6 +352,8 @@ pub fn router(control: Arc<Control>) -> Router {
         ));
     Router::new()
         .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/device", post(start_device_login))
+        .route("/api/v1/auth/device/token", post(redeem_device_code))
         .route("/api/v1/quick-tunnels", post(create_quick_tunnel))
         .merge(protected)
         .with_state(control)
@@ -657,6 +665,26 @@ async fn login(
     let logged_in = login_and_audit(&c, &body, peer).await?;
     let cookie = cookie_header(&c, &headers, Some(&logged_in.jwt))?;
     Ok(([(header::SET_COOKIE, cookie)], Json(logged_in.session)).into_response())
+}
+
+/// `adit login` starts here: a device code for the CLI, a user code for the person.
+async fn start_device_login(
+    State(c): State<Arc<Control>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Body(body): Body<api::StartDeviceLogin>,
+) -> ApiResult<api::DeviceLogin> {
+    Ok(Json(c.start_device_login(&body, peer.ip()).await?))
+}
+
+/// The CLI's poll: `authorization_pending` until the user decides, then the token once.
+async fn redeem_device_code(
+    State(c): State<Arc<Control>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Body(body): Body<api::DeviceTokenRequest>,
+) -> ApiResult<api::DeviceToken> {
+    Ok(Json(
+        c.redeem_device_code(&body.device_code, peer.ip()).await?,
+    ))
 }
 
 /// The session behind the cookie (its CSRF token included, for pages that load later).

@@ -43,6 +43,9 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     RateLimited(String),
+    /// An `adit login` poll that gets no token (yet).
+    #[error("{}", .0.message())]
+    DeviceLogin(crate::device::DeviceLoginWait),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("stored data is corrupt: {0}")]

@@ -9,6 +9,7 @@ pub mod auth;
 mod clock;
 pub mod config;
 pub mod control;
+pub mod device;
 pub mod edge;
 mod edge_tls;
 mod error;

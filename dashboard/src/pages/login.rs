@@ -3,9 +3,10 @@
 use leptos::prelude::*;
 
 /// Email and password, posted to `/login`; `error` is the last attempt's answer and
-/// `email` what was typed, kept so only the password must be typed again.
+/// `email` what was typed, kept so only the password must be typed again; `next` is the
+/// page to return to afterwards (the server accepts only its own paths).
 #[component]
-pub(crate) fn LoginPage(error: Option<String>, email: String) -> impl IntoView {
+pub(crate) fn LoginPage(error: Option<String>, email: String, next: String) -> impl IntoView {
     view! {
         <section class="login">
             <div class="login-card">
@@ -14,6 +15,7 @@ pub(crate) fn LoginPage(error: Option<String>, email: String) -> impl IntoView {
                     "Log in to Adit"
                 </h1>
                 <form method="post" action="/login">
+                    {(!next.is_empty()).then(|| view! { <input type="hidden" name="next" value=next /> })}
                     <label for="email">"Email"</label>
                     <input id="email" name="email" type="email" autocomplete="username" required value=email />
                     <label for="password">"Password"</label>

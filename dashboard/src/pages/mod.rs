@@ -1,4 +1,5 @@
 //! One component per dashboard page.
 
+pub(crate) mod device;
 pub(crate) mod login;
 pub(crate) mod tunnels;

@@ -13,8 +13,10 @@ use sqlx::{
 
 use crate::{Error, clock::now_ms};
 
+mod device;
 mod identity;
 
+pub use device::{Decision, DeviceLoginRow};
 pub use identity::{ApiTokenRow, AuditRow, SessionRow, SigningKeyRow, UserRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -10,6 +10,8 @@ use base64::Engine;
 use http::{HeaderMap, Method, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use crate::kit::*;
 
@@ -1351,4 +1353,334 @@ async fn routes_stay_inside_their_accounts_zones_and_zones_belong_to_one_account
     );
     let (_, routes) = bearer(&server, &b, Method::GET, "/tunnels/b-tunnel/routes", None).await;
     assert_eq!(routes[0]["hostname"], "app.example.org");
+}
+
+/// A dashboard page or form post with a browser's cookie.
+async fn web(
+    server: &TestServer,
+    cookie: Option<&str>,
+    method: Method,
+    path_and_query: &str,
+    form: Option<String>,
+) -> (StatusCode, HeaderMap, String) {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path_and_query}", server.api))
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let r = client()
+        .request(request.body(full(form.unwrap_or_default())).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (r.status(), r.headers().clone());
+    let html = String::from_utf8(body_bytes(r).await.to_vec()).unwrap();
+    (status, headers, html)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adit_login_gets_a_token_with_the_approving_users_role_by_device_authorisation() {
+    use clap::Parser;
+    use std::os::unix::fs::PermissionsExt;
+
+    let server = TestServer::spawn().await;
+    let (status, user) = bearer(
+        &server,
+        &server.admin_token,
+        Method::POST,
+        "/users",
+        Some(json!({"email": "m@example.com", "role": "member"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    let (_, _, member) = login(&server, "m@example.com", user["password"].as_str().unwrap()).await;
+    let member = member.unwrap();
+
+    // The real CLI, as a user runs it; it prints a link and waits.
+    let home = tempfile::tempdir().unwrap();
+    let credentials = home.path().join(".adit").join("credentials");
+    let cli = adit_agent::cli::Cli::try_parse_from([
+        "adit".to_owned(),
+        "login".into(),
+        "--server".into(),
+        format!("http://{}/", server.api),
+        "--credentials-file".into(),
+        credentials.display().to_string(),
+    ])
+    .unwrap();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    let mut printed = Lines(tx, Vec::new());
+    let cli = tokio::spawn(async move {
+        let outcome = adit_agent::cli::run(cli, &mut printed, CancellationToken::new()).await;
+        outcome.map_err(|e| e.to_string())
+    });
+    let link = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.recv())
+            .await
+            .expect("the CLI prints a link")
+            .expect("the CLI runs");
+        if let Some(link) = line.trim().strip_prefix(&format!("http://{}", server.api)) {
+            break link.to_owned();
+        }
+    };
+    let code = link.strip_prefix("/device?code=").expect(&link).to_owned();
+    assert_eq!(code.len(), 9, "XXXX-XXXX: {code}");
+
+    // Without a session the link leads to the log-in page, which comes back to it.
+    let (status, headers, _) = web(&server, None, Method::GET, &link, None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let to_login = headers["location"].to_str().unwrap().to_owned();
+    assert_eq!(to_login, format!("/login?next=%2Fdevice%3Fcode%3D{code}"));
+    let (_, _, html) = web(&server, None, Method::GET, &to_login, None).await;
+    assert!(
+        html.contains(&format!(r#"name="next" value="/device?code={code}""#)),
+        "{html}"
+    );
+    // A login may only send the browser on to this server's own pages.
+    let (_, _, html) = web(
+        &server,
+        None,
+        Method::GET,
+        "/login?next=//evil.example",
+        None,
+    )
+    .await;
+    assert!(!html.contains("evil.example"), "{html}");
+
+    // Logged in, the page shows the code and who asks.
+    let (status, _, html) = web(&server, Some(&member.cookie), Method::GET, &link, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&code) && html.contains("adit on "), "{html}");
+    assert!(html.contains(r#"value="approve""#), "{html}");
+
+    // Approving without the session's CSRF token is refused, and nothing is issued.
+    let form = |csrf: &str, decision: &str| {
+        Some(format!("csrf_token={csrf}&code={code}&decision={decision}"))
+    };
+    let (status, _, _) = web(
+        &server,
+        Some(&member.cookie),
+        Method::POST,
+        "/device",
+        form("forged", "approve"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!cli.is_finished());
+
+    let (status, _, html) = web(
+        &server,
+        Some(&member.cookie),
+        Method::POST,
+        "/device",
+        form(&member.csrf, "approve"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Approved"), "{html}");
+    tokio::time::timeout(Duration::from_secs(20), cli)
+        .await
+        .expect("the CLI finishes once approved")
+        .unwrap()
+        .expect("adit login succeeds");
+    let mut done = String::new();
+    while let Ok(line) = lines.try_recv() {
+        done.push_str(&line);
+    }
+    assert!(
+        done.contains("logged in as m@example.com in the account default (role member)"),
+        "{done}"
+    );
+
+    // The credentials: owner-only, in a private directory, naming this server.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&credentials), 0o600);
+    assert_eq!(mode(credentials.parent().unwrap()), 0o700);
+    let saved: Value = serde_json::from_slice(&std::fs::read(&credentials).unwrap()).unwrap();
+    assert_eq!(saved["api_url"], format!("http://{}", server.api));
+    let token = saved["api_token"].as_str().unwrap().to_owned();
+
+    // The token acts as the member: it manages tunnels, but administers nothing.
+    let (status, _) = bearer(
+        &server,
+        &token,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "from-cli"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = bearer(&server, &token, Method::GET, "/tokens", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, tokens) = bearer(&server, &server.admin_token, Method::GET, "/tokens", None).await;
+    let minted = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("adit login: adit on ")
+        })
+        .expect("the token is listed, so an admin can revoke it");
+    assert_eq!(
+        minted["scopes"],
+        json!(["read", "tunnels:write", "routes:write"])
+    );
+
+    // The approval and the token are in the audit log, as the member, with no secret.
+    let (_, audit) = bearer(&server, &server.admin_token, Method::GET, "/audit", None).await;
+    let entries = audit.as_array().unwrap();
+    for action in ["device_login.approve", "device_login.token"] {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["action"] == action && e["actor"] == "user:m@example.com"),
+            "{action} missing: {audit}"
+        );
+    }
+    assert!(!audit.to_string().contains(&token));
+}
+
+/// Starts a device login through the API, as the CLI does.
+async fn start_device_login(server: &TestServer) -> (StatusCode, Value) {
+    let (status, _, body) = api_request(
+        server.api,
+        Method::POST,
+        "/auth/device",
+        &[],
+        Some(json!({"client": "test client"})),
+    )
+    .await;
+    (status, body)
+}
+
+async fn poll_device_login(server: &TestServer, device_code: &str) -> (StatusCode, String) {
+    let (status, _, body) = api_request(
+        server.api,
+        Method::POST,
+        "/auth/device/token",
+        &[],
+        Some(json!({"device_code": device_code})),
+    )
+    .await;
+    (status, body["code"].as_str().unwrap_or("token").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_logins_answer_once_refuse_fast_polls_denials_and_floods_on_sqlite() {
+    device_login_rules(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_logins_answer_once_refuse_fast_polls_denials_and_floods_on_postgres() {
+    device_login_rules(Db::Postgres).await;
+}
+
+async fn device_login_rules(db: Db) {
+    let Some(server) = TestServer::spawn_on(db).await else {
+        eprintln!("skipping {db:?}: ADIT_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let admin = as_admin(&server).await;
+
+    let (status, started) = start_device_login(&server).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    let user_code = started["user_code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        poll_device_login(&server, &device_code).await,
+        (StatusCode::BAD_REQUEST, "authorization_pending".into())
+    );
+    assert_eq!(
+        poll_device_login(&server, &device_code).await,
+        (StatusCode::BAD_REQUEST, "slow_down".into()),
+        "a poll right after another is told to slow down"
+    );
+    assert_eq!(
+        poll_device_login(&server, "not-a-device-code").await,
+        (StatusCode::BAD_REQUEST, "expired_token".into())
+    );
+
+    // Denied: the CLI learns it, and the code is gone.
+    let deny = format!("csrf_token={}&code={user_code}&decision=deny", admin.csrf);
+    let (status, _, html) = web(
+        &server,
+        Some(&admin.cookie),
+        Method::POST,
+        "/device",
+        Some(deny),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Denied"), "{html}");
+    assert_eq!(
+        poll_device_login(&server, &device_code).await,
+        (StatusCode::BAD_REQUEST, "access_denied".into())
+    );
+    assert_eq!(
+        poll_device_login(&server, &device_code).await,
+        (StatusCode::BAD_REQUEST, "expired_token".into())
+    );
+    let approve = format!(
+        "csrf_token={}&code={user_code}&decision=approve",
+        admin.csrf
+    );
+    let (status, _, html) = web(
+        &server,
+        Some(&admin.cookie),
+        Method::POST,
+        "/device",
+        Some(approve),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("No login is waiting with this code"),
+        "{html}"
+    );
+
+    // Approved: the token is handed out once; a second poll gets nothing.
+    let (_, started) = start_device_login(&server).await;
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    let approve = format!(
+        "csrf_token={}&code={}&decision=approve",
+        admin.csrf,
+        started["user_code"].as_str().unwrap().to_lowercase()
+    );
+    let (status, _, html) = web(
+        &server,
+        Some(&admin.cookie),
+        Method::POST,
+        "/device",
+        Some(approve),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Approved"), "codes are typed loosely: {html}");
+    let (status, _, token) = api_request(
+        server.api,
+        Method::POST,
+        "/auth/device/token",
+        &[],
+        Some(json!({"device_code": device_code})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(token["role"], "admin");
+    assert_eq!(token["api_token"]["scopes"], json!(["admin"]));
+    assert_eq!(
+        poll_device_login(&server, &device_code).await,
+        (StatusCode::BAD_REQUEST, "expired_token".into())
+    );
+
+    // One address cannot fill the table: ten pending logins, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(start_device_login(&server).await.0);
+    }
+    assert_eq!(statuses[..10], [StatusCode::OK; 10]);
+    assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
 }

@@ -419,3 +419,23 @@ pub async fn api_request(
     };
     (status, headers, value)
 }
+
+/// A writer that sends each complete line to a channel: lets a test read what a CLI
+/// command prints while it runs.
+pub struct Lines(pub tokio::sync::mpsc::UnboundedSender<String>, pub Vec<u8>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.1.extend_from_slice(buf);
+        while let Some(i) = self.1.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.1.drain(..=i).collect();
+            let _ = self
+                .0
+                .send(String::from_utf8_lossy(&line).trim_end().to_owned());
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

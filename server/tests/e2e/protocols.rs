@@ -505,25 +505,6 @@ async fn a_unix_socket_origin_serves_http() {
     connector.stop().await;
 }
 
-/// Collects what a command prints, line by line, while it runs.
-struct Lines(mpsc::UnboundedSender<String>, Vec<u8>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.1.extend_from_slice(buf);
-        while let Some(i) = self.1.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.1.drain(..=i).collect();
-            let _ = self
-                .0
-                .send(String::from_utf8_lossy(&line).trim_end().to_owned());
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quick_tunnel_serves_then_vanishes_with_its_connector() {
     use clap::Parser;
