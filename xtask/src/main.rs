@@ -98,25 +98,67 @@ fn ensure_openssh() -> Result<()> {
         return Ok(());
     }
     step("installing openssh-server and openssh-client (the SSH test runs real OpenSSH)");
+    apt_install(&["openssh-server", "openssh-client"]).context(
+        "could not install OpenSSH; as root run: apt-get install openssh-server openssh-client",
+    )
+}
+
+/// `apt-get install` of Debian packages (refreshing the package lists first).
+fn apt_install(packages: &[&str]) -> Result<()> {
     let apt = |args: &[&str]| {
         Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
     };
-    let installed = apt(&["update", "-qq"])
-        .and_then(|_| apt(&["install", "-y", "-qq", "openssh-server", "openssh-client"]));
-    match installed {
-        Ok(status) if status.success() => Ok(()),
-        _ => bail!(
-            "could not install OpenSSH; as root run: apt-get install openssh-server openssh-client"
-        ),
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend_from_slice(packages);
+    let status = apt(&["update", "-qq"]).and_then(|_| apt(&install))?;
+    if !status.success() {
+        bail!("apt-get install {} failed", packages.join(" "));
     }
+    Ok(())
+}
+
+/// The dashboard's browser tests drive Debian's Chromium through playwright-core (from npm;
+/// it never downloads a browser): install both when missing or stale.
+fn ensure_browser_tools(root: &Path) -> Result<()> {
+    if !Path::new("/usr/bin/chromium").exists() {
+        step("installing chromium (the dashboard's browser tests run headless Chromium)");
+        apt_install(&["chromium"])
+            .context("could not install Chromium; as root run: apt-get install chromium")?;
+    }
+    let e2e = root.join("dashboard/e2e");
+    let installed = e2e.join("node_modules/.package-lock.json");
+    let fresh = match (
+        modified(&installed),
+        modified(&e2e.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(wanted)) => installed >= wanted,
+        _ => false,
+    };
+    if !fresh {
+        step("npm ci in dashboard/e2e (playwright-core for the browser tests)");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&e2e)
+            .status()
+            .context("could not run npm (install nodejs and npm)")?;
+        if !status.success() {
+            bail!("npm ci failed in {}", e2e.display());
+        }
+    }
+    Ok(())
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn test(extra: &[String]) -> Result<ExitCode> {
     let root = workspace_root()?;
     ensure_openssh()?;
+    ensure_browser_tools(&root)?;
     if std::env::var_os("ADIT_TEST_DATABASE_URL").is_some() {
         step("ADIT_TEST_DATABASE_URL is set: the PostgreSQL tests run against it");
     } else if answers(POSTGRES_ADDR) {

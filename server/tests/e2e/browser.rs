@@ -1,0 +1,151 @@
+//! The dashboard in a real browser: Debian's headless Chromium, driven by the
+//! playwright-core scripts in `dashboard/e2e`, against a real server, real connectors and
+//! real origins started here. A script asks this side (over its stdin/stdout) to do what a
+//! person would do outside the browser — start a connector with the token the page showed,
+//! request a hostname through the edge — and checks the page's reaction. Screenshots land
+//! in `target/browser-screenshots/<script>/`.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines},
+    process::{Child, ChildStdin, ChildStdout, Command},
+};
+
+use crate::kit::*;
+
+/// The longest one script may run.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("server/ lives in the workspace")
+        .to_owned()
+}
+
+/// A running browser script.
+struct Script {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+    summary: Option<String>,
+}
+
+impl Script {
+    /// Starts `dashboard/e2e/<name>.mjs` against `server`, logged in as its first admin.
+    fn start(server: &TestServer, name: &str) -> Self {
+        let e2e = workspace().join("dashboard/e2e");
+        let chromium = std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into());
+        assert!(
+            PathBuf::from(&chromium).exists() && e2e.join("node_modules/playwright-core").exists(),
+            "the browser tests need Chromium and playwright-core: run `cargo xtask test`, which \
+             installs them (or: apt-get install chromium && (cd dashboard/e2e && npm ci))"
+        );
+        let (email, password) = server
+            .admin_login
+            .clone()
+            .expect("the first start made an admin");
+        let screenshots = workspace().join("target/browser-screenshots").join(name);
+        let mut child = Command::new("node")
+            .arg(e2e.join(format!("{name}.mjs")))
+            .current_dir(&e2e)
+            .env("ADIT_URL", format!("http://{}", server.api))
+            .env("ADIT_EMAIL", email)
+            .env("ADIT_PASSWORD", password)
+            .env("ADIT_SCREENSHOTS", &screenshots)
+            .env("CHROMIUM", chromium)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs (install nodejs)");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Self {
+            child,
+            stdin,
+            stdout,
+            summary: None,
+        }
+    }
+
+    /// The script's next request, or `None` once it has finished.
+    async fn next_ask(&mut self) -> Option<Value> {
+        loop {
+            let line = tokio::time::timeout(SCRIPT_TIMEOUT, self.stdout.next_line())
+                .await
+                .expect("the browser script keeps making progress")
+                .expect("read the script's output")?;
+            eprintln!("browser: {line}");
+            if let Some(ask) = line.strip_prefix("@@ask ") {
+                return Some(serde_json::from_str(ask).expect("an ask is JSON"));
+            }
+            if let Some(summary) = line.strip_prefix("@@done ") {
+                self.summary = Some(summary.to_owned());
+            }
+        }
+    }
+
+    async fn reply(&mut self, answer: Value) {
+        let mut line = answer.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("the script reads its answers");
+    }
+
+    /// Waits for the script to exit and asserts that every step passed.
+    async fn finish(mut self) {
+        if let Some(ask) = self.next_ask().await {
+            panic!("the script asked for {ask} after the test stopped answering");
+        }
+        let status = tokio::time::timeout(SCRIPT_TIMEOUT, self.child.wait())
+            .await
+            .expect("the script exits")
+            .expect("wait for node");
+        let summary = self.summary.unwrap_or_default();
+        assert!(
+            status.success() && summary.ends_with(" 0 failed"),
+            "browser steps failed ({status}): {summary}; see the output above and target/browser-screenshots"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tunnels_page_follows_connectors_live_without_a_reload() {
+    let server = TestServer::spawn().await;
+    let mut script = Script::start(&server, "live_tunnels");
+    let mut tunnels = std::collections::HashMap::new();
+    let mut connectors = std::collections::HashMap::new();
+    while let Some(ask) = script.next_ask().await {
+        let name = ask["name"].as_str().unwrap_or_default().to_owned();
+        let answer = match ask["event"].as_str() {
+            Some("create_tunnel") => {
+                let hostname = ask["hostname"].as_str().unwrap_or_default();
+                let token = server.tunnel_with_route(&name, hostname).await;
+                let id = token.tunnel_id.to_string();
+                tunnels.insert(name, token);
+                json!({ "id": id })
+            }
+            Some("start_connector") => {
+                let token = &tunnels[&name];
+                connectors.insert(name.clone(), TestConnector::to(token, "hello_world"));
+                server.wait_connections(token, 4).await;
+                json!({})
+            }
+            Some("stop_connector") => {
+                if let Some(connector) = connectors.remove(&name) {
+                    connector.stop().await;
+                }
+                server.wait_connections(&tunnels[&name], 0).await;
+                json!({})
+            }
+            other => json!({ "error": format!("unknown request {other:?}") }),
+        };
+        script.reply(answer).await;
+    }
+    script.finish().await;
+}
