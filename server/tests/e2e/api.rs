@@ -250,13 +250,25 @@ async fn grpc_crud(db: Db) {
     assert_eq!(denied.code(), tonic::Code::Unauthenticated);
 
     let created = grpc
-        .create_tunnel(authed(pb::CreateTunnelRequest { name: "g1".into() }, &t))
+        .create_tunnel(authed(
+            pb::CreateTunnelRequest {
+                name: "g1".into(),
+                ..Default::default()
+            },
+            &t,
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(created.status, "inactive");
     let dup = grpc
-        .create_tunnel(authed(pb::CreateTunnelRequest { name: "g1".into() }, &t))
+        .create_tunnel(authed(
+            pb::CreateTunnelRequest {
+                name: "g1".into(),
+                ..Default::default()
+            },
+            &t,
+        ))
         .await
         .unwrap_err();
     assert_eq!(dup.code(), tonic::Code::AlreadyExists);

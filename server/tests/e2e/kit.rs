@@ -8,7 +8,7 @@ use adit_agent::{
     metrics::ConnectorMetrics,
     proxy::OriginProxy,
 };
-use adit_core::{ids::ConnectorId, ingress::Ingress, token::TunnelToken};
+use adit_core::{api::ConfigSource, ids::ConnectorId, ingress::Ingress, token::TunnelToken};
 use adit_server::{App, Config, control::Control};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -208,7 +208,11 @@ impl TestServer {
             .ensure_account("default")
             .await
             .unwrap();
-        let tunnel = self.control.create_tunnel(account, name).await.unwrap();
+        let tunnel = self
+            .control
+            .create_tunnel(account, name, ConfigSource::Local)
+            .await
+            .unwrap();
         self.control
             .create_route(account, &tunnel.id.to_string(), hostname)
             .await
