@@ -11,3 +11,4 @@ mod kit;
 mod lifecycle;
 mod origins;
 mod protocols;
+mod remote_config;
