@@ -262,8 +262,11 @@ impl Connector {
         let proxy = &self.config.proxy;
         if remote {
             proxy.manage_remotely();
-            if let Some(config) = reply.configuration {
-                self.adopt(&config);
+            match reply.configuration {
+                Some(config) => self.adopt(&config),
+                None => tracing::info!(
+                    "The tunnel is managed remotely and has no configuration yet; requests get 503 until a public hostname is added (dashboard or API)"
+                ),
             }
         } else {
             proxy.manage_locally()?;
