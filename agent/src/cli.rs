@@ -734,14 +734,11 @@ async fn run_connector(
         Some(loaded) => loaded.ingress(run.url.as_deref())?,
         None => run.url.as_deref().map(Ingress::single).transpose()?,
     };
-    let ingress = match ingress {
-        Some(ingress) => ingress,
-        None => {
-            tracing::warn!(
-                "No ingress rules were defined in provided config (if any) nor from the cli, adit will return 503 for all incoming HTTP requests"
-            );
-            Ingress::single("http_status:503")?
-        }
+    // Without rules of its own the connector serves a remotely managed tunnel's
+    // configuration, or (told at registration that the tunnel is local) answers 503.
+    let proxy = match ingress {
+        Some(ingress) => OriginProxy::new(ingress)?,
+        None => OriginProxy::without_rules(),
     };
     let ha_connections = run
         .ha_connections
@@ -753,7 +750,7 @@ async fn run_connector(
     let connector = Connector::new(ConnectorConfig {
         token,
         endpoint: run.edge,
-        proxy: OriginProxy::new(ingress)?,
+        proxy,
         ha_connections,
         connector_id,
     })?;

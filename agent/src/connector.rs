@@ -7,11 +7,14 @@ use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Durati
 use adit_core::{
     cidr::IpNet,
     ids::{ConnectionId, ConnectorId},
+    ingress::IngressConfig,
     token::TunnelToken,
     wire::{self, DataHello, HelloReply, RejectCode},
 };
 use adit_proto::v1::{
-    ListIpRoutesRequest, RegisterConnectorRequest, connector_service_client::ConnectorServiceClient,
+    ConfigSource, ListIpRoutesRequest, LocalConfiguration, RegisterConnectorRequest,
+    RemoteConfiguration, WatchConfigurationRequest,
+    connector_service_client::ConnectorServiceClient,
 };
 use adit_transport::{
     frame::{read_frame, write_frame},
@@ -30,6 +33,9 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection that lived this long resets its backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// How often an idle control connection (the configuration stream) is pinged, so a
+/// vanished edge is noticed and the stream reopened.
+const CONTROL_KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Everything a connector needs; built from flags and config by the CLI, or by tests.
 pub struct ConnectorConfig {
@@ -130,9 +136,9 @@ impl Connector {
             "Starting tunnel"
         );
         let mut backoff = Backoff { attempt: 0 };
-        loop {
+        let remotely_managed = loop {
             match this.register().await {
-                Ok(()) => break,
+                Ok(remote) => break remote,
                 Err(Error::InvalidToken) => return Err(Error::InvalidToken),
                 Err(e) => {
                     let (wait, ceiling) = backoff.next();
@@ -143,7 +149,7 @@ impl Connector {
                     }
                 }
             }
-        }
+        };
         let networks = &this.config.proxy.networks;
         networks.set_source(Arc::downgrade(&this) as std::sync::Weak<dyn NetworkSource>);
         if let Err(e) = networks.refresh().await {
@@ -158,6 +164,16 @@ impl Connector {
                 async move { this.connection_loop(index, stop).await }
                     .instrument(tracing::info_span!("connection", conn_index = index)),
             );
+        }
+        if remotely_managed {
+            let this = this.clone();
+            let stop = stop.clone();
+            let span = tracing::info_span!(
+                "configuration",
+                tunnel = %this.config.token.tunnel_id,
+                connector = %this.config.connector_id,
+            );
+            tasks.spawn(async move { this.follow_configuration(stop).await }.instrument(span));
         }
         let mut result = Ok(());
         while let Some(done) = tasks.join_next().await {
@@ -201,6 +217,9 @@ impl Connector {
         let io = std::sync::Mutex::new(Some(TokioIo::new(tls)));
         // One pre-dialled connection, handed to tonic once.
         let channel = tonic::transport::Endpoint::from_static("http://edge")
+            .http2_keep_alive_interval(CONTROL_KEEPALIVE)
+            .keep_alive_timeout(HELLO_TIMEOUT)
+            .keep_alive_while_idle(true)
             .connect_with_connector(tower::service_fn(move |_| {
                 let io = io.lock().ok().and_then(|mut slot| slot.take());
                 async move { io.ok_or_else(|| std::io::Error::other("connection already used")) }
@@ -223,7 +242,9 @@ impl Connector {
         Ok(request)
     }
 
-    async fn register(&self) -> Result<(), Error> {
+    /// Registers with the control plane and takes up how the tunnel is managed (with a
+    /// remote tunnel's configuration, when it has one); whether it is managed remotely.
+    async fn register(&self) -> Result<bool, Error> {
         let mut client = self.control().await?;
         let request = self.authorized(RegisterConnectorRequest {
             connector_id: self.config.connector_id.to_string(),
@@ -231,17 +252,102 @@ impl Connector {
             arch: arch(),
             hostname: host_name(),
         })?;
-        match client.register_connector(request).await {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                tracing::info!(tunnel = %reply.tunnel_id, name = %reply.tunnel_name, connector = %self.config.connector_id, "Registered connector");
-                Ok(())
+        let reply = client
+            .register_connector(request)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        let remote = reply.config_source() == ConfigSource::Remote;
+        tracing::info!(tunnel = %reply.tunnel_id, name = %reply.tunnel_name, connector = %self.config.connector_id, remotely_managed = remote, "Registered connector");
+        let proxy = &self.config.proxy;
+        if remote {
+            proxy.manage_remotely();
+            match reply.configuration {
+                Some(config) => self.adopt(&config),
+                None => tracing::info!(
+                    "The tunnel is managed remotely and has no configuration yet; requests get 503 until a public hostname is added (dashboard or API)"
+                ),
             }
-            Err(status) if status.code() == tonic::Code::Unauthenticated => {
-                Err(Error::InvalidToken)
+        } else {
+            proxy.manage_locally()?;
+            if let Some(rules) = proxy.local_rules() {
+                self.report_local_rules(&mut client, &rules).await;
             }
-            Err(status) => Err(status.into()),
         }
+        Ok(remote)
+    }
+
+    /// Tells the control plane the local rules in force, for the API and dashboard to
+    /// show. Best effort: serving does not depend on it.
+    async fn report_local_rules(
+        &self,
+        client: &mut ConnectorServiceClient<tonic::transport::Channel>,
+        rules: &IngressConfig,
+    ) {
+        let reported = async {
+            let config_json = serde_json::to_vec(rules)?;
+            let request = self.authorized(LocalConfiguration { config_json })?;
+            client.report_local_configuration(request).await?;
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = reported.await {
+            tracing::warn!(error = %e, "could not report the local configuration to the edge");
+        }
+    }
+
+    /// Puts a configuration from the edge in force; a bad one is logged and the rules in
+    /// force stay (as cloudflared does).
+    fn adopt(&self, config: &RemoteConfiguration) {
+        if let Err(e) = self
+            .config
+            .proxy
+            .apply_remote(config.version, &config.config_json)
+        {
+            tracing::error!(error = %e, "keeping the configuration in force");
+        }
+    }
+
+    /// Follows the tunnel's remote configuration until `stop`: one long-lived stream on a
+    /// control connection of its own, reopened with backoff when it drops. Each opening
+    /// first brings the current version if it is newer, so nothing missed meanwhile is lost.
+    async fn follow_configuration(&self, stop: CancellationToken) -> Result<(), Error> {
+        let mut backoff = Backoff { attempt: 0 };
+        loop {
+            let started = tokio::time::Instant::now();
+            let outcome = tokio::select! {
+                outcome = self.watch_configuration() => outcome,
+                () = stop.cancelled() => return Ok(()),
+            };
+            match outcome {
+                Err(Error::InvalidToken) => return Err(Error::InvalidToken),
+                Err(e) => tracing::warn!(error = %e, "lost the configuration stream"),
+                Ok(()) => tracing::info!("the edge ended the configuration stream"),
+            }
+            if started.elapsed() >= STABLE_AFTER {
+                backoff.reset();
+            }
+            let (wait, ceiling) = backoff.next();
+            tracing::info!("Reopening the configuration stream in up to {ceiling:?}");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {},
+                () = stop.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    async fn watch_configuration(&self) -> Result<(), Error> {
+        let mut client = self.control().await?;
+        let known_version = self.config.proxy.remote_version().unwrap_or(0);
+        let request = self.authorized(WatchConfigurationRequest { known_version })?;
+        let mut versions = client
+            .watch_configuration(request)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        while let Some(config) = versions.message().await.map_err(from_status)? {
+            self.adopt(&config);
+        }
+        Ok(())
     }
 
     async fn connection_loop(&self, index: u8, stop: CancellationToken) -> Result<(), Error> {
@@ -356,6 +462,15 @@ impl Connector {
         Attempt::Served {
             stable: started.elapsed() >= STABLE_AFTER,
         }
+    }
+}
+
+/// The control plane refusing the token means it is no longer valid: no retry can help.
+fn from_status(status: tonic::Status) -> Error {
+    if status.code() == tonic::Code::Unauthenticated {
+        Error::InvalidToken
+    } else {
+        status.into()
     }
 }
 

@@ -36,6 +36,11 @@ pub enum Error {
     NotReady(u16),
     #[error("gRPC: {0}")]
     Grpc(#[from] tonic::Status),
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The edge sent a configuration this connector cannot run; the previous one stays.
+    #[error("remote configuration version {version} is unusable: {message}")]
+    RemoteConfig { version: i64, message: String },
 }
 
 impl Error {

@@ -44,6 +44,9 @@ struct ResultLabels {
 pub struct ConnectorMetrics {
     registry: Registry,
     pub ha_connections: Gauge,
+    /// The remote configuration's version in force; 1 for local rules, 0 while a remotely
+    /// managed tunnel waits for its first.
+    pub config_version: Gauge<i64>,
     registrations: Family<ResultLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     streams: StreamGauges,
@@ -99,12 +102,12 @@ impl Default for ConnectorMetrics {
             origin_latency.clone(),
         );
         let config_version = Gauge::<i64>::default();
-        // Local configuration only, for now: one version, for the life of the process.
+        // Local rules are one version for the life of the process.
         config_version.set(1);
         registry.register(
             "config_version",
             "Version of the ingress configuration in use",
-            config_version,
+            config_version.clone(),
         );
         registry.register(
             "build",
@@ -114,6 +117,7 @@ impl Default for ConnectorMetrics {
         Self {
             registry,
             ha_connections,
+            config_version,
             registrations,
             requests,
             streams,

@@ -2,10 +2,13 @@
 //! from the origin (HTTP/1.1, or HTTP/2 over TLS), with a fixed status, or with the
 //! built-in hello page. Bodies stream through untouched, trailers included.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
 
 use adit_core::{
-    ingress::{Ingress, OriginRequest, Rule, Service},
+    ingress::{Ingress, IngressConfig, OriginRequest, Rule, Service},
     wire::{HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, StreamKind},
 };
 use adit_transport::headers::strip_hop_by_hop;
@@ -64,31 +67,175 @@ impl tower::Service<Uri> for DialTimeout {
     }
 }
 
-/// Ingress rules with one pooled origin client per HTTP rule.
-pub struct OriginProxy {
-    pub metrics: Arc<crate::metrics::ConnectorMetrics>,
-    ingress: Ingress,
-    clients: Vec<Option<OriginClient>>,
-    /// What private-network streams may reach.
-    pub networks: crate::streams::PrivateNetworks,
+/// What a stream meets when the connector has no rules yet: the tunnel is remotely
+/// managed and the edge has sent no configuration.
+const AWAITING_REMOTE: &str = "This tunnel is managed remotely and has no configuration yet: add a public hostname to it in the dashboard (or PUT /api/v1/tunnels/{tunnel}/configurations).";
+
+/// Where the rules in force came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provenance {
+    /// config.yml or `--url`; also the state before registration says which kind the
+    /// tunnel is.
+    Local,
+    /// The tunnel is remotely managed and no configuration has arrived yet.
+    AwaitingRemote,
+    /// This version of the tunnel's remote configuration.
+    Remote(i64),
 }
 
-impl OriginProxy {
-    pub fn new(ingress: Ingress) -> Result<Arc<Self>, Error> {
+/// Ingress rules with one pooled origin client per HTTP rule: what one stream is served by,
+/// from start to end, even if a new configuration replaces it meanwhile.
+struct RuleSet {
+    provenance: Provenance,
+    /// `None` while there are no rules (see [`Provenance`]).
+    ingress: Option<Ingress>,
+    clients: Vec<Option<OriginClient>>,
+}
+
+impl RuleSet {
+    fn build(provenance: Provenance, ingress: Option<Ingress>) -> Result<Self, Error> {
         let clients = ingress
-            .rules()
             .iter()
+            .flat_map(Ingress::rules)
             .map(|rule| match &rule.service {
                 Service::Http { .. } => origin_client(&rule.origin_request).map(Some),
                 _ => Ok(None),
             })
             .collect::<Result<_, Error>>()?;
-        Ok(Arc::new(Self {
-            metrics: Arc::default(),
+        Ok(Self {
+            provenance,
             ingress,
             clients,
+        })
+    }
+}
+
+/// Answers the edge's streams by the rules in force, which a remote configuration can
+/// replace at any time (new streams take the new rules; streams under way keep theirs).
+pub struct OriginProxy {
+    pub metrics: Arc<crate::metrics::ConnectorMetrics>,
+    rules: RwLock<Arc<RuleSet>>,
+    /// What private-network streams may reach.
+    pub networks: crate::streams::PrivateNetworks,
+}
+
+impl OriginProxy {
+    /// A proxy for local rules (config.yml or `--url`).
+    pub fn new(ingress: Ingress) -> Result<Arc<Self>, Error> {
+        Ok(Self::with(RuleSet::build(
+            Provenance::Local,
+            Some(ingress),
+        )?))
+    }
+
+    /// A proxy with no rules of its own (`adit tunnel run --token T` alone): a remotely
+    /// managed tunnel's arrive from the edge; a local tunnel answers every request with
+    /// 503, cloudflared's implicit rule.
+    pub fn without_rules() -> Arc<Self> {
+        Self::with(RuleSet {
+            provenance: Provenance::Local,
+            ingress: None,
+            clients: Vec::new(),
+        })
+    }
+
+    fn with(rules: RuleSet) -> Arc<Self> {
+        Arc::new(Self {
+            metrics: Arc::default(),
+            rules: RwLock::new(Arc::new(rules)),
             networks: crate::streams::PrivateNetworks::default(),
-        }))
+        })
+    }
+
+    fn current(&self) -> Arc<RuleSet> {
+        // Every write replaces the whole Arc, so a poisoned lock still holds a valid set.
+        self.rules
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The version of the remote configuration in force, if one is.
+    pub fn remote_version(&self) -> Option<i64> {
+        match self.current().provenance {
+            Provenance::Remote(version) => Some(version),
+            Provenance::Local | Provenance::AwaitingRemote => None,
+        }
+    }
+
+    /// The local rules in force, written out for the edge to show; `None` once the tunnel
+    /// is known to be remotely managed.
+    pub(crate) fn local_rules(&self) -> Option<IngressConfig> {
+        let rules = self.current();
+        match (&rules.provenance, &rules.ingress) {
+            (Provenance::Local, Some(ingress)) => Some(IngressConfig::from_rules(ingress)),
+            _ => None,
+        }
+    }
+
+    /// The edge says the tunnel is locally managed: keep the local rules, or without any
+    /// answer 503 (cloudflared's implicit `http_status:503`).
+    pub(crate) fn manage_locally(&self) -> Result<(), Error> {
+        if self.current().ingress.is_some() {
+            return Ok(());
+        }
+        tracing::warn!(
+            "No ingress rules were defined in provided config (if any) nor from the cli, adit will return 503 for all incoming HTTP requests"
+        );
+        let fallback =
+            RuleSet::build(Provenance::Local, Some(Ingress::single("http_status:503")?))?;
+        *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fallback);
+        Ok(())
+    }
+
+    /// The edge says the tunnel is remotely managed: its configuration overrides the local
+    /// rules, which are dropped (loudly: silently ignored local rules confuse cloudflared's
+    /// users, #843). Until the first version arrives, requests get a 503 that says so.
+    pub(crate) fn manage_remotely(&self) {
+        let mut slot = self.rules.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.provenance != Provenance::Local {
+            return;
+        }
+        if slot.ingress.is_some() {
+            tracing::warn!(
+                "This tunnel is managed remotely: its configuration from the edge replaces the local ingress rules (config.yml or --url), which are ignored"
+            );
+        }
+        *slot = Arc::new(RuleSet {
+            provenance: Provenance::AwaitingRemote,
+            ingress: None,
+            clients: Vec::new(),
+        });
+        self.metrics.config_version.set(0);
+    }
+
+    /// Puts a remote configuration in force if it is newer than the one in force; whether
+    /// it did. An unusable one is refused and the rules in force stay.
+    pub(crate) fn apply_remote(&self, version: i64, json: &[u8]) -> Result<bool, Error> {
+        if self
+            .remote_version()
+            .is_some_and(|current| version <= current)
+        {
+            return Ok(false);
+        }
+        let unusable = |message: String| Error::RemoteConfig { version, message };
+        let config: IngressConfig =
+            serde_json::from_slice(json).map_err(|e| unusable(e.to_string()))?;
+        let ingress = config.parse().map_err(|e| unusable(e.to_string()))?;
+        let rules = RuleSet::build(Provenance::Remote(version), Some(ingress))?;
+        {
+            let mut slot = self.rules.write().unwrap_or_else(PoisonError::into_inner);
+            // Another task may have put a newer one in force while this one was built.
+            if let Provenance::Remote(current) = slot.provenance
+                && version <= current
+            {
+                return Ok(false);
+            }
+            *slot = Arc::new(rules);
+        }
+        self.metrics.config_version.set(version);
+        tracing::info!(version, config = %String::from_utf8_lossy(json), "Updated to new configuration");
+        Ok(true)
     }
 
     /// Answers one stream from the edge.
@@ -134,17 +281,25 @@ impl OriginProxy {
     }
 
     async fn answer(&self, req: Request<ProxyBody>, kind: StreamKind) -> Response<ProxyBody> {
+        if kind == StreamKind::Tcp {
+            return crate::streams::private_network(&self.networks, req).await;
+        }
+        let rules = self.current();
+        let Some(ingress) = &rules.ingress else {
+            return connector_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_configuration",
+                AWAITING_REMOTE.into(),
+            );
+        };
         let host = req
             .uri()
             .authority()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
-        let (index, rule) = self.ingress.find(&host, req.uri().path());
+        let (index, rule) = ingress.find(&host, req.uri().path());
         tracing::debug!(%host, path = req.uri().path(), rule = index, kind = kind.as_str(), "stream");
-        if kind == StreamKind::Tcp {
-            return crate::streams::private_network(&self.networks, req).await;
-        }
-        let client = self.clients.get(index).and_then(Option::as_ref);
+        let client = rules.clients.get(index).and_then(Option::as_ref);
         match (&rule.service, kind, client) {
             (Service::HttpStatus(code), _, _) => status_response(*code),
             (Service::HelloWorld, _, _) => hello_world(&req),
@@ -558,4 +713,91 @@ fn origin_client(origin: &OriginRequest) -> Result<OriginClient, Error> {
         .pool_idle_timeout(origin.keep_alive_timeout)
         .pool_max_idle_per_host(origin.keep_alive_connections)
         .build(connector))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(host: &str) -> Request<ProxyBody> {
+        Request::builder()
+            .uri(format!("http://{host}/"))
+            .body(empty())
+            .unwrap()
+    }
+
+    async fn status_of(proxy: &OriginProxy) -> StatusCode {
+        proxy
+            .answer(request("app.example.com"), StreamKind::Http)
+            .await
+            .status()
+    }
+
+    /// A configuration whose one rule answers `status`.
+    fn answering(status: u16) -> Vec<u8> {
+        serde_json::json!({"ingress": [{"service": format!("http_status:{status}")}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_remote_tunnel_waits_for_its_configuration_then_takes_only_newer_ones() {
+        let proxy = OriginProxy::new(Ingress::single("http_status:200").unwrap()).unwrap();
+        assert_eq!(status_of(&proxy).await, StatusCode::OK);
+        proxy.manage_remotely();
+        let waiting = proxy
+            .answer(request("app.example.com"), StreamKind::Http)
+            .await;
+        assert_eq!(waiting.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(waiting.headers()["adit-error-code"], "no_configuration");
+        assert_eq!(
+            (proxy.remote_version(), proxy.metrics.config_version.get()),
+            (None, 0)
+        );
+
+        assert!(proxy.apply_remote(2, &answering(201)).unwrap());
+        assert_eq!(status_of(&proxy).await, StatusCode::CREATED);
+        for stale in [2, 1] {
+            assert!(!proxy.apply_remote(stale, &answering(202)).unwrap());
+        }
+        // Unusable versions are refused; the rules in force stay.
+        assert!(matches!(
+            proxy.apply_remote(3, br#"{"ingress": []}"#),
+            Err(Error::RemoteConfig { version: 3, .. })
+        ));
+        assert!(proxy.apply_remote(3, b"not json").is_err());
+        assert_eq!(status_of(&proxy).await, StatusCode::CREATED);
+        // Registering again (a connection was refused as unknown) keeps them too.
+        proxy.manage_remotely();
+        assert_eq!(
+            (proxy.remote_version(), proxy.metrics.config_version.get()),
+            (Some(2), 2)
+        );
+
+        assert!(proxy.apply_remote(3, &answering(203)).unwrap());
+        assert_eq!(status_of(&proxy).await, StatusCode::from_u16(203).unwrap());
+        assert_eq!(proxy.metrics.config_version.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_local_tunnel_keeps_its_rules_or_answers_503_without_any() {
+        let bare = OriginProxy::without_rules();
+        bare.manage_locally().unwrap();
+        let response = bare
+            .answer(request("a.example.com"), StreamKind::Http)
+            .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            !response.headers().contains_key("adit-error-code"),
+            "cloudflared's implicit http_status:503, not an error"
+        );
+        let ruled = OriginProxy::new(Ingress::single("http_status:204").unwrap()).unwrap();
+        ruled.manage_locally().unwrap();
+        assert_eq!(status_of(&ruled).await, StatusCode::NO_CONTENT);
+        assert_eq!(ruled.remote_version(), None);
+        let reported = ruled.local_rules().unwrap();
+        assert_eq!(reported.ingress[0].service, "http_status:204");
+        ruled.manage_remotely();
+        assert_eq!(ruled.local_rules(), None, "remote tunnels report nothing");
+    }
 }

@@ -47,6 +47,37 @@ impl TunnelStatus {
     }
 }
 
+/// Where a tunnel's ingress rules come from (cloudflared's `config_src`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigSource {
+    /// The connector's config.yml or `--url`; the server only shows what it reports.
+    #[default]
+    Local,
+    /// Stored by the server, edited through the API or the dashboard and pushed to every
+    /// connector of the tunnel. cloudflared's API calls this `cloudflare`, accepted too.
+    #[serde(alias = "cloudflare")]
+    Remote,
+}
+
+impl ConfigSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Remote => "remote",
+        }
+    }
+
+    /// Reads [`Self::as_str`]'s words (and `cloudflare`); `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "local" => Some(Self::Local),
+            "remote" | "cloudflare" => Some(Self::Remote),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tunnel {
     pub id: TunnelId,
@@ -58,11 +89,36 @@ pub struct Tunnel {
     pub connectors: u32,
     pub connections: u32,
     pub routes: Vec<String>,
+    #[serde(default)]
+    pub config_src: ConfigSource,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateTunnel {
     pub name: String,
+    /// `local` when absent, as `adit tunnel create` makes them.
+    #[serde(default)]
+    pub config_src: ConfigSource,
+}
+
+/// `GET|PUT /api/v1/tunnels/{tunnel}/configurations`, in cloudflared's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelConfiguration {
+    pub tunnel_id: TunnelId,
+    /// Rises with every change; 0 while there is none.
+    pub version: i64,
+    /// `None` until the first PUT (remote) or the first connector report (local).
+    pub config: Option<crate::ingress::IngressConfig>,
+    pub source: ConfigSource,
+    /// RFC 3339: when this version was written; `None` with no configuration.
+    pub created_at: Option<String>,
+}
+
+/// The body of `PUT /api/v1/tunnels/{tunnel}/configurations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutTunnelConfiguration {
+    pub config: crate::ingress::IngressConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +217,24 @@ pub struct ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_source_speaks_ours_and_cloudflareds_words() {
+        let read = |json: &str| serde_json::from_str::<ConfigSource>(json).unwrap();
+        assert_eq!(read("\"local\""), ConfigSource::Local);
+        assert_eq!(read("\"remote\""), ConfigSource::Remote);
+        assert_eq!(read("\"cloudflare\""), ConfigSource::Remote);
+        assert!(serde_json::from_str::<ConfigSource>("\"dashboard\"").is_err());
+        for source in [ConfigSource::Local, ConfigSource::Remote] {
+            assert_eq!(ConfigSource::parse(source.as_str()), Some(source));
+            assert_eq!(
+                serde_json::to_string(&source).unwrap(),
+                format!("\"{}\"", source.as_str())
+            );
+        }
+        let create: CreateTunnel = serde_json::from_str(r#"{"name":"t"}"#).unwrap();
+        assert_eq!(create.config_src, ConfigSource::Local, "the CLI's default");
+    }
 
     #[test]
     fn status_derivation() {

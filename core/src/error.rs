@@ -91,3 +91,47 @@ pub enum Error {
     #[error("invalid IP network {input:?}: {reason}")]
     InvalidIpNet { input: String, reason: &'static str },
 }
+
+/// The member of a rule an ingress error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleField {
+    Hostname,
+    Path,
+    Service,
+}
+
+impl RuleField {
+    /// The key as config.yml and the API spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hostname => "hostname",
+            Self::Path => "path",
+            Self::Service => "service",
+        }
+    }
+}
+
+impl Error {
+    /// For an error about one ingress rule: the rule's 0-based index (its position in the
+    /// list, as JSON paths count) and the member at fault, if one is; so the API can point
+    /// at `config.ingress[2].service`. `None` for errors about no single rule.
+    pub fn ingress_location(&self) -> Option<(usize, Option<RuleField>)> {
+        let (rule, field) = match self {
+            // The rule as a whole: it filters (last) or does not (not last).
+            Self::LastRuleNotCatchAll { rule } => (*rule, None),
+            Self::CatchAllNotLast { rule, .. }
+            | Self::HostnameContainsPort { rule }
+            | Self::BadWildcard { rule }
+            | Self::RuleInvalidHostname { rule, .. } => (*rule, Some(RuleField::Hostname)),
+            Self::InvalidPathRegex { rule, .. } => (*rule, Some(RuleField::Path)),
+            Self::ServiceMissingSchemeOrHost { rule, .. }
+            | Self::ServiceHasPath { rule, .. }
+            | Self::InvalidStatusCode { rule, .. }
+            | Self::UnsupportedService { rule, .. }
+            | Self::ServiceNeedsPort { rule, .. }
+            | Self::InvalidServiceAddress { rule, .. } => (*rule, Some(RuleField::Service)),
+            _ => return None,
+        };
+        Some((rule.saturating_sub(1), field))
+    }
+}

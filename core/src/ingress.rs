@@ -36,6 +36,54 @@ pub struct RawIngressRule {
     pub origin_request: Option<OriginRequestConfig>,
 }
 
+/// A tunnel's whole ingress configuration: config.yml's `ingress` and `originRequest`
+/// keys, in the JSON shape cloudflared's API gives the `config` of a remotely managed
+/// tunnel (`PUT …/configurations`). The server stores it and pushes it to connectors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    /// The rules in order; the last must be a catch-all.
+    #[serde(default)]
+    pub ingress: Vec<RawIngressRule>,
+    /// Defaults for every rule, which each rule's `originRequest` overrides field by field.
+    #[serde(
+        default,
+        rename = "originRequest",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub origin_request: Option<OriginRequestConfig>,
+}
+
+impl IngressConfig {
+    /// Validates the rules exactly as config.yml's are.
+    pub fn parse(&self) -> Result<Ingress, Error> {
+        Ingress::parse(&self.ingress, self.origin_request.as_ref())
+    }
+
+    /// Validated rules written back out in canonical form (each rule's origin settings as
+    /// far as they differ from the defaults), e.g. for a connector to report the local
+    /// rules it runs. Parsing the result gives the same rules.
+    pub fn from_rules(ingress: &Ingress) -> Self {
+        let ingress = ingress
+            .rules()
+            .iter()
+            .map(|rule| {
+                let changed = rule.origin_request.changes();
+                RawIngressRule {
+                    hostname: rule.hostname.as_ref().map(|h| h.as_str().to_owned()),
+                    path: rule.path_str().map(str::to_owned),
+                    service: rule.service.to_string(),
+                    origin_request: (changed != OriginRequestConfig::default()).then_some(changed),
+                }
+            })
+            .collect();
+        Self {
+            ingress,
+            origin_request: None,
+        }
+    }
+}
+
 /// `originRequest` as written: every field optional so a rule can override some of the
 /// global ones. Durations read as Go strings (`30s`, `1m30s`) or whole seconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +242,36 @@ impl OriginRequest {
             http_host_header: non_empty(&config.http_host_header),
             origin_server_name: non_empty(&config.origin_server_name),
             ca_pool: non_empty(&config.ca_pool),
+        }
+    }
+}
+
+impl OriginRequest {
+    /// The settings that differ from the defaults, as a rule would write them.
+    pub fn changes(&self) -> OriginRequestConfig {
+        fn differs<T: PartialEq + Clone>(value: &T, default: &T) -> Option<T> {
+            (value != default).then(|| value.clone())
+        }
+        let d = Self::DEFAULT;
+        OriginRequestConfig {
+            connect_timeout: differs(&self.connect_timeout, &d.connect_timeout),
+            tls_timeout: differs(&self.tls_timeout, &d.tls_timeout),
+            tcp_keep_alive: differs(&self.tcp_keep_alive, &d.tcp_keep_alive),
+            keep_alive_timeout: differs(&self.keep_alive_timeout, &d.keep_alive_timeout),
+            no_happy_eyeballs: differs(&self.no_happy_eyeballs, &d.no_happy_eyeballs),
+            no_tls_verify: differs(&self.no_tls_verify, &d.no_tls_verify),
+            disable_chunked_encoding: differs(
+                &self.disable_chunked_encoding,
+                &d.disable_chunked_encoding,
+            ),
+            http2_origin: differs(&self.http2_origin, &d.http2_origin),
+            keep_alive_connections: differs(
+                &self.keep_alive_connections,
+                &d.keep_alive_connections,
+            ),
+            http_host_header: self.http_host_header.clone(),
+            origin_server_name: self.origin_server_name.clone(),
+            ca_pool: self.ca_pool.clone(),
         }
     }
 }
@@ -1722,6 +1800,114 @@ ingress:
             "*.xn--bcher-kva.example"
         );
         assert_eq!(ingress.find("shop.xn--bcher-kva.example", "/").0, 0);
+    }
+
+    #[test]
+    fn api_config_is_cloudflareds_json_and_validates_like_config_yml() {
+        let json = serde_json::json!({
+            "ingress": [
+                {"hostname": "app.example.com", "path": "^/api", "service": "http://localhost:8000",
+                 "originRequest": {"connectTimeout": 5, "noTLSVerify": true}},
+                {"service": "http_status:404"}
+            ],
+            "originRequest": {"httpHostHeader": "internal"}
+        });
+        let config: IngressConfig = serde_json::from_value(json.clone()).unwrap();
+        let ingress = config.parse().unwrap();
+        let rule = &ingress.rules()[0];
+        assert_eq!(rule.origin_request.connect_timeout, Duration::from_secs(5));
+        assert_eq!(
+            rule.origin_request.http_host_header.as_deref(),
+            Some("internal")
+        );
+        assert_eq!(serde_json::to_value(&config).unwrap(), json, "round trip");
+        let unknown = serde_json::json!({"ingress": [], "warp": 1});
+        assert!(serde_json::from_value::<IngressConfig>(unknown).is_err());
+        let empty: IngressConfig = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(empty.parse().unwrap_err(), Error::NoIngressRules);
+    }
+
+    #[test]
+    fn rules_written_back_out_parse_to_the_same_rules() {
+        let ingress = load(YAML).unwrap();
+        let written = IngressConfig::from_rules(&ingress);
+        let again = written.parse().unwrap();
+        assert_eq!(again.rules().len(), ingress.rules().len());
+        for (a, b) in again.rules().iter().zip(ingress.rules()) {
+            assert_eq!(a.hostname, b.hostname);
+            assert_eq!(a.path_str(), b.path_str());
+            assert_eq!(a.service, b.service);
+            assert_eq!(a.origin_request, b.origin_request);
+        }
+        // Only what differs from the defaults is written.
+        let first = written.ingress[0].origin_request.clone().unwrap();
+        assert_eq!(
+            first,
+            OriginRequestConfig {
+                connect_timeout: Some(Duration::from_secs(10)),
+                no_tls_verify: Some(true),
+                http_host_header: Some("global.internal".into()),
+                ..Default::default()
+            }
+        );
+        let plain = IngressConfig::from_rules(&Ingress::single("http://localhost:8080").unwrap());
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            serde_json::json!({"ingress": [{"service": "http://localhost:8080"}]})
+        );
+    }
+
+    #[test]
+    fn errors_point_at_the_rule_and_member() {
+        use crate::RuleField::{Hostname, Path, Service};
+        let located = |rules: &[RawIngressRule]| {
+            Ingress::parse(rules, None)
+                .expect_err("rules should be rejected")
+                .ingress_location()
+        };
+        let ok = rule(Some("a.example.com"), None, "http://a");
+        let cases = [
+            (vec![], None),
+            (vec![ok.clone()], Some((0, None))),
+            (
+                vec![ok.clone(), rule(Some("*"), None, "http://a"), catch_all()],
+                Some((1, Some(Hostname))),
+            ),
+            (
+                vec![
+                    ok.clone(),
+                    rule(Some("b.example.com:1"), None, "http://a"),
+                    catch_all(),
+                ],
+                Some((1, Some(Hostname))),
+            ),
+            (
+                vec![
+                    ok.clone(),
+                    ok.clone(),
+                    rule(Some("c.example.com"), Some("("), "http://a"),
+                    catch_all(),
+                ],
+                Some((2, Some(Path))),
+            ),
+            (
+                vec![
+                    ok.clone(),
+                    rule(Some("b.example.com"), None, "nope"),
+                    catch_all(),
+                ],
+                Some((1, Some(Service))),
+            ),
+            (
+                vec![ok, rule(None, None, "http_status:1")],
+                Some((1, Some(Service))),
+            ),
+        ];
+        for (rules, want) in cases {
+            assert_eq!(located(&rules), want, "{rules:?}");
+        }
+        assert_eq!(Hostname.as_str(), "hostname");
+        assert_eq!(Error::InvalidRole("x".into()).ingress_location(), None);
     }
 
     #[test]

@@ -11,4 +11,4 @@ pub mod ingress;
 pub mod token;
 pub mod wire;
 
-pub use error::Error;
+pub use error::{Error, RuleField};

@@ -76,7 +76,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use adit_core::api::{Tunnel, TunnelStatus};
+    use adit_core::api::{ConfigSource, Tunnel, TunnelStatus};
 
     use super::*;
 
@@ -92,6 +92,7 @@ mod tests {
             connectors: 1,
             connections: 4,
             routes: routes.iter().map(|r| (*r).to_owned()).collect(),
+            config_src: ConfigSource::Local,
         }
     }
 

@@ -323,6 +323,10 @@ pub fn router(control: Arc<Control>) -> Router {
         )
         .route("/api/v1/tunnels/{tunnel}/connectors", get(list_connectors))
         .route("/api/v1/tunnels/{tunnel}/traffic", get(traffic))
+        .route(
+            "/api/v1/tunnels/{tunnel}/configurations",
+            get(tunnel_configuration).put(put_tunnel_configuration),
+        )
         .route("/api/v1/routes/{route}", delete(delete_route))
         .route(
             "/api/v1/ip-routes",
@@ -384,7 +388,10 @@ async fn create_tunnel(
 ) -> Result<(StatusCode, Json<api::Tunnel>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(c.create_tunnel(account, &body.name).await?),
+        Json(
+            c.create_tunnel(account, &body.name, body.config_src)
+                .await?,
+        ),
     ))
 }
 
@@ -602,6 +609,30 @@ async fn traffic(
 ) -> ApiResult<Vec<api::TrafficPoint>> {
     let minutes = q.minutes.clamp(1, 7 * 24 * 60);
     Ok(Json(c.traffic(account, &tunnel, minutes).await?))
+}
+
+// ---- remotely managed tunnels ----
+
+async fn tunnel_configuration(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Read>,
+    Path(tunnel): Path<String>,
+) -> ApiResult<api::TunnelConfiguration> {
+    Ok(Json(c.tunnel_configuration(account, &tunnel).await?))
+}
+
+/// A new version of the tunnel's ingress rules; its hostnames become the tunnel's routes,
+/// hence routes:write.
+async fn put_tunnel_configuration(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<WriteRoutes>,
+    Path(tunnel): Path<String>,
+    Body(body): Body<api::PutTunnelConfiguration>,
+) -> ApiResult<api::TunnelConfiguration> {
+    Ok(Json(
+        c.put_tunnel_configuration(account, &tunnel, body.config)
+            .await?,
+    ))
 }
 
 // ---- sessions ----

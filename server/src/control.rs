@@ -7,7 +7,7 @@ use std::{
 };
 
 use adit_core::{
-    api,
+    api::{self, ConfigSource},
     cidr::{IpNet, longest_match},
     hostname::HostPattern,
     ids::{AccountId, ConnectorId, RouteId, TunnelId, TunnelName},
@@ -22,6 +22,7 @@ use crate::{
     metrics::{Metrics, quantile},
     quick::{QuickTunnels, random_hostname},
     registry::Registry,
+    remote_config::ConfigEvents,
     routes::Routes,
     secrets::{ServerKey, secret_matches, sha256_hex},
     storage::{ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow},
@@ -49,6 +50,8 @@ pub struct Control {
     pub quick: Option<QuickTunnels>,
     pub registry: Arc<Registry>,
     pub routes: Arc<Routes>,
+    /// Tells configuration watchers (connectors of remote tunnels) of new versions.
+    pub(crate) config_events: ConfigEvents,
     key: ServerKey,
     /// What tokens name as the endpoint (`host:port` of the tunnel listener).
     endpoint: String,
@@ -73,6 +76,7 @@ impl Control {
             quick: None,
             registry,
             routes,
+            config_events: ConfigEvents::default(),
             key,
             endpoint,
             ca_pin,
@@ -91,7 +95,11 @@ impl Control {
         self
     }
 
-    async fn tunnel(&self, account: AccountId, tunnel: &str) -> Result<TunnelRow, Error> {
+    pub(crate) async fn tunnel(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+    ) -> Result<TunnelRow, Error> {
         self.storage
             .find_tunnel(account, tunnel)
             .await?
@@ -123,6 +131,7 @@ impl Control {
             connectors: live_connectors,
             connections,
             routes: routes.into_iter().map(|r| r.hostname).collect(),
+            config_src: row.config_src,
         })
     }
 
@@ -141,6 +150,7 @@ impl Control {
         &self,
         account: AccountId,
         name: &str,
+        config_src: ConfigSource,
     ) -> Result<api::Tunnel, Error> {
         let name = TunnelName::parse(name).map_err(|e| Error::invalid("name", e))?;
         let id = TunnelId::random();
@@ -153,9 +163,10 @@ impl Control {
             secret_hash: sha256_hex(secret.as_bytes()),
             created_at: now_ms(),
             conns_active_at: None,
+            config_src,
         };
         self.storage.insert_tunnel(&row).await?;
-        tracing::info!(tunnel = %id, name = %row.name, "tunnel created");
+        tracing::info!(tunnel = %id, name = %row.name, config_src = config_src.as_str(), "tunnel created");
         self.view(row).await
     }
 
@@ -253,21 +264,16 @@ impl Control {
         pattern: HostPattern,
     ) -> Result<api::Route, Error> {
         let row = self.tunnel(account, tunnel).await?;
-        for existing in self.storage.all_routes().await? {
-            let Ok(other) = HostPattern::parse(&existing.hostname) else {
-                continue;
-            };
-            if other == pattern && existing.tunnel_id == row.id {
-                return Err(Error::Conflict(format!(
-                    "{pattern} is already configured to route to your tunnel"
-                )));
-            }
-            if other.overlaps(&pattern) {
-                return Err(Error::Conflict(format!(
-                    "hostname {pattern} overlaps {other}, which is already routed to a tunnel"
-                )));
-            }
+        let routes = self.storage.all_routes().await?;
+        if routes
+            .iter()
+            .any(|r| r.tunnel_id == row.id && r.hostname == pattern.as_str())
+        {
+            return Err(Error::Conflict(format!(
+                "{pattern} is already configured to route to your tunnel"
+            )));
         }
+        check_route_free(&routes, &pattern)?;
         let route = RouteRow {
             id: RouteId::random(),
             account_id: account,
@@ -452,7 +458,9 @@ impl Control {
         }
         let account = self.storage.ensure_account(QUICK_ACCOUNT).await?;
         let name = format!("quick-{}", uuid::Uuid::new_v4().simple());
-        let tunnel = self.create_tunnel(account, &name).await?;
+        let tunnel = self
+            .create_tunnel(account, &name, ConfigSource::Local)
+            .await?;
         let hostname = random_hostname(&quick.domain);
         let created = async {
             self.storage
@@ -628,6 +636,25 @@ fn ip_route_view(route: IpRouteRow, tunnel_name: String) -> api::IpRoute {
         comment: route.comment,
         created_at: rfc3339(route.created_at),
     }
+}
+
+/// Refuses `pattern` if it overlaps (or equals) a hostname routed by one of `routes`:
+/// a hostname belongs to one tunnel, across every account.
+pub(crate) fn check_route_free<'a>(
+    routes: impl IntoIterator<Item = &'a RouteRow>,
+    pattern: &HostPattern,
+) -> Result<(), Error> {
+    for existing in routes {
+        let Ok(other) = HostPattern::parse(&existing.hostname) else {
+            continue;
+        };
+        if other.overlaps(pattern) {
+            return Err(Error::Conflict(format!(
+                "hostname {pattern} overlaps {other}, which is already routed to a tunnel"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn route_view(route: RouteRow) -> api::Route {

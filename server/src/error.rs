@@ -25,9 +25,11 @@ pub enum Error {
     NotFound { what: &'static str, name: String },
     #[error("{0}")]
     Conflict(String),
+    /// `field` names the input at fault: a key (`name`) or a path into the body
+    /// (`config.ingress[2].service`).
     #[error("invalid {field}: {message}")]
     InvalidArgument {
-        field: &'static str,
+        field: std::borrow::Cow<'static, str>,
         message: String,
     },
     #[error("missing or invalid credentials")]
@@ -62,7 +64,7 @@ impl Error {
 
     pub(crate) fn invalid(field: &'static str, err: impl std::fmt::Display) -> Self {
         Self::InvalidArgument {
-            field,
+            field: field.into(),
             message: err.to_string(),
         }
     }

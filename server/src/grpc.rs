@@ -1,10 +1,10 @@
 //! gRPC: `TunnelService` (automation, API-token auth, same operations as REST) and
 //! `ConnectorService` (connectors, tunnel-token auth). Conversions to proto live here only.
 
-use std::sync::Arc;
+use std::{pin::Pin, sync::Arc};
 
 use adit_core::{
-    api,
+    api::{self, ConfigSource},
     identity::Scope,
     ids::{AccountId, ConnectorId},
 };
@@ -18,6 +18,7 @@ use crate::{
     auth::{self, Principal},
     clock::now_ms,
     control::{ConnectorInfo, Control},
+    remote_config::ConfigVersion,
     storage::AuditRow,
     tunnel_listener::PeerAddr,
 };
@@ -65,6 +66,37 @@ fn tunnel_pb(t: api::Tunnel) -> pb::Tunnel {
         connections: t.connections,
         connectors: t.connectors,
         routes: t.routes,
+        config_src: t.config_src.as_str().to_owned(),
+    }
+}
+
+fn tunnel_configuration_pb(c: api::TunnelConfiguration) -> Result<pb::TunnelConfiguration, Error> {
+    let config_json = c
+        .config
+        .map(|config| serde_json::to_vec(&config))
+        .transpose()
+        .map_err(|e| Error::invalid("config", e))?
+        .unwrap_or_default();
+    Ok(pb::TunnelConfiguration {
+        tunnel_id: c.tunnel_id.to_string(),
+        version: c.version,
+        config_json,
+        source: c.source.as_str().to_owned(),
+        created_at_ms: c.created_at.as_deref().map(ms).unwrap_or_default(),
+    })
+}
+
+fn config_source_pb(source: ConfigSource) -> pb::ConfigSource {
+    match source {
+        ConfigSource::Local => pb::ConfigSource::Local,
+        ConfigSource::Remote => pb::ConfigSource::Remote,
+    }
+}
+
+fn configuration_pb(config: ConfigVersion) -> pb::RemoteConfiguration {
+    pb::RemoteConfiguration {
+        version: config.version,
+        config_json: config.json.into_bytes(),
     }
 }
 
@@ -118,9 +150,16 @@ struct Grant {
     principal: Principal,
     method: &'static str,
     source_ip: String,
+    /// The tunnel acted on, named in the audit log's target.
+    tunnel: Option<String>,
 }
 
 impl Grant {
+    fn on_tunnel(mut self, tunnel: &str) -> Self {
+        self.tunnel = Some(tunnel.to_owned());
+        self
+    }
+
     /// Writes the outcome of a state-changing method to the audit log, then returns it.
     async fn record<R>(&self, control: &Control, outcome: Result<R, Error>) -> Result<R, Status> {
         let outcome = outcome.map_err(Status::from);
@@ -134,7 +173,12 @@ impl Grant {
                 at: now_ms(),
                 actor: self.principal.actor.to_string(),
                 action: format!("gRPC {}", self.method),
-                target: format!("/adit.v1.TunnelService/{}", self.method),
+                target: match &self.tunnel {
+                    Some(tunnel) => {
+                        format!("/adit.v1.TunnelService/{}?tunnel={tunnel}", self.method)
+                    }
+                    None => format!("/adit.v1.TunnelService/{}", self.method),
+                },
                 source_ip: self.source_ip.clone(),
                 outcome: format!("{code:?}"),
             })
@@ -166,6 +210,7 @@ impl TunnelApi {
             principal,
             method,
             source_ip,
+            tunnel: None,
         })
     }
 }
@@ -180,7 +225,18 @@ impl TunnelService for TunnelApi {
             .authorize(&req, Scope::TunnelsWrite, "CreateTunnel")
             .await?;
         let account = grant.account;
-        let outcome = self.0.create_tunnel(account, &req.get_ref().name).await;
+        let r = req.get_ref();
+        let config_src = if r.config_src.is_empty() {
+            ConfigSource::Local
+        } else {
+            ConfigSource::parse(&r.config_src).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "invalid config_src {:?}: local or remote",
+                    r.config_src
+                ))
+            })?
+        };
+        let outcome = self.0.create_tunnel(account, &r.name, config_src).await;
         let recorded = grant.record(&self.0, outcome).await?;
         Ok(Response::new(tunnel_pb(recorded)))
     }
@@ -344,6 +400,41 @@ impl TunnelService for TunnelApi {
         Ok(Response::new(pb::DeleteRouteResponse {}))
     }
 
+    async fn get_tunnel_configuration(
+        &self,
+        req: Request<pb::TunnelRef>,
+    ) -> Result<Response<pb::TunnelConfiguration>, Status> {
+        let grant = self
+            .authorize(&req, Scope::Read, "GetTunnelConfiguration")
+            .await?;
+        let config = self
+            .0
+            .tunnel_configuration(grant.account, &req.get_ref().tunnel)
+            .await?;
+        Ok(Response::new(tunnel_configuration_pb(config)?))
+    }
+
+    async fn put_tunnel_configuration(
+        &self,
+        req: Request<pb::PutTunnelConfigurationRequest>,
+    ) -> Result<Response<pb::TunnelConfiguration>, Status> {
+        let r = req.get_ref();
+        let grant = self
+            .authorize(&req, Scope::RoutesWrite, "PutTunnelConfiguration")
+            .await?
+            .on_tunnel(&r.tunnel);
+        let outcome = match serde_json::from_slice(&r.config_json) {
+            Ok(config) => {
+                self.0
+                    .put_tunnel_configuration(grant.account, &r.tunnel, config)
+                    .await
+            }
+            Err(e) => Err(Error::invalid("config_json", e)),
+        };
+        let recorded = grant.record(&self.0, outcome).await?;
+        Ok(Response::new(tunnel_configuration_pb(recorded)?))
+    }
+
     async fn list_connectors(
         &self,
         req: Request<pb::TunnelRef>,
@@ -365,11 +456,28 @@ pub(crate) struct ConnectorApi(pub(crate) Arc<Control>);
 fn tunnel_token(metadata: &MetadataMap) -> Result<String, Status> {
     bearer(metadata)
         .map(str::to_owned)
-        .ok_or_else(|| Status::unauthenticated("Provided Tunnel token is not valid."))
+        .ok_or_else(invalid_tunnel_token)
 }
+
+fn invalid_tunnel_token() -> Status {
+    Status::unauthenticated("Provided Tunnel token is not valid.")
+}
+
+/// Connectors are told their token is bad in cloudflared's words.
+fn connector_status(err: Error) -> Status {
+    match err {
+        Error::Unauthenticated => invalid_tunnel_token(),
+        other => other.into(),
+    }
+}
+
+type ConfigurationStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<pb::RemoteConfiguration, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ConnectorService for ConnectorApi {
+    type WatchConfigurationStream = ConfigurationStream;
+
     async fn register_connector(
         &self,
         req: Request<pb::RegisterConnectorRequest>,
@@ -391,20 +499,48 @@ impl ConnectorService for ConnectorApi {
             arch: r.arch,
             hostname: r.hostname,
         };
-        let tunnel = match self.0.register_connector(&token, info, peer).await {
-            Ok(t) => t,
-            Err(Error::Unauthenticated) => {
-                return Err(Status::unauthenticated(
-                    "Provided Tunnel token is not valid.",
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let tunnel = self
+            .0
+            .register_connector(&token, info, peer)
+            .await
+            .map_err(connector_status)?;
+        let configuration = self.0.pushed_configuration(&tunnel).await?;
         Ok(Response::new(pb::RegisterConnectorResponse {
             tunnel_id: tunnel.id.to_string(),
             tunnel_name: tunnel.name,
             protocol_versions: adit_core::wire::PROTOCOL_VERSIONS.to_vec(),
+            config_source: config_source_pb(tunnel.config_src).into(),
+            configuration: configuration.map(configuration_pb),
         }))
+    }
+
+    async fn watch_configuration(
+        &self,
+        req: Request<pb::WatchConfigurationRequest>,
+    ) -> Result<Response<Self::WatchConfigurationStream>, Status> {
+        use futures_util::StreamExt;
+        let token = tunnel_token(req.metadata())?;
+        let known = req.get_ref().known_version;
+        let versions = self
+            .0
+            .clone()
+            .watch_configuration(token, known)
+            .await
+            .map_err(connector_status)?;
+        let stream = versions.map(|v| v.map(configuration_pb).map_err(connector_status));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn report_local_configuration(
+        &self,
+        req: Request<pb::LocalConfiguration>,
+    ) -> Result<Response<pb::ReportLocalConfigurationResponse>, Status> {
+        let token = tunnel_token(req.metadata())?;
+        self.0
+            .report_local_configuration(&token, &req.get_ref().config_json)
+            .await
+            .map_err(connector_status)?;
+        Ok(Response::new(pb::ReportLocalConfigurationResponse {}))
     }
 
     async fn list_ip_routes(
@@ -412,12 +548,11 @@ impl ConnectorService for ConnectorApi {
         req: Request<pb::ListIpRoutesRequest>,
     ) -> Result<Response<pb::ListIpRoutesResponse>, Status> {
         let token = tunnel_token(req.metadata())?;
-        match self.0.networks_for_token(&token).await {
-            Ok(networks) => Ok(Response::new(pb::ListIpRoutesResponse { networks })),
-            Err(Error::Unauthenticated) => Err(Status::unauthenticated(
-                "Provided Tunnel token is not valid.",
-            )),
-            Err(e) => Err(e.into()),
-        }
+        let networks = self
+            .0
+            .networks_for_token(&token)
+            .await
+            .map_err(connector_status)?;
+        Ok(Response::new(pb::ListIpRoutesResponse { networks }))
     }
 }

@@ -20,6 +20,7 @@ mod net;
 mod pki;
 pub mod quick;
 pub mod registry;
+mod remote_config;
 pub mod routes;
 mod secrets;
 pub mod storage;

@@ -4,7 +4,10 @@
 
 use std::{path::Path, str::FromStr};
 
-use adit_core::ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId};
+use adit_core::{
+    api::ConfigSource,
+    ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId},
+};
 use sqlx::{
     AnyPool, Row,
     any::{AnyPoolOptions, AnyRow},
@@ -13,9 +16,11 @@ use sqlx::{
 
 use crate::{Error, clock::now_ms};
 
+mod configs;
 mod device;
 mod identity;
 
+pub use configs::{ConfigChange, StoredConfig};
 pub use device::{Decision, DeviceLoginRow};
 pub use identity::{ApiTokenRow, AuditRow, SessionRow, SigningKeyRow, UserRow};
 
@@ -43,6 +48,7 @@ pub struct TunnelRow {
     pub secret_hash: String,
     pub created_at: i64,
     pub conns_active_at: Option<i64>,
+    pub config_src: ConfigSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +122,11 @@ fn tunnel_from(row: &AnyRow) -> Result<TunnelRow, Error> {
         secret_hash: row.try_get("secret_hash")?,
         created_at: row.try_get("created_at")?,
         conns_active_at: row.try_get("conns_active_at")?,
+        config_src: {
+            let text: String = row.try_get("config_src")?;
+            ConfigSource::parse(&text)
+                .ok_or_else(|| Error::Corrupt(format!("column config_src holds {text:?}")))?
+        },
     })
 }
 
@@ -174,8 +185,32 @@ fn conflict_or(err: sqlx::Error, message: impl FnOnce() -> String) -> Error {
     }
 }
 
+/// Inserts a hostname route on a pool or inside a transaction; the hostname is unique
+/// across every account, so a taken one is a conflict.
+async fn insert_route<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    route: &RouteRow,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO routes (id, account_id, tunnel_id, hostname, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(route.id.to_string())
+    .bind(route.account_id.to_string())
+    .bind(route.tunnel_id.to_string())
+    .bind(&route.hostname)
+    .bind(route.created_at)
+    .execute(executor)
+    .await
+    .map_err(|e| {
+        conflict_or(e, || {
+            format!("hostname {} is already routed to a tunnel", route.hostname)
+        })
+    })?;
+    Ok(())
+}
+
 const TUNNEL_COLUMNS: &str =
-    "id, account_id, name, secret_generation, secret_hash, created_at, conns_active_at";
+    "id, account_id, name, secret_generation, secret_hash, created_at, conns_active_at, config_src";
 
 impl Storage {
     /// Opens (creating an SQLite file when needed) and migrates the database.
@@ -285,7 +320,7 @@ impl Storage {
 
     pub async fn insert_tunnel(&self, tunnel: &TunnelRow) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO tunnels (id, account_id, name, secret_generation, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO tunnels (id, account_id, name, secret_generation, secret_hash, created_at, config_src) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(tunnel.id.to_string())
         .bind(tunnel.account_id.to_string())
@@ -293,6 +328,7 @@ impl Storage {
         .bind(tunnel.secret_generation)
         .bind(&tunnel.secret_hash)
         .bind(tunnel.created_at)
+        .bind(tunnel.config_src.as_str())
         .execute(&self.pool)
         .await
         .map_err(|e| conflict_or(e, || format!("tunnel with name {:?} already exists", tunnel.name)))?;
@@ -408,22 +444,7 @@ impl Storage {
     // ---- routes ----
 
     pub async fn insert_route(&self, route: &RouteRow) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO routes (id, account_id, tunnel_id, hostname, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(route.id.to_string())
-        .bind(route.account_id.to_string())
-        .bind(route.tunnel_id.to_string())
-        .bind(&route.hostname)
-        .bind(route.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            conflict_or(e, || {
-                format!("hostname {} is already routed to a tunnel", route.hostname)
-            })
-        })?;
-        Ok(())
+        insert_route(&self.pool, route).await
     }
 
     pub async fn list_routes(&self, tunnel: TunnelId) -> Result<Vec<RouteRow>, Error> {

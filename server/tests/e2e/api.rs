@@ -250,13 +250,25 @@ async fn grpc_crud(db: Db) {
     assert_eq!(denied.code(), tonic::Code::Unauthenticated);
 
     let created = grpc
-        .create_tunnel(authed(pb::CreateTunnelRequest { name: "g1".into() }, &t))
+        .create_tunnel(authed(
+            pb::CreateTunnelRequest {
+                name: "g1".into(),
+                ..Default::default()
+            },
+            &t,
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(created.status, "inactive");
     let dup = grpc
-        .create_tunnel(authed(pb::CreateTunnelRequest { name: "g1".into() }, &t))
+        .create_tunnel(authed(
+            pb::CreateTunnelRequest {
+                name: "g1".into(),
+                ..Default::default()
+            },
+            &t,
+        ))
         .await
         .unwrap_err();
     assert_eq!(dup.code(), tonic::Code::AlreadyExists);
@@ -480,11 +492,18 @@ async fn the_cli_manages_tunnels_and_runs_one_end_to_end() {
         },
     )
     .await;
-    let out = adit(&server, &["list"]).await.unwrap();
-    assert!(
-        out.contains("cli-demo") && out.contains("healthy") && out.contains("4xedge-test"),
-        "{out}"
-    );
+    // The first request can pass on the first connection while the other three are
+    // still registering; the list is checked once all four are.
+    let out = eventually(
+        std::time::Duration::from_secs(10),
+        "all four connections listed",
+        || async {
+            let out = adit(&server, &["list"]).await.ok()?;
+            out.contains("4xedge-test").then_some(out)
+        },
+    )
+    .await;
+    assert!(out.contains("cli-demo") && out.contains("healthy"), "{out}");
     let out = adit(&server, &["info", "cli-demo"]).await.unwrap();
     assert!(
         out.contains("CONNECTOR ID") && out.contains("4xedge-test"),

@@ -453,6 +453,21 @@ fn routes(t: &Tenants) -> Vec<(Method, String, Option<Value>, bool)> {
             None,
             false,
         ),
+        (
+            Method::GET,
+            format!("/tunnels/{tunnel}/configurations"),
+            None,
+            false,
+        ),
+        (
+            Method::PUT,
+            format!("/tunnels/{tunnel}/configurations"),
+            body(json!({"config": {"ingress": [
+                {"hostname": "evil.example.com", "service": "http://127.0.0.1:1"},
+                {"service": "http_status:404"}
+            ]}})),
+            true,
+        ),
         (Method::DELETE, format!("/routes/{}", t.route), None, true),
         (Method::GET, "/ip-routes".into(), None, false),
         (
@@ -739,6 +754,18 @@ async fn grpc_refuses_foreign_forged_and_under_scoped_tokens() {
                 .await
                 .err(),
             ),
+            (
+                "PutTunnelConfiguration",
+                grpc.put_tunnel_configuration(with_token(
+                    pb::PutTunnelConfigurationRequest {
+                        tunnel: t.tunnel.clone(),
+                        config_json: br#"{"ingress":[{"service":"http_status:404"}]}"#.to_vec(),
+                    },
+                    token,
+                ))
+                .await
+                .err(),
+            ),
         ];
         if who != "other account" {
             // Another account may create tunnels: in its own account (checked below).
@@ -747,6 +774,7 @@ async fn grpc_refuses_foreign_forged_and_under_scoped_tokens() {
                 grpc.create_tunnel(with_token(
                     pb::CreateTunnelRequest {
                         name: "intruder".into(),
+                        ..Default::default()
                     },
                     token,
                 ))
@@ -767,6 +795,12 @@ async fn grpc_refuses_foreign_forged_and_under_scoped_tokens() {
                 (
                     "ListConnectors",
                     grpc.list_connectors(with_token(tunnel(), token))
+                        .await
+                        .err(),
+                ),
+                (
+                    "GetTunnelConfiguration",
+                    grpc.get_tunnel_configuration(with_token(tunnel(), token))
                         .await
                         .err(),
                 ),

@@ -8,7 +8,7 @@ use adit_agent::{
     metrics::ConnectorMetrics,
     proxy::OriginProxy,
 };
-use adit_core::{ids::ConnectorId, ingress::Ingress, token::TunnelToken};
+use adit_core::{api::ConfigSource, ids::ConnectorId, ingress::Ingress, token::TunnelToken};
 use adit_server::{App, Config, control::Control};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -208,7 +208,11 @@ impl TestServer {
             .ensure_account("default")
             .await
             .unwrap();
-        let tunnel = self.control.create_tunnel(account, name).await.unwrap();
+        let tunnel = self
+            .control
+            .create_tunnel(account, name, ConfigSource::Local)
+            .await
+            .unwrap();
         self.control
             .create_route(account, &tunnel.id.to_string(), hostname)
             .await
@@ -244,10 +248,20 @@ pub struct TestConnector {
 
 impl TestConnector {
     pub fn spawn(token: &TunnelToken, ingress: Ingress) -> Self {
+        Self::with_proxy(token, OriginProxy::new(ingress).expect("proxy"))
+    }
+
+    /// As `adit tunnel run --token T` with no config.yml and no `--url`: a remotely
+    /// managed tunnel's rules come from the edge.
+    pub fn token_only(token: &TunnelToken) -> Self {
+        Self::with_proxy(token, OriginProxy::without_rules())
+    }
+
+    fn with_proxy(token: &TunnelToken, proxy: Arc<OriginProxy>) -> Self {
         let connector = Connector::new(ConnectorConfig {
             token: token.clone(),
             endpoint: None,
-            proxy: OriginProxy::new(ingress).expect("proxy"),
+            proxy,
             ha_connections: 4,
             connector_id: ConnectorId::random(),
         })

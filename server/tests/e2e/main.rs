@@ -12,3 +12,4 @@ mod kit;
 mod lifecycle;
 mod origins;
 mod protocols;
+mod remote_config;
