@@ -70,6 +70,7 @@ mod tests {
             connectors: 1,
             connections: 4,
             routes: routes.iter().map(|r| (*r).to_owned()).collect(),
+            connected_since: None,
         }
     }
 

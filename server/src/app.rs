@@ -315,10 +315,16 @@ impl App {
             tokio::spawn(edge::serve(self.edge_listener, edge, shutdown.clone())),
             tokio::spawn({
                 let shutdown = shutdown.clone();
+                let control = control.clone();
                 async move {
                     let api = api.into_make_service_with_connect_info::<SocketAddr>();
+                    // Event streams never end by themselves: they close as the drain begins.
+                    let drain = async move {
+                        shutdown.cancelled().await;
+                        control.changes.close();
+                    };
                     if let Err(e) = axum::serve(self.api_listener, api)
-                        .with_graceful_shutdown(shutdown.cancelled_owned())
+                        .with_graceful_shutdown(drain)
                         .await
                     {
                         tracing::error!(error = %e, "API server failed");

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 mod app;
 pub mod auth;
+pub mod changes;
 mod clock;
 pub mod config;
 pub mod control;

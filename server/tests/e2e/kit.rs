@@ -8,7 +8,12 @@ use adit_agent::{
     metrics::ConnectorMetrics,
     proxy::OriginProxy,
 };
-use adit_core::{ids::ConnectorId, ingress::Ingress, token::TunnelToken};
+use adit_core::{
+    identity::Role,
+    ids::{AccountId, ConnectorId},
+    ingress::Ingress,
+    token::TunnelToken,
+};
 use adit_server::{App, Config, control::Control};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -234,6 +239,32 @@ impl TestServer {
         )
         .await;
     }
+}
+
+/// An admin API token of `account`, for a new admin user `email` of it.
+pub async fn admin_token_in(server: &TestServer, account: AccountId, email: &str) -> String {
+    let user = server
+        .control
+        .create_user(account, email, Role::Admin, None)
+        .await
+        .unwrap()
+        .user;
+    let admin = adit_server::auth::Principal {
+        account,
+        actor: adit_server::auth::Actor::User {
+            id: user.id,
+            email: user.email,
+        },
+        scopes: Role::Admin.scopes(),
+        role: Some(Role::Admin),
+        renewed: None,
+    };
+    server
+        .control
+        .create_api_token(&admin, "admin-of-account", Role::Admin.scopes())
+        .await
+        .unwrap()
+        .token
 }
 
 pub struct TestConnector {
