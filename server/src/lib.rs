@@ -24,6 +24,7 @@ pub mod routes;
 mod secrets;
 pub mod storage;
 pub mod tunnel_listener;
+mod ui;
 mod visitor_io;
 mod web;
 

@@ -1,13 +1,15 @@
 //! The dashboard's HTML routes: pages for a logged-in session, and the log-in and log-out
-//! forms that work without any script. Everything else is the JSON API.
+//! forms that work without any script. Everything else is the JSON API, which the pages
+//! call from the browser once the bundle (`/pkg/*`) has hydrated them.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use adit_core::api;
+use adit_dashboard::{Page, PageData};
 use axum::{
-    Form, Router,
+    Extension, Form, Router,
     extract::{ConnectInfo, State},
-    http::{HeaderMap, header},
+    http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -16,16 +18,32 @@ use serde::Deserialize;
 use crate::{
     api::{ApiError, cookie_header, login_and_audit},
     auth::{self, SESSION_COOKIE},
+    clock::now_ms,
     control::Control,
+    ui::{self, Ui},
 };
 
-pub(crate) fn router(control: Arc<Control>) -> Router {
+pub(crate) fn router(control: Arc<Control>, ui: Arc<Ui>) -> Router {
     Router::new()
         .route("/", get(tunnels_page))
         .route("/tunnels", get(tunnels_page))
         .route("/login", get(login_page).post(login_form))
         .route("/logout", axum::routing::post(logout_form))
+        .route("/pkg/{*path}", get(ui::pkg))
+        .layer(Extension(ui))
         .with_state(control)
+}
+
+/// A whole page, loading the browser bundle when there is one.
+fn render(ui: &Ui, session: Option<api::Session>, page: Page) -> Result<Html<String>, ApiError> {
+    let data = PageData {
+        session,
+        now_ms: now_ms(),
+        page,
+    };
+    adit_dashboard::render_page(&data, ui.has_bundle())
+        .map(Html)
+        .map_err(|e| crate::Error::from(e).into())
 }
 
 fn session_jwt(headers: &HeaderMap) -> Option<&str> {
@@ -36,7 +54,11 @@ fn session_jwt(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The Tunnels page of the session's account; without a live session, the log-in page.
-async fn tunnels_page(State(c): State<Arc<Control>>, headers: HeaderMap) -> Response {
+async fn tunnels_page(
+    State(c): State<Arc<Control>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    headers: HeaderMap,
+) -> Response {
     let Some(jwt) = session_jwt(&headers) else {
         return Redirect::to("/login").into_response();
     };
@@ -48,7 +70,10 @@ async fn tunnels_page(State(c): State<Arc<Control>>, headers: HeaderMap) -> Resp
     };
     match page.await {
         Ok((principal, session, tunnels)) => {
-            let html = Html(adit_dashboard::render_tunnels_page(&tunnels, &session));
+            let html = match render(&ui, Some(session), Page::Tunnels { tunnels }) {
+                Ok(html) => html,
+                Err(e) => return e.into_response(),
+            };
             match principal
                 .renewed
                 .as_deref()
@@ -63,8 +88,12 @@ async fn tunnels_page(State(c): State<Arc<Control>>, headers: HeaderMap) -> Resp
     }
 }
 
-async fn login_page() -> Html<String> {
-    Html(adit_dashboard::render_login_page(None, ""))
+async fn login_page(Extension(ui): Extension<Arc<Ui>>) -> Result<Html<String>, ApiError> {
+    let login = Page::Login {
+        error: None,
+        email: String::new(),
+    };
+    render(&ui, None, login)
 }
 
 #[derive(Deserialize)]
@@ -75,6 +104,7 @@ struct LoginForm {
 
 async fn login_form(
     State(c): State<Arc<Control>>,
+    Extension(ui): Extension<Arc<Ui>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
@@ -91,9 +121,15 @@ async fn login_form(
     match outcome {
         Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
         Err(e) => {
-            let status = e.status();
-            let html = adit_dashboard::render_login_page(Some(e.message()), &request.email);
-            (status, Html(html)).into_response()
+            let status: StatusCode = e.status();
+            let login = Page::Login {
+                error: Some(e.message().to_owned()),
+                email: request.email,
+            };
+            match render(&ui, None, login) {
+                Ok(html) => (status, html).into_response(),
+                Err(e) => e.into_response(),
+            }
         }
     }
 }

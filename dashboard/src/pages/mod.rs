@@ -1,4 +1,5 @@
 //! One component per dashboard page.
 
 pub(crate) mod login;
+mod tunnel_filter;
 pub(crate) mod tunnels;

@@ -1,12 +1,13 @@
-//! The dashboard's plumbing: the account-scoped change notices (`/api/v1/events`) its
-//! live pages follow.
+//! The dashboard's plumbing: the browser bundle under `/pkg`, the pages that load it, and
+//! the account-scoped change notices (`/api/v1/events`) its live pages follow.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use adit_core::{
     api::{ChangeKind, ChangeNotice, TunnelStatus},
     ids::TunnelId,
 };
+use adit_server::Config;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -17,6 +18,98 @@ use crate::kit::*;
 /// How long to wait for a notice: they leave as the change is stored (milliseconds), but
 /// some follow slower work here (a connector starting) on a busy test machine.
 const NOTICE: Duration = Duration::from_secs(10);
+
+async fn get(
+    api: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (http::response::Parts, bytes::Bytes) {
+    let mut request = http::Request::get(format!("http://{api}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client()
+        .request(request.body(full("")).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (parts, bytes)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundle_is_served_from_the_ui_dir_and_pages_load_it() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    let wasm = b"\0asm\x01\0\0\0 not really".to_vec();
+    std::fs::write(site.join("pkg/dash_bg.wasm"), &wasm).unwrap();
+    std::fs::write(
+        site.join("pkg/dash.js"),
+        "export default function init() {}",
+    )
+    .unwrap();
+    let mut config = Config::ephemeral(dir.path().join("data"));
+    config.ui_dir = Some(site);
+    let server = TestServer::start_with(dir.clone(), config).await;
+
+    let (head, body) = get(server.api, "/pkg/dash_bg.wasm", &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.headers["content-type"], "application/wasm");
+    assert_eq!(head.headers["cache-control"], "no-cache");
+    assert_eq!(body.to_vec(), wasm);
+    let etag = head.headers["etag"].to_str().unwrap().to_owned();
+    let (head, body) = get(server.api, "/pkg/dash_bg.wasm", &[("if-none-match", &etag)]).await;
+    assert_eq!(head.status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    let (head, _) = get(server.api, "/pkg/dash.js", &[]).await;
+    assert_eq!(
+        head.headers["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    for missing in ["/pkg/nope.js", "/pkg/%2e%2e/data/adit.db", "/pkg/.profile"] {
+        let (head, _) = get(server.api, missing, &[]).await;
+        assert_eq!(head.status, StatusCode::NOT_FOUND, "{missing}");
+    }
+
+    // The log-in page needs no session: it loads the bundle, its data is in the page.
+    let (head, body) = get(server.api, "/login", &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    let html = text(&body);
+    assert!(
+        html.contains(r#"<link rel="modulepreload" href="/pkg/dash.js">"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"import init, { hydrate } from "/pkg/dash.js""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<script type="application/json" id="adit-page">"#),
+        "{html}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_bundle_pages_are_served_server_rendered_only() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut config = Config::ephemeral(dir.path().join("data"));
+    config.ui_dir = Some(dir.path().join("no-site-here"));
+    let server = TestServer::start_with(dir.clone(), config).await;
+    let (head, body) = get(server.api, "/login", &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    let html = text(&body);
+    assert!(html.contains(r#"action="/login""#), "{html}");
+    assert!(!html.contains("/pkg/"), "{html}");
+    let (head, _) = get(server.api, "/pkg/dash.js", &[]).await;
+    assert_eq!(head.status, StatusCode::NOT_FOUND);
+    server.shutdown().await;
+}
 
 /// An open `GET /api/v1/events`: its notices, read as they arrive.
 struct Events {

@@ -139,6 +139,9 @@ impl TestServer {
         if config.zones.is_empty() {
             config.zones.push("example.com".into());
         }
+        if config.ui_dir.is_none() {
+            config.ui_dir = built_bundle();
+        }
         let database_url = config.database_url.clone();
         let app = App::build(config).await.expect("server builds");
         let admin_token = match app.new_admin_token.clone() {
@@ -239,6 +242,14 @@ impl TestServer {
         )
         .await;
     }
+}
+
+/// `<target>/site`, when `cargo xtask ui` has built the dashboard's bundle there.
+pub fn built_bundle() -> Option<std::path::PathBuf> {
+    let site = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()?
+        .join("site");
+    site.join("pkg/dash_bg.wasm").is_file().then_some(site)
 }
 
 /// An admin API token of `account`, for a new admin user `email` of it.
