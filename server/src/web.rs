@@ -9,7 +9,7 @@ use adit_dashboard::{Page, PageData};
 use axum::{
     Extension, Form, Router,
     extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -121,7 +121,7 @@ async fn login_form(
     match outcome {
         Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
         Err(e) => {
-            let status: StatusCode = e.status();
+            let status = e.status();
             let login = Page::Login {
                 error: Some(e.message().to_owned()),
                 email: request.email,
