@@ -8,6 +8,10 @@ run:
 test *ARGS:
     cargo xtask test {{ARGS}}
 
+# Build the dashboard's browser bundle into target/site (`--release` for the small build).
+ui *ARGS:
+    cargo xtask ui {{ARGS}}
+
 # Format the code.
 fmt:
     cargo fmt --all

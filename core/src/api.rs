@@ -8,7 +8,7 @@ use crate::ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId};
 pub const HA_CONNECTIONS: u32 = 4;
 
 /// A tunnel's health, as the dashboard and `tunnel list` show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelStatus {
     /// All connections of every live connector are up.
@@ -48,7 +48,7 @@ impl TunnelStatus {
 }
 
 /// Where a tunnel's ingress rules come from (cloudflared's `config_src`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConfigSource {
     /// The connector's config.yml or `--url`; the server only shows what it reports.
@@ -78,7 +78,9 @@ impl ConfigSource {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// `Hash`: the dashboard keys its table rows by the whole tunnel, so a row is redrawn
+// exactly when something in it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tunnel {
     pub id: TunnelId,
     pub account_id: AccountId,
@@ -91,6 +93,36 @@ pub struct Tunnel {
     pub routes: Vec<String>,
     #[serde(default)]
     pub config_src: ConfigSource,
+    /// RFC 3339: when the oldest connection open now was opened (the tunnel's uptime);
+    /// `None` while the tunnel has no connection.
+    #[serde(default)]
+    pub connected_since: Option<String>,
+}
+
+/// What changed in an account, as `GET /api/v1/events` announces it: one Server-Sent Event
+/// per change, its data this notice as JSON. Notices carry no state; a page re-reads what
+/// it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeNotice {
+    pub kind: ChangeKind,
+    /// The tunnel concerned; `None` for [`ChangeKind::Resync`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Created, renamed, deleted, or its secret rotated.
+    Tunnel,
+    /// A connector registered.
+    Connector,
+    /// A connector's connection opened or closed.
+    Connection,
+    /// A public hostname or private network was routed to it or removed.
+    Route,
+    /// Notices were dropped (the reader fell behind): re-read everything.
+    Resync,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -61,7 +61,7 @@ await step(page, 'search and the status filter narrow the table', async () => {
   await page.getByRole('row', { name: /web/ }).waitFor({ state: 'detached' });
   await page.getByLabel('Status').selectOption({ label: 'Healthy' });
   await page.getByRole('row', { name: /web/ }).waitFor();
-  await page.getByLabel('Status').selectOption({ label: 'All' });
+  await page.getByLabel('Status').selectOption({ label: 'All statuses' });
   await search.fill('');
 });
 

@@ -1,86 +1,104 @@
 //! Server-side rendering of whole HTML documents.
 
-use adit_core::api::{Session, Tunnel};
 use leptos::prelude::*;
 
-use crate::components::shell::{Shell, Viewer};
-use crate::pages::{
-    device::{DevicePage, DeviceView},
-    login::LoginPage,
-    tunnels::TunnelsPage,
+use crate::{
+    Error,
+    page::{App, PAGE_DATA_ID, PageData},
 };
 
-/// Renders the Tunnels page for the logged-in `session` as a complete HTML5 document
-/// (`<!DOCTYPE html>` included), with its CSS embedded. Every piece of user-provided text
-/// (names, hostnames, dates) is HTML-escaped.
-pub fn render_tunnels_page(tunnels: &[Tunnel], session: &Session) -> String {
-    let tunnels = tunnels.to_vec();
-    let viewer = viewer(session);
-    render_document(move || {
+/// The dashboard's stylesheet, embedded in every page: it arrives with the HTML, so nothing
+/// moves when the bundle loads, and pages look right without the bundle.
+const STYLESHEET: &str = include_str!("../style/main.css");
+
+/// Loads the bundle and hydrates the page (the glue names no default wasm path, so `init`
+/// is told where the wasm is).
+const BOOT: &str = r#"import init, { hydrate } from "/pkg/dash.js"; init({ module_or_path: "/pkg/dash_bg.wasm" }).then(() => hydrate());"#;
+
+/// Renders the page `data` names as a complete HTML5 document (`<!DOCTYPE html>` included)
+/// with its CSS embedded and `data` as JSON for the bundle. The body carries the markers
+/// hydration needs; with `bundle` the document loads the bundle from `/pkg` (without it,
+/// the page is complete but has no client behaviour). Every piece of user-provided text is
+/// escaped.
+pub fn render_page(data: &PageData, bundle: bool) -> Result<String, Error> {
+    let json = script_json(data)?;
+    let body = render(|| {
+        let data = data.clone();
+        view! { <App data /> }
+    });
+    let title = format!("{} · Adit", data.page.title());
+    let document = render(move || {
+        let scripts = bundle.then(|| {
+            view! {
+                <link rel="modulepreload" href="/pkg/dash.js" />
+                <link
+                    rel="preload"
+                    href="/pkg/dash_bg.wasm"
+                    r#as="fetch"
+                    r#type="application/wasm"
+                    crossorigin=""
+                />
+                <script type="module" inner_html=BOOT></script>
+            }
+        });
         view! {
-            <Shell title="Tunnels" viewer=Some(viewer)>
-                <TunnelsPage tunnels />
-            </Shell>
+            <html lang="en">
+                <head>
+                    <meta charset="utf-8" />
+                    <meta name="viewport" content="width=device-width, initial-scale=1" />
+                    <title>{title}</title>
+                    // No favicon: without this the browser asks the API for /favicon.ico.
+                    <link rel="icon" href="data:," />
+                    <style inner_html=STYLESHEET></style>
+                    <script type="application/json" id=PAGE_DATA_ID inner_html=json></script>
+                    {scripts}
+                </head>
+                <body inner_html=body></body>
+            </html>
         }
-    })
+    });
+    Ok(format!("<!DOCTYPE html>{document}"))
 }
 
-/// Renders the log-in page; `error` says why the last attempt failed, `next` where to go
-/// after logging in.
-pub fn render_login_page(error: Option<&str>, email: &str, next: &str) -> String {
-    let (error, email, next) = (error.map(str::to_owned), email.to_owned(), next.to_owned());
-    render_document(move || {
-        view! {
-            <Shell title="Log in" viewer=None>
-                <LoginPage error email next />
-            </Shell>
+/// `data` as JSON that can sit inside `<script>`: `<`, `>` and `&` become `\u003c`, … (the
+/// same string to a JSON parser), so no text in it can close the element or open a
+/// comment; U+2028/U+2029 are escaped for old JavaScript parsers.
+fn script_json(data: &PageData) -> Result<String, Error> {
+    let json = serde_json::to_string(data)?;
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
         }
-    })
-}
-
-/// Renders the page that approves an `adit login` for the logged-in `session`.
-pub fn render_device_page(view: DeviceView, session: &Session) -> String {
-    let viewer = viewer(session);
-    let (account, csrf_token) = (session.account.clone(), session.csrf_token.clone());
-    render_document(move || {
-        view! {
-            <Shell title="Log in a device" viewer=Some(viewer)>
-                <DevicePage view account csrf_token />
-            </Shell>
-        }
-    })
-}
-
-fn viewer(session: &Session) -> Viewer {
-    Viewer {
-        email: session.email.to_string(),
-        account: session.account.clone(),
-        csrf_token: session.csrf_token.clone(),
     }
+    Ok(out)
 }
 
-/// Renders `view` inside a fresh reactive owner and prefixes the doctype, which a view
-/// cannot express.
-fn render_document<V, F>(view: F) -> String
+/// Renders `view` to HTML inside a fresh reactive owner.
+fn render<V, F>(view: F) -> String
 where
     F: FnOnce() -> V,
     V: IntoView,
 {
     let owner = Owner::new();
-    let html = owner.with(|| view().into_view().to_html());
-    let mut doc = String::with_capacity(html.len() + 16);
-    doc.push_str("<!DOCTYPE html>");
-    doc.push_str(&html);
-    doc
+    owner.with(|| view().into_view().to_html())
 }
 
 #[cfg(test)]
 mod tests {
-    use adit_core::api::{ConfigSource, Tunnel, TunnelStatus};
+    use adit_core::api::{Session, Tunnel, TunnelStatus};
 
     use super::*;
+    use crate::page::Page;
 
     const ACCOUNT: &str = "0b6a3e52-7f4c-4a57-9d0e-3f1f0c8f2a10";
+    /// 2026-11-25T03:33:07Z: two hours after the sample tunnels were created.
+    const NOW_MS: i64 = 1_795_577_587_000;
 
     fn tunnel(id: &str, name: &str, status: TunnelStatus, routes: &[&str]) -> Tunnel {
         Tunnel {
@@ -92,7 +110,9 @@ mod tests {
             connectors: 1,
             connections: 4,
             routes: routes.iter().map(|r| (*r).to_owned()).collect(),
-            config_src: ConfigSource::Local,
+            config_src: Default::default(),
+            connected_since: matches!(status, TunnelStatus::Healthy | TunnelStatus::Degraded)
+                .then(|| "2026-11-25T01:28:07Z".to_owned()),
         }
     }
 
@@ -108,61 +128,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pages_show_who_is_logged_in_with_a_log_out_form_carrying_the_csrf_token() {
-        let html = render_tunnels_page(&sample(), &session());
-        assert!(html.contains("ada@example.com"));
-        assert!(html.contains(r#"action="/logout""#));
-        assert!(
-            html.contains(r#"name="csrf_token" value="csrf-&lt;token&gt;""#),
-            "{html}"
-        );
+    fn tunnels_data(tunnels: &[Tunnel]) -> PageData {
+        PageData {
+            session: Some(session()),
+            now_ms: NOW_MS,
+            page: Page::Tunnels {
+                tunnels: tunnels.to_vec(),
+            },
+        }
     }
 
-    #[test]
-    fn the_login_page_is_a_plain_form_that_keeps_the_email_and_escapes_the_error() {
-        let html = render_login_page(Some("invalid <email> or password"), "ada\"@x", "");
-        assert!(html.starts_with("<!DOCTYPE html>"));
-        assert!(
-            html.contains(r#"<form method="post" action="/login">"#),
-            "{html}"
-        );
-        assert!(html.contains("invalid &lt;email&gt; or password"));
-        assert!(html.contains(r#"value="ada&quot;@x""#), "{html}");
-        assert!(!html.contains("Log out"), "no navigation before logging in");
-        let fresh = render_login_page(None, "", "/device?code=BCDF-GHJK");
-        assert!(
-            fresh.contains(r#"name="next" value="/device?code=BCDF-GHJK""#),
-            "{fresh}"
-        );
-        assert!(!fresh.contains("role=\"alert\""));
+    fn tunnels_page(tunnels: &[Tunnel]) -> String {
+        render_page(&tunnels_data(tunnels), true).unwrap()
     }
 
-    #[test]
-    fn the_device_page_shows_who_asks_escaped_with_csrf_bound_approve_and_deny_forms() {
-        let html = render_device_page(
-            DeviceView::Confirm {
-                user_code: "BCDF-GHJK".into(),
-                client: "adit on <script>".into(),
-                source_ip: "192.0.2.7".into(),
-                requested_at: "2026-11-26T10:00:00Z".into(),
-                expires_in_minutes: 9,
+    fn login_page(error: Option<&str>, email: &str, next: &str) -> String {
+        let data = PageData {
+            session: None,
+            now_ms: NOW_MS,
+            page: Page::Login {
+                error: error.map(str::to_owned),
+                email: email.to_owned(),
+                next: next.to_owned(),
             },
-            &session(),
-        );
-        assert!(html.contains("adit on &lt;script&gt;"), "{html}");
-        assert!(html.contains("BCDF-GHJK") && html.contains("192.0.2.7"));
-        assert_eq!(html.matches(r#"action="/device""#).count(), 2);
-        // Both decisions, plus the log-out form, carry the session's CSRF token.
-        assert_eq!(html.matches(r#"value="csrf-&lt;token&gt;""#).count(), 3);
-        let asked = render_device_page(
-            DeviceView::Enter {
-                code: "nope".into(),
-                error: Some("No login is waiting".into()),
-            },
-            &session(),
-        );
-        assert!(asked.contains(r#"aria-invalid="true""#) && asked.contains("No login is waiting"));
+        };
+        render_page(&data, true).unwrap()
     }
 
     fn sample() -> Vec<Tunnel> {
@@ -201,9 +191,17 @@ mod tests {
         &html[start..end]
     }
 
+    /// The text of the page-data script element.
+    fn page_json(html: &str) -> &str {
+        let open = format!(r#"<script type="application/json" id="{PAGE_DATA_ID}">"#);
+        let start = html.find(&open).unwrap() + open.len();
+        let end = start + html[start..].find("</script>").unwrap();
+        &html[start..end]
+    }
+
     #[test]
     fn is_a_complete_html5_document_with_embedded_css() {
-        let html = render_tunnels_page(&sample(), &session());
+        let html = tunnels_page(&sample());
         assert!(
             html.starts_with("<!DOCTYPE html><html lang=\"en\">"),
             "{html}"
@@ -213,12 +211,123 @@ mod tests {
         assert!(html.contains("<title>Tunnels · Adit</title>"), "{html}");
         assert!(html.contains("<style>"), "{html}");
         // The stylesheet goes in verbatim: `>` in selectors must not turn into `&gt;`.
-        assert!(html.contains(crate::components::shell::STYLESHEET));
+        assert!(html.contains(STYLESHEET));
+    }
+
+    #[test]
+    fn loads_the_bundle_only_when_there_is_one() {
+        let html = tunnels_page(&sample());
+        assert!(
+            html.contains(r#"<link rel="modulepreload" href="/pkg/dash.js">"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"href="/pkg/dash_bg.wasm" as="fetch""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!(r#"<script type="module">{BOOT}</script>"#)),
+            "{html}"
+        );
+        let bare = render_page(&tunnels_data(&sample()), false).unwrap();
+        assert!(!bare.contains("/pkg/"), "{bare}");
+        // Without the bundle the page is as complete: same data, same body.
+        assert_eq!(page_json(&bare), page_json(&html));
+        assert_eq!(table_body(&bare), table_body(&html));
+    }
+
+    #[test]
+    fn the_page_data_is_escaped_json_that_reads_back_identically() {
+        let mut tunnels = sample();
+        tunnels[0].name = "</script><script>alert(1)</script><!--".to_owned();
+        tunnels[1].routes = vec!["a&b\u{2028}.example.com".to_owned()];
+        let data = tunnels_data(&tunnels);
+        let html = render_page(&data, true).unwrap();
+        let json = page_json(&html);
+        for raw in ['<', '>', '&', '\u{2028}'] {
+            assert!(!json.contains(raw), "{raw:?} in {json}");
+        }
+        assert!(json.contains(r#""page":"tunnels""#), "{json}");
+        assert!(json.contains(r"\u003c/script\u003e"), "{json}");
+        let back: PageData = serde_json::from_str(json).unwrap();
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn the_body_has_hydration_markers() {
+        let html = tunnels_page(&sample());
+        let body = &html[html.find("<body>").unwrap()..];
+        // Leptos marks where reactive text and lists sit (`<!>` placeholders), which
+        // hydration walks; a plain `to_html` of static markup has none.
+        assert!(body.contains("<!>"), "{body}");
+        assert!(body.starts_with(r#"<body><div class="layout">"#), "{body}");
+    }
+
+    #[test]
+    fn pages_show_who_is_logged_in_with_a_log_out_form_carrying_the_csrf_token() {
+        let html = tunnels_page(&sample());
+        assert!(html.contains("ada@example.com"));
+        assert!(html.contains(r#"action="/logout""#));
+        assert!(
+            html.contains(r#"name="csrf_token" value="csrf-&lt;token&gt;""#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_login_page_is_a_plain_form_that_keeps_the_email_and_escapes_the_error() {
+        let html = login_page(Some("invalid <email> or password"), "ada\"@x", "");
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("<title>Log in · Adit</title>"), "{html}");
+        assert!(
+            html.contains(r#"<form method="post" action="/login">"#),
+            "{html}"
+        );
+        assert!(html.contains("invalid &lt;email&gt; or password"));
+        assert!(html.contains(r#"value="ada&quot;@x""#), "{html}");
+        assert!(!html.contains("Log out"), "no navigation before logging in");
+        assert!(page_json(&html).contains(r#""page":"login""#), "{html}");
+        let fresh = login_page(None, "", "/device?code=BCDF-GHJK");
+        assert!(!fresh.contains("role=\"alert\""));
+        assert!(
+            fresh.contains(r#"name="next" value="/device?code=BCDF-GHJK""#),
+            "{fresh}"
+        );
+    }
+
+    fn device_page(view: crate::DeviceView) -> String {
+        let data = PageData {
+            session: Some(session()),
+            now_ms: NOW_MS,
+            page: Page::Device { view },
+        };
+        render_page(&data, true).unwrap()
+    }
+
+    #[test]
+    fn the_device_page_shows_who_asks_escaped_with_csrf_bound_approve_and_deny_forms() {
+        let html = device_page(crate::DeviceView::Confirm {
+            user_code: "BCDF-GHJK".into(),
+            client: "adit on <script>".into(),
+            source_ip: "192.0.2.7".into(),
+            requested_at: "2026-11-26T10:00:00Z".into(),
+            expires_in_minutes: 9,
+        });
+        assert!(html.contains("adit on &lt;script&gt;"), "{html}");
+        assert!(html.contains("BCDF-GHJK") && html.contains("192.0.2.7"));
+        assert_eq!(html.matches(r#"action="/device""#).count(), 2);
+        // Both decisions, plus the log-out form, carry the session's CSRF token.
+        assert_eq!(html.matches(r#"value="csrf-&lt;token&gt;""#).count(), 3);
+        let asked = device_page(crate::DeviceView::Enter {
+            code: "nope".into(),
+            error: Some("No login is waiting".into()),
+        });
+        assert!(asked.contains(r#"aria-invalid="true""#) && asked.contains("No login is waiting"));
     }
 
     #[test]
     fn side_navigation_marks_tunnels_active() {
-        let html = render_tunnels_page(&[], &session());
+        let html = tunnels_page(&[]);
         assert!(
             html.contains("<nav aria-label=\"Main\" class=\"sidenav\">"),
             "{html}"
@@ -234,17 +343,14 @@ mod tests {
     }
 
     #[test]
-    fn lists_every_tunnel_with_name_id_status_and_routes() {
+    fn lists_every_tunnel_with_name_id_status_routes_and_uptime() {
         let tunnels = sample();
-        let html = render_tunnels_page(&tunnels, &session());
+        let html = tunnels_page(&tunnels);
         let body = table_body(&html);
-        assert_eq!(body.matches("<tr>").count(), tunnels.len(), "{body}");
+        assert_eq!(body.matches("<tr").count(), tunnels.len(), "{body}");
         for t in &tunnels {
             assert!(body.contains(&format!(">{}</th>", t.name)), "{body}");
-            assert!(
-                body.contains(&format!("<code class=\"id\">{}</code>", t.id)),
-                "{body}"
-            );
+            assert!(body.contains(&format!(">{}</code>", t.id)), "{body}");
         }
         for (status, label) in [
             ("healthy", "Healthy"),
@@ -269,27 +375,54 @@ mod tests {
             ),
             "{body}"
         );
-        assert!(!html.contains(pages_create_command()), "{html}");
+        // Connected five minutes before creation + two hours: 2 h 5 min at NOW_MS.
+        assert_eq!(body.matches("2 h 5 min").count(), 2, "{body}");
+        assert_eq!(body.matches("Not connected").count(), 2, "{body}");
+        assert_eq!(body.matches(">Copy<").count(), tunnels.len(), "{body}");
+    }
+
+    #[test]
+    fn rows_are_sorted_by_name_at_first() {
+        let mut tunnels = sample();
+        tunnels.reverse();
+        let html = tunnels_page(&tunnels);
+        let body = table_body(&html);
+        let at = |name: &str| body.find(&format!(">{name}</th>")).unwrap();
+        assert!(at("home-lab") < at("office"), "{body}");
+        assert!(at("office") < at("old-box"), "{body}");
+        assert!(at("old-box") < at("spare"), "{body}");
+        let name_header = html.find("aria-sort=\"ascending\"").unwrap();
+        assert!(html[name_header..].contains("Name"), "{html}");
     }
 
     #[test]
     fn table_has_the_expected_columns_in_order() {
-        let html = render_tunnels_page(&sample(), &session());
+        let html = tunnels_page(&sample());
         let mut from = 0;
         for column in [
             "Name",
             "Status",
             "Tunnel ID",
             "Connectors",
-            "Connections",
             "Routes",
             "Created",
+            "Uptime",
         ] {
             let at = html[from..]
-                .find(&format!(">{column}</th>"))
+                .find(&format!(">{column}<"))
                 .unwrap_or_else(|| panic!("column {column} missing or out of order"));
             from += at + 1;
         }
+    }
+
+    #[test]
+    fn the_toolbar_searches_and_filters_by_status() {
+        let html = tunnels_page(&sample());
+        assert!(html.contains(r#"type="search""#), "{html}");
+        for option in ["All statuses", "Healthy", "Degraded", "Down", "Inactive"] {
+            assert!(html.contains(&format!(">{option}</option>")), "{html}");
+        }
+        assert!(html.contains("4 tunnels"), "{html}");
     }
 
     #[test]
@@ -297,22 +430,27 @@ mod tests {
         let mut t = sample().remove(0);
         t.connectors = 3;
         t.connections = 11;
-        let html = render_tunnels_page(&[t], &session());
-        assert!(html.contains("<td class=\"num\">3</td>"), "{html}");
-        assert!(html.contains("<td class=\"num\">11</td>"), "{html}");
+        let html = tunnels_page(&[t]);
+        let body = table_body(&html);
+        assert!(body.contains(">3<"), "{body}");
+        assert!(body.contains("11 connections"), "{body}");
         assert!(html.contains("1 tunnel<"), "{html}");
     }
 
     #[test]
     fn empty_state_invites_to_create_a_tunnel() {
-        let html = render_tunnels_page(&[], &session());
+        let html = tunnels_page(&[]);
         assert!(!html.contains("<table"), "{html}");
-        assert!(html.contains("No tunnels yet"), "{html}");
+        let empty = &html[html.find(r#"<section class="empty">"#).unwrap()..];
+        assert!(empty.contains("No tunnels yet"), "{empty}");
+        assert!(
+            empty.contains(r#"<a href="/tunnels/new" class="button primary">Create a tunnel</a>"#),
+            "{empty}"
+        );
         assert!(
             html.contains("<code>adit tunnel create NAME</code>"),
             "{html}"
         );
-        assert!(html.contains("0 tunnels"), "{html}");
     }
 
     #[test]
@@ -324,24 +462,21 @@ mod tests {
             "a&b.example.com".to_owned(),
         ];
         t.created_at = "\"><script>alert(3)</script>".to_owned();
-        let html = render_tunnels_page(&[t], &session());
-        assert!(!html.contains("<script"), "{html}");
-        assert!(!html.contains("<img"), "{html}");
+        let html = tunnels_page(&[t]);
+        let body = &html[html.find("<body>").unwrap()..];
+        assert!(!body.contains("<script"), "{body}");
+        assert!(!body.contains("<img"), "{body}");
         assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-            "{html}"
+            body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{body}"
         );
         assert!(
-            html.contains("&lt;img src=x onerror=alert(2)&gt;.example.com"),
-            "{html}"
+            body.contains("&lt;img src=x onerror=alert(2)&gt;.example.com"),
+            "{body}"
         );
-        assert!(html.contains("a&amp;b.example.com"), "{html}");
+        assert!(body.contains("a&amp;b.example.com"), "{body}");
         // In attributes the quote is escaped too, so the value cannot be closed early.
-        assert!(!html.contains("datetime=\"\">"), "{html}");
-        assert!(html.contains("&quot;&gt;&lt;script&gt;alert(3)"), "{html}");
-    }
-
-    fn pages_create_command() -> &'static str {
-        crate::pages::tunnels::CREATE_COMMAND
+        assert!(!body.contains("datetime=\"\">"), "{body}");
+        assert!(body.contains("&quot;&gt;&lt;script&gt;alert(3)"), "{body}");
     }
 }

@@ -1,7 +1,7 @@
 //! REST under `/api/v1`. Every handler authenticates the caller's API token, then calls
 //! `Control`; errors leave in one shape, `{code, message, details}`.
 
-use std::{marker::PhantomData, net::SocketAddr, sync::Arc};
+use std::{marker::PhantomData, net::SocketAddr, sync::Arc, time::Duration};
 
 use adit_core::{
     api,
@@ -15,9 +15,13 @@ use axum::{
     },
     http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
     routing::{delete, get, post},
 };
+use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 
 use crate::{
@@ -350,6 +354,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/zones", get(list_zones).post(create_zone))
         .route("/api/v1/zones/{zone}", delete(delete_zone))
+        .route("/api/v1/events", get(events))
         .route_layer(middleware::from_fn_with_state(
             control.clone(),
             authenticate,
@@ -633,6 +638,33 @@ async fn put_tunnel_configuration(
         c.put_tunnel_configuration(account, &tunnel, body.config)
             .await?,
     ))
+}
+
+// ---- live change notices ----
+
+/// How long one event stream lives. The browser's `EventSource` then reconnects on its
+/// own, which authenticates the caller afresh: a revoked token or ended session stops
+/// getting notices within this time.
+const EVENT_STREAM_LIFETIME: Duration = Duration::from_secs(5 * 60);
+/// A comment this often keeps proxies and browsers from timing the stream out.
+const EVENT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How soon a browser reconnects after the stream ends.
+const EVENT_RETRY: Duration = Duration::from_secs(1);
+
+/// The caller's account's change notices ([`api::ChangeNotice`]) as Server-Sent Events,
+/// one `data:` line of JSON each. A page re-reads what it shows when one arrives, and
+/// whenever the stream (re)opens, since notices raised while it was away are not replayed.
+async fn events(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Read>,
+) -> Sse<impl Stream<Item = Result<Event, axum::Error>>> {
+    let until = tokio::time::Instant::now() + EVENT_STREAM_LIFETIME;
+    let notices = c
+        .changes
+        .subscribe(account, until)
+        .map(|notice| Event::default().json_data(notice));
+    let hello = futures_util::stream::once(async { Ok(Event::default().retry(EVENT_RETRY)) });
+    Sse::new(hello.chain(notices)).keep_alive(KeepAlive::new().interval(EVENT_KEEP_ALIVE))
 }
 
 // ---- sessions ----

@@ -28,6 +28,7 @@ use crate::{
     secrets::{self, ServerKey},
     storage::{ApiTokenRow, Storage},
     tunnel_listener::{self, TunnelListener},
+    ui::Ui,
 };
 
 /// The account the first admin, the first API token and `adit-server admin create`
@@ -55,6 +56,7 @@ pub struct App {
     node: String,
     access_log: bool,
     edge_limits: EdgeLimits,
+    ui: Arc<Ui>,
 }
 
 fn node_name(config: &Config) -> String {
@@ -232,6 +234,7 @@ impl App {
             node,
             access_log: config.access_log,
             edge_limits: config.edge_limits(),
+            ui: Arc::new(Ui::new(config.ui_dir())),
         })
     }
 
@@ -257,6 +260,7 @@ impl App {
             node = %self.node,
             "adit-server listening"
         );
+        self.ui.warn_if_missing();
         let control = self.control.clone();
 
         let connector_grpc = tonic::service::Routes::new(
@@ -282,7 +286,7 @@ impl App {
                 )
                 .into_axum_router(),
             )
-            .merge(crate::web::router(control.clone()))
+            .merge(crate::web::router(control.clone(), self.ui.clone()))
             .merge(
                 axum::Router::new()
                     .route("/metrics", get(metrics))
@@ -315,10 +319,16 @@ impl App {
             tokio::spawn(edge::serve(self.edge_listener, edge, shutdown.clone())),
             tokio::spawn({
                 let shutdown = shutdown.clone();
+                let control = control.clone();
                 async move {
                     let api = api.into_make_service_with_connect_info::<SocketAddr>();
+                    // Event streams never end by themselves: they close as the drain begins.
+                    let drain = async move {
+                        shutdown.cancelled().await;
+                        control.changes.close();
+                    };
                     if let Err(e) = axum::serve(self.api_listener, api)
-                        .with_graceful_shutdown(shutdown.cancelled_owned())
+                        .with_graceful_shutdown(drain)
                         .await
                     {
                         tracing::error!(error = %e, "API server failed");

@@ -111,6 +111,11 @@ pub struct Config {
     /// (behind a proxy that sends `X-Forwarded-Proto: https` it is automatic).
     #[arg(long, env = "ADIT_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// The dashboard's browser bundle (`cargo xtask ui` builds it into `target/site`):
+    /// served as `/pkg/*`; without it the pages are served server-rendered only. Default:
+    /// a `site` directory next to the executable or in its parent directory.
+    #[arg(long, env = "ADIT_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -186,6 +191,7 @@ impl Config {
             admin_email: "admin@localhost".into(),
             zones: Vec::new(),
             secure_cookies: false,
+            ui_dir: None,
             command: None,
         }
     }
@@ -206,6 +212,22 @@ impl Config {
 
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// `--ui-dir`, else the first `site` directory next to the executable or in its
+    /// parent (so `target/debug/adit-server` finds `target/site`); `None` when neither
+    /// exists.
+    pub fn ui_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.ui_dir {
+            return Some(dir.clone());
+        }
+        let exe = std::env::current_exe().ok()?;
+        let beside = exe.parent()?;
+        [Some(beside), beside.parent()]
+            .into_iter()
+            .flatten()
+            .map(|dir| dir.join("site"))
+            .find(|site| site.is_dir())
     }
 
     /// `--database-url`, or the SQLite file in the data directory.

@@ -7,10 +7,10 @@ use std::{
 };
 
 use adit_core::{
-    api::{self, ConfigSource},
+    api::{self, ChangeKind, ConfigSource},
     cidr::{IpNet, longest_match},
     hostname::HostPattern,
-    ids::{AccountId, ConnectorId, RouteId, TunnelId, TunnelName},
+    ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId, TunnelName},
     token::TunnelToken,
     wire::{DataHello, RejectCode},
 };
@@ -18,6 +18,7 @@ use adit_core::{
 use crate::{
     Error,
     auth::Auth,
+    changes::Changes,
     clock::{now_ms, rfc3339},
     metrics::{Metrics, quantile},
     quick::{QuickTunnels, random_hostname},
@@ -25,7 +26,7 @@ use crate::{
     remote_config::ConfigEvents,
     routes::Routes,
     secrets::{ServerKey, secret_matches, sha256_hex},
-    storage::{ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow},
+    storage::{ConnectionRow, ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow},
 };
 
 /// The account quick tunnels live in; nobody logs into it.
@@ -52,6 +53,9 @@ pub struct Control {
     pub routes: Arc<Routes>,
     /// Tells configuration watchers (connectors of remote tunnels) of new versions.
     pub(crate) config_events: ConfigEvents,
+    /// Every change to an account's tunnels, connectors, connections and routes, for the
+    /// dashboard's live pages (`GET /api/v1/events`).
+    pub changes: Changes,
     key: ServerKey,
     /// What tokens name as the endpoint (`host:port` of the tunnel listener).
     endpoint: String,
@@ -77,6 +81,7 @@ impl Control {
             registry,
             routes,
             config_events: ConfigEvents::default(),
+            changes: Changes::default(),
             key,
             endpoint,
             ca_pin,
@@ -113,9 +118,15 @@ impl Control {
         let routes = self.storage.list_routes(row.id).await?;
         let connectors = self.storage.live_connectors(row.id).await?;
         let mut connections = 0u32;
+        let mut connected_since: Option<i64> = None;
         for connector in &connectors {
             let open = self.storage.open_connections(connector.id).await?;
             connections += u32::try_from(open.len()).unwrap_or(u32::MAX);
+            for connection in &open {
+                connected_since = Some(
+                    connected_since.map_or(connection.opened_at, |t| t.min(connection.opened_at)),
+                );
+            }
         }
         let live_connectors = u32::try_from(connectors.len()).unwrap_or(u32::MAX);
         Ok(api::Tunnel {
@@ -132,6 +143,7 @@ impl Control {
             connections,
             routes: routes.into_iter().map(|r| r.hostname).collect(),
             config_src: row.config_src,
+            connected_since: connected_since.map(rfc3339),
         })
     }
 
@@ -166,6 +178,7 @@ impl Control {
             config_src,
         };
         self.storage.insert_tunnel(&row).await?;
+        self.changes.notify(account, ChangeKind::Tunnel, id);
         tracing::info!(tunnel = %id, name = %row.name, config_src = config_src.as_str(), "tunnel created");
         self.view(row).await
     }
@@ -198,6 +211,7 @@ impl Control {
         let name = TunnelName::parse(name).map_err(|e| Error::invalid("name", e))?;
         let mut row = self.tunnel(account, tunnel).await?;
         self.storage.rename_tunnel(row.id, name.as_str()).await?;
+        self.changes.notify(account, ChangeKind::Tunnel, row.id);
         row.name = name.to_string();
         self.view(row).await
     }
@@ -217,6 +231,7 @@ impl Control {
             )));
         }
         self.storage.delete_tunnel(row.id).await?;
+        self.changes.notify(account, ChangeKind::Tunnel, row.id);
         self.routes.reload(&self.storage).await?;
         let closed = self.registry.close_tunnel(row.id);
         self.metrics.forget(row.id);
@@ -239,6 +254,7 @@ impl Control {
         self.storage
             .set_tunnel_secret(row.id, row.secret_generation, &row.secret_hash)
             .await?;
+        self.changes.notify(account, ChangeKind::Tunnel, row.id);
         let closed = self.registry.close_tunnel(row.id);
         tracing::info!(tunnel = %row.id, closed, "tunnel secret rotated");
         Ok(self.token_for(&row))
@@ -282,6 +298,7 @@ impl Control {
             created_at: now_ms(),
         };
         self.storage.insert_route(&route).await?;
+        self.changes.notify(account, ChangeKind::Route, row.id);
         self.routes.reload(&self.storage).await?;
         Ok(route_view(route))
     }
@@ -307,11 +324,14 @@ impl Control {
             name: route.to_owned(),
         };
         let id: RouteId = route.parse().map_err(|_| not_found())?;
-        self.storage
+        let row = self
+            .storage
             .route(account, id)
             .await?
             .ok_or_else(not_found)?;
         self.storage.delete_route(id).await?;
+        self.changes
+            .notify(account, ChangeKind::Route, row.tunnel_id);
         self.routes.reload(&self.storage).await
     }
 
@@ -367,6 +387,7 @@ impl Control {
             created_at: now_ms(),
         };
         self.storage.insert_ip_route(&route).await?;
+        self.changes.notify(account, ChangeKind::Route, row.id);
         Ok(ip_route_view(route, row.name))
     }
 
@@ -396,24 +417,21 @@ impl Control {
             what: "route",
             name: route.to_owned(),
         };
-        let id = match route.parse::<RouteId>() {
-            Ok(id) => id,
+        let routes = self.storage.ip_routes(account).await?;
+        let found = match route.parse::<RouteId>() {
+            Ok(id) => routes.into_iter().find(|r| r.id == id),
             Err(_) => {
                 let network = IpNet::parse(route).map_err(|_| not_found())?.to_string();
-                self.storage
-                    .ip_routes(account)
-                    .await?
-                    .into_iter()
-                    .find(|r| r.network == network)
-                    .ok_or_else(not_found)?
-                    .id
+                routes.into_iter().find(|r| r.network == network)
             }
-        };
-        if self.storage.delete_ip_route(account, id).await? {
-            Ok(())
-        } else {
-            Err(not_found())
         }
+        .ok_or_else(not_found)?;
+        if !self.storage.delete_ip_route(account, found.id).await? {
+            return Err(not_found());
+        }
+        self.changes
+            .notify(account, ChangeKind::Route, found.tunnel_id);
+        Ok(())
     }
 
     /// The route whose network holds `ip` most specifically (longest prefix).
@@ -491,6 +509,7 @@ impl Control {
         };
         let cutoff = now_ms() - i64::try_from(quick.grace.as_millis()).unwrap_or(i64::MAX);
         let gone = self.storage.abandoned_quick_tunnels(cutoff).await?;
+        // No change notices: nobody logs into the quick-tunnel account to watch it.
         for tunnel in &gone {
             self.storage.delete_tunnel(*tunnel).await?;
             self.registry.close_tunnel(*tunnel);
@@ -597,8 +616,47 @@ impl Control {
             registered_at: now_ms(),
         };
         self.storage.upsert_connector(&row).await?;
+        self.changes
+            .notify(row.account_id, ChangeKind::Connector, row.tunnel_id);
         tracing::info!(tunnel = %tunnel.id, connector = %row.id, version = %row.version, "connector registered");
         Ok(tunnel)
+    }
+
+    /// Records a connector's new data connection (and that its tunnel has now run).
+    pub async fn open_connection(
+        &self,
+        connector: &ConnectorRow,
+        connection: &ConnectionRow,
+    ) -> Result<(), Error> {
+        self.storage
+            .insert_connection(connector, connection)
+            .await?;
+        if let Err(e) = self.storage.mark_tunnel_active(connector.tunnel_id).await {
+            // The connection works all the same; only Down-versus-Inactive is at stake.
+            tracing::warn!(error = %e, "could not mark the tunnel active");
+        }
+        self.changes.notify(
+            connector.account_id,
+            ChangeKind::Connection,
+            connector.tunnel_id,
+        );
+        Ok(())
+    }
+
+    /// Records the end of a data connection.
+    pub async fn close_connection(
+        &self,
+        connector: &ConnectorRow,
+        connection: ConnectionId,
+    ) -> Result<(), Error> {
+        let closed = self.storage.close_connection(connection).await;
+        // Told even when the write failed: a page re-reading shows whatever is true.
+        self.changes.notify(
+            connector.account_id,
+            ChangeKind::Connection,
+            connector.tunnel_id,
+        );
+        closed
     }
 
     /// Checks a data connection's hello: the token must be current and the connector

@@ -52,6 +52,8 @@ pub enum Error {
     Config(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("dashboard: {0}")]
+    Dashboard(#[from] adit_dashboard::Error),
 }
 
 impl Error {

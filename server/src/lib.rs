@@ -6,6 +6,7 @@ pub mod admin;
 pub mod api;
 mod app;
 pub mod auth;
+pub mod changes;
 mod clock;
 pub mod config;
 pub mod control;
@@ -25,6 +26,7 @@ pub mod routes;
 mod secrets;
 pub mod storage;
 pub mod tunnel_listener;
+mod ui;
 mod visitor_io;
 mod web;
 

@@ -158,13 +158,9 @@ impl TunnelListener {
                 return;
             }
         };
-        let storage = &self.control.storage;
-        if let Err(e) = storage.insert_connection(&connector, &connection).await {
+        if let Err(e) = self.control.open_connection(&connector, &connection).await {
             tracing::error!(error = %e, "could not record a connection");
             return;
-        }
-        if let Err(e) = storage.mark_tunnel_active(connector.tunnel_id).await {
-            tracing::warn!(error = %e, "could not mark the tunnel active");
         }
         let close = shutdown.child_token();
         let live = Arc::new(LiveConnection::new(
@@ -197,7 +193,11 @@ impl TunnelListener {
                 .registry
                 .remove(connector.tunnel_id, connection.id);
             self.control.metrics.ha_connections.dec();
-            if let Err(e) = storage.close_connection(connection.id).await {
+            if let Err(e) = self
+                .control
+                .close_connection(&connector, connection.id)
+                .await
+            {
                 tracing::warn!(error = %e, "could not record the connection's end");
             }
             tracing::info!("unregistered tunnel connection");

@@ -1,12 +1,13 @@
-//! The dashboard's HTML routes: pages for a logged-in session, and the log-in and log-out
-//! forms that work without any script. Everything else is the JSON API.
+//! The dashboard's HTML routes: pages for a logged-in session, and the log-in, log-out and
+//! device-approval forms that work without any script. Everything else is the JSON API,
+//! which the pages call from the browser once the bundle (`/pkg/*`) has hydrated them.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use adit_core::api;
-use adit_dashboard::DeviceView;
+use adit_dashboard::{DeviceView, Page, PageData};
 use axum::{
-    Form, Router,
+    Extension, Form, Router,
     extract::{ConnectInfo, Query, State},
     http::{HeaderMap, header},
     response::{Html, IntoResponse, Redirect, Response},
@@ -17,17 +18,33 @@ use serde::Deserialize;
 use crate::{
     api::{ApiError, cookie_header, login_and_audit},
     auth::{self, CookieSession, SESSION_COOKIE},
+    clock::now_ms,
     control::Control,
+    ui::{self, Ui},
 };
 
-pub(crate) fn router(control: Arc<Control>) -> Router {
+pub(crate) fn router(control: Arc<Control>, ui: Arc<Ui>) -> Router {
     Router::new()
         .route("/", get(tunnels_page))
         .route("/tunnels", get(tunnels_page))
         .route("/login", get(login_page).post(login_form))
-        .route("/device", get(device_page).post(device_form))
         .route("/logout", axum::routing::post(logout_form))
+        .route("/device", get(device_page).post(device_form))
+        .route("/pkg/{*path}", get(ui::pkg))
+        .layer(Extension(ui))
         .with_state(control)
+}
+
+/// A whole page, loading the browser bundle when there is one.
+fn render(ui: &Ui, session: Option<api::Session>, page: Page) -> Result<Html<String>, ApiError> {
+    let data = PageData {
+        session,
+        now_ms: now_ms(),
+        page,
+    };
+    adit_dashboard::render_page(&data, ui.has_bundle())
+        .map(Html)
+        .map_err(|e| crate::Error::from(e).into())
 }
 
 fn session_jwt(headers: &HeaderMap) -> Option<&str> {
@@ -37,35 +54,19 @@ fn session_jwt(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| auth::cookie(v, SESSION_COOKIE))
 }
 
-/// The Tunnels page of the session's account; without a live session, the log-in page.
-async fn tunnels_page(State(c): State<Arc<Control>>, headers: HeaderMap) -> Response {
-    let Some(jwt) = session_jwt(&headers) else {
-        return Redirect::to("/login").into_response();
-    };
-    let page = async {
-        let cookie = c.auth.session(jwt, None, false).await?;
-        let session = c.auth.describe(&cookie).await?;
-        let tunnels = c.list_tunnels(cookie.principal.account, "").await?;
-        Ok::<_, crate::Error>((
-            cookie,
-            adit_dashboard::render_tunnels_page(&tunnels, &session),
-        ))
-    };
-    match page.await {
-        Ok((cookie, html)) => page_response(&c, &headers, &cookie, html),
-        Err(crate::Error::Unauthenticated) => Redirect::to("/login").into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
-}
-
-/// A rendered page, renewing the session cookie when due.
-fn page_response(
+/// A page for the logged-in `cookie` session, renewing its cookie when due.
+fn session_page(
     c: &Control,
+    ui: &Ui,
     headers: &HeaderMap,
     cookie: &CookieSession,
-    html: String,
+    session: api::Session,
+    page: Page,
 ) -> Response {
-    let html = Html(html);
+    let html = match render(ui, Some(session), page) {
+        Ok(html) => html,
+        Err(e) => return e.into_response(),
+    };
     match cookie
         .principal
         .renewed
@@ -78,12 +79,12 @@ fn page_response(
 }
 
 /// Where to go after logging in: only a path on this server, never another site
-/// (`//evil.example` and `/\\evil.example` are other sites to a browser).
+/// (`//evil.example` and `/\evil.example` are other sites to a browser).
 fn local_path(next: &str) -> Option<&str> {
     let ok = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
-        && !next.chars().any(|c| c.is_control());
+        && !next.chars().any(char::is_control);
     ok.then_some(next)
 }
 
@@ -93,15 +94,51 @@ fn login_then(path_and_query: &str) -> Response {
     Redirect::to(&format!("/login?next={next}")).into_response()
 }
 
+/// The Tunnels page of the session's account; without a live session, the log-in page.
+async fn tunnels_page(
+    State(c): State<Arc<Control>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(jwt) = session_jwt(&headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let page = async {
+        let cookie = c.auth.session(jwt, None, false).await?;
+        let session = c.auth.describe(&cookie).await?;
+        let tunnels = c.list_tunnels(cookie.principal.account, "").await?;
+        Ok::<_, crate::Error>((cookie, session, tunnels))
+    };
+    match page.await {
+        Ok((cookie, session, tunnels)) => session_page(
+            &c,
+            &ui,
+            &headers,
+            &cookie,
+            session,
+            Page::Tunnels { tunnels },
+        ),
+        Err(crate::Error::Unauthenticated) => Redirect::to("/login").into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
 #[derive(Deserialize)]
 struct LoginQuery {
     #[serde(default)]
     next: String,
 }
 
-async fn login_page(Query(q): Query<LoginQuery>) -> Html<String> {
-    let next = local_path(&q.next).unwrap_or_default();
-    Html(adit_dashboard::render_login_page(None, "", next))
+async fn login_page(
+    Extension(ui): Extension<Arc<Ui>>,
+    Query(q): Query<LoginQuery>,
+) -> Result<Html<String>, ApiError> {
+    let login = Page::Login {
+        error: None,
+        email: String::new(),
+        next: local_path(&q.next).unwrap_or_default().to_owned(),
+    };
+    render(&ui, None, login)
 }
 
 #[derive(Deserialize)]
@@ -114,6 +151,7 @@ struct LoginForm {
 
 async fn login_form(
     State(c): State<Arc<Control>>,
+    Extension(ui): Extension<Arc<Ui>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
@@ -127,16 +165,24 @@ async fn login_form(
         Ok(logged_in) => cookie_header(&c, &headers, Some(&logged_in.jwt)),
         Err(e) => Err(e),
     };
+    let next = local_path(&form.next);
     match outcome {
-        Ok(cookie) => {
-            let next = local_path(&form.next).unwrap_or("/");
-            ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
-        }
+        Ok(cookie) => (
+            [(header::SET_COOKIE, cookie)],
+            Redirect::to(next.unwrap_or("/")),
+        )
+            .into_response(),
         Err(e) => {
             let status = e.status();
-            let next = local_path(&form.next).unwrap_or_default();
-            let html = adit_dashboard::render_login_page(Some(e.message()), &request.email, next);
-            (status, Html(html)).into_response()
+            let login = Page::Login {
+                error: Some(e.message().to_owned()),
+                email: request.email,
+                next: next.unwrap_or_default().to_owned(),
+            };
+            match render(&ui, None, login) {
+                Ok(html) => (status, html).into_response(),
+                Err(e) => e.into_response(),
+            }
         }
     }
 }
@@ -180,6 +226,7 @@ struct DeviceQuery {
 /// and its Approve / Deny buttons, else a box to type the code. Logging in comes first.
 async fn device_page(
     State(c): State<Arc<Control>>,
+    Extension(ui): Extension<Arc<Ui>>,
     headers: HeaderMap,
     Query(q): Query<DeviceQuery>,
 ) -> Response {
@@ -213,10 +260,12 @@ async fn device_page(
                 Err(e) => return Err(e),
             },
         };
-        Ok((cookie, adit_dashboard::render_device_page(view, &session)))
+        Ok((cookie, session, view))
     };
     match page.await {
-        Ok((cookie, html)) => page_response(&c, &headers, &cookie, html),
+        Ok((cookie, session, view)) => {
+            session_page(&c, &ui, &headers, &cookie, session, Page::Device { view })
+        }
         Err(crate::Error::Unauthenticated) => login_then(&here),
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -242,6 +291,7 @@ struct DeviceForm {
 /// Records the user's Approve or Deny (the form must carry the session's CSRF token).
 async fn device_form(
     State(c): State<Arc<Control>>,
+    Extension(ui): Extension<Arc<Ui>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<DeviceForm>,
@@ -268,10 +318,12 @@ async fn device_form(
             Err(crate::Error::NotFound { .. }) => unknown_code(&form.code),
             Err(e) => return Err(e),
         };
-        Ok((cookie, adit_dashboard::render_device_page(view, &session)))
+        Ok((cookie, session, view))
     };
     match decided.await {
-        Ok((cookie, html)) => page_response(&c, &headers, &cookie, html),
+        Ok((cookie, session, view)) => {
+            session_page(&c, &ui, &headers, &cookie, session, Page::Device { view })
+        }
         Err(crate::Error::Unauthenticated) => login_then("/device"),
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -5,6 +5,8 @@
 //!   a connector for it with the built-in `hello_world` origin, and stops both on Ctrl-C.
 //!   Every step is idempotent, so it can be run again and again.
 //! * `cargo xtask test` runs the workspace's tests.
+//! * `cargo xtask ui` builds the dashboard's browser bundle into `target/site` (see `ui`);
+//!   `run` and `test` build it first when it is stale.
 
 use std::{
     ffi::OsString,
@@ -23,6 +25,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+mod ui;
+
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
@@ -31,6 +35,11 @@ commands:
          create and route the `demo` tunnel to hello.localhost, run its connector with
          the hello_world origin; Ctrl-C stops everything
   test   cargo test --workspace --locked (extra arguments go to cargo test)
+  ui     build the dashboard's browser bundle (wasm) into target/site/pkg, when
+         anything it is made from changed; --release for the small build,
+         --force to build even so
+
+`run` and `test` build the bundle first when it is stale.
 
 `run` honours the server's own environment: ADIT_EDGE_ADDR, ADIT_TUNNEL_ADDR,
 ADIT_API_ADDR, ADIT_DATABASE_URL, ADIT_LOGLEVEL, ...
@@ -49,6 +58,9 @@ fn main() -> ExitCode {
     let result = match args.next().as_deref() {
         Some("run") => run(),
         Some("test") => test(&args.collect::<Vec<_>>()),
+        Some("ui") => workspace_root()
+            .and_then(|root| ui::command(&root, &args.collect::<Vec<_>>()))
+            .map(|()| ExitCode::SUCCESS),
         None | Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -159,6 +171,8 @@ fn test(extra: &[String]) -> Result<ExitCode> {
     let root = workspace_root()?;
     ensure_openssh()?;
     ensure_browser_tools(&root)?;
+    // The end-to-end tests serve the bundle when it is there.
+    ui::before(&root)?;
     if std::env::var_os("ADIT_TEST_DATABASE_URL").is_some() {
         step("ADIT_TEST_DATABASE_URL is set: the PostgreSQL tests run against it");
     } else if answers(POSTGRES_ADDR) {
@@ -348,6 +362,8 @@ fn edge_status(edge: SocketAddr, host: &str) -> Option<u16> {
 
 fn run() -> Result<ExitCode> {
     let root = workspace_root()?;
+    // adit-server finds target/site, next to target/debug, by itself.
+    ui::before(&root)?;
     let status = cargo_status(&root, &["build", "-p", "adit-server", "-p", "adit-agent"])?;
     if !status.success() {
         bail!("the build failed ({status})");

@@ -1,4 +1,5 @@
 //! Building blocks shared by the pages.
 
+pub(crate) mod copy_id;
 pub(crate) mod shell;
 pub(crate) mod status_badge;

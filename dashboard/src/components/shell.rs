@@ -1,11 +1,7 @@
-//! The document frame: `<html>`, `<head>` with the embedded stylesheet, the side
-//! navigation and the main content area.
+//! The frame of every page: the side navigation and the main content area.
 
+use adit_core::api::Session;
 use leptos::prelude::*;
-
-/// The dashboard's stylesheet. Embedded in every page for now; a later build step can serve
-/// the same file as `/pkg/dash.css` instead.
-pub(crate) const STYLESHEET: &str = include_str!("../../style/main.css");
 
 /// One entry of the side navigation.
 struct NavItem {
@@ -22,50 +18,31 @@ const NAV: &[(&str, &[NavItem])] = &[(
     }],
 )];
 
-/// Who is logged in, for the navigation's footer: the email and the CSRF token the
-/// log-out form must carry.
-#[derive(Debug, Clone)]
-pub(crate) struct Viewer {
-    pub(crate) email: String,
-    pub(crate) account: String,
-    pub(crate) csrf_token: String,
-}
-
-/// The whole document around a page: `title` is the page's name, also used to mark the
-/// active navigation entry. Without a `viewer` (the log-in page) there is no navigation.
+/// The body of a page: `title` is the page's name, which marks the active navigation
+/// entry. Without a `session` (the log-in page) there is no navigation.
 #[component]
-pub(crate) fn Shell(
+pub(crate) fn Layout(
     title: &'static str,
-    viewer: Option<Viewer>,
+    session: Option<Session>,
     children: Children,
 ) -> impl IntoView {
-    view! {
-        <html lang="en">
-            <head>
-                <meta charset="utf-8" />
-                <meta name="viewport" content="width=device-width, initial-scale=1" />
-                <title>{format!("{title} · Adit")}</title>
-                <style inner_html=STYLESHEET></style>
-            </head>
-            <body>
-                {match viewer {
-                    Some(viewer) => view! {
-                        <div class="layout">
-                            <SideNav active=title viewer />
-                            <main class="content">{children()}</main>
-                        </div>
-                    }
-                    .into_any(),
-                    None => view! { <main>{children()}</main> }.into_any(),
-                }}
-            </body>
-        </html>
+    match session {
+        Some(session) => view! {
+            <div class="layout">
+                <SideNav active=title session />
+                <main class="content">{children()}</main>
+            </div>
+        }
+        .into_any(),
+        None => view! { <main>{children()}</main> }.into_any(),
     }
 }
 
-/// The left-hand navigation; the entry labelled `active` is highlighted.
+/// The left-hand navigation; the entry labelled `active` is highlighted. At its foot: who
+/// is logged in, and the log-out form with the session's CSRF token (a plain form, so it
+/// works before and without the bundle).
 #[component]
-fn SideNav(active: &'static str, viewer: Viewer) -> impl IntoView {
+fn SideNav(active: &'static str, session: Session) -> impl IntoView {
     let groups = NAV
         .iter()
         .map(|(heading, items)| {
@@ -94,6 +71,12 @@ fn SideNav(active: &'static str, viewer: Viewer) -> impl IntoView {
             }
         })
         .collect_view();
+    let Session {
+        email,
+        account,
+        csrf_token,
+        ..
+    } = session;
     view! {
         <nav class="sidenav" aria-label="Main">
             <a class="brand" href="/">
@@ -102,8 +85,8 @@ fn SideNav(active: &'static str, viewer: Viewer) -> impl IntoView {
             </a>
             {groups}
             <form class="nav-user" method="post" action="/logout">
-                <span class="nav-email" title=viewer.account.clone()>{viewer.email}</span>
-                <input type="hidden" name="csrf_token" value=viewer.csrf_token />
+                <span class="nav-email" title=account>{email.to_string()}</span>
+                <input type="hidden" name="csrf_token" value=csrf_token />
                 <button class="button link" type="submit">"Log out"</button>
             </form>
         </nav>

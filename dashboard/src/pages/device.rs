@@ -3,9 +3,11 @@
 //! before (and without) any script.
 
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// What the device page shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum DeviceView {
     /// Asks for the code the CLI printed; `error` says why the last one was not accepted.
     Enter { code: String, error: Option<String> },

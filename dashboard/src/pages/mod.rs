@@ -2,4 +2,5 @@
 
 pub(crate) mod device;
 pub(crate) mod login;
+mod tunnel_filter;
 pub(crate) mod tunnels;

@@ -1,22 +1,30 @@
-//! The Tunnels page: every tunnel of the account with its health, connectors and routes.
+//! The Tunnels page: every tunnel of the account with its health, connectors, routes and
+//! uptime, kept live; searched, filtered and sorted in the browser.
 
 use adit_core::api::Tunnel;
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 
-use crate::components::status_badge::StatusBadge;
+use super::tunnel_filter::{Sort, SortKey, StatusFilter, visible};
+use crate::{
+    components::{copy_id::CopyId, status_badge::StatusBadge},
+    live,
+    time::{created_parts, unix_ms, uptime},
+};
 
 /// The command that creates a tunnel, shown in the empty state.
 pub(crate) const CREATE_COMMAND: &str = "adit tunnel create NAME";
 
-/// The page body (inside the shell): a header and either the table or the empty state.
+/// Where a tunnel is created in the dashboard.
+const CREATE_HREF: &str = "/tunnels/new";
+
+/// The page body (inside the layout): a header and either the table or the empty state.
 #[component]
-pub(crate) fn TunnelsPage(tunnels: Vec<Tunnel>) -> impl IntoView {
-    let count = tunnels.len();
-    let body = if tunnels.is_empty() {
-        view! { <EmptyState /> }.into_any()
-    } else {
-        view! { <TunnelTable tunnels /> }.into_any()
-    };
+pub(crate) fn TunnelsPage(tunnels: Vec<Tunnel>, now_ms: i64) -> impl IntoView {
+    let tunnels = live::tunnels(tunnels);
+    let now = live::clock(now_ms);
+    // A memo, so the table is swapped for the empty state (and back) only when that
+    // changes, not on every update of the list.
+    let empty = Memo::new(move |_| tunnels.with(Vec::is_empty));
     view! {
         <header class="page-header">
             <div>
@@ -26,49 +34,130 @@ pub(crate) fn TunnelsPage(tunnels: Vec<Tunnel>) -> impl IntoView {
                     "connections, without opening inbound ports."
                 </p>
             </div>
-            <span class="count">{tunnel_count(count)}</span>
+            <a class="button primary" href=CREATE_HREF>"Create a tunnel"</a>
         </header>
-        {body}
+        {move || {
+            if empty.get() {
+                Either::Left(view! { <EmptyState /> })
+            } else {
+                Either::Right(view! { <TunnelTable tunnels now /> })
+            }
+        }}
     }
 }
 
-/// "1 tunnel", "3 tunnels".
-fn tunnel_count(count: usize) -> String {
-    if count == 1 {
-        "1 tunnel".to_owned()
+/// "1 tunnel", "3 tunnels", and "2 of 3 tunnels" while some are filtered out.
+fn tunnel_count(shown: usize, total: usize) -> String {
+    let noun = if total == 1 { "tunnel" } else { "tunnels" };
+    if shown == total {
+        format!("{total} {noun}")
     } else {
-        format!("{count} tunnels")
+        format!("{shown} of {total} {noun}")
     }
 }
 
 #[component]
-fn TunnelTable(tunnels: Vec<Tunnel>) -> impl IntoView {
-    let rows = tunnels
+fn TunnelTable(tunnels: ReadSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl IntoView {
+    let query = RwSignal::new(String::new());
+    let status = RwSignal::new(StatusFilter::All);
+    let sort = RwSignal::new(Sort::default());
+    let shown = Memo::new(move |_| {
+        tunnels.with(|all| query.with(|q| visible(all, q, status.get(), sort.get())))
+    });
+    let count = move || tunnel_count(shown.with(Vec::len), tunnels.with(Vec::len));
+    let options = StatusFilter::CHOICES
         .into_iter()
-        .map(|tunnel| view! { <TunnelRow tunnel /> })
+        .map(|choice| view! { <option value=choice.value()>{choice.label()}</option> })
         .collect_view();
+    let clear = move |_| {
+        query.set(String::new());
+        status.set(StatusFilter::All);
+    };
     view! {
+        <div class="toolbar">
+            <input
+                type="search"
+                class="search"
+                placeholder="Search by name or ID"
+                aria-label="Search tunnels by name or ID"
+                bind:value=query
+            />
+            <label class="filter">
+                <span>"Status"</span>
+                <select
+                    prop:value=move || status.get().value()
+                    on:change=move |ev| status.set(StatusFilter::from_value(&event_target_value(&ev)))
+                >
+                    {options}
+                </select>
+            </label>
+            <span class="count" aria-live="polite">{count}</span>
+        </div>
         <div class="table-card">
             <table class="tunnels">
                 <thead>
                     <tr>
-                        <th scope="col">"Name"</th>
-                        <th scope="col">"Status"</th>
+                        <SortHeader label="Name" key=SortKey::Name sort />
+                        <SortHeader label="Status" key=SortKey::Status sort />
                         <th scope="col">"Tunnel ID"</th>
-                        <th scope="col" class="num">"Connectors"</th>
-                        <th scope="col" class="num">"Connections"</th>
+                        <SortHeader label="Connectors" key=SortKey::Connectors sort numeric=true />
                         <th scope="col">"Routes"</th>
-                        <th scope="col">"Created"</th>
+                        <SortHeader label="Created" key=SortKey::Created sort />
+                        <SortHeader label="Uptime" key=SortKey::Uptime sort />
                     </tr>
                 </thead>
-                <tbody>{rows}</tbody>
+                <tbody>
+                    // Keyed by the whole tunnel: a row is redrawn exactly when something in
+                    // it changed, and the others keep their DOM (and focus) when the list
+                    // is re-read or re-sorted.
+                    <For each=move || shown.get() key=Tunnel::clone let(tunnel)>
+                        <TunnelRow tunnel now />
+                    </For>
+                </tbody>
             </table>
+            <Show when=move || shown.with(Vec::is_empty)>
+                <p class="no-match">
+                    "No tunnels match. "
+                    <button type="button" class="button link" on:click=clear>
+                        "Clear the search and filter"
+                    </button>
+                </p>
+            </Show>
         </div>
     }
 }
 
+/// A column header that sorts by its column: a button (so it is reachable and usable by
+/// keyboard) inside a `<th>` whose `aria-sort` tells the current order.
 #[component]
-fn TunnelRow(tunnel: Tunnel) -> impl IntoView {
+fn SortHeader(
+    label: &'static str,
+    key: SortKey,
+    sort: RwSignal<Sort>,
+    #[prop(optional)] numeric: bool,
+) -> impl IntoView {
+    let arrow = move || match sort.get().aria(key) {
+        Some("ascending") => "↑",
+        Some(_) => "↓",
+        None => "↕",
+    };
+    view! {
+        <th scope="col" class:num=numeric aria-sort=move || sort.get().aria(key)>
+            <button
+                type="button"
+                class="sort"
+                class:sorted=move || sort.get().key == key
+                on:click=move |_| sort.update(|s| *s = s.toggle(key))
+            >
+                {label}
+                <span class="sort-arrow" aria-hidden="true">{arrow}</span>
+            </button>
+        </th>
+    }
+}
+
+#[component]
+fn TunnelRow(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
     let Tunnel {
         id,
         name,
@@ -77,58 +166,54 @@ fn TunnelRow(tunnel: Tunnel) -> impl IntoView {
         connectors,
         connections,
         routes,
+        connected_since,
         ..
     } = tunnel;
     let routes = if routes.is_empty() {
-        view! { <span class="muted">"No routes"</span> }.into_any()
+        Either::Left(view! { <span class="muted">"No routes"</span> })
     } else {
-        view! { <span class="routes">{routes.join(", ")}</span> }.into_any()
+        Either::Right(view! { <span class="routes">{routes.join(", ")}</span> })
     };
     // Date and time in separate unbreakable pieces, so a narrow column wraps between them.
     let created_label = match created_parts(&created_at) {
-        Some((date, time)) => view! {
-            <span class="nowrap">{date}</span>
+        Some((date, time)) => Either::Left(view! {
+            <span class="nowrap">{date.to_owned()}</span>
             " "
             <span class="nowrap">{time}</span>
-        }
-        .into_any(),
-        None => view! { {created_at.clone()} }.into_any(),
+        }),
+        None => Either::Right(created_at.clone()),
+    };
+    // Connections only while there are some: "0 connections" under a 0 says nothing.
+    let connections = match connections {
+        0 => None,
+        1 => Some("1 connection".to_owned()),
+        n => Some(format!("{n} connections")),
+    }
+    .map(|text| view! { <span class="sub">{text}</span> });
+    let uptime_cell = match connected_since.as_deref().and_then(unix_ms) {
+        Some(since) => Either::Left(view! {
+            <td class="uptime">{move || uptime(since, now.get())}</td>
+        }),
+        None => Either::Right(view! {
+            <td class="uptime muted">
+                <span aria-hidden="true">"—"</span>
+                <span class="visually-hidden">"Not connected"</span>
+            </td>
+        }),
     };
     view! {
         <tr>
             <th scope="row" class="name">{name}</th>
             <td><StatusBadge status /></td>
-            <td><code class="id">{id.to_string()}</code></td>
-            <td class="num">{connectors}</td>
-            <td class="num">{connections}</td>
+            <td><CopyId value=id.to_string() what="tunnel ID" /></td>
+            <td class="num">{connectors}{connections}</td>
             <td>{routes}</td>
             <td class="created">
                 <time datetime=created_at.clone() title=created_at>{created_label}</time>
             </td>
+            {uptime_cell}
         </tr>
     }
-}
-
-/// Splits an RFC 3339 time into `YYYY-MM-DD` and `HH:MM` (with ` UTC` when the offset is
-/// `Z`); `None` for anything that does not look like RFC 3339, which is then shown as is.
-fn created_parts(rfc3339: &str) -> Option<(&str, String)> {
-    let bytes = rfc3339.as_bytes();
-    let looks_rfc3339 = bytes.len() >= 16
-        && bytes[4] == b'-'
-        && bytes[7] == b'-'
-        && matches!(bytes[10], b'T' | b't' | b' ')
-        && bytes[13] == b':';
-    if !looks_rfc3339 {
-        return None;
-    }
-    let date = rfc3339.get(..10)?;
-    let time = rfc3339.get(11..16)?;
-    let utc = if rfc3339.ends_with(['Z', 'z']) {
-        " UTC"
-    } else {
-        ""
-    };
-    Some((date, format!("{time}{utc}")))
 }
 
 #[component]
@@ -137,9 +222,11 @@ fn EmptyState() -> impl IntoView {
         <section class="empty">
             <h2>"No tunnels yet"</h2>
             <p>
-                "A tunnel links a service on your network to the edge. "
-                "Create your first one with the CLI:"
+                "A tunnel links a service on your network to the edge without opening "
+                "inbound ports."
             </p>
+            <a class="button primary" href=CREATE_HREF>"Create a tunnel"</a>
+            <p class="empty-cli">"Or with the CLI:"</p>
             <pre class="command"><code>{CREATE_COMMAND}</code></pre>
         </section>
     }
@@ -150,29 +237,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn created_parts_shortens_rfc3339() {
-        assert_eq!(
-            created_parts("2026-11-25T01:33:07Z"),
-            Some(("2026-11-25", "01:33 UTC".to_owned()))
-        );
-        assert_eq!(
-            created_parts("2026-11-25T01:33:07.123+01:00"),
-            Some(("2026-11-25", "01:33".to_owned()))
-        );
-    }
-
-    #[test]
-    fn created_parts_rejects_anything_else() {
-        assert_eq!(created_parts(""), None);
-        assert_eq!(created_parts("yesterday"), None);
-        assert_eq!(created_parts("2026-11-25é1:33:07Z"), None);
-        assert_eq!(created_parts("2026-11-25T0é:33:07Z"), None);
-    }
-
-    #[test]
-    fn tunnel_count_pluralises() {
-        assert_eq!(tunnel_count(0), "0 tunnels");
-        assert_eq!(tunnel_count(1), "1 tunnel");
-        assert_eq!(tunnel_count(2), "2 tunnels");
+    fn tunnel_count_pluralises_and_tells_what_is_filtered_out() {
+        assert_eq!(tunnel_count(0, 0), "0 tunnels");
+        assert_eq!(tunnel_count(1, 1), "1 tunnel");
+        assert_eq!(tunnel_count(2, 2), "2 tunnels");
+        assert_eq!(tunnel_count(0, 1), "0 of 1 tunnel");
+        assert_eq!(tunnel_count(2, 5), "2 of 5 tunnels");
     }
 }

@@ -1,10 +1,7 @@
 //! Accounts, users, sessions, API tokens and the audit log, through the real REST and gRPC
 //! front doors and the real `adit-server admin` binary: nobody reaches what is not theirs.
 
-use adit_core::{
-    identity::{Role, Scope, Scopes},
-    ids::AccountId,
-};
+use adit_core::identity::{Role, Scope, Scopes};
 use adit_proto::v1::{self as pb, tunnel_service_client::TunnelServiceClient};
 use base64::Engine;
 use http::{HeaderMap, Method, StatusCode};
@@ -258,31 +255,6 @@ async fn sign_with_server_key(server: &TestServer, claims: &Value) -> String {
 
 /// A new admin of `account` (made through the control plane, as `adit-server admin` does)
 /// and an admin API token created by that admin.
-async fn admin_token_in(server: &TestServer, account: AccountId, email: &str) -> String {
-    let user = server
-        .control
-        .create_user(account, email, Role::Admin, None)
-        .await
-        .unwrap()
-        .user;
-    let admin = adit_server::auth::Principal {
-        account,
-        actor: adit_server::auth::Actor::User {
-            id: user.id,
-            email: user.email,
-        },
-        scopes: Role::Admin.scopes(),
-        role: Some(Role::Admin),
-        renewed: None,
-    };
-    server
-        .control
-        .create_api_token(&admin, "admin-of-account", Role::Admin.scopes())
-        .await
-        .unwrap()
-        .token
-}
-
 /// Two accounts with objects, and every kind of credential that must not get through.
 struct Tenants {
     server: TestServer,

@@ -8,7 +8,13 @@ use adit_agent::{
     metrics::ConnectorMetrics,
     proxy::OriginProxy,
 };
-use adit_core::{api::ConfigSource, ids::ConnectorId, ingress::Ingress, token::TunnelToken};
+use adit_core::{
+    api::ConfigSource,
+    identity::Role,
+    ids::{AccountId, ConnectorId},
+    ingress::Ingress,
+    token::TunnelToken,
+};
 use adit_server::{App, Config, control::Control};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -134,6 +140,9 @@ impl TestServer {
         if config.zones.is_empty() {
             config.zones.push("example.com".into());
         }
+        if config.ui_dir.is_none() {
+            config.ui_dir = built_bundle();
+        }
         let database_url = config.database_url.clone();
         let app = App::build(config).await.expect("server builds");
         let admin_token = match app.new_admin_token.clone() {
@@ -238,6 +247,40 @@ impl TestServer {
         )
         .await;
     }
+}
+
+/// `<target>/site`, when `cargo xtask ui` has built the dashboard's bundle there.
+pub fn built_bundle() -> Option<std::path::PathBuf> {
+    let site = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()?
+        .join("site");
+    site.join("pkg/dash_bg.wasm").is_file().then_some(site)
+}
+
+/// An admin API token of `account`, for a new admin user `email` of it.
+pub async fn admin_token_in(server: &TestServer, account: AccountId, email: &str) -> String {
+    let user = server
+        .control
+        .create_user(account, email, Role::Admin, None)
+        .await
+        .unwrap()
+        .user;
+    let admin = adit_server::auth::Principal {
+        account,
+        actor: adit_server::auth::Actor::User {
+            id: user.id,
+            email: user.email,
+        },
+        scopes: Role::Admin.scopes(),
+        role: Some(Role::Admin),
+        renewed: None,
+    };
+    server
+        .control
+        .create_api_token(&admin, "admin-of-account", Role::Admin.scopes())
+        .await
+        .unwrap()
+        .token
 }
 
 pub struct TestConnector {

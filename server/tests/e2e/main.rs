@@ -5,6 +5,7 @@
 
 mod api;
 mod browser;
+mod dashboard;
 mod data_plane;
 mod hardening;
 mod identity;

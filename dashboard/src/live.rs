@@ -1,0 +1,28 @@
+//! Values that change after the page is drawn. On the server (and until the bundle runs)
+//! they hold what the page was rendered with; in the browser they follow the server.
+
+use adit_core::api::Tunnel;
+use leptos::prelude::*;
+
+/// The account's tunnels: first the page's own list; in the browser, re-read from
+/// `GET /api/v1/tunnels` whenever the account's change notices say something changed.
+pub(crate) fn tunnels(initial: Vec<Tunnel>) -> ReadSignal<Vec<Tunnel>> {
+    let tunnels = RwSignal::new(initial);
+    // Effects run only in the browser, after hydration.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move || {
+        if let Some(api) = use_context::<crate::client::Api>() {
+            crate::client::follow_tunnels(api, tunnels);
+        }
+    });
+    tunnels.read_only()
+}
+
+/// The time durations are drawn against: the server's clock at rendering (so hydration
+/// sees the same text), then in the browser that clock carried forward every 15 seconds.
+pub(crate) fn clock(server_now_ms: i64) -> ReadSignal<i64> {
+    let now = RwSignal::new(server_now_ms);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move || crate::client::tick(now, server_now_ms));
+    now.read_only()
+}
