@@ -11,7 +11,7 @@ use wasm_bindgen::{JsCast, JsValue, closure::Closure};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{EventSource, Headers, Request, RequestCredentials, RequestInit, Response};
 
-use crate::{Error, components::copy_id::CopyState};
+use crate::{Error, components::copy_id::CopyState, rest::Failure};
 
 /// The account's change notices ([`api::ChangeNotice`]), as Server-Sent Events.
 const EVENTS: &str = "/api/v1/events";
@@ -89,12 +89,17 @@ impl Api {
             .as_string()
             .unwrap_or_default();
         if !response.ok() {
-            let message = serde_json::from_str::<api::ApiError>(&text)
-                .map(|e| e.message)
-                .unwrap_or(text);
+            let (message, field) = match serde_json::from_str::<api::ApiError>(&text) {
+                Ok(e) => {
+                    let field = e.details["field"].as_str().map(str::to_owned);
+                    (e.message, field)
+                }
+                Err(_) => (text, None),
+            };
             return Err(Error::Api {
                 status: response.status(),
                 message,
+                field,
             });
         }
         Ok(serde_json::from_str(if text.is_empty() {
@@ -103,6 +108,57 @@ impl Api {
             &text
         })?)
     }
+}
+
+/// The session is over, so the page can neither show anything current nor change
+/// anything: to the log-in page, which comes back here afterwards.
+fn to_login() {
+    let location = window().location();
+    let here = location.pathname().unwrap_or_default();
+    let next = String::from(js_sys::encode_uri_component(&here));
+    if let Err(e) = location.assign(&format!("/login?next={next}")) {
+        leptos::logging::warn!("could not go to the log-in page: {}", js_error(e));
+    }
+}
+
+/// Sends `method path` with `body` for an event handler (which runs inside the page's
+/// owner, so the [`Api`] is in context) and hands the answer to `done`; see
+/// [`crate::rest::send`].
+pub(crate) fn send<T: DeserializeOwned + 'static>(
+    method: &'static str,
+    path: String,
+    body: Option<serde_json::Value>,
+    done: impl FnOnce(Result<T, Failure>) + 'static,
+) {
+    let Some(api) = use_context::<Api>() else {
+        done(Err(Failure {
+            status: 0,
+            field: None,
+            message: "the page is not ready yet; try again".into(),
+        }));
+        return;
+    };
+    spawn_local(async move {
+        let failure = match api.request::<T>(method, &path, body.as_ref()).await {
+            Ok(answer) => return done(Ok(answer)),
+            Err(Error::Api { status: 401, .. }) => return to_login(),
+            Err(Error::Api {
+                status,
+                message,
+                field,
+            }) => Failure {
+                status,
+                field,
+                message,
+            },
+            Err(e) => Failure {
+                status: 0,
+                field: None,
+                message: format!("the server could not be reached ({e}); try again"),
+            },
+        };
+        done(Err(failure));
+    });
 }
 
 /// Keeps `target` equal to `GET /api/v1/tunnels`: re-read whenever the event stream opens
@@ -183,10 +239,7 @@ impl Refresh {
                 Ok(tunnels) => self.target.set(tunnels),
                 Err(Error::Api { status: 401, .. }) => {
                     self.state.set(Fetch::Idle);
-                    // The session is over: the page cannot show anything current.
-                    if let Err(e) = window().location().assign("/login") {
-                        leptos::logging::warn!("could not go to the log-in page: {}", js_error(e));
-                    }
+                    to_login();
                     return;
                 }
                 Err(e) => leptos::logging::warn!("could not re-read the tunnels: {e}"),

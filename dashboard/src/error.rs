@@ -15,8 +15,13 @@ pub enum Error {
     #[cfg(feature = "hydrate")]
     #[error("browser: {0}")]
     Browser(String),
-    /// The REST API answered with an error.
+    /// The REST API answered with an error; `field` is the input it blamed, if any (the
+    /// error body's `details.field`).
     #[cfg(feature = "hydrate")]
     #[error("{message} (HTTP {status})")]
-    Api { status: u16, message: String },
+    Api {
+        status: u16,
+        message: String,
+        field: Option<String>,
+    },
 }

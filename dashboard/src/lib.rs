@@ -34,6 +34,7 @@ mod live;
 mod page;
 #[cfg(feature = "ssr")]
 mod render;
+mod rest;
 mod time;
 
 pub use error::Error;

@@ -2,7 +2,10 @@
 //! renders [`App`] into the document and writes the same [`PageData`] into it as JSON; the
 //! browser bundle reads that JSON back and hydrates the identical view.
 
-use adit_core::api::{Session, Tunnel};
+use adit_core::{
+    api::{ApiToken, AuditEntry, Session, Tunnel, User, Zone},
+    identity::Role,
+};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +14,7 @@ use crate::{
     pages::{
         device::{DevicePage, DeviceView},
         login::LoginPage,
+        settings::{audit::AuditPage, tokens::TokensPage, users::UsersPage, zones::ZonesPage},
         tunnels::TunnelsPage,
     },
 };
@@ -45,9 +49,29 @@ pub enum Page {
         next: String,
     },
     /// The account's tunnels.
-    Tunnels { tunnels: Vec<Tunnel> },
+    Tunnels {
+        tunnels: Vec<Tunnel>,
+    },
     /// Approving an `adit login`.
-    Device { view: DeviceView },
+    Device {
+        view: DeviceView,
+    },
+    /// Settings: the account's zones (everyone reads them; admins change them).
+    Zones {
+        zones: Vec<Zone>,
+    },
+    /// Settings, admins only: each list is `None` for other roles, whose page says an
+    /// admin role is needed.
+    Tokens {
+        tokens: Option<Vec<ApiToken>>,
+    },
+    Users {
+        users: Option<Vec<User>>,
+    },
+    /// The newest audit entries first.
+    Audit {
+        entries: Option<Vec<AuditEntry>>,
+    },
 }
 
 impl Page {
@@ -57,6 +81,10 @@ impl Page {
             Self::Login { .. } => "Log in",
             Self::Tunnels { .. } => "Tunnels",
             Self::Device { .. } => "Log in a device",
+            Self::Zones { .. } => "Zones",
+            Self::Tokens { .. } => "API tokens",
+            Self::Users { .. } => "Users",
+            Self::Audit { .. } => "Audit log",
         }
     }
 }
@@ -78,10 +106,19 @@ pub(crate) fn App(data: PageData) -> impl IntoView {
         .as_ref()
         .map(|s| (s.account.clone(), s.csrf_token.clone()))
         .unwrap_or_default();
+    // Settings pages always have a session; without one, nothing is offered.
+    let role = session.as_ref().map_or(Role::Viewer, |s| s.role);
+    let me = session.as_ref().map(|s| s.user_id);
     let content = match page {
         Page::Login { error, email, next } => view! { <LoginPage error email next /> }.into_any(),
         Page::Tunnels { tunnels } => view! { <TunnelsPage tunnels now_ms /> }.into_any(),
         Page::Device { view } => view! { <DevicePage view account csrf_token /> }.into_any(),
+        Page::Zones { zones } => {
+            view! { <ZonesPage zones editable=role == Role::Admin /> }.into_any()
+        }
+        Page::Tokens { tokens } => view! { <TokensPage tokens role /> }.into_any(),
+        Page::Users { users } => view! { <UsersPage users role me /> }.into_any(),
+        Page::Audit { entries } => view! { <AuditPage entries role /> }.into_any(),
     };
     view! { <Layout title session>{content}</Layout> }
 }

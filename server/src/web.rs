@@ -4,11 +4,11 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use adit_core::api;
+use adit_core::{api, identity::Scope};
 use adit_dashboard::{DeviceView, Page, PageData};
 use axum::{
     Extension, Form, Router,
-    extract::{ConnectInfo, Query, State},
+    extract::{ConnectInfo, Path, Query, State},
     http::{HeaderMap, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
@@ -30,6 +30,11 @@ pub(crate) fn router(control: Arc<Control>, ui: Arc<Ui>) -> Router {
         .route("/login", get(login_page).post(login_form))
         .route("/logout", axum::routing::post(logout_form))
         .route("/device", get(device_page).post(device_form))
+        .route(
+            "/settings",
+            get(|| async { Redirect::to("/settings/zones") }),
+        )
+        .route("/settings/{section}", get(settings_page))
         .route("/pkg/{*path}", get(ui::pkg))
         .layer(Extension(ui))
         .with_state(control)
@@ -325,6 +330,69 @@ async fn device_form(
             session_page(&c, &ui, &headers, &cookie, session, Page::Device { view })
         }
         Err(crate::Error::Unauthenticated) => login_then("/device"),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// How many audit entries (the newest) the Audit log page shows.
+const AUDIT_PAGE: i64 = 200;
+
+/// The pages under `/settings/`.
+#[derive(Clone, Copy)]
+enum Settings {
+    Zones,
+    Tokens,
+    Users,
+    Audit,
+}
+
+/// A Settings page (`/settings/zones`, `tokens`, `users`, `audit`) with the account's data.
+/// Zones are for everyone to read; the other lists are read for admins only, and other
+/// roles get the page without them, saying that an admin role is needed.
+async fn settings_page(
+    State(c): State<Arc<Control>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    headers: HeaderMap,
+    Path(section): Path<String>,
+) -> Response {
+    let which = match section.as_str() {
+        "zones" => Settings::Zones,
+        "tokens" => Settings::Tokens,
+        "users" => Settings::Users,
+        "audit" => Settings::Audit,
+        _ => return crate::api::not_found().await.into_response(),
+    };
+    let here = format!("/settings/{section}");
+    let Some(jwt) = session_jwt(&headers) else {
+        return login_then(&here);
+    };
+    let page = async {
+        let cookie = c.auth.session(jwt, None, false).await?;
+        let session = c.auth.describe(&cookie).await?;
+        let account = cookie.principal.require(Scope::Read)?;
+        let admin = cookie.principal.require(Scope::Admin).ok();
+        let page = match (which, admin) {
+            (Settings::Zones, _) => Page::Zones {
+                zones: c.list_zones(account).await?,
+            },
+            (Settings::Tokens, Some(account)) => Page::Tokens {
+                tokens: Some(c.list_api_tokens(account).await?),
+            },
+            (Settings::Users, Some(account)) => Page::Users {
+                users: Some(c.list_users(account).await?),
+            },
+            (Settings::Audit, Some(account)) => Page::Audit {
+                entries: Some(c.list_audit(account, AUDIT_PAGE).await?),
+            },
+            (Settings::Tokens, None) => Page::Tokens { tokens: None },
+            (Settings::Users, None) => Page::Users { users: None },
+            (Settings::Audit, None) => Page::Audit { entries: None },
+        };
+        Ok::<_, crate::Error>((cookie, session, page))
+    };
+    match page.await {
+        Ok((cookie, session, page)) => session_page(&c, &ui, &headers, &cookie, session, page),
+        Err(crate::Error::Unauthenticated) => login_then(&here),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

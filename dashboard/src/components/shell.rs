@@ -1,22 +1,48 @@
 //! The frame of every page: the side navigation and the main content area.
 
-use adit_core::api::Session;
+use adit_core::{api::Session, identity::Role};
 use leptos::prelude::*;
 
 /// One entry of the side navigation.
 struct NavItem {
     label: &'static str,
     href: &'static str,
+    /// Only admins may use the page: others see the entry marked (the page explains).
+    admin_only: bool,
+}
+
+impl NavItem {
+    const fn new(label: &'static str, href: &'static str) -> Self {
+        Self {
+            label,
+            href,
+            admin_only: false,
+        }
+    }
+
+    const fn admin(label: &'static str, href: &'static str) -> Self {
+        Self {
+            label,
+            href,
+            admin_only: true,
+        }
+    }
 }
 
 /// The navigation, grouped as in the Zero Trust dashboard. Only pages that exist are listed.
-const NAV: &[(&str, &[NavItem])] = &[(
-    "Networks",
-    &[NavItem {
-        label: "Tunnels",
-        href: "/tunnels",
-    }],
-)];
+const NAV: &[(&str, &[NavItem])] = &[
+    ("Networks", &[NavItem::new("Tunnels", "/tunnels")]),
+    (
+        "Settings",
+        &[
+            NavItem::new("Zones", "/settings/zones"),
+            NavItem::admin("API tokens", "/settings/tokens"),
+            NavItem::admin("Users", "/settings/users"),
+            NavItem::admin("Audit log", "/settings/audit"),
+            NavItem::new("Log in a device", "/device"),
+        ],
+    ),
+];
 
 /// The body of a page: `title` is the page's name, which marks the active navigation
 /// entry. Without a `session` (the log-in page) there is no navigation.
@@ -43,6 +69,7 @@ pub(crate) fn Layout(
 /// works before and without the bundle).
 #[component]
 fn SideNav(active: &'static str, session: Session) -> impl IntoView {
+    let admin = session.role == Role::Admin;
     let groups = NAV
         .iter()
         .map(|(heading, items)| {
@@ -58,6 +85,11 @@ fn SideNav(active: &'static str, session: Session) -> impl IntoView {
                                 aria-current=is_active.then_some("page")
                             >
                                 {item.label}
+                                {(item.admin_only && !admin).then(|| view! {
+                                    <span class="nav-note" title="Needs the admin role">
+                                        "Admin"
+                                    </span>
+                                })}
                             </a>
                         </li>
                     }

@@ -6,9 +6,9 @@ use leptos::{either::Either, prelude::*};
 
 use super::tunnel_filter::{Sort, SortKey, StatusFilter, visible};
 use crate::{
-    components::{copy_id::CopyId, status_badge::StatusBadge},
+    components::{copy_id::CopyId, status_badge::StatusBadge, timestamp::Timestamp},
     live,
-    time::{created_parts, unix_ms, uptime},
+    time::{unix_ms, uptime},
 };
 
 /// The command that creates a tunnel, shown in the empty state.
@@ -174,15 +174,6 @@ fn TunnelRow(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
     } else {
         Either::Right(view! { <span class="routes">{routes.join(", ")}</span> })
     };
-    // Date and time in separate unbreakable pieces, so a narrow column wraps between them.
-    let created_label = match created_parts(&created_at) {
-        Some((date, time)) => Either::Left(view! {
-            <span class="nowrap">{date.to_owned()}</span>
-            " "
-            <span class="nowrap">{time}</span>
-        }),
-        None => Either::Right(created_at.clone()),
-    };
     // Connections only while there are some: "0 connections" under a 0 says nothing.
     let connections = match connections {
         0 => None,
@@ -208,9 +199,7 @@ fn TunnelRow(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
             <td><CopyId value=id.to_string() what="tunnel ID" /></td>
             <td class="num">{connectors}{connections}</td>
             <td>{routes}</td>
-            <td class="created">
-                <time datetime=created_at.clone() title=created_at>{created_label}</time>
-            </td>
+            <td class="created"><Timestamp at=created_at /></td>
             {uptime_cell}
         </tr>
     }

@@ -1,0 +1,33 @@
+//! A form's error message, next to the field that caused it.
+
+use leptos::prelude::*;
+
+use crate::rest::Problem;
+
+/// The message of `problem` when it is about `field` (`None`: the form as a whole), with
+/// the `id` its field names in `aria-describedby`. Announced as it appears.
+#[component]
+pub(crate) fn FieldError(
+    problem: RwSignal<Option<Problem>>,
+    field: Option<&'static str>,
+    id: &'static str,
+) -> impl IntoView {
+    let message = move || problem.with(|p| Problem::message_for(p.as_ref(), field));
+    view! {
+        <p id=id class="field-error" role="alert" hidden=move || message().is_none()>
+            {message}
+        </p>
+    }
+}
+
+/// `aria-invalid` for `field`'s input while `problem` is about it.
+pub(crate) fn invalid(
+    problem: RwSignal<Option<Problem>>,
+    field: &'static str,
+) -> impl Fn() -> Option<&'static str> + Copy {
+    move || {
+        problem
+            .with(|p| p.as_ref().is_some_and(|p| p.field == Some(field)))
+            .then_some("true")
+    }
+}

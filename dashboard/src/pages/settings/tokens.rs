@@ -1,0 +1,349 @@
+//! Settings › API tokens (admins only): the account's tokens with their scopes and use;
+//! creating one shows the token this once, revoking one asks first.
+
+use adit_core::{
+    api::{ApiToken, CreateApiToken, CreatedApiToken},
+    identity::{Role, Scope, Scopes},
+};
+use leptos::{either::Either, ev::SubmitEvent, prelude::*};
+
+use super::{AdminNeeded, SettingsHeader};
+use crate::{
+    components::{
+        confirm::ConfirmButton,
+        field_error::{FieldError, invalid},
+        secret::OnceSecret,
+        tag::ScopeTag,
+        timestamp::Timestamp,
+    },
+    rest::{Problem, reload, send, send_json},
+};
+
+const TOKENS: &str = "/api/v1/tokens";
+/// The longest name the server accepts, in characters.
+const NAME_MAX: usize = 64;
+
+/// What each scope lets a token do, beside its checkbox.
+pub(crate) fn scope_help(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Read => "Read tunnels, routes, connectors and zones",
+        Scope::TunnelsWrite => "Create, change and delete tunnels; read their tokens",
+        Scope::RoutesWrite => "Add and remove public hostnames and private networks",
+        Scope::Admin => "Everything, including users, API tokens and the audit log",
+    }
+}
+
+/// `scopes` with `scope` ticked (`on`) or not.
+pub(crate) fn with_scope(scopes: Scopes, scope: Scope, on: bool) -> Scopes {
+    scopes
+        .iter()
+        .filter(|s| *s != scope)
+        .chain(on.then_some(scope))
+        .collect()
+}
+
+/// The request that creates a token named `name` with the ticked `scopes`, or what is
+/// wrong with the form (the server checks the same).
+pub(crate) fn token_request(name: &str, scopes: Scopes) -> Result<CreateApiToken, Problem> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Problem::at(
+            "name",
+            "Give the token a name, such as ci-deploy",
+        ));
+    }
+    if name.chars().count() > NAME_MAX {
+        return Err(Problem::at(
+            "name",
+            format!("A name has at most {NAME_MAX} characters"),
+        ));
+    }
+    if scopes.is_empty() {
+        return Err(Problem::at("scopes", "Tick at least one scope"));
+    }
+    Ok(CreateApiToken {
+        name: name.to_owned(),
+        scopes,
+    })
+}
+
+/// The page body: the tokens (`None` when `role` may not see them).
+#[component]
+pub(crate) fn TokensPage(tokens: Option<Vec<ApiToken>>, role: Role) -> impl IntoView {
+    view! {
+        <SettingsHeader
+            title="API tokens"
+            lede="Tokens let scripts and the adit CLI call the API as this account, with only the scopes they were given."
+        />
+        <p class="notice-line">
+            "To give the CLI on your machine a token of its own, run "
+            <code>"adit login"</code> " there and approve it on "
+            <a href="/device">"Log in a device"</a> "."
+        </p>
+        {match tokens {
+            Some(tokens) => Either::Left(view! { <Tokens tokens /> }),
+            None => Either::Right(view! { <AdminNeeded role /> }),
+        }}
+    }
+}
+
+#[component]
+fn Tokens(tokens: Vec<ApiToken>) -> impl IntoView {
+    let tokens = RwSignal::new(tokens);
+    let created = RwSignal::new(None::<CreatedApiToken>);
+    view! {
+        {move || {
+            created.get().map(|c| view! {
+                <OnceSecret
+                    title=format!("API token “{}” created", c.info.name)
+                    value=c.token
+                    what="API token"
+                    on_done=Callback::new(move |()| created.set(None))
+                />
+            })
+        }}
+        <CreateToken tokens created />
+        <div class="table-card">
+            <table class="data">
+                <thead>
+                    <tr>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Scopes"</th>
+                        <th scope="col">"Created"</th>
+                        <th scope="col">"Last used"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col" class="actions">
+                            <span class="visually-hidden">"Actions"</span>
+                        </th>
+                    </tr>
+                </thead>
+                <tbody>
+                    // Keyed by what can change, so a revoked or newly used token's row is
+                    // redrawn and the others keep their DOM (and focus).
+                    <For
+                        each=move || tokens.get()
+                        key=|t| (t.id, t.last_used_at.clone(), t.revoked_at.clone())
+                        let(token)
+                    >
+                        <TokenRow token tokens />
+                    </For>
+                </tbody>
+            </table>
+            <Show when=move || tokens.with(Vec::is_empty)>
+                <p class="no-match">"No API tokens yet."</p>
+            </Show>
+        </div>
+    }
+}
+
+#[component]
+fn CreateToken(
+    tokens: RwSignal<Vec<ApiToken>>,
+    created: RwSignal<Option<CreatedApiToken>>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let scopes = RwSignal::new(Scopes::from_iter([Scope::Read]));
+    let problem = RwSignal::new(None::<Problem>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let body = match token_request(&name.get_untracked(), scopes.get_untracked()) {
+            Ok(body) => body,
+            Err(p) => return problem.set(Some(p)),
+        };
+        problem.set(None);
+        busy.set(true);
+        send_json::<CreatedApiToken>("POST", TOKENS.to_owned(), &body, move |answer| {
+            busy.set(false);
+            match answer {
+                Ok(token) => {
+                    created.set(Some(token));
+                    name.set(String::new());
+                    scopes.set(Scopes::from_iter([Scope::Read]));
+                    reload(TOKENS, tokens);
+                }
+                Err(f) => {
+                    problem.set(Some(Problem::from_failure(f, &["name", "scopes"], "name")));
+                }
+            }
+        });
+    };
+    let boxes = Scope::ALL
+        .into_iter()
+        .map(|scope| {
+            let id = format!("scope-{}", scope.as_str().replace(':', "-"));
+            view! {
+                <div class="check">
+                    <input
+                        type="checkbox"
+                        id=id.clone()
+                        name="scopes"
+                        value=scope.as_str()
+                        prop:checked=move || scopes.get().iter().any(|s| s == scope)
+                        on:change=move |ev| {
+                            scopes.update(|s| *s = with_scope(*s, scope, event_target_checked(&ev)));
+                        }
+                    />
+                    <label for=id>
+                        <code>{scope.as_str()}</code>
+                        <span class="muted">{scope_help(scope)}</span>
+                    </label>
+                </div>
+            }
+        })
+        .collect_view();
+    view! {
+        <form class="settings-form" on:submit=submit novalidate>
+            <h2>"Create an API token"</h2>
+            <div class="field">
+                <label for="token-name">"Name"</label>
+                <input
+                    id="token-name"
+                    name="name"
+                    placeholder="ci-deploy"
+                    autocomplete="off"
+                    maxlength=NAME_MAX
+                    required
+                    bind:value=name
+                    aria-invalid=invalid(problem, "name")
+                    aria-describedby="token-name-error"
+                />
+                <FieldError problem field=Some("name") id="token-name-error" />
+            </div>
+            <fieldset class="field" aria-describedby="token-scopes-error">
+                <legend>"Scopes"</legend>
+                {boxes}
+                <FieldError problem field=Some("scopes") id="token-scopes-error" />
+            </fieldset>
+            <FieldError problem field=None id="token-form-error" />
+            <button class="button primary" type="submit" disabled=busy>"Create token"</button>
+        </form>
+    }
+}
+
+#[component]
+fn TokenRow(token: ApiToken, tokens: RwSignal<Vec<ApiToken>>) -> impl IntoView {
+    let ApiToken {
+        id,
+        name,
+        scopes,
+        created_at,
+        last_used_at,
+        revoked_at,
+    } = token;
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let revoke = Callback::new(move |()| {
+        busy.set(true);
+        send::<()>("DELETE", format!("{TOKENS}/{id}"), None, move |answer| {
+            busy.set(false);
+            match answer {
+                Ok(()) => reload(TOKENS, tokens),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    });
+    let scope_tags = scopes
+        .iter()
+        .map(|scope| view! { <ScopeTag scope /> })
+        .collect_view();
+    let last_used = match last_used_at {
+        Some(at) => Either::Left(view! { <Timestamp at /> }),
+        None => Either::Right(view! { <span class="muted">"Never"</span> }),
+    };
+    let (status, actions) = match revoked_at {
+        Some(at) => (
+            Either::Left(view! {
+                <span class="badge badge-inactive">"Revoked"</span>
+                <span class="sub"><Timestamp at /></span>
+            }),
+            None,
+        ),
+        None => (
+            Either::Right(view! { <span class="badge badge-healthy">"Active"</span> }),
+            Some(view! {
+                <ConfirmButton
+                    label="Revoke"
+                    what=format!("API token {name}")
+                    question=format!("Revoke {name}? Anything using it stops working.")
+                    busy=busy.into()
+                    on_confirm=revoke
+                />
+            }),
+        ),
+    };
+    view! {
+        <tr>
+            <th scope="row" class="name">{name}</th>
+            <td><span class="tags">{scope_tags}</span></td>
+            <td class="created"><Timestamp at=created_at /></td>
+            <td class="created">{last_used}</td>
+            <td>{status}</td>
+            <td class="actions">
+                {actions}
+                <p class="field-error" role="alert" hidden=move || error.with(Option::is_none)>
+                    {move || error.get()}
+                </p>
+            </td>
+        </tr>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticking_and_unticking_scopes() {
+        let none = Scopes::default();
+        let read = with_scope(none, Scope::Read, true);
+        assert_eq!(read, Scopes::from_iter([Scope::Read]));
+        let both = with_scope(read, Scope::RoutesWrite, true);
+        assert_eq!(both, Scopes::from_iter([Scope::Read, Scope::RoutesWrite]));
+        assert_eq!(
+            with_scope(both, Scope::RoutesWrite, true),
+            both,
+            "idempotent"
+        );
+        assert_eq!(
+            with_scope(both, Scope::Read, false),
+            Scopes::from_iter([Scope::RoutesWrite])
+        );
+        assert_eq!(with_scope(none, Scope::Admin, false), none);
+    }
+
+    #[test]
+    fn the_form_becomes_the_request_body() {
+        let scopes = Scopes::from_iter([Scope::Read, Scope::TunnelsWrite]);
+        let body = token_request("  ci-deploy ", scopes).unwrap();
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({"name": "ci-deploy", "scopes": ["read", "tunnels:write"]})
+        );
+        assert_eq!(token_request("", scopes).unwrap_err().field, Some("name"));
+        assert_eq!(
+            token_request(&"x".repeat(NAME_MAX + 1), scopes)
+                .unwrap_err()
+                .field,
+            Some("name")
+        );
+        assert!(
+            token_request(&"é".repeat(NAME_MAX), scopes).is_ok(),
+            "characters, not bytes"
+        );
+        assert_eq!(
+            token_request("ci", Scopes::default()).unwrap_err().field,
+            Some("scopes")
+        );
+    }
+
+    #[test]
+    fn every_scope_is_explained() {
+        for scope in Scope::ALL {
+            assert!(!scope_help(scope).is_empty());
+        }
+    }
+}

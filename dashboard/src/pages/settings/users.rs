@@ -1,0 +1,288 @@
+//! Settings › Users (admins only): who belongs to the account and with which role. Adding
+//! a user shows their generated password this once; roles change in place; removing asks
+//! first. The server keeps at least one admin and says so when asked otherwise.
+
+use adit_core::{
+    api::{CreateUser, CreatedUser, UpdateUser, User},
+    identity::{Email, Role},
+    ids::UserId,
+};
+use leptos::{either::Either, ev::SubmitEvent, prelude::*};
+
+use super::{AdminNeeded, SettingsHeader};
+use crate::{
+    components::{
+        confirm::ConfirmButton,
+        field_error::{FieldError, invalid},
+        secret::OnceSecret,
+        timestamp::Timestamp,
+    },
+    rest::{Problem, reload, send, send_json},
+};
+
+const USERS: &str = "/api/v1/users";
+
+/// What each role may do, in the role menus.
+pub(crate) fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "Admin — everything, including users and tokens",
+        Role::Member => "Member — tunnels and routes",
+        Role::Viewer => "Viewer — reads only",
+    }
+}
+
+/// The request that adds `email` with `role` (the server generates the password), or
+/// what is wrong with the email.
+pub(crate) fn user_request(email: &str, role: Role) -> Result<CreateUser, Problem> {
+    let email: Email = email.parse().map_err(|e| match e {
+        adit_core::Error::InvalidEmail { reason, .. } => {
+            Problem::at("email", format!("Not a valid email address: {reason}"))
+        }
+        other => Problem::at("email", other.to_string()),
+    })?;
+    Ok(CreateUser {
+        email: email.to_string(),
+        role,
+        password: None,
+    })
+}
+
+/// A role menu's options; the menu's `prop:value` picks one.
+fn role_options() -> impl IntoView {
+    Role::ALL
+        .into_iter()
+        .map(|role| view! { <option value=role.as_str()>{role_label(role)}</option> })
+        .collect_view()
+}
+
+/// The page body: the users (`None` when `role` may not see them); `me` is the viewer.
+#[component]
+pub(crate) fn UsersPage(users: Option<Vec<User>>, role: Role, me: Option<UserId>) -> impl IntoView {
+    view! {
+        <SettingsHeader
+            title="Users"
+            lede="The people who can log in to this account, and what their role lets them do."
+        />
+        {match users {
+            Some(users) => Either::Left(view! { <Users users me /> }),
+            None => Either::Right(view! { <AdminNeeded role /> }),
+        }}
+    }
+}
+
+#[component]
+fn Users(users: Vec<User>, me: Option<UserId>) -> impl IntoView {
+    let users = RwSignal::new(users);
+    let created = RwSignal::new(None::<CreatedUser>);
+    view! {
+        {move || {
+            created.get().and_then(|c| {
+                let title = format!("Password for {}", c.user.email);
+                c.password.map(|password| view! {
+                    <OnceSecret
+                        title
+                        value=password
+                        what="password"
+                        on_done=Callback::new(move |()| created.set(None))
+                    />
+                })
+            })
+        }}
+        <AddUser users created />
+        <div class="table-card">
+            <table class="data">
+                <thead>
+                    <tr>
+                        <th scope="col">"Email"</th>
+                        <th scope="col">"Role"</th>
+                        <th scope="col">"Added"</th>
+                        <th scope="col" class="actions">
+                            <span class="visually-hidden">"Actions"</span>
+                        </th>
+                    </tr>
+                </thead>
+                <tbody>
+                    // Keyed by id: a row keeps its role menu (and focus) across re-reads.
+                    <For each=move || users.get() key=|u| u.id let(user)>
+                        <UserRow user me users />
+                    </For>
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -> impl IntoView {
+    let email = RwSignal::new(String::new());
+    // The least a new user may need; raising it is a deliberate choice.
+    let role = RwSignal::new(Role::Viewer);
+    let problem = RwSignal::new(None::<Problem>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let body = match user_request(&email.get_untracked(), role.get_untracked()) {
+            Ok(body) => body,
+            Err(p) => return problem.set(Some(p)),
+        };
+        problem.set(None);
+        busy.set(true);
+        send_json::<CreatedUser>("POST", USERS.to_owned(), &body, move |answer| {
+            busy.set(false);
+            match answer {
+                Ok(user) => {
+                    created.set(Some(user));
+                    email.set(String::new());
+                    reload(USERS, users);
+                }
+                Err(f) => problem.set(Some(Problem::from_failure(f, &["email", "role"], "email"))),
+            }
+        });
+    };
+    view! {
+        <form class="settings-form" on:submit=submit novalidate>
+            <h2>"Add a user"</h2>
+            <div class="form-row">
+                <div class="field">
+                    <label for="user-email">"Email"</label>
+                    <input
+                        id="user-email"
+                        name="email"
+                        type="email"
+                        placeholder="name@example.com"
+                        autocomplete="off"
+                        required
+                        bind:value=email
+                        aria-invalid=invalid(problem, "email")
+                        aria-describedby="user-email-error"
+                    />
+                    <FieldError problem field=Some("email") id="user-email-error" />
+                </div>
+                <div class="field">
+                    <label for="user-role">"Role"</label>
+                    <select
+                        id="user-role"
+                        name="role"
+                        prop:value=move || role.get().as_str()
+                        on:change=move |ev| {
+                            if let Ok(r) = event_target_value(&ev).parse() {
+                                role.set(r);
+                            }
+                        }
+                        aria-describedby="user-role-error"
+                    >
+                        {role_options()}
+                    </select>
+                    <FieldError problem field=Some("role") id="user-role-error" />
+                </div>
+                <button class="button primary" type="submit" disabled=busy>"Add user"</button>
+            </div>
+            <FieldError problem field=None id="user-form-error" />
+        </form>
+    }
+}
+
+#[component]
+fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl IntoView {
+    let User {
+        id,
+        email,
+        role: stored,
+        created_at,
+    } = user;
+    // What the menu shows: changed at once, put back if the server refuses.
+    let role = RwSignal::new(stored);
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let change = move |ev| {
+        let Ok(wanted) = event_target_value(&ev).parse::<Role>() else {
+            return;
+        };
+        let before = role.get_untracked();
+        role.set(wanted);
+        error.set(None);
+        busy.set(true);
+        let body = UpdateUser { role: wanted };
+        send_json::<User>("PATCH", format!("{USERS}/{id}"), &body, move |answer| {
+            busy.set(false);
+            if let Err(f) = answer {
+                role.set(before);
+                error.set(Some(f.message));
+            }
+        });
+    };
+    let remove = Callback::new(move |()| {
+        error.set(None);
+        busy.set(true);
+        send::<User>("DELETE", format!("{USERS}/{id}"), None, move |answer| {
+            busy.set(false);
+            match answer {
+                Ok(_) => reload(USERS, users),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    });
+    let error_id = format!("user-{id}-error");
+    let you = (me == Some(id)).then(|| view! { <span class="tag">"you"</span> });
+    view! {
+        <tr>
+            <th scope="row" class="name">{email.to_string()} " " {you}</th>
+            <td>
+                <select
+                    class="role-select"
+                    aria-label=format!("Role of {email}")
+                    aria-describedby=error_id.clone()
+                    prop:value=move || role.get().as_str()
+                    disabled=move || busy.get()
+                    on:change=change
+                >
+                    {role_options()}
+                </select>
+            </td>
+            <td class="created"><Timestamp at=created_at /></td>
+            <td class="actions">
+                <ConfirmButton
+                    label="Remove"
+                    what=format!("user {email}")
+                    question=format!("Remove {email} from the account?")
+                    busy=busy.into()
+                    on_confirm=remove
+                />
+            </td>
+        </tr>
+        <tr class="row-error" hidden=move || error.with(Option::is_none)>
+            <td colspan="4">
+                <p id=error_id class="field-error" role="alert">{move || error.get()}</p>
+            </td>
+        </tr>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_becomes_the_request_body() {
+        let body = user_request(" Grace@Example.com ", Role::Viewer).unwrap();
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({"email": "grace@example.com", "role": "viewer", "password": null})
+        );
+        for bad in ["", "grace", "grace@", "a b@example.com"] {
+            let problem = user_request(bad, Role::Member).unwrap_err();
+            assert_eq!(problem.field, Some("email"), "{bad}");
+            assert!(problem.message.starts_with("Not a valid email"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_role_is_explained() {
+        for role in Role::ALL {
+            assert!(role_label(role).starts_with(&role.as_str()[..1].to_uppercase()));
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Settings › Zones: the domains the account serves. Everyone reads them; admins add one
+//! (checked here first, then by the server, whose refusal — an overlap with another zone,
+//! say — shows next to the field) and delete one after confirming.
+
+use adit_core::{
+    api::{CreateZone, Zone},
+    hostname::HostPattern,
+};
+use leptos::{ev::SubmitEvent, prelude::*};
+
+use super::SettingsHeader;
+use crate::{
+    components::{
+        confirm::ConfirmButton,
+        copy_id::CopyId,
+        field_error::{FieldError, invalid},
+        timestamp::Timestamp,
+    },
+    rest::{Problem, reload, send, send_json},
+};
+
+const ZONES: &str = "/api/v1/zones";
+
+/// The request that adds `name`, or what is wrong with it: a zone is a domain such as
+/// `example.com` (no wildcard), stored lowercase without a trailing dot.
+pub(crate) fn zone_request(name: &str) -> Result<CreateZone, Problem> {
+    let zone = HostPattern::parse(name).map_err(|e| Problem::at("name", reason(&e)))?;
+    if zone.is_wildcard() {
+        return Err(Problem::at(
+            "name",
+            "A zone is a domain such as example.com, not a wildcard",
+        ));
+    }
+    Ok(CreateZone {
+        name: zone.to_string(),
+    })
+}
+
+/// The reason alone: the field already shows the name.
+fn reason(error: &adit_core::Error) -> String {
+    match error {
+        adit_core::Error::InvalidHostname { reason, .. } => {
+            format!("Not a valid domain: {reason}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The page body; `editable` for admins, who may add and delete.
+#[component]
+pub(crate) fn ZonesPage(zones: Vec<Zone>, editable: bool) -> impl IntoView {
+    let zones = RwSignal::new(zones);
+    view! {
+        <SettingsHeader
+            title="Zones"
+            lede="The domains this account serves: a public hostname can be routed to a tunnel only inside one of its zones."
+        />
+        {if editable {
+            view! { <AddZone zones /> }.into_any()
+        } else {
+            view! {
+                <p class="notice-line">"You can see the zones; only an admin adds or deletes them."</p>
+            }
+            .into_any()
+        }}
+        <div class="table-card">
+            <table class="data">
+                <thead>
+                    <tr>
+                        <th scope="col">"Zone"</th>
+                        <th scope="col">"Zone ID"</th>
+                        <th scope="col">"Added"</th>
+                        {editable.then(|| view! {
+                            <th scope="col" class="actions">
+                                <span class="visually-hidden">"Actions"</span>
+                            </th>
+                        })}
+                    </tr>
+                </thead>
+                <tbody>
+                    <For each=move || zones.get() key=|zone| zone.id let(zone)>
+                        <ZoneRow zone editable zones />
+                    </For>
+                </tbody>
+            </table>
+            <Show when=move || zones.with(Vec::is_empty)>
+                <p class="no-match">
+                    "No zones yet: routes need one. Add the domain you will serve, such as example.com."
+                </p>
+            </Show>
+        </div>
+    }
+}
+
+#[component]
+fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let problem = RwSignal::new(None::<Problem>);
+    let busy = RwSignal::new(false);
+    // Checked as the field is left, so a typo shows before the button is pressed.
+    let check = move |_| {
+        let typed = name.get_untracked();
+        if !typed.trim().is_empty() {
+            problem.set(zone_request(&typed).err());
+        }
+    };
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let body = match zone_request(&name.get_untracked()) {
+            Ok(body) => body,
+            Err(p) => return problem.set(Some(p)),
+        };
+        problem.set(None);
+        busy.set(true);
+        send_json::<Zone>("POST", ZONES.to_owned(), &body, move |answer| {
+            busy.set(false);
+            match answer {
+                Ok(_) => {
+                    name.set(String::new());
+                    reload(ZONES, zones);
+                }
+                Err(f) => problem.set(Some(Problem::from_failure(f, &["name"], "name"))),
+            }
+        });
+    };
+    view! {
+        <form class="settings-form" on:submit=submit novalidate>
+            <h2>"Add a zone"</h2>
+            <div class="form-row">
+                <div class="field">
+                    <label for="zone-name">"Domain"</label>
+                    <input
+                        id="zone-name"
+                        name="name"
+                        placeholder="example.com"
+                        autocomplete="off"
+                        spellcheck="false"
+                        required
+                        bind:value=name
+                        on:blur=check
+                        aria-invalid=invalid(problem, "name")
+                        aria-describedby="zone-name-error"
+                    />
+                    <FieldError problem field=Some("name") id="zone-name-error" />
+                </div>
+                <button class="button primary" type="submit" disabled=busy>"Add zone"</button>
+            </div>
+            <FieldError problem field=None id="zone-form-error" />
+        </form>
+    }
+}
+
+#[component]
+fn ZoneRow(zone: Zone, editable: bool, zones: RwSignal<Vec<Zone>>) -> impl IntoView {
+    let Zone {
+        id,
+        name,
+        created_at,
+    } = zone;
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let delete = Callback::new(move |()| {
+        busy.set(true);
+        send::<()>("DELETE", format!("{ZONES}/{id}"), None, move |answer| {
+            busy.set(false);
+            match answer {
+                Ok(()) => reload(ZONES, zones),
+                Err(f) => error.set(Some(f.message)),
+            }
+        });
+    });
+    let actions = editable.then(|| {
+        view! {
+            <td class="actions">
+                <ConfirmButton
+                    label="Delete"
+                    what=format!("zone {name}")
+                    question=format!("Delete {name}?")
+                    busy=busy.into()
+                    on_confirm=delete
+                />
+                <p class="field-error" role="alert" hidden=move || error.with(Option::is_none)>
+                    {move || error.get()}
+                </p>
+            </td>
+        }
+    });
+    view! {
+        <tr>
+            <th scope="row" class="name">{name.clone()}</th>
+            <td><CopyId value=id.to_string() what="zone ID" /></td>
+            <td class="created"><Timestamp at=created_at /></td>
+            {actions}
+        </tr>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_is_a_plain_domain_normalised() {
+        assert_eq!(
+            zone_request(" Example.COM. ").map(|z| z.name),
+            Ok("example.com".to_owned())
+        );
+        assert_eq!(
+            zone_request("lab.example.org").map(|z| z.name),
+            Ok("lab.example.org".to_owned())
+        );
+        for (bad, says) in [
+            ("", "empty"),
+            ("*.example.com", "not a wildcard"),
+            ("example.com:443", "port"),
+            ("bad name.com", "only letters"),
+            ("a..b", "empty label"),
+        ] {
+            let problem = zone_request(bad).unwrap_err();
+            assert_eq!(problem.field, Some("name"), "{bad}");
+            assert!(problem.message.contains(says), "{bad}: {}", problem.message);
+        }
+    }
+}
