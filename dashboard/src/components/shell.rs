@@ -77,19 +77,19 @@ fn SideNav(active: &'static str, session: Session) -> impl IntoView {
                 .iter()
                 .map(|item| {
                     let is_active = item.label == active;
+                    // Marked in attributes (the stylesheet draws an "Admin" tag from
+                    // `data-needs`), so an unmarked entry has no placeholder in it.
+                    let needs_admin = item.admin_only && !admin;
                     view! {
                         <li>
                             <a
                                 href=item.href
                                 class:active=is_active
                                 aria-current=is_active.then_some("page")
+                                data-needs=needs_admin.then_some("admin")
+                                title=needs_admin.then_some("Needs the admin role")
                             >
                                 {item.label}
-                                {(item.admin_only && !admin).then(|| view! {
-                                    <span class="nav-note" title="Needs the admin role">
-                                        "Admin"
-                                    </span>
-                                })}
                             </a>
                         </li>
                     }

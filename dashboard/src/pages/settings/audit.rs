@@ -126,7 +126,7 @@ fn AuditRow(entry: AuditEntry) -> impl IntoView {
             <td class="ip">{source_ip}</td>
             <td>
                 <span class="badge" class:badge-healthy=ok class:badge-down=!ok>
-                    {label} " · " {outcome}
+                    {format!("{label} · {outcome}")}
                 </span>
             </td>
         </tr>

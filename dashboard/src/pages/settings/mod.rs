@@ -38,3 +38,6 @@ fn AdminNeeded(role: Role) -> impl IntoView {
         </section>
     }
 }
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests;

@@ -142,7 +142,9 @@ fn CreateToken(
     created: RwSignal<Option<CreatedApiToken>>,
 ) -> impl IntoView {
     let name = RwSignal::new(String::new());
-    let scopes = RwSignal::new(Scopes::from_iter([Scope::Read]));
+    // Reading is the least a token can do, and what most scripts need.
+    let initial = Scopes::from_iter([Scope::Read]);
+    let scopes = RwSignal::new(initial);
     let problem = RwSignal::new(None::<Problem>);
     let busy = RwSignal::new(false);
     let submit = move |ev: SubmitEvent| {
@@ -162,7 +164,7 @@ fn CreateToken(
                 Ok(token) => {
                     created.set(Some(token));
                     name.set(String::new());
-                    scopes.set(Scopes::from_iter([Scope::Read]));
+                    scopes.set(initial);
                     reload(TOKENS, tokens);
                 }
                 Err(f) => {
@@ -182,6 +184,9 @@ fn CreateToken(
                         id=id.clone()
                         name="scopes"
                         value=scope.as_str()
+                        // The attribute for the page before the bundle runs; then the
+                        // property follows the signal (reset after each token).
+                        checked=initial.iter().any(|s| s == scope)
                         prop:checked=move || scopes.get().iter().any(|s| s == scope)
                         on:change=move |ev| {
                             scopes.update(|s| *s = with_scope(*s, scope, event_target_checked(&ev)));

@@ -47,11 +47,16 @@ pub(crate) fn user_request(email: &str, role: Role) -> Result<CreateUser, Proble
     })
 }
 
-/// A role menu's options; the menu's `prop:value` picks one.
-fn role_options() -> impl IntoView {
+/// A role menu's options with `initial` selected: the attribute draws the right choice
+/// before the bundle runs; then the menu's `prop:value` follows its signal.
+fn role_options(initial: Role) -> impl IntoView {
     Role::ALL
         .into_iter()
-        .map(|role| view! { <option value=role.as_str()>{role_label(role)}</option> })
+        .map(|role| {
+            view! {
+                <option value=role.as_str() selected=role == initial>{role_label(role)}</option>
+            }
+        })
         .collect_view()
 }
 
@@ -115,7 +120,7 @@ fn Users(users: Vec<User>, me: Option<UserId>) -> impl IntoView {
 #[component]
 fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -> impl IntoView {
     let email = RwSignal::new(String::new());
-    // The least a new user may need; raising it is a deliberate choice.
+    // The least a new user may need: raising it is a deliberate choice.
     let role = RwSignal::new(Role::Viewer);
     let problem = RwSignal::new(None::<Problem>);
     let busy = RwSignal::new(false);
@@ -174,7 +179,7 @@ fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -
                         }
                         aria-describedby="user-role-error"
                     >
-                        {role_options()}
+                        {role_options(role.get_untracked())}
                     </select>
                     <FieldError problem field=Some("role") id="user-role-error" />
                 </div>
@@ -239,7 +244,7 @@ fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl I
                     disabled=move || busy.get()
                     on:change=change
                 >
-                    {role_options()}
+                    {role_options(stored)}
                 </select>
             </td>
             <td class="created"><Timestamp at=created_at /></td>

@@ -1,0 +1,350 @@
+//! The Settings pages as the server renders them, for an admin and for other roles.
+
+use adit_core::{
+    api::{ApiToken, AuditEntry, Session, User, Zone},
+    identity::{Role, Scope, Scopes},
+};
+
+use crate::{Page, PageData, render_page};
+
+const ACCOUNT: &str = "0b6a3e52-7f4c-4a57-9d0e-3f1f0c8f2a10";
+const ME: &str = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+
+fn session(role: Role) -> Session {
+    Session {
+        user_id: ME.parse().unwrap(),
+        email: "ada@example.com".parse().unwrap(),
+        account_id: ACCOUNT.parse().unwrap(),
+        account: "default".into(),
+        role,
+        csrf_token: "csrf".into(),
+        expires_at: "2026-11-25T01:48:07Z".into(),
+    }
+}
+
+fn render(role: Role, page: Page) -> String {
+    let data = PageData {
+        session: Some(session(role)),
+        now_ms: 1_795_577_587_000,
+        page,
+    };
+    render_page(&data, true).unwrap()
+}
+
+/// The page's main content, without the navigation.
+fn content(html: &str) -> &str {
+    let start = html.find(r#"<main class="content">"#).unwrap();
+    &html[start..html.find("</main>").unwrap()]
+}
+
+fn zones() -> Vec<Zone> {
+    vec![
+        Zone {
+            id: "6f1d7a0e-2b1c-4c8e-9a51-7f0b3d2e4c11".parse().unwrap(),
+            name: "example.com".into(),
+            created_at: "2026-11-25T01:33:07Z".into(),
+        },
+        Zone {
+            id: "7a2e8b1f-3c2d-4d9f-8b62-8a1c4e3f5d22".parse().unwrap(),
+            name: "lab.example.org".into(),
+            created_at: "2026-11-25T02:00:00Z".into(),
+        },
+    ]
+}
+
+fn tokens() -> Vec<ApiToken> {
+    vec![
+        ApiToken {
+            id: "8b3f9c2a-4d3e-4eaf-9c73-9b2d5f4a6e33".parse().unwrap(),
+            name: "ci-deploy".into(),
+            scopes: Scopes::from_iter([Scope::Read, Scope::TunnelsWrite]),
+            created_at: "2026-11-25T01:33:07Z".into(),
+            last_used_at: Some("2026-11-25T03:00:00Z".into()),
+            revoked_at: None,
+        },
+        ApiToken {
+            id: "9c4a0d3b-5e4f-4fb0-8d84-ac3e6a5b7f44".parse().unwrap(),
+            name: "<old> & gone".into(),
+            scopes: Scopes::from_iter([Scope::Admin]),
+            created_at: "2026-11-20T01:33:07Z".into(),
+            last_used_at: None,
+            revoked_at: Some("2026-11-21T08:00:00Z".into()),
+        },
+    ]
+}
+
+fn users() -> Vec<User> {
+    vec![
+        User {
+            id: ME.parse().unwrap(),
+            email: "ada@example.com".parse().unwrap(),
+            role: Role::Admin,
+            created_at: "2026-11-20T01:33:07Z".into(),
+        },
+        User {
+            id: "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f60".parse().unwrap(),
+            email: "grace@example.com".parse().unwrap(),
+            role: Role::Viewer,
+            created_at: "2026-11-21T01:33:07Z".into(),
+        },
+    ]
+}
+
+fn audit() -> Vec<AuditEntry> {
+    let entry = |at: &str, action: &str, outcome: &str| AuditEntry {
+        at: at.into(),
+        actor: "user:ada@example.com".into(),
+        action: action.into(),
+        target: "/api/v1/zones".into(),
+        source_ip: "192.0.2.7".into(),
+        outcome: outcome.into(),
+    };
+    vec![
+        entry("2026-11-25T03:00:00Z", "DELETE /api/v1/zones/{zone}", "204"),
+        entry("2026-11-25T02:00:00Z", "POST /api/v1/zones", "409"),
+        entry("2026-11-25T01:00:00Z", "POST /api/v1/zones", "201"),
+    ]
+}
+
+/// The `<a>` of the navigation entry `href`, up to its closing tag.
+fn nav_link<'a>(html: &'a str, href: &str) -> &'a str {
+    let start = html.find(&format!(r#"<a href="{href}""#)).unwrap();
+    &html[start..start + html[start..].find("</a>").unwrap()]
+}
+
+#[test]
+fn the_navigation_has_a_settings_group_that_marks_admin_pages_for_others() {
+    let admin = render(Role::Admin, Page::Zones { zones: zones() });
+    assert!(admin.contains(">Settings</h2>"), "{admin}");
+    for href in [
+        "/settings/zones",
+        "/settings/tokens",
+        "/settings/users",
+        "/settings/audit",
+        "/device",
+    ] {
+        assert!(
+            !nav_link(&admin, href).contains("data-needs"),
+            "{href}: {admin}"
+        );
+    }
+    assert!(nav_link(&admin, "/settings/zones").contains(r#"aria-current="page""#));
+    assert!(nav_link(&admin, "/device").contains("Log in a device"));
+
+    let member = render(Role::Member, Page::Zones { zones: zones() });
+    for href in ["/settings/tokens", "/settings/users", "/settings/audit"] {
+        let link = nav_link(&member, href);
+        assert!(link.contains(r#"data-needs="admin""#), "{href}: {link}");
+        assert!(
+            link.contains(r#"title="Needs the admin role""#),
+            "{href}: {link}"
+        );
+    }
+    assert!(!nav_link(&member, "/settings/zones").contains("data-needs"));
+    assert!(!nav_link(&member, "/device").contains("data-needs"));
+}
+
+#[test]
+fn zones_show_to_everyone_and_admins_get_the_form_and_delete_buttons() {
+    let admin = render(Role::Admin, Page::Zones { zones: zones() });
+    assert!(admin.contains("<title>Zones · Adit</title>"), "{admin}");
+    let main = content(&admin);
+    assert!(
+        main.contains("Add a zone") && main.contains(r#"<label for="zone-name">"#),
+        "{main}"
+    );
+    assert!(
+        main.contains(r#"aria-describedby="zone-name-error""#),
+        "{main}"
+    );
+    for zone in zones() {
+        assert!(main.contains(&format!(">{}</th>", zone.name)), "{main}");
+        assert!(main.contains(&zone.id.to_string()), "{main}");
+    }
+    assert_eq!(main.matches(">Delete<").count(), 2, "{main}");
+    assert!(
+        main.contains("zone example.com"),
+        "screen readers hear which: {main}"
+    );
+    assert!(!main.contains("only an admin"), "{main}");
+
+    let viewer = render(Role::Viewer, Page::Zones { zones: zones() });
+    let main = content(&viewer);
+    assert!(main.contains(">example.com</th>"), "{main}");
+    assert!(
+        main.contains("only an admin adds or deletes them"),
+        "{main}"
+    );
+    assert!(
+        !main.contains("<form") && !main.contains(">Delete<"),
+        "{main}"
+    );
+
+    let empty = render(Role::Admin, Page::Zones { zones: vec![] });
+    assert!(content(&empty).contains("No zones yet"), "{empty}");
+}
+
+#[test]
+fn tokens_show_scopes_use_and_state_with_a_create_form_for_admins() {
+    let html = render(
+        Role::Admin,
+        Page::Tokens {
+            tokens: Some(tokens()),
+        },
+    );
+    assert!(html.contains("<title>API tokens · Adit</title>"), "{html}");
+    let main = content(&html);
+    for scope in ["read", "tunnels:write", "admin"] {
+        assert!(
+            main.contains(&format!(r#"">{scope}</span>"#)),
+            "{scope}: {main}"
+        );
+    }
+    assert!(
+        main.contains(r#"<span class="tag tag-admin">admin</span>"#),
+        "{main}"
+    );
+    assert!(main.contains("&lt;old&gt; &amp; gone"), "escaped: {main}");
+    assert!(main.contains(">Never<") && main.contains(">Revoked<") && main.contains(">Active<"));
+    // Only the active token can be revoked.
+    assert_eq!(main.matches(">Revoke<").count(), 1, "{main}");
+    // The form: a name, and a checkbox per scope with `read` ticked.
+    assert!(
+        main.contains(r#"<label for="token-name">Name</label>"#),
+        "{main}"
+    );
+    assert_eq!(
+        main.matches(r#"type="checkbox""#).count(),
+        Scope::ALL.len(),
+        "{main}"
+    );
+    let read = &main[main.find(r#"id="scope-read""#).unwrap()..];
+    assert!(
+        read[..read.find('>').unwrap()].contains("checked"),
+        "{main}"
+    );
+    let admin_box = &main[main.find(r#"id="scope-admin""#).unwrap()..];
+    assert!(
+        !admin_box[..admin_box.find('>').unwrap()].contains("checked"),
+        "{main}"
+    );
+    // How the CLI gets a token of its own.
+    assert!(main.contains("<code>adit login</code>") && main.contains(r#"href="/device""#));
+}
+
+#[test]
+fn admin_only_pages_tell_other_roles_what_is_needed() {
+    for (role, name) in [(Role::Member, "member"), (Role::Viewer, "viewer")] {
+        for page in [
+            Page::Tokens { tokens: None },
+            Page::Users { users: None },
+            Page::Audit { entries: None },
+        ] {
+            let html = render(role, page);
+            let main = content(&html);
+            assert!(main.contains("An admin role is needed"), "{main}");
+            assert!(
+                main.contains(&format!(r#"<span class="tag">{name}</span>"#)),
+                "{main}"
+            );
+            assert!(
+                !main.contains("<table") && !main.contains("<form"),
+                "{main}"
+            );
+        }
+    }
+}
+
+#[test]
+fn users_show_each_role_selected_and_mark_the_viewer() {
+    let html = render(
+        Role::Admin,
+        Page::Users {
+            users: Some(users()),
+        },
+    );
+    assert!(html.contains("<title>Users · Adit</title>"), "{html}");
+    let main = content(&html);
+    assert!(
+        main.contains(r#"aria-label="Role of grace@example.com""#),
+        "{main}"
+    );
+    // Each menu is drawn with the user's role chosen, before any script runs: the add
+    // form's (viewer), ada's (admin), grace's (viewer).
+    let selected: Vec<&str> = main
+        .match_indices(" selected")
+        .map(|(at, _)| {
+            let value = &main[main[..at].rfind("value=\"").unwrap() + 7..];
+            &value[..value.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(selected, ["viewer", "admin", "viewer"], "{main}");
+    assert!(main.contains(r#"<span class="tag">you</span>"#), "{main}");
+    assert_eq!(main.matches(">you<").count(), 1, "{main}");
+    assert_eq!(main.matches(">Remove<").count(), 2, "{main}");
+    assert!(
+        main.contains(r#"<label for="user-email">Email</label>"#),
+        "{main}"
+    );
+}
+
+#[test]
+fn the_audit_log_lists_entries_in_the_servers_order_with_outcomes_in_words() {
+    let html = render(
+        Role::Admin,
+        Page::Audit {
+            entries: Some(audit()),
+        },
+    );
+    assert!(html.contains("<title>Audit log · Adit</title>"), "{html}");
+    let main = content(&html);
+    let at = |text: &str| main.find(text).unwrap_or_else(|| panic!("{text}: {main}"));
+    assert!(at("2026-11-25T03:00:00Z") < at("2026-11-25T02:00:00Z"));
+    assert!(at("2026-11-25T02:00:00Z") < at("2026-11-25T01:00:00Z"));
+    assert!(
+        main.contains("Succeeded · 204") && main.contains("Failed · 409"),
+        "{main}"
+    );
+    assert!(main.contains("192.0.2.7") && main.contains("user:ada@example.com"));
+    assert!(
+        main.contains(r#"aria-label="Filter the audit log""#),
+        "{main}"
+    );
+    assert!(main.contains("3 entries"), "{main}");
+    let none = render(
+        Role::Admin,
+        Page::Audit {
+            entries: Some(vec![]),
+        },
+    );
+    assert!(content(&none).contains("Nothing has been recorded yet"));
+}
+
+#[test]
+fn settings_pages_carry_their_data_for_hydration() {
+    for (page, name) in [
+        (Page::Zones { zones: zones() }, "zones"),
+        (
+            Page::Tokens {
+                tokens: Some(tokens()),
+            },
+            "tokens",
+        ),
+        (Page::Users { users: None }, "users"),
+        (
+            Page::Audit {
+                entries: Some(audit()),
+            },
+            "audit",
+        ),
+    ] {
+        let data = PageData {
+            session: Some(session(Role::Admin)),
+            now_ms: 0,
+            page,
+        };
+        let json = serde_json::to_string(&data).unwrap();
+        assert!(json.contains(&format!(r#""page":"{name}""#)), "{json}");
+        assert_eq!(serde_json::from_str::<PageData>(&json).unwrap(), data);
+    }
+}
