@@ -14,3 +14,4 @@ mod lifecycle;
 mod origins;
 mod protocols;
 mod remote_config;
+mod settings;
