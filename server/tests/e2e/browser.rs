@@ -149,3 +149,52 @@ async fn the_tunnels_page_follows_connectors_live_without_a_reload() {
     }
     script.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_pages_manage_zones_tokens_users_and_show_the_audit_log() {
+    use http::Method;
+
+    let server = TestServer::spawn().await;
+    let mut script = Script::start(&server, "settings");
+    // What each use of the page's token got: (GET /tunnels, POST /tunnels).
+    let mut uses = Vec::new();
+    while let Some(ask) = script.next_ask().await {
+        let answer = match ask["event"].as_str() {
+            Some("use_token") => {
+                let token = ask["token"].as_str().unwrap_or_default();
+                let auth = [("authorization", format!("Bearer {token}"))];
+                let (get, _, _) =
+                    api_request(server.api, Method::GET, "/tunnels", &auth, None).await;
+                let (post, _, _) = api_request(
+                    server.api,
+                    Method::POST,
+                    "/tunnels",
+                    &auth,
+                    Some(json!({"name": "made-by-a-read-token"})),
+                )
+                .await;
+                uses.push((get.as_u16(), post.as_u16()));
+                json!({ "get": get.as_u16(), "post": post.as_u16() })
+            }
+            Some("log_in") => {
+                let (status, _, _) = api_request(
+                    server.api,
+                    Method::POST,
+                    "/auth/login",
+                    &[],
+                    Some(json!({"email": ask["email"], "password": ask["password"]})),
+                )
+                .await;
+                json!({ "status": status.as_u16() })
+            }
+            other => json!({ "error": format!("unknown request {other:?}") }),
+        };
+        script.reply(answer).await;
+    }
+    script.finish().await;
+    assert_eq!(
+        uses,
+        [(200, 403), (401, 401)],
+        "the token before and after revoking"
+    );
+}
