@@ -39,5 +39,5 @@ fn AdminNeeded(role: Role) -> impl IntoView {
     }
 }
 
-#[cfg(all(test, feature = "ssr"))]
+#[cfg(test)]
 mod tests;

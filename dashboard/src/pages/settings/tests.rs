@@ -1,4 +1,5 @@
 //! The Settings pages as the server renders them, for an admin and for other roles.
+#![cfg(feature = "ssr")]
 
 use adit_core::{
     api::{ApiToken, AuditEntry, Session, User, Zone},
