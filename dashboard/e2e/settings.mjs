@@ -66,6 +66,10 @@ await step(page, 'a read-only API token is shown once, in a copyable box', async
   await page.getByRole('button', { name: 'Create token' }).click();
   const secret = page.getByRole('status', { name: /browser-read/ });
   await secret.getByText('you will not see it again').waitFor();
+  // The focus moves to the secret, so keyboard users land on it and its Copy button.
+  if (!(await page.evaluate(() => document.activeElement?.classList.contains('secret')))) {
+    throw new Error('the focus did not move to the token');
+  }
   token = (await secret.locator('code').textContent()).trim();
   if (!token) throw new Error('no token shown');
   await secret.getByRole('button', { name: 'Copy API token' }).click();

@@ -26,3 +26,12 @@ pub(crate) fn clock(server_now_ms: i64) -> ReadSignal<i64> {
     Effect::new(move || crate::client::tick(now, server_now_ms));
     now.read_only()
 }
+
+/// Whether the page's script runs: false on the server and until hydration, then true.
+/// Forms that only work through the REST API keep their buttons disabled until then, so
+/// a click before the bundle has loaded (or without one) does nothing misleading.
+pub(crate) fn hydrated() -> ReadSignal<bool> {
+    let ready = RwSignal::new(false);
+    Effect::new(move || ready.set(true));
+    ready.read_only()
+}

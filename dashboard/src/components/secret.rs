@@ -1,6 +1,6 @@
 //! A secret shown the one time the server gives it out.
 
-use leptos::prelude::*;
+use leptos::{html, prelude::*};
 
 use super::copy_id::CopyId;
 
@@ -14,8 +14,16 @@ pub(crate) fn OnceSecret(
     on_done: Callback<()>,
 ) -> impl IntoView {
     let label = title.clone();
+    // It appears after a click on the form's button: the focus moves to it, so keyboard
+    // and screen-reader users land on the secret and its Copy button.
+    let section = NodeRef::<html::Section>::new();
+    Effect::new(move || {
+        if let Some(section) = section.get() {
+            let _ = section.focus();
+        }
+    });
     view! {
-        <section class="secret" role="status" aria-label=label>
+        <section class="secret" role="status" aria-label=label tabindex="-1" node_ref=section>
             <h2>{title}</h2>
             <p>
                 <strong>"Copy it now: you will not see it again."</strong>

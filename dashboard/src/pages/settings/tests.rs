@@ -163,6 +163,9 @@ fn zones_show_to_everyone_and_admins_get_the_form_and_delete_buttons() {
         assert!(main.contains(&zone.id.to_string()), "{main}");
     }
     assert_eq!(main.matches(">Delete<").count(), 2, "{main}");
+    // The form works through the REST API: its button waits for the bundle.
+    let button = &main[..main.find(">Add zone</button>").unwrap()];
+    assert!(button[button.rfind("<button").unwrap()..].contains("disabled"), "{main}");
     assert!(
         main.contains("zone example.com"),
         "screen readers hear which: {main}"

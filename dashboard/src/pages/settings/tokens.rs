@@ -16,6 +16,7 @@ use crate::{
         tag::ScopeTag,
         timestamp::Timestamp,
     },
+    live,
     rest::{Problem, reload, send, send_json},
 };
 
@@ -147,6 +148,7 @@ fn CreateToken(
     let scopes = RwSignal::new(initial);
     let problem = RwSignal::new(None::<Problem>);
     let busy = RwSignal::new(false);
+    let ready = live::hydrated();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
@@ -224,7 +226,7 @@ fn CreateToken(
                 <FieldError problem field=Some("scopes") id="token-scopes-error" />
             </fieldset>
             <FieldError problem field=None id="token-form-error" />
-            <button class="button primary" type="submit" disabled=busy>"Create token"</button>
+            <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>"Create token"</button>
         </form>
     }
 }

@@ -17,6 +17,7 @@ use crate::{
         secret::OnceSecret,
         timestamp::Timestamp,
     },
+    live,
     rest::{Problem, reload, send, send_json},
 };
 
@@ -124,6 +125,7 @@ fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -
     let role = RwSignal::new(Role::Viewer);
     let problem = RwSignal::new(None::<Problem>);
     let busy = RwSignal::new(false);
+    let ready = live::hydrated();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
@@ -183,7 +185,7 @@ fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -
                     </select>
                     <FieldError problem field=Some("role") id="user-role-error" />
                 </div>
-                <button class="button primary" type="submit" disabled=busy>"Add user"</button>
+                <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>"Add user"</button>
             </div>
             <FieldError problem field=None id="user-form-error" />
         </form>

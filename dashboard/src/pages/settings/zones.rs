@@ -16,6 +16,7 @@ use crate::{
         field_error::{FieldError, invalid},
         timestamp::Timestamp,
     },
+    live,
     rest::{Problem, reload, send, send_json},
 };
 
@@ -97,6 +98,7 @@ fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<Problem>);
     let busy = RwSignal::new(false);
+    let ready = live::hydrated();
     // Checked as the field is left, so a typo shows before the button is pressed.
     let check = move |_| {
         let typed = name.get_untracked();
@@ -146,7 +148,7 @@ fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
                     />
                     <FieldError problem field=Some("name") id="zone-name-error" />
                 </div>
-                <button class="button primary" type="submit" disabled=busy>"Add zone"</button>
+                <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>"Add zone"</button>
             </div>
             <FieldError problem field=None id="zone-form-error" />
         </form>
