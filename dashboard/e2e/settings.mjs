@@ -49,10 +49,16 @@ await step(page, 'a zone is deleted after confirming', async () => {
   await page.getByLabel('Domain').fill('deleteme.dev');
   await page.getByRole('button', { name: 'Add zone' }).click();
   const row = page.getByRole('row', { name: /deleteme\.dev/ });
-  await row.getByRole('button', { name: 'Delete zone deleteme.dev' }).click();
-  // The question takes the focus on Cancel, so a stray Enter deletes nothing.
-  const focused = await page.evaluate(() => document.activeElement?.textContent);
-  if (focused !== 'Cancel') throw new Error(`focus is on ${focused}, not Cancel`);
+  const trigger = row.getByRole('button', { name: 'Delete zone deleteme.dev' });
+  // The question takes the focus on Cancel, so a stray Enter deletes nothing; Escape
+  // takes it back to the first button.
+  await trigger.click();
+  await page.waitForFunction(() => document.activeElement?.textContent === 'Cancel');
+  await page.keyboard.press('Escape');
+  await trigger.waitFor();
+  await page.waitForFunction(() => document.activeElement?.textContent.startsWith('Delete zone'));
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.activeElement?.textContent === 'Cancel');
   await row.getByRole('button', { name: 'Delete', exact: true }).click();
   await row.waitFor({ state: 'detached' });
 });
