@@ -349,6 +349,10 @@ pub struct ApiToken {
     pub revoked_at: Option<String>,
 }
 
+/// The longest API token name, in characters (the server refuses longer ones; the
+/// dashboard's form says so before sending).
+pub const API_TOKEN_NAME_MAX: usize = 64;
+
 /// `POST /api/v1/tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateApiToken {

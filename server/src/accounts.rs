@@ -180,8 +180,11 @@ impl Control {
         scopes: Scopes,
     ) -> Result<api::CreatedApiToken, Error> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 64 {
-            return Err(Error::invalid("name", "must be 1–64 characters"));
+        if name.is_empty() || name.chars().count() > api::API_TOKEN_NAME_MAX {
+            return Err(Error::invalid(
+                "name",
+                format!("must be 1–{} characters", api::API_TOKEN_NAME_MAX),
+            ));
         }
         if scopes.is_empty() {
             return Err(Error::invalid("scopes", "name at least one scope"));

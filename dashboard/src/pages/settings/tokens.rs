@@ -2,7 +2,7 @@
 //! creating one shows the token this once, revoking one asks first.
 
 use adit_core::{
-    api::{ApiToken, CreateApiToken, CreatedApiToken},
+    api::{API_TOKEN_NAME_MAX as NAME_MAX, ApiToken, CreateApiToken, CreatedApiToken},
     identity::{Role, Scope, Scopes},
 };
 use leptos::{either::Either, ev::SubmitEvent, prelude::*};
@@ -21,8 +21,6 @@ use crate::{
 };
 
 const TOKENS: &str = "/api/v1/tokens";
-/// The longest name the server accepts, in characters.
-const NAME_MAX: usize = 64;
 
 /// What each scope lets a token do, beside its checkbox.
 pub(crate) fn scope_help(scope: Scope) -> &'static str {
