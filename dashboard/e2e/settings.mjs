@@ -5,6 +5,8 @@
 import { ask, done, env, hydrated, launch, shot, step } from './harness.mjs';
 
 const { browser, page, errors } = await launch();
+// The narrowest desktop width the pages are laid out for: the screenshots show it.
+await page.setViewportSize({ width: 1280, height: 800 });
 
 async function open(path) {
   await page.goto(`${env.url}${path}`);
