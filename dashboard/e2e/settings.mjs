@@ -1,7 +1,8 @@
 // The Settings pages as an admin uses them: add a zone (the server's refusal shows next to
-// the field), create a read-only API token and use it from outside the browser, revoke
-// it, add a viewer and see their password once, change a role (the last admin stays), and
-// find all of it in the audit log. A screenshot of each page.
+// the field) and delete one by keyboard, create a read-only API token and use it from
+// outside the browser, revoke it, add a viewer and see their password once, change a role
+// (the last admin stays), find all of it in the audit log, see what a member sees, and
+// remove the user. A screenshot of each page, at 1280 px.
 import { ask, done, env, hydrated, launch, shot, step } from './harness.mjs';
 
 const { browser, page, errors } = await launch();
@@ -180,6 +181,16 @@ await step(page, 'a member reads the zones and is told what needs an admin', asy
   await member.getByRole('heading', { name: 'An admin role is needed' }).waitFor();
   await shot(member, '08-member-tokens');
   await member.context().close();
+});
+
+await step(page, 'a user is removed after confirming', async () => {
+  await open('/settings/users');
+  const row = page.getByRole('row', { name: /grace@example\.com/ });
+  await row.getByRole('button', { name: 'Remove user grace@example.com' }).click();
+  await row.getByRole('group').getByRole('button', { name: 'Remove', exact: true }).click();
+  await row.waitFor({ state: 'detached' });
+  const { status } = await ask('log_in', { email: 'grace@example.com', password });
+  if (status === 200) throw new Error('a removed user still logs in');
 });
 
 await browser.close();
