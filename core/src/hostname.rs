@@ -65,6 +65,19 @@ impl HostPattern {
         Ok(Self(name))
     }
 
+    /// A zone: a domain an account serves, such as `example.com` — a hostname, never a
+    /// wildcard (the server and the dashboard's form check zones with this).
+    pub fn parse_zone(input: &str) -> Result<Self, Error> {
+        let zone = Self::parse(input)?;
+        if zone.is_wildcard() {
+            return Err(Error::InvalidHostname {
+                hostname: input.to_owned(),
+                reason: "a zone is a domain such as example.com, not a wildcard",
+            });
+        }
+        Ok(zone)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -150,6 +163,19 @@ impl From<HostPattern> for String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn zones_are_domains_without_wildcards() {
+        assert_eq!(
+            HostPattern::parse_zone("Example.COM.").unwrap().as_str(),
+            "example.com"
+        );
+        assert!(matches!(
+            HostPattern::parse_zone("*.example.com"),
+            Err(Error::InvalidHostname { reason, .. }) if reason.contains("not a wildcard")
+        ));
+        assert!(HostPattern::parse_zone("example.com:80").is_err());
+    }
+
     #[test]
     fn patterns_lie_within_zones() {
         let zone = HostPattern::parse("example.com").unwrap();

@@ -241,10 +241,7 @@ impl Control {
     /// overlap another account's zone (either inside the other), nor lie in the quick-tunnel
     /// domain. Registering a zone the account already has, or one inside it, is refused too.
     pub async fn create_zone(&self, account: AccountId, name: &str) -> Result<api::Zone, Error> {
-        let zone = HostPattern::parse(name).map_err(|e| Error::invalid("name", e))?;
-        if zone.is_wildcard() {
-            return Err(Error::invalid("name", "a zone is a domain, not a wildcard"));
-        }
+        let zone = HostPattern::parse_zone(name).map_err(|e| Error::invalid("name", e))?;
         if let Some(quick) = self.quick_domain()
             && zone.is_within(&quick)
         {

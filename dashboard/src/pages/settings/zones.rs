@@ -22,16 +22,11 @@ use crate::{
 
 const ZONES: &str = "/api/v1/zones";
 
-/// The request that adds `name`, or what is wrong with it: a zone is a domain such as
-/// `example.com` (no wildcard), stored lowercase without a trailing dot.
+/// The request that adds `name`, or what is wrong with it (as the server would say): a
+/// zone is a domain such as `example.com` (no wildcard), stored lowercase without a
+/// trailing dot.
 pub(crate) fn zone_request(name: &str) -> Result<CreateZone, Problem> {
-    let zone = HostPattern::parse(name).map_err(|e| Problem::at("name", reason(&e)))?;
-    if zone.is_wildcard() {
-        return Err(Problem::at(
-            "name",
-            "A zone is a domain such as example.com, not a wildcard",
-        ));
-    }
+    let zone = HostPattern::parse_zone(name).map_err(|e| Problem::at("name", reason(&e)))?;
     Ok(CreateZone {
         name: zone.to_string(),
     })
