@@ -53,6 +53,28 @@ pub(crate) fn CopyId(value: String, what: &'static str) -> impl IntoView {
     }
 }
 
+/// A command to paste into a terminal, in a block, with a button that copies it. `what`
+/// names it for screen readers ("install command").
+#[component]
+pub(crate) fn CopyCommand(command: Signal<String>, what: &'static str) -> impl IntoView {
+    let state = RwSignal::new(CopyState::Ready);
+    let code = NodeRef::<html::Code>::new();
+    view! {
+        <div class="copy-command">
+            <pre class="command"><code node_ref=code>{move || command.get()}</code></pre>
+            <button
+                type="button"
+                class="copy"
+                class:copied=move || state.get() != CopyState::Ready
+                aria-label=format!("Copy {what}")
+                on:click=move |_| copy_to_clipboard(&command.get_untracked(), code, state)
+            >
+                <span aria-live="polite">{move || state.get().label()}</span>
+            </button>
+        </div>
+    }
+}
+
 /// Event handlers run only in the browser; the server build has nothing to do here.
 fn copy_to_clipboard(value: &str, code: NodeRef<html::Code>, state: RwSignal<CopyState>) {
     #[cfg(feature = "hydrate")]
