@@ -213,7 +213,7 @@ fn ConnectorStep(
     });
     let ready = move || connectors.with(|c| connected(c));
     view! {
-        <h2>"Install and run a connector for " {tunnel.name.clone()}</h2>
+        <h2>"Install and run a connector for " {tunnel.name}</h2>
         <p class="muted">
             "Choose where the connector runs and paste the command into a terminal there. "
             "The command holds the tunnel's token: keep it secret."

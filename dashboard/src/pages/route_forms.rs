@@ -115,8 +115,8 @@ pub(crate) fn HostnameEditor(
                     Err(e) => {
                         let (message, field) = failure(&e);
                         match error_field(field.as_deref(), &message) {
-                            Some((i, field)) if i == at.get() => {
-                                problem.set(Some((field, message)));
+                            Some((i, field, short)) if i == at.get() => {
+                                problem.set(Some((field, short)));
                             }
                             _ => general.set(Some(message)),
                         }
@@ -127,7 +127,10 @@ pub(crate) fn HostnameEditor(
     };
     let domains = zones
         .into_iter()
-        .map(|zone| view! { <option value=zone.clone()>{zone.clone()}</option> })
+        .map(|zone| {
+            let label = zone.clone();
+            view! { <option value=zone>{label}</option> }
+        })
         .collect_view();
     let kinds = ServiceType::ALL
         .into_iter()

@@ -299,14 +299,20 @@ fn with_catch_all(config: Option<&IngressConfig>) -> IngressConfig {
     out
 }
 
-/// The rule and field a configuration error is about: the server names it in
-/// `details.field` (`config.ingress[0].service`) or, for zone and conflict refusals, at
-/// the start of the message (`config.ingress[0].hostname: …`).
-pub(crate) fn error_field(field: Option<&str>, message: &str) -> Option<(usize, Field)> {
-    let path = field
-        .or_else(|| message.split_once(':').map(|(head, _)| head))?
-        .strip_prefix("config.ingress[")?;
-    let (index, member) = path.split_once(']')?;
+/// The rule and field a configuration error is about, and its message without the path
+/// (the form shows it next to the field): the server names it in `details.field`
+/// (`config.ingress[0].service`, the message starting `invalid config.ingress[0].service: `)
+/// or, for zone and conflict refusals, at the start of the message
+/// (`config.ingress[0].hostname: …`).
+pub(crate) fn error_field(field: Option<&str>, message: &str) -> Option<(usize, Field, String)> {
+    let (path, rest) = match field {
+        Some(field) => (field, message.strip_prefix(&format!("invalid {field}: "))),
+        None => {
+            let (head, rest) = message.split_once(": ")?;
+            (head, Some(rest))
+        }
+    };
+    let (index, member) = path.strip_prefix("config.ingress[")?.split_once(']')?;
     let index = index.parse().ok()?;
     let field = match member.trim_start_matches('.') {
         "hostname" => Field::Hostname,
@@ -314,7 +320,7 @@ pub(crate) fn error_field(field: Option<&str>, message: &str) -> Option<(usize, 
         "originRequest" => Field::Origin,
         _ => Field::Service,
     };
-    Some((index, field))
+    Some((index, field, rest.unwrap_or(message).to_owned()))
 }
 
 /// Where a connector can run, as the wizard's tabs list them.
@@ -353,8 +359,8 @@ impl Environment {
     pub(crate) fn note(self) -> &'static str {
         match self {
             Self::Debian | Self::RedHat => {
-                "Downloads the connector from this server (Linux x86-64 and the server's own \
-                 architecture), installs it and runs the tunnel."
+                "Downloads the connector this server ships (built for the server's own \
+                 platform), installs it and runs the tunnel."
             }
             Self::MacOs | Self::Windows => {
                 "This server ships a Linux connector only: build adit from the Adit source \
@@ -548,19 +554,26 @@ mod tests {
     #[test]
     fn server_errors_name_their_rule_and_field() {
         assert_eq!(
-            error_field(Some("config.ingress[0].service"), "bad"),
-            Some((0, Field::Service))
+            error_field(
+                Some("config.ingress[0].service"),
+                "invalid config.ingress[0].service: Rule #1: bad port"
+            ),
+            Some((0, Field::Service, "Rule #1: bad port".to_owned()))
         );
         assert_eq!(
             error_field(
                 None,
                 "config.ingress[2].hostname: not in a zone of the account"
             ),
-            Some((2, Field::Hostname))
+            Some((
+                2,
+                Field::Hostname,
+                "not in a zone of the account".to_owned()
+            ))
         );
         assert_eq!(
-            error_field(Some("config.ingress[1].path"), ""),
-            Some((1, Field::Path))
+            error_field(Some("config.ingress[1].path"), "odd"),
+            Some((1, Field::Path, "odd".to_owned()))
         );
         assert_eq!(error_field(Some("name"), "x"), None);
         assert_eq!(error_field(None, "tunnel not found"), None);

@@ -149,7 +149,7 @@ fn ConnectorRow(connector: Connector) -> impl IntoView {
             <td>{connector.version.clone()}</td>
             <td>{connector.arch.clone()}</td>
             <td>{origin_ips}</td>
-            <td>{edges(&connector)}</td>
+            <td class="nowrap">{edges(&connector)}</td>
             <td class="num">{format!("{}/{HA_CONNECTIONS}", connector.connections.len())}</td>
             <td><time datetime=since>{since_label}</time></td>
         </tr>
@@ -392,7 +392,7 @@ fn RefreshToken(tunnel: Tunnel, panel: RwSignal<Panel>) -> impl IntoView {
     };
     view! {
         <section class="card panel warning" role="alertdialog" aria-label="Refresh the token">
-            <h2>"Refresh the token of " {tunnel.name.clone()} "?"</h2>
+            <h2>"Refresh the token of " {tunnel.name} "?"</h2>
             <p>
                 "The current token stops working at once: running connectors are disconnected "
                 "and must be restarted with the new token."
@@ -526,7 +526,7 @@ fn HostnamesTab(
                     <tr>
                         <th scope="row">{hostname.clone()}</th>
                         <td>{rule.path.clone().unwrap_or_default()}</td>
-                        <td><code>{rule.service.clone()}</code></td>
+                        <td><code>{rule.service}</code></td>
                         {actions}
                     </tr>
                 }
