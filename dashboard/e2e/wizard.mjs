@@ -113,25 +113,61 @@ await step(page, 'the tunnel page shows it Healthy with its hostname', async () 
   await shot(page, '08-tunnel-hostnames');
 });
 
-await step(page, 'the other tabs show its network, connector and traffic', async () => {
-  await page.getByRole('tab', { name: 'Private networks' }).click();
+await step(page, 'public hostnames are added, edited and deleted', async () => {
+  const table = page.locator('.tab-panel table');
+  await page.getByRole('button', { name: 'Add a public hostname' }).click();
+  await page.getByLabel('Subdomain').fill('api');
+  await page.getByLabel('Service type').selectOption('HTTP_STATUS');
+  await page.getByLabel('URL', { exact: true }).fill('418');
+  await page.getByRole('button', { name: 'Save hostname' }).click();
+  await table.getByText('http_status:418').waitFor();
+  await page.getByRole('button', { name: 'Edit api.example.com' }).click();
+  await page.getByLabel('URL', { exact: true }).fill('204');
+  await page.getByRole('button', { name: 'Save hostname' }).click();
+  await table.getByText('http_status:204').waitFor();
+  await shot(page, '09-tunnel-hostname-edited');
+  await page.getByRole('button', { name: 'Delete api.example.com' }).click();
+  await page.getByRole('rowheader', { name: 'api.example.com' }).waitFor({ state: 'detached' });
+  await page.getByRole('rowheader', { name: 'app.example.com' }).waitFor();
+});
+
+await step(page, 'the tabs answer the arrow keys', async () => {
+  await page.getByRole('tab', { name: 'Public hostnames' }).focus();
+  await page.keyboard.press('ArrowRight');
+  const networks = page.getByRole('tab', { name: 'Private networks' });
+  await page.locator('[role=tab][aria-selected=true]', { hasText: 'Private networks' }).waitFor();
+  if (!(await networks.evaluate((el) => el === document.activeElement))) {
+    throw new Error('the chosen tab does not have the focus');
+  }
   await page.getByRole('rowheader', { name: '10.9.0.0/24' }).waitFor();
-  await shot(page, '09-tunnel-networks');
+  await shot(page, '10-tunnel-networks');
+  await page.getByRole('button', { name: 'Delete 10.9.0.0/24' }).click();
+  await page.getByRole('rowheader', { name: '10.9.0.0/24' }).waitFor({ state: 'detached' });
+});
+
+await step(page, 'the connectors and traffic tabs', async () => {
   await page.getByRole('tab', { name: 'Connectors' }).click();
   await page.locator('table.connectors tbody tr', { hasText: '4/4' }).waitFor();
-  await shot(page, '10-tunnel-connectors');
+  await shot(page, '11-tunnel-connectors');
   await page.getByRole('tab', { name: 'Traffic' }).click();
   await page.locator('figure.chart').first().waitFor();
   const charts = await page.locator('figure.chart svg polyline').count();
   if (charts !== 4) throw new Error(`${charts} charts`);
-  await shot(page, '11-tunnel-traffic');
+  await shot(page, '12-tunnel-traffic');
+});
+
+await step(page, 'it is renamed in place', async () => {
+  await page.locator('.header-actions').getByRole('button', { name: 'Rename' }).click();
+  await page.getByLabel('New name').fill(`${NAME}-2`);
+  await page.locator('form.panel').getByRole('button', { name: 'Rename' }).click();
+  await page.locator('h1').getByText(`${NAME}-2`).waitFor();
 });
 
 await step(page, 'refreshing the token drops the connector: Down, without a reload', async () => {
   await page.locator('.header-actions').getByRole('button', { name: 'Refresh token' }).click();
   const dialog = page.getByRole('alertdialog');
   await dialog.getByText(/running connectors are disconnected/).waitFor();
-  await shot(page, '12-refresh-confirm');
+  await shot(page, '13-refresh-confirm');
   const started = Date.now();
   await dialog.getByRole('button', { name: 'Refresh token' }).click();
   const fresh = page.getByRole('region', { name: 'New token' }).locator('code');
@@ -139,7 +175,7 @@ await step(page, 'refreshing the token drops the connector: Down, without a relo
   if ((await fresh.textContent()).includes(token)) throw new Error('the old token is shown');
   await page.locator('h1 .badge').getByText('Down').waitFor(LIVE);
   process.stdout.write(`Down shown ${since(started)} after the token was refreshed\n`);
-  await shot(page, '13-token-refreshed-down');
+  await shot(page, '14-token-refreshed-down');
   if (navigations !== 0) throw new Error(`${navigations} navigations on the tunnel page`);
 });
 
@@ -147,13 +183,13 @@ await step(page, 'deleting it lands on the Tunnels page without it', async () =>
   await page.locator('.header-actions').getByRole('button', { name: 'Delete' }).click();
   const dialog = page.getByRole('alertdialog');
   await dialog.getByText(/public hostnames and private networks are removed/).waitFor();
-  await shot(page, '14-delete-confirm');
+  await shot(page, '15-delete-confirm');
   await dialog.getByRole('button', { name: /^Delete/ }).click();
   await page.waitForURL((url) => url.pathname === '/tunnels');
   await hydrated(page);
   await page.getByRole('heading', { name: 'Tunnels', exact: true }).waitFor();
   if (await page.getByText(NAME).count()) throw new Error(`${NAME} is still listed`);
-  await shot(page, '15-deleted');
+  await shot(page, '16-deleted');
 });
 
 await ask('stop_connector');

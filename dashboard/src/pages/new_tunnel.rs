@@ -220,7 +220,7 @@ fn ConnectorStep(
         </p>
         <super::tunnel::Tabs
             label="Environment"
-            choices=Environment::ALL.to_vec()
+            choices=&Environment::ALL
             selected=environment
             name=Environment::label
         />
