@@ -149,8 +149,12 @@ await step(page, 'the connectors and traffic tabs', async () => {
   await page.getByRole('tab', { name: 'Connectors' }).click();
   await page.locator('table.connectors tbody tr', { hasText: '4/4' }).waitFor();
   await shot(page, '11-tunnel-connectors');
+  // The edge counts per tunnel and writes a minute's counts out every minute: now.
+  await ask('flush_traffic');
   await page.getByRole('tab', { name: 'Traffic' }).click();
-  await page.locator('figure.chart').first().waitFor();
+  await page.getByText('Per minute.').waitFor();
+  await page.locator('figure.chart', { hasText: 'Requests' }).locator('.chart-latest')
+    .getByText(/^[1-9]\d* in range/).waitFor();
   const charts = await page.locator('figure.chart svg polyline').count();
   if (charts !== 4) throw new Error(`${charts} charts`);
   await shot(page, '12-tunnel-traffic');

@@ -44,10 +44,14 @@ where
     let _ = (target, path);
 }
 
-/// Calls `tick` every `period` while the page is open.
+/// Calls `tick` every `period` while the calling component is shown (the timer stops
+/// when it is removed, e.g. when another tab is chosen).
 pub(crate) fn every(period: std::time::Duration, tick: impl Fn() + 'static) {
     #[cfg(feature = "hydrate")]
-    leptos::prelude::set_interval(tick, period);
+    match leptos::prelude::set_interval_with_handle(tick, period) {
+        Ok(handle) => leptos::prelude::on_cleanup(move || handle.clear()),
+        Err(e) => leptos::logging::warn!("no timer: {}", crate::client::js_error(e)),
+    }
     #[cfg(not(feature = "hydrate"))]
     let _ = (period, tick);
 }

@@ -55,16 +55,38 @@ pub(crate) fn human_bytes(bytes: f64) -> String {
     }
 }
 
-/// One chart: a title, its scale's top as text and the line. `format` writes a value of
-/// the series as a label.
+/// What a chart's caption says of its whole series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Summary {
+    /// The sum ("12 in range"): for counts.
+    Total,
+    /// The largest value ("peak 40 ms"): for latencies.
+    Peak,
+}
+
+impl Summary {
+    fn text(self, values: &[f64], format: fn(f64) -> String) -> String {
+        match self {
+            Self::Total => format!("{} in range", format(values.iter().sum())),
+            Self::Peak => format!(
+                "peak {}",
+                format(values.iter().copied().fold(0.0, f64::max))
+            ),
+        }
+    }
+}
+
+/// One chart: a title, a summary of the series, its scale's top and the line. `format`
+/// writes a value of the series as a label.
 #[component]
 pub(crate) fn LineChart(
     title: &'static str,
     values: Signal<Vec<f64>>,
     format: fn(f64) -> String,
+    summary: Summary,
 ) -> impl IntoView {
     let top = Memo::new(move |_| values.with(|v| nice_max(v.iter().copied().fold(0.0, f64::max))));
-    let latest = move || values.with(|v| v.last().copied().map(format).unwrap_or_default());
+    let latest = move || values.with(|v| summary.text(v, format));
     let view_box = format!("0 0 {WIDTH} {HEIGHT}");
     view! {
         <figure class="chart">
@@ -113,6 +135,14 @@ mod tests {
         );
         // Values above the top are clipped; negatives sit on the axis.
         assert_eq!(polyline(&[20.0, -1.0], 10.0), "0.0,0.0 300.0,80.0");
+    }
+
+    #[test]
+    fn captions_sum_counts_and_peak_latencies() {
+        let count = |v: f64| format!("{v:.0}");
+        assert_eq!(Summary::Total.text(&[1.0, 0.0, 4.0], count), "5 in range");
+        assert_eq!(Summary::Peak.text(&[1.0, 9.0, 4.0], count), "peak 9");
+        assert_eq!(Summary::Peak.text(&[], count), "peak 0");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::{
     Error,
     action::{call, every, failure, go_to, origin},
     components::{
-        chart::{LineChart, human_bytes},
+        chart::{LineChart, Summary, human_bytes},
         copy_id::{CopyCommand, CopyId},
         status_badge::StatusBadge,
     },
@@ -282,7 +282,9 @@ pub(crate) fn TunnelPage(data: TunnelPageData, now_ms: i64) -> impl IntoView {
         }),
         Tab::Networks => EitherOf4::B(view! { <NetworksTab tunnel=id ip_routes /> }),
         Tab::Connectors => EitherOf4::C(view! { <ConnectorTable connectors=connectors.into() /> }),
-        Tab::Traffic => EitherOf4::D(view! { <TrafficTab tunnel=id traffic=traffic.clone() /> }),
+        Tab::Traffic => {
+            EitherOf4::D(view! { <TrafficTab tunnel=id traffic=traffic.clone() now /> })
+        }
     };
     view! {
         <header class="page-header">
@@ -706,13 +708,37 @@ fn NetworksTab(
 /// The ranges the charts offer, in minutes.
 const RANGES: [(u32, &str); 2] = [(60, "Last hour"), (24 * 60, "Last day")];
 
-/// The series each chart draws from the traffic points.
-fn series(points: &[TrafficPoint], pick: fn(&TrafficPoint) -> f64) -> Vec<f64> {
-    points.iter().map(pick).collect()
+/// One value per minute of the `minutes` up to `now_ms` (oldest first), picked from the
+/// points the API returned; minutes without a point (no traffic) are 0, so the chart's
+/// width is time.
+fn series(
+    points: &[TrafficPoint],
+    minutes: u32,
+    now_ms: i64,
+    pick: fn(&TrafficPoint) -> f64,
+) -> Vec<f64> {
+    let minutes = usize::try_from(minutes)
+        .unwrap_or(usize::MAX)
+        .min(7 * 24 * 60);
+    let mut out = vec![0.0; minutes];
+    for point in points {
+        let Some(at) = unix_ms(&point.at) else {
+            continue;
+        };
+        let ago = usize::try_from(now_ms.saturating_sub(at) / 60_000).unwrap_or(usize::MAX);
+        if ago < minutes {
+            out[minutes - 1 - ago] = pick(point);
+        }
+    }
+    out
 }
 
 #[component]
-fn TrafficTab(tunnel: adit_core::ids::TunnelId, traffic: Vec<TrafficPoint>) -> impl IntoView {
+fn TrafficTab(
+    tunnel: adit_core::ids::TunnelId,
+    traffic: Vec<TrafficPoint>,
+    now: ReadSignal<i64>,
+) -> impl IntoView {
     let points = RwSignal::new(traffic);
     let minutes = RwSignal::new(60u32);
     let load = move || {
@@ -729,9 +755,12 @@ fn TrafficTab(tunnel: adit_core::ids::TunnelId, traffic: Vec<TrafficPoint>) -> i
             },
         );
     };
+    // The page's data may be old by the time the tab is opened: read now, then poll.
+    load();
     every(TRAFFIC_POLL, load);
-    let chart =
-        |pick: fn(&TrafficPoint) -> f64| Signal::derive(move || points.with(|p| series(p, pick)));
+    let chart = |pick: fn(&TrafficPoint) -> f64| {
+        Signal::derive(move || points.with(|p| series(p, minutes.get(), now.get(), pick)))
+    };
     let options = RANGES
         .into_iter()
         .map(|(value, label)| view! { <option value=value.to_string()>{label}</option> })
@@ -758,14 +787,30 @@ fn TrafficTab(tunnel: adit_core::ids::TunnelId, traffic: Vec<TrafficPoint>) -> i
             </span>
         </div>
         <div class="charts">
-            <LineChart title="Requests" values=chart(|p| p.requests as f64) format=count />
-            <LineChart title="Errors" values=chart(|p| p.errors as f64) format=count />
+            <LineChart
+                title="Requests"
+                values=chart(|p| p.requests as f64)
+                format=count
+                summary=Summary::Total
+            />
+            <LineChart
+                title="Errors"
+                values=chart(|p| p.errors as f64)
+                format=count
+                summary=Summary::Total
+            />
             <LineChart
                 title="Bytes (in + out)"
                 values=chart(|p| (p.bytes_in + p.bytes_out) as f64)
                 format=human_bytes
+                summary=Summary::Total
             />
-            <LineChart title="p99 latency" values=chart(|p| p.p99_ms) format=millis />
+            <LineChart
+                title="p99 latency"
+                values=chart(|p| p.p99_ms)
+                format=millis
+                summary=Summary::Peak
+            />
         </div>
     }
 }
@@ -773,6 +818,31 @@ fn TrafficTab(tunnel: adit_core::ids::TunnelId, traffic: Vec<TrafficPoint>) -> i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traffic_is_spread_over_every_minute_of_the_range() {
+        let point = |at: &str, requests: u64| TrafficPoint {
+            at: at.to_owned(),
+            requests,
+            errors: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+        };
+        // 2026-11-25T03:33:07Z.
+        let now = 1_795_577_587_000;
+        let points = [
+            point("2026-11-25T03:33:00Z", 7),
+            point("2026-11-25T03:30:00Z", 4),
+            point("2026-11-25T01:00:00Z", 9),
+            point("not a time", 1),
+        ];
+        let values = series(&points, 5, now, |p| p.requests as f64);
+        // The five minutes 03:29 … 03:33.
+        assert_eq!(values, [0.0, 4.0, 0.0, 0.0, 7.0]);
+        assert_eq!(series(&[], 60, now, |p| p.requests as f64).len(), 60);
+    }
 
     #[test]
     fn arrow_keys_move_between_tabs_and_wrap() {
