@@ -167,11 +167,21 @@ await step(page, 'it is renamed in place', async () => {
   await page.locator('h1').getByText(`${NAME}-2`).waitFor();
 });
 
+await step(page, 'deleting while connected says so and offers Delete anyway', async () => {
+  await page.locator('.header-actions').getByRole('button', { name: 'Delete' }).click();
+  const dialog = page.getByRole('alertdialog');
+  await dialog.getByText('1 connector is connected: deleting disconnects it.').waitFor();
+  await dialog.getByRole('button', { name: 'Delete anyway' }).waitFor();
+  await shot(page, '13-delete-while-connected');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await dialog.waitFor({ state: 'detached' });
+});
+
 await step(page, 'refreshing the token drops the connector: Down, without a reload', async () => {
   await page.locator('.header-actions').getByRole('button', { name: 'Refresh token' }).click();
   const dialog = page.getByRole('alertdialog');
   await dialog.getByText(/running connectors are disconnected/).waitFor();
-  await shot(page, '13-refresh-confirm');
+  await shot(page, '14-refresh-confirm');
   const started = Date.now();
   await dialog.getByRole('button', { name: 'Refresh token' }).click();
   const fresh = page.getByRole('region', { name: 'New token' }).locator('code');
@@ -179,7 +189,7 @@ await step(page, 'refreshing the token drops the connector: Down, without a relo
   if ((await fresh.textContent()).includes(token)) throw new Error('the old token is shown');
   await page.locator('h1 .badge').getByText('Down').waitFor(LIVE);
   process.stdout.write(`Down shown ${since(started)} after the token was refreshed\n`);
-  await shot(page, '14-token-refreshed-down');
+  await shot(page, '15-token-refreshed-down');
   if (navigations !== 0) throw new Error(`${navigations} navigations on the tunnel page`);
 });
 
@@ -187,13 +197,13 @@ await step(page, 'deleting it lands on the Tunnels page without it', async () =>
   await page.locator('.header-actions').getByRole('button', { name: 'Delete' }).click();
   const dialog = page.getByRole('alertdialog');
   await dialog.getByText(/public hostnames and private networks are removed/).waitFor();
-  await shot(page, '15-delete-confirm');
+  await shot(page, '16-delete-confirm');
   await dialog.getByRole('button', { name: /^Delete/ }).click();
   await page.waitForURL((url) => url.pathname === '/tunnels');
   await hydrated(page);
   await page.getByRole('heading', { name: 'Tunnels', exact: true }).waitFor();
   if (await page.getByText(NAME).count()) throw new Error(`${NAME} is still listed`);
-  await shot(page, '16-deleted');
+  await shot(page, '17-deleted');
 });
 
 await ask('stop_connector');
