@@ -176,7 +176,7 @@ fn ConnectorRow(connector: Connector) -> impl IntoView {
         .map_or_else(|| since.clone(), |(date, time)| format!("{date} {time}"));
     view! {
         <tr>
-            <td><CopyId value=connector.id.to_string() what="connector ID" /></td>
+            <td><CopyId value=connector.id.to_string() what="connector ID" short=true /></td>
             <td>{connector.hostname.clone()}</td>
             <td>{connector.version.clone()}</td>
             <td>{connector.arch.clone()}</td>
