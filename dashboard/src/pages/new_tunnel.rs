@@ -10,10 +10,12 @@ use serde_json::json;
 use super::{
     route_forms::{FieldError, HostnameEditor, NetworkForm},
     routing::{Environment, HostnameForm, name_problem, user_rules},
+    tunnel::ConnectorTable,
 };
 use crate::{
     Error,
     action::{call, failure, follow, origin},
+    components::{copy_id::CopyCommand, tabs::Tabs},
 };
 
 /// The wizard's steps, in order.
@@ -218,7 +220,7 @@ fn ConnectorStep(
             "Choose where the connector runs and paste the command into a terminal there. "
             "The command holds the tunnel's token: keep it secret."
         </p>
-        <super::tunnel::Tabs
+        <Tabs
             label="Environment"
             choices=&Environment::ALL
             selected=environment
@@ -226,10 +228,10 @@ fn ConnectorStep(
         />
         <div class="tab-panel" role="tabpanel">
             <p class="muted">{move || environment.get().note()}</p>
-            <super::super::components::copy_id::CopyCommand command what="install command" />
+            <CopyCommand command what="install command" />
         </div>
         <h3>"Connectors"</h3>
-        <super::tunnel::ConnectorTable connectors />
+        <ConnectorTable connectors />
         <div class="form-actions">
             <button
                 type="button"
