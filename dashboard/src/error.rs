@@ -16,7 +16,11 @@ pub enum Error {
     #[error("browser: {0}")]
     Browser(String),
     /// The REST API answered with an error.
-    #[cfg(feature = "hydrate")]
     #[error("{message} (HTTP {status})")]
-    Api { status: u16, message: String },
+    Api {
+        status: u16,
+        message: String,
+        /// The input at fault, when the API names one (`details.field`).
+        field: Option<String>,
+    },
 }

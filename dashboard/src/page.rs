@@ -2,7 +2,7 @@
 //! renders [`App`] into the document and writes the same [`PageData`] into it as JSON; the
 //! browser bundle reads that JSON back and hydrates the identical view.
 
-use adit_core::api::{Session, Tunnel};
+use adit_core::api::{Connector, IpRoute, Session, TrafficPoint, Tunnel, TunnelConfiguration};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,8 @@ use crate::{
     pages::{
         device::{DevicePage, DeviceView},
         login::LoginPage,
+        new_tunnel::NewTunnelPage,
+        tunnel::TunnelPage,
         tunnels::TunnelsPage,
     },
 };
@@ -48,15 +50,57 @@ pub enum Page {
     Tunnels { tunnels: Vec<Tunnel> },
     /// Approving an `adit login`.
     Device { view: DeviceView },
+    /// The wizard that creates a tunnel: the names already `taken` in the account, and the
+    /// account's `zones` (where public hostnames can be routed).
+    NewTunnel {
+        taken: Vec<String>,
+        zones: Vec<String>,
+    },
+    /// One tunnel with its routes, connectors and traffic.
+    Tunnel(Box<TunnelPageData>),
+}
+
+/// What the tunnel page is drawn from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TunnelPageData {
+    pub tunnel: Tunnel,
+    pub connectors: Vec<Connector>,
+    /// Its ingress rules: stored (remote) or as its connector reported them (local).
+    pub configuration: TunnelConfiguration,
+    /// The private networks routed to it.
+    pub ip_routes: Vec<IpRoute>,
+    /// The last hour, minute by minute.
+    pub traffic: Vec<TrafficPoint>,
+    /// The account's zones, for the hostname form's domain list.
+    pub zones: Vec<String>,
 }
 
 impl Page {
-    /// The page's name: the document title and the active navigation entry.
+    /// The page's name: the active navigation entry of the top-level pages, and the
+    /// document title.
     pub fn title(&self) -> &'static str {
         match self {
             Self::Login { .. } => "Log in",
             Self::Tunnels { .. } => "Tunnels",
             Self::Device { .. } => "Log in a device",
+            Self::NewTunnel { .. } => "Create a tunnel",
+            Self::Tunnel(_) => "Tunnel",
+        }
+    }
+
+    /// The document's title: the page's name, and the tunnel's on its page.
+    pub fn document_title(&self) -> String {
+        match self {
+            Self::Tunnel(data) => format!("{} · Tunnels", data.tunnel.name),
+            other => other.title().to_owned(),
+        }
+    }
+
+    /// The navigation entry the page belongs under.
+    pub fn section(&self) -> &'static str {
+        match self {
+            Self::NewTunnel { .. } | Self::Tunnel(_) => "Tunnels",
+            other => other.title(),
         }
     }
 }
@@ -70,10 +114,10 @@ pub(crate) fn App(data: PageData) -> impl IntoView {
         page,
     } = data;
     #[cfg(feature = "hydrate")]
-    provide_context(crate::client::Api::new(
+    crate::client::set_api(crate::client::Api::new(
         session.as_ref().map(|s| s.csrf_token.clone()),
     ));
-    let title = page.title();
+    let section = page.section();
     let (account, csrf_token) = session
         .as_ref()
         .map(|s| (s.account.clone(), s.csrf_token.clone()))
@@ -82,8 +126,10 @@ pub(crate) fn App(data: PageData) -> impl IntoView {
         Page::Login { error, email, next } => view! { <LoginPage error email next /> }.into_any(),
         Page::Tunnels { tunnels } => view! { <TunnelsPage tunnels now_ms /> }.into_any(),
         Page::Device { view } => view! { <DevicePage view account csrf_token /> }.into_any(),
+        Page::NewTunnel { taken, zones } => view! { <NewTunnelPage taken zones /> }.into_any(),
+        Page::Tunnel(data) => view! { <TunnelPage data=*data now_ms /> }.into_any(),
     };
-    view! { <Layout title session>{content}</Layout> }
+    view! { <Layout title=section session>{content}</Layout> }
 }
 
 /// The bundle's entry: reads the page's data from the document, hydrates `<body>` with the
