@@ -6,8 +6,8 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use adit_core::api::{
-    ConfigSource, Connector, HA_CONNECTIONS, IpRoute, TrafficPoint, Tunnel, TunnelConfiguration,
-    TunnelTokenBody,
+    ConfigSource, Connector, HA_CONNECTIONS, IpRoute, OriginHealth, TrafficPoint, Tunnel,
+    TunnelConfiguration, TunnelTokenBody,
 };
 use leptos::{either::EitherOf4, ev::SubmitEvent, prelude::*};
 use serde_json::json;
@@ -50,6 +50,7 @@ pub(crate) fn ConnectorTable(connectors: Signal<Vec<Connector>>) -> impl IntoVie
                         <th scope="col">"Edge"</th>
                         <th scope="col" class="num">"Connections"</th>
                         <th scope="col">"Connected since"</th>
+                        <th scope="col">"Origin"</th>
                     </tr>
                 </thead>
                 <tbody aria-live="polite">
@@ -59,7 +60,7 @@ pub(crate) fn ConnectorTable(connectors: Signal<Vec<Connector>>) -> impl IntoVie
                     </For>
                     <Show when=move || connectors.with(Vec::is_empty)>
                         <tr>
-                            <td colspan="8" class="no-match">"No connector is running."</td>
+                            <td colspan="9" class="no-match">"No connector is running."</td>
                         </tr>
                     </Show>
                 </tbody>
@@ -120,7 +121,40 @@ fn ConnectorRow(connector: Connector) -> impl IntoView {
             <td class="nowrap">{edges(&connector)}</td>
             <td class="num">{format!("{}/{HA_CONNECTIONS}", connector.connections.len())}</td>
             <td><time datetime=since>{since_label}</time></td>
+            <td>{origin_badge(connector.origin_health.as_ref())}</td>
         </tr>
+    }
+}
+
+/// The connector's origin health as a badge: reachable (green), unreachable with the
+/// connector's reason (red), or not yet known (grey) — in words as well as colour.
+fn origin_badge(health: Option<&OriginHealth>) -> impl IntoView + use<> {
+    let (class, label, title) = match health {
+        None => (
+            "badge-inactive",
+            "No requests yet".to_owned(),
+            "No request has gone through this connector yet".to_owned(),
+        ),
+        Some(h) if h.reachable => (
+            "badge-healthy",
+            "Reachable".to_owned(),
+            format!("The latest request reached an origin ({})", h.checked_at),
+        ),
+        Some(h) => (
+            "badge-down",
+            "Unreachable".to_owned(),
+            format!(
+                "The latest request did not reach an origin: {} ({})",
+                h.error.as_deref().unwrap_or("origin_error"),
+                h.checked_at
+            ),
+        ),
+    };
+    view! {
+        <span class=format!("badge {class}") title=title>
+            <span class="badge-dot" aria-hidden="true"></span>
+            {label}
+        </span>
     }
 }
 
@@ -754,6 +788,44 @@ fn TrafficTab(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn the_connectors_table_says_whether_each_connectors_origin_answered() {
+        let connector = |n: u8, health: serde_json::Value| -> Connector {
+            serde_json::from_value(json!({
+                "id": format!("00000000-0000-4000-8000-0000000000{n:02}"),
+                "tunnel_id": "6f1d7a0e-2b1c-4c8e-9a51-7f0b3d2e4c11",
+                "version": "0.1.0", "arch": "linux_amd64", "hostname": "box",
+                "registered_at": "2026-11-25T01:33:07Z", "connections": [],
+                "origin_health": health,
+            }))
+            .unwrap()
+        };
+        let connectors = vec![
+            connector(
+                1,
+                json!({"reachable": true, "checked_at": "2026-11-25T03:30:00Z"}),
+            ),
+            connector(
+                2,
+                json!({"reachable": false, "checked_at": "2026-11-25T03:31:00Z", "error": "origin_refused"}),
+            ),
+            connector(3, serde_json::Value::Null),
+        ];
+        let html = Owner::new()
+            .with(|| view! { <ConnectorTable connectors=Signal::stored(connectors) /> }.to_html());
+        assert!(html.contains(">Origin</th>"), "{html}");
+        assert!(
+            html.contains("badge badge-healthy") && html.contains("Reachable"),
+            "{html}"
+        );
+        assert!(
+            html.contains("badge badge-down") && html.contains("origin_refused"),
+            "{html}"
+        );
+        assert!(html.contains("No requests yet"), "{html}");
+    }
 
     #[test]
     fn traffic_is_spread_over_every_minute_of_the_range() {
