@@ -6,12 +6,14 @@
 #
 # Arguments after the image name are adit-server flags (`adit-server --help`). The API and
 # dashboard bind to 127.0.0.1:8000 inside the container unless --api-addr 0.0.0.0:8000 is
-# given; the dashboard page has no login yet, so publish port 8000 only where that is safe.
+# given. The dashboard needs a login (the first admin's password is printed once at the
+# first start); behind a TLS proxy, pass --secure-cookies.
 
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 # Only what the build needs (keeps target/ and a local .adit/ with its secrets out).
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
 COPY core core
 COPY proto proto
 COPY transport transport
@@ -20,9 +22,13 @@ COPY server server
 COPY dashboard dashboard
 COPY migrations migrations
 COPY xtask xtask
+# The dashboard's browser bundle (wasm, built by `cargo xtask ui`), then the binaries.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p adit-server -p adit-agent \
+    rustup target add wasm32-unknown-unknown \
+    && cargo xtask ui --release \
+    && mkdir -p /usr/local/share/adit && cp -r target/site /usr/local/share/adit/site \
+    && cargo build --release --locked -p adit-server -p adit-agent \
     && cp target/release/adit-server target/release/adit /usr/local/bin/
 
 FROM debian:bookworm-slim
@@ -30,6 +36,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /usr/local/bin/adit-server /usr/local/bin/adit /usr/local/bin/
+COPY --from=builder /usr/local/share/adit/site /usr/local/share/adit/site
+ENV ADIT_UI_DIR=/usr/local/share/adit/site
 # The database (SQLite), keys, certificates and the admin token; keep it on a volume.
 ENV ADIT_DATA_DIR=/var/lib/adit
 VOLUME ["/var/lib/adit"]

@@ -234,6 +234,23 @@ pub struct Connector {
     pub hostname: String,
     pub registered_at: String,
     pub connections: Vec<Connection>,
+    /// Whether the latest request through this connector reached an origin, as the edge
+    /// node answering saw it; `None` until one went through.
+    #[serde(default)]
+    pub origin_health: Option<OriginHealth>,
+}
+
+/// What the edge last saw of a connector's origins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginHealth {
+    /// An origin answered the latest request (whatever its status).
+    pub reachable: bool,
+    /// RFC 3339: when.
+    pub checked_at: String,
+    /// The connector's error code when no origin could be reached, e.g.
+    /// `origin_unreachable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The one shape every API error has.

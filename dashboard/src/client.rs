@@ -2,20 +2,23 @@
 //! notices through `EventSource`, the clipboard. The pages use the same API as scripts do;
 //! the session cookie is their credential.
 
-use std::{cell::Cell, rc::Rc, time::Duration};
+use std::{
+    cell::{Cell, RefCell},
+    rc::Rc,
+    time::Duration,
+};
 
-use adit_core::api::{self, Tunnel};
+use adit_core::api;
 use leptos::{prelude::*, task::spawn_local};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue, closure::Closure};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{EventSource, Headers, Request, RequestCredentials, RequestInit, Response};
 
-use crate::{Error, components::copy_id::CopyState, rest::Failure};
+use crate::{Error, components::copy_id::CopyState};
 
 /// The account's change notices ([`api::ChangeNotice`]), as Server-Sent Events.
 const EVENTS: &str = "/api/v1/events";
-const TUNNELS: &str = "/api/v1/tunnels";
 /// How soon a refused event stream is tried again (a dropped one the browser retries
 /// itself).
 const REOPEN_EVENTS: Duration = Duration::from_secs(5);
@@ -91,7 +94,11 @@ impl Api {
         if !response.ok() {
             let (message, field) = match serde_json::from_str::<api::ApiError>(&text) {
                 Ok(e) => {
-                    let field = e.details["field"].as_str().map(str::to_owned);
+                    let field = e
+                        .details
+                        .get("field")
+                        .and_then(|f| f.as_str())
+                        .map(str::to_owned);
                     (e.message, field)
                 }
                 Err(_) => (text, None),
@@ -110,68 +117,57 @@ impl Api {
     }
 }
 
-/// The session is over, so the page can neither show anything current nor change
-/// anything: to the log-in page, which comes back here afterwards.
-fn to_login() {
-    let location = window().location();
-    let here = location.pathname().unwrap_or_default();
-    let next = String::from(js_sys::encode_uri_component(&here));
-    if let Err(e) = location.assign(&format!("/login?next={next}")) {
-        leptos::logging::warn!("could not go to the log-in page: {}", js_error(e));
+/// Makes `api` the page's client: event handlers run outside the component tree, so the
+/// client lives beside it rather than in a context.
+pub(crate) fn set_api(api: Api) {
+    API.with_borrow_mut(|slot| *slot = Some(api));
+}
+
+/// The page's API client ([`set_api`]).
+pub(crate) fn api() -> Option<Api> {
+    API.with_borrow(Clone::clone)
+}
+
+/// Keeps `target` equal to `GET path`: re-read whenever the event stream opens (notices
+/// from while it was away are not replayed) and on every notice.
+pub(crate) fn follow<T: DeserializeOwned + Send + Sync + 'static>(
+    api: Api,
+    path: String,
+    target: RwSignal<T>,
+) {
+    let reload = Reload::new(api, path, target);
+    on_change(Rc::new(move || reload.request()));
+}
+
+thread_local! {
+    /// The page's API client, set once as the page hydrates ([`set_api`]).
+    static API: RefCell<Option<Api>> = const { RefCell::new(None) };
+    /// What to re-read on a change notice, for everything the page follows.
+    static LISTENERS: RefCell<Vec<Rc<dyn Fn()>>> = RefCell::new(Vec::new());
+}
+
+/// Calls `listener` on every change notice of the account. The page opens one event
+/// stream, with its first listener, whatever it follows: browsers allow few connections
+/// per server.
+fn on_change(listener: Rc<dyn Fn()>) {
+    let first = LISTENERS.with_borrow_mut(|all| {
+        all.push(listener);
+        all.len() == 1
+    });
+    if first {
+        follow_changes(Rc::new(|| {
+            // Cloned out first: a listener may add another.
+            let all = LISTENERS.with_borrow(Clone::clone);
+            for listener in all {
+                listener();
+            }
+        }));
     }
 }
 
-/// Sends `method path` with `body` for an event handler (which runs inside the page's
-/// owner, so the [`Api`] is in context) and hands the answer to `done`; see
-/// [`crate::rest::send`].
-pub(crate) fn send<T: DeserializeOwned + 'static>(
-    method: &'static str,
-    path: String,
-    body: Option<serde_json::Value>,
-    done: impl FnOnce(Result<T, Failure>) + 'static,
-) {
-    let Some(api) = use_context::<Api>() else {
-        done(Err(Failure {
-            status: 0,
-            field: None,
-            message: "the page is not ready yet; try again".into(),
-        }));
-        return;
-    };
-    spawn_local(async move {
-        let failure = match api.request::<T>(method, &path, body.as_ref()).await {
-            Ok(answer) => return done(Ok(answer)),
-            Err(Error::Api { status: 401, .. }) => return to_login(),
-            Err(Error::Api {
-                status,
-                message,
-                field,
-            }) => Failure {
-                status,
-                field,
-                message,
-            },
-            Err(e) => Failure {
-                status: 0,
-                field: None,
-                message: format!("the server could not be reached ({e}); try again"),
-            },
-        };
-        done(Err(failure));
-    });
-}
-
-/// Keeps `target` equal to `GET /api/v1/tunnels`: re-read whenever the event stream opens
-/// (notices from while it was away are not replayed) and on every notice.
-pub(crate) fn follow_tunnels(api: Api, target: RwSignal<Vec<Tunnel>>) {
-    follow_events(Refresh {
-        api,
-        target,
-        state: Rc::new(Cell::new(Fetch::Idle)),
-    });
-}
-
-fn follow_events(refresh: Refresh) {
+/// Calls `on_change` whenever the account's change notices say something changed, and
+/// whenever the stream (re)opens, since notices from while it was away are not replayed.
+fn follow_changes(on_change: Rc<dyn Fn()>) {
     let source = match EventSource::new(EVENTS) {
         Ok(source) => source,
         Err(e) => {
@@ -179,28 +175,28 @@ fn follow_events(refresh: Refresh) {
             return;
         }
     };
-    let on_change = {
-        let refresh = refresh.clone();
-        Closure::<dyn Fn()>::new(move || refresh.request())
+    let on_notice = {
+        let on_change = on_change.clone();
+        Closure::<dyn Fn()>::new(move || on_change())
     };
-    source.set_onopen(Some(on_change.as_ref().unchecked_ref()));
-    source.set_onmessage(Some(on_change.as_ref().unchecked_ref()));
+    source.set_onopen(Some(on_notice.as_ref().unchecked_ref()));
+    source.set_onmessage(Some(on_notice.as_ref().unchecked_ref()));
     let on_error = {
         let source = source.clone();
         Closure::<dyn Fn()>::new(move || {
             // A dropped stream is reconnecting by itself; a refused one (the session
-            // ended, the server said no) is closed for good. Re-read the list, which sends
-            // an ended session to the log-in page, and try the stream again later.
+            // ended, the server said no) is closed for good. Re-read, which sends an
+            // ended session to the log-in page, and try the stream again later.
             if source.ready_state() == EventSource::CLOSED {
-                refresh.request();
-                let refresh = refresh.clone();
-                set_timeout(move || follow_events(refresh), REOPEN_EVENTS);
+                on_change();
+                let on_change = on_change.clone();
+                set_timeout(move || follow_changes(on_change), REOPEN_EVENTS);
             }
         })
     };
     source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     // The handlers live as long as the page: a page is left by loading another.
-    on_change.forget();
+    on_notice.forget();
     on_error.forget();
 }
 
@@ -212,16 +208,36 @@ enum Fetch {
     Again,
 }
 
-/// Re-reads the tunnel list, one read at a time: notices that arrive during a read cause
-/// one more read, not one each.
-#[derive(Clone)]
-struct Refresh {
+/// Re-reads one API resource into a signal, one read at a time: requests that arrive
+/// during a read cause one more read, not one each.
+struct Reload<T: 'static> {
     api: Api,
-    target: RwSignal<Vec<Tunnel>>,
+    path: String,
+    target: RwSignal<T>,
     state: Rc<Cell<Fetch>>,
 }
 
-impl Refresh {
+impl<T: 'static> Clone for Reload<T> {
+    fn clone(&self) -> Self {
+        Self {
+            api: self.api.clone(),
+            path: self.path.clone(),
+            target: self.target,
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<T: DeserializeOwned + Send + Sync + 'static> Reload<T> {
+    fn new(api: Api, path: String, target: RwSignal<T>) -> Self {
+        Self {
+            api,
+            path,
+            target,
+            state: Rc::new(Cell::new(Fetch::Idle)),
+        }
+    }
+
     fn request(&self) {
         match self.state.get() {
             Fetch::Idle => {
@@ -235,14 +251,15 @@ impl Refresh {
 
     async fn run(self) {
         loop {
-            match self.api.get::<Vec<Tunnel>>(TUNNELS).await {
-                Ok(tunnels) => self.target.set(tunnels),
+            match self.api.get::<T>(&self.path).await {
+                Ok(value) => self.target.set(value),
                 Err(Error::Api { status: 401, .. }) => {
                     self.state.set(Fetch::Idle);
-                    to_login();
+                    // The session is over: the page cannot show anything current.
+                    go_to("/login");
                     return;
                 }
-                Err(e) => leptos::logging::warn!("could not re-read the tunnels: {e}"),
+                Err(e) => leptos::logging::warn!("could not re-read {}: {e}", self.path),
             }
             if self.state.get() == Fetch::Again {
                 self.state.set(Fetch::Running);
@@ -252,6 +269,19 @@ impl Refresh {
             }
         }
     }
+}
+
+/// Loads another page.
+pub(crate) fn go_to(path: &str) {
+    if let Err(e) = window().location().assign(path) {
+        leptos::logging::warn!("could not go to {path}: {}", js_error(e));
+    }
+}
+
+/// Scheme, host and port of the page (`http://adit.example:8000`): the server the install
+/// commands download the connector from.
+pub(crate) fn origin() -> String {
+    window().location().origin().unwrap_or_default()
 }
 
 /// Moves `now` on with the browser's clock, keeping the offset to the server's clock that

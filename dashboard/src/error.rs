@@ -15,13 +15,12 @@ pub enum Error {
     #[cfg(feature = "hydrate")]
     #[error("browser: {0}")]
     Browser(String),
-    /// The REST API answered with an error; `field` is the input it blamed, if any (the
-    /// error body's `details.field`).
-    #[cfg(feature = "hydrate")]
+    /// The REST API answered with an error.
     #[error("{message} (HTTP {status})")]
     Api {
         status: u16,
         message: String,
+        /// The input at fault, when the API names one (`details.field`).
         field: Option<String>,
     },
 }

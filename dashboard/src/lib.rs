@@ -23,6 +23,7 @@ mod components;
 )]
 mod pages;
 
+mod action;
 #[cfg(feature = "hydrate")]
 mod client;
 mod error;
@@ -40,7 +41,7 @@ mod time;
 pub use error::Error;
 #[cfg(feature = "hydrate")]
 pub use page::hydrate;
-pub use page::{PAGE_DATA_ID, Page, PageData};
-pub use pages::device::DeviceView;
+pub use page::{PAGE_DATA_ID, Page, PageData, TunnelPageData};
+pub use pages::{device::DeviceView, settings::SettingsPage};
 #[cfg(feature = "ssr")]
 pub use render::render_page;

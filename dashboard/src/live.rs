@@ -7,15 +7,19 @@ use leptos::prelude::*;
 /// The account's tunnels: first the page's own list; in the browser, re-read from
 /// `GET /api/v1/tunnels` whenever the account's change notices say something changed.
 pub(crate) fn tunnels(initial: Vec<Tunnel>) -> ReadSignal<Vec<Tunnel>> {
-    let tunnels = RwSignal::new(initial);
+    followed(initial, "/api/v1/tunnels".to_owned()).read_only()
+}
+
+/// A value of the page: first what the page was drawn with; in the browser, re-read from
+/// `GET path` whenever the account's change notices say something changed.
+pub(crate) fn followed<T>(initial: T, path: String) -> RwSignal<T>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let value = RwSignal::new(initial);
     // Effects run only in the browser, after hydration.
-    #[cfg(feature = "hydrate")]
-    Effect::new(move || {
-        if let Some(api) = use_context::<crate::client::Api>() {
-            crate::client::follow_tunnels(api, tunnels);
-        }
-    });
-    tunnels.read_only()
+    Effect::new(move || crate::action::follow(value, path.clone()));
+    value
 }
 
 /// The time durations are drawn against: the server's clock at rendering (so hydration

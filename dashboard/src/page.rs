@@ -3,7 +3,7 @@
 //! browser bundle reads that JSON back and hydrates the identical view.
 
 use adit_core::{
-    api::{ApiToken, AuditEntry, Session, Tunnel, User, Zone},
+    api::{Connector, IpRoute, Session, TrafficPoint, Tunnel, TunnelConfiguration},
     identity::Role,
 };
 use leptos::prelude::*;
@@ -14,7 +14,9 @@ use crate::{
     pages::{
         device::{DevicePage, DeviceView},
         login::LoginPage,
-        settings::{audit::AuditPage, tokens::TokensPage, users::UsersPage, zones::ZonesPage},
+        new_tunnel::NewTunnelPage,
+        settings::{Settings, SettingsPage},
+        tunnel::TunnelPage,
         tunnels::TunnelsPage,
     },
 };
@@ -49,42 +51,63 @@ pub enum Page {
         next: String,
     },
     /// The account's tunnels.
-    Tunnels {
-        tunnels: Vec<Tunnel>,
-    },
+    Tunnels { tunnels: Vec<Tunnel> },
     /// Approving an `adit login`.
-    Device {
-        view: DeviceView,
+    Device { view: DeviceView },
+    /// The wizard that creates a tunnel: the names already `taken` in the account, and the
+    /// account's `zones` (where public hostnames can be routed).
+    NewTunnel {
+        taken: Vec<String>,
+        zones: Vec<String>,
     },
-    /// Settings: the account's zones (everyone reads them; admins change them).
-    Zones {
-        zones: Vec<Zone>,
-    },
-    /// Settings, admins only: each list is `None` for other roles, whose page says an
-    /// admin role is needed.
-    Tokens {
-        tokens: Option<Vec<ApiToken>>,
-    },
-    Users {
-        users: Option<Vec<User>>,
-    },
-    /// The newest audit entries first.
-    Audit {
-        entries: Option<Vec<AuditEntry>>,
-    },
+    /// One tunnel with its routes, connectors and traffic.
+    Tunnel(Box<TunnelPageData>),
+    /// One of the Settings pages (zones, API tokens, users, audit log).
+    Settings(SettingsPage),
+}
+
+/// What the tunnel page is drawn from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TunnelPageData {
+    pub tunnel: Tunnel,
+    pub connectors: Vec<Connector>,
+    /// Its ingress rules: stored (remote) or as its connector reported them (local).
+    pub configuration: TunnelConfiguration,
+    /// The private networks routed to it.
+    pub ip_routes: Vec<IpRoute>,
+    /// The last hour, minute by minute.
+    pub traffic: Vec<TrafficPoint>,
+    /// The account's zones, for the hostname form's domain list.
+    pub zones: Vec<String>,
 }
 
 impl Page {
-    /// The page's name: the document title and the active navigation entry.
+    /// The page's name: the active navigation entry of the top-level pages, and the
+    /// document title.
     pub fn title(&self) -> &'static str {
         match self {
             Self::Login { .. } => "Log in",
             Self::Tunnels { .. } => "Tunnels",
             Self::Device { .. } => "Log in a device",
-            Self::Zones { .. } => "Zones",
-            Self::Tokens { .. } => "API tokens",
-            Self::Users { .. } => "Users",
-            Self::Audit { .. } => "Audit log",
+            Self::NewTunnel { .. } => "Create a tunnel",
+            Self::Tunnel(_) => "Tunnel",
+            Self::Settings(page) => page.title(),
+        }
+    }
+
+    /// The document's title: the page's name, and the tunnel's on its page.
+    pub fn document_title(&self) -> String {
+        match self {
+            Self::Tunnel(data) => format!("{} · Tunnels", data.tunnel.name),
+            other => other.title().to_owned(),
+        }
+    }
+
+    /// The navigation entry the page belongs under.
+    pub fn section(&self) -> &'static str {
+        match self {
+            Self::NewTunnel { .. } | Self::Tunnel(_) => "Tunnels",
+            other => other.title(),
         }
     }
 }
@@ -98,10 +121,10 @@ pub(crate) fn App(data: PageData) -> impl IntoView {
         page,
     } = data;
     #[cfg(feature = "hydrate")]
-    provide_context(crate::client::Api::new(
+    crate::client::set_api(crate::client::Api::new(
         session.as_ref().map(|s| s.csrf_token.clone()),
     ));
-    let title = page.title();
+    let section = page.section();
     let (account, csrf_token) = session
         .as_ref()
         .map(|s| (s.account.clone(), s.csrf_token.clone()))
@@ -113,14 +136,11 @@ pub(crate) fn App(data: PageData) -> impl IntoView {
         Page::Login { error, email, next } => view! { <LoginPage error email next /> }.into_any(),
         Page::Tunnels { tunnels } => view! { <TunnelsPage tunnels now_ms /> }.into_any(),
         Page::Device { view } => view! { <DevicePage view account csrf_token /> }.into_any(),
-        Page::Zones { zones } => {
-            view! { <ZonesPage zones editable=role == Role::Admin /> }.into_any()
-        }
-        Page::Tokens { tokens } => view! { <TokensPage tokens role /> }.into_any(),
-        Page::Users { users } => view! { <UsersPage users role me /> }.into_any(),
-        Page::Audit { entries } => view! { <AuditPage entries role /> }.into_any(),
+        Page::NewTunnel { taken, zones } => view! { <NewTunnelPage taken zones /> }.into_any(),
+        Page::Tunnel(data) => view! { <TunnelPage data=*data now_ms /> }.into_any(),
+        Page::Settings(page) => view! { <Settings page role me /> }.into_any(),
     };
-    view! { <Layout title session>{content}</Layout> }
+    view! { <Layout title=section session>{content}</Layout> }
 }
 
 /// The bundle's entry: reads the page's data from the document, hydrates `<body>` with the

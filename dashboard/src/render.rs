@@ -26,7 +26,7 @@ pub fn render_page(data: &PageData, bundle: bool) -> Result<String, Error> {
         let data = data.clone();
         view! { <App data /> }
     });
-    let title = format!("{} · Adit", data.page.title());
+    let title = format!("{} · Adit", data.page.document_title());
     let document = render(move || {
         let scripts = bundle.then(|| {
             view! {
@@ -91,10 +91,10 @@ where
 
 #[cfg(test)]
 mod tests {
-    use adit_core::api::{Session, Tunnel, TunnelStatus};
+    use adit_core::api::{ConfigSource, Session, Tunnel, TunnelConfiguration, TunnelStatus};
 
     use super::*;
-    use crate::page::Page;
+    use crate::page::{Page, TunnelPageData};
 
     const ACCOUNT: &str = "0b6a3e52-7f4c-4a57-9d0e-3f1f0c8f2a10";
     /// 2026-11-25T03:33:07Z: two hours after the sample tunnels were created.
@@ -349,7 +349,14 @@ mod tests {
         let body = table_body(&html);
         assert_eq!(body.matches("<tr").count(), tunnels.len(), "{body}");
         for t in &tunnels {
-            assert!(body.contains(&format!(">{}</th>", t.name)), "{body}");
+            // Each name links to the tunnel's page.
+            assert!(
+                body.contains(&format!(
+                    "<a href=\"/tunnels/{}\">{}</a></th>",
+                    t.id, t.name
+                )),
+                "{body}"
+            );
             assert!(body.contains(&format!(">{}</code>", t.id)), "{body}");
         }
         for (status, label) in [
@@ -387,7 +394,7 @@ mod tests {
         tunnels.reverse();
         let html = tunnels_page(&tunnels);
         let body = table_body(&html);
-        let at = |name: &str| body.find(&format!(">{name}</th>")).unwrap();
+        let at = |name: &str| body.find(&format!(">{name}</a></th>")).unwrap();
         assert!(at("home-lab") < at("office"), "{body}");
         assert!(at("office") < at("old-box"), "{body}");
         assert!(at("old-box") < at("spare"), "{body}");
@@ -478,5 +485,129 @@ mod tests {
         // In attributes the quote is escaped too, so the value cannot be closed early.
         assert!(!body.contains("datetime=\"\">"), "{body}");
         assert!(body.contains("&quot;&gt;&lt;script&gt;alert(3)"), "{body}");
+    }
+
+    fn tunnel_page(source: ConfigSource) -> String {
+        use adit_core::ingress::IngressConfig;
+        let mut tunnel = sample().remove(0);
+        tunnel.config_src = source;
+        let config: IngressConfig = serde_json::from_value(serde_json::json!({
+            "ingress": [
+                {"hostname": "app.example.com", "service": "http://localhost:8080"},
+                {"hostname": "ssh.example.com", "path": "^/x", "service": "ssh://localhost:22"},
+                {"service": "http_status:404"}
+            ]
+        }))
+        .unwrap();
+        let data = PageData {
+            session: Some(session()),
+            now_ms: NOW_MS,
+            page: Page::Tunnel(Box::new(TunnelPageData {
+                configuration: TunnelConfiguration {
+                    tunnel_id: tunnel.id,
+                    version: 3,
+                    config: Some(config),
+                    source,
+                    created_at: Some("2026-11-25T01:40:00Z".into()),
+                },
+                tunnel,
+                connectors: vec![],
+                ip_routes: vec![],
+                traffic: vec![],
+                zones: vec!["example.com".into()],
+            })),
+        };
+        render_page(&data, true).unwrap()
+    }
+
+    #[test]
+    fn the_wizard_starts_with_the_name_and_lists_its_steps() {
+        let data = PageData {
+            session: Some(session()),
+            now_ms: NOW_MS,
+            page: Page::NewTunnel {
+                taken: vec!["web".into()],
+                zones: vec!["example.com".into()],
+            },
+        };
+        let html = render_page(&data, true).unwrap();
+        assert!(
+            html.contains("<title>Create a tunnel · Adit</title>"),
+            "{html}"
+        );
+        let mut from = 0;
+        for step in [
+            "Name your tunnel",
+            "Install and run a connector",
+            "Route traffic",
+            "Done",
+        ] {
+            from += html[from..]
+                .find(step)
+                .unwrap_or_else(|| panic!("step {step} missing or out of order"));
+        }
+        assert!(html.contains(r#"aria-current="step""#), "{html}");
+        assert!(html.contains("<span>Tunnel name</span>"), "{html}");
+        assert!(html.contains(">Save tunnel</button>"), "{html}");
+        // No error is shown before anything was typed.
+        let body = &html[html.find("<body>").unwrap()..];
+        assert!(!body.contains("field-error"), "{body}");
+        // The wizard is under Tunnels in the navigation.
+        let nav = html.find(r#"<a href="/tunnels""#).unwrap();
+        assert!(
+            html[nav..].starts_with(r#"<a href="/tunnels" aria-current="page""#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_tunnel_page_shows_its_overview_tabs_and_hostnames() {
+        let html = tunnel_page(ConfigSource::Remote);
+        assert!(
+            html.contains("<title>home-lab · Tunnels · Adit</title>"),
+            "{html}"
+        );
+        assert!(html.contains("badge badge-healthy"), "{html}");
+        assert!(
+            html.contains(">6f1d7a0e-2b1c-4c8e-9a51-7f0b3d2e4c11</code>"),
+            "{html}"
+        );
+        assert!(html.contains("Remote (managed here)"), "{html}");
+        assert!(html.contains("2 h 5 min"), "{html}");
+        for tab in [
+            "Public hostnames",
+            "Private networks",
+            "Connectors",
+            "Traffic",
+        ] {
+            assert!(html.contains(&format!(">{tab}</button>")), "{tab}: {html}");
+        }
+        assert!(html.contains(r#"role="tab""#) && html.contains(r#"aria-selected="true""#));
+        // The user's rules, not the catch-all, with their actions.
+        assert!(html.contains(">app.example.com</th>"), "{html}");
+        assert!(html.contains("<code>ssh://localhost:22</code>"), "{html}");
+        let body = &html[html.find("<body>").unwrap()..];
+        assert!(!body.contains("http_status:404"), "{body}");
+        assert!(body.contains("1 connector, 4 connections"), "{body}");
+        assert!(
+            html.contains(r#"aria-label="Edit app.example.com""#),
+            "{html}"
+        );
+        assert!(html.contains(">Add a public hostname</button>"), "{html}");
+        for action in ["Rename", "Refresh token", "Delete"] {
+            assert!(
+                html.contains(&format!(">{action}</button>")),
+                "{action}: {html}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_local_tunnels_rules_are_read_only() {
+        let html = tunnel_page(ConfigSource::Local);
+        assert!(html.contains("managed locally"), "{html}");
+        assert!(html.contains(">app.example.com</th>"), "{html}");
+        assert!(!html.contains("Edit app.example.com"), "{html}");
+        assert!(!html.contains("Add a public hostname"), "{html}");
     }
 }

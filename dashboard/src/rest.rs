@@ -1,20 +1,10 @@
-//! Changes a page makes through the REST API from its event handlers, and how a refusal
-//! finds its place on the form. Event handlers run only in the browser, where
-//! [`crate::client`] does the sending; the server build draws the same components and
-//! never calls [`send`].
+//! How the Settings forms call the REST API — through [`action::call`], with JSON bodies,
+//! sending an ended session to the log-in page — and where a refusal shows on a form.
 
 use leptos::prelude::*;
 use serde::{Serialize, de::DeserializeOwned};
 
-/// A call the API refused, or that never got an answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Failure {
-    /// The HTTP status; 0 when the request never reached the server.
-    pub(crate) status: u16,
-    /// The input the API blamed (its error body's `details.field`).
-    pub(crate) field: Option<String>,
-    pub(crate) message: String,
-}
+use crate::{Error, action};
 
 /// What is wrong with a form: a message shown next to the field it is about, or (`field`
 /// `None`) above the form's buttons.
@@ -32,24 +22,24 @@ impl Problem {
         }
     }
 
-    /// Where a form with `fields` shows `failure`: on the field the API named, when the
-    /// form has it; else on `value` when the server refused the value itself (400 invalid,
-    /// 409 taken or overlapping, 422); else on the whole form (a role that may not, a
-    /// server or network failure).
-    pub(crate) fn from_failure(
-        failure: Failure,
-        fields: &[&'static str],
-        value: &'static str,
-    ) -> Self {
-        let named = failure
-            .field
+    /// Where a form with `fields` shows the failed call's `error`: on the field the API
+    /// named, when the form has it; else on `value` when the server refused the value
+    /// itself (400 invalid, 409 taken or overlapping, 422); else on the whole form (a role
+    /// that may not, a server or network failure).
+    pub(crate) fn from_error(error: &Error, fields: &[&'static str], value: &'static str) -> Self {
+        let (message, named) = action::failure(error);
+        let refused = matches!(
+            error,
+            Error::Api {
+                status: 400 | 409 | 422,
+                ..
+            }
+        );
+        let field = named
             .as_deref()
-            .and_then(|f| fields.iter().copied().find(|own| *own == f));
-        let field = named.or(matches!(failure.status, 400 | 409 | 422).then_some(value));
-        Self {
-            field,
-            message: failure.message,
-        }
+            .and_then(|f| fields.iter().copied().find(|own| *own == f))
+            .or(refused.then_some(value));
+        Self { field, message }
     }
 
     /// The message, when it belongs to `field` (`None`: the form's own).
@@ -58,19 +48,19 @@ impl Problem {
     }
 }
 
-/// Sends `method path` with the JSON `body` as the logged-in user and hands the answer to
-/// `done` (an ended session goes to the log-in page instead). Only event handlers call
-/// this, and they run in the browser only.
+/// `method path` (with an optional JSON `body`) as the logged-in user; `done` gets the
+/// answer, except when the session is over: then the page goes to the log-in page, as
+/// the live pages do.
 pub(crate) fn send<T: DeserializeOwned + 'static>(
     method: &'static str,
     path: String,
     body: Option<serde_json::Value>,
-    done: impl FnOnce(Result<T, Failure>) + 'static,
+    done: impl FnOnce(Result<T, Error>) + 'static,
 ) {
-    #[cfg(feature = "hydrate")]
-    crate::client::send(method, path, body, done);
-    #[cfg(not(feature = "hydrate"))]
-    let _ = (method, path, body, done);
+    action::call(method, path, body, move |answer| match answer {
+        Err(Error::Api { status: 401, .. }) => action::go_to("/login"),
+        answer => done(answer),
+    });
 }
 
 /// [`send`] with `body` as JSON.
@@ -78,15 +68,11 @@ pub(crate) fn send_json<T: DeserializeOwned + 'static>(
     method: &'static str,
     path: String,
     body: &impl Serialize,
-    done: impl FnOnce(Result<T, Failure>) + 'static,
+    done: impl FnOnce(Result<T, Error>) + 'static,
 ) {
     match serde_json::to_value(body) {
         Ok(body) => send(method, path, Some(body), done),
-        Err(e) => done(Err(Failure {
-            status: 0,
-            field: None,
-            message: format!("the request could not be written: {e}"),
-        })),
+        Err(e) => done(Err(e.into())),
     }
 }
 
@@ -99,7 +85,7 @@ pub(crate) fn reload<T: DeserializeOwned + Send + Sync + 'static>(
 ) {
     send::<Vec<T>>("GET", path.to_owned(), None, move |answer| match answer {
         Ok(list) => target.set(list),
-        Err(e) => leptos::logging::warn!("could not re-read {path}: {}", e.message),
+        Err(e) => leptos::logging::warn!("could not re-read {path}: {e}"),
     });
 }
 
@@ -107,8 +93,8 @@ pub(crate) fn reload<T: DeserializeOwned + Send + Sync + 'static>(
 mod tests {
     use super::*;
 
-    fn failure(status: u16, field: Option<&str>) -> Failure {
-        Failure {
+    fn refused(status: u16, field: Option<&str>) -> Error {
+        Error::Api {
             status,
             field: field.map(str::to_owned),
             message: "no".into(),
@@ -118,16 +104,17 @@ mod tests {
     #[test]
     fn a_refusal_lands_on_the_field_it_is_about() {
         let fields = ["email", "role"];
-        let on = |f: Failure| Problem::from_failure(f, &fields, "email").field;
+        let on = |e: Error| Problem::from_error(&e, &fields, "email").field;
         // The API named a field of this form.
-        assert_eq!(on(failure(400, Some("role"))), Some("role"));
+        assert_eq!(on(refused(400, Some("role"))), Some("role"));
         // It named none, or one the form lacks: a refused value is the main field's.
-        assert_eq!(on(failure(409, None)), Some("email"));
-        assert_eq!(on(failure(400, Some("password"))), Some("email"));
+        assert_eq!(on(refused(409, None)), Some("email"));
+        assert_eq!(on(refused(400, Some("password"))), Some("email"));
         // Not about the value at all: the form as a whole.
-        assert_eq!(on(failure(403, None)), None);
-        assert_eq!(on(failure(500, None)), None);
-        assert_eq!(on(failure(0, None)), None);
+        assert_eq!(on(refused(403, None)), None);
+        assert_eq!(on(refused(500, None)), None);
+        let unreadable = serde_json::from_str::<u8>("x").unwrap_err();
+        assert_eq!(on(Error::Json(unreadable)), None);
     }
 
     #[test]

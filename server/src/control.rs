@@ -364,6 +364,13 @@ impl Control {
                 hostname: c.hostname,
                 registered_at: rfc3339(c.registered_at),
                 connections,
+                origin_health: self.registry.origin_health(row.id, c.id).map(|o| {
+                    api::OriginHealth {
+                        reachable: o.reachable,
+                        checked_at: rfc3339(o.at_ms),
+                        error: o.error,
+                    }
+                }),
             });
         }
         Ok(out)

@@ -40,7 +40,7 @@ use tracing::Instrument;
 use crate::{
     config::EdgeLimits,
     metrics::{ErrorSource, Metrics, TunnelCounters},
-    registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
+    registry::{BoxError, LiveConnection, OriginOutcome, Registry, StreamGuard, TunnelBody},
     routes::Routes,
     visitor_io::{ConnState, Framing, Watched},
 };
@@ -275,6 +275,32 @@ fn strip_internal(headers: &mut HeaderMap) {
     for name in internal {
         headers.remove(name);
     }
+}
+
+/// What a response says of the connector's origins: any answer not made by the connector
+/// came from an origin; a 5xx the connector made itself means it could not reach one; its
+/// 4xx (no ingress rule matched, …) says nothing about them.
+fn origin_outcome(response: &Response<Incoming>) -> Option<OriginOutcome> {
+    let at_ms = crate::clock::now_ms();
+    if !is_from_connector(response) {
+        return Some(OriginOutcome {
+            reachable: true,
+            at_ms,
+            error: None,
+        });
+    }
+    response.status().is_server_error().then(|| OriginOutcome {
+        reachable: false,
+        at_ms,
+        error: Some(
+            response
+                .headers()
+                .get("adit-error-code")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("origin_error")
+                .to_owned(),
+        ),
+    })
 }
 
 fn is_from_connector(response: &Response<Incoming>) -> bool {
@@ -828,6 +854,9 @@ impl Edge {
             let gauge = self.metrics.stream(kind);
             match try_send(&connection, request).await {
                 Ok(response) => {
+                    if let Some(outcome) = origin_outcome(&response) {
+                        connection.record_origin(outcome);
+                    }
                     let in_flight = InFlight {
                         _connection: stream,
                         _gauge: gauge,

@@ -11,6 +11,7 @@ mod clock;
 pub mod config;
 pub mod control;
 pub mod device;
+mod download;
 pub mod edge;
 mod edge_tls;
 mod error;

@@ -19,6 +19,18 @@ pub use adit_transport::relay::BoxError;
 /// A body travelling through the edge, whatever its source.
 pub type TunnelBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// What one request through a connection showed of the connector's origins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginOutcome {
+    /// An origin answered (whatever its status); false when the connector could not reach
+    /// one (it answered for it with a 5xx of its own).
+    pub reachable: bool,
+    /// Milliseconds since the epoch.
+    pub at_ms: i64,
+    /// The connector's error code when unreachable (`origin_unreachable`, …).
+    pub error: Option<String>,
+}
+
 /// One connector connection that streams can be opened on.
 pub struct LiveConnection {
     pub id: ConnectionId,
@@ -29,6 +41,7 @@ pub struct LiveConnection {
     /// Cancelling closes the connection's socket.
     pub close: CancellationToken,
     in_flight: AtomicUsize,
+    last_origin: Mutex<Option<OriginOutcome>>,
 }
 
 impl LiveConnection {
@@ -48,7 +61,23 @@ impl LiveConnection {
             sender,
             close,
             in_flight: AtomicUsize::new(0),
+            last_origin: Mutex::new(None),
         }
+    }
+
+    /// Remembers what the latest request through this connection showed of the origins.
+    pub fn record_origin(&self, outcome: OriginOutcome) {
+        *self
+            .last_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+    }
+
+    fn last_origin(&self) -> Option<OriginOutcome> {
+        self.last_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Counts a stream as in flight until the guard drops.
@@ -115,6 +144,17 @@ impl Registry {
 
     pub fn connections(&self, tunnel: TunnelId) -> Vec<Arc<LiveConnection>> {
         self.lock().get(&tunnel).cloned().unwrap_or_default()
+    }
+
+    /// The latest origin outcome seen through any of `connector`'s connections to this
+    /// node: the connector's origin health as this edge knows it.
+    pub fn origin_health(&self, tunnel: TunnelId, connector: ConnectorId) -> Option<OriginOutcome> {
+        self.lock()
+            .get(&tunnel)?
+            .iter()
+            .filter(|c| c.connector_id == connector)
+            .filter_map(|c| c.last_origin())
+            .max_by_key(|o| o.at_ms)
     }
 
     /// Closes every connection of a tunnel (secret rotated, tunnel deleted).

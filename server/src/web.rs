@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use adit_core::{api, identity::Scope};
-use adit_dashboard::{DeviceView, Page, PageData};
+use adit_dashboard::{DeviceView, Page, PageData, SettingsPage, TunnelPageData};
 use axum::{
     Extension, Form, Router,
     extract::{ConnectInfo, Path, Query, State},
@@ -27,6 +27,9 @@ pub(crate) fn router(control: Arc<Control>, ui: Arc<Ui>) -> Router {
     Router::new()
         .route("/", get(tunnels_page))
         .route("/tunnels", get(tunnels_page))
+        .route("/tunnels/new", get(new_tunnel_page))
+        .route("/tunnels/{tunnel}", get(tunnel_page))
+        .route("/download/adit", get(crate::download::adit))
         .route("/login", get(login_page).post(login_form))
         .route("/logout", axum::routing::post(logout_form))
         .route("/device", get(device_page).post(device_form))
@@ -124,6 +127,84 @@ async fn tunnels_page(
             Page::Tunnels { tunnels },
         ),
         Err(crate::Error::Unauthenticated) => Redirect::to("/login").into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// The wizard that creates a tunnel: the account's tunnel names (a new name must differ)
+/// and its zones (where hostnames can be routed).
+async fn new_tunnel_page(
+    State(c): State<Arc<Control>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    headers: HeaderMap,
+) -> Response {
+    const HERE: &str = "/tunnels/new";
+    let Some(jwt) = session_jwt(&headers) else {
+        return login_then(HERE);
+    };
+    let page = async {
+        let cookie = c.auth.session(jwt, None, false).await?;
+        let session = c.auth.describe(&cookie).await?;
+        let account = cookie.principal.account;
+        let taken = c.list_tunnels(account, "").await?;
+        let zones = c.list_zones(account).await?;
+        let page = Page::NewTunnel {
+            taken: taken.into_iter().map(|t| t.name).collect(),
+            zones: zones.into_iter().map(|z| z.name).collect(),
+        };
+        Ok::<_, crate::Error>((cookie, session, page))
+    };
+    match page.await {
+        Ok((cookie, session, page)) => session_page(&c, &ui, &headers, &cookie, session, page),
+        Err(crate::Error::Unauthenticated) => login_then(HERE),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// One tunnel (by id or name) with everything its page shows: connectors, ingress
+/// configuration, private networks, the last hour of traffic and the account's zones.
+async fn tunnel_page(
+    State(c): State<Arc<Control>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    headers: HeaderMap,
+    Path(tunnel): Path<String>,
+) -> Response {
+    let here = format!(
+        "/tunnels/{}",
+        url::form_urlencoded::byte_serialize(tunnel.as_bytes()).collect::<String>()
+    );
+    let Some(jwt) = session_jwt(&headers) else {
+        return login_then(&here);
+    };
+    let page = async {
+        let cookie = c.auth.session(jwt, None, false).await?;
+        let session = c.auth.describe(&cookie).await?;
+        let account = cookie.principal.account;
+        let tunnel = c.get_tunnel(account, &tunnel).await?;
+        let id = tunnel.id.to_string();
+        let page = Page::Tunnel(Box::new(TunnelPageData {
+            connectors: c.list_connectors(account, &id).await?,
+            configuration: c.tunnel_configuration(account, &id).await?,
+            ip_routes: c
+                .list_ip_routes(account)
+                .await?
+                .into_iter()
+                .filter(|r| r.tunnel_id == tunnel.id)
+                .collect(),
+            traffic: c.traffic(account, &id, 60).await?,
+            zones: c
+                .list_zones(account)
+                .await?
+                .into_iter()
+                .map(|z| z.name)
+                .collect(),
+            tunnel,
+        }));
+        Ok::<_, crate::Error>((cookie, session, page))
+    };
+    match page.await {
+        Ok((cookie, session, page)) => session_page(&c, &ui, &headers, &cookie, session, page),
+        Err(crate::Error::Unauthenticated) => login_then(&here),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -372,26 +453,28 @@ async fn settings_page(
         let account = cookie.principal.require(Scope::Read)?;
         let admin = cookie.principal.require(Scope::Admin).ok();
         let page = match (which, admin) {
-            (Settings::Zones, _) => Page::Zones {
+            (Settings::Zones, _) => SettingsPage::Zones {
                 zones: c.list_zones(account).await?,
             },
-            (Settings::Tokens, Some(account)) => Page::Tokens {
+            (Settings::Tokens, Some(account)) => SettingsPage::Tokens {
                 tokens: Some(c.list_api_tokens(account).await?),
             },
-            (Settings::Users, Some(account)) => Page::Users {
+            (Settings::Users, Some(account)) => SettingsPage::Users {
                 users: Some(c.list_users(account).await?),
             },
-            (Settings::Audit, Some(account)) => Page::Audit {
+            (Settings::Audit, Some(account)) => SettingsPage::Audit {
                 entries: Some(c.list_audit(account, AUDIT_PAGE).await?),
             },
-            (Settings::Tokens, None) => Page::Tokens { tokens: None },
-            (Settings::Users, None) => Page::Users { users: None },
-            (Settings::Audit, None) => Page::Audit { entries: None },
+            (Settings::Tokens, None) => SettingsPage::Tokens { tokens: None },
+            (Settings::Users, None) => SettingsPage::Users { users: None },
+            (Settings::Audit, None) => SettingsPage::Audit { entries: None },
         };
         Ok::<_, crate::Error>((cookie, session, page))
     };
     match page.await {
-        Ok((cookie, session, page)) => session_page(&c, &ui, &headers, &cookie, session, page),
+        Ok((cookie, session, page)) => {
+            session_page(&c, &ui, &headers, &cookie, session, Page::Settings(page))
+        }
         Err(crate::Error::Unauthenticated) => login_then(&here),
         Err(e) => ApiError::from(e).into_response(),
     }

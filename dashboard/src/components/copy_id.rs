@@ -28,18 +28,27 @@ impl CopyState {
 }
 
 /// `value` in monospace, and a button that puts it on the clipboard and says so for a
-/// moment. `what` names the value for screen readers ("tunnel ID").
+/// moment. `what` names the value for screen readers ("tunnel ID"). With `short`, the CSS
+/// shows only its start, for narrow tables: the whole value stays in the page (its
+/// tooltip, what is copied, what the copy fallback selects).
 #[component]
-pub(crate) fn CopyId(value: String, what: &'static str) -> impl IntoView {
+pub(crate) fn CopyId(
+    value: String,
+    what: &'static str,
+    #[prop(optional)] short: bool,
+) -> impl IntoView {
     let state = RwSignal::new(CopyState::Ready);
     let code = NodeRef::<html::Code>::new();
+    let title = short.then(|| value.clone());
     let copy = {
         let value = value.clone();
         move |_| copy_to_clipboard(&value, code, state)
     };
     view! {
         <span class="copy-id">
-            <code class="id" node_ref=code>{value}</code>
+            <code class="id" class:short=short node_ref=code title=title>
+                {value}
+            </code>
             <button
                 type="button"
                 class="copy"
@@ -50,6 +59,28 @@ pub(crate) fn CopyId(value: String, what: &'static str) -> impl IntoView {
                 <span aria-live="polite">{move || state.get().label()}</span>
             </button>
         </span>
+    }
+}
+
+/// A command to paste into a terminal, in a block, with a button that copies it. `what`
+/// names it for screen readers ("install command").
+#[component]
+pub(crate) fn CopyCommand(command: Signal<String>, what: &'static str) -> impl IntoView {
+    let state = RwSignal::new(CopyState::Ready);
+    let code = NodeRef::<html::Code>::new();
+    view! {
+        <div class="copy-command">
+            <pre class="command"><code node_ref=code>{move || command.get()}</code></pre>
+            <button
+                type="button"
+                class="copy"
+                class:copied=move || state.get() != CopyState::Ready
+                aria-label=format!("Copy {what}")
+                on:click=move |_| copy_to_clipboard(&command.get_untracked(), code, state)
+            >
+                <span aria-live="polite">{move || state.get().label()}</span>
+            </button>
+        </div>
     }
 }
 

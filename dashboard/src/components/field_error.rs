@@ -31,3 +31,17 @@ pub(crate) fn invalid(
             .then_some("true")
     }
 }
+
+/// For `field`'s `on:input`: what is typed next answers the problem about it, so its
+/// message goes (the form checks again when sent). Checking as the field is left instead
+/// would show or hide a message under the pointer on its way to the button.
+pub(crate) fn retyped(
+    problem: RwSignal<Option<Problem>>,
+    field: &'static str,
+) -> impl Fn(leptos::ev::Event) + Copy {
+    move |_| {
+        if problem.with_untracked(|p| p.as_ref().is_some_and(|p| p.field == Some(field))) {
+            problem.set(None);
+        }
+    }
+}

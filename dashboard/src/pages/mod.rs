@@ -2,6 +2,10 @@
 
 pub(crate) mod device;
 pub(crate) mod login;
+pub(crate) mod new_tunnel;
+mod route_forms;
+mod routing;
 pub(crate) mod settings;
+pub(crate) mod tunnel;
 mod tunnel_filter;
 pub(crate) mod tunnels;

@@ -194,7 +194,7 @@ fn TunnelRow(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
     };
     view! {
         <tr>
-            <th scope="row" class="name">{name}</th>
+            <th scope="row" class="name"><a href=format!("/tunnels/{id}")>{name}</a></th>
             <td><StatusBadge status /></td>
             <td><CopyId value=id.to_string() what="tunnel ID" /></td>
             <td class="num">{connectors}{connections}</td>

@@ -150,6 +150,66 @@ async fn the_tunnels_page_follows_connectors_live_without_a_reload() {
     script.finish().await;
 }
 
+/// The origin behind the wizard's hostname: says who it is and what it was asked.
+const ORIGIN_REPLY: &str = "hello from the wizard's origin";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_is_created_run_routed_refreshed_and_deleted_from_the_dashboard() {
+    let server = TestServer::spawn().await;
+    let origin = spawn_origin(|req: hyper::Request<hyper::body::Incoming>| async move {
+        hyper::Response::new(full(format!("{ORIGIN_REPLY} {}", req.uri().path())))
+    })
+    .await;
+    let mut script = Script::start(&server, "wizard");
+    let mut connector = None;
+    while let Some(ask) = script.next_ask().await {
+        let answer = match ask["event"].as_str() {
+            // The page's command holds the token; run it as `adit tunnel run --token` does.
+            Some("start_connector") => {
+                match adit_core::token::TunnelToken::parse(
+                    ask["token"].as_str().unwrap_or_default(),
+                ) {
+                    Ok(token) => {
+                        connector = Some(TestConnector::token_only(&token));
+                        json!({ "origin": origin.to_string() })
+                    }
+                    Err(e) => json!({ "error": format!("the page's token does not parse: {e}") }),
+                }
+            }
+            Some("request") => {
+                let host = ask["hostname"].as_str().unwrap_or_default().to_owned();
+                // The new rule reaches the connector moments after the page saved it.
+                let body = eventually(Duration::from_secs(10), "the origin answers", || {
+                    let host = host.clone();
+                    let edge = server.edge;
+                    async move {
+                        let response = get(edge, &host, "/via-edge").await;
+                        if response.status() != http::StatusCode::OK {
+                            return None;
+                        }
+                        Some(String::from_utf8_lossy(&body_bytes(response).await).into_owned())
+                    }
+                })
+                .await;
+                json!({ "body": body })
+            }
+            Some("flush_traffic") => match server.control.flush_traffic().await {
+                Ok(()) => json!({}),
+                Err(e) => json!({ "error": e.to_string() }),
+            },
+            Some("stop_connector") => {
+                if let Some(connector) = connector.take() {
+                    connector.stop().await;
+                }
+                json!({})
+            }
+            other => json!({ "error": format!("unknown request {other:?}") }),
+        };
+        script.reply(answer).await;
+    }
+    script.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_settings_pages_manage_zones_tokens_users_and_show_the_audit_log() {
     use http::Method;

@@ -346,3 +346,108 @@ async fn events_need_credentials_that_may_read() {
         .await;
     server.shutdown().await;
 }
+
+/// A session cookie (`name=value`) of the server's first admin.
+async fn admin_cookie(server: &TestServer) -> String {
+    let (email, password) = server.admin_login.clone().unwrap();
+    let (status, headers, _) = api_request(
+        server.api,
+        Method::POST,
+        "/auth/login",
+        &[],
+        Some(json!({"email": email, "password": password})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wizard_and_tunnel_pages_need_a_session_and_show_the_accounts_data() {
+    let server = TestServer::spawn().await;
+    // Without a session: to the log-in page, coming back afterwards.
+    for (path, next) in [
+        ("/tunnels/new", "%2Ftunnels%2Fnew"),
+        ("/tunnels/web", "%2Ftunnels%2Fweb"),
+    ] {
+        let (head, _) = get(server.api, path, &[]).await;
+        assert_eq!(head.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(head.headers["location"], format!("/login?next={next}"));
+    }
+    let cookie = admin_cookie(&server).await;
+    let token = server.tunnel_with_route("web", "web.example.com").await;
+
+    let (head, body) = get(server.api, "/tunnels/new", &[("cookie", &cookie)]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    let html = text(&body);
+    assert!(
+        html.contains("<title>Create a tunnel · Adit</title>"),
+        "{html}"
+    );
+    // The names already taken and the zones travel with the page for the browser.
+    assert!(html.contains(r#""taken":["web"]"#), "{html}");
+    assert!(html.contains(r#""zones":["example.com"]"#), "{html}");
+
+    // By name and by id: a locally managed tunnel, never run, read-only rules.
+    for key in ["web".to_owned(), token.tunnel_id.to_string()] {
+        let (head, body) = get(
+            server.api,
+            &format!("/tunnels/{key}"),
+            &[("cookie", &cookie)],
+        )
+        .await;
+        assert_eq!(head.status, StatusCode::OK, "{key}");
+        let html = text(&body);
+        assert!(
+            html.contains("<title>web · Tunnels · Adit</title>"),
+            "{html}"
+        );
+        assert!(html.contains(&token.tunnel_id.to_string()), "{html}");
+        assert!(html.contains("badge-inactive"), "{html}");
+        assert!(html.contains("managed locally"), "{html}");
+    }
+    let (head, _) = get(server.api, "/tunnels/nope", &[("cookie", &cookie)]).await;
+    assert_eq!(head.status, StatusCode::NOT_FOUND);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_binary_is_served_from_beside_the_server() {
+    let server = TestServer::spawn().await;
+    // The same places the server looks: beside the (test) executable, then its parent.
+    let exe = std::env::current_exe().unwrap();
+    let beside = exe.parent().unwrap();
+    let name = format!("adit{}", std::env::consts::EXE_SUFFIX);
+    let binary = [beside.join(&name), beside.parent().unwrap().join(&name)]
+        .into_iter()
+        .find(|p| p.is_file());
+    let (head, body) = get(server.api, "/download/adit", &[]).await;
+    match binary {
+        Some(path) => {
+            assert_eq!(head.status, StatusCode::OK);
+            assert_eq!(head.headers["content-type"], "application/octet-stream");
+            assert!(
+                head.headers["content-disposition"]
+                    .to_str()
+                    .unwrap()
+                    .contains(&name)
+            );
+            assert_eq!(body.len(), std::fs::metadata(path).unwrap().len() as usize);
+        }
+        None => {
+            assert_eq!(head.status, StatusCode::NOT_FOUND);
+            let message = text(&body);
+            assert!(
+                message.contains("cargo build --release -p adit-agent"),
+                "{message}"
+            );
+        }
+    }
+    server.shutdown().await;
+}

@@ -452,7 +452,48 @@ async fn errors_name_what_went_wrong() {
     let body: serde_json::Value = serde_json::from_slice(&body_bytes(r).await).unwrap();
     assert_eq!(body["code"], "origin_refused");
     assert!(body["message"].as_str().unwrap().contains("refused"));
+    // The connectors table shows it: this connector's origin is unreachable.
+    let health = connector_origin_health(&server, "dead").await;
+    assert_eq!(health["reachable"], false, "{health}");
+    assert_eq!(health["error"], "origin_refused");
+    assert!(health["checked_at"].as_str().unwrap().ends_with('Z'));
     connector.stop().await;
+
+    // A connector whose origin answers (any status) is healthy; none is unknown yet.
+    let token = server.tunnel_with_route("alive", "alive.example.com").await;
+    let connector = TestConnector::to(&token, "http_status:418");
+    server.wait_connections(&token, 4).await;
+    assert_eq!(
+        connector_origin_health(&server, "alive").await,
+        serde_json::Value::Null
+    );
+    let r = client
+        .request(
+            to_edge(server.edge, "alive.example.com", "/")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::IM_A_TEAPOT);
+    let health = connector_origin_health(&server, "alive").await;
+    assert_eq!(health["reachable"], true, "{health}");
+    assert!(health.get("error").is_none());
+    connector.stop().await;
+}
+
+/// `origin_health` of the tunnel's one connector, as `GET …/connectors` shows it.
+async fn connector_origin_health(server: &TestServer, tunnel: &str) -> serde_json::Value {
+    let (status, _, connectors) = api_request(
+        server.api,
+        http::Method::GET,
+        &format!("/tunnels/{tunnel}/connectors"),
+        &[("authorization", format!("Bearer {}", server.admin_token))],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{connectors}");
+    connectors[0]["origin_health"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

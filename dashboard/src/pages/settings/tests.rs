@@ -6,6 +6,7 @@ use adit_core::{
     identity::{Role, Scope, Scopes},
 };
 
+use super::SettingsPage;
 use crate::{Page, PageData, render_page};
 
 const ACCOUNT: &str = "0b6a3e52-7f4c-4a57-9d0e-3f1f0c8f2a10";
@@ -23,11 +24,11 @@ fn session(role: Role) -> Session {
     }
 }
 
-fn render(role: Role, page: Page) -> String {
+fn render(role: Role, page: SettingsPage) -> String {
     let data = PageData {
         session: Some(session(role)),
         now_ms: 1_795_577_587_000,
-        page,
+        page: Page::Settings(page),
     };
     render_page(&data, true).unwrap()
 }
@@ -115,7 +116,7 @@ fn nav_link<'a>(html: &'a str, href: &str) -> &'a str {
 
 #[test]
 fn the_navigation_has_a_settings_group_that_marks_admin_pages_for_others() {
-    let admin = render(Role::Admin, Page::Zones { zones: zones() });
+    let admin = render(Role::Admin, SettingsPage::Zones { zones: zones() });
     assert!(admin.contains(">Settings</h2>"), "{admin}");
     for href in [
         "/settings/zones",
@@ -132,7 +133,7 @@ fn the_navigation_has_a_settings_group_that_marks_admin_pages_for_others() {
     assert!(nav_link(&admin, "/settings/zones").contains(r#"aria-current="page""#));
     assert!(nav_link(&admin, "/device").contains("Log in a device"));
 
-    let member = render(Role::Member, Page::Zones { zones: zones() });
+    let member = render(Role::Member, SettingsPage::Zones { zones: zones() });
     for href in ["/settings/tokens", "/settings/users", "/settings/audit"] {
         let link = nav_link(&member, href);
         assert!(link.contains(r#"data-needs="admin""#), "{href}: {link}");
@@ -147,7 +148,7 @@ fn the_navigation_has_a_settings_group_that_marks_admin_pages_for_others() {
 
 #[test]
 fn zones_show_to_everyone_and_admins_get_the_form_and_delete_buttons() {
-    let admin = render(Role::Admin, Page::Zones { zones: zones() });
+    let admin = render(Role::Admin, SettingsPage::Zones { zones: zones() });
     assert!(admin.contains("<title>Zones · Adit</title>"), "{admin}");
     let main = content(&admin);
     assert!(
@@ -175,7 +176,7 @@ fn zones_show_to_everyone_and_admins_get_the_form_and_delete_buttons() {
     );
     assert!(!main.contains("only an admin"), "{main}");
 
-    let viewer = render(Role::Viewer, Page::Zones { zones: zones() });
+    let viewer = render(Role::Viewer, SettingsPage::Zones { zones: zones() });
     let main = content(&viewer);
     assert!(main.contains(">example.com</th>"), "{main}");
     assert!(
@@ -187,7 +188,7 @@ fn zones_show_to_everyone_and_admins_get_the_form_and_delete_buttons() {
         "{main}"
     );
 
-    let empty = render(Role::Admin, Page::Zones { zones: vec![] });
+    let empty = render(Role::Admin, SettingsPage::Zones { zones: vec![] });
     assert!(content(&empty).contains("No zones yet"), "{empty}");
 }
 
@@ -195,7 +196,7 @@ fn zones_show_to_everyone_and_admins_get_the_form_and_delete_buttons() {
 fn tokens_show_scopes_use_and_state_with_a_create_form_for_admins() {
     let html = render(
         Role::Admin,
-        Page::Tokens {
+        SettingsPage::Tokens {
             tokens: Some(tokens()),
         },
     );
@@ -250,9 +251,9 @@ fn tokens_show_scopes_use_and_state_with_a_create_form_for_admins() {
 fn admin_only_pages_tell_other_roles_what_is_needed() {
     for (role, name) in [(Role::Member, "member"), (Role::Viewer, "viewer")] {
         for page in [
-            Page::Tokens { tokens: None },
-            Page::Users { users: None },
-            Page::Audit { entries: None },
+            SettingsPage::Tokens { tokens: None },
+            SettingsPage::Users { users: None },
+            SettingsPage::Audit { entries: None },
         ] {
             let html = render(role, page);
             let main = content(&html);
@@ -273,7 +274,7 @@ fn admin_only_pages_tell_other_roles_what_is_needed() {
 fn users_show_each_role_selected_and_mark_the_viewer() {
     let html = render(
         Role::Admin,
-        Page::Users {
+        SettingsPage::Users {
             users: Some(users()),
         },
     );
@@ -306,7 +307,7 @@ fn users_show_each_role_selected_and_mark_the_viewer() {
 fn the_audit_log_lists_entries_in_the_servers_order_with_outcomes_in_words() {
     let html = render(
         Role::Admin,
-        Page::Audit {
+        SettingsPage::Audit {
             entries: Some(audit()),
         },
     );
@@ -327,7 +328,7 @@ fn the_audit_log_lists_entries_in_the_servers_order_with_outcomes_in_words() {
     assert!(main.contains("3 entries"), "{main}");
     let none = render(
         Role::Admin,
-        Page::Audit {
+        SettingsPage::Audit {
             entries: Some(vec![]),
         },
     );
@@ -337,16 +338,16 @@ fn the_audit_log_lists_entries_in_the_servers_order_with_outcomes_in_words() {
 #[test]
 fn settings_pages_carry_their_data_for_hydration() {
     for (page, name) in [
-        (Page::Zones { zones: zones() }, "zones"),
+        (SettingsPage::Zones { zones: zones() }, "zones"),
         (
-            Page::Tokens {
+            SettingsPage::Tokens {
                 tokens: Some(tokens()),
             },
             "tokens",
         ),
-        (Page::Users { users: None }, "users"),
+        (SettingsPage::Users { users: None }, "users"),
         (
-            Page::Audit {
+            SettingsPage::Audit {
                 entries: Some(audit()),
             },
             "audit",
@@ -355,10 +356,11 @@ fn settings_pages_carry_their_data_for_hydration() {
         let data = PageData {
             session: Some(session(Role::Admin)),
             now_ms: 0,
-            page,
+            page: Page::Settings(page),
         };
         let json = serde_json::to_string(&data).unwrap();
-        assert!(json.contains(&format!(r#""page":"{name}""#)), "{json}");
+        assert!(json.contains(r#""page":"settings""#), "{json}");
+        assert!(json.contains(&format!(r#""section":"{name}""#)), "{json}");
         assert_eq!(serde_json::from_str::<PageData>(&json).unwrap(), data);
     }
 }

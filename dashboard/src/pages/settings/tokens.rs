@@ -9,9 +9,10 @@ use leptos::{either::Either, ev::SubmitEvent, prelude::*};
 
 use super::{AdminNeeded, SettingsHeader};
 use crate::{
+    action,
     components::{
         confirm::ConfirmButton,
-        field_error::{FieldError, invalid},
+        field_error::{FieldError, invalid, retyped},
         secret::OnceSecret,
         tag::ScopeTag,
         timestamp::Timestamp,
@@ -111,7 +112,7 @@ fn Tokens(tokens: Vec<ApiToken>) -> impl IntoView {
                         <th scope="col">"Created"</th>
                         <th scope="col">"Last used"</th>
                         <th scope="col">"Status"</th>
-                        <th scope="col" class="actions">
+                        <th scope="col" class="row-actions">
                             <span class="visually-hidden">"Actions"</span>
                         </th>
                     </tr>
@@ -167,8 +168,8 @@ fn CreateToken(
                     scopes.set(initial);
                     reload(TOKENS, tokens);
                 }
-                Err(f) => {
-                    problem.set(Some(Problem::from_failure(f, &["name", "scopes"], "name")));
+                Err(e) => {
+                    problem.set(Some(Problem::from_error(&e, &["name", "scopes"], "name")));
                 }
             }
         });
@@ -201,13 +202,14 @@ fn CreateToken(
         })
         .collect_view();
     view! {
-        <form class="settings-form" on:submit=submit novalidate>
+        <form class="card settings-form" on:submit=submit novalidate>
             <h2>"Create an API token"</h2>
             <div class="field">
                 <label for="token-name">"Name"</label>
                 <input
                     id="token-name"
                     name="name"
+                    type="text"
                     placeholder="ci-deploy"
                     autocomplete="off"
                     maxlength=NAME_MAX
@@ -215,6 +217,7 @@ fn CreateToken(
                     bind:value=name
                     aria-invalid=invalid(problem, "name")
                     aria-describedby="token-name-error"
+                    on:input=retyped(problem, "name")
                 />
                 <FieldError problem field=Some("name") id="token-name-error" />
             </div>
@@ -223,8 +226,12 @@ fn CreateToken(
                 {boxes}
                 <FieldError problem field=Some("scopes") id="token-scopes-error" />
             </fieldset>
-            <FieldError problem field=None id="token-form-error" />
-            <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>"Create token"</button>
+            <div class="form-actions">
+                <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>
+                    "Create token"
+                </button>
+                <FieldError problem field=None id="token-form-error" />
+            </div>
         </form>
     }
 }
@@ -247,7 +254,7 @@ fn TokenRow(token: ApiToken, tokens: RwSignal<Vec<ApiToken>>) -> impl IntoView {
             busy.set(false);
             match answer {
                 Ok(()) => reload(TOKENS, tokens),
-                Err(f) => error.set(Some(f.message)),
+                Err(e) => error.set(Some(action::failure(&e).0)),
             }
         });
     });
@@ -287,7 +294,7 @@ fn TokenRow(token: ApiToken, tokens: RwSignal<Vec<ApiToken>>) -> impl IntoView {
             <td class="created"><Timestamp at=created_at /></td>
             <td class="created">{last_used}</td>
             <td>{status}</td>
-            <td class="actions">
+            <td class="row-actions">
                 {actions}
                 <p class="field-error" role="alert" hidden=move || error.with(Option::is_none)>
                     {move || error.get()}

@@ -11,9 +11,10 @@ use leptos::{either::Either, ev::SubmitEvent, prelude::*};
 
 use super::{AdminNeeded, SettingsHeader};
 use crate::{
+    action,
     components::{
         confirm::ConfirmButton,
-        field_error::{FieldError, invalid},
+        field_error::{FieldError, invalid, retyped},
         secret::OnceSecret,
         timestamp::Timestamp,
     },
@@ -102,7 +103,7 @@ fn Users(users: Vec<User>, me: Option<UserId>) -> impl IntoView {
                         <th scope="col">"Email"</th>
                         <th scope="col">"Role"</th>
                         <th scope="col">"Added"</th>
-                        <th scope="col" class="actions">
+                        <th scope="col" class="row-actions">
                             <span class="visually-hidden">"Actions"</span>
                         </th>
                     </tr>
@@ -145,14 +146,14 @@ fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -
                     email.set(String::new());
                     reload(USERS, users);
                 }
-                Err(f) => problem.set(Some(Problem::from_failure(f, &["email", "role"], "email"))),
+                Err(e) => problem.set(Some(Problem::from_error(&e, &["email", "role"], "email"))),
             }
         });
     };
     view! {
-        <form class="settings-form" on:submit=submit novalidate>
+        <form class="card settings-form" on:submit=submit novalidate>
             <h2>"Add a user"</h2>
-            <div class="form-row">
+            <div class="field-row">
                 <div class="field">
                     <label for="user-email">"Email"</label>
                     <input
@@ -165,6 +166,7 @@ fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -
                         bind:value=email
                         aria-invalid=invalid(problem, "email")
                         aria-describedby="user-email-error"
+                    on:input=retyped(problem, "email")
                     />
                     <FieldError problem field=Some("email") id="user-email-error" />
                 </div>
@@ -185,9 +187,13 @@ fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -
                     </select>
                     <FieldError problem field=Some("role") id="user-role-error" />
                 </div>
-                <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>"Add user"</button>
             </div>
-            <FieldError problem field=None id="user-form-error" />
+            <div class="form-actions">
+                <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>
+                    "Add user"
+                </button>
+                <FieldError problem field=None id="user-form-error" />
+            </div>
         </form>
     }
 }
@@ -215,9 +221,9 @@ fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl I
         let body = UpdateUser { role: wanted };
         send_json::<User>("PATCH", format!("{USERS}/{id}"), &body, move |answer| {
             busy.set(false);
-            if let Err(f) = answer {
+            if let Err(e) = answer {
                 role.set(before);
-                error.set(Some(f.message));
+                error.set(Some(action::failure(&e).0));
             }
         });
     };
@@ -228,7 +234,7 @@ fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl I
             busy.set(false);
             match answer {
                 Ok(_) => reload(USERS, users),
-                Err(f) => error.set(Some(f.message)),
+                Err(e) => error.set(Some(action::failure(&e).0)),
             }
         });
     });
@@ -250,7 +256,7 @@ fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl I
                 </select>
             </td>
             <td class="created"><Timestamp at=created_at /></td>
-            <td class="actions">
+            <td class="row-actions">
                 <ConfirmButton
                     label="Remove"
                     what=format!("user {email}")

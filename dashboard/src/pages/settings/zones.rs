@@ -10,10 +10,11 @@ use leptos::{ev::SubmitEvent, prelude::*};
 
 use super::SettingsHeader;
 use crate::{
+    action,
     components::{
         confirm::ConfirmButton,
         copy_id::CopyId,
-        field_error::{FieldError, invalid},
+        field_error::{FieldError, invalid, retyped},
         timestamp::Timestamp,
     },
     live,
@@ -67,7 +68,7 @@ pub(crate) fn ZonesPage(zones: Vec<Zone>, editable: bool) -> impl IntoView {
                         <th scope="col">"Zone ID"</th>
                         <th scope="col">"Added"</th>
                         {editable.then(|| view! {
-                            <th scope="col" class="actions">
+                            <th scope="col" class="row-actions">
                                 <span class="visually-hidden">"Actions"</span>
                             </th>
                         })}
@@ -94,13 +95,6 @@ fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
     let problem = RwSignal::new(None::<Problem>);
     let busy = RwSignal::new(false);
     let ready = live::hydrated();
-    // Checked as the field is left, so a typo shows before the button is pressed.
-    let check = move |_| {
-        let typed = name.get_untracked();
-        if !typed.trim().is_empty() {
-            problem.set(zone_request(&typed).err());
-        }
-    };
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
@@ -119,33 +113,36 @@ fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
                     name.set(String::new());
                     reload(ZONES, zones);
                 }
-                Err(f) => problem.set(Some(Problem::from_failure(f, &["name"], "name"))),
+                Err(e) => problem.set(Some(Problem::from_error(&e, &["name"], "name"))),
             }
         });
     };
     view! {
-        <form class="settings-form" on:submit=submit novalidate>
+        <form class="card settings-form" on:submit=submit novalidate>
             <h2>"Add a zone"</h2>
-            <div class="form-row">
-                <div class="field">
-                    <label for="zone-name">"Domain"</label>
-                    <input
-                        id="zone-name"
-                        name="name"
-                        placeholder="example.com"
-                        autocomplete="off"
-                        spellcheck="false"
-                        required
-                        bind:value=name
-                        on:blur=check
-                        aria-invalid=invalid(problem, "name")
-                        aria-describedby="zone-name-error"
-                    />
-                    <FieldError problem field=Some("name") id="zone-name-error" />
-                </div>
-                <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>"Add zone"</button>
+            <div class="field">
+                <label for="zone-name">"Domain"</label>
+                <input
+                    id="zone-name"
+                    name="name"
+                    type="text"
+                    placeholder="example.com"
+                    autocomplete="off"
+                    spellcheck="false"
+                    required
+                    bind:value=name
+                    on:input=retyped(problem, "name")
+                    aria-invalid=invalid(problem, "name")
+                    aria-describedby="zone-name-error"
+                />
+                <FieldError problem field=Some("name") id="zone-name-error" />
             </div>
-            <FieldError problem field=None id="zone-form-error" />
+            <div class="form-actions">
+                <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>
+                    "Add zone"
+                </button>
+                <FieldError problem field=None id="zone-form-error" />
+            </div>
         </form>
     }
 }
@@ -165,13 +162,13 @@ fn ZoneRow(zone: Zone, editable: bool, zones: RwSignal<Vec<Zone>>) -> impl IntoV
             busy.set(false);
             match answer {
                 Ok(()) => reload(ZONES, zones),
-                Err(f) => error.set(Some(f.message)),
+                Err(e) => error.set(Some(action::failure(&e).0)),
             }
         });
     });
     let actions = editable.then(|| {
         view! {
-            <td class="actions">
+            <td class="row-actions">
                 <ConfirmButton
                     label="Delete"
                     what=format!("zone {name}")

@@ -1,0 +1,347 @@
+//! The forms that route traffic to a tunnel, shared by the wizard's last step and the
+//! tunnel page: a public hostname (an ingress rule of a remotely managed tunnel) and a
+//! private network (a CIDR).
+
+use adit_core::{
+    api::{IpRoute, TunnelConfiguration},
+    ids::TunnelId,
+    ingress::IngressConfig,
+};
+use leptos::{ev::SubmitEvent, prelude::*};
+use serde_json::json;
+
+use super::routing::{Field, HostnameForm, ServiceType, error_field, user_rules};
+use crate::{
+    Error,
+    action::{call, failure},
+};
+
+/// `…/configurations` of `tunnel`.
+pub(crate) fn configuration_path(tunnel: TunnelId) -> String {
+    format!("/api/v1/tunnels/{tunnel}/configurations")
+}
+
+/// Reads the tunnel's configuration afresh (another tab may have changed it), applies
+/// `edit` and writes the result back; `done` gets the new version or the error.
+pub(crate) fn change_configuration(
+    tunnel: TunnelId,
+    edit: impl FnOnce(Option<&IngressConfig>) -> IngressConfig + 'static,
+    done: impl FnOnce(Result<TunnelConfiguration, Error>) + 'static,
+) {
+    call(
+        "GET",
+        configuration_path(tunnel),
+        None,
+        move |current: Result<TunnelConfiguration, Error>| match current {
+            Ok(current) => {
+                let config = edit(current.config.as_ref());
+                call(
+                    "PUT",
+                    configuration_path(tunnel),
+                    Some(json!({ "config": config })),
+                    done,
+                );
+            }
+            Err(e) => done(Err(e)),
+        },
+    );
+}
+
+/// A problem to show next to one input of the hostname form.
+type FieldProblem = Option<(Field, String)>;
+
+/// The message for `field`, if the problem is about it.
+fn problem_at(problem: RwSignal<FieldProblem>, field: Field) -> impl Fn() -> Option<String> {
+    move || {
+        problem.with(|p| {
+            p.as_ref()
+                .filter(|(at, _)| *at == field)
+                .map(|(_, message)| message.clone())
+        })
+    }
+}
+
+/// An error line under an input; empty (and taking no space) while there is none.
+#[component]
+pub(crate) fn FieldError(message: Signal<Option<String>>) -> impl IntoView {
+    view! {
+        <Show when=move || message.with(Option::is_some)>
+            <p class="field-error" role="alert">{move || message.get()}</p>
+        </Show>
+    }
+}
+
+/// The public hostname form: subdomain, domain (one of the account's `zones`), path and
+/// service, with the origin settings folded away. Saving puts the rule at `index` of the
+/// tunnel's rules (a new rule when `None`) and hands the new configuration to `on_saved`.
+#[component]
+pub(crate) fn HostnameEditor(
+    tunnel: TunnelId,
+    zones: Vec<String>,
+    initial: HostnameForm,
+    index: Option<usize>,
+    on_saved: Callback<TunnelConfiguration>,
+    #[prop(optional)] on_cancel: Option<Callback<()>>,
+) -> impl IntoView {
+    let form = RwSignal::new(initial);
+    let problem = RwSignal::new(FieldProblem::None);
+    let general = RwSignal::new(None::<String>);
+    let saving = RwSignal::new(false);
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        general.set(None);
+        let rule = match form.with_untracked(HostnameForm::to_rule) {
+            Ok(rule) => rule,
+            Err(problem_here) => {
+                problem.set(Some(problem_here));
+                return;
+            }
+        };
+        problem.set(None);
+        saving.set(true);
+        // Which rule of the sent configuration this is, to place the server's errors.
+        let at = std::rc::Rc::new(std::cell::Cell::new(0));
+        let at_edit = at.clone();
+        change_configuration(
+            tunnel,
+            move |config| {
+                at_edit.set(index.unwrap_or_else(|| user_rules(config).len()));
+                super::routing::put_rule(config, index, rule)
+            },
+            move |result| {
+                saving.set(false);
+                match result {
+                    Ok(saved) => on_saved.run(saved),
+                    Err(e) => {
+                        let (message, field) = failure(&e);
+                        match error_field(field.as_deref(), &message) {
+                            Some((i, field, short)) if i == at.get() => {
+                                problem.set(Some((field, short)));
+                            }
+                            _ => general.set(Some(message)),
+                        }
+                    }
+                }
+            },
+        );
+    };
+    let domains = zones
+        .into_iter()
+        .map(|zone| {
+            let label = zone.clone();
+            view! { <option value=zone>{label}</option> }
+        })
+        .collect_view();
+    let kinds = ServiceType::ALL
+        .into_iter()
+        .map(|kind| view! { <option value=kind.label()>{kind.label()}</option> })
+        .collect_view();
+    let kind = move || form.with(|f| f.kind.unwrap_or(ServiceType::Http));
+    let text = move |get: fn(&HostnameForm) -> &String| move || form.with(|f| get(f).clone());
+    let cancel = on_cancel.map(|cancel| {
+        view! {
+            <button type="button" class="button" on:click=move |_| cancel.run(())>"Cancel"</button>
+        }
+    });
+    view! {
+        <form class="route-form" on:submit=submit novalidate>
+            <div class="field-row">
+                <div class="field">
+                    <label>
+                        <span>"Subdomain"</span>
+                        <input
+                            type="text"
+                            placeholder="app"
+                            autocomplete="off"
+                            prop:value=text(|f| &f.subdomain)
+                            on:input=move |ev| form.update(|f| f.subdomain = event_target_value(&ev))
+                        />
+                    </label>
+                </div>
+                <div class="field">
+                    <label>
+                        <span>"Domain"</span>
+                        <select
+                            prop:value=text(|f| &f.domain)
+                            on:change=move |ev| form.update(|f| f.domain = event_target_value(&ev))
+                        >
+                            {domains}
+                        </select>
+                    </label>
+                    <FieldError message=Signal::derive(problem_at(problem, Field::Hostname)) />
+                </div>
+                <div class="field">
+                    <label>
+                        <span>"Path (optional)"</span>
+                        <input
+                            type="text"
+                            placeholder="^/blog"
+                            autocomplete="off"
+                            prop:value=text(|f| &f.path)
+                            on:input=move |ev| form.update(|f| f.path = event_target_value(&ev))
+                        />
+                    </label>
+                    <FieldError message=Signal::derive(problem_at(problem, Field::Path)) />
+                </div>
+            </div>
+            <div class="field-row">
+                <div class="field narrow">
+                    <label>
+                        <span>"Service type"</span>
+                        <select
+                            prop:value=move || kind().label()
+                            on:change=move |ev| {
+                                let chosen = ServiceType::from_label(&event_target_value(&ev));
+                                form.update(|f| f.kind = Some(chosen));
+                            }
+                        >
+                            {kinds}
+                        </select>
+                    </label>
+                </div>
+                <div class="field wide">
+                    <label>
+                        <span>"URL"</span>
+                        <input
+                            type="text"
+                            autocomplete="off"
+                            placeholder=move || kind().placeholder()
+                            prop:value=text(|f| &f.url)
+                            on:input=move |ev| form.update(|f| f.url = event_target_value(&ev))
+                        />
+                    </label>
+                    <FieldError message=Signal::derive(problem_at(problem, Field::Service)) />
+                </div>
+            </div>
+            <details class="origin-settings">
+                <summary>"Additional origin settings"</summary>
+                <div class="field-row">
+                    <div class="field">
+                        <label>
+                            <span>"HTTP Host header"</span>
+                            <input
+                                type="text"
+                                autocomplete="off"
+                                prop:value=text(|f| &f.http_host_header)
+                                on:input=move |ev| {
+                                    form.update(|f| f.http_host_header = event_target_value(&ev))
+                                }
+                            />
+                        </label>
+                    </div>
+                    <div class="field">
+                        <label>
+                            <span>"Connect timeout"</span>
+                            <input
+                                type="text"
+                                placeholder="30s"
+                                autocomplete="off"
+                                prop:value=text(|f| &f.connect_timeout)
+                                on:input=move |ev| {
+                                    form.update(|f| f.connect_timeout = event_target_value(&ev))
+                                }
+                            />
+                        </label>
+                        <FieldError message=Signal::derive(problem_at(problem, Field::Origin)) />
+                    </div>
+                    <div class="field check">
+                        <label>
+                            <input
+                                type="checkbox"
+                                prop:checked=move || form.with(|f| f.no_tls_verify)
+                                on:change=move |ev| {
+                                    form.update(|f| f.no_tls_verify = event_target_checked(&ev))
+                                }
+                            />
+                            <span>"No TLS verify"</span>
+                        </label>
+                    </div>
+                </div>
+            </details>
+            <FieldError message=general.into() />
+            <div class="form-actions">
+                <button type="submit" class="button primary" disabled=move || saving.get()>
+                    "Save hostname"
+                </button>
+                {cancel}
+            </div>
+        </form>
+    }
+}
+
+/// Adds a private network (CIDR) routed to `tunnel`; `on_added` gets the new route.
+#[component]
+pub(crate) fn NetworkForm(tunnel: TunnelId, on_added: Callback<IpRoute>) -> impl IntoView {
+    let network = RwSignal::new(String::new());
+    let comment = RwSignal::new(String::new());
+    let network_error = RwSignal::new(None::<String>);
+    let general = RwSignal::new(None::<String>);
+    let saving = RwSignal::new(false);
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        network_error.set(None);
+        general.set(None);
+        let typed = network.get_untracked().trim().to_owned();
+        if typed.is_empty() {
+            network_error.set(Some("Enter a network, e.g. 10.0.0.0/24".to_owned()));
+            return;
+        }
+        saving.set(true);
+        let body = json!({
+            "tunnel": tunnel.to_string(),
+            "network": typed,
+            "comment": comment.get_untracked().trim(),
+        });
+        call(
+            "POST",
+            "/api/v1/ip-routes".to_owned(),
+            Some(body),
+            move |result: Result<IpRoute, Error>| {
+                saving.set(false);
+                match result {
+                    Ok(route) => {
+                        network.set(String::new());
+                        comment.set(String::new());
+                        on_added.run(route);
+                    }
+                    Err(e) => match failure(&e) {
+                        (message, Some(field)) if field == "network" => {
+                            network_error.set(Some(message));
+                        }
+                        (message, _) => general.set(Some(message)),
+                    },
+                }
+            },
+        );
+    };
+    view! {
+        <form class="route-form" on:submit=submit novalidate>
+            <div class="field-row">
+                <div class="field">
+                    <label>
+                        <span>"CIDR"</span>
+                        <input
+                            type="text"
+                            placeholder="10.0.0.0/24"
+                            autocomplete="off"
+                            bind:value=network
+                        />
+                    </label>
+                    <FieldError message=network_error.into() />
+                </div>
+                <div class="field wide">
+                    <label>
+                        <span>"Comment (optional)"</span>
+                        <input type="text" autocomplete="off" bind:value=comment />
+                    </label>
+                </div>
+            </div>
+            <FieldError message=general.into() />
+            <div class="form-actions">
+                <button type="submit" class="button primary" disabled=move || saving.get()>
+                    "Add network"
+                </button>
+            </div>
+        </form>
+    }
+}

@@ -1,0 +1,600 @@
+//! The pure logic behind the wizard's and the tunnel page's forms: tunnel names, the public
+//! hostname form as an ingress rule and back, edits of a configuration that keep the
+//! catch-all last, which field a server error names, and the install commands.
+
+use std::time::Duration;
+
+use adit_core::{
+    ids::TunnelName,
+    ingress::{IngressConfig, OriginRequestConfig, RawIngressRule, parse_go_duration},
+};
+
+/// The catch-all a new configuration ends with, as cloudflared's dashboard writes it.
+pub(crate) const CATCH_ALL: &str = "http_status:404";
+
+/// Why `name` cannot name a new tunnel (the server's [`TunnelName`] rules, and no other
+/// tunnel of the account may have it), or `None` when it can.
+pub(crate) fn name_problem(name: &str, taken: &[String]) -> Option<String> {
+    match TunnelName::parse(name) {
+        Err(adit_core::Error::InvalidTunnelName { reason, .. }) => Some(capitalise(reason)),
+        Err(e) => Some(e.to_string()),
+        Ok(_) if taken.iter().any(|t| t == name) => {
+            Some("A tunnel with this name already exists".to_owned())
+        }
+        Ok(_) => None,
+    }
+}
+
+/// "it is empty" → "It is empty".
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// The kinds of service the hostname form offers, as cloudflared's dashboard lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ServiceType {
+    Http,
+    Https,
+    Tcp,
+    Ssh,
+    Rdp,
+    Unix,
+    HttpStatus,
+}
+
+impl ServiceType {
+    pub(crate) const ALL: [Self; 7] = [
+        Self::Http,
+        Self::Https,
+        Self::Tcp,
+        Self::Ssh,
+        Self::Rdp,
+        Self::Unix,
+        Self::HttpStatus,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Http => "HTTP",
+            Self::Https => "HTTPS",
+            Self::Tcp => "TCP",
+            Self::Ssh => "SSH",
+            Self::Rdp => "RDP",
+            Self::Unix => "UNIX",
+            Self::HttpStatus => "HTTP_STATUS",
+        }
+    }
+
+    /// Reads [`Self::label`] back (the `<select>`'s value).
+    pub(crate) fn from_label(label: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.label() == label)
+            .unwrap_or(Self::Http)
+    }
+
+    /// What the URL field asks for.
+    pub(crate) fn placeholder(self) -> &'static str {
+        match self {
+            Self::Http | Self::Https => "localhost:8080",
+            Self::Tcp => "localhost:5432",
+            Self::Ssh => "localhost:22",
+            Self::Rdp => "localhost:3389",
+            Self::Unix => "/run/app.sock",
+            Self::HttpStatus => "404",
+        }
+    }
+
+    /// The rule's `service` for what was typed in the URL field: the scheme is added
+    /// unless the user wrote it.
+    fn service(self, url: &str) -> String {
+        let url = url.trim();
+        let (prefix, separator) = match self {
+            Self::Http => ("http", "://"),
+            Self::Https => ("https", "://"),
+            Self::Tcp => ("tcp", "://"),
+            Self::Ssh => ("ssh", "://"),
+            Self::Rdp => ("rdp", "://"),
+            Self::Unix => ("unix", ":"),
+            Self::HttpStatus => ("http_status", ":"),
+        };
+        let written = format!("{prefix}{separator}");
+        if url.to_ascii_lowercase().starts_with(&written) {
+            url.to_owned()
+        } else {
+            format!("{written}{url}")
+        }
+    }
+
+    /// The type and URL field of a rule's `service` (the scheme taken off).
+    fn split(service: &str) -> (Self, String) {
+        let lower = service.to_ascii_lowercase();
+        for (prefix, kind) in [
+            ("http://", Self::Http),
+            ("https://", Self::Https),
+            ("tcp://", Self::Tcp),
+            ("ssh://", Self::Ssh),
+            ("rdp://", Self::Rdp),
+            ("unix:", Self::Unix),
+            ("http_status:", Self::HttpStatus),
+        ] {
+            if lower.starts_with(prefix) {
+                return (kind, service[prefix.len()..].to_owned());
+            }
+        }
+        (Self::Http, service.to_owned())
+    }
+}
+
+/// Which input of the hostname form a problem belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    Hostname,
+    Path,
+    Service,
+    Origin,
+}
+
+/// The public hostname form, as typed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct HostnameForm {
+    pub(crate) subdomain: String,
+    pub(crate) domain: String,
+    pub(crate) path: String,
+    pub(crate) kind: Option<ServiceType>,
+    pub(crate) url: String,
+    pub(crate) no_tls_verify: bool,
+    pub(crate) http_host_header: String,
+    pub(crate) connect_timeout: String,
+}
+
+impl HostnameForm {
+    /// An empty form for the first of `zones`.
+    pub(crate) fn new(zones: &[String]) -> Self {
+        Self {
+            domain: zones.first().cloned().unwrap_or_default(),
+            ..Self::default()
+        }
+    }
+
+    /// `sub.domain`, or the domain alone when no subdomain is given.
+    pub(crate) fn hostname(&self) -> String {
+        let sub = self.subdomain.trim().trim_end_matches('.');
+        let domain = self.domain.trim();
+        if sub.is_empty() {
+            domain.to_owned()
+        } else {
+            format!("{sub}.{domain}")
+        }
+    }
+
+    /// The ingress rule the form describes; what is obviously missing is said here, the
+    /// rest (hostname syntax, zones, the service URL) the server checks.
+    pub(crate) fn to_rule(&self) -> Result<RawIngressRule, (Field, String)> {
+        if self.domain.trim().is_empty() {
+            return Err((
+                Field::Hostname,
+                "Choose a domain (add a zone to the account first)".to_owned(),
+            ));
+        }
+        if self.url.trim().is_empty() {
+            return Err((Field::Service, "Enter where the traffic goes".to_owned()));
+        }
+        let connect_timeout = match self.connect_timeout.trim() {
+            "" => None,
+            text => Some(parse_timeout(text).map_err(|e| (Field::Origin, e))?),
+        };
+        let origin = OriginRequestConfig {
+            no_tls_verify: self.no_tls_verify.then_some(true),
+            http_host_header: Some(self.http_host_header.trim().to_owned())
+                .filter(|h| !h.is_empty()),
+            connect_timeout,
+            ..OriginRequestConfig::default()
+        };
+        let path = self.path.trim();
+        Ok(RawIngressRule {
+            hostname: Some(self.hostname()),
+            path: (!path.is_empty()).then(|| path.to_owned()),
+            service: self.kind.unwrap_or(ServiceType::Http).service(&self.url),
+            origin_request: (origin != OriginRequestConfig::default()).then_some(origin),
+        })
+    }
+
+    /// The form for editing `rule`: its hostname split at the longest of `zones` it lies
+    /// in (or all of it in the domain field).
+    pub(crate) fn from_rule(rule: &RawIngressRule, zones: &[String]) -> Self {
+        let hostname = rule.hostname.clone().unwrap_or_default();
+        let zone = zones
+            .iter()
+            .filter(|z| hostname == **z || hostname.ends_with(&format!(".{z}")))
+            .max_by_key(|z| z.len());
+        let (subdomain, domain) = match zone {
+            Some(zone) if hostname == *zone => (String::new(), zone.clone()),
+            Some(zone) => (
+                hostname[..hostname.len() - zone.len() - 1].to_owned(),
+                zone.clone(),
+            ),
+            None => (String::new(), hostname),
+        };
+        let (kind, url) = ServiceType::split(&rule.service);
+        let origin = rule.origin_request.clone().unwrap_or_default();
+        Self {
+            subdomain,
+            domain,
+            path: rule.path.clone().unwrap_or_default(),
+            kind: Some(kind),
+            url,
+            no_tls_verify: origin.no_tls_verify.unwrap_or(false),
+            http_host_header: origin.http_host_header.unwrap_or_default(),
+            connect_timeout: origin
+                .connect_timeout
+                .map(adit_core::ingress::format_go_duration)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A timeout as seconds (`30`) or a Go duration (`30s`, `1m30s`).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => parse_go_duration(text).map_err(|e| capitalise(&e.to_string())),
+    }
+}
+
+/// Whether `rule` matches every request (no hostname or `*`, no path).
+pub(crate) fn is_catch_all(rule: &RawIngressRule) -> bool {
+    matches!(rule.hostname.as_deref(), None | Some("*")) && rule.path.is_none()
+}
+
+/// The rules a person edits: every rule but the final catch-all.
+pub(crate) fn user_rules(config: Option<&IngressConfig>) -> &[RawIngressRule] {
+    let rules = config.map_or(&[][..], |c| c.ingress.as_slice());
+    match rules.split_last() {
+        Some((last, rest)) if is_catch_all(last) => rest,
+        _ => rules,
+    }
+}
+
+/// `config` with `rule` put at `index` of the user's rules (replacing the one there), or
+/// added after them when `index` is `None`; the catch-all stays last (one is added when
+/// the configuration had none).
+pub(crate) fn put_rule(
+    config: Option<&IngressConfig>,
+    index: Option<usize>,
+    rule: RawIngressRule,
+) -> IngressConfig {
+    let mut out = with_catch_all(config);
+    let users = out.ingress.len() - 1;
+    match index {
+        Some(i) if i < users => out.ingress[i] = rule,
+        _ => out.ingress.insert(users, rule),
+    }
+    out
+}
+
+/// `config` without the user's rule at `index`; the catch-all stays last.
+pub(crate) fn remove_rule(config: Option<&IngressConfig>, index: usize) -> IngressConfig {
+    let mut out = with_catch_all(config);
+    if index < out.ingress.len() - 1 {
+        out.ingress.remove(index);
+    }
+    out
+}
+
+/// A copy of `config` (or an empty one) whose last rule is a catch-all.
+fn with_catch_all(config: Option<&IngressConfig>) -> IngressConfig {
+    let mut out = config.cloned().unwrap_or_default();
+    if !out.ingress.last().is_some_and(is_catch_all) {
+        out.ingress.push(RawIngressRule {
+            hostname: None,
+            path: None,
+            service: CATCH_ALL.to_owned(),
+            origin_request: None,
+        });
+    }
+    out
+}
+
+/// The rule and field a configuration error is about, and its message without the path
+/// (the form shows it next to the field): the server names it in `details.field`
+/// (`config.ingress[0].service`, the message starting `invalid config.ingress[0].service: `)
+/// or, for zone and conflict refusals, at the start of the message
+/// (`config.ingress[0].hostname: …`).
+pub(crate) fn error_field(field: Option<&str>, message: &str) -> Option<(usize, Field, String)> {
+    let (path, rest) = match field {
+        Some(field) => (field, message.strip_prefix(&format!("invalid {field}: "))),
+        None => {
+            let (head, rest) = message.split_once(": ")?;
+            (head, Some(rest))
+        }
+    };
+    let (index, member) = path.strip_prefix("config.ingress[")?.split_once(']')?;
+    let index = index.parse().ok()?;
+    let field = match member.trim_start_matches('.') {
+        "hostname" => Field::Hostname,
+        "path" => Field::Path,
+        "originRequest" => Field::Origin,
+        _ => Field::Service,
+    };
+    Some((index, field, rest.unwrap_or(message).to_owned()))
+}
+
+/// Where a connector can run, as the wizard's tabs list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Environment {
+    Debian,
+    RedHat,
+    MacOs,
+    Windows,
+    Docker,
+    Binary,
+}
+
+impl Environment {
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Debian,
+        Self::RedHat,
+        Self::MacOs,
+        Self::Windows,
+        Self::Docker,
+        Self::Binary,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Debian => "Debian / Ubuntu",
+            Self::RedHat => "Red Hat",
+            Self::MacOs => "macOS",
+            Self::Windows => "Windows",
+            Self::Docker => "Docker",
+            Self::Binary => "Binary",
+        }
+    }
+
+    /// What to say above the command.
+    pub(crate) fn note(self) -> &'static str {
+        match self {
+            Self::Debian | Self::RedHat => {
+                "Downloads the connector this server ships (built for the server's own \
+                 platform), installs it and runs the tunnel."
+            }
+            Self::MacOs | Self::Windows => {
+                "This server ships a Linux connector only: build adit from the Adit source \
+                 with Rust, then run the tunnel."
+            }
+            Self::Docker => {
+                "Uses the image built from the repository's Dockerfile (docker build -t adit .)."
+            }
+            Self::Binary => "With adit already on the PATH, this runs the tunnel.",
+        }
+    }
+
+    /// The command to paste, for a server reached at `origin` (scheme, host and port of
+    /// the dashboard) and the tunnel's `token`.
+    pub(crate) fn command(self, origin: &str, token: &str) -> String {
+        let run = format!("adit tunnel run --token {token}");
+        let download = format!(
+            "curl -fsSL -o adit {origin}/download/adit && chmod +x adit && sudo install adit /usr/local/bin/"
+        );
+        match self {
+            Self::Debian | Self::RedHat => format!("{download} && {run}"),
+            Self::MacOs => {
+                format!("cargo build --release -p adit-agent && ./target/release/{run}")
+            }
+            Self::Windows => format!(
+                "cargo build --release -p adit-agent; .\\target\\release\\adit.exe tunnel run --token {token}"
+            ),
+            Self::Docker => format!(
+                "docker run -d --restart unless-stopped --network host --entrypoint adit adit tunnel run --token {token}"
+            ),
+            Self::Binary => run,
+        }
+    }
+}
+
+/// The token in a command the page shows (the word after `--token`).
+#[cfg(test)]
+fn token_in(command: &str) -> Option<&str> {
+    let mut words = command.split_whitespace();
+    words.find(|w| *w == "--token")?;
+    words.next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(hostname: Option<&str>, service: &str) -> RawIngressRule {
+        RawIngressRule {
+            hostname: hostname.map(str::to_owned),
+            path: None,
+            service: service.to_owned(),
+            origin_request: None,
+        }
+    }
+
+    #[test]
+    fn names_follow_the_servers_rules_and_must_be_new() {
+        let taken = vec!["web".to_owned()];
+        assert_eq!(name_problem("home-lab_1.prod", &taken), None);
+        assert_eq!(name_problem("", &taken).as_deref(), Some("It is empty"));
+        assert!(
+            name_problem("a b", &taken)
+                .unwrap()
+                .contains("Only letters, digits")
+        );
+        assert!(name_problem(&"a".repeat(65), &taken).is_some());
+        assert!(name_problem("f70ff985-a4ef-4643-bbbc-4a0ed4fc8415", &taken).is_some());
+        assert_eq!(
+            name_problem("web", &taken).as_deref(),
+            Some("A tunnel with this name already exists")
+        );
+    }
+
+    #[test]
+    fn the_hostname_form_becomes_an_ingress_rule() {
+        let zones = vec!["example.com".to_owned()];
+        let mut form = HostnameForm::new(&zones);
+        form.subdomain = "app".into();
+        form.url = "localhost:8080".into();
+        let rule = form.to_rule().unwrap();
+        assert_eq!(rule.hostname.as_deref(), Some("app.example.com"));
+        assert_eq!(rule.service, "http://localhost:8080");
+        assert_eq!(rule.path, None);
+        assert_eq!(rule.origin_request, None);
+
+        form.kind = Some(ServiceType::Https);
+        form.url = "https://10.0.0.5:8443".into();
+        form.path = "^/api".into();
+        form.no_tls_verify = true;
+        form.connect_timeout = "10".into();
+        form.http_host_header = " intranet ".into();
+        let rule = form.to_rule().unwrap();
+        assert_eq!(
+            rule.service, "https://10.0.0.5:8443",
+            "a written scheme is kept"
+        );
+        assert_eq!(rule.path.as_deref(), Some("^/api"));
+        let origin = rule.origin_request.clone().unwrap();
+        assert_eq!(origin.no_tls_verify, Some(true));
+        assert_eq!(origin.connect_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(origin.http_host_header.as_deref(), Some("intranet"));
+        // And back into the form for editing.
+        let back = HostnameForm::from_rule(&rule, &zones);
+        assert_eq!(back.subdomain, "app");
+        assert_eq!(back.domain, "example.com");
+        assert_eq!(back.kind, Some(ServiceType::Https));
+        assert_eq!(back.url, "10.0.0.5:8443");
+        assert!(back.no_tls_verify);
+        assert_eq!(back.connect_timeout, "10s");
+        assert_eq!(back.to_rule().unwrap(), rule);
+
+        for (kind, url, service) in [
+            (ServiceType::Ssh, "localhost:22", "ssh://localhost:22"),
+            (ServiceType::Unix, "/run/app.sock", "unix:/run/app.sock"),
+            (ServiceType::HttpStatus, "418", "http_status:418"),
+            (ServiceType::Rdp, "RDP://host:3389", "RDP://host:3389"),
+        ] {
+            form.kind = Some(kind);
+            form.url = url.into();
+            assert_eq!(form.to_rule().unwrap().service, service);
+        }
+    }
+
+    #[test]
+    fn the_hostname_form_says_what_is_missing() {
+        let mut form = HostnameForm::new(&[]);
+        form.url = "localhost:80".into();
+        assert_eq!(form.to_rule().unwrap_err().0, Field::Hostname);
+        form.domain = "example.com".into();
+        form.url = " ".into();
+        assert_eq!(form.to_rule().unwrap_err().0, Field::Service);
+        form.url = "localhost:80".into();
+        form.connect_timeout = "soon".into();
+        assert_eq!(form.to_rule().unwrap_err().0, Field::Origin);
+        form.connect_timeout = "1m30s".into();
+        assert!(form.to_rule().is_ok());
+        form.subdomain = String::new();
+        assert_eq!(
+            form.to_rule().unwrap().hostname.as_deref(),
+            Some("example.com")
+        );
+    }
+
+    #[test]
+    fn edits_keep_the_catch_all_last() {
+        let added = put_rule(None, None, rule(Some("a.example.com"), "http://a"));
+        assert_eq!(added.ingress.len(), 2);
+        assert_eq!(added.ingress[1].service, CATCH_ALL);
+        assert_eq!(user_rules(Some(&added)).len(), 1);
+
+        let custom_end = IngressConfig {
+            ingress: vec![
+                rule(Some("a.example.com"), "http://a"),
+                rule(None, "http_status:503"),
+            ],
+            origin_request: None,
+        };
+        let two = put_rule(
+            Some(&custom_end),
+            None,
+            rule(Some("b.example.com"), "http://b"),
+        );
+        let services: Vec<_> = two.ingress.iter().map(|r| r.service.as_str()).collect();
+        assert_eq!(services, ["http://a", "http://b", "http_status:503"]);
+
+        let edited = put_rule(
+            Some(&two),
+            Some(0),
+            rule(Some("a.example.com"), "http://a2"),
+        );
+        let services: Vec<_> = edited.ingress.iter().map(|r| r.service.as_str()).collect();
+        assert_eq!(services, ["http://a2", "http://b", "http_status:503"]);
+
+        let removed = remove_rule(Some(&edited), 1);
+        let services: Vec<_> = removed.ingress.iter().map(|r| r.service.as_str()).collect();
+        assert_eq!(services, ["http://a2", "http_status:503"]);
+        // The catch-all itself cannot be removed.
+        assert_eq!(remove_rule(Some(&removed), 1), removed);
+        assert!(user_rules(Some(&remove_rule(Some(&removed), 0))).is_empty());
+        // A configuration without a catch-all gets one.
+        let open = IngressConfig {
+            ingress: vec![rule(Some("a.example.com"), "http://a")],
+            origin_request: None,
+        };
+        assert_eq!(user_rules(Some(&open)).len(), 1);
+        let fixed = remove_rule(Some(&open), 5);
+        assert!(is_catch_all(fixed.ingress.last().unwrap()));
+    }
+
+    #[test]
+    fn server_errors_name_their_rule_and_field() {
+        assert_eq!(
+            error_field(
+                Some("config.ingress[0].service"),
+                "invalid config.ingress[0].service: Rule #1: bad port"
+            ),
+            Some((0, Field::Service, "Rule #1: bad port".to_owned()))
+        );
+        assert_eq!(
+            error_field(
+                None,
+                "config.ingress[2].hostname: not in a zone of the account"
+            ),
+            Some((
+                2,
+                Field::Hostname,
+                "not in a zone of the account".to_owned()
+            ))
+        );
+        assert_eq!(
+            error_field(Some("config.ingress[1].path"), "odd"),
+            Some((1, Field::Path, "odd".to_owned()))
+        );
+        assert_eq!(error_field(Some("name"), "x"), None);
+        assert_eq!(error_field(None, "tunnel not found"), None);
+    }
+
+    #[test]
+    fn install_commands_carry_the_token() {
+        let token = "eyJhIjoi";
+        for env in Environment::ALL {
+            let command = env.command("http://adit.example:8000", token);
+            assert_eq!(token_in(&command), Some(token), "{command}");
+        }
+        assert!(
+            Environment::Debian
+                .command("http://adit.example:8000", token)
+                .starts_with("curl -fsSL -o adit http://adit.example:8000/download/adit && ")
+        );
+        assert!(
+            Environment::Docker
+                .command("", token)
+                .contains("--entrypoint adit")
+        );
+    }
+}
