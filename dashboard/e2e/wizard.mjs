@@ -147,14 +147,20 @@ await step(page, 'the tabs answer the arrow keys', async () => {
 
 await step(page, 'the connectors and traffic tabs', async () => {
   await page.getByRole('tab', { name: 'Connectors' }).click();
-  await page.locator('table.connectors tbody tr', { hasText: '4/4' }).waitFor();
+  // The request made through the edge reached the origin: the connector says so.
+  await page.locator('table.connectors tbody tr', { hasText: '4/4' }).getByText('Reachable').waitFor();
   await shot(page, '11-tunnel-connectors');
-  // The edge counts per tunnel and writes a minute's counts out every minute: now.
-  await ask('flush_traffic');
+  // The charts include the minute in progress (the edge writes its counts out only once a
+  // minute): the request made above is there, and a new one shows while the tab is open.
   await page.getByRole('tab', { name: 'Traffic' }).click();
   await page.getByText('Per minute.').waitFor();
-  await page.locator('figure.chart', { hasText: 'Requests' }).locator('.chart-latest')
-    .getByText(/^[1-9]\d* in range/).waitFor();
+  const latest = page.locator('figure.chart', { hasText: 'Requests' }).locator('.chart-latest');
+  await latest.getByText(/^[1-9]\d* in range/).waitFor();
+  const before = Number((await latest.innerText()).match(/^(\d+)/)[1]);
+  const asked = Date.now();
+  await ask('request', { hostname: 'app.example.com' });
+  await latest.getByText(new RegExp(`^${before + 1} in range`)).waitFor(LIVE);
+  process.stdout.write(`the chart counted a new request ${Date.now() - asked} ms after it was asked for\n`);
   const charts = await page.locator('figure.chart svg polyline').count();
   if (charts !== 4) throw new Error(`${charts} charts`);
   await shot(page, '12-tunnel-traffic');

@@ -20,7 +20,7 @@ use crate::{
     auth::Auth,
     changes::Changes,
     clock::{now_ms, rfc3339},
-    metrics::{Metrics, quantile},
+    metrics::{Metrics, Totals, quantile},
     quick::{QuickTunnels, random_hostname},
     registry::Registry,
     remote_config::ConfigEvents,
@@ -532,27 +532,14 @@ impl Control {
     /// Writes what each tunnel did since the last flush into the current minute's row,
     /// and forgets minutes older than the retention.
     pub async fn flush_traffic(&self) -> Result<(), Error> {
-        const MINUTE_MS: i64 = 60_000;
         const RETENTION_MS: i64 = 7 * 24 * 60 * MINUTE_MS;
-        let now = now_ms();
-        let minute = now - now.rem_euclid(MINUTE_MS);
-        let micros = |seconds: Option<f64>| seconds.map_or(0, |s| (s * 1e6) as i64);
-        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let minute = current_minute();
         for (tunnel, counters) in self.metrics.tunnels() {
             let d = counters.take_delta();
-            if d.requests == 0 && d.bytes_in == 0 && d.bytes_out == 0 {
+            if d.is_idle() {
                 continue;
             }
-            let row = TrafficRow {
-                tunnel_id: tunnel,
-                minute,
-                requests: signed(d.requests),
-                errors: signed(d.errors),
-                bytes_in: signed(d.bytes_in),
-                bytes_out: signed(d.bytes_out),
-                p50_us: micros(quantile(&d.latency, 0.5)),
-                p99_us: micros(quantile(&d.latency, 0.99)),
-            };
+            let row = traffic_row(tunnel, minute, &d);
             if let Err(e) = self.storage.add_traffic(&row).await {
                 // A tunnel deleted since its last request has nowhere to keep it.
                 tracing::debug!(%tunnel, error = %e, "dropped a traffic minute");
@@ -570,12 +557,32 @@ impl Control {
         minutes: u32,
     ) -> Result<Vec<api::TrafficPoint>, Error> {
         let row = self.tunnel(account, tunnel).await?;
-        let since = now_ms() - i64::from(minutes) * 60_000;
+        let since = now_ms() - i64::from(minutes) * MINUTE_MS;
+        let mut rows = self.storage.traffic(row.id, since).await?;
+        // What this node counted since its last flush belongs to the minute in progress:
+        // pages see a request within moments, not at the next flush.
+        if let Some(live) = self
+            .metrics
+            .tunnel_counters(row.id)
+            .map(|c| c.peek_delta())
+            .filter(|d| !d.is_idle())
+        {
+            let live = traffic_row(row.id, current_minute(), &live);
+            match rows.last_mut() {
+                Some(last) if last.minute == live.minute => {
+                    last.requests += live.requests;
+                    last.errors += live.errors;
+                    last.bytes_in += live.bytes_in;
+                    last.bytes_out += live.bytes_out;
+                    // Quantiles do not add; the larger is the honest bound for the minute.
+                    last.p50_us = last.p50_us.max(live.p50_us);
+                    last.p99_us = last.p99_us.max(live.p99_us);
+                }
+                _ => rows.push(live),
+            }
+        }
         let unsigned = |n: i64| u64::try_from(n).unwrap_or_default();
-        Ok(self
-            .storage
-            .traffic(row.id, since)
-            .await?
+        Ok(rows
             .into_iter()
             .map(|t| api::TrafficPoint {
                 at: rfc3339(t.minute),
@@ -728,5 +735,29 @@ fn route_view(route: RouteRow) -> api::Route {
         tunnel_id: route.tunnel_id,
         hostname: route.hostname,
         created_at: rfc3339(route.created_at),
+    }
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+/// The start of the minute now is in, in ms since the epoch.
+fn current_minute() -> i64 {
+    let now = now_ms();
+    now - now.rem_euclid(MINUTE_MS)
+}
+
+/// A tunnel's counts as one minute's history row.
+fn traffic_row(tunnel: TunnelId, minute: i64, d: &Totals) -> TrafficRow {
+    let micros = |seconds: Option<f64>| seconds.map_or(0, |s| (s * 1e6) as i64);
+    let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    TrafficRow {
+        tunnel_id: tunnel,
+        minute,
+        requests: signed(d.requests),
+        errors: signed(d.errors),
+        bytes_in: signed(d.bytes_in),
+        bytes_out: signed(d.bytes_out),
+        p50_us: micros(quantile(&d.latency, 0.5)),
+        p99_us: micros(quantile(&d.latency, 0.99)),
     }
 }

@@ -111,6 +111,23 @@ pub struct Totals {
     pub latency: [u64; LATENCY_BOUNDS.len()],
 }
 
+impl Totals {
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            requests: self.requests - before.requests,
+            errors: self.errors - before.errors,
+            bytes_in: self.bytes_in - before.bytes_in,
+            bytes_out: self.bytes_out - before.bytes_out,
+            latency: std::array::from_fn(|i| self.latency[i] - before.latency[i]),
+        }
+    }
+
+    /// Whether nothing happened.
+    pub fn is_idle(&self) -> bool {
+        self.requests == 0 && self.bytes_in == 0 && self.bytes_out == 0
+    }
+}
+
 impl TunnelCounters {
     fn totals(&self) -> Totals {
         Totals {
@@ -126,15 +143,16 @@ impl TunnelCounters {
     pub fn take_delta(&self) -> Totals {
         let now = self.totals();
         let mut flushed = self.flushed.lock().unwrap_or_else(PoisonError::into_inner);
-        let delta = Totals {
-            requests: now.requests - flushed.requests,
-            errors: now.errors - flushed.errors,
-            bytes_in: now.bytes_in - flushed.bytes_in,
-            bytes_out: now.bytes_out - flushed.bytes_out,
-            latency: std::array::from_fn(|i| now.latency[i] - flushed.latency[i]),
-        };
+        let delta = now.since(&flushed);
         *flushed = now;
         delta
+    }
+
+    /// What happened since the last flush, leaving it to the next: the minute in progress,
+    /// for pages that show traffic as it happens.
+    pub fn peek_delta(&self) -> Totals {
+        let now = self.totals();
+        now.since(&self.flushed.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -290,6 +308,15 @@ impl Metrics {
             .iter()
             .map(|(id, c)| (*id, c.clone()))
             .collect()
+    }
+
+    /// One tunnel's counters, if it has served anything since this node started.
+    pub fn tunnel_counters(&self, tunnel: TunnelId) -> Option<Arc<TunnelCounters>> {
+        self.tunnels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&tunnel)
+            .cloned()
     }
 
     /// Drops a deleted tunnel's series.

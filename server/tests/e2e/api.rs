@@ -782,6 +782,25 @@ async fn metrics_and_traffic_history_count_what_went_through() {
         assert!(text.contains(&line), "missing {line:?} in:\n{text}");
     }
 
+    // Before any flush, the minute in progress already shows what happened (live pages).
+    let (status, live) = call(
+        &server,
+        Method::GET,
+        "/tunnels/counted/traffic?minutes=5",
+        Some(&server.admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let requests: u64 = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(requests, 7, "{live}");
+
+    // Flushed, the same requests are counted once.
     server.control.flush_traffic().await.unwrap();
     let (status, points) = call(
         &server,

@@ -193,10 +193,6 @@ async fn a_tunnel_is_created_run_routed_refreshed_and_deleted_from_the_dashboard
                 .await;
                 json!({ "body": body })
             }
-            Some("flush_traffic") => match server.control.flush_traffic().await {
-                Ok(()) => json!({}),
-                Err(e) => json!({ "error": e.to_string() }),
-            },
             Some("stop_connector") => {
                 if let Some(connector) = connector.take() {
                     connector.stop().await;
