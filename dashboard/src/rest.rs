@@ -89,6 +89,31 @@ pub(crate) fn reload<T: DeserializeOwned + Send + Sync + 'static>(
     });
 }
 
+/// A row's remove action: `DELETE {collection}/{id}`, then the list re-read from
+/// `collection`; while it runs `busy` is set, and a refusal lands in `error`.
+pub(crate) fn remove_then_reload<T: DeserializeOwned + Send + Sync + 'static>(
+    collection: &'static str,
+    id: impl std::fmt::Display,
+    list: RwSignal<Vec<T>>,
+    busy: RwSignal<bool>,
+    error: RwSignal<Option<String>>,
+) -> Callback<()> {
+    let path = format!("{collection}/{id}");
+    Callback::new(move |()| {
+        error.set(None);
+        busy.set(true);
+        // Whatever the DELETE answers (nothing, or the removed object), the list is what
+        // the page shows next.
+        send::<serde_json::Value>("DELETE", path.clone(), None, move |answer| {
+            busy.set(false);
+            match answer {
+                Ok(_) => reload(collection, list),
+                Err(e) => error.set(Some(action::failure(&e).0)),
+            }
+        });
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

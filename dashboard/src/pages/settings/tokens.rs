@@ -9,7 +9,6 @@ use leptos::{either::Either, ev::SubmitEvent, prelude::*};
 
 use super::{AdminNeeded, SettingsHeader};
 use crate::{
-    action,
     components::{
         confirm::ConfirmButton,
         field_error::{FieldError, invalid, retyped},
@@ -18,7 +17,7 @@ use crate::{
         timestamp::Timestamp,
     },
     live,
-    rest::{Problem, reload, send, send_json},
+    rest::{Problem, reload, remove_then_reload, send_json},
 };
 
 const TOKENS: &str = "/api/v1/tokens";
@@ -248,16 +247,7 @@ fn TokenRow(token: ApiToken, tokens: RwSignal<Vec<ApiToken>>) -> impl IntoView {
     } = token;
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let revoke = Callback::new(move |()| {
-        busy.set(true);
-        send::<()>("DELETE", format!("{TOKENS}/{id}"), None, move |answer| {
-            busy.set(false);
-            match answer {
-                Ok(()) => reload(TOKENS, tokens),
-                Err(e) => error.set(Some(action::failure(&e).0)),
-            }
-        });
-    });
+    let revoke = remove_then_reload(TOKENS, id, tokens, busy, error);
     let scope_tags = scopes
         .iter()
         .map(|scope| view! { <ScopeTag scope /> })

@@ -19,7 +19,7 @@ use crate::{
         timestamp::Timestamp,
     },
     live,
-    rest::{Problem, reload, send, send_json},
+    rest::{Problem, reload, remove_then_reload, send_json},
 };
 
 const USERS: &str = "/api/v1/users";
@@ -227,17 +227,7 @@ fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl I
             }
         });
     };
-    let remove = Callback::new(move |()| {
-        error.set(None);
-        busy.set(true);
-        send::<User>("DELETE", format!("{USERS}/{id}"), None, move |answer| {
-            busy.set(false);
-            match answer {
-                Ok(_) => reload(USERS, users),
-                Err(e) => error.set(Some(action::failure(&e).0)),
-            }
-        });
-    });
+    let remove = remove_then_reload(USERS, id, users, busy, error);
     let error_id = format!("user-{id}-error");
     let you = (me == Some(id)).then(|| view! { <span class="tag">"you"</span> });
     view! {

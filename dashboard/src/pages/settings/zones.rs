@@ -10,7 +10,6 @@ use leptos::{ev::SubmitEvent, prelude::*};
 
 use super::SettingsHeader;
 use crate::{
-    action,
     components::{
         confirm::ConfirmButton,
         copy_id::CopyId,
@@ -18,7 +17,7 @@ use crate::{
         timestamp::Timestamp,
     },
     live,
-    rest::{Problem, reload, send, send_json},
+    rest::{Problem, reload, remove_then_reload, send_json},
 };
 
 const ZONES: &str = "/api/v1/zones";
@@ -156,16 +155,7 @@ fn ZoneRow(zone: Zone, editable: bool, zones: RwSignal<Vec<Zone>>) -> impl IntoV
     } = zone;
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let delete = Callback::new(move |()| {
-        busy.set(true);
-        send::<()>("DELETE", format!("{ZONES}/{id}"), None, move |answer| {
-            busy.set(false);
-            match answer {
-                Ok(()) => reload(ZONES, zones),
-                Err(e) => error.set(Some(action::failure(&e).0)),
-            }
-        });
-    });
+    let delete = remove_then_reload(ZONES, id, zones, busy, error);
     let actions = editable.then(|| {
         view! {
             <td class="row-actions">
