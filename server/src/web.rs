@@ -62,15 +62,40 @@ fn session_jwt(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| auth::cookie(v, SESSION_COOKIE))
 }
 
-/// A page for the logged-in `cookie` session, renewing its cookie when due.
-fn session_page(
+/// Where a request without a live session goes: the log-in page, coming back to `here`
+/// when there is somewhere to come back to.
+fn to_login(here: Option<&str>) -> Response {
+    match here {
+        Some(here) => login_then(here),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+/// A page for a logged-in session, its cookie renewed when due. Without a live session the
+/// log-in page, coming back to `here`; a form passes its CSRF token as `csrf`, a page
+/// `None`. `build` reads the page's data as the session's caller.
+async fn logged_in_page(
     c: &Control,
     ui: &Ui,
     headers: &HeaderMap,
-    cookie: &CookieSession,
-    session: api::Session,
-    page: Page,
+    here: Option<&str>,
+    csrf: Option<&str>,
+    build: impl AsyncFnOnce(&CookieSession) -> Result<Page, crate::Error>,
 ) -> Response {
+    let Some(jwt) = session_jwt(headers) else {
+        return to_login(here);
+    };
+    let found = async {
+        let cookie = c.auth.session(jwt, csrf, csrf.is_some()).await?;
+        let session = c.auth.describe(&cookie).await?;
+        let page = build(&cookie).await?;
+        Ok::<_, crate::Error>((cookie, session, page))
+    };
+    let (cookie, session, page) = match found.await {
+        Ok(found) => found,
+        Err(crate::Error::Unauthenticated) => return to_login(here),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     let html = match render(ui, Some(session), page) {
         Ok(html) => html,
         Err(e) => return e.into_response(),
@@ -108,27 +133,11 @@ async fn tunnels_page(
     Extension(ui): Extension<Arc<Ui>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(jwt) = session_jwt(&headers) else {
-        return Redirect::to("/login").into_response();
-    };
-    let page = async {
-        let cookie = c.auth.session(jwt, None, false).await?;
-        let session = c.auth.describe(&cookie).await?;
+    logged_in_page(&c, &ui, &headers, None, None, async |cookie| {
         let tunnels = c.list_tunnels(cookie.principal.account, "").await?;
-        Ok::<_, crate::Error>((cookie, session, tunnels))
-    };
-    match page.await {
-        Ok((cookie, session, tunnels)) => session_page(
-            &c,
-            &ui,
-            &headers,
-            &cookie,
-            session,
-            Page::Tunnels { tunnels },
-        ),
-        Err(crate::Error::Unauthenticated) => Redirect::to("/login").into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+        Ok(Page::Tunnels { tunnels })
+    })
+    .await
 }
 
 /// The wizard that creates a tunnel: the account's tunnel names (a new name must differ)
@@ -138,27 +147,23 @@ async fn new_tunnel_page(
     Extension(ui): Extension<Arc<Ui>>,
     headers: HeaderMap,
 ) -> Response {
-    const HERE: &str = "/tunnels/new";
-    let Some(jwt) = session_jwt(&headers) else {
-        return login_then(HERE);
-    };
-    let page = async {
-        let cookie = c.auth.session(jwt, None, false).await?;
-        let session = c.auth.describe(&cookie).await?;
-        let account = cookie.principal.account;
-        let taken = c.list_tunnels(account, "").await?;
-        let zones = c.list_zones(account).await?;
-        let page = Page::NewTunnel {
-            taken: taken.into_iter().map(|t| t.name).collect(),
-            zones: zones.into_iter().map(|z| z.name).collect(),
-        };
-        Ok::<_, crate::Error>((cookie, session, page))
-    };
-    match page.await {
-        Ok((cookie, session, page)) => session_page(&c, &ui, &headers, &cookie, session, page),
-        Err(crate::Error::Unauthenticated) => login_then(HERE),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+    logged_in_page(
+        &c,
+        &ui,
+        &headers,
+        Some("/tunnels/new"),
+        None,
+        async |cookie| {
+            let account = cookie.principal.account;
+            let taken = c.list_tunnels(account, "").await?;
+            let zones = c.list_zones(account).await?;
+            Ok(Page::NewTunnel {
+                taken: taken.into_iter().map(|t| t.name).collect(),
+                zones: zones.into_iter().map(|z| z.name).collect(),
+            })
+        },
+    )
+    .await
 }
 
 /// One tunnel (by id or name) with everything its page shows: connectors, ingress
@@ -173,16 +178,11 @@ async fn tunnel_page(
         "/tunnels/{}",
         url::form_urlencoded::byte_serialize(tunnel.as_bytes()).collect::<String>()
     );
-    let Some(jwt) = session_jwt(&headers) else {
-        return login_then(&here);
-    };
-    let page = async {
-        let cookie = c.auth.session(jwt, None, false).await?;
-        let session = c.auth.describe(&cookie).await?;
+    logged_in_page(&c, &ui, &headers, Some(&here), None, async |cookie| {
         let account = cookie.principal.account;
         let tunnel = c.get_tunnel(account, &tunnel).await?;
         let id = tunnel.id.to_string();
-        let page = Page::Tunnel(Box::new(TunnelPageData {
+        Ok(Page::Tunnel(Box::new(TunnelPageData {
             connectors: c.list_connectors(account, &id).await?,
             configuration: c.tunnel_configuration(account, &id).await?,
             ip_routes: c
@@ -199,14 +199,9 @@ async fn tunnel_page(
                 .map(|z| z.name)
                 .collect(),
             tunnel,
-        }));
-        Ok::<_, crate::Error>((cookie, session, page))
-    };
-    match page.await {
-        Ok((cookie, session, page)) => session_page(&c, &ui, &headers, &cookie, session, page),
-        Err(crate::Error::Unauthenticated) => login_then(&here),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+        })))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -323,12 +318,7 @@ async fn device_page(
         ),
         None => "/device".to_owned(),
     };
-    let Some(jwt) = session_jwt(&headers) else {
-        return login_then(&here);
-    };
-    let page = async {
-        let cookie = c.auth.session(jwt, None, false).await?;
-        let session = c.auth.describe(&cookie).await?;
+    logged_in_page(&c, &ui, &headers, Some(&here), None, async |_| {
         let view = match q.code.as_deref().map(str::trim) {
             None | Some("") => DeviceView::Enter {
                 code: String::new(),
@@ -346,15 +336,9 @@ async fn device_page(
                 Err(e) => return Err(e),
             },
         };
-        Ok((cookie, session, view))
-    };
-    match page.await {
-        Ok((cookie, session, view)) => {
-            session_page(&c, &ui, &headers, &cookie, session, Page::Device { view })
-        }
-        Err(crate::Error::Unauthenticated) => login_then(&here),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+        Ok(Page::Device { view })
+    })
+    .await
 }
 
 fn unknown_code(code: &str) -> DeviceView {
@@ -382,20 +366,13 @@ async fn device_form(
     headers: HeaderMap,
     Form(form): Form<DeviceForm>,
 ) -> Response {
-    let Some(jwt) = session_jwt(&headers) else {
-        return login_then("/device");
-    };
-    let approve = match form.decision.as_str() {
-        "approve" => true,
-        "deny" => false,
-        _ => {
-            return ApiError::from(crate::Error::invalid("decision", "must be approve or deny"))
-                .into_response();
-        }
-    };
-    let decided = async {
-        let cookie = c.auth.session(jwt, Some(&form.csrf_token), true).await?;
-        let session = c.auth.describe(&cookie).await?;
+    let csrf = Some(form.csrf_token.as_str());
+    logged_in_page(&c, &ui, &headers, Some("/device"), csrf, async |cookie| {
+        let approve = match form.decision.as_str() {
+            "approve" => true,
+            "deny" => false,
+            _ => return Err(crate::Error::invalid("decision", "must be approve or deny")),
+        };
         let view = match c
             .decide_device_login(&cookie.principal, &form.code, approve, peer.ip())
             .await
@@ -404,15 +381,9 @@ async fn device_form(
             Err(crate::Error::NotFound { .. }) => unknown_code(&form.code),
             Err(e) => return Err(e),
         };
-        Ok((cookie, session, view))
-    };
-    match decided.await {
-        Ok((cookie, session, view)) => {
-            session_page(&c, &ui, &headers, &cookie, session, Page::Device { view })
-        }
-        Err(crate::Error::Unauthenticated) => login_then("/device"),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+        Ok(Page::Device { view })
+    })
+    .await
 }
 
 /// How many audit entries (the newest) the Audit log page shows.
@@ -444,12 +415,7 @@ async fn settings_page(
         _ => return crate::api::not_found().await.into_response(),
     };
     let here = format!("/settings/{section}");
-    let Some(jwt) = session_jwt(&headers) else {
-        return login_then(&here);
-    };
-    let page = async {
-        let cookie = c.auth.session(jwt, None, false).await?;
-        let session = c.auth.describe(&cookie).await?;
+    logged_in_page(&c, &ui, &headers, Some(&here), None, async |cookie| {
         let account = cookie.principal.require(Scope::Read)?;
         let admin = cookie.principal.require(Scope::Admin).ok();
         let page = match (which, admin) {
@@ -469,13 +435,7 @@ async fn settings_page(
             (Settings::Users, None) => SettingsPage::Users { users: None },
             (Settings::Audit, None) => SettingsPage::Audit { entries: None },
         };
-        Ok::<_, crate::Error>((cookie, session, page))
-    };
-    match page.await {
-        Ok((cookie, session, page)) => {
-            session_page(&c, &ui, &headers, &cookie, session, Page::Settings(page))
-        }
-        Err(crate::Error::Unauthenticated) => login_then(&here),
-        Err(e) => ApiError::from(e).into_response(),
-    }
+        Ok(Page::Settings(page))
+    })
+    .await
 }
