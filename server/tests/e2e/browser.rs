@@ -233,14 +233,12 @@ async fn the_settings_pages_manage_zones_tokens_users_and_show_the_audit_log() {
         let answer = match ask["event"].as_str() {
             Some("use_token") => {
                 let token = ask["token"].as_str().unwrap_or_default();
-                let auth = [("authorization", format!("Bearer {token}"))];
-                let (get, _, _) =
-                    api_request(server.api, Method::GET, "/tunnels", &auth, None).await;
-                let (post, _, _) = api_request(
-                    server.api,
+                let (get, _) = bearer(&server, token, Method::GET, "/tunnels", None).await;
+                let (post, _) = bearer(
+                    &server,
+                    token,
                     Method::POST,
                     "/tunnels",
-                    &auth,
                     Some(json!({"name": "made-by-a-read-token"})),
                 )
                 .await;

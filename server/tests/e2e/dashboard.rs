@@ -273,11 +273,11 @@ async fn events_announce_an_accounts_changes_to_that_account_only() {
 
     // B changes something of its own. Notices go out in order on one channel, so had any
     // of A's reached B, they would arrive before B's own.
-    let (status, _, b_tunnel) = api_request(
-        server.api,
+    let (status, b_tunnel) = bearer(
+        &server,
+        &b_token,
         Method::POST,
         "/tunnels",
-        &[("authorization", format!("Bearer {b_token}"))],
         Some(json!({"name": "b-tunnel"})),
     )
     .await;
@@ -329,11 +329,11 @@ async fn events_need_credentials_that_may_read() {
         assert_eq!(body["code"], "unauthenticated");
     }
     // Reading is enough: a read-only token follows the account.
-    let (status, _, viewer) = api_request(
-        server.api,
+    let (status, viewer) = bearer(
+        &server,
+        &server.admin_token,
         Method::POST,
         "/tokens",
-        &[("authorization", format!("Bearer {}", server.admin_token))],
         Some(json!({"name": "viewer", "scopes": ["read"]})),
     )
     .await;

@@ -484,11 +484,11 @@ async fn errors_name_what_went_wrong() {
 
 /// `origin_health` of the tunnel's one connector, as `GET …/connectors` shows it.
 async fn connector_origin_health(server: &TestServer, tunnel: &str) -> serde_json::Value {
-    let (status, _, connectors) = api_request(
-        server.api,
+    let (status, connectors) = bearer(
+        server,
+        &server.admin_token,
         http::Method::GET,
         &format!("/tunnels/{tunnel}/connectors"),
-        &[("authorization", format!("Bearer {}", server.admin_token))],
         None,
     )
     .await;

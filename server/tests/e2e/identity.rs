@@ -76,24 +76,6 @@ async fn browse(
     api_request(server.api, method, path, &headers, body).await
 }
 
-async fn bearer(
-    server: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let (status, _, body) = api_request(
-        server.api,
-        method,
-        path,
-        &[("authorization", format!("Bearer {token}"))],
-        body,
-    )
-    .await;
-    (status, body)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_logs_in_works_with_csrf_and_logs_out() {
     let server = TestServer::spawn().await;

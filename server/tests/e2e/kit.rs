@@ -496,3 +496,22 @@ impl std::io::Write for Lines {
         Ok(())
     }
 }
+
+/// A REST call made with `token` as its Bearer credentials: the status and JSON answer.
+pub async fn bearer(
+    server: &TestServer,
+    token: &str,
+    method: http::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (http::StatusCode, serde_json::Value) {
+    let (status, _, body) = api_request(
+        server.api,
+        method,
+        path,
+        &[("authorization", format!("Bearer {token}"))],
+        body,
+    )
+    .await;
+    (status, body)
+}

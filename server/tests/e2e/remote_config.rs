@@ -15,26 +15,8 @@ use tokio::sync::Notify;
 
 use crate::kit::*;
 
-async fn call(
-    server: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let (status, _, body) = api_request(
-        server.api,
-        method,
-        path,
-        &[("authorization", format!("Bearer {token}"))],
-        body,
-    )
-    .await;
-    (status, body)
-}
-
 async fn put_config(server: &TestServer, tunnel: &str, ingress: Value) -> (StatusCode, Value) {
-    call(
+    bearer(
         server,
         &server.admin_token,
         Method::PUT,
@@ -45,7 +27,7 @@ async fn put_config(server: &TestServer, tunnel: &str, ingress: Value) -> (Statu
 }
 
 async fn create_tunnel(server: &TestServer, name: &str, config_src: &str) -> Value {
-    let (status, tunnel) = call(
+    let (status, tunnel) = bearer(
         server,
         &server.admin_token,
         Method::POST,
@@ -58,7 +40,7 @@ async fn create_tunnel(server: &TestServer, name: &str, config_src: &str) -> Val
 }
 
 async fn tunnel_token(server: &TestServer, tunnel: &str) -> adit_core::token::TunnelToken {
-    let (status, body) = call(
+    let (status, body) = bearer(
         server,
         &server.admin_token,
         Method::GET,
@@ -71,7 +53,7 @@ async fn tunnel_token(server: &TestServer, tunnel: &str) -> adit_core::token::Tu
 }
 
 async fn routes_of(server: &TestServer, tunnel: &str) -> Vec<String> {
-    let (status, tunnel) = call(
+    let (status, tunnel) = bearer(
         server,
         &server.admin_token,
         Method::GET,
@@ -152,7 +134,7 @@ async fn the_wizard_flow(db: Db) {
     // The wizard's first steps: a remote tunnel, its token, a connector run with it alone.
     let tunnel = create_tunnel(&server, "wizard", "remote").await;
     assert_eq!(tunnel["config_src"], "remote");
-    let (status, config) = call(
+    let (status, config) = bearer(
         &server,
         &server.admin_token,
         Method::GET,
@@ -176,7 +158,7 @@ async fn the_wizard_flow(db: Db) {
     wait_version(&connector, 0).await;
 
     // A hand-made route reaches the connector before any configuration: a clear 503.
-    let (status, body) = call(
+    let (status, body) = bearer(
         &server,
         &server.admin_token,
         Method::POST,
@@ -275,7 +257,7 @@ async fn the_wizard_flow(db: Db) {
     wait_version(&connector, 3).await;
 
     // The change is in the audit log, naming the tunnel.
-    let (_, log) = call(&server, &server.admin_token, Method::GET, "/audit", None).await;
+    let (_, log) = bearer(&server, &server.admin_token, Method::GET, "/audit", None).await;
     let puts = log
         .as_array()
         .unwrap()
@@ -288,7 +270,7 @@ async fn the_wizard_flow(db: Db) {
 
     // A restart keeps the configuration; the connector comes back and follows new ones.
     let server = server.restart().await;
-    let (status, kept) = call(
+    let (status, kept) = bearer(
         &server,
         &server.admin_token,
         Method::GET,
@@ -359,7 +341,7 @@ async fn a_local_tunnels_connector_reports_the_rules_it_runs() {
         config.parse().unwrap()
     };
     let reported = || async {
-        let (status, config) = call(
+        let (status, config) = bearer(
             &server,
             &server.admin_token,
             Method::GET,
@@ -477,7 +459,7 @@ async fn a_configuration_is_refused_whole_with_the_field_at_fault() {
         );
     }
     // Unknown keys and wrong types are refused before validation, with their JSON path.
-    let (status, body) = call(
+    let (status, body) = bearer(
         &server,
         &server.admin_token,
         Method::PUT,
@@ -521,7 +503,7 @@ async fn a_configuration_is_refused_whole_with_the_field_at_fault() {
             "{body}"
         );
     }
-    let (_, config) = call(
+    let (_, config) = bearer(
         &server,
         &server.admin_token,
         Method::GET,
@@ -547,7 +529,7 @@ async fn a_configuration_is_refused_whole_with_the_field_at_fault() {
             .unwrap()
             .contains("locally managed")
     );
-    let (status, config) = call(
+    let (status, config) = bearer(
         &server,
         &server.admin_token,
         Method::GET,
@@ -560,7 +542,7 @@ async fn a_configuration_is_refused_whole_with_the_field_at_fault() {
         (&config["source"], &config["config"]),
         (&json!("local"), &Value::Null)
     );
-    let (status, body) = call(
+    let (status, body) = bearer(
         &server,
         &server.admin_token,
         Method::POST,
@@ -583,7 +565,7 @@ async fn only_the_accounts_route_writers_change_a_configuration() {
     let token_with = |scopes: Value| {
         let server = &server;
         async move {
-            let (status, body) = call(
+            let (status, body) = bearer(
                 server,
                 &server.admin_token,
                 Method::POST,
@@ -600,12 +582,12 @@ async fn only_the_accounts_route_writers_change_a_configuration() {
     let route_writer = token_with(json!(["read", "routes:write"])).await;
     let path = "/tunnels/guarded/configurations";
     for (who, token) in [("viewer", &viewer), ("tunnels:write", &tunnel_writer)] {
-        let (status, body) = call(&server, token, Method::PUT, path, Some(good.clone())).await;
+        let (status, body) = bearer(&server, token, Method::PUT, path, Some(good.clone())).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{who}: {body}");
     }
-    let (status, _) = call(&server, &viewer, Method::GET, path, None).await;
+    let (status, _) = bearer(&server, &viewer, Method::GET, path, None).await;
     assert_eq!(status, StatusCode::OK, "a viewer reads it");
-    let (status, body) = call(
+    let (status, body) = bearer(
         &server,
         &route_writer,
         Method::PUT,
@@ -641,7 +623,7 @@ async fn only_the_accounts_route_writers_change_a_configuration() {
         .await
         .unwrap()
         .token;
-    let (_, guarded) = call(
+    let (_, guarded) = bearer(
         &server,
         &server.admin_token,
         Method::GET,
@@ -654,13 +636,13 @@ async fn only_the_accounts_route_writers_change_a_configuration() {
         guarded["id"].as_str().unwrap()
     );
     for path in [path, by_id.as_str()] {
-        let (status, body) = call(&server, &other_admin, Method::GET, path, None).await;
+        let (status, body) = bearer(&server, &other_admin, Method::GET, path, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         let (status, body) =
-            call(&server, &other_admin, Method::PUT, path, Some(good.clone())).await;
+            bearer(&server, &other_admin, Method::PUT, path, Some(good.clone())).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     }
-    let (_, config) = call(&server, &server.admin_token, Method::GET, path, None).await;
+    let (_, config) = bearer(&server, &server.admin_token, Method::GET, path, None).await;
     assert_eq!(config["version"], 1, "untouched by the refused calls");
     server.shutdown().await;
 }
@@ -752,7 +734,7 @@ async fn grpc_creates_and_configures_remote_tunnels() {
         "{bad:?}"
     );
 
-    let (_, log) = call(&server, &server.admin_token, Method::GET, "/audit", None).await;
+    let (_, log) = bearer(&server, &server.admin_token, Method::GET, "/audit", None).await;
     let targets: Vec<&str> = log
         .as_array()
         .unwrap()

@@ -60,16 +60,9 @@ async fn as_admin(server: &TestServer) -> String {
     log_in(server, &email, &password).await
 }
 
-/// A REST call with an API token; the answer's JSON.
+/// A REST call with an API token that must succeed; the answer's JSON.
 async fn call(server: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Value {
-    let (status, _, answer) = api_request(
-        server.api,
-        method,
-        path,
-        &[("authorization", format!("Bearer {token}"))],
-        Some(body),
-    )
-    .await;
+    let (status, answer) = bearer(server, token, method, path, Some(body)).await;
     assert!(status.is_success(), "{path}: {status} {answer}");
     answer
 }
