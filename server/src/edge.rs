@@ -40,7 +40,7 @@ use tracing::Instrument;
 use crate::{
     config::EdgeLimits,
     metrics::{ErrorSource, Metrics, TunnelCounters},
-    registry::{BoxError, LiveConnection, OriginOutcome, Registry, StreamGuard, TunnelBody},
+    registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
     routes::Routes,
     visitor_io::{ConnState, Framing, Watched},
 };
@@ -277,30 +277,24 @@ fn strip_internal(headers: &mut HeaderMap) {
     }
 }
 
-/// What a response says of the connector's origins: any answer not made by the connector
-/// came from an origin; a 5xx the connector made itself means it could not reach one; its
-/// 4xx (no ingress rule matched, …) says nothing about them.
-fn origin_outcome(response: &Response<Incoming>) -> Option<OriginOutcome> {
-    let at_ms = crate::clock::now_ms();
+/// Notes on `connection` what a response says of its connector's origins: any answer not
+/// made by the connector came from an origin; a 5xx the connector made itself means it
+/// could not reach one; its 4xx (no ingress rule matched, …) says nothing about them.
+fn note_origin(connection: &LiveConnection, response: &Response<Incoming>) {
     if !is_from_connector(response) {
-        return Some(OriginOutcome {
-            reachable: true,
-            at_ms,
-            error: None,
-        });
+        connection.origin_reached();
+    } else if response.status().is_server_error() {
+        connection.origin_missed(connector_error_code(response));
     }
-    response.status().is_server_error().then(|| OriginOutcome {
-        reachable: false,
-        at_ms,
-        error: Some(
-            response
-                .headers()
-                .get("adit-error-code")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("origin_error")
-                .to_owned(),
-        ),
-    })
+}
+
+/// The code a connector gave its own error answer (`origin_refused`, …).
+fn connector_error_code(response: &Response<Incoming>) -> &str {
+    response
+        .headers()
+        .get("adit-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("origin_error")
 }
 
 fn is_from_connector(response: &Response<Incoming>) -> bool {
@@ -854,9 +848,7 @@ impl Edge {
             let gauge = self.metrics.stream(kind);
             match try_send(&connection, request).await {
                 Ok(response) => {
-                    if let Some(outcome) = origin_outcome(&response) {
-                        connection.record_origin(outcome);
-                    }
+                    note_origin(&connection, &response);
                     let in_flight = InFlight {
                         _connection: stream,
                         _gauge: gauge,
@@ -1009,12 +1001,7 @@ fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str, schem
 
 async fn connector_error(response: Response<Incoming>, json: bool) -> Response<TunnelBody> {
     let status = response.status();
-    let code = response
-        .headers()
-        .get("adit-error-code")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("origin_error")
-        .to_owned();
+    let code = connector_error_code(&response).to_owned();
     let limited = http_body_util::Limited::new(response.into_body(), MAX_ERROR_BODY);
     let message = match limited.collect().await {
         Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),

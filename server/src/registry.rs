@@ -5,7 +5,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicI64, AtomicUsize, Ordering},
     },
 };
 
@@ -14,6 +14,8 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::client::conn::http2::SendRequest;
 use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
 
 pub use adit_transport::relay::BoxError;
 /// A body travelling through the edge, whatever its source.
@@ -41,7 +43,11 @@ pub struct LiveConnection {
     /// Cancelling closes the connection's socket.
     pub close: CancellationToken,
     in_flight: AtomicUsize,
-    last_origin: Mutex<Option<OriginOutcome>>,
+    /// When a request through it last reached an origin (ms since the epoch; 0: never).
+    /// An atomic, as every request writes it.
+    origin_reached_ms: AtomicI64,
+    /// When one last did not, and the connector's error code.
+    origin_missed: Mutex<Option<(i64, String)>>,
 }
 
 impl LiveConnection {
@@ -61,29 +67,50 @@ impl LiveConnection {
             sender,
             close,
             in_flight: AtomicUsize::new(0),
-            last_origin: Mutex::new(None),
+            origin_reached_ms: AtomicI64::new(0),
+            origin_missed: Mutex::new(None),
         }
-    }
-
-    /// Remembers what the latest request through this connection showed of the origins.
-    pub fn record_origin(&self, outcome: OriginOutcome) {
-        *self
-            .last_origin
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(outcome);
-    }
-
-    fn last_origin(&self) -> Option<OriginOutcome> {
-        self.last_origin
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 
     /// Counts a stream as in flight until the guard drops.
     pub fn begin_stream(self: &Arc<Self>) -> StreamGuard {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         StreamGuard(self.clone())
+    }
+
+    /// A request through this connection reached an origin.
+    pub fn origin_reached(&self) {
+        self.origin_reached_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// A request through this connection reached no origin: the connector said `code`.
+    pub fn origin_missed(&self, code: &str) {
+        *self
+            .origin_missed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((now_ms(), code.to_owned()));
+    }
+
+    /// The latest of the two.
+    fn last_origin(&self) -> Option<OriginOutcome> {
+        let reached = self.origin_reached_ms.load(Ordering::Relaxed);
+        let missed = self
+            .origin_missed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match missed {
+            Some((at_ms, code)) if at_ms > reached => Some(OriginOutcome {
+                reachable: false,
+                at_ms,
+                error: Some(code),
+            }),
+            _ => (reached > 0).then_some(OriginOutcome {
+                reachable: true,
+                at_ms: reached,
+                error: None,
+            }),
+        }
     }
 
     fn usable(&self) -> bool {
