@@ -6,7 +6,7 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use adit_core::{api, identity::Role};
+use adit_core::{api, identity::Role, ids::AccountId};
 use rand::Rng;
 
 use crate::{
@@ -15,7 +15,7 @@ use crate::{
     clock::{now_ms, rfc3339},
     control::Control,
     secrets::{random_urlsafe, sha256_hex},
-    storage::{AuditRow, Decision, DeviceLoginRow},
+    storage::{AuditRow, Decision, DeviceLoginRow, UserRow},
 };
 
 /// How long a device login waits for its user.
@@ -273,35 +273,35 @@ impl Control {
                 ) else {
                     return Err(Error::DeviceLogin(DeviceLoginWait::AccessDenied));
                 };
-                self.mint_device_token(row, role, user_row.email, account, source)
+                self.mint_device_token(&row.client, user_row, role, account, source)
                     .await
             }
         }
     }
 
+    /// The API token an approved login gets: `user`'s `role` in `account`, as if the user
+    /// had created it.
     async fn mint_device_token(
         &self,
-        row: DeviceLoginRow,
+        client: &str,
+        user: UserRow,
         role: Role,
-        email: adit_core::identity::Email,
-        account: adit_core::ids::AccountId,
+        account: AccountId,
         source: IpAddr,
     ) -> Result<api::DeviceToken, Error> {
-        let Decision::Approved(user, _) = row.decision else {
-            return Err(Error::DeviceLogin(DeviceLoginWait::AccessDenied));
-        };
+        let email = user.email;
         let principal = Principal {
             account,
             actor: Actor::User {
-                id: user,
+                id: user.id,
                 email: email.clone(),
             },
             scopes: role.scopes(),
             role: Some(role),
             renewed: None,
         };
-        let name = format!("adit login: {} ({})", row.client, rfc3339(now_ms()));
-        let name: String = name.chars().take(64).collect();
+        let name = format!("adit login: {client} ({})", rfc3339(now_ms()));
+        let name: String = name.chars().take(api::API_TOKEN_NAME_MAX).collect();
         let token = self
             .create_api_token(&principal, &name, role.scopes())
             .await?;
