@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use adit_core::{
-    api::{self, ConfigSource},
+    api::{self, ChangeKind, ConfigSource},
     hostname::HostPattern,
     ids::{AccountId, TunnelId},
     ingress::IngressConfig,
@@ -117,6 +117,8 @@ impl Control {
             .await?;
         self.routes.reload(&self.storage).await?;
         self.config_events.publish(row.id);
+        // Its hostnames are routes: open dashboard pages re-read them.
+        self.changes.notify(account, ChangeKind::Route, row.id);
         tracing::info!(tunnel = %row.id, version, hostnames = names.len(), "tunnel configuration updated");
         Ok(api::TunnelConfiguration {
             tunnel_id: row.id,
@@ -150,6 +152,8 @@ impl Control {
             .await?
         {
             tracing::info!(tunnel = %tunnel.id, "connector reported new local configuration");
+            self.changes
+                .notify(tunnel.account_id, ChangeKind::Route, tunnel.id);
         }
         Ok(())
     }

@@ -451,3 +451,35 @@ async fn the_connector_binary_is_served_from_beside_the_server() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_remote_configuration_is_announced_as_a_route_change() {
+    let server = TestServer::spawn().await;
+    let admin = format!("Bearer {}", server.admin_token);
+    let (status, tunnel) = bearer(
+        &server,
+        &server.admin_token,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "managed", "config_src": "remote"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{tunnel}");
+    let id: TunnelId = tunnel["id"].as_str().unwrap().parse().unwrap();
+    let mut events = Events::open(&server, ("authorization", &admin)).await;
+    let (status, body) = bearer(
+        &server,
+        &server.admin_token,
+        Method::PUT,
+        "/tunnels/managed/configurations",
+        Some(json!({"config": {"ingress": [
+            {"hostname": "managed.example.com", "service": "http_status:204"},
+            {"service": "http_status:404"}
+        ]}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Pages showing the tunnel's hostnames (the Tunnels table, its page) are told.
+    events.until(id, |n| n.kind == ChangeKind::Route).await;
+    server.shutdown().await;
+}
