@@ -186,23 +186,7 @@ impl Events {
 async fn events_announce_an_accounts_changes_to_that_account_only() {
     let server = TestServer::spawn().await;
     // Account A follows with a browser session, account B with an API token.
-    let (email, password) = server.admin_login.clone().unwrap();
-    let (status, headers, _) = api_request(
-        server.api,
-        Method::POST,
-        "/auth/login",
-        &[],
-        Some(json!({"email": email, "password": password})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let cookie = headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = admin_session_cookie(&server).await;
     let other = server
         .control
         .storage
@@ -347,27 +331,6 @@ async fn events_need_credentials_that_may_read() {
     server.shutdown().await;
 }
 
-/// A session cookie (`name=value`) of the server's first admin.
-async fn admin_cookie(server: &TestServer) -> String {
-    let (email, password) = server.admin_login.clone().unwrap();
-    let (status, headers, _) = api_request(
-        server.api,
-        Method::POST,
-        "/auth/login",
-        &[],
-        Some(json!({"email": email, "password": password})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wizard_and_tunnel_pages_need_a_session_and_show_the_accounts_data() {
     let server = TestServer::spawn().await;
@@ -380,7 +343,7 @@ async fn the_wizard_and_tunnel_pages_need_a_session_and_show_the_accounts_data()
         assert_eq!(head.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(head.headers["location"], format!("/login?next={next}"));
     }
-    let cookie = admin_cookie(&server).await;
+    let cookie = admin_session_cookie(&server).await;
     let token = server.tunnel_with_route("web", "web.example.com").await;
 
     let (head, body) = get(server.api, "/tunnels/new", &[("cookie", &cookie)]).await;

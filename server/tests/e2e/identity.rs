@@ -1343,30 +1343,6 @@ async fn routes_stay_inside_their_accounts_zones_and_zones_belong_to_one_account
     assert_eq!(routes[0]["hostname"], "app.example.org");
 }
 
-/// A dashboard page or form post with a browser's cookie.
-async fn web(
-    server: &TestServer,
-    cookie: Option<&str>,
-    method: Method,
-    path_and_query: &str,
-    form: Option<String>,
-) -> (StatusCode, HeaderMap, String) {
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{}{path_and_query}", server.api))
-        .header("content-type", "application/x-www-form-urlencoded");
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    let r = client()
-        .request(request.body(full(form.unwrap_or_default())).unwrap())
-        .await
-        .unwrap();
-    let (status, headers) = (r.status(), r.headers().clone());
-    let html = String::from_utf8(body_bytes(r).await.to_vec()).unwrap();
-    (status, headers, html)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adit_login_gets_a_token_with_the_approving_users_role_by_device_authorisation() {
     use clap::Parser;

@@ -515,3 +515,57 @@ pub async fn bearer(
     .await;
     (status, body)
 }
+
+/// Logs in through `POST /api/v1/auth/login`; the session cookie (`adit_session=…`).
+pub async fn session_cookie(server: &TestServer, email: &str, password: &str) -> String {
+    let (status, headers, body) = api_request(
+        server.api,
+        http::Method::POST,
+        "/auth/login",
+        &[],
+        Some(serde_json::json!({"email": email, "password": password})),
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::OK, "{body}");
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("adit_session="))
+        .map(|v| format!("adit_session={}", v.split(';').next().unwrap_or_default()))
+        .expect("a session cookie")
+}
+
+/// The session cookie of the server's first admin.
+pub async fn admin_session_cookie(server: &TestServer) -> String {
+    let (email, password) = server
+        .admin_login
+        .clone()
+        .expect("the first start made an admin");
+    session_cookie(server, &email, &password).await
+}
+
+/// A dashboard page (or, with `form`, a form post) as a browser sends it, with the session
+/// `cookie` if any: the status, headers and HTML.
+pub async fn web(
+    server: &TestServer,
+    cookie: Option<&str>,
+    method: http::Method,
+    path_and_query: &str,
+    form: Option<String>,
+) -> (http::StatusCode, http::HeaderMap, String) {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path_and_query}", server.api))
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let r = client()
+        .request(request.body(full(form.unwrap_or_default())).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (r.status(), r.headers().clone());
+    let html = String::from_utf8(body_bytes(r).await.to_vec()).unwrap();
+    (status, headers, html)
+}

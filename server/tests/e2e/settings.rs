@@ -1,7 +1,7 @@
 //! The dashboard's Settings pages over HTTP: each needs a session, shows the session's
 //! account only, and tells roles other than admin what they cannot see instead of failing.
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::kit::*;
@@ -12,53 +12,6 @@ const PAGES: [&str; 4] = [
     "/settings/users",
     "/settings/audit",
 ];
-
-/// `GET path` as a browser would, with the session `cookie` if any.
-async fn page(
-    server: &TestServer,
-    path: &str,
-    cookie: Option<&str>,
-) -> (StatusCode, HeaderMap, String) {
-    let mut request = http::Request::get(format!("http://{}{path}", server.api));
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    let response = client()
-        .request(request.body(full("")).unwrap())
-        .await
-        .unwrap();
-    let (status, headers) = (response.status(), response.headers().clone());
-    let html = String::from_utf8(body_bytes(response).await.to_vec()).unwrap();
-    (status, headers, html)
-}
-
-/// Logs in; the session cookie (`adit_session=…`).
-async fn log_in(server: &TestServer, email: &str, password: &str) -> String {
-    let (status, headers, body) = api_request(
-        server.api,
-        Method::POST,
-        "/auth/login",
-        &[],
-        Some(json!({"email": email, "password": password})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("adit_session="))
-        .map(|v| format!("adit_session={}", v.split(';').next().unwrap_or_default()))
-        .expect("a session cookie")
-}
-
-async fn as_admin(server: &TestServer) -> String {
-    let (email, password) = server
-        .admin_login
-        .clone()
-        .expect("the first start made an admin");
-    log_in(server, &email, &password).await
-}
 
 /// A REST call with an API token that must succeed; the answer's JSON.
 async fn call(server: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Value {
@@ -72,20 +25,27 @@ async fn each_settings_page_needs_a_session() {
     let server = TestServer::spawn().await;
     for path in PAGES {
         for cookie in [None, Some("adit_session=forged")] {
-            let (status, headers, _) = page(&server, path, cookie).await;
+            let (status, headers, _) = web(&server, cookie, Method::GET, path, None).await;
             assert_eq!(status, StatusCode::SEE_OTHER, "{path} {cookie:?}");
             let next = path.replace('/', "%2F");
             assert_eq!(headers["location"], format!("/login?next={next}").as_str());
         }
     }
-    let cookie = as_admin(&server).await;
-    let (status, headers, _) = page(&server, "/settings", Some(&cookie)).await;
+    let cookie = admin_session_cookie(&server).await;
+    let (status, headers, _) = web(&server, Some(&cookie), Method::GET, "/settings", None).await;
     assert!(status.is_redirection(), "{status}");
     assert_eq!(headers["location"], "/settings/zones");
-    let (status, _, _) = page(&server, "/settings/nothing-here", Some(&cookie)).await;
+    let (status, _, _) = web(
+        &server,
+        Some(&cookie),
+        Method::GET,
+        "/settings/nothing-here",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     for path in PAGES {
-        let (status, _, html) = page(&server, path, Some(&cookie)).await;
+        let (status, _, html) = web(&server, Some(&cookie), Method::GET, path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {html}");
         assert!(html.contains(r#"aria-current="page""#), "{path}: {html}");
     }
@@ -95,7 +55,7 @@ async fn each_settings_page_needs_a_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_pages_show_the_sessions_account_and_nothing_of_another() {
     let server = TestServer::spawn().await;
-    let cookie = as_admin(&server).await;
+    let cookie = admin_session_cookie(&server).await;
     let a = server.admin_token.clone();
     call(
         &server,
@@ -164,7 +124,7 @@ async fn settings_pages_show_the_sessions_account_and_nothing_of_another() {
         ("/settings/audit", vec!["/api/v1/users", "/api/v1/tokens"]),
     ];
     for (path, own) in pages {
-        let (status, _, html) = page(&server, path, Some(&cookie)).await;
+        let (status, _, html) = web(&server, Some(&cookie), Method::GET, path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {html}");
         for text in own {
             assert!(html.contains(text), "{path} lacks {text}: {html}");
@@ -205,9 +165,10 @@ async fn other_roles_read_zones_and_are_told_what_needs_an_admin() {
         json!({"email": "m@example.com", "role": "member"}),
     )
     .await;
-    let cookie = log_in(&server, "m@example.com", user["password"].as_str().unwrap()).await;
+    let cookie = session_cookie(&server, "m@example.com", user["password"].as_str().unwrap()).await;
 
-    let (status, _, zones) = page(&server, "/settings/zones", Some(&cookie)).await;
+    let (status, _, zones) =
+        web(&server, Some(&cookie), Method::GET, "/settings/zones", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(zones.contains(">example.com</th>"), "{zones}");
     assert!(
@@ -217,7 +178,7 @@ async fn other_roles_read_zones_and_are_told_what_needs_an_admin() {
     // The navigation marks what needs an admin.
     assert_eq!(zones.matches(r#"data-needs="admin""#).count(), 3, "{zones}");
     for path in ["/settings/tokens", "/settings/users", "/settings/audit"] {
-        let (status, _, html) = page(&server, path, Some(&cookie)).await;
+        let (status, _, html) = web(&server, Some(&cookie), Method::GET, path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {html}");
         assert!(html.contains("An admin role is needed"), "{path}: {html}");
         for hidden in ["secret-robot", "<table", "/api/v1/tokens"] {
