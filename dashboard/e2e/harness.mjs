@@ -49,7 +49,10 @@ export async function launch() {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => {
-    if (m.type() === 'error') process.stderr.write(`browser console: ${m.text()}\n`);
+    if (m.type() !== 'error') return;
+    process.stderr.write(`browser console: ${m.text()}\n`);
+    // Anything the server's Content-Security-Policy blocks is a page error too.
+    if (m.text().includes('Content Security Policy')) errors.push(m.text());
   });
   return { browser, page, errors };
 }

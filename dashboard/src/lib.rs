@@ -44,4 +44,4 @@ pub use page::hydrate;
 pub use page::{PAGE_DATA_ID, Page, PageData, TunnelPageData};
 pub use pages::{device::DeviceView, settings::SettingsPage};
 #[cfg(feature = "ssr")]
-pub use render::render_page;
+pub use render::{INLINE_SCRIPTS, INLINE_STYLES, render_page};

@@ -15,6 +15,12 @@ const STYLESHEET: &str = include_str!("../style/main.css");
 /// is told where the wasm is).
 const BOOT: &str = r#"import init, { hydrate } from "/pkg/dash.js"; init({ module_or_path: "/pkg/dash_bg.wasm" }).then(() => hydrate());"#;
 
+/// The text of every inline `<script>` and `<style>` element a page has, for the server's
+/// Content-Security-Policy, which allows these exact texts (by hash) and nothing else
+/// inline. The page-data JSON is not listed: a browser never runs it.
+pub const INLINE_SCRIPTS: &[&str] = &[BOOT];
+pub const INLINE_STYLES: &[&str] = &[STYLESHEET];
+
 /// Renders the page `data` names as a complete HTML5 document (`<!DOCTYPE html>` included)
 /// with its CSS embedded and `data` as JSON for the bundle. The body carries the markers
 /// hydration needs; with `bundle` the document loads the bundle from `/pkg` (without it,

@@ -238,16 +238,23 @@ impl Control {
     }
 
     /// Registers a domain the account serves. A zone belongs to one account: it may not
-    /// overlap another account's zone (either inside the other), nor lie in the quick-tunnel
-    /// domain. Registering a zone the account already has, or one inside it, is refused too.
+    /// overlap another account's zone (either inside the other), nor the quick-tunnel domain
+    /// (inside it, or holding it: a zone above it would let the account route a wildcard
+    /// over every quick hostname). Registering a zone the account already has, or one
+    /// inside it, is refused too.
     pub async fn create_zone(&self, account: AccountId, name: &str) -> Result<api::Zone, Error> {
         let zone = HostPattern::parse_zone(name).map_err(|e| Error::invalid("name", e))?;
-        if let Some(quick) = self.quick_domain()
-            && zone.is_within(&quick)
-        {
-            return Err(Error::Conflict(format!(
-                "{zone} lies in the quick-tunnel domain {quick}, which the server gives out"
-            )));
+        if let Some(quick) = self.quick_domain() {
+            if zone.is_within(&quick) {
+                return Err(Error::Conflict(format!(
+                    "{zone} lies in the quick-tunnel domain {quick}, which the server gives out"
+                )));
+            }
+            if quick.is_within(&zone) {
+                return Err(Error::Conflict(format!(
+                    "{zone} holds the quick-tunnel domain {quick}, which the server gives out; register a domain beside it instead"
+                )));
+            }
         }
         for (_, owner, existing, _) in self.storage.all_zones().await? {
             let Ok(existing) = HostPattern::parse(&existing) else {
@@ -318,14 +325,15 @@ impl Control {
         Ok(())
     }
 
-    /// Refuses a route outside the account's zones, or inside the quick-tunnel domain.
+    /// Refuses a route outside the account's zones, or one that could match a quick-tunnel
+    /// hostname (inside the quick-tunnel domain, or a wildcard above it).
     pub(crate) async fn require_zone(
         &self,
         account: AccountId,
         pattern: &HostPattern,
     ) -> Result<(), Error> {
         if let Some(quick) = self.quick_domain()
-            && pattern.is_within(&quick)
+            && could_match_within(pattern, &quick)
         {
             return Err(Error::Forbidden(format!(
                 "hostnames under {quick} are given out by quick tunnels only"
@@ -345,7 +353,7 @@ impl Control {
         }
     }
 
-    fn quick_domain(&self) -> Option<HostPattern> {
+    pub(crate) fn quick_domain(&self) -> Option<HostPattern> {
         self.quick
             .as_ref()
             .and_then(|q| HostPattern::parse(&q.domain).ok())
@@ -380,4 +388,12 @@ impl Control {
             })
             .collect())
     }
+}
+
+/// Whether `pattern` could match a name in `domain` (the domain itself or below it).
+fn could_match_within(pattern: &HostPattern, domain: &HostPattern) -> bool {
+    pattern.is_within(domain)
+        || (pattern.is_wildcard()
+            && HostPattern::parse(&format!("*.{domain}"))
+                .is_ok_and(|below| pattern.overlaps(&below)))
 }

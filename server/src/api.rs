@@ -545,13 +545,24 @@ struct ConnectQuery {
 /// A WebSocket carrying one TCP connection to a private-network destination, for
 /// `adit access socks`. The route whose network holds the address picks the tunnel; for a
 /// name, every tunnel with private routes is asked in turn.
+///
+/// Only an API token opens one: a WebSocket handshake is a cross-site GET that carries the
+/// browser's cookies and no CSRF token, so a page on any sibling host could otherwise open
+/// private-network streams as whoever is logged in to the dashboard.
 async fn private_connect(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    cookie: Option<axum::Extension<auth::CookieSession>>,
     Query(q): Query<ConnectQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    if cookie.is_some() {
+        return Err(Error::Forbidden(
+            "private-network streams need an API token (Authorization: Bearer); a dashboard session cannot open them".into(),
+        )
+        .into());
+    }
     let (host, port) = q
         .destination
         .rsplit_once(':')

@@ -1,7 +1,7 @@
 //! Builds the whole server: data directory, database, certificates, the three listeners
 //! (each may be port 0; the bound addresses are reported) and the tasks that serve them.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use adit_core::{
     hostname::HostPattern,
@@ -34,6 +34,10 @@ use crate::{
 /// The account the first admin, the first API token and `adit-server admin create`
 /// default to.
 pub(crate) const DEFAULT_ACCOUNT: &str = "default";
+
+/// Where the first admin's generated password is kept (0600) for an operator who did not
+/// see the first start on a terminal.
+const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 pub struct App {
     pub edge_addr: SocketAddr,
@@ -124,7 +128,18 @@ impl App {
         };
         let ca_pin = certs.authority.as_ref().map(CertAuthority::pin);
         let authority = certs.authority.map(Arc::new);
-        let routes = Arc::new(Routes::default());
+        let quick_domain = config
+            .quick_tunnel_domain
+            .as_deref()
+            .map(|domain| {
+                HostPattern::parse_zone(domain).map_err(|_| {
+                    Error::Config(format!(
+                        "--quick-tunnel-domain {domain:?} is not a domain name"
+                    ))
+                })
+            })
+            .transpose()?;
+        let routes = Arc::new(Routes::new(quick_domain.clone()));
         routes.reload(&storage).await?;
         let https_edge = match edge_tls_listener {
             Some(listener) => {
@@ -157,15 +172,7 @@ impl App {
             endpoint,
             ca_pin,
         );
-        if let Some(domain) = &config.quick_tunnel_domain {
-            let domain = HostPattern::parse(domain)
-                .ok()
-                .filter(|d| !d.is_wildcard())
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "--quick-tunnel-domain {domain:?} is not a domain name"
-                    ))
-                })?;
+        if let Some(domain) = &quick_domain {
             control = control.with_quick_tunnels(QuickTunnels {
                 domain: domain.to_string(),
                 per_client_limit: config.quick_tunnel_limit,
@@ -184,7 +191,16 @@ impl App {
             let admin = control
                 .create_user(default_account, &config.admin_email, Role::Admin, None)
                 .await?;
-            admin.password.map(|password| (admin.user.email, password))
+            match admin.password {
+                Some(password) => {
+                    files::write_private(
+                        &data_dir.join(INITIAL_PASSWORD_FILE),
+                        password.as_bytes(),
+                    )?;
+                    Some((admin.user.email, password))
+                }
+                None => None,
+            }
         } else {
             None
         };
@@ -240,18 +256,7 @@ impl App {
 
     /// Serves until `shutdown` is cancelled, then drains and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        if let Some((email, password)) = &self.new_admin_password {
-            // Printed, never logged: logs are kept and shipped; this is shown once.
-            println!(
-                "Dashboard admin (password shown once; change it with `adit-server admin reset-password`):\n\n    {email}  {password}\n"
-            );
-        }
-        if let Some(token) = &self.new_admin_token {
-            println!(
-                "Admin API token (shown once; also saved to {}):\n\n    {token}\n",
-                self.data_dir.join("admin-token").display()
-            );
-        }
+        self.announce_first_secrets();
         tracing::info!(
             edge = %self.edge_addr,
             edge_tls = ?self.edge_tls_addr,
@@ -343,6 +348,44 @@ impl App {
         }
         control.storage.close().await;
         Ok(())
+    }
+}
+
+impl App {
+    /// Tells the operator about the first admin's password and API token. They are printed,
+    /// never logged — and printed only to a terminal: a service manager or container runtime
+    /// sends standard output to the same collector as the logs, so there it is told only
+    /// where the 0600 files holding them are.
+    fn announce_first_secrets(&self) {
+        let on_terminal = std::io::stdout().is_terminal();
+        if let Some((email, password)) = &self.new_admin_password {
+            let file = self.data_dir.join(INITIAL_PASSWORD_FILE);
+            if on_terminal {
+                println!(
+                    "Dashboard admin (password shown once, also saved to {}; change it with `adit-server admin reset-password`):\n\n    {email}  {password}\n",
+                    file.display()
+                );
+            } else {
+                println!(
+                    "Dashboard admin: {email}; its generated password is in {} (readable by this user only; change it with `adit-server admin reset-password`)",
+                    file.display()
+                );
+            }
+        }
+        if let Some(token) = &self.new_admin_token {
+            let file = self.data_dir.join("admin-token");
+            if on_terminal {
+                println!(
+                    "Admin API token (shown once; also saved to {}):\n\n    {token}\n",
+                    file.display()
+                );
+            } else {
+                println!(
+                    "Admin API token: in {} (readable by this user only)",
+                    file.display()
+                );
+            }
+        }
     }
 }
 

@@ -289,7 +289,15 @@ impl Control {
                 "{pattern} is already configured to route to your tunnel"
             )));
         }
-        check_route_free(&routes, &pattern)?;
+        // Below the quick-tunnel domain only exact names route (routes.rs), so a wildcard
+        // stored above it does not keep a quick tunnel from its name.
+        let quick_name = self.quick_domain().is_some_and(|q| pattern.is_within(&q));
+        check_route_free(
+            routes
+                .iter()
+                .filter(|r| !(quick_name && r.hostname.starts_with("*."))),
+            &pattern,
+        )?;
         let route = RouteRow {
             id: RouteId::random(),
             account_id: account,

@@ -91,15 +91,50 @@ impl Drop for TunnelSlot {
 
 /// A visitor's request body that gives up when the visitor stalls: no frame for the body
 /// timeout, counted only while the tunnel side is waiting for one (a slow origin does not
-/// count against the visitor). On timeout it tells `forward`, which answers 408 if the
-/// response has not begun, and ends the stream with an error.
+/// count against the visitor). On timeout, or when the body cannot be read (a malformed
+/// chunk, a connection cut short), it tells `forward`, which blames the visitor (408 or
+/// 400) if the response has not begun, and ends the stream with an error.
 struct VisitorBody {
     inner: Incoming,
     idle: Duration,
     timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     /// A frame was asked for and has not come yet (the timer is running).
     waiting: bool,
-    timed_out: Option<oneshot::Sender<()>>,
+    fault: Option<oneshot::Sender<BodyFault>>,
+}
+
+/// How a visitor's request body failed.
+#[derive(Debug, Clone, Copy)]
+enum BodyFault {
+    Stalled,
+    Unreadable,
+}
+
+impl BodyFault {
+    fn response(self, json: bool) -> Response<TunnelBody> {
+        closing(match self {
+            Self::Stalled => error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "The request body stopped arriving.",
+                json,
+            ),
+            Self::Unreadable => error_response(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                "The request body could not be read (malformed chunked encoding, or cut short).",
+                json,
+            ),
+        })
+    }
+}
+
+impl VisitorBody {
+    fn blame(&mut self, fault: BodyFault) {
+        if let Some(tx) = self.fault.take() {
+            let _ = tx.send(fault);
+        }
+    }
 }
 
 impl http_body::Body for VisitorBody {
@@ -115,6 +150,9 @@ impl http_body::Body for VisitorBody {
         match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.waiting = false;
+                if let Some(Err(_)) = &frame {
+                    this.blame(BodyFault::Unreadable);
+                }
                 return Poll::Ready(frame.map(|f| f.map_err(BoxError::from)));
             }
             Poll::Pending => {}
@@ -128,9 +166,7 @@ impl http_body::Body for VisitorBody {
             timer.as_mut().reset(deadline);
         }
         if timer.as_mut().poll(cx).is_ready() {
-            if let Some(tx) = this.timed_out.take() {
-                let _ = tx.send(());
-            }
+            this.blame(BodyFault::Stalled);
             return Poll::Ready(Some(Err(
                 "the visitor stopped sending the request body".into()
             )));
@@ -392,17 +428,24 @@ fn error_response_with(
             serde_json::to_vec(&body).unwrap_or_default(),
         )
     } else {
-        let escaped = message
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
+        let escape = |text: &str| {
+            text.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let escaped = escape(message);
+        let request = details
+            .get("request_id")
+            .and_then(serde_json::Value::as_str)
+            .map(|id| format!(" · request {}", escape(id)))
+            .unwrap_or_default();
         let title = status.canonical_reason().unwrap_or("Error");
         (
             "text/html; charset=utf-8",
             format!(
                 "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{code} · {title}</title></head>\
                  <body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;color:#1f2328\">\
-                 <h1>{} {title}</h1><p>{escaped}</p><p style=\"color:#656d76\">Error code: {code} · served by the Adit edge</p></body></html>",
+                 <h1>{} {title}</h1><p>{escaped}</p><p style=\"color:#656d76\">Error code: {code}{request} · served by the Adit edge</p></body></html>",
                 status.as_u16()
             )
             .into_bytes(),
@@ -448,6 +491,30 @@ fn closing(mut response: Response<TunnelBody>) -> Response<TunnelBody> {
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+/// Why a request names its host ambiguously, if it does: two `Host` headers, or a request
+/// target (HTTP/1 absolute form, HTTP/2 `:authority`) naming another host than `Host`. The
+/// edge routes by one name and the origin may read the other, so neither is trusted.
+fn ambiguous_host<B>(req: &Request<B>) -> Option<(&'static str, &'static str)> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some((
+            "duplicate_host",
+            "The request has more than one Host header.",
+        ));
+    }
+    let (Some(host), Some(authority)) = (host, req.uri().authority()) else {
+        return None;
+    };
+    let same = host
+        .to_str()
+        .is_ok_and(|host| normalize_host(host) == normalize_host(authority.as_str()));
+    (!same).then_some((
+        "host_mismatch",
+        "The request target names another host than the Host header.",
+    ))
 }
 
 /// Whether a `Transfer-Encoding` is the one value a proxy can relay without guessing.
@@ -571,6 +638,9 @@ impl Edge {
             )
             .map(closing);
         }
+        if let Some(refusal) = ambiguous_host(req) {
+            return refuse(StatusCode::BAD_REQUEST, refusal.0, refusal.1).map(closing);
+        }
         // hyper counts HTTP/1 headers itself; HTTP/2 has only a byte limit.
         if req.headers().len() > usize::try_from(self.limits.max_headers).unwrap_or(usize::MAX) {
             return refuse(
@@ -685,7 +755,7 @@ impl Edge {
     ) -> (Response<TunnelBody>, ErrorSource) {
         let visitor_upgrade = (kind == StreamKind::WebSocket).then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
-        let (stalled_tx, stalled) = oneshot::channel();
+        let (fault_tx, mut fault) = oneshot::channel();
         let (body, visitor_tx) = match kind {
             StreamKind::Http => {
                 let body = VisitorBody {
@@ -693,7 +763,7 @@ impl Edge {
                     idle: self.limits.body_timeout,
                     timer: None,
                     waiting: false,
-                    timed_out: Some(stalled_tx),
+                    fault: Some(fault_tx),
                 };
                 let body = Metered::new(body.boxed_unsync(), counters.bytes_in.clone(), None);
                 (body.boxed_unsync(), None)
@@ -716,22 +786,30 @@ impl Edge {
             biased;
             // Only fires while the request body is still being sent; once it has ended the
             // sender is gone and this branch is disabled.
-            Ok(()) = stalled => {
-                let response = error_response(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
-                    "The request body stopped arriving.",
-                    json,
-                );
-                return (closing(response), ErrorSource::Downstream);
-            }
+            Ok(fault) = &mut fault => return (fault.response(json), ErrorSource::Downstream),
             sent = self.send(tunnel, kind, outgoing) => sent,
         };
+        // A body that failed as the answer came makes an error answer the visitor's doing.
+        let failed = match &sent {
+            Ok((response, _)) => {
+                response.status().is_client_error() || response.status().is_server_error()
+            }
+            Err(_) => true,
+        };
+        if failed && let Ok(fault) = fault.try_recv() {
+            return (fault.response(json), ErrorSource::Downstream);
+        }
         match sent {
             Ok((response, in_flight)) => {
                 let from_connector = is_from_connector(&response);
-                let response =
-                    finish(response, in_flight, visitor_upgrade.zip(visitor_tx), json).await;
+                let response = finish(
+                    response,
+                    in_flight,
+                    visitor_upgrade.zip(visitor_tx),
+                    json,
+                    host,
+                )
+                .await;
                 let source = if from_connector && response.status().is_server_error() {
                     ErrorSource::Upstream
                 } else if from_connector && response.status().is_client_error() {
@@ -818,10 +896,10 @@ impl Edge {
                 .get("adit-error-code")
                 .is_some_and(|v| v == "destination_not_routed")
             {
-                last = connector_error(response, json).await;
+                last = connector_error(response, json, destination).await;
                 continue;
             }
-            return finish(response, guard, Some((upgrade, tx)), json).await;
+            return finish(response, guard, Some((upgrade, tx)), json, destination).await;
         }
         last
     }
@@ -954,11 +1032,12 @@ async fn finish(
     guard: InFlight,
     upgrade: Option<(hyper::upgrade::OnUpgrade, BodySender)>,
     json: bool,
+    host: &str,
 ) -> Response<TunnelBody> {
     if is_from_connector(&response)
         && (response.status().is_client_error() || response.status().is_server_error())
     {
-        return connector_error(response, json).await;
+        return connector_error(response, json, host).await;
     }
     match upgrade {
         Some((upgrade, tx))
@@ -999,15 +1078,47 @@ fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str, schem
     }
 }
 
-async fn connector_error(response: Response<Incoming>, json: bool) -> Response<TunnelBody> {
+/// The connector's own error answer, as the visitor sees it: its code, a request id and a
+/// plain sentence. What the connector said (the origin's internal address, hints for the
+/// operator) goes to the log under the same request id; the dashboard shows the code as
+/// the connector's origin health.
+async fn connector_error(
+    response: Response<Incoming>,
+    json: bool,
+    host: &str,
+) -> Response<TunnelBody> {
     let status = response.status();
     let code = connector_error_code(&response).to_owned();
     let limited = http_body_util::Limited::new(response.into_body(), MAX_ERROR_BODY);
-    let message = match limited.collect().await {
+    let detail = match limited.collect().await {
         Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-        Err(_) => "The connector could not reach the origin.".to_owned(),
+        Err(_) => String::new(),
     };
-    error_response(status, &code, &message, json)
+    let request_id = format!("{:016x}", rand::random::<u64>());
+    tracing::info!(%request_id, host, code, detail, "the connector answered with an error");
+    error_response_with(
+        status,
+        &code,
+        &visitor_sentence(&code, host),
+        serde_json::json!({ "request_id": request_id }),
+        json,
+    )
+}
+
+/// What a visitor is told about a connector's error: nothing about the origin behind it.
+fn visitor_sentence(code: &str, host: &str) -> String {
+    match code {
+        "origin_refused" => "The service behind this hostname refused the connection.".into(),
+        "origin_timeout" => "The service behind this hostname did not answer in time.".into(),
+        "origin_unreachable" | "origin_error" | "origin_upgrade_failed" => {
+            "The service behind this hostname could not be reached.".into()
+        }
+        "tcp_service" => format!(
+            "{host} serves a TCP service: reach it with `adit access tcp --hostname {host}` (or `adit access ssh`)."
+        ),
+        "no_configuration" => "This tunnel has no configuration yet.".into(),
+        _ => "The tunnel could not serve this request.".into(),
+    }
 }
 
 fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {

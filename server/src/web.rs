@@ -9,7 +9,7 @@ use adit_dashboard::{DeviceView, Page, PageData, SettingsPage, TunnelPageData};
 use axum::{
     Extension, Form, Router,
     extract::{ConnectInfo, Path, Query, State},
-    http::{HeaderMap, header},
+    http::{HeaderMap, HeaderValue, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -40,7 +40,61 @@ pub(crate) fn router(control: Arc<Control>, ui: Arc<Ui>) -> Router {
         .route("/settings/{section}", get(settings_page))
         .route("/pkg/{*path}", get(ui::pkg))
         .layer(Extension(ui))
+        .layer(axum::middleware::map_response(page_security_headers))
         .with_state(control)
+}
+
+/// What a browser may do with the dashboard's pages: never frame them (the device page is
+/// a one-click Approve), run only our bundle and our one inline boot script, apply only our
+/// stylesheet, and talk only to this server.
+async fn page_security_headers(mut response: Response) -> Response {
+    static POLICY: std::sync::LazyLock<Option<HeaderValue>> = std::sync::LazyLock::new(|| {
+        HeaderValue::from_str(&content_security_policy(
+            adit_dashboard::INLINE_SCRIPTS,
+            adit_dashboard::INLINE_STYLES,
+        ))
+        .ok()
+    });
+    let headers = response.headers_mut();
+    if let Some(policy) = POLICY.as_ref() {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// A policy allowing exactly `scripts` and `styles` inline (by SHA-256), the bundle from
+/// `/pkg` (`'wasm-unsafe-eval'` lets it compile its WebAssembly) and fetches to this origin.
+fn content_security_policy(scripts: &[&str], styles: &[&str]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hashes = |texts: &[&str]| {
+        texts
+            .iter()
+            .map(|text| {
+                let digest = sha2::Sha256::digest(text.as_bytes());
+                format!(
+                    " 'sha256-{}'",
+                    base64::engine::general_purpose::STANDARD.encode(digest)
+                )
+            })
+            .collect::<String>()
+    };
+    format!(
+        "default-src 'none'; script-src 'self'{} 'wasm-unsafe-eval'; style-src{}; \
+         img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+        hashes(scripts),
+        hashes(styles)
+    )
 }
 
 /// A whole page, loading the browser bundle when there is one.

@@ -171,6 +171,78 @@ async fn assert_refused(s: &Setup, request: &[u8], status: u16) {
     );
 }
 
+/// An HTTP/2 (prior knowledge) connection to the edge. Its requests name the host in
+/// `:authority` (the URI), as browsers do; a pooled client would look that name up in DNS.
+async fn h2c_connection(s: &Setup) -> hyper::client::conn::http2::SendRequest<TestBody> {
+    let stream = TcpStream::connect(s.server.edge).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_named_twice_or_two_ways_is_refused() {
+    let s = setup(|_| {}).await;
+    let bystander = Bystander::start(&s);
+    let two_hosts =
+        format!("GET /probe HTTP/1.1\r\nHost: {HOST}\r\nHost: other.example.com\r\n\r\n");
+    tokio::join!(
+        assert_refused(&s, two_hosts.as_bytes(), 400),
+        assert_served(&s)
+    );
+    // The absolute form names the host the origin would read; Host the one we route by.
+    let absolute = format!("GET http://other.example.com/probe HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    assert_refused(&s, absolute.as_bytes(), 400).await;
+    // The same host both ways (any case, with a port) is one host.
+    let agreeing = format!(
+        "GET http://APP.example.com:80/hello HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
+    );
+    let answer = raw_exchange(s.server.edge, agreeing.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+
+    // HTTP/2: `:authority` against a Host header.
+    let mut h2 = h2c_connection(&s).await;
+    let before = s.origin.seen();
+    let r = h2
+        .send_request(
+            http::Request::builder()
+                .uri("http://other.example.com/probe")
+                .header("host", HOST)
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(s.origin.seen(), before);
+    assert_served(&s).await;
+    bystander.finish().await;
+    s.connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunked_body_is_the_visitors_fault() {
+    let s = setup(|_| {}).await;
+    let bystander = Bystander::start(&s);
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n"
+    );
+    let (answer, ()) = tokio::join!(
+        raw_exchange(s.server.edge, request.as_bytes()),
+        assert_served(&s)
+    );
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("malformed_body"), "{answer}");
+    assert_served(&s).await;
+    bystander.finish().await;
+    s.connector.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_heads_and_uris_are_refused() {
     let s = setup(|_| {}).await;
@@ -187,21 +259,23 @@ async fn oversized_heads_and_uris_are_refused() {
     assert_refused(&s, request.as_bytes(), 431).await;
 
     // HTTP/2 (h2c) has only a byte limit in hyper; the edge counts header fields itself.
-    let h2c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<TestBody>();
-    let mut request = to_edge(s.server.edge, HOST, "/probe");
+    let mut h2c = h2c_connection(&s).await;
+    let mut request = http::Request::builder().uri(format!("http://{HOST}/probe"));
     for i in 0..150 {
         request = request.header(format!("x-h{i}"), "v");
     }
     let before = s.origin.seen();
-    let r = h2c.request(request.body(full("")).unwrap()).await.unwrap();
+    let r = h2c
+        .send_request(request.body(full("")).unwrap())
+        .await
+        .unwrap();
     assert_eq!(r.version(), http::Version::HTTP_2);
     assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     assert_eq!(s.origin.seen(), before);
     let r = h2c
-        .request(
-            to_edge(s.server.edge, HOST, "/hello")
+        .send_request(
+            http::Request::builder()
+                .uri(format!("http://{HOST}/hello"))
                 .body(full(""))
                 .unwrap(),
         )

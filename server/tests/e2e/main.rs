@@ -12,6 +12,7 @@ mod identity;
 mod kit;
 mod lifecycle;
 mod origins;
+mod probe;
 mod protocols;
 mod remote_config;
 mod settings;

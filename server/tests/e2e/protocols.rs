@@ -511,6 +511,8 @@ async fn a_quick_tunnel_serves_then_vanishes_with_its_connector() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut config = adit_server::Config::ephemeral(dir.path().join("data"));
     config.quick_tunnel_domain = Some("quick.example.com".into());
+    // No zone may hold the quick-tunnel domain (the kit's default is example.com).
+    config.zones = vec!["apps.example.com".into()];
     config.quick_tunnel_limit = 1;
     config.quick_tunnel_grace = Duration::from_millis(300);
     let server = TestServer::start_with(dir, config).await;
