@@ -35,14 +35,14 @@ struct Script {
 
 impl Script {
     /// Starts `dashboard/e2e/<name>.mjs` against `server`, logged in as its first admin.
-    /// `None` (and a SKIPPED line) when the dashboard's bundle was not built: `cargo xtask
+    /// `None` (SKIPPED; a failure under CI) when the dashboard's bundle was not built: `cargo xtask
     /// test` builds it whenever the wasm32 target can be installed.
     fn start(server: &TestServer, name: &str) -> Option<Self> {
         if built_bundle().is_none() {
-            eprintln!(
-                "SKIPPED: browser test {name} (no dashboard bundle; `cargo xtask ui` builds it, \
+            missing_environment(&format!(
+                "browser test {name} has no dashboard bundle (`cargo xtask ui` builds it, \
                  which needs the wasm32-unknown-unknown target)"
-            );
+            ));
             return None;
         }
         let e2e = workspace().join("dashboard/e2e");
