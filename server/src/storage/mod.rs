@@ -2,7 +2,10 @@
 //! both backends through sqlx's `Any` driver (SQLite by default, PostgreSQL for clusters).
 //! Ids are UUID text and times are milliseconds since the epoch, which both store alike.
 
-use std::{path::Path, str::FromStr};
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use adit_core::{
     api::ConfigSource,
@@ -209,6 +212,15 @@ async fn insert_route<'e>(
     Ok(())
 }
 
+/// The file behind an SQLite URL; `None` for another backend or an in-memory database.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then_some(path)
+}
+
 const TUNNEL_COLUMNS: &str =
     "id, account_id, name, secret_generation, secret_hash, created_at, conns_active_at, config_src";
 
@@ -225,6 +237,14 @@ impl Storage {
                 "database URL {url:?} must start with sqlite: or postgres://"
             )));
         };
+        if let Some(path) = sqlite_path(url) {
+            // Made 0600 before SQLite sees it, as SQLite then makes its -wal and -shm.
+            let path = Path::new(path);
+            crate::files::ensure_private_file(path)?;
+            for companion in ["-wal", "-shm"] {
+                crate::files::tighten(&PathBuf::from(format!("{}{companion}", path.display())))?;
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time is all SQLite allows; more connections only queue.
@@ -239,7 +259,9 @@ impl Storage {
                 sqlx::query("PRAGMA journal_mode = WAL")
                     .execute(&storage.pool)
                     .await?;
-                storage.backup_before_migrating(url).await?;
+                if let Some(path) = sqlite_path(url) {
+                    storage.backup_before_migrating(path).await?;
+                }
                 SQLITE_MIGRATIONS.run(&storage.pool).await?;
             }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&storage.pool).await?,
@@ -249,7 +271,7 @@ impl Storage {
 
     /// Copies an existing SQLite database aside (`VACUUM INTO`, consistent while open)
     /// before a migration changes it, so an upgrade can always be undone.
-    async fn backup_before_migrating(&self, url: &str) -> Result<(), Error> {
+    async fn backup_before_migrating(&self, path: &str) -> Result<(), Error> {
         let applied: Vec<i64> = match sqlx::query("SELECT version FROM _sqlx_migrations")
             .fetch_all(&self.pool)
             .await
@@ -264,16 +286,12 @@ impl Storage {
         let pending = SQLITE_MIGRATIONS
             .iter()
             .any(|m| !applied.contains(&m.version));
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:")
-            .split('?')
-            .next()
-            .unwrap_or_default();
-        if !pending || applied.is_empty() || path.is_empty() || path == ":memory:" {
+        if !pending || applied.is_empty() {
             return Ok(());
         }
         let backup = format!("{path}.before-migration-{}", now_ms());
+        // VACUUM INTO would create the copy world-readable; it accepts an empty file.
+        crate::files::ensure_private_file(Path::new(&backup))?;
         sqlx::query("VACUUM INTO $1")
             .bind(&backup)
             .execute(&self.pool)
@@ -771,6 +789,12 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains("before-migration"))
             .collect();
         assert_eq!(backups.len(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = backups[0].metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the copy holds what the database holds");
+        }
         let copy = Storage {
             pool: AnyPoolOptions::new()
                 .connect(&Storage::sqlite_url(&backups[0].path()))

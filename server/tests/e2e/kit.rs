@@ -184,8 +184,15 @@ impl TestServer {
     /// Stops the server and starts a new one on the same data directory, database and
     /// tunnel port, as an operator's restart does.
     pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`restart`](Self::restart), running `meddle` on the data directory while the server
+    /// is stopped (as an operator, an older release or a restored backup might leave it).
+    pub async fn restart_with(self, meddle: impl FnOnce(&std::path::Path)) -> Self {
         let (dir, url, tunnel) = (self.dir.clone(), self.database_url.clone(), self.tunnel);
         self.stop().await;
+        meddle(&dir.path().join("data"));
         Self::start(dir, url, Some(tunnel)).await
     }
 

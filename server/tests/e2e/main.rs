@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod api;
+mod at_rest;
 mod browser;
 mod dashboard;
 mod data_plane;
