@@ -147,7 +147,7 @@ impl App {
         };
 
         let key = ServerKey::load_or_create(&data_dir.join("server.key"))?;
-        let auth = Auth::load(storage.clone()).await?;
+        let auth = Auth::load(storage.clone(), key.clone()).await?;
         let mut control = Control::new(
             storage.clone(),
             auth,

@@ -6,6 +6,7 @@
 mod api;
 mod at_rest;
 mod browser;
+mod bursts;
 mod dashboard;
 mod data_plane;
 mod hardening;
