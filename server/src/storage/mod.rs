@@ -24,7 +24,7 @@ mod device;
 mod identity;
 
 pub use configs::{ConfigChange, StoredConfig};
-pub use device::{Decision, DeviceLoginRow};
+pub use device::{Decision, DeviceLoginRow, PendingLimits};
 pub use identity::{ApiTokenRow, AuditRow, SessionRow, SigningKeyRow, UserRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -188,6 +188,27 @@ fn conflict_or(err: sqlx::Error, message: impl FnOnce() -> String) -> Error {
     }
 }
 
+/// Inserts a tunnel on a pool or inside a transaction; its name is unique in its account.
+async fn insert_tunnel<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    tunnel: &TunnelRow,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO tunnels (id, account_id, name, secret_generation, secret_hash, created_at, config_src) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tunnel.id.to_string())
+    .bind(tunnel.account_id.to_string())
+    .bind(&tunnel.name)
+    .bind(tunnel.secret_generation)
+    .bind(&tunnel.secret_hash)
+    .bind(tunnel.created_at)
+    .bind(tunnel.config_src.as_str())
+    .execute(executor)
+    .await
+    .map_err(|e| conflict_or(e, || format!("tunnel with name {:?} already exists", tunnel.name)))?;
+    Ok(())
+}
+
 /// Inserts a hostname route on a pool or inside a transaction; the hostname is unique
 /// across every account, so a taken one is a conflict.
 async fn insert_route<'e>(
@@ -300,6 +321,30 @@ impl Storage {
         Ok(())
     }
 
+    /// A transaction in which a limit, counted by its statements, holds against every
+    /// concurrent caller, on this node or another sharing the database. Its first statement
+    /// must write: SQLite runs one writer at a time, so from that write on, the transaction
+    /// counts rows nobody else is changing. PostgreSQL (READ COMMITTED) lets two
+    /// transactions count the same rows, so there each first takes a transaction-scoped
+    /// advisory lock named after the limit; the next holder counts what this one committed.
+    async fn begin_limited(
+        &self,
+        limit: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, Error> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(limit.as_bytes());
+            let mut key = [0u8; 8];
+            key.copy_from_slice(&digest[..8]);
+            sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
+                .bind(i64::from_be_bytes(key))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// The SQLite URL for a file, created when missing.
     pub fn sqlite_url(path: &Path) -> String {
         format!("sqlite://{}?mode=rwc", path.display())
@@ -317,40 +362,33 @@ impl Storage {
 
     /// The account named `name`, created on first use.
     pub async fn ensure_account(&self, name: &str) -> Result<AccountId, Error> {
-        if let Some(row) = sqlx::query("SELECT id FROM accounts WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-        {
+        let find = || {
+            sqlx::query("SELECT id FROM accounts WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+        };
+        if let Some(row) = find().await? {
             return parse_id(&row, "id");
         }
-        let id = AccountId::random();
-        sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(id.to_string())
-            .bind(name)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(id)
+        // Concurrent first uses (a burst of quick tunnels) all find none: one inserts.
+        sqlx::query(
+            "INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(AccountId::random().to_string())
+        .bind(name)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        let row = find()
+            .await?
+            .ok_or_else(|| Error::Corrupt(format!("account {name:?} vanished as it was made")))?;
+        parse_id(&row, "id")
     }
 
     // ---- tunnels ----
 
     pub async fn insert_tunnel(&self, tunnel: &TunnelRow) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO tunnels (id, account_id, name, secret_generation, secret_hash, created_at, config_src) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(tunnel.id.to_string())
-        .bind(tunnel.account_id.to_string())
-        .bind(&tunnel.name)
-        .bind(tunnel.secret_generation)
-        .bind(&tunnel.secret_hash)
-        .bind(tunnel.created_at)
-        .bind(tunnel.config_src.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_or(e, || format!("tunnel with name {:?} already exists", tunnel.name)))?;
-        Ok(())
+        insert_tunnel(&self.pool, tunnel).await
     }
 
     pub async fn list_tunnels(&self, account: AccountId) -> Result<Vec<TunnelRow>, Error> {
@@ -616,31 +654,35 @@ impl Storage {
 
     // ---- quick tunnels ----
 
+    /// Inserts a quick tunnel (its tunnel row and its quick-tunnel record) for `client_ip`
+    /// unless that address already holds `limit`: false then, and nothing is written.
     pub async fn insert_quick_tunnel(
         &self,
-        tunnel: TunnelId,
+        tunnel: &TunnelRow,
         hostname: &str,
         client_ip: &str,
-    ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO quick_tunnels (tunnel_id, hostname, client_ip, created_at) VALUES ($1, $2, $3, $4)",
+        limit: i64,
+    ) -> Result<bool, Error> {
+        let mut tx = self.begin_limited(&format!("quick_tunnels:{client_ip}")).await?;
+        insert_tunnel(&mut *tx, tunnel).await?;
+        let done = sqlx::query(
+            "INSERT INTO quick_tunnels (tunnel_id, hostname, client_ip, created_at) SELECT $1, $2, $3, $4 \
+             WHERE (SELECT COUNT(*) FROM quick_tunnels WHERE client_ip = $3) < $5",
         )
-        .bind(tunnel.to_string())
+        .bind(tunnel.id.to_string())
         .bind(hostname)
         .bind(client_ip)
         .bind(now_ms())
-        .execute(&self.pool)
+        .bind(limit)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("quick tunnel hostname {hostname} is taken")))?;
-        Ok(())
-    }
-
-    pub async fn count_quick_tunnels_of(&self, client_ip: &str) -> Result<i64, Error> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM quick_tunnels WHERE client_ip = $1")
-            .bind(client_ip)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("n")?)
+        if done.rows_affected() == 0 {
+            // Dropping the transaction rolls the tunnel row back.
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Quick tunnels with no open connection whose last one closed (or, never connected,

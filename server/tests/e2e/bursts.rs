@@ -1,10 +1,10 @@
 //! Limits under concurrent bursts: each is counted atomically, so a burst gets exactly what
-//! one request at a time would. Clients speak from addresses in 127.0.0.0/8 (all reach the
-//! server on 127.0.0.1).
+//! one request at a time would, and one network cannot take a server-wide quota. Clients
+//! speak from addresses in 127.0.0.0/8 (all reach the server on 127.0.0.1).
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
-use futures_util::future::join_all;
+use futures_util::{StreamExt, future::join_all, stream};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -89,4 +89,89 @@ async fn a_burst_of_wrong_passwords_gets_no_more_checks_than_the_limit() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     server.shutdown().await;
+}
+
+async fn quick_tunnel_burst(db: Db) {
+    let database_url = match db {
+        Db::Sqlite => None,
+        Db::Postgres => match fresh_postgres().await {
+            Some(url) => Some(url),
+            None => return,
+        },
+    };
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut config = adit_server::Config::ephemeral(dir.path().join("data"));
+    config.database_url = database_url;
+    config.quick_tunnel_domain = Some("quick.example.com".into());
+    config.quick_tunnel_limit = 4;
+    let server = TestServer::start_with(dir, config).await;
+    let statuses = burst(&server, addr("127.0.0.2"), 40, "/quick-tunnels", &json!({})).await;
+    assert_eq!(
+        (
+            count(&statuses, StatusCode::CREATED),
+            count(&statuses, StatusCode::TOO_MANY_REQUESTS)
+        ),
+        (4, 36),
+        "{statuses:?}"
+    );
+    let statuses = burst(&server, addr("127.0.0.3"), 1, "/quick-tunnels", &json!({})).await;
+    assert_eq!(statuses, [StatusCode::CREATED], "another address has its own limit");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_quick_tunnel_requests_makes_exactly_the_limit_on_sqlite() {
+    quick_tunnel_burst(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_quick_tunnel_requests_makes_exactly_the_limit_on_postgres() {
+    quick_tunnel_burst(Db::Postgres).await;
+}
+
+async fn device_login_bursts(db: Db) {
+    let Some(server) = TestServer::spawn_on(db).await else {
+        return;
+    };
+    let start = json!({"client": "burst"});
+    let statuses = burst(&server, addr("127.0.0.2"), 30, "/auth/device", &start).await;
+    assert_eq!(
+        (
+            count(&statuses, StatusCode::OK),
+            count(&statuses, StatusCode::TOO_MANY_REQUESTS)
+        ),
+        (10, 20),
+        "one address holds ten pending logins: {statuses:?}"
+    );
+
+    // A hundred addresses of one network, each asking until refused, together hold no
+    // more than the network's share, and leave the rest of the server to everyone else.
+    let held: usize = stream::iter(3..=102)
+        .map(|host| {
+            let (server, start) = (&server, &start);
+            async move {
+                let from = addr(&format!("127.0.0.{host}"));
+                let statuses = burst(server, from, 11, "/auth/device", start).await;
+                count(&statuses, StatusCode::OK)
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .sum();
+    assert_eq!(held, 30 - 10, "127.0.0.0/24 holds 30 pending logins in all");
+    let statuses = burst(&server, addr("127.0.1.1"), 1, "/auth/device", &start).await;
+    assert_eq!(statuses, [StatusCode::OK], "another network is not locked out");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_login_limits_hold_under_bursts_on_sqlite() {
+    device_login_bursts(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_login_limits_hold_under_bursts_on_postgres() {
+    device_login_bursts(Db::Postgres).await;
 }
