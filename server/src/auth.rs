@@ -17,7 +17,9 @@ use adit_core::{
     identity::{Email, Role, Scope, Scopes},
     ids::{AccountId, ApiTokenId, SessionId, UserId},
 };
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
+use argon2::{
+    Argon2, Block, Params, PasswordHash, PasswordHasher, Version, password_hash::SaltString,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -149,7 +151,8 @@ fn ms(d: Duration) -> i64 {
 }
 
 /// An argon2id hash (PHC string) of `password`. Slow and 19 MiB: call it through
-/// [`PasswordHashing`].
+/// [`PasswordHashing`]. It allocates its own memory; only verifying, which anyone can ask
+/// for, needs the reused buffers.
 fn hash_password(password: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
@@ -160,19 +163,48 @@ fn hash_password(password: &str) -> Result<String, Error> {
         .map_err(|e| Error::Crypto(format!("password hash: {e}")))
 }
 
-fn password_matches(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|hash| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-    })
+/// Whether `password` hashes to `stored` (a PHC string), computed in `memory`, which grows
+/// to what the hash's parameters need and is kept for the next check. What
+/// `PasswordVerifier` does, but with memory that outlives the call.
+fn password_matches(password: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Ok(version)) = (
+        argon2::Algorithm::try_from(hash.algorithm),
+        Params::try_from(&hash),
+        hash.version.map(Version::try_from).transpose(),
+    ) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
+    }
+    let mut computed = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version.unwrap_or_default(), params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut computed, &mut memory[..])
+        .is_ok()
+        && bool::from(expected.as_bytes().ct_eq(&computed))
 }
 
 /// Runs argon2 off the async workers, at most one hash per core at a time: each holds
 /// 19 MiB and a core while it runs, so unbounded, a burst of logins takes the server's
 /// memory with it. A caller waits [`HASH_WAIT`] at most for a turn, then gets 429.
+///
+/// Checks reuse one working buffer per core. Allocated afresh per check, freed buffers
+/// stay with the process: glibc raises its mmap threshold to a freed block's size, so later
+/// ones come from (and go back to) the heap, which is not trimmed, and a burst's peak would
+/// never be returned.
 pub(crate) struct PasswordHashing {
     permits: Arc<tokio::sync::Semaphore>,
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 impl PasswordHashing {
@@ -180,12 +212,13 @@ impl PasswordHashing {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Self {
             permits: Arc::new(tokio::sync::Semaphore::new(cores)),
+            memory: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, Error> {
         let permit = tokio::time::timeout(HASH_WAIT, self.permits.clone().acquire_owned())
             .await
@@ -195,11 +228,19 @@ impl PasswordHashing {
                 )
             })?
             .map_err(|_| Error::Crypto("the password hasher has stopped".into()))?;
+        let memory = self.memory.clone();
         // The permit goes with the work: a caller that gives up (a dropped request) must
         // not free a core its hash still occupies.
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            work()
+            let take = || memory.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut buffer = take().unwrap_or_default();
+            let out = work(&mut buffer);
+            memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(buffer);
+            out
         })
         .await
         .map_err(|e| Error::Crypto(format!("hashing task failed: {e}")))
@@ -207,11 +248,12 @@ impl PasswordHashing {
 
     /// An argon2id hash of `password`, for storing.
     pub(crate) async fn hash(&self, password: String) -> Result<String, Error> {
-        self.run(move || hash_password(&password)).await?
+        self.run(move |_| hash_password(&password)).await?
     }
 
     async fn matches(&self, password: String, stored: String) -> Result<bool, Error> {
-        self.run(move || password_matches(&password, &stored)).await
+        self.run(move |memory| password_matches(&password, &stored, memory))
+            .await
     }
 }
 
@@ -234,7 +276,10 @@ pub fn check_password_strength(password: &str) -> Result<(), Error> {
 /// A new signing key for new sessions. Older keys keep verifying the sessions they signed
 /// until those expire, unless `end_sessions`, which logs everyone out. Only the key's id is
 /// stored, so this needs no `server.key` (`adit-server admin rotate-keys` runs it).
-pub(crate) async fn rotate_signing_keys(storage: &Storage, end_sessions: bool) -> Result<(), Error> {
+pub(crate) async fn rotate_signing_keys(
+    storage: &Storage,
+    end_sessions: bool,
+) -> Result<(), Error> {
     let key = SigningKeyRow {
         id: uuid::Uuid::new_v4().to_string(),
         created_at: now_ms(),
@@ -643,9 +688,33 @@ mod tests {
     fn passwords_hash_and_verify() {
         let hash = hash_password("correct horse battery").unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(password_matches("correct horse battery", &hash));
-        assert!(!password_matches("wrong horse battery", &hash));
-        assert!(!password_matches("x", "not a hash"));
+        let mut memory = Vec::new();
+        assert!(password_matches(
+            "correct horse battery",
+            &hash,
+            &mut memory
+        ));
+        assert!(!password_matches("wrong horse battery", &hash, &mut memory));
+        assert!(password_matches(
+            "correct horse battery",
+            &hash,
+            &mut memory
+        ));
+        assert!(!password_matches("x", "not a hash", &mut memory));
+        // Hashes argon2's own verifier accepts, whatever their parameters, are checked alike.
+        let small = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(1024, 1, 1, Some(16)).unwrap(),
+        )
+        .hash_password(
+            b"another password",
+            &SaltString::encode_b64(b"0123456789abcdef").unwrap(),
+        )
+        .unwrap()
+        .to_string();
+        assert!(password_matches("another password", &small, &mut memory));
+        assert!(!password_matches("another passwore", &small, &mut memory));
         assert!(check_password_strength("short").is_err());
         assert!(check_password_strength(&generate_password()).is_ok());
     }
