@@ -310,7 +310,8 @@ impl ApiClient {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
@@ -325,7 +326,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let home = root.path().join("user/.adit");
         create_private_parent(&home.join("credentials"), &home).unwrap();
-        assert_eq!((mode(&root.path().join("user")), mode(&home)), (0o700, 0o700));
+        assert_eq!(
+            (mode(&root.path().join("user")), mode(&home)),
+            (0o700, 0o700)
+        );
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
         create_private_parent(&home.join("tunnel.json"), &home).unwrap();
         assert_eq!(mode(&home), 0o700, "an older ~/.adit is tightened");

@@ -110,7 +110,15 @@ impl Control {
         role: Role,
         password: Option<String>,
     ) -> Result<api::CreatedUser, Error> {
-        create_user(&self.storage, &self.auth.hasher, account, email, role, password).await
+        create_user(
+            &self.storage,
+            &self.auth.hasher,
+            account,
+            email,
+            role,
+            password,
+        )
+        .await
     }
 
     pub async fn list_users(&self, account: AccountId) -> Result<Vec<api::User>, Error> {

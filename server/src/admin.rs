@@ -34,7 +34,8 @@ pub async fn run(
         } => {
             let password = password_stdin.then(|| read_password(stdin)).transpose()?;
             let account_id = storage.ensure_account(&account).await?;
-            let created = create_user(&storage, &hasher, account_id, &email, role, password).await?;
+            let created =
+                create_user(&storage, &hasher, account_id, &email, role, password).await?;
             writeln!(
                 out,
                 "Created {} ({}) in account {account}.",

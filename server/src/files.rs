@@ -91,14 +91,19 @@ pub(crate) fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, Error> {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     #[test]
@@ -140,7 +145,10 @@ mod tests {
         std::fs::write(&path, "kept").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         ensure_private_file(&path).unwrap();
-        assert_eq!((mode(&path), std::fs::read(&path).unwrap()), (0o600, b"kept".to_vec()));
+        assert_eq!(
+            (mode(&path), std::fs::read(&path).unwrap()),
+            (0o600, b"kept".to_vec())
+        );
         write_private(&path, b"new").unwrap();
         assert_eq!(mode(&path), 0o600);
     }

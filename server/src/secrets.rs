@@ -118,7 +118,10 @@ mod tests {
         let id = uuid::Uuid::new_v4().to_string();
         assert_eq!(key.session_signing_key(&id), key.session_signing_key(&id));
         assert_ne!(key.session_signing_key(&id), other.session_signing_key(&id));
-        assert_ne!(key.session_signing_key(&id), key.session_signing_key("another id"));
+        assert_ne!(
+            key.session_signing_key(&id),
+            key.session_signing_key("another id")
+        );
         let tunnel = TunnelId::random();
         assert_ne!(
             key.session_signing_key(&tunnel.to_string()).as_slice(),

@@ -663,7 +663,9 @@ impl Storage {
         client_ip: &str,
         limit: i64,
     ) -> Result<bool, Error> {
-        let mut tx = self.begin_limited(&format!("quick_tunnels:{client_ip}")).await?;
+        let mut tx = self
+            .begin_limited(&format!("quick_tunnels:{client_ip}"))
+            .await?;
         insert_tunnel(&mut *tx, tunnel).await?;
         let done = sqlx::query(
             "INSERT INTO quick_tunnels (tunnel_id, hostname, client_ip, created_at) SELECT $1, $2, $3, $4 \
@@ -835,7 +837,11 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = backups[0].metadata().unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600, "the copy holds what the database holds");
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "the copy holds what the database holds"
+            );
         }
         let copy = Storage {
             pool: AnyPoolOptions::new()

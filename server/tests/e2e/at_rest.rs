@@ -26,7 +26,11 @@ fn modes(dir: &Path) -> Vec<(String, bool, u32)> {
 }
 
 fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 fn assert_private(dir: &Path) {
@@ -56,7 +60,13 @@ async fn the_data_directory_and_every_file_in_it_are_owner_only_from_the_first_s
     // A login writes to the database, so its -wal and -shm exist while it runs.
     admin_session_cookie(&server).await;
     let data = server.dir.path().join("data");
-    for companion in ["adit.db-wal", "adit.db-shm", "server.key", "admin-token", "api-url"] {
+    for companion in [
+        "adit.db-wal",
+        "adit.db-shm",
+        "server.key",
+        "admin-token",
+        "api-url",
+    ] {
         assert!(data.join(companion).exists(), "{companion} missing");
     }
     assert_private(&data);
@@ -92,7 +102,9 @@ async fn a_world_readable_data_directory_is_tightened_at_start() {
 /// have been stored (base64, hex).
 async fn stored_key_material(server: &TestServer) -> (Vec<String>, Vec<Vec<u8>>) {
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&server.database_url()).await.unwrap();
+    let pool = sqlx::AnyPool::connect(&server.database_url())
+        .await
+        .unwrap();
     let rows = sqlx::query("SELECT * FROM signing_keys")
         .fetch_all(&pool)
         .await
@@ -130,7 +142,11 @@ async fn a_copy_of_the_database_signs_no_session(db: Db) {
     };
     let cookie = admin_session_cookie(&server).await;
     assert_eq!(session_status(&server, &cookie).await, StatusCode::OK);
-    let payload = cookie.trim_start_matches("adit_session=").split('.').nth(1).unwrap();
+    let payload = cookie
+        .trim_start_matches("adit_session=")
+        .split('.')
+        .nth(1)
+        .unwrap();
     let claims: Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(payload)
@@ -142,8 +158,8 @@ async fn a_copy_of_the_database_signs_no_session(db: Db) {
         for key in &material {
             let mut header = Header::new(Algorithm::HS256);
             header.kid = Some(kid.clone());
-            let forged = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key))
-                .unwrap();
+            let forged =
+                jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key)).unwrap();
             assert_eq!(
                 session_status(&server, &format!("adit_session={forged}")).await,
                 StatusCode::UNAUTHORIZED,

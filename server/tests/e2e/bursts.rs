@@ -33,7 +33,11 @@ async fn burst(
             Some(body.clone()),
         )
     });
-    join_all(calls).await.into_iter().map(|(s, _, _)| s).collect()
+    join_all(calls)
+        .await
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .collect()
 }
 
 fn count(statuses: &[StatusCode], wanted: StatusCode) -> usize {
@@ -115,7 +119,11 @@ async fn quick_tunnel_burst(db: Db) {
         "{statuses:?}"
     );
     let statuses = burst(&server, addr("127.0.0.3"), 1, "/quick-tunnels", &json!({})).await;
-    assert_eq!(statuses, [StatusCode::CREATED], "another address has its own limit");
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED],
+        "another address has its own limit"
+    );
     server.shutdown().await;
 }
 
@@ -162,7 +170,11 @@ async fn device_login_bursts(db: Db) {
         .sum();
     assert_eq!(held, 30 - 10, "127.0.0.0/24 holds 30 pending logins in all");
     let statuses = burst(&server, addr("127.0.1.1"), 1, "/auth/device", &start).await;
-    assert_eq!(statuses, [StatusCode::OK], "another network is not locked out");
+    assert_eq!(
+        statuses,
+        [StatusCode::OK],
+        "another network is not locked out"
+    );
     server.shutdown().await;
 }
 
