@@ -84,6 +84,27 @@ pub fn adit_home() -> PathBuf {
         .join(".adit")
 }
 
+/// Makes the directory `file` goes in: missing directories 0700, and `home` (`~/.adit`,
+/// which holds API tokens and tunnel credentials) tightened to 0700 when it is that
+/// directory. A directory the user named elsewhere keeps the permissions they gave it.
+pub(crate) fn create_private_parent(file: &Path, home: &Path) -> Result<(), Error> {
+    let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(parent).map_err(|e| Error::file(parent, e))?;
+    #[cfg(unix)]
+    if parent == home {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::file(parent, e))?;
+    }
+    Ok(())
+}
+
 pub struct ApiClient {
     credentials: ApiCredentials,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -286,5 +307,37 @@ impl ApiClient {
             Some(serde_json::json!({ "device_code": device_code })),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_adit_home_is_made_and_kept_private() {
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().join("user/.adit");
+        create_private_parent(&home.join("credentials"), &home).unwrap();
+        assert_eq!(
+            (mode(&root.path().join("user")), mode(&home)),
+            (0o700, 0o700)
+        );
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_parent(&home.join("tunnel.json"), &home).unwrap();
+        assert_eq!(mode(&home), 0o700, "an older ~/.adit is tightened");
+        // A directory the user chose elsewhere is theirs.
+        let shared = root.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_parent(&shared.join("tunnel.json"), &home).unwrap();
+        assert_eq!(mode(&shared), 0o755);
     }
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Error,
     access::{self, EdgeTarget},
-    api_client::{ApiClient, ApiCredentials, adit_home},
+    api_client::{ApiClient, ApiCredentials, adit_home, create_private_parent},
     config::{CredentialsFile, LoadedConfig, read_token_file},
     connector::{Connector, ConnectorConfig},
     proxy::OriginProxy,
@@ -280,7 +280,7 @@ pub async fn run(
             credentials_file,
         } => {
             let path = credentials_file.unwrap_or_else(|| home.join("credentials"));
-            crate::login::login(&server, &path, out, shutdown).await
+            crate::login::login(&server, &path, &home, out, shutdown).await
         }
         Command::Access { command } => access(command, &home, out, shutdown).await,
         Command::Tunnel(args) => match args.command {
@@ -461,10 +461,13 @@ fn edge_summary(connectors: &[api::Connector]) -> String {
         .join(", ")
 }
 
-fn write_credentials(path: &Path, token: &str, tunnel: &api::Tunnel) -> Result<(), Error> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(config_error(parent))?;
-    }
+fn write_credentials(
+    path: &Path,
+    home: &Path,
+    token: &str,
+    tunnel: &api::Tunnel,
+) -> Result<(), Error> {
+    create_private_parent(path, home)?;
     let body = serde_json::to_vec_pretty(&CredentialsFile {
         tunnel_token: token.to_owned(),
         tunnel_id: tunnel.id.to_string(),
@@ -493,7 +496,7 @@ async fn manage(
             let tunnel = api.create_tunnel(&name).await?;
             let token = api.tunnel_token(&tunnel.id.to_string()).await?;
             let path = cred_file.unwrap_or_else(|| home.join(format!("{}.json", tunnel.id)));
-            if let Err(e) = write_credentials(&path, &token, &tunnel) {
+            if let Err(e) = write_credentials(&path, home, &token, &tunnel) {
                 // As cloudflared: a tunnel whose credentials were lost is deleted again.
                 let _ = api.delete_tunnel(&tunnel.id.to_string(), true).await;
                 return Err(e);
@@ -595,7 +598,7 @@ async fn manage(
             let t = api.tunnel(&tunnel).await?;
             let token = api.tunnel_token(&t.id.to_string()).await?;
             match cred_file {
-                Some(path) => write_credentials(&path, &token, &t)?,
+                Some(path) => write_credentials(&path, home, &token, &t)?,
                 None => writeln!(out, "{token}")?,
             }
         }

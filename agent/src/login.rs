@@ -14,16 +14,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error,
-    api_client::{ApiClient, CredentialsFile},
+    api_client::{ApiClient, CredentialsFile, create_private_parent},
 };
 
 /// RFC 8628 §3.5: after `slow_down`, poll this much less often.
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
-/// Runs the whole login, writing the credentials to `credentials_file`.
+/// Runs the whole login, writing the credentials to `credentials_file`; `home` is `~/.adit`.
 pub async fn login(
     server: &str,
     credentials_file: &Path,
+    home: &Path,
     out: &mut (dyn Write + Send),
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
@@ -46,7 +47,7 @@ pub async fn login(
     )?;
     out.flush()?;
     let token = poll(&client, &started, &shutdown).await?;
-    save(credentials_file, server, &token.api_token.token)?;
+    save(credentials_file, home, server, &token.api_token.token)?;
     writeln!(
         out,
         "You are logged in as {} in the account {} (role {}). The API token {:?} was saved to {}.",
@@ -97,19 +98,13 @@ async fn poll(
 
 /// Writes the credentials readable by the owner only, replacing the file in one step so a
 /// crash leaves the old file or the new one, never half of either.
-fn save(path: &Path, server: &str, token: &str) -> Result<(), Error> {
+fn save(path: &Path, home: &Path, server: &str, token: &str) -> Result<(), Error> {
     let body = serde_json::to_vec_pretty(&CredentialsFile {
         api_url: server.to_owned(),
         api_token: token.to_owned(),
     })
     .map_err(|e| Error::Usage(e.to_string()))?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let mut dir = std::fs::DirBuilder::new();
-        dir.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
-        dir.create(parent).map_err(|e| Error::file(parent, e))?;
-    }
+    create_private_parent(path, home)?;
     let temporary = PathBuf::from(format!("{}.new", path.display()));
     let _ = std::fs::remove_file(&temporary);
     let mut options = std::fs::OpenOptions::new();

@@ -10,7 +10,7 @@ use adit_core::{
 
 use crate::{
     Error,
-    auth::{Principal, check_password_strength, generate_password, hash_password},
+    auth::{PasswordHashing, Principal, check_password_strength, generate_password},
     clock::{now_ms, rfc3339},
     control::Control,
     secrets::{new_api_token, sha256_hex},
@@ -40,16 +40,11 @@ fn token_view(row: ApiTokenRow) -> api::ApiToken {
     }
 }
 
-async fn hash_off_thread(password: String) -> Result<String, Error> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| Error::Crypto(format!("hashing task failed: {e}")))?
-}
-
 /// A new user with `role` in `account`; a password is generated (and returned) when none
 /// is given. Shared by the API and `adit-server admin create`.
 pub(crate) async fn create_user(
     storage: &Storage,
+    hasher: &PasswordHashing,
     account: AccountId,
     email: &str,
     role: Role,
@@ -60,7 +55,7 @@ pub(crate) async fn create_user(
     let user = UserRow {
         id: UserId::random(),
         email,
-        password_hash: hash_off_thread(password).await?,
+        password_hash: hasher.hash(password).await?,
         created_at: now_ms(),
     };
     storage.insert_user(&user, account, role).await?;
@@ -74,6 +69,7 @@ pub(crate) async fn create_user(
 /// sessions.
 pub(crate) async fn reset_password(
     storage: &Storage,
+    hasher: &PasswordHashing,
     email: &str,
     password: Option<String>,
 ) -> Result<Option<String>, Error> {
@@ -87,7 +83,7 @@ pub(crate) async fn reset_password(
         })?;
     let (password, generated) = chosen_or_generated(password)?;
     storage
-        .set_password(user.id, &hash_off_thread(password).await?)
+        .set_password(user.id, &hasher.hash(password).await?)
         .await?;
     Ok(generated)
 }
@@ -114,7 +110,15 @@ impl Control {
         role: Role,
         password: Option<String>,
     ) -> Result<api::CreatedUser, Error> {
-        create_user(&self.storage, account, email, role, password).await
+        create_user(
+            &self.storage,
+            &self.auth.hasher,
+            account,
+            email,
+            role,
+            password,
+        )
+        .await
     }
 
     pub async fn list_users(&self, account: AccountId) -> Result<Vec<api::User>, Error> {

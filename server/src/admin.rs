@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use crate::{
     Config, Error,
     accounts::{create_user, reset_password},
-    auth::Auth,
+    auth::{PasswordHashing, rotate_signing_keys},
     config::AdminCommand,
     storage::Storage,
 };
@@ -19,6 +19,7 @@ pub async fn run(
     out: &mut impl Write,
 ) -> Result<(), Error> {
     let storage = Storage::open(&config.database_url()).await?;
+    let hasher = PasswordHashing::new();
     let read_password = |stdin: &mut dyn BufRead| -> Result<String, Error> {
         let mut line = String::new();
         stdin.read_line(&mut line)?;
@@ -33,7 +34,8 @@ pub async fn run(
         } => {
             let password = password_stdin.then(|| read_password(stdin)).transpose()?;
             let account_id = storage.ensure_account(&account).await?;
-            let created = create_user(&storage, account_id, &email, role, password).await?;
+            let created =
+                create_user(&storage, &hasher, account_id, &email, role, password).await?;
             writeln!(
                 out,
                 "Created {} ({}) in account {account}.",
@@ -48,7 +50,7 @@ pub async fn run(
             password_stdin,
         } => {
             let password = password_stdin.then(|| read_password(stdin)).transpose()?;
-            let generated = reset_password(&storage, &email, password).await?;
+            let generated = reset_password(&storage, &hasher, &email, password).await?;
             writeln!(out, "Password of {email} changed; its sessions have ended.")?;
             if let Some(password) = generated {
                 writeln!(out, "New password (shown once): {password}")?;
@@ -64,10 +66,7 @@ pub async fn run(
             }
         }
         AdminCommand::RotateKeys { end_sessions } => {
-            Auth::load(storage.clone())
-                .await?
-                .rotate_keys(end_sessions)
-                .await?;
+            rotate_signing_keys(&storage, end_sessions).await?;
             writeln!(
                 out,
                 "New sessions are signed with a new key{}.",

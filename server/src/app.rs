@@ -82,7 +82,7 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, Error> {
 impl App {
     pub async fn build(config: Config) -> Result<Self, Error> {
         let data_dir = config.data_dir();
-        std::fs::create_dir_all(&data_dir).map_err(|e| Error::file(&data_dir, e))?;
+        files::ensure_private_dir(&data_dir)?;
         let node = node_name(&config);
 
         let storage = Storage::open(&config.database_url()).await?;
@@ -162,7 +162,7 @@ impl App {
         };
 
         let key = ServerKey::load_or_create(&data_dir.join("server.key"))?;
-        let auth = Auth::load(storage.clone()).await?;
+        let auth = Auth::load(storage.clone(), key.clone()).await?;
         let mut control = Control::new(
             storage.clone(),
             auth,

@@ -2,12 +2,13 @@
 //! stored as a SHA-256 hash: 256 random bits need no slow hash). People log in with a
 //! password (argon2) and get a session: a short-lived JWT in an HttpOnly cookie, naming a
 //! session row so logout ends it at once, renewed while in use, and bound to a CSRF token
-//! that every state-changing request must echo in a header.
+//! that every state-changing request must echo in a header. The keys that sign sessions
+//! are derived from `server.key` (`secrets.rs`); the database names them only.
 
 use std::{
     collections::{HashMap, VecDeque},
     net::IpAddr,
-    sync::{Mutex, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
@@ -16,7 +17,9 @@ use adit_core::{
     identity::{Email, Role, Scope, Scopes},
     ids::{AccountId, ApiTokenId, SessionId, UserId},
 };
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
+use argon2::{
+    Argon2, Block, Params, PasswordHash, PasswordHasher, Version, password_hash::SaltString,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -24,7 +27,7 @@ use subtle::ConstantTimeEq;
 use crate::{
     Error,
     clock::{now_ms, rfc3339},
-    secrets::{random_urlsafe, sha256_hex},
+    secrets::{ServerKey, random_urlsafe, sha256_hex},
     storage::{SessionRow, SigningKeyRow, Storage, UserRow},
 };
 
@@ -36,10 +39,15 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 /// The longest a session lasts, renewed or not.
 pub const SESSION_MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
-/// Failed logins allowed per user and per address within [`FAILURE_WINDOW`].
+/// Failed logins allowed per user and per address within [`FAILURE_WINDOW`]; an attempt
+/// being checked counts as one until it succeeds.
 const FAILURES_PER_USER: usize = 5;
 const FAILURES_PER_ADDRESS: usize = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// How long a password check or hash waits for a free core before the caller is told to
+/// retry: long enough to ride out a few logins at once, short enough that a flood gets
+/// answers instead of a queue.
+const HASH_WAIT: Duration = Duration::from_secs(2);
 
 /// Who acts: a logged-in user or an API token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +125,11 @@ struct SigningKey {
 /// Logins, sessions and token checks, with the signing keys and failure counts they need.
 pub struct Auth {
     storage: Storage,
+    server_key: ServerKey,
     keys: RwLock<Vec<SigningKey>>,
+    /// Per limit key (`user:…`, `ip:…`): when each failed or unfinished attempt began.
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    pub(crate) hasher: PasswordHashing,
     /// Verified against when the user does not exist, so both answers take as long. Made
     /// at the first such login, not at start: hashing touches 19 MiB, which an idle server
     /// should not hold.
@@ -139,8 +150,10 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// An argon2id hash (PHC string) of `password`.
-pub fn hash_password(password: &str) -> Result<String, Error> {
+/// An argon2id hash (PHC string) of `password`. Slow and 19 MiB: call it through
+/// [`PasswordHashing`]. It allocates its own memory; only verifying, which anyone can ask
+/// for, needs the reused buffers.
+fn hash_password(password: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Crypto(format!("salt: {e}")))?;
@@ -150,12 +163,98 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
         .map_err(|e| Error::Crypto(format!("password hash: {e}")))
 }
 
-fn password_matches(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|hash| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-    })
+/// Whether `password` hashes to `stored` (a PHC string), computed in `memory`, which grows
+/// to what the hash's parameters need and is kept for the next check. What
+/// `PasswordVerifier` does, but with memory that outlives the call.
+fn password_matches(password: &str, stored: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Ok(version)) = (
+        argon2::Algorithm::try_from(hash.algorithm),
+        Params::try_from(&hash),
+        hash.version.map(Version::try_from).transpose(),
+    ) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
+    }
+    let mut computed = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version.unwrap_or_default(), params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut computed, &mut memory[..])
+        .is_ok()
+        && bool::from(expected.as_bytes().ct_eq(&computed))
+}
+
+/// Runs argon2 off the async workers, at most one hash per core at a time: each holds
+/// 19 MiB and a core while it runs, so unbounded, a burst of logins takes the server's
+/// memory with it. A caller waits [`HASH_WAIT`] at most for a turn, then gets 429.
+///
+/// Checks reuse one working buffer per core. Allocated afresh per check, freed buffers
+/// stay with the process: glibc raises its mmap threshold to a freed block's size, so later
+/// ones come from (and go back to) the heap, which is not trimmed, and a burst's peak would
+/// never be returned.
+pub(crate) struct PasswordHashing {
+    permits: Arc<tokio::sync::Semaphore>,
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+impl PasswordHashing {
+    pub(crate) fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
+            memory: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let permit = tokio::time::timeout(HASH_WAIT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                Error::RateLimited(
+                    "the server is busy checking passwords; try again in a moment".into(),
+                )
+            })?
+            .map_err(|_| Error::Crypto("the password hasher has stopped".into()))?;
+        let memory = self.memory.clone();
+        // The permit goes with the work: a caller that gives up (a dropped request) must
+        // not free a core its hash still occupies.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let take = || memory.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut buffer = take().unwrap_or_default();
+            let out = work(&mut buffer);
+            memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(buffer);
+            out
+        })
+        .await
+        .map_err(|e| Error::Crypto(format!("hashing task failed: {e}")))
+    }
+
+    /// An argon2id hash of `password`, for storing.
+    pub(crate) async fn hash(&self, password: String) -> Result<String, Error> {
+        self.run(move |_| hash_password(&password)).await?
+    }
+
+    async fn matches(&self, password: String, stored: String) -> Result<bool, Error> {
+        self.run(move |memory| password_matches(&password, &stored, memory))
+            .await
+    }
 }
 
 /// A password for a new or reset user: 18 random bytes, URL-safe.
@@ -174,20 +273,33 @@ pub fn check_password_strength(password: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Hashing is slow on purpose; keep it off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Crypto(format!("hashing task failed: {e}")))
+/// A new signing key for new sessions. Older keys keep verifying the sessions they signed
+/// until those expire, unless `end_sessions`, which logs everyone out. Only the key's id is
+/// stored, so this needs no `server.key` (`adit-server admin rotate-keys` runs it).
+pub(crate) async fn rotate_signing_keys(
+    storage: &Storage,
+    end_sessions: bool,
+) -> Result<(), Error> {
+    let key = SigningKeyRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        created_at: now_ms(),
+    };
+    storage.add_signing_key(&key, end_sessions).await?;
+    storage
+        .retire_signing_keys_before(now_ms() - ms(SESSION_MAX_AGE))
+        .await?;
+    Ok(())
 }
 
 impl Auth {
     /// Loads the signing keys, creating the first one on a new database.
-    pub async fn load(storage: Storage) -> Result<Self, Error> {
+    pub(crate) async fn load(storage: Storage, server_key: ServerKey) -> Result<Self, Error> {
         let auth = Self {
             storage,
+            server_key,
             keys: RwLock::new(Vec::new()),
             failures: Mutex::new(HashMap::new()),
+            hasher: PasswordHashing::new(),
             decoy_hash: tokio::sync::OnceCell::new(),
         };
         if auth.storage.signing_keys().await?.is_empty() {
@@ -199,40 +311,35 @@ impl Auth {
     }
 
     async fn reload_keys(&self) -> Result<(), Error> {
-        let keys = self.storage.signing_keys().await?;
-        let mut loaded = Vec::with_capacity(keys.len());
-        for key in keys {
-            use base64::Engine;
-            let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(&key.secret)
-                .map_err(|e| Error::Corrupt(format!("signing key {}: {e}", key.id)))?;
-            loaded.push(SigningKey { id: key.id, secret });
-        }
+        let loaded = self
+            .storage
+            .signing_keys()
+            .await?
+            .into_iter()
+            .map(|key| SigningKey {
+                secret: self.server_key.session_signing_key(&key.id).to_vec(),
+                id: key.id,
+            })
+            .collect();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = loaded;
         Ok(())
     }
 
-    /// A new signing key for new sessions. Older keys keep verifying the sessions they
-    /// signed until those expire, unless `end_sessions`, which logs everyone out.
+    /// See [`rotate_signing_keys`]; this node signs with the new key at once.
     pub async fn rotate_keys(&self, end_sessions: bool) -> Result<(), Error> {
-        let key = SigningKeyRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            secret: random_urlsafe(32),
-            created_at: now_ms(),
-        };
-        self.storage.add_signing_key(&key, end_sessions).await?;
-        self.storage
-            .retire_signing_keys_before(now_ms() - ms(SESSION_MAX_AGE))
-            .await?;
+        rotate_signing_keys(&self.storage, end_sessions).await?;
         self.reload_keys().await
     }
 
     // ---- failed-login limits ----
 
-    fn too_many_failures(&self, keys: &[(String, usize)]) -> bool {
+    /// Counts an attempt against every limit in `keys` before its password is checked, so
+    /// a burst of concurrent attempts gets no more checks than the limits allow; `None`
+    /// when a limit is reached. The attempt stays counted as a failure unless forgiven.
+    fn begin_attempt(&self, keys: &[(String, usize)]) -> Option<Instant> {
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        keys.iter().any(|(key, limit)| {
+        let full = keys.iter().any(|(key, limit)| {
             failures.get_mut(key).is_some_and(|times| {
                 while times
                     .front()
@@ -242,14 +349,12 @@ impl Auth {
                 }
                 times.len() >= *limit
             })
-        })
-    }
-
-    fn record_failure(&self, keys: &[(String, usize)]) {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        });
+        if full {
+            return None;
+        }
         // Bounded memory: a flood of distinct names must not grow the map without end.
         if failures.len() > 100_000 {
-            let now = Instant::now();
             failures.retain(|_, times| {
                 times
                     .back()
@@ -257,10 +362,24 @@ impl Auth {
             });
         }
         for (key, _) in keys {
-            failures
-                .entry(key.clone())
-                .or_default()
-                .push_back(Instant::now());
+            failures.entry(key.clone()).or_default().push_back(now);
+        }
+        Some(now)
+    }
+
+    /// Uncounts an attempt begun at `at` that did not fail: it logged in, or no password
+    /// was checked.
+    fn forgive_attempt(&self, keys: &[(String, usize)], at: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, _) in keys {
+            if let Some(times) = failures.get_mut(key) {
+                if let Some(i) = times.iter().position(|t| *t == at) {
+                    times.remove(i);
+                }
+                if times.is_empty() {
+                    failures.remove(key);
+                }
+            }
         }
     }
 
@@ -279,42 +398,21 @@ impl Auth {
                 FAILURES_PER_USER,
             ),
         ];
-        if self.too_many_failures(&limit_keys) {
+        let Some(attempt) = self.begin_attempt(&limit_keys) else {
             return Err((
                 Error::RateLimited(
                     "too many failed logins; wait a few minutes and try again".into(),
                 ),
                 None,
             ));
-        }
-        let user = match &email {
-            Some(email) => self
-                .storage
-                .user_by_email(email)
-                .await
-                .map_err(|e| (e, None))?,
-            None => None,
         };
-        let stored = match &user {
-            Some(u) => u.password_hash.clone(),
-            None => self
-                .decoy_hash
-                .get_or_try_init(|| async {
-                    blocking(|| hash_password(&generate_password())).await?
-                })
-                .await
-                .map_err(|e| (e, None))?
-                .clone(),
-        };
-        let password = request.password.clone();
-        let matches = blocking(move || password_matches(&password, &stored))
-            .await
-            .map_err(|e| (e, None))?;
-        let user = match user {
-            Some(user) if matches => user,
-            other => {
-                self.record_failure(&limit_keys);
-                return Err((Error::LoginFailed, other));
+        let checked = self.check_password(request, email.as_ref()).await;
+        let user = match checked {
+            Ok((Some(user), true)) => user,
+            Ok((user, _)) => return Err((Error::LoginFailed, user)),
+            Err(e) => {
+                self.forgive_attempt(&limit_keys, attempt);
+                return Err((e, None));
             }
         };
         let memberships = self
@@ -327,30 +425,16 @@ impl Auth {
             None => memberships.into_iter().next(),
         };
         let Some((account, account_name, role)) = chosen else {
-            self.record_failure(&limit_keys);
             return Err((Error::LoginFailed, Some(user)));
         };
-        // Sign with the newest key, even if another process rotated them since we loaded.
-        self.reload_keys().await.map_err(|e| (e, None))?;
-        let now = now_ms();
-        let session = SessionRow {
-            id: SessionId::random(),
-            user_id: user.id,
-            account_id: account,
-            created_at: now,
-            expires_at: now + ms(SESSION_MAX_AGE),
-        };
-        self.storage
-            .insert_session(&session)
-            .await
-            .map_err(|e| (e, None))?;
-        let csrf = random_urlsafe(24);
-        let jwt = self.sign(&session, &csrf, now).map_err(|e| (e, None))?;
+        self.forgive_attempt(&limit_keys, attempt);
+        let opened = self.open_session(&user, account).await;
+        let (session, csrf, jwt, now) = opened.map_err(|e| (e, None))?;
         let logged_in = LoggedIn {
             session: api::Session {
                 user_id: user.id,
                 email: user.email.clone(),
-                account_id: account,
+                account_id: session.account_id,
                 account: account_name,
                 role,
                 csrf_token: csrf,
@@ -359,6 +443,55 @@ impl Auth {
             jwt,
         };
         Ok((logged_in, user))
+    }
+
+    /// The user (if any) and whether the password is theirs. An unknown user's attempt is
+    /// checked against a decoy hash, so both answers take as long.
+    async fn check_password(
+        &self,
+        request: &api::LoginRequest,
+        email: Option<&Email>,
+    ) -> Result<(Option<UserRow>, bool), Error> {
+        let user = match email {
+            Some(email) => self.storage.user_by_email(email).await?,
+            None => None,
+        };
+        let stored = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => self
+                .decoy_hash
+                .get_or_try_init(|| self.hasher.hash(generate_password()))
+                .await?
+                .clone(),
+        };
+        let matches = self
+            .hasher
+            .matches(request.password.clone(), stored)
+            .await?;
+        Ok((user, matches))
+    }
+
+    /// A new session row for `user` in `account`: the row, its CSRF token, the signed JWT
+    /// and when it was made.
+    async fn open_session(
+        &self,
+        user: &UserRow,
+        account: AccountId,
+    ) -> Result<(SessionRow, String, String, i64), Error> {
+        // Sign with the newest key, even if another process rotated them since we loaded.
+        self.reload_keys().await?;
+        let now = now_ms();
+        let session = SessionRow {
+            id: SessionId::random(),
+            user_id: user.id,
+            account_id: account,
+            created_at: now,
+            expires_at: now + ms(SESSION_MAX_AGE),
+        };
+        self.storage.insert_session(&session).await?;
+        let csrf = random_urlsafe(24);
+        let jwt = self.sign(&session, &csrf, now)?;
+        Ok((session, csrf, jwt, now))
     }
 
     fn sign(&self, session: &SessionRow, csrf: &str, now: i64) -> Result<String, Error> {
@@ -555,9 +688,33 @@ mod tests {
     fn passwords_hash_and_verify() {
         let hash = hash_password("correct horse battery").unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(password_matches("correct horse battery", &hash));
-        assert!(!password_matches("wrong horse battery", &hash));
-        assert!(!password_matches("x", "not a hash"));
+        let mut memory = Vec::new();
+        assert!(password_matches(
+            "correct horse battery",
+            &hash,
+            &mut memory
+        ));
+        assert!(!password_matches("wrong horse battery", &hash, &mut memory));
+        assert!(password_matches(
+            "correct horse battery",
+            &hash,
+            &mut memory
+        ));
+        assert!(!password_matches("x", "not a hash", &mut memory));
+        // Hashes argon2's own verifier accepts, whatever their parameters, are checked alike.
+        let small = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(1024, 1, 1, Some(16)).unwrap(),
+        )
+        .hash_password(
+            b"another password",
+            &SaltString::encode_b64(b"0123456789abcdef").unwrap(),
+        )
+        .unwrap()
+        .to_string();
+        assert!(password_matches("another password", &small, &mut memory));
+        assert!(!password_matches("another passwore", &small, &mut memory));
         assert!(check_password_strength("short").is_err());
         assert!(check_password_strength(&generate_password()).is_ok());
     }

@@ -158,16 +158,17 @@ impl Control {
         .encode()
     }
 
-    pub async fn create_tunnel(
+    /// A new tunnel's row, with the hash of its first secret.
+    fn new_tunnel_row(
         &self,
         account: AccountId,
         name: &str,
         config_src: ConfigSource,
-    ) -> Result<api::Tunnel, Error> {
+    ) -> Result<TunnelRow, Error> {
         let name = TunnelName::parse(name).map_err(|e| Error::invalid("name", e))?;
         let id = TunnelId::random();
         let secret = self.key.tunnel_secret(id, 0);
-        let row = TunnelRow {
+        Ok(TunnelRow {
             id,
             account_id: account,
             name: name.to_string(),
@@ -176,10 +177,19 @@ impl Control {
             created_at: now_ms(),
             conns_active_at: None,
             config_src,
-        };
+        })
+    }
+
+    pub async fn create_tunnel(
+        &self,
+        account: AccountId,
+        name: &str,
+        config_src: ConfigSource,
+    ) -> Result<api::Tunnel, Error> {
+        let row = self.new_tunnel_row(account, name, config_src)?;
         self.storage.insert_tunnel(&row).await?;
-        self.changes.notify(account, ChangeKind::Tunnel, id);
-        tracing::info!(tunnel = %id, name = %row.name, config_src = config_src.as_str(), "tunnel created");
+        self.changes.notify(account, ChangeKind::Tunnel, row.id);
+        tracing::info!(tunnel = %row.id, name = %row.name, config_src = config_src.as_str(), "tunnel created");
         self.view(row).await
     }
 
@@ -482,30 +492,28 @@ impl Control {
             name: "quick tunnels (start adit-server with --quick-tunnel-domain)".into(),
         })?;
         let client_ip = client.to_string();
-        let held = self.storage.count_quick_tunnels_of(&client_ip).await?;
-        if held >= quick.per_client_limit {
-            return Err(Error::RateLimited(format!(
-                "{client_ip} already holds {held} quick tunnels (the limit is {}); stop one first",
-                quick.per_client_limit
-            )));
-        }
         let account = self.storage.ensure_account(QUICK_ACCOUNT).await?;
         let name = format!("quick-{}", uuid::Uuid::new_v4().simple());
-        let tunnel = self
-            .create_tunnel(account, &name, ConfigSource::Local)
-            .await?;
+        let tunnel = self.new_tunnel_row(account, &name, ConfigSource::Local)?;
         let hostname = random_hostname(&quick.domain);
-        let created = async {
-            self.storage
-                .insert_quick_tunnel(tunnel.id, &hostname, &client_ip)
-                .await?;
-            // The quick-tunnel domain is the operator's, given out here only: no zone.
-            let pattern =
-                HostPattern::parse(&hostname).map_err(|e| Error::invalid("hostname", e))?;
-            self.add_route(account, &name, pattern).await
+        // The tunnel and its record go in together or not at all, counted atomically
+        // against the limit: a burst of requests cannot all pass one check.
+        let limit = quick.per_client_limit;
+        if !self
+            .storage
+            .insert_quick_tunnel(&tunnel, &hostname, &client_ip, limit)
+            .await?
+        {
+            return Err(Error::RateLimited(format!(
+                "{client_ip} already holds {limit} quick tunnels (the limit); stop one first"
+            )));
         }
-        .await;
-        if let Err(e) = created {
+        // The quick-tunnel domain is the operator's, given out here only: no zone.
+        let routed = match HostPattern::parse(&hostname) {
+            Ok(pattern) => self.add_route(account, &name, pattern).await,
+            Err(e) => Err(Error::invalid("hostname", e)),
+        };
+        if let Err(e) = routed {
             self.storage.delete_tunnel(tunnel.id).await?;
             return Err(e);
         }

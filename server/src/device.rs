@@ -15,17 +15,22 @@ use crate::{
     clock::{now_ms, rfc3339},
     control::Control,
     secrets::{random_urlsafe, sha256_hex},
-    storage::{AuditRow, Decision, DeviceLoginRow, UserRow},
+    storage::{AuditRow, Decision, DeviceLoginRow, PendingLimits, UserRow},
 };
 
 /// How long a device login waits for its user.
 pub const DEVICE_LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
 /// Seconds a CLI waits between polls; a faster poll is told `slow_down`.
 pub const POLL_INTERVAL_SECS: u64 = 2;
-/// Pending logins one address may hold, and the whole server: enough for any real use,
-/// few enough that nobody fills the table.
-const PENDING_PER_ADDRESS: i64 = 10;
-const PENDING_IN_ALL: i64 = 1000;
+/// Pending logins one address, one network (/24, /64) and the whole server may hold. An
+/// address or network gets enough for any real use and never the server's quota: filling
+/// that takes hundreds of networks, so it bounds the table's size rather than who may log
+/// in (see docs/security.md).
+const PENDING: PendingLimits = PendingLimits {
+    per_address: 10,
+    per_network: 30,
+    in_all: 10_000,
+};
 /// Consonants only, so no code spells a word and none is mistaken for a digit (RFC 8628
 /// §6.1); eight of them give 20^8 ≈ 2.6·10^10 codes.
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
@@ -99,6 +104,22 @@ fn display_user_code(code: &str) -> String {
     format!("{a}-{b}")
 }
 
+/// The network an address is counted in: its /24 (IPv4) or /64 (IPv6), what one site or
+/// one customer usually holds.
+fn network_of(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            format!("{}/64", std::net::Ipv6Addr::from(segments))
+        }
+    }
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -116,13 +137,6 @@ impl Control {
         }
         let now = now_ms();
         self.storage.purge_device_logins(now).await?;
-        let source_ip = source.to_string();
-        let (mine, total) = self.storage.count_device_logins(&source_ip).await?;
-        if mine >= PENDING_PER_ADDRESS || total >= PENDING_IN_ALL {
-            return Err(Error::RateLimited(
-                "too many pending logins; finish or let some expire (10 minutes) first".into(),
-            ));
-        }
         let device_code = random_urlsafe(32);
         let mut row = DeviceLoginRow {
             device_code_hash: sha256_hex(device_code.as_bytes()),
@@ -132,7 +146,8 @@ impl Control {
             } else {
                 client
             },
-            source_ip,
+            source_ip: source.to_string(),
+            source_network: network_of(source),
             created_at: now,
             expires_at: now + ms(DEVICE_LOGIN_TTL),
             polled_at: None,
@@ -140,14 +155,19 @@ impl Control {
         };
         // A clash among the few live codes is rare; draw again rather than fail.
         let mut attempts = 0;
-        loop {
-            match self.storage.insert_device_login(&row).await {
+        let stored = loop {
+            match self.storage.insert_device_login(&row, &PENDING).await {
                 Err(Error::Conflict(_)) if attempts < 5 => {
                     attempts += 1;
                     row.user_code = random_user_code();
                 }
                 other => break other?,
             }
+        };
+        if !stored {
+            return Err(Error::RateLimited(
+                "too many pending logins; finish or let some expire (10 minutes) first".into(),
+            ));
         }
         let user_code = display_user_code(&row.user_code);
         Ok(api::DeviceLogin {
@@ -353,5 +373,14 @@ mod tests {
         ] {
             assert_eq!(normalize_user_code(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn addresses_are_counted_in_their_24_or_64() {
+        let network = |ip: &str| network_of(ip.parse().unwrap());
+        assert_eq!(network("203.0.113.77"), "203.0.113.0/24");
+        assert_eq!(network("::ffff:203.0.113.9"), "203.0.113.0/24");
+        assert_eq!(network("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_ne!(network("2001:db8:1:3::1"), network("2001:db8:1:2::1"));
     }
 }

@@ -1,6 +1,7 @@
 //! Secrets at rest. Tunnel secrets are derived, HMAC(server key, tunnel id ‖ generation),
 //! so `tunnel token` can hand a token out again while the database holds only hashes:
-//! a stolen database alone yields no secret. Rotation bumps the generation.
+//! a stolen database alone yields no secret. Rotation bumps the generation. Session-signing
+//! keys are derived the same way from their id, which is all the database keeps of them.
 
 use std::path::Path;
 
@@ -12,7 +13,12 @@ use subtle::ConstantTimeEq;
 
 use crate::{Error, files};
 
-/// The key tunnel secrets are derived from; lives in the data directory (0600).
+/// Prefixes the input a session-signing key is derived from. A tunnel secret's input is
+/// always 24 bytes (id ‖ generation) and this one is longer, so the two never share an input.
+const SESSION_KEY_LABEL: &[u8] = b"adit session-signing key v1\0";
+
+/// The key tunnel secrets and session-signing keys are derived from; lives in the data
+/// directory (0600).
 #[derive(Clone)]
 pub(crate) struct ServerKey([u8; 32]);
 
@@ -36,15 +42,29 @@ impl ServerKey {
         Ok(Self(key))
     }
 
+    fn mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+    }
+
     pub(crate) fn tunnel_secret(&self, tunnel: TunnelId, generation: i64) -> TunnelSecret {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = self.mac();
         mac.update(tunnel.as_uuid().as_bytes());
         mac.update(&generation.to_be_bytes());
         let bytes = mac.finalize().into_bytes().to_vec();
         // 32 bytes is exactly the minimum a secret needs.
         TunnelSecret::from_bytes(bytes)
             .unwrap_or_else(|_| unreachable!("SHA-256 output is 32 bytes"))
+    }
+
+    /// The HS256 secret of the session-signing key named `id`. The database keeps only the
+    /// id, so a copy of it signs nothing, and every node given this server key derives the
+    /// same secret from the shared table.
+    pub(crate) fn session_signing_key(&self, id: &str) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(SESSION_KEY_LABEL);
+        mac.update(id.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -90,5 +110,22 @@ mod tests {
             key.tunnel_secret(tunnel, 4).as_bytes(),
             &hash
         ));
+    }
+
+    #[test]
+    fn session_keys_depend_on_the_server_key_and_the_id() {
+        let (key, other) = (ServerKey([9; 32]), ServerKey([8; 32]));
+        let id = uuid::Uuid::new_v4().to_string();
+        assert_eq!(key.session_signing_key(&id), key.session_signing_key(&id));
+        assert_ne!(key.session_signing_key(&id), other.session_signing_key(&id));
+        assert_ne!(
+            key.session_signing_key(&id),
+            key.session_signing_key("another id")
+        );
+        let tunnel = TunnelId::random();
+        assert_ne!(
+            key.session_signing_key(&tunnel.to_string()).as_slice(),
+            key.tunnel_secret(tunnel, 0).as_bytes()
+        );
     }
 }

@@ -23,13 +23,23 @@ pub struct DeviceLoginRow {
     /// What the CLI called itself, e.g. `adit on build-7`.
     pub client: String,
     pub source_ip: String,
+    /// The network of `source_ip` the per-network limit counts in (`203.0.113.0/24`).
+    pub source_network: String,
     pub created_at: i64,
     pub expires_at: i64,
     pub polled_at: Option<i64>,
     pub decision: Decision,
 }
 
-const COLUMNS: &str = "device_code_hash, user_code, client, source_ip, created_at, expires_at, polled_at, decision, user_id, account_id";
+/// How many pending device logins one address, one network and the whole server may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingLimits {
+    pub per_address: i64,
+    pub per_network: i64,
+    pub in_all: i64,
+}
+
+const COLUMNS: &str = "device_code_hash, user_code, client, source_ip, source_network, created_at, expires_at, polled_at, decision, user_id, account_id";
 
 fn device_login_from(row: &AnyRow) -> Result<DeviceLoginRow, Error> {
     let decision: String = row.try_get("decision")?;
@@ -44,6 +54,7 @@ fn device_login_from(row: &AnyRow) -> Result<DeviceLoginRow, Error> {
         user_code: row.try_get("user_code")?,
         client: row.try_get("client")?,
         source_ip: row.try_get("source_ip")?,
+        source_network: row.try_get("source_network")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         polled_at: row.try_get("polled_at")?,
@@ -61,33 +72,38 @@ impl Storage {
         Ok(())
     }
 
-    /// How many live device logins were started from `source_ip`, and in all.
-    pub async fn count_device_logins(&self, source_ip: &str) -> Result<(i64, i64), Error> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN source_ip = $1 THEN 1 ELSE 0 END), 0) AS mine FROM device_logins",
-        )
-        .bind(source_ip)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.try_get("mine")?, row.try_get("total")?))
-    }
-
-    /// Stores a new pending login; `Conflict` if its user code is taken (the caller draws
-    /// another).
-    pub async fn insert_device_login(&self, login: &DeviceLoginRow) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO device_logins (device_code_hash, user_code, client, source_ip, created_at, expires_at, decision) VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+    /// Stores a new pending login unless its address, its network or the whole server
+    /// already holds as many as `limits` allow: false then. `Conflict` if its user code is
+    /// taken (the caller draws another).
+    pub async fn insert_device_login(
+        &self,
+        login: &DeviceLoginRow,
+        limits: &PendingLimits,
+    ) -> Result<bool, Error> {
+        // One lock for every device login: the server-wide count involves them all.
+        let mut tx = self.begin_limited("device_logins").await?;
+        let done = sqlx::query(
+            "INSERT INTO device_logins (device_code_hash, user_code, client, source_ip, source_network, created_at, expires_at, decision) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, 'pending' \
+             WHERE (SELECT COUNT(*) FROM device_logins WHERE source_ip = $4) < $8 \
+             AND (SELECT COUNT(*) FROM device_logins WHERE source_network = $5) < $9 \
+             AND (SELECT COUNT(*) FROM device_logins) < $10",
         )
         .bind(&login.device_code_hash)
         .bind(&login.user_code)
         .bind(&login.client)
         .bind(&login.source_ip)
+        .bind(&login.source_network)
         .bind(login.created_at)
         .bind(login.expires_at)
-        .execute(&self.pool)
+        .bind(limits.per_address)
+        .bind(limits.per_network)
+        .bind(limits.in_all)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || "user code taken".into()))?;
-        Ok(())
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn device_login_by_user_code(

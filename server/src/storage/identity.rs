@@ -30,10 +30,10 @@ pub struct SessionRow {
     pub expires_at: i64,
 }
 
+/// A session-signing key as stored: its id, from which `server.key` derives its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeyRow {
     pub id: String,
-    pub secret: String,
     pub created_at: i64,
 }
 
@@ -310,7 +310,7 @@ impl Storage {
     /// Keys that verify sessions, newest (the signing one) first.
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, Error> {
         let rows = sqlx::query(
-            "SELECT id, secret, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, id",
+            "SELECT id, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -318,7 +318,6 @@ impl Storage {
             .map(|row| {
                 Ok(SigningKeyRow {
                     id: row.try_get("id")?,
-                    secret: row.try_get("secret")?,
                     created_at: row.try_get("created_at")?,
                 })
             })
@@ -343,9 +342,8 @@ impl Storage {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("INSERT INTO signing_keys (id, secret, created_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO signing_keys (id, created_at) VALUES ($1, $2)")
             .bind(&key.id)
-            .bind(&key.secret)
             .bind(key.created_at)
             .execute(&mut *tx)
             .await?;

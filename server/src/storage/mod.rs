@@ -2,7 +2,10 @@
 //! both backends through sqlx's `Any` driver (SQLite by default, PostgreSQL for clusters).
 //! Ids are UUID text and times are milliseconds since the epoch, which both store alike.
 
-use std::{path::Path, str::FromStr};
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use adit_core::{
     api::ConfigSource,
@@ -21,7 +24,7 @@ mod device;
 mod identity;
 
 pub use configs::{ConfigChange, StoredConfig};
-pub use device::{Decision, DeviceLoginRow};
+pub use device::{Decision, DeviceLoginRow, PendingLimits};
 pub use identity::{ApiTokenRow, AuditRow, SessionRow, SigningKeyRow, UserRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -185,6 +188,27 @@ fn conflict_or(err: sqlx::Error, message: impl FnOnce() -> String) -> Error {
     }
 }
 
+/// Inserts a tunnel on a pool or inside a transaction; its name is unique in its account.
+async fn insert_tunnel<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    tunnel: &TunnelRow,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO tunnels (id, account_id, name, secret_generation, secret_hash, created_at, config_src) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tunnel.id.to_string())
+    .bind(tunnel.account_id.to_string())
+    .bind(&tunnel.name)
+    .bind(tunnel.secret_generation)
+    .bind(&tunnel.secret_hash)
+    .bind(tunnel.created_at)
+    .bind(tunnel.config_src.as_str())
+    .execute(executor)
+    .await
+    .map_err(|e| conflict_or(e, || format!("tunnel with name {:?} already exists", tunnel.name)))?;
+    Ok(())
+}
+
 /// Inserts a hostname route on a pool or inside a transaction; the hostname is unique
 /// across every account, so a taken one is a conflict.
 async fn insert_route<'e>(
@@ -209,6 +233,15 @@ async fn insert_route<'e>(
     Ok(())
 }
 
+/// The file behind an SQLite URL; `None` for another backend or an in-memory database.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then_some(path)
+}
+
 const TUNNEL_COLUMNS: &str =
     "id, account_id, name, secret_generation, secret_hash, created_at, conns_active_at, config_src";
 
@@ -225,6 +258,14 @@ impl Storage {
                 "database URL {url:?} must start with sqlite: or postgres://"
             )));
         };
+        if let Some(path) = sqlite_path(url) {
+            // Made 0600 before SQLite sees it, as SQLite then makes its -wal and -shm.
+            let path = Path::new(path);
+            crate::files::ensure_private_file(path)?;
+            for companion in ["-wal", "-shm"] {
+                crate::files::tighten(&PathBuf::from(format!("{}{companion}", path.display())))?;
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time is all SQLite allows; more connections only queue.
@@ -239,7 +280,9 @@ impl Storage {
                 sqlx::query("PRAGMA journal_mode = WAL")
                     .execute(&storage.pool)
                     .await?;
-                storage.backup_before_migrating(url).await?;
+                if let Some(path) = sqlite_path(url) {
+                    storage.backup_before_migrating(path).await?;
+                }
                 SQLITE_MIGRATIONS.run(&storage.pool).await?;
             }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&storage.pool).await?,
@@ -249,7 +292,7 @@ impl Storage {
 
     /// Copies an existing SQLite database aside (`VACUUM INTO`, consistent while open)
     /// before a migration changes it, so an upgrade can always be undone.
-    async fn backup_before_migrating(&self, url: &str) -> Result<(), Error> {
+    async fn backup_before_migrating(&self, path: &str) -> Result<(), Error> {
         let applied: Vec<i64> = match sqlx::query("SELECT version FROM _sqlx_migrations")
             .fetch_all(&self.pool)
             .await
@@ -264,22 +307,42 @@ impl Storage {
         let pending = SQLITE_MIGRATIONS
             .iter()
             .any(|m| !applied.contains(&m.version));
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:")
-            .split('?')
-            .next()
-            .unwrap_or_default();
-        if !pending || applied.is_empty() || path.is_empty() || path == ":memory:" {
+        if !pending || applied.is_empty() {
             return Ok(());
         }
         let backup = format!("{path}.before-migration-{}", now_ms());
+        // VACUUM INTO would create the copy world-readable; it accepts an empty file.
+        crate::files::ensure_private_file(Path::new(&backup))?;
         sqlx::query("VACUUM INTO $1")
             .bind(&backup)
             .execute(&self.pool)
             .await?;
         tracing::info!(%backup, "backed up the database before migrating it");
         Ok(())
+    }
+
+    /// A transaction in which a limit, counted by its statements, holds against every
+    /// concurrent caller, on this node or another sharing the database. Its first statement
+    /// must write: SQLite runs one writer at a time, so from that write on, the transaction
+    /// counts rows nobody else is changing. PostgreSQL (READ COMMITTED) lets two
+    /// transactions count the same rows, so there each first takes a transaction-scoped
+    /// advisory lock named after the limit; the next holder counts what this one committed.
+    async fn begin_limited(
+        &self,
+        limit: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, Error> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(limit.as_bytes());
+            let mut key = [0u8; 8];
+            key.copy_from_slice(&digest[..8]);
+            sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
+                .bind(i64::from_be_bytes(key))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// The SQLite URL for a file, created when missing.
@@ -299,40 +362,33 @@ impl Storage {
 
     /// The account named `name`, created on first use.
     pub async fn ensure_account(&self, name: &str) -> Result<AccountId, Error> {
-        if let Some(row) = sqlx::query("SELECT id FROM accounts WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-        {
+        let find = || {
+            sqlx::query("SELECT id FROM accounts WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+        };
+        if let Some(row) = find().await? {
             return parse_id(&row, "id");
         }
-        let id = AccountId::random();
-        sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(id.to_string())
-            .bind(name)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(id)
+        // Concurrent first uses (a burst of quick tunnels) all find none: one inserts.
+        sqlx::query(
+            "INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(AccountId::random().to_string())
+        .bind(name)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        let row = find()
+            .await?
+            .ok_or_else(|| Error::Corrupt(format!("account {name:?} vanished as it was made")))?;
+        parse_id(&row, "id")
     }
 
     // ---- tunnels ----
 
     pub async fn insert_tunnel(&self, tunnel: &TunnelRow) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO tunnels (id, account_id, name, secret_generation, secret_hash, created_at, config_src) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(tunnel.id.to_string())
-        .bind(tunnel.account_id.to_string())
-        .bind(&tunnel.name)
-        .bind(tunnel.secret_generation)
-        .bind(&tunnel.secret_hash)
-        .bind(tunnel.created_at)
-        .bind(tunnel.config_src.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_or(e, || format!("tunnel with name {:?} already exists", tunnel.name)))?;
-        Ok(())
+        insert_tunnel(&self.pool, tunnel).await
     }
 
     pub async fn list_tunnels(&self, account: AccountId) -> Result<Vec<TunnelRow>, Error> {
@@ -598,31 +654,37 @@ impl Storage {
 
     // ---- quick tunnels ----
 
+    /// Inserts a quick tunnel (its tunnel row and its quick-tunnel record) for `client_ip`
+    /// unless that address already holds `limit`: false then, and nothing is written.
     pub async fn insert_quick_tunnel(
         &self,
-        tunnel: TunnelId,
+        tunnel: &TunnelRow,
         hostname: &str,
         client_ip: &str,
-    ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO quick_tunnels (tunnel_id, hostname, client_ip, created_at) VALUES ($1, $2, $3, $4)",
+        limit: i64,
+    ) -> Result<bool, Error> {
+        let mut tx = self
+            .begin_limited(&format!("quick_tunnels:{client_ip}"))
+            .await?;
+        insert_tunnel(&mut *tx, tunnel).await?;
+        let done = sqlx::query(
+            "INSERT INTO quick_tunnels (tunnel_id, hostname, client_ip, created_at) SELECT $1, $2, $3, $4 \
+             WHERE (SELECT COUNT(*) FROM quick_tunnels WHERE client_ip = $3) < $5",
         )
-        .bind(tunnel.to_string())
+        .bind(tunnel.id.to_string())
         .bind(hostname)
         .bind(client_ip)
         .bind(now_ms())
-        .execute(&self.pool)
+        .bind(limit)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("quick tunnel hostname {hostname} is taken")))?;
-        Ok(())
-    }
-
-    pub async fn count_quick_tunnels_of(&self, client_ip: &str) -> Result<i64, Error> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM quick_tunnels WHERE client_ip = $1")
-            .bind(client_ip)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("n")?)
+        if done.rows_affected() == 0 {
+            // Dropping the transaction rolls the tunnel row back.
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Quick tunnels with no open connection whose last one closed (or, never connected,
@@ -771,6 +833,16 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains("before-migration"))
             .collect();
         assert_eq!(backups.len(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = backups[0].metadata().unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "the copy holds what the database holds"
+            );
+        }
         let copy = Storage {
             pool: AnyPoolOptions::new()
                 .connect(&Storage::sqlite_url(&backups[0].path()))

@@ -217,15 +217,23 @@ fn with_claims(claims: &Value, changes: &[(&str, Value)]) -> Value {
     copy
 }
 
+/// The signing key's id and secret, derived as the server does: HMAC-SHA256 of the label
+/// and the id under `server.key`, which the database never holds.
 async fn signing_key(server: &TestServer) -> (String, Vec<u8>) {
-    let key = server
+    use hmac::Mac;
+    let id = server
         .control
         .storage
         .signing_keys()
         .await
         .unwrap()
-        .remove(0);
-    (key.id, B64.decode(key.secret).unwrap())
+        .remove(0)
+        .id;
+    let server_key = std::fs::read(server.dir.path().join("data/server.key")).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&server_key).unwrap();
+    mac.update(b"adit session-signing key v1\0");
+    mac.update(id.as_bytes());
+    (id, mac.finalize().into_bytes().to_vec())
 }
 
 async fn sign_with_server_key(server: &TestServer, claims: &Value) -> String {

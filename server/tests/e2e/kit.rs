@@ -198,8 +198,15 @@ impl TestServer {
     /// Stops the server and starts a new one on the same data directory, database and
     /// tunnel port, as an operator's restart does.
     pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`restart`](Self::restart), running `meddle` on the data directory while the server
+    /// is stopped (as an operator, an older release or a restored backup might leave it).
+    pub async fn restart_with(self, meddle: impl FnOnce(&std::path::Path)) -> Self {
         let (dir, url, tunnel) = (self.dir.clone(), self.database_url.clone(), self.tunnel);
         self.stop().await;
+        meddle(&dir.path().join("data"));
         Self::start(dir, url, Some(tunnel)).await
     }
 
@@ -221,6 +228,13 @@ impl TestServer {
                 .unwrap();
             admin.close().await;
         }
+    }
+
+    /// The database the server runs on: its PostgreSQL URL, or its SQLite file's.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            adit_server::storage::Storage::sqlite_url(&self.dir.path().join("data/adit.db"))
+        })
     }
 
     /// Creates a tunnel routed to `hostname`; returns its token.
@@ -388,6 +402,14 @@ pub fn client() -> Client<HttpConnector, TestBody> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// A client whose connections come from `local` (any of 127.0.0.0/8 reaches a server on
+/// 127.0.0.1), so a test can speak as many addresses.
+pub fn client_from(local: std::net::IpAddr) -> Client<HttpConnector, TestBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_local_address(Some(local));
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
 /// A request to the edge for `host`.
 pub fn to_edge(edge: SocketAddr, host: &str, path: &str) -> http::request::Builder {
     Request::builder()
@@ -467,6 +489,18 @@ pub async fn api_request(
     headers: &[(&str, String)],
     body: Option<serde_json::Value>,
 ) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+    api_request_with(&client(), api, method, path, headers, body).await
+}
+
+/// [`api_request`] through `client` (e.g. one from [`client_from`]).
+pub async fn api_request_with(
+    client: &Client<HttpConnector, TestBody>,
+    api: SocketAddr,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<serde_json::Value>,
+) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
     let mut builder = http::Request::builder()
         .method(method)
         .uri(format!("http://{api}/api/v1{path}"))
@@ -475,7 +509,7 @@ pub async fn api_request(
         builder = builder.header(*name, value);
     }
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let r = client()
+    let r = client
         .request(builder.body(full(body)).unwrap())
         .await
         .unwrap();

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod api;
+mod at_rest;
 mod browser;
+mod bursts;
 mod dashboard;
 mod data_plane;
 mod hardening;
