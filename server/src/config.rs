@@ -72,7 +72,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub edge_max_uri_bytes: u32,
     /// How long a visitor has to send a whole request head (slowloris); then the connection
-    /// is closed. HTTP/1.1's wait for the next request on a kept-alive connection counts too.
+    /// is closed. HTTP/1.1's wait for the next request on a kept-alive connection counts too,
+    /// and so does the wait for the first request on any connection, HTTP/2 included.
     #[arg(long, env = "ADIT_EDGE_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
     pub edge_header_timeout: Duration,
     /// How long a request body may stall between two reads; then the visitor gets 408 (or
