@@ -394,6 +394,7 @@ async fn serve_api(
                 crate::net::serve_http(
                     conn,
                     |c| c.graceful_shutdown(),
+                    crate::net::DRAIN_TIMEOUT,
                     &pending,
                     deadline,
                     &shutdown,

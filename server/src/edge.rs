@@ -553,6 +553,7 @@ impl Edge {
         net::serve_http(
             conn,
             |c| c.graceful_shutdown(),
+            net::DRAIN_TIMEOUT,
             &pending,
             deadline,
             &shutdown,

@@ -25,8 +25,9 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-/// How long a connection may take to finish its requests once the server is stopping.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a visitor's or an API client's connection may take to finish its requests
+/// once the server is stopping.
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts until `shutdown`, turns Nagle off on each socket (small writes must not wait
 /// for an ACK), and serves each connection in its own task under a span naming the peer.
@@ -77,12 +78,13 @@ where
 }
 
 /// Serves one HTTP connection until it ends. It is closed if `pending` has not been proven
-/// by `deadline`, and drained (`graceful`, then at most `DRAIN_TIMEOUT`) when `shutdown` is
+/// by `deadline`, and drained (`graceful`, then at most `drain`) when `shutdown` is
 /// cancelled. (`graceful` is a function rather than hyper-util's `GracefulConnection`
 /// bound, with which the compiler cannot prove the auto connection's future `Send`.)
 pub(crate) async fn serve_http<C, E>(
     conn: C,
     graceful: fn(Pin<&mut C>),
+    drain: Duration,
     pending: &Pending,
     deadline: Instant,
     shutdown: &CancellationToken,
@@ -104,7 +106,7 @@ pub(crate) async fn serve_http<C, E>(
         () = expired => tracing::debug!("closed a connection that did not prove itself in time"),
         () = shutdown.cancelled() => {
             graceful(conn.as_mut());
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
+            let _ = tokio::time::timeout(drain, conn).await;
         }
     }
 }

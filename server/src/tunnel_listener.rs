@@ -3,7 +3,7 @@
 //! connection's token is accepted it is pending (see `net`): it must authenticate within
 //! the auth timeout, and each source may hold only so many such connections.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use adit_core::{
     ids::ConnectionId,
@@ -114,9 +114,12 @@ impl TunnelListener {
             .keep_alive_interval(self.limits.http2_keep_alive_interval)
             .keep_alive_timeout(self.limits.http2_keep_alive_timeout);
         let conn = builder.serve_connection(TokioIo::new(tls), service);
+        // No drain: a connector's configuration watch never ends by itself, and a connector
+        // whose control connection drops dials again (the next server, on a restart).
         net::serve_http(
             conn,
             |c| c.graceful_shutdown(),
+            Duration::ZERO,
             &pending,
             deadline,
             &shutdown,
