@@ -599,7 +599,12 @@ async fn private_connect(
     };
     // Private-network streams come through the API, not the public edge: the edge's
     // visitor limits do not apply and their streams are not counted with the tunnel's.
-    let edge = crate::edge::Edge::new(&c, false, crate::config::EdgeLimits::DEFAULT);
+    let edge = crate::edge::Edge::new(
+        &c,
+        false,
+        crate::config::EdgeLimits::DEFAULT,
+        crate::config::ConnLimits::DEFAULT,
+    );
     let response = edge
         .private_connect(&tunnels, req, peer, &destination)
         .await;

@@ -8,7 +8,15 @@ use adit_core::{
     identity::{Email, Role},
     ids::{AccountId, ApiTokenId},
 };
-use axum::{extract::State, routing::get};
+use axum::{
+    extract::{ConnectInfo, State},
+    routing::get,
+};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Config, Error,
     auth::Auth,
-    config::EdgeLimits,
+    config::{ConnLimits, EdgeLimits},
     control::Control,
     edge::{self, Edge},
     edge_tls, files,
@@ -60,6 +68,7 @@ pub struct App {
     node: String,
     access_log: bool,
     edge_limits: EdgeLimits,
+    conn_limits: ConnLimits,
     ui: Arc<Ui>,
 }
 
@@ -250,6 +259,7 @@ impl App {
             node,
             access_log: config.access_log,
             edge_limits: config.edge_limits(),
+            conn_limits: config.conn_limits(),
             ui: Arc::new(Ui::new(config.ui_dir())),
         })
     }
@@ -279,8 +289,14 @@ impl App {
             acceptor: self.acceptor,
             grpc: connector_grpc,
             node: self.node,
+            limits: self.conn_limits,
         });
-        let edge = Arc::new(Edge::new(&control, self.access_log, self.edge_limits));
+        let edge = Arc::new(Edge::new(
+            &control,
+            self.access_log,
+            self.edge_limits,
+            self.conn_limits,
+        ));
 
         let api = crate::api::router(control.clone())
             .merge(
@@ -322,24 +338,13 @@ impl App {
                 shutdown.clone(),
             )),
             tokio::spawn(edge::serve(self.edge_listener, edge, shutdown.clone())),
-            tokio::spawn({
-                let shutdown = shutdown.clone();
-                let control = control.clone();
-                async move {
-                    let api = api.into_make_service_with_connect_info::<SocketAddr>();
-                    // Event streams never end by themselves: they close as the drain begins.
-                    let drain = async move {
-                        shutdown.cancelled().await;
-                        control.changes.close();
-                    };
-                    if let Err(e) = axum::serve(self.api_listener, api)
-                        .with_graceful_shutdown(drain)
-                        .await
-                    {
-                        tracing::error!(error = %e, "API server failed");
-                    }
-                }
-            }),
+            tokio::spawn(serve_api(
+                self.api_listener,
+                api,
+                self.conn_limits,
+                control.clone(),
+                shutdown.clone(),
+            )),
         ];
         for task in tasks.into_iter().chain([traffic]) {
             if let Err(e) = task.await {
@@ -387,6 +392,64 @@ impl App {
             }
         }
     }
+}
+
+/// The API listener: the same accept discipline as the other listeners (a connection is
+/// pending until its first request head, which must come within `--api-header-timeout`),
+/// HTTP/1's header timeout and HTTP/2 pings. Returns once every connection has drained.
+async fn serve_api(
+    listener: TcpListener,
+    api: axum::Router,
+    limits: ConnLimits,
+    control: Arc<Control>,
+    shutdown: CancellationToken,
+) {
+    let connections = crate::net::accept_loop(
+        listener,
+        "api",
+        limits.max_pending_per_source,
+        shutdown.clone(),
+        move |stream, peer, pending| {
+            let (api, shutdown) = (api.clone(), shutdown.clone());
+            async move {
+                let deadline = tokio::time::Instant::now() + limits.api_header_timeout;
+                let proof = pending.clone();
+                let service =
+                    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                        proof.prove();
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        // The router is always ready, so it may be called without `poll_ready`.
+                        tower::Service::call(&mut api.clone(), req)
+                    });
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.api_header_timeout);
+                builder
+                    .http2()
+                    .timer(TokioTimer::new())
+                    .keep_alive_interval(limits.http2_keep_alive_interval)
+                    .keep_alive_timeout(limits.http2_keep_alive_timeout)
+                    // WebSockets over HTTP/2 (private-network connects) need CONNECT.
+                    .enable_connect_protocol();
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                crate::net::serve_http(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    crate::net::DRAIN_TIMEOUT,
+                    &pending,
+                    deadline,
+                    &shutdown,
+                )
+                .await;
+            }
+        },
+    )
+    .await;
+    // Event streams never end by themselves: they close as the drain begins.
+    control.changes.close();
+    connections.wait().await;
 }
 
 /// Writes the traffic history every minute, and once more when stopping.

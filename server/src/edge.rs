@@ -38,8 +38,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    config::EdgeLimits,
+    config::{ConnLimits, EdgeLimits},
     metrics::{ErrorSource, Metrics, TunnelCounters},
+    net::{self, Pending},
     registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
     routes::Routes,
     visitor_io::{ConnState, Framing, Watched},
@@ -59,6 +60,7 @@ pub struct Edge {
     /// Log one line per request (`--access-log`).
     access_log: bool,
     limits: EdgeLimits,
+    conn_limits: ConnLimits,
     /// Streams in flight per tunnel, for `--edge-max-streams-per-tunnel`.
     tunnel_streams: Arc<Mutex<HashMap<TunnelId, u32>>>,
 }
@@ -270,6 +272,7 @@ impl Edge {
         control: &crate::control::Control,
         access_log: bool,
         limits: EdgeLimits,
+        conn_limits: ConnLimits,
     ) -> Self {
         Self {
             routes: control.routes.clone(),
@@ -277,6 +280,7 @@ impl Edge {
             metrics: control.metrics.clone(),
             access_log,
             limits,
+            conn_limits,
             tunnel_streams: Arc::default(),
         }
     }
@@ -341,13 +345,20 @@ fn is_from_connector(response: &Response<Incoming>) -> bool {
 }
 
 pub async fn serve(listener: TcpListener, edge: Arc<Edge>, shutdown: CancellationToken) {
-    crate::net::accept_loop(listener, "edge", shutdown.clone(), move |stream, peer| {
-        let (edge, shutdown) = (edge.clone(), shutdown.clone());
-        async move {
-            edge.serve_visitor(stream, peer, Scheme::Http, shutdown)
-                .await
-        }
-    })
+    let max_pending = edge.conn_limits.max_pending_per_source;
+    net::accept_loop(
+        listener,
+        "edge",
+        max_pending,
+        shutdown.clone(),
+        move |stream, peer, pending| {
+            let (edge, shutdown) = (edge.clone(), shutdown.clone());
+            async move {
+                edge.serve_visitor(stream, peer, pending, Scheme::Http, shutdown)
+                    .await
+            }
+        },
+    )
     .await;
 }
 
@@ -358,15 +369,20 @@ pub(crate) async fn serve_tls(
     acceptor: tokio_rustls::TlsAcceptor,
     shutdown: CancellationToken,
 ) {
-    crate::net::accept_loop(
+    let max_pending = edge.conn_limits.max_pending_per_source;
+    net::accept_loop(
         listener,
         "edge-tls",
+        max_pending,
         shutdown.clone(),
-        move |stream, peer| {
+        move |stream, peer, pending| {
             let (edge, shutdown, acceptor) = (edge.clone(), shutdown.clone(), acceptor.clone());
             async move {
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => edge.serve_visitor(tls, peer, Scheme::Https, shutdown).await,
+                    Ok(Ok(tls)) => {
+                        edge.serve_visitor(tls, peer, pending, Scheme::Https, shutdown)
+                            .await;
+                    }
                     Ok(Err(e)) => tracing::debug!(error = %e, "visitor TLS handshake failed"),
                     Err(_) => tracing::debug!("visitor TLS handshake timed out"),
                 }
@@ -532,6 +548,7 @@ impl Edge {
         self: Arc<Self>,
         stream: IO,
         peer: SocketAddr,
+        pending: Pending,
         scheme: Scheme,
         shutdown: CancellationToken,
     ) where
@@ -548,7 +565,15 @@ impl Edge {
             max_headers,
             limits.idle_timeout,
         );
+        // HTTP/1 has hyper's header timeout for this too; HTTP/2 has only this deadline.
+        let deadline = tokio::time::Instant::now() + limits.header_timeout;
+        let keep_alive = (
+            self.conn_limits.http2_keep_alive_interval,
+            self.conn_limits.http2_keep_alive_timeout,
+        );
+        let proof = pending.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            proof.prove();
             let edge = self.clone();
             // HTTP/2 frames its messages itself; only HTTP/1 heads pass the scanner. Asked
             // here, not in the future, so that verdicts are taken in request order.
@@ -586,19 +611,21 @@ impl Edge {
             .keep_alive(true);
         builder
             .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(keep_alive.0)
+            .keep_alive_timeout(keep_alive.1)
             .max_concurrent_streams(limits.max_streams_per_connection)
             .max_header_list_size(limits.max_header_bytes);
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        tokio::pin!(conn);
-        tokio::select! {
-            result = conn.as_mut() => if let Err(e) = result {
-                tracing::debug!(error = %e, "visitor connection ended with an error");
-            },
-            () = shutdown.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
-            }
-        }
+        net::serve_http(
+            conn,
+            |c| c.graceful_shutdown(),
+            net::DRAIN_TIMEOUT,
+            &pending,
+            deadline,
+            &shutdown,
+        )
+        .await;
     }
 
     /// The edge's own checks on a visitor's request, before anything is routed; the

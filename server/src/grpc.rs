@@ -18,6 +18,7 @@ use crate::{
     auth::{self, Principal},
     clock::now_ms,
     control::{ConnectorInfo, Control},
+    net::Pending,
     remote_config::ConfigVersion,
     storage::AuditRow,
     tunnel_listener::PeerAddr,
@@ -471,6 +472,24 @@ fn connector_status(err: Error) -> Status {
     }
 }
 
+/// The tunnel listener's connection, to prove once a call's token is accepted (absent when
+/// the service is reached otherwise, as in unit tests).
+struct Proof(Option<Pending>);
+
+impl Proof {
+    fn of<T>(req: &Request<T>) -> Self {
+        Self(req.extensions().get::<Pending>().cloned())
+    }
+
+    /// `outcome` of a call that authenticates its token first: success proves the connection.
+    fn check<T>(&self, outcome: Result<T, Error>) -> Result<T, Status> {
+        if let (Ok(_), Some(pending)) = (&outcome, &self.0) {
+            pending.prove();
+        }
+        outcome.map_err(connector_status)
+    }
+}
+
 type ConfigurationStream =
     Pin<Box<dyn futures_util::Stream<Item = Result<pb::RemoteConfiguration, Status>> + Send>>;
 
@@ -483,6 +502,7 @@ impl ConnectorService for ConnectorApi {
         req: Request<pb::RegisterConnectorRequest>,
     ) -> Result<Response<pb::RegisterConnectorResponse>, Status> {
         let token = tunnel_token(req.metadata())?;
+        let proof = Proof::of(&req);
         let peer = req
             .extensions()
             .get::<PeerAddr>()
@@ -499,11 +519,7 @@ impl ConnectorService for ConnectorApi {
             arch: r.arch,
             hostname: r.hostname,
         };
-        let tunnel = self
-            .0
-            .register_connector(&token, info, peer)
-            .await
-            .map_err(connector_status)?;
+        let tunnel = proof.check(self.0.register_connector(&token, info, peer).await)?;
         let configuration = self.0.pushed_configuration(&tunnel).await?;
         Ok(Response::new(pb::RegisterConnectorResponse {
             tunnel_id: tunnel.id.to_string(),
@@ -521,12 +537,8 @@ impl ConnectorService for ConnectorApi {
         use futures_util::StreamExt;
         let token = tunnel_token(req.metadata())?;
         let known = req.get_ref().known_version;
-        let versions = self
-            .0
-            .clone()
-            .watch_configuration(token, known)
-            .await
-            .map_err(connector_status)?;
+        let versions =
+            Proof::of(&req).check(self.0.clone().watch_configuration(token, known).await)?;
         let stream = versions.map(|v| v.map(configuration_pb).map_err(connector_status));
         Ok(Response::new(Box::pin(stream)))
     }
@@ -536,10 +548,11 @@ impl ConnectorService for ConnectorApi {
         req: Request<pb::LocalConfiguration>,
     ) -> Result<Response<pb::ReportLocalConfigurationResponse>, Status> {
         let token = tunnel_token(req.metadata())?;
-        self.0
+        let outcome = self
+            .0
             .report_local_configuration(&token, &req.get_ref().config_json)
-            .await
-            .map_err(connector_status)?;
+            .await;
+        Proof::of(&req).check(outcome)?;
         Ok(Response::new(pb::ReportLocalConfigurationResponse {}))
     }
 
@@ -548,11 +561,7 @@ impl ConnectorService for ConnectorApi {
         req: Request<pb::ListIpRoutesRequest>,
     ) -> Result<Response<pb::ListIpRoutesResponse>, Status> {
         let token = tunnel_token(req.metadata())?;
-        let networks = self
-            .0
-            .networks_for_token(&token)
-            .await
-            .map_err(connector_status)?;
+        let networks = Proof::of(&req).check(self.0.networks_for_token(&token).await)?;
         Ok(Response::new(pb::ListIpRoutesResponse { networks }))
     }
 }

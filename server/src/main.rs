@@ -32,6 +32,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await?;
         return Ok(());
     }
+    raise_open_file_limit();
     let app = App::build(config).await?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
@@ -42,4 +43,32 @@ async fn run(config: Config) -> anyhow::Result<()> {
     });
     app.run(shutdown).await?;
     Ok(())
+}
+
+/// Every connection is a file descriptor, and the usual soft limit (1024) is what a flood of
+/// a thousand idle sockets used to exhaust; the hard limit is what the operator allows.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let show = |n: Option<u64>| n.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        tracing::info!(open_files = %show(limit.current), "open-file limit");
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::info!(
+            from = %show(limit.current),
+            open_files = %show(limit.maximum),
+            "raised the open-file limit to its hard limit"
+        ),
+        Err(e) => tracing::warn!(
+            open_files = %show(limit.current),
+            error = %e,
+            "could not raise the open-file limit"
+        ),
+    }
 }

@@ -1,5 +1,7 @@
 //! The tunnel listener: one TLS port for connectors. ALPN tells a data connection
-//! (`adit-data`: hello, then reversed HTTP/2) from the gRPC control channel (`h2`).
+//! (`adit-data`: hello, then reversed HTTP/2) from the gRPC control channel (`h2`). Until a
+//! connection's token is accepted it is pending (see `net`): it must authenticate within
+//! the auth timeout, and each source may hold only so many such connections.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -9,17 +11,25 @@ use adit_core::{
 };
 use adit_transport::frame::{read_frame, write_frame};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    time::Instant,
+};
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{clock::now_ms, control::Control, registry::LiveConnection, storage::ConnectionRow};
-
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::{
+    clock::now_ms,
+    config::ConnLimits,
+    control::Control,
+    net::{self, Pending},
+    registry::LiveConnection,
+    storage::ConnectionRow,
+};
 
 /// The peer address, handed to gRPC handlers as a request extension.
 #[derive(Debug, Clone, Copy)]
@@ -28,24 +38,40 @@ pub struct PeerAddr(pub SocketAddr);
 pub struct TunnelListener {
     pub control: Arc<Control>,
     pub acceptor: TlsAcceptor,
-    /// The gRPC services connectors call (ConnectorService).
+    /// The gRPC services connectors call (ConnectorService). Each call also gets the
+    /// connection's `Pending` as an extension, to prove it once a token is accepted.
     pub grpc: axum::Router,
     /// This edge node's name, recorded on each connection.
     pub node: String,
+    pub limits: ConnLimits,
 }
 
 pub async fn serve(listener: TcpListener, this: Arc<TunnelListener>, shutdown: CancellationToken) {
-    crate::net::accept_loop(listener, "tunnel", shutdown.clone(), move |stream, peer| {
-        let (this, shutdown) = (this.clone(), shutdown.clone());
-        async move { this.accept(stream, peer, shutdown).await }
-    })
+    let max_pending = this.limits.max_pending_per_source;
+    net::accept_loop(
+        listener,
+        "tunnel",
+        max_pending,
+        shutdown.clone(),
+        move |stream, peer, pending| {
+            let (this, shutdown) = (this.clone(), shutdown.clone());
+            async move { this.accept(stream, peer, pending, shutdown).await }
+        },
+    )
     .await;
 }
 
 impl TunnelListener {
-    async fn accept(&self, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await
-        {
+    async fn accept(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        pending: Pending,
+        shutdown: CancellationToken,
+    ) {
+        // One deadline for the whole unauthenticated phase, TLS handshake included.
+        let deadline = Instant::now() + self.limits.tunnel_auth_timeout;
+        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "TLS handshake failed");
@@ -58,39 +84,59 @@ impl TunnelListener {
         };
         let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         if alpn.as_deref() == Some(wire::ALPN_DATA) {
-            self.serve_data(tls, peer, shutdown).await;
+            self.serve_data(tls, peer, pending, deadline, shutdown)
+                .await;
         } else {
-            self.serve_grpc(tls, peer, shutdown).await;
+            self.serve_grpc(tls, peer, pending, deadline, shutdown)
+                .await;
         }
     }
 
+    /// gRPC for connectors. Every call carries the tunnel token, and the first one whose
+    /// token is accepted proves the connection; one that makes none in time is closed.
     async fn serve_grpc(
         &self,
         tls: TlsStream<TcpStream>,
         peer: SocketAddr,
+        pending: Pending,
+        deadline: Instant,
         shutdown: CancellationToken,
     ) {
-        let router = self.grpc.clone().layer(axum::Extension(PeerAddr(peer)));
+        let router = self
+            .grpc
+            .clone()
+            .layer(axum::Extension(PeerAddr(peer)))
+            .layer(axum::Extension(pending.clone()));
         let service = TowerToHyperService::new(router);
-        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(tls), service);
-        tokio::pin!(conn);
-        tokio::select! {
-            result = conn.as_mut() => if let Err(e) = result {
-                tracing::debug!(error = %e, "gRPC connection ended with an error");
-            },
-            () = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
-        }
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive_interval(self.limits.http2_keep_alive_interval)
+            .keep_alive_timeout(self.limits.http2_keep_alive_timeout);
+        let conn = builder.serve_connection(TokioIo::new(tls), service);
+        // No drain: a connector's configuration watch never ends by itself, and a connector
+        // whose control connection drops dials again (the next server, on a restart).
+        net::serve_http(
+            conn,
+            |c| c.graceful_shutdown(),
+            Duration::ZERO,
+            &pending,
+            deadline,
+            &shutdown,
+        )
+        .await;
     }
 
     async fn serve_data(
         &self,
         mut tls: TlsStream<TcpStream>,
         peer: SocketAddr,
+        pending: Pending,
+        deadline: Instant,
         shutdown: CancellationToken,
     ) {
-        let hello: DataHello = match tokio::time::timeout(
-            HANDSHAKE_TIMEOUT,
+        let hello: DataHello = match tokio::time::timeout_at(
+            deadline,
             read_frame(&mut tls, wire::MAX_HELLO_LEN),
         )
         .await
@@ -102,7 +148,7 @@ impl TunnelListener {
                 return;
             }
             Err(_) => {
-                tracing::info!("refused a data connection that sent no hello in time");
+                tracing::debug!("refused a data connection that sent no hello in time");
                 return;
             }
         };
@@ -119,7 +165,10 @@ impl TunnelListener {
             return;
         };
         let connector = match self.control.authorize_data(&hello).await {
-            Ok(Ok(connector)) => connector,
+            Ok(Ok(connector)) => {
+                pending.prove();
+                connector
+            }
             Ok(Err((code, message))) => {
                 self.control.metrics.registration(false);
                 tracing::info!(connector = %hello.connector_id, ?code, "refused a data connection");

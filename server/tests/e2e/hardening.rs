@@ -1,6 +1,9 @@
 //! The public edge under hostile visitors: oversized and slow requests, smuggling shapes,
 //! stream floods and forged internal headers each get their error, and a normal visitor
-//! of the same tunnel keeps being served.
+//! of the same tunnel keeps being served. Every listener (edge, HTTPS edge, tunnel
+//! listener, API) under peers that hold sockets without proving themselves: they are
+//! closed at a deadline, capped per source address, and HTTP/2 peers that stop answering
+//! pings are dropped, while a normal connector and visitor go on.
 
 use std::{
     sync::{
@@ -10,11 +13,18 @@ use std::{
     time::{Duration, Instant},
 };
 
+use adit_core::{token::TunnelToken, wire};
 use adit_server::Config;
 use http::{Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use tokio::{io::AsyncWriteExt, net::TcpStream, sync::watch};
+use hyper::{body::Incoming, client::conn::http2::SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
+    net::{TcpSocket, TcpStream},
+    sync::watch,
+    task::JoinHandle,
+};
 
 use crate::kit::*;
 
@@ -554,4 +564,387 @@ async fn idle_connections_are_closed() {
     assert_served(&s).await;
     bystander.finish().await;
     s.connector.stop().await;
+}
+
+/// The HTTP/2 client preface and an empty SETTINGS frame: what a client sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// TLS to the tunnel listener with `alpn`, as a connector's connections start.
+async fn tunnel_tls(
+    s: &Setup,
+    token: &TunnelToken,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let trust = adit_transport::tls::EdgeTrust::Pinned(token.ca_pin.clone().unwrap());
+    let config = adit_transport::tls::client_config(&trust, alpn).unwrap();
+    let tcp = TcpStream::connect(s.server.tunnel).await.unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(adit_transport::tls::server_name("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// A gRPC channel on the tunnel listener, and the task driving it (it ends when the server
+/// closes the connection).
+async fn grpc_channel(s: &Setup, token: &TunnelToken) -> (SendRequest<TestBody>, JoinHandle<()>) {
+    let tls = tunnel_tls(s, token, wire::ALPN_GRPC).await;
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    (
+        sender,
+        tokio::spawn(async move {
+            let _ = conn.await;
+        }),
+    )
+}
+
+/// A `ConnectorService.ListIpRoutes` call with `token`; its `grpc-status`.
+async fn list_ip_routes(sender: &mut SendRequest<TestBody>, token: &str) -> String {
+    let request = http::Request::post("https://127.0.0.1/adit.v1.ConnectorService/ListIpRoutes")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {token}"))
+        // One uncompressed, empty message.
+        .body(full(vec![0u8; 5]))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    if let Some(status) = response.headers().get("grpc-status") {
+        return status.to_str().unwrap().to_owned();
+    }
+    let body = response.into_body().collect().await.unwrap();
+    let trailers = body.trailers().expect("a gRPC answer ends in trailers");
+    trailers["grpc-status"].to_str().unwrap().to_owned()
+}
+
+/// Reads until the server closes the connection; how long that took (at most `limit`).
+async fn closed_within(
+    what: impl std::fmt::Display,
+    limit: Duration,
+    reader: &mut (impl AsyncRead + Unpin),
+) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(limit, async {
+        while let Ok(n) = reader.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "{what}: still open after {limit:?}");
+    started.elapsed()
+}
+
+/// Whether the server still holds the connection open after `wait`.
+async fn still_open(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    tokio::time::timeout(wait, stream.read(&mut buf))
+        .await
+        .is_err()
+}
+
+/// A TCP connection from another loopback address than the test's normal clients
+/// (127.0.0.1), so the per-source cap it runs into is not theirs.
+async fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_peers_that_never_authenticate_are_closed_at_the_deadline() {
+    let auth = Duration::from_millis(500);
+    let s = setup(|c| c.tunnel_auth_timeout = auth).await;
+    let bystander = Bystander::start(&s);
+    let token = s
+        .server
+        .tunnel_with_route("probe", "probe.example.com")
+        .await;
+
+    // A connection that proves itself with a first accepted call outlives the deadline.
+    let (mut proven, _proven_task) = grpc_channel(&s, &token).await;
+    let opened = Instant::now();
+    assert_eq!(list_ip_routes(&mut proven, &token.encode()).await, "0");
+    // A connection whose calls are all refused does not.
+    let (mut refused, refused_task) = grpc_channel(&s, &token).await;
+    assert_eq!(list_ip_routes(&mut refused, "not-a-token").await, "16");
+
+    // HTTP/2 (gRPC) that sends its preface and then nothing, TLS that says nothing, a data
+    // connection with no hello, and TCP that never starts TLS.
+    let mut h2 = tunnel_tls(&s, &token, wire::ALPN_GRPC).await;
+    h2.write_all(H2_PREFACE).await.unwrap();
+    let mut data = tunnel_tls(&s, &token, wire::ALPN_DATA).await;
+    let mut silent = tunnel_tls(&s, &token, wire::ALPN_GRPC).await;
+    let mut tcp = TcpStream::connect(s.server.tunnel).await.unwrap();
+    let limit = Duration::from_secs(3);
+    let (h2, data, silent, tcp) = tokio::join!(
+        closed_within("gRPC, preface only", limit, &mut h2),
+        closed_within("data, no hello", limit, &mut data),
+        closed_within("gRPC, nothing sent", limit, &mut silent),
+        closed_within("TCP, no TLS", limit, &mut tcp),
+    );
+    eprintln!("closed after: h2 preface {h2:?}, data {data:?}, TLS only {silent:?}, TCP {tcp:?}");
+    tokio::time::timeout(limit, refused_task)
+        .await
+        .expect("a gRPC connection with only refused calls is closed")
+        .unwrap();
+
+    eventually(Duration::from_secs(5), "the deadline to pass", || async {
+        (opened.elapsed() > 3 * auth).then_some(())
+    })
+    .await;
+    assert_eq!(
+        list_ip_routes(&mut proven, &token.encode()).await,
+        "0",
+        "the authenticated connection is still served"
+    );
+    assert_eq!(
+        s.connector.ready(),
+        4,
+        "the tunnel's connector kept its connections"
+    );
+    assert_served(&s).await;
+    bystander.finish().await;
+    s.connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unproven_connections_are_capped_per_source_on_every_listener() {
+    const CAP: usize = 4;
+    let s = setup(|c| {
+        c.max_pending_per_source = CAP as u32;
+        // Long deadlines, so the held connections stay pending throughout.
+        c.tunnel_auth_timeout = Duration::from_secs(30);
+        c.edge_header_timeout = Duration::from_secs(30);
+        c.api_header_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let bystander = Bystander::start(&s);
+    let flooder = "127.0.0.2";
+    let listeners = [
+        ("tunnel", s.server.tunnel),
+        ("edge", s.server.edge),
+        ("edge-tls", s.server.edge_tls),
+        ("api", s.server.api),
+    ];
+    let mut held = Vec::new();
+    for (name, addr) in listeners {
+        for _ in 0..CAP {
+            held.push(connect_from(flooder, addr).await);
+        }
+        // Accepted in order, so these come after the held ones and find the cap reached.
+        for i in 0..CAP {
+            let mut excess = connect_from(flooder, addr).await;
+            let took = closed_within(
+                format!("{name}: excess #{i}"),
+                Duration::from_secs(2),
+                &mut excess,
+            )
+            .await;
+            if i == 0 {
+                eprintln!("{name}: an excess connection was closed after {took:?}");
+            }
+        }
+    }
+    for stream in &mut held {
+        assert!(
+            still_open(stream, Duration::from_millis(50)).await,
+            "the first {CAP} per listener are served as usual until their deadline"
+        );
+    }
+
+    // Meanwhile a new connector and its visitors, from their own address, get in as usual.
+    let token = s
+        .server
+        .tunnel_with_route("newcomer", "newcomer.example.com")
+        .await;
+    let connector = TestConnector::to(&token, "hello_world");
+    s.server.wait_connections(&token, 4).await;
+    let r = get(s.server.edge, "newcomer.example.com", "/").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, _) = bearer(
+        &s.server,
+        &s.server.admin_token,
+        http::Method::GET,
+        "/tunnels",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the API serves its normal clients");
+
+    // The places come back when the held connections go.
+    drop(held);
+    for (name, addr) in listeners {
+        eventually(
+            Duration::from_secs(5),
+            &format!("{name} to admit the flooding source again"),
+            || async {
+                let mut retry = connect_from(flooder, addr).await;
+                still_open(&mut retry, Duration::from_millis(200))
+                    .await
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    assert_served(&s).await;
+    bystander.finish().await;
+    connector.stop().await;
+    s.connector.stop().await;
+}
+
+/// Frame types in raw HTTP/2 bytes from the server (after its connection preface).
+fn h2_frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let len = usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + len).min(bytes.len())..];
+    }
+    types
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_peers_that_stop_answering_pings_are_closed() {
+    let s = setup(|c| {
+        c.http2_keep_alive_interval = Duration::from_millis(200);
+        c.http2_keep_alive_timeout = Duration::from_millis(200);
+        // Neither the deadline for a first request nor the edge's idle timer may be what
+        // closes these connections.
+        c.edge_idle_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let bystander = Bystander::start(&s);
+    for (name, addr, authority) in [
+        ("api", s.server.api, "localhost"),
+        ("edge", s.server.edge, HOST),
+    ] {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        // One request (GET /hello, HPACK: indexed :method GET, :scheme http, a literal
+        // :path and :authority), which proves the connection; then nothing more, not even
+        // the acknowledgements a live peer sends.
+        let mut block = vec![0x82, 0x86, 0x44, 6];
+        block.extend_from_slice(b"/hello");
+        block.extend_from_slice(&[0x41, u8::try_from(authority.len()).unwrap()]);
+        block.extend_from_slice(authority.as_bytes());
+        let mut request = H2_PREFACE.to_vec();
+        let len = u32::try_from(block.len()).unwrap().to_be_bytes();
+        // HEADERS, END_STREAM | END_HEADERS, stream 1.
+        request.extend_from_slice(&[len[1], len[2], len[3], 0x1, 0x5, 0, 0, 0, 1]);
+        request.extend_from_slice(&block);
+        conn.write_all(&request).await.unwrap();
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut seen))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: a peer that answers no ping is still connected"))
+            .unwrap_or_default();
+        let types = h2_frame_types(&seen);
+        eprintln!(
+            "{name}: closed after {:?}; frame types {types:?}",
+            started.elapsed()
+        );
+        assert!(
+            types.contains(&0x1),
+            "{name}: the request was answered: {types:?}"
+        );
+        assert!(types.contains(&0x6), "{name}: the server pinged: {types:?}");
+    }
+    assert_served(&s).await;
+    bystander.finish().await;
+    s.connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_send_no_request_head_are_closed() {
+    let s = setup(|c| c.api_header_timeout = Duration::from_millis(500)).await;
+    let bystander = Bystander::start(&s);
+    let limit = Duration::from_secs(3);
+    for (name, addr) in [("api", s.server.api), ("edge", s.server.edge)] {
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut h2c = TcpStream::connect(addr).await.unwrap();
+        h2c.write_all(H2_PREFACE).await.unwrap();
+        let mut partial = TcpStream::connect(addr).await.unwrap();
+        partial
+            .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+            .await
+            .unwrap();
+        let (silent, h2c, partial) = tokio::join!(
+            closed_within(format!("{name}: nothing sent"), limit, &mut silent),
+            closed_within(format!("{name}: HTTP/2 preface only"), limit, &mut h2c),
+            closed_within(format!("{name}: half a head"), limit, &mut partial),
+        );
+        eprintln!(
+            "{name}: closed after: silent {silent:?}, h2c preface {h2c:?}, half a head {partial:?}"
+        );
+    }
+    // A kept-alive HTTP/1 API connection must send its next head in time too.
+    let mut kept = TcpStream::connect(s.server.api).await.unwrap();
+    kept.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    closed_within("api: kept alive, no next request", limit, &mut kept).await;
+    let (status, _) = bearer(
+        &s.server,
+        &s.server.admin_token,
+        http::Method::GET,
+        "/tunnels",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the API serves its normal clients");
+    assert_served(&s).await;
+    bystander.finish().await;
+    s.connector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX);
+    let soft = (hard / 2).min(512);
+    let dir = tempfile::tempdir().unwrap();
+    let any = "127.0.0.1:0";
+    // The shell lowers the soft limit and then becomes the server (same pid).
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -Sn {soft} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_adit-server"))
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["--edge-addr", any, "--edge-tls-addr", "off"])
+        .args(["--tunnel-addr", any, "--api-addr", any])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let api_url = dir.path().join("api-url");
+    let api = eventually(Duration::from_secs(30), "the server to listen", || async {
+        std::fs::read_to_string(&api_url).ok()
+    })
+    .await;
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    eprintln!("started with soft {soft}; now {numbers:?}");
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
+    assert_ne!(numbers[0], soft.to_string());
+
+    // The binary serves as usual.
+    let addr: std::net::SocketAddr = api.trim().trim_start_matches("http://").parse().unwrap();
+    let answer = raw_exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
+    child.kill().await.unwrap();
 }
