@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use adit_core::{api, ids::ConnectorId, ingress::Ingress, token::TunnelToken};
+use adit_core::{api, ids::ConnectorId, ingress::Ingress, secret::Secret, token::TunnelToken};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -220,7 +220,7 @@ pub struct RunArgs {
     pub tunnel: Option<String>,
     /// The tunnel token.
     #[arg(long, env = "ADIT_TUNNEL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// A file holding the token (keeps it out of `ps`).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
@@ -700,7 +700,7 @@ async fn ip_routes(
 /// config file's token, token-file, credentials-file.
 fn resolve_token(run: &RunArgs, loaded: Option<&LoadedConfig>) -> Result<TunnelToken, Error> {
     if let Some(token) = &run.token {
-        return Ok(TunnelToken::parse(token.trim())?);
+        return Ok(TunnelToken::parse(token.expose().trim())?);
     }
     if let Some(path) = &run.token_file {
         return read_token_file(path);
@@ -711,7 +711,7 @@ fn resolve_token(run: &RunArgs, loaded: Option<&LoadedConfig>) -> Result<TunnelT
     if let Some(loaded) = loaded {
         let c = &loaded.config;
         if let Some(token) = &c.token {
-            return Ok(TunnelToken::parse(token.trim())?);
+            return Ok(TunnelToken::parse(token.expose().trim())?);
         }
         if let Some(path) = &c.token_file {
             return read_token_file(path);

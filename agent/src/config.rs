@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use adit_core::{
     ingress::{Ingress, OriginRequestConfig, RawIngressRule},
+    secret::Secret,
     token::TunnelToken,
 };
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ pub struct FileConfig {
     /// Tunnel name or UUID (informational when a token or credentials file is given).
     pub tunnel: Option<String>,
     pub credentials_file: Option<PathBuf>,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     pub token_file: Option<PathBuf>,
     /// Single origin, when there are no ingress rules.
     pub url: Option<String>,
@@ -132,6 +133,16 @@ mod tests {
         let path = dir.join("config.yml");
         std::fs::write(&path, text).unwrap();
         LoadedConfig::load(&path)
+    }
+
+    #[test]
+    fn the_token_never_prints() {
+        let loaded = load("token: eyJhIjoic2VjcmV0LXRva2VuIn0\n").unwrap();
+        let token = loaded.config.token.as_ref().unwrap();
+        assert_eq!(token.expose(), "eyJhIjoic2VjcmV0LXRva2VuIn0");
+        let printed = format!("{loaded:?}");
+        assert!(!printed.contains("eyJhIjoic2VjcmV0"), "{printed}");
+        assert!(printed.contains("***"), "{printed}");
     }
 
     #[test]

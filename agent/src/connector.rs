@@ -398,7 +398,7 @@ impl Connector {
         };
         let hello = DataHello {
             versions: wire::PROTOCOL_VERSIONS.to_vec(),
-            token: self.config.token.encode(),
+            token: self.config.token.encode().into(),
             connector_id: self.config.connector_id,
             index,
         };

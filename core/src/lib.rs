@@ -8,6 +8,7 @@ pub mod hostname;
 pub mod identity;
 pub mod ids;
 pub mod ingress;
+pub mod secret;
 pub mod token;
 pub mod wire;
 

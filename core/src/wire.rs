@@ -7,7 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ConnectionId, ConnectorId};
+use crate::{
+    ids::{ConnectionId, ConnectorId},
+    secret::Secret,
+};
 
 pub const ALPN_DATA: &[u8] = b"adit-data";
 pub const ALPN_GRPC: &[u8] = b"h2";
@@ -28,6 +31,89 @@ pub const HEADER_RESPONSE_SOURCE: &str = "adit-response-source";
 pub const HEADER_DESTINATION: &str = "adit-destination";
 /// Response header carrying the origin's real status when HTTP/2 cannot (101).
 pub const HEADER_UPGRADE_STATUS: &str = "adit-upgrade-status";
+/// Response header with the [`ConnectorError`] of an answer the connector made itself.
+pub const HEADER_ERROR_CODE: &str = "adit-error-code";
+
+/// Why a connector answered a stream itself instead of with the origin's response. Written
+/// by the connector in [`HEADER_ERROR_CODE`] (and as the `code` of its error body), read by
+/// the edge (visitors' pages, origin health) and by `adit access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorError {
+    /// The origin refused the connection.
+    OriginRefused,
+    /// The origin did not accept the connection in time (connectTimeout + tlsTimeout).
+    OriginTimeout,
+    /// The origin could not be reached (no route, TLS refused, …).
+    OriginUnreachable,
+    /// The origin failed while answering.
+    OriginError,
+    /// The origin refused the WebSocket upgrade.
+    OriginUpgradeFailed,
+    /// The request could not be turned into one for the origin.
+    BadRequest,
+    /// A remotely managed tunnel whose configuration has not arrived yet.
+    NoConfiguration,
+    /// Plain HTTP for a hostname whose rule is a TCP service.
+    TcpService,
+    /// A TCP stream that did not arrive as a WebSocket.
+    WebsocketRequired,
+    /// A private-network stream that names no usable destination.
+    BadDestination,
+    /// A private-network destination name that does not resolve.
+    DestinationUnresolved,
+    /// A private-network destination outside the tunnel's routed networks.
+    DestinationNotRouted,
+    /// The connector's own bug: a rule without the client it needs.
+    ConnectorInternal,
+}
+
+impl ConnectorError {
+    pub const ALL: [Self; 13] = [
+        Self::OriginRefused,
+        Self::OriginTimeout,
+        Self::OriginUnreachable,
+        Self::OriginError,
+        Self::OriginUpgradeFailed,
+        Self::BadRequest,
+        Self::NoConfiguration,
+        Self::TcpService,
+        Self::WebsocketRequired,
+        Self::BadDestination,
+        Self::DestinationUnresolved,
+        Self::DestinationNotRouted,
+        Self::ConnectorInternal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OriginRefused => "origin_refused",
+            Self::OriginTimeout => "origin_timeout",
+            Self::OriginUnreachable => "origin_unreachable",
+            Self::OriginError => "origin_error",
+            Self::OriginUpgradeFailed => "origin_upgrade_failed",
+            Self::BadRequest => "bad_request",
+            Self::NoConfiguration => "no_configuration",
+            Self::TcpService => "tcp_service",
+            Self::WebsocketRequired => "websocket_required",
+            Self::BadDestination => "bad_destination",
+            Self::DestinationUnresolved => "destination_unresolved",
+            Self::DestinationNotRouted => "destination_not_routed",
+            Self::ConnectorInternal => "connector_internal",
+        }
+    }
+
+    /// `None` for a code this build does not know (a newer connector's, or a forged one).
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+}
+
+impl std::fmt::Display for ConnectorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What one stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,24 +145,13 @@ impl StreamKind {
 }
 
 /// Connector → edge, first frame of a data connection.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataHello {
     /// Versions the connector speaks; the edge picks the highest it shares.
     pub versions: Vec<u32>,
-    pub token: String,
+    pub token: Secret,
     pub connector_id: ConnectorId,
     pub index: u8,
-}
-
-impl std::fmt::Debug for DataHello {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataHello")
-            .field("versions", &self.versions)
-            .field("token", &"***")
-            .field("connector_id", &self.connector_id)
-            .field("index", &self.index)
-            .finish()
-    }
 }
 
 /// Edge → connector, answer to the hello.
@@ -122,6 +197,15 @@ mod tests {
     fn negotiation_picks_shared_version() {
         assert_eq!(negotiate_version(&[1, 2]), Some(1));
         assert_eq!(negotiate_version(&[9]), None);
+    }
+
+    #[test]
+    fn connector_errors_read_back_and_match_their_json() {
+        for code in ConnectorError::ALL {
+            assert_eq!(ConnectorError::parse(code.as_str()), Some(code));
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));
+        }
+        assert_eq!(ConnectorError::parse("forged"), None);
     }
 
     #[test]

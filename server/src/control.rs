@@ -695,7 +695,7 @@ impl Control {
         &self,
         hello: &DataHello,
     ) -> Result<Result<ConnectorRow, (RejectCode, String)>, Error> {
-        let tunnel = match self.authenticate_token(&hello.token).await {
+        let tunnel = match self.authenticate_token(hello.token.expose()).await {
             Ok(t) => t,
             Err(Error::Unauthenticated) => {
                 return Ok(Err((

@@ -233,7 +233,7 @@ async fn hostile_hellos_are_refused_and_harm_nobody() {
     let mut tls = dial().await;
     let hello = DataHello {
         versions: vec![1],
-        token: token.encode(),
+        token: token.encode().into(),
         connector_id: ConnectorId::random(),
         index: 0,
     };
