@@ -302,7 +302,8 @@ mod tests {
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
-    /// The account to enter, by name, when the user belongs to several.
+    /// The account to enter, by name. An email is unique per account only: naming the
+    /// account picks its user; without it, the user whose password this is.
     #[serde(default)]
     pub account: Option<String>,
 }

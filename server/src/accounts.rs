@@ -66,21 +66,33 @@ pub(crate) async fn create_user(
 }
 
 /// Sets a user's password (generated and returned when none is given) and ends the user's
-/// sessions.
+/// sessions. For `adit-server admin reset-password`: an email is unique per account only,
+/// so when several accounts have it, `account` (its `--account`) says whose.
 pub(crate) async fn reset_password(
     storage: &Storage,
     hasher: &PasswordHashing,
     email: &str,
+    account: Option<&str>,
     password: Option<String>,
 ) -> Result<Option<String>, Error> {
     let email: Email = email.parse().map_err(|e| Error::invalid("email", e))?;
-    let user = storage
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            what: "user",
-            name: email.to_string(),
-        })?;
+    let mut users = storage.users_by_email(&email, account).await?;
+    if users.len() > 1 {
+        return Err(Error::invalid(
+            "account",
+            format!(
+                "{email} has a user in {} accounts; name one with --account",
+                users.len()
+            ),
+        ));
+    }
+    let user = users.pop().ok_or_else(|| Error::NotFound {
+        what: "user",
+        name: match account {
+            Some(account) => format!("{email} in account {account}"),
+            None => email.to_string(),
+        },
+    })?;
     let (password, generated) = chosen_or_generated(password)?;
     storage
         .set_password(user.id, &hasher.hash(password).await?)

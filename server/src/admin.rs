@@ -47,10 +47,12 @@ pub async fn run(
         }
         AdminCommand::ResetPassword {
             email,
+            account,
             password_stdin,
         } => {
             let password = password_stdin.then(|| read_password(stdin)).transpose()?;
-            let generated = reset_password(&storage, &hasher, &email, password).await?;
+            let generated =
+                reset_password(&storage, &hasher, &email, account.as_deref(), password).await?;
             writeln!(out, "Password of {email} changed; its sessions have ended.")?;
             if let Some(password) = generated {
                 writeln!(out, "New password (shown once): {password}")?;

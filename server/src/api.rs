@@ -686,7 +686,7 @@ async fn events(
 // ---- sessions ----
 
 /// Checks a login and opens a session, writing the attempt to the audit log of the user's
-/// account (a failed one to each of the user's accounts, when the user exists). Shared by
+/// account (a failed one to the accounts of each user whose password was tried). Shared by
 /// the JSON login and the dashboard's form.
 pub(crate) async fn login_and_audit(
     c: &Control,
@@ -708,14 +708,14 @@ pub(crate) async fn login_and_audit(
                 .await;
             Ok(logged_in)
         }
-        Err((e, user)) => {
+        Err((e, tried)) => {
             let error = ApiError::from(e);
-            if let Some(user) = user
-                && let Ok(accounts) = c.storage.memberships_of(user.id).await
-            {
-                for (account, _, _) in accounts {
-                    c.audit(audit(account, &user.email, error.status.as_str()))
-                        .await;
+            for user in tried {
+                if let Ok(accounts) = c.storage.memberships_of(user.id).await {
+                    for (account, _, _) in accounts {
+                        c.audit(audit(account, &user.email, error.status.as_str()))
+                            .await;
+                    }
                 }
             }
             Err(error)

@@ -384,12 +384,13 @@ impl Auth {
     }
 
     /// Checks a password and opens a session in `account` (by name; default: the user's
-    /// first account). Unknown user and wrong password get the same answer.
+    /// first account). Unknown user and wrong password get the same answer. On failure,
+    /// the users whose password was tried, for the audit log.
     pub async fn login(
         &self,
         request: &api::LoginRequest,
         from: IpAddr,
-    ) -> Result<(LoggedIn, UserRow), (Error, Option<UserRow>)> {
+    ) -> Result<(LoggedIn, UserRow), (Error, Vec<UserRow>)> {
         let email: Option<Email> = request.email.parse().ok();
         let limit_keys = [
             (format!("ip:{from}"), FAILURES_PER_ADDRESS),
@@ -403,33 +404,32 @@ impl Auth {
                 Error::RateLimited(
                     "too many failed logins; wait a few minutes and try again".into(),
                 ),
-                None,
+                Vec::new(),
             ));
         };
-        let checked = self.check_password(request, email.as_ref()).await;
-        let user = match checked {
-            Ok((Some(user), true)) => user,
-            Ok((user, _)) => return Err((Error::LoginFailed, user)),
+        let user = match self.check_password(request, email.as_ref()).await {
+            Ok((_, Some(user))) => user,
+            Ok((tried, None)) => return Err((Error::LoginFailed, tried)),
             Err(e) => {
                 self.forgive_attempt(&limit_keys, attempt);
-                return Err((e, None));
+                return Err((e, Vec::new()));
             }
         };
         let memberships = self
             .storage
             .memberships_of(user.id)
             .await
-            .map_err(|e| (e, None))?;
+            .map_err(|e| (e, Vec::new()))?;
         let chosen = match &request.account {
             Some(name) => memberships.into_iter().find(|(_, n, _)| n == name),
             None => memberships.into_iter().next(),
         };
         let Some((account, account_name, role)) = chosen else {
-            return Err((Error::LoginFailed, Some(user)));
+            return Err((Error::LoginFailed, vec![user]));
         };
         self.forgive_attempt(&limit_keys, attempt);
         let opened = self.open_session(&user, account).await;
-        let (session, csrf, jwt, now) = opened.map_err(|e| (e, None))?;
+        let (session, csrf, jwt, now) = opened.map_err(|e| (e, Vec::new()))?;
         let logged_in = LoggedIn {
             session: api::Session {
                 user_id: user.id,
@@ -445,30 +445,45 @@ impl Auth {
         Ok((logged_in, user))
     }
 
-    /// The user (if any) and whether the password is theirs. An unknown user's attempt is
-    /// checked against a decoy hash, so both answers take as long.
+    /// The users with this email (in the named account, when the request names one) and
+    /// the one the password is for, if any. An email is unique per account only, so
+    /// without an account several users may have it: the password is checked against
+    /// each in turn. With none, it is checked against a decoy hash, so an unknown email's
+    /// answer takes as long as a known one's.
     async fn check_password(
         &self,
         request: &api::LoginRequest,
         email: Option<&Email>,
-    ) -> Result<(Option<UserRow>, bool), Error> {
-        let user = match email {
-            Some(email) => self.storage.user_by_email(email).await?,
-            None => None,
+    ) -> Result<(Vec<UserRow>, Option<UserRow>), Error> {
+        let users = match email {
+            Some(email) => {
+                self.storage
+                    .users_by_email(email, request.account.as_deref())
+                    .await?
+            }
+            None => Vec::new(),
         };
-        let stored = match &user {
-            Some(u) => u.password_hash.clone(),
-            None => self
+        if users.is_empty() {
+            let decoy = self
                 .decoy_hash
                 .get_or_try_init(|| self.hasher.hash(generate_password()))
                 .await?
-                .clone(),
-        };
-        let matches = self
-            .hasher
-            .matches(request.password.clone(), stored)
-            .await?;
-        Ok((user, matches))
+                .clone();
+            self.hasher.matches(request.password.clone(), decoy).await?;
+            return Ok((users, None));
+        }
+        for user in &users {
+            let stored = user.password_hash.clone();
+            if self
+                .hasher
+                .matches(request.password.clone(), stored)
+                .await?
+            {
+                let matched = user.clone();
+                return Ok((users, Some(matched)));
+            }
+        }
+        Ok((users, None))
     }
 
     /// A new session row for `user` in `account`: the row, its CSRF token, the signed JWT

@@ -169,6 +169,9 @@ pub enum AdminCommand {
     ResetPassword {
         #[arg(long)]
         email: String,
+        /// The user's account; needed when the email has a user in more than one.
+        #[arg(long)]
+        account: Option<String>,
         #[arg(long)]
         password_stdin: bool,
     },

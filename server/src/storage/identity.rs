@@ -122,14 +122,18 @@ impl Storage {
         Ok(row.try_get("n")?)
     }
 
-    /// A new user with a role in `account`, in one transaction.
+    /// A new user with a role in `account`, in one transaction. Emails are unique per
+    /// account, not per server, and the account is in memberships, which no unique index on
+    /// users can span: once both rows are written, the transaction counts the account's
+    /// users with this email and refuses a second. Under the account's lock, so two
+    /// concurrent inserts cannot both count one.
     pub async fn insert_user(
         &self,
         user: &UserRow,
         account: AccountId,
         role: Role,
     ) -> Result<(), Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_limited(&format!("users:{account}")).await?;
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, created_at, password_changed_at) VALUES ($1, $2, $3, $4, $4)",
         )
@@ -138,8 +142,7 @@ impl Storage {
         .bind(&user.password_hash)
         .bind(user.created_at)
         .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_or(e, || format!("a user {} already exists", user.email)))?;
+        .await?;
         sqlx::query(
             "INSERT INTO memberships (user_id, account_id, role, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -149,19 +152,51 @@ impl Storage {
         .bind(user.created_at)
         .execute(&mut *tx)
         .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.account_id = $1 AND u.email = $2",
+        )
+        .bind(account.to_string())
+        .bind(user.email.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if row.try_get::<i64, _>("n")? > 1 {
+            // Dropping the transaction rolls both rows back.
+            return Err(Error::Conflict(format!(
+                "a user {} already exists",
+                user.email
+            )));
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn user_by_email(&self, email: &Email) -> Result<Option<UserRow>, Error> {
-        sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.email = $1"
-        ))
-        .bind(email.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|row| user_from(&row))
-        .transpose()
+    /// The users with this email, oldest first: one per account at most, and only the one
+    /// in the account named `account` when given.
+    pub async fn users_by_email(
+        &self,
+        email: &Email,
+        account: Option<&str>,
+    ) -> Result<Vec<UserRow>, Error> {
+        let rows = match account {
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users u WHERE u.email = $1 ORDER BY u.created_at, u.id"
+                ))
+                .bind(email.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(name) => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users u JOIN memberships m ON m.user_id = u.id JOIN accounts a ON a.id = m.account_id WHERE u.email = $1 AND a.name = $2 ORDER BY u.created_at, u.id"
+                ))
+                .bind(email.as_str())
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(user_from).collect()
     }
 
     pub async fn user_by_id(&self, user: UserId) -> Result<Option<UserRow>, Error> {

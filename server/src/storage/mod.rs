@@ -280,20 +280,31 @@ impl Storage {
                 sqlx::query("PRAGMA journal_mode = WAL")
                     .execute(&storage.pool)
                     .await?;
-                if let Some(path) = sqlite_path(url) {
-                    storage.backup_before_migrating(path).await?;
+                let applied = storage.applied_migrations().await;
+                let pending = SQLITE_MIGRATIONS
+                    .iter()
+                    .any(|m| !applied.contains(&m.version));
+                if pending {
+                    // A new database has nothing to keep.
+                    if let Some(path) = sqlite_path(url)
+                        && !applied.is_empty()
+                    {
+                        storage.backup_before_migrating(path).await?;
+                    }
+                    storage.migrate_sqlite().await?;
+                } else {
+                    // Nothing to apply; this still refuses a database from a newer server.
+                    SQLITE_MIGRATIONS.run(&storage.pool).await?;
                 }
-                SQLITE_MIGRATIONS.run(&storage.pool).await?;
             }
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&storage.pool).await?,
         }
         Ok(storage)
     }
 
-    /// Copies an existing SQLite database aside (`VACUUM INTO`, consistent while open)
-    /// before a migration changes it, so an upgrade can always be undone.
-    async fn backup_before_migrating(&self, path: &str) -> Result<(), Error> {
-        let applied: Vec<i64> = match sqlx::query("SELECT version FROM _sqlx_migrations")
+    /// The versions of the migrations applied so far; none for a new database.
+    async fn applied_migrations(&self) -> Vec<i64> {
+        match sqlx::query("SELECT version FROM _sqlx_migrations")
             .fetch_all(&self.pool)
             .await
         {
@@ -301,15 +312,14 @@ impl Storage {
                 .iter()
                 .filter_map(|r| r.try_get("version").ok())
                 .collect(),
-            // No table yet: a new database, nothing to keep.
-            Err(_) => return Ok(()),
-        };
-        let pending = SQLITE_MIGRATIONS
-            .iter()
-            .any(|m| !applied.contains(&m.version));
-        if !pending || applied.is_empty() {
-            return Ok(());
+            // No table yet: a new database.
+            Err(_) => Vec::new(),
         }
+    }
+
+    /// Copies an existing SQLite database aside (`VACUUM INTO`, consistent while open)
+    /// before a migration changes it, so an upgrade can always be undone.
+    async fn backup_before_migrating(&self, path: &str) -> Result<(), Error> {
         let backup = format!("{path}.before-migration-{}", now_ms());
         // VACUUM INTO would create the copy world-readable; it accepts an empty file.
         crate::files::ensure_private_file(Path::new(&backup))?;
@@ -319,6 +329,35 @@ impl Storage {
             .await?;
         tracing::info!(%backup, "backed up the database before migrating it");
         Ok(())
+    }
+
+    /// Applies the SQLite migrations with foreign keys off, as SQLite's procedure for
+    /// rebuilding a table asks (it cannot drop a constraint otherwise): dropping the old
+    /// table would delete, by ON DELETE CASCADE, every row referring to it. sqlx runs each
+    /// migration in a transaction, where the pragma cannot change, so it is set on the
+    /// migrating connection around them; the check afterwards finds any reference a
+    /// migration left dangling. Called only when a migration is pending, as that check
+    /// reads every referring row.
+    async fn migrate_sqlite(&self) -> Result<(), Error> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await?;
+        let migrated = SQLITE_MIGRATIONS.run(&mut *conn).await;
+        let dangling = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_optional(&mut *conn)
+            .await;
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await?;
+        migrated?;
+        match dangling? {
+            Some(row) => Err(Error::Corrupt(format!(
+                "table {} refers to rows that are gone",
+                row.try_get::<String, _>("table")?
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// A transaction in which a limit, counted by its statements, holds against every
@@ -811,6 +850,88 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adit_core::identity::Role;
+    use adit_core::ids::{SessionId, UserId};
+
+    #[tokio::test]
+    async fn rebuilding_users_keeps_memberships_sessions_and_device_logins() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Storage::sqlite_url(&dir.path().join("adit.db"));
+        // A database as the server before per-account emails left it, with a user whose
+        // rows in other tables the rebuild of `users` must not cascade away.
+        sqlx::any::install_default_drivers();
+        let before = Migrator {
+            migrations: SQLITE_MIGRATIONS
+                .iter()
+                .filter(|m| m.version < 10)
+                .cloned()
+                .collect(),
+            ..Migrator::DEFAULT
+        };
+        let old = Storage {
+            pool: AnyPoolOptions::new().connect(&url).await.unwrap(),
+            backend: Backend::Sqlite,
+        };
+        before.run(&old.pool).await.unwrap();
+        let account = old.ensure_account("default").await.unwrap();
+        let user = UserRow {
+            id: UserId::random(),
+            email: "kept@example.com".parse().unwrap(),
+            password_hash: "hash".into(),
+            created_at: now_ms(),
+        };
+        old.insert_user(&user, account, Role::Admin).await.unwrap();
+        let session = SessionRow {
+            id: SessionId::random(),
+            user_id: user.id,
+            account_id: account,
+            created_at: now_ms(),
+            expires_at: now_ms() + 60_000,
+        };
+        old.insert_session(&session).await.unwrap();
+        sqlx::query(
+            "INSERT INTO device_logins (device_code_hash, user_code, client, source_ip, created_at, expires_at, decision, user_id, account_id) VALUES ('h', 'c', 'cli', '127.0.0.1', 0, 0, 'approved', $1, $2)",
+        )
+        .bind(user.id.to_string())
+        .bind(account.to_string())
+        .execute(&old.pool)
+        .await
+        .unwrap();
+        old.close().await;
+
+        let storage = Storage::open(&url).await.unwrap();
+        assert_eq!(storage.memberships_of(user.id).await.unwrap().len(), 1);
+        assert!(storage.live_session(session.id).await.unwrap().is_some());
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM device_logins WHERE user_id = $1")
+            .bind(user.id.to_string())
+            .fetch_one(&storage.pool)
+            .await
+            .unwrap();
+        assert_eq!(row.try_get::<i64, _>("n").unwrap(), 1);
+        // Every connection of the pool, the migrating one among them, enforces them again.
+        let mut connections = Vec::new();
+        for _ in 0..4 {
+            let mut conn = storage.pool.acquire().await.unwrap();
+            let on = sqlx::query("PRAGMA foreign_keys")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(on.try_get::<i64, _>(0).unwrap(), 1, "foreign keys are on");
+            connections.push(conn);
+        }
+        drop(connections);
+        // The email is now unique per account only.
+        let other = storage.ensure_account("other").await.unwrap();
+        let twin = |id| UserRow { id, ..user.clone() };
+        storage
+            .insert_user(&twin(UserId::random()), other, Role::Viewer)
+            .await
+            .unwrap();
+        let again = storage
+            .insert_user(&twin(UserId::random()), account, Role::Viewer)
+            .await;
+        assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
+    }
 
     #[tokio::test]
     async fn an_existing_database_is_copied_before_a_migration() {

@@ -1188,8 +1188,18 @@ async fn the_admin_command_creates_lists_and_resets_users_on_a_running_server() 
         "{out}"
     );
     assert!(!out.contains("a long enough password"));
-    let (ok, _, err) = admin(&["create", "--email", "ops@example.com"], "");
+    let (ok, _, err) = admin(
+        &["create", "--email", "ops@example.com", "--account", "ops"],
+        "",
+    );
     assert!(!ok && err.contains("already exists"), "{err}");
+    // Emails are unique per account: in another account it is another user.
+    let (ok, out, err) = admin(&["create", "--email", "ops@example.com"], "");
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("ops@example.com (admin) in account default"),
+        "{out}"
+    );
     let (ok, _, err) = admin(
         &["create", "--email", "x@example.com", "--role", "root"],
         "",
@@ -1205,14 +1215,37 @@ async fn the_admin_command_creates_lists_and_resets_users_on_a_running_server() 
     assert!(ok);
     assert!(out.contains("admin@localhost\tdefault\tadmin"), "{out}");
     assert!(out.contains("ops@example.com\tops\tmember"), "{out}");
+    assert!(out.contains("ops@example.com\tdefault\tadmin"), "{out}");
 
     let (status, session, browser) =
         login(&server, "ops@example.com", "a long enough password").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(session["account"], "ops");
     let browser = browser.unwrap();
-    let (ok, out, _) = admin(&["reset-password", "--email", "ops@example.com"], "");
-    assert!(ok);
+    let (ok, _, err) = admin(&["reset-password", "--email", "ops@example.com"], "");
+    assert!(!ok && err.contains("--account"), "{err}");
+    let (ok, _, err) = admin(
+        &[
+            "reset-password",
+            "--email",
+            "ops@example.com",
+            "--account",
+            "nowhere",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("not found"), "{err}");
+    let (ok, out, err) = admin(
+        &[
+            "reset-password",
+            "--email",
+            "ops@example.com",
+            "--account",
+            "ops",
+        ],
+        "",
+    );
+    assert!(ok, "{out}{err}");
     let new_password = out
         .lines()
         .find_map(|l| l.strip_prefix("New password (shown once): "))
@@ -1226,8 +1259,9 @@ async fn the_admin_command_creates_lists_and_resets_users_on_a_running_server() 
     );
     let (status, _, _) = login(&server, "ops@example.com", "a long enough password").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _, _) = login(&server, "ops@example.com", &new_password).await;
+    let (status, session, _) = login(&server, "ops@example.com", &new_password).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(session["account"], "ops");
 
     // Rotating with --end-sessions logs everyone out; the new key signs new sessions.
     let browser = as_admin(&server).await;
@@ -1654,4 +1688,153 @@ async fn device_login_rules(db: Db) {
     }
     assert_eq!(statuses[..10], [StatusCode::OK; 10]);
     assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A login naming the account to enter: (status, answer).
+async fn login_to(
+    server: &TestServer,
+    email: &str,
+    password: &str,
+    account: &str,
+) -> (StatusCode, Value) {
+    let (status, _, body) = api_request(
+        server.api,
+        Method::POST,
+        "/auth/login",
+        &[],
+        Some(json!({"email": email, "password": password, "account": account})),
+    )
+    .await;
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_are_unique_per_account_and_reveal_nothing_of_others_on_sqlite() {
+    emails_unique_per_account(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_are_unique_per_account_and_reveal_nothing_of_others_on_postgres() {
+    emails_unique_per_account(Db::Postgres).await;
+}
+
+async fn emails_unique_per_account(db: Db) {
+    let Some(server) = TestServer::spawn_on(db).await else {
+        return;
+    };
+    let create = |token: String, email: &'static str| {
+        let server = &server;
+        async move {
+            bearer(
+                server,
+                &token,
+                Method::POST,
+                "/users",
+                Some(json!({"email": email, "role": "member"})),
+            )
+            .await
+        }
+    };
+    let (status, in_a) = create(server.admin_token.clone(), "shared@example.com").await;
+    assert_eq!(status, StatusCode::CREATED, "{in_a}");
+    let other = server
+        .control
+        .storage
+        .ensure_account("other")
+        .await
+        .unwrap();
+    let b_admin = admin_token_in(&server, other, "b-admin@example.com").await;
+
+    // To B's admin, an email of account A is answered exactly as a brand-new one.
+    let (new_status, new) = create(b_admin.clone(), "fresh@example.com").await;
+    let (status, in_b) = create(b_admin.clone(), "shared@example.com").await;
+    assert_eq!(
+        (new_status, status),
+        (StatusCode::CREATED, StatusCode::CREATED),
+        "{in_b}"
+    );
+    let shape = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        (
+            keys,
+            v["role"].clone(),
+            v["password"].as_str().unwrap().len(),
+        )
+    };
+    assert_eq!(shape(&new), shape(&in_b));
+    assert_eq!(in_b["email"], "shared@example.com");
+    assert_ne!(in_b["id"], in_a["id"], "a separate user");
+    let (status, listed) = bearer(&server, &b_admin, Method::GET, "/users", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| &u["id"])
+        .collect();
+    assert!(
+        ids.contains(&&in_b["id"]) && !ids.contains(&&in_a["id"]),
+        "{listed}"
+    );
+
+    // Within one account the email stays unique.
+    let (status, again) = create(b_admin.clone(), "shared@example.com").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert!(again.to_string().contains("already exists"), "{again}");
+    let (status, again) = create(server.admin_token.clone(), "SHARED@example.com").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    // Also when created at the same moment: one wins, the others are refused. Several
+    // rounds, as the first one mostly waits for the pool to open connections.
+    let storage = &server.control.storage;
+    for round in 0..5 {
+        let racing = (0..8).map(|_| async move {
+            let user = adit_server::storage::UserRow {
+                id: adit_core::ids::UserId::random(),
+                email: format!("race-{round}@example.com").parse().unwrap(),
+                password_hash: "not a hash".into(),
+                created_at: 0,
+            };
+            storage.insert_user(&user, other, Role::Viewer).await
+        });
+        let results = futures_util::future::join_all(racing).await;
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(adit_server::Error::Conflict(_))))
+            .count();
+        assert_eq!((won, refused), (1, 7), "round {round}: {results:?}");
+    }
+
+    // Each user logs in with its own password, into its own account, with or without
+    // naming it; one account's password opens nothing in the other.
+    let password_a = in_a["password"].as_str().unwrap();
+    let password_b = in_b["password"].as_str().unwrap();
+    for (password, account, id) in [
+        (password_a, "default", &in_a["id"]),
+        (password_b, "other", &in_b["id"]),
+    ] {
+        let (status, session, _) = login(&server, "shared@example.com", password).await;
+        assert_eq!(status, StatusCode::OK, "{session}");
+        assert_eq!(
+            (&session["account"], &session["user_id"]),
+            (&json!(account), id)
+        );
+        let (status, session) = login_to(&server, "shared@example.com", password, account).await;
+        assert_eq!(status, StatusCode::OK, "{session}");
+        assert_eq!(
+            (&session["account"], &session["user_id"]),
+            (&json!(account), id)
+        );
+    }
+    let (status, crossed) = login_to(&server, "shared@example.com", password_a, "other").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{crossed}");
+    let (_, unknown, _) = login(&server, "nobody@example.com", "whatever-password").await;
+    let (status, wrong, _) = login(&server, "shared@example.com", "wrong-password-123").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (&crossed, &wrong),
+        (&unknown, &unknown),
+        "failures look alike"
+    );
 }
