@@ -301,7 +301,7 @@ mod tests {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginRequest {
     pub email: String,
-    pub password: String,
+    pub password: crate::secret::Secret,
     /// The account to enter, by name. An email is unique per account only: naming the
     /// account picks its user; without it, the user whose password this is.
     #[serde(default)]

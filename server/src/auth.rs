@@ -16,6 +16,7 @@ use adit_core::{
     api,
     identity::{Email, Role, Scope, Scopes},
     ids::{AccountId, ApiTokenId, SessionId, UserId},
+    secret::Secret,
 };
 use argon2::{
     Argon2, Block, Params, PasswordHash, PasswordHasher, Version, password_hash::SaltString,
@@ -251,8 +252,8 @@ impl PasswordHashing {
         self.run(move |_| hash_password(&password)).await?
     }
 
-    async fn matches(&self, password: String, stored: String) -> Result<bool, Error> {
-        self.run(move |memory| password_matches(&password, &stored, memory))
+    async fn matches(&self, password: Secret, stored: String) -> Result<bool, Error> {
+        self.run(move |memory| password_matches(password.expose(), &stored, memory))
             .await
     }
 }

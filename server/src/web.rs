@@ -279,7 +279,7 @@ async fn login_page(
 #[derive(Deserialize)]
 struct LoginForm {
     email: String,
-    password: String,
+    password: adit_core::secret::Secret,
     #[serde(default)]
     next: String,
 }
