@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::{
     Error,
-    proxy::{ProxyBody, connector_error, origin_failure},
+    origin::{ProxyBody, connector_error, origin_failure},
 };
 
 /// The WebSocket codec reads from bytes already in memory (the HTTP/2 stream's), so small

@@ -25,6 +25,9 @@ use tracing::Instrument;
 
 use crate::Error;
 
+mod tcp;
+pub use tcp::{NetworkSource, PrivateNetworks};
+
 pub use adit_transport::relay::BoxError;
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 type OriginClient = Client<DialTimeout, ProxyBody>;
@@ -116,7 +119,7 @@ pub struct OriginProxy {
     pub metrics: Arc<crate::metrics::ConnectorMetrics>,
     rules: RwLock<Arc<RuleSet>>,
     /// What private-network streams may reach.
-    pub networks: crate::streams::PrivateNetworks,
+    pub networks: tcp::PrivateNetworks,
 }
 
 impl OriginProxy {
@@ -143,7 +146,7 @@ impl OriginProxy {
         Arc::new(Self {
             metrics: Arc::default(),
             rules: RwLock::new(Arc::new(rules)),
-            networks: crate::streams::PrivateNetworks::default(),
+            networks: tcp::PrivateNetworks::default(),
         })
     }
 
@@ -282,7 +285,7 @@ impl OriginProxy {
 
     async fn answer(&self, req: Request<ProxyBody>, kind: StreamKind) -> Response<ProxyBody> {
         if kind == StreamKind::Tcp {
-            return crate::streams::private_network(&self.networks, req).await;
+            return tcp::private_network(&self.networks, req).await;
         }
         let rules = self.current();
         let Some(ingress) = &rules.ingress else {
@@ -304,7 +307,7 @@ impl OriginProxy {
             (Service::HttpStatus(code), _, _) => status_response(*code),
             (Service::HelloWorld, _, _) => hello_world(&req),
             (Service::Tcp { .. }, StreamKind::WebSocket, _) => {
-                crate::streams::tcp_service(rule, req).await
+                tcp::tcp_service(rule, req).await
             }
             (Service::Tcp { .. }, _, _) => connector_error(
                 StatusCode::BAD_REQUEST,
@@ -666,14 +669,14 @@ async fn proxy_websocket(
             );
         }
     };
-    let (body, to_edge) = crate::streams::answer_body();
+    let (body, to_edge) = tcp::answer_body();
     tokio::spawn(
         async move {
             adit_transport::relay::splice(TokioIo::new(upgraded), from_edge, to_edge).await;
         }
         .instrument(tracing::debug_span!("websocket")),
     );
-    crate::streams::switched(headers, body)
+    tcp::switched(headers, body)
 }
 
 fn origin_client(origin: &OriginRequest) -> Result<OriginClient, Error> {
