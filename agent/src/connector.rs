@@ -27,7 +27,11 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{Error, metrics::ConnectorMetrics, origin::{NetworkSource, OriginProxy}};
+use crate::{
+    Error,
+    metrics::ConnectorMetrics,
+    origin::{NetworkSource, OriginProxy},
+};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
