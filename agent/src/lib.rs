@@ -14,6 +14,5 @@ pub mod metrics;
 pub mod origin;
 /// The old name of [`origin`], still used by server/tests/e2e/kit.rs.
 pub use origin as proxy;
-pub use origin::{NetworkSource, PrivateNetworks};
 
 pub use error::Error;

@@ -8,7 +8,7 @@ use std::{
     future::Future,
     net::{IpAddr, SocketAddr},
     pin::Pin,
-    sync::{Mutex, PoisonError, RwLock, Weak},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
@@ -26,7 +26,8 @@ use crate::Error;
 const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// Where the connector learns its tunnel's private networks (the control plane's
-/// `ListIpRoutes`).
+/// `ListIpRoutes`). The connector hands one in once it has registered; it must not own the
+/// proxy, so that ownership runs one way: connector → proxy → source.
 pub trait NetworkSource: Send + Sync {
     fn networks(&self) -> Pin<Box<dyn Future<Output = Result<Vec<IpNet>, Error>> + Send + '_>>;
 }
@@ -36,13 +37,13 @@ pub trait NetworkSource: Send + Sync {
 pub struct PrivateNetworks {
     nets: RwLock<Vec<IpNet>>,
     /// `None` until the connector has registered and handed in its source.
-    source: Mutex<Option<Weak<dyn NetworkSource>>>,
+    source: Mutex<Option<Arc<dyn NetworkSource>>>,
     refreshed: Mutex<Option<Instant>>,
 }
 
 impl PrivateNetworks {
     /// From now on the list is fetched from `source`.
-    pub fn set_source(&self, source: Weak<dyn NetworkSource>) {
+    pub fn set_source(&self, source: Arc<dyn NetworkSource>) {
         *self.source.lock().unwrap_or_else(PoisonError::into_inner) = Some(source);
     }
 
@@ -61,8 +62,7 @@ impl PrivateNetworks {
             .source
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .and_then(Weak::upgrade);
+            .clone();
         let Some(source) = source else {
             return Ok(());
         };
@@ -155,5 +155,43 @@ pub(super) async fn serve(
     match tcp::dial(&address.to_string(), settings.connect_timeout).await {
         Ok(tcp) => tcp::accept_websocket(req, tcp),
         Err(e) => origin_failure(&destination, &settings, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A control plane that routes one documentation network and counts its answers.
+    #[derive(Default)]
+    struct Routes(AtomicUsize);
+
+    impl NetworkSource for Routes {
+        fn networks(&self) -> Pin<Box<dyn Future<Output = Result<Vec<IpNet>, Error>> + Send + '_>> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async { Ok(vec![IpNet::parse("192.0.2.0/24")?]) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_miss_asks_the_source_at_most_once_a_second() {
+        let networks = PrivateNetworks::default();
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(
+            !networks.allows(loopback).await,
+            "no source, nothing routed"
+        );
+
+        let routes = Arc::new(Routes::default());
+        networks.set_source(routes.clone());
+        assert!(networks.allows("192.0.2.7".parse().unwrap()).await);
+        assert!(!networks.allows(loopback).await);
+        assert!(!networks.allows(loopback).await);
+        assert_eq!(routes.0.load(Ordering::Relaxed), 1);
+        assert_eq!(networks.describe(), "192.0.2.0/24");
+        // IPv4-mapped IPv6 is compared as IPv4.
+        assert!(networks.allows("::ffff:192.0.2.9".parse().unwrap()).await);
     }
 }
