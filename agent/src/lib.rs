@@ -16,3 +16,6 @@ pub mod origin;
 pub use origin as proxy;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod layers;

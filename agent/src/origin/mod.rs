@@ -13,7 +13,7 @@
 //!
 //! The rule: origin/ names nothing of the crate but `bridge`, `metrics` and `Error`. It never
 //! names the connector, which drives it; what it needs from the control plane (the private
-//! networks) comes in through the [`NetworkSource`] it is handed. A test below checks this.
+//! networks) comes in through the [`NetworkSource`] it is handed. The crate's `layers` tests check this.
 
 use std::sync::Arc;
 
@@ -231,6 +231,64 @@ mod tests {
         serde_json::json!({"ingress": [{"service": format!("http_status:{status}")}]})
             .to_string()
             .into_bytes()
+    }
+
+    /// One stream of `kind` to `host` and `path`, with `headers`.
+    async fn dispatch(
+        proxy: &OriginProxy,
+        kind: StreamKind,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Response<ProxyBody> {
+        let mut req = Request::builder().uri(format!("http://{host}{path}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        proxy.answer(req.body(empty()).unwrap(), kind).await
+    }
+
+    #[tokio::test]
+    async fn the_dispatcher_takes_each_stream_to_its_rules_service() {
+        let config: IngressConfig = serde_json::from_value(serde_json::json!({"ingress": [
+            {"hostname": "hello.example.com", "service": "hello_world"},
+            {"hostname": "ssh.example.com", "service": "ssh://localhost:22"},
+            {"hostname": "api.example.com", "path": "^/health$", "service": "http_status:204"},
+            {"service": "http_status:404"},
+        ]}))
+        .unwrap();
+        let proxy = OriginProxy::new(config.parse().unwrap()).unwrap();
+        let http = StreamKind::Http;
+
+        let hello = dispatch(&proxy, http, "hello.example.com", "/x&y", &[]).await;
+        assert_eq!(hello.status(), StatusCode::OK);
+        assert_eq!(hello.headers()["content-type"], "text/html; charset=utf-8");
+        let page = hello.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&page).contains("Path: /x&amp;y"));
+
+        let health = dispatch(&proxy, http, "api.example.com", "/health", &[]).await;
+        assert_eq!(health.status(), StatusCode::NO_CONTENT);
+        let other = dispatch(&proxy, http, "api.example.com", "/other", &[]).await;
+        assert_eq!(other.status(), StatusCode::NOT_FOUND);
+        assert!(!other.headers().contains_key("adit-error-code"));
+
+        // A browser at a TCP service is told which command reaches it.
+        let browser = dispatch(&proxy, http, "ssh.example.com", "/", &[]).await;
+        assert_eq!(browser.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(browser.headers()["adit-error-code"], "tcp_service");
+        assert_eq!(browser.headers()["adit-response-source"], "connector");
+
+        // Private-network streams go by their destination, not by the rules.
+        let tcp = StreamKind::Tcp;
+        let nowhere = dispatch(&proxy, tcp, "hello.example.com", "/", &[]).await;
+        assert_eq!(nowhere.headers()["adit-error-code"], "bad_destination");
+        let unrouted = [("adit-destination", "127.0.0.1:1")];
+        let refused = dispatch(&proxy, tcp, "private.adit.internal", "/", &unrouted).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            refused.headers()["adit-error-code"],
+            "destination_not_routed"
+        );
     }
 
     #[tokio::test]
