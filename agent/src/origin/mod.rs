@@ -13,7 +13,8 @@
 //!
 //! The rule: origin/ names nothing of the crate but `bridge`, `metrics` and `Error`. It never
 //! names the connector, which drives it; what it needs from the control plane (the private
-//! networks) comes in through the [`NetworkSource`] it is handed. The crate's `layers` tests check this.
+//! networks) comes in through the [`NetworkSource`] it is handed. The crate's `layers`
+//! tests check this.
 
 use std::sync::Arc;
 
