@@ -16,7 +16,7 @@ use crate::{
     api_client::{ApiClient, ApiCredentials, adit_home, create_private_parent},
     config::{CredentialsFile, LoadedConfig, read_token_file},
     connector::{Connector, ConnectorConfig},
-    proxy::OriginProxy,
+    origin::OriginProxy,
 };
 
 #[derive(Debug, Parser)]

@@ -27,7 +27,11 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{Error, metrics::ConnectorMetrics, proxy::OriginProxy, streams::NetworkSource};
+use crate::{
+    Error,
+    metrics::ConnectorMetrics,
+    origin::{NetworkSource, OriginProxy},
+};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,8 +53,17 @@ pub struct ConnectorConfig {
 
 pub struct Connector {
     config: ConnectorConfig,
+    edge: Arc<EdgeClient>,
+}
+
+/// The connector's way to the edge: TLS dials (for data or control connections) and gRPC
+/// calls with the token as Bearer. It holds nothing else of the connector's, so the origin
+/// proxy can be handed it as its [`NetworkSource`] without a pointer back to the connector.
+struct EdgeClient {
+    /// `host:port` of the tunnel listener.
     endpoint: String,
     trust: EdgeTrust,
+    token: TunnelToken,
 }
 
 enum Attempt {
@@ -113,11 +126,12 @@ impl Connector {
             Some(pin) => EdgeTrust::Pinned(pin.clone()),
             None => EdgeTrust::SystemRoots,
         };
-        Ok(Self {
-            config,
+        let edge = Arc::new(EdgeClient {
             endpoint,
             trust,
-        })
+            token: config.token.clone(),
+        });
+        Ok(Self { config, edge })
     }
 
     /// What it counts, including how many connections are up (`/ready`).
@@ -131,7 +145,7 @@ impl Connector {
         tracing::info!(
             tunnel = %this.config.token.tunnel_id,
             connector = %this.config.connector_id,
-            edge = %this.endpoint,
+            edge = %this.edge.endpoint,
             version = env!("CARGO_PKG_VERSION"),
             "Starting tunnel"
         );
@@ -151,7 +165,7 @@ impl Connector {
             }
         };
         let networks = &this.config.proxy.networks;
-        networks.set_source(Arc::downgrade(&this) as std::sync::Weak<dyn NetworkSource>);
+        networks.set_source(this.edge.clone());
         if let Err(e) = networks.refresh().await {
             tracing::warn!(error = %e, "could not fetch the tunnel's private networks");
         }
@@ -189,64 +203,11 @@ impl Connector {
         result
     }
 
-    async fn dial(&self, alpn: &[u8]) -> Result<TlsStream<TcpStream>, Error> {
-        let unreachable = |message: String| Error::Unreachable {
-            url: self.endpoint.clone(),
-            message,
-        };
-        let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&self.endpoint))
-            .await
-            .map_err(|_| unreachable("timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        tcp.set_nodelay(true)?;
-        let host = self
-            .endpoint
-            .rsplit_once(':')
-            .map_or(self.endpoint.as_str(), |(h, _)| h);
-        let connector = TlsConnector::from(client_config(&self.trust, alpn)?);
-        let tls = tokio::time::timeout(DIAL_TIMEOUT, connector.connect(server_name(host)?, tcp))
-            .await
-            .map_err(|_| unreachable("TLS handshake timed out".into()))?
-            .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
-        Ok(tls)
-    }
-
-    /// A gRPC client on a fresh control connection, and the token's bearer value.
-    async fn control(&self) -> Result<ConnectorServiceClient<tonic::transport::Channel>, Error> {
-        let tls = self.dial(wire::ALPN_GRPC).await?;
-        let io = std::sync::Mutex::new(Some(TokioIo::new(tls)));
-        // One pre-dialled connection, handed to tonic once.
-        let channel = tonic::transport::Endpoint::from_static("http://edge")
-            .http2_keep_alive_interval(CONTROL_KEEPALIVE)
-            .keep_alive_timeout(HELLO_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .connect_with_connector(tower::service_fn(move |_| {
-                let io = io.lock().ok().and_then(|mut slot| slot.take());
-                async move { io.ok_or_else(|| std::io::Error::other("connection already used")) }
-            }))
-            .await
-            .map_err(|e| Error::Unreachable {
-                url: self.endpoint.clone(),
-                message: e.to_string(),
-            })?;
-        Ok(ConnectorServiceClient::new(channel))
-    }
-
-    fn authorized<T>(&self, message: T) -> Result<tonic::Request<T>, Error> {
-        let mut request = tonic::Request::new(message);
-        let bearer = format!("Bearer {}", self.config.token.encode());
-        request.metadata_mut().insert(
-            "authorization",
-            bearer.parse().map_err(|_| Error::InvalidToken)?,
-        );
-        Ok(request)
-    }
-
     /// Registers with the control plane and takes up how the tunnel is managed (with a
     /// remote tunnel's configuration, when it has one); whether it is managed remotely.
     async fn register(&self) -> Result<bool, Error> {
-        let mut client = self.control().await?;
-        let request = self.authorized(RegisterConnectorRequest {
+        let mut client = self.edge.control().await?;
+        let request = self.edge.authorized(RegisterConnectorRequest {
             connector_id: self.config.connector_id.to_string(),
             version: env!("CARGO_PKG_VERSION").into(),
             arch: arch(),
@@ -286,7 +247,7 @@ impl Connector {
     ) {
         let reported = async {
             let config_json = serde_json::to_vec(rules)?;
-            let request = self.authorized(LocalConfiguration { config_json })?;
+            let request = self.edge.authorized(LocalConfiguration { config_json })?;
             client.report_local_configuration(request).await?;
             Ok::<_, Error>(())
         };
@@ -336,9 +297,11 @@ impl Connector {
     }
 
     async fn watch_configuration(&self) -> Result<(), Error> {
-        let mut client = self.control().await?;
+        let mut client = self.edge.control().await?;
         let known_version = self.config.proxy.remote_version().unwrap_or(0);
-        let request = self.authorized(WatchConfigurationRequest { known_version })?;
+        let request = self
+            .edge
+            .authorized(WatchConfigurationRequest { known_version })?;
         let mut versions = client
             .watch_configuration(request)
             .await
@@ -392,7 +355,7 @@ impl Connector {
     }
 
     async fn connect_once(&self, index: u8, stop: &CancellationToken) -> Attempt {
-        let mut tls = match self.dial(wire::ALPN_DATA).await {
+        let mut tls = match self.edge.dial(wire::ALPN_DATA).await {
             Ok(tls) => tls,
             Err(e) => return Attempt::Failed(e.to_string()),
         };
@@ -465,16 +428,62 @@ impl Connector {
     }
 }
 
-/// The control plane refusing the token means it is no longer valid: no retry can help.
-fn from_status(status: tonic::Status) -> Error {
-    if status.code() == tonic::Code::Unauthenticated {
-        Error::InvalidToken
-    } else {
-        status.into()
+impl EdgeClient {
+    async fn dial(&self, alpn: &[u8]) -> Result<TlsStream<TcpStream>, Error> {
+        let unreachable = |message: String| Error::Unreachable {
+            url: self.endpoint.clone(),
+            message,
+        };
+        let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&self.endpoint))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        tcp.set_nodelay(true)?;
+        let host = self
+            .endpoint
+            .rsplit_once(':')
+            .map_or(self.endpoint.as_str(), |(h, _)| h);
+        let connector = TlsConnector::from(client_config(&self.trust, alpn)?);
+        let tls = tokio::time::timeout(DIAL_TIMEOUT, connector.connect(server_name(host)?, tcp))
+            .await
+            .map_err(|_| unreachable("TLS handshake timed out".into()))?
+            .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
+        Ok(tls)
+    }
+
+    /// A gRPC client on a fresh control connection, and the token's bearer value.
+    async fn control(&self) -> Result<ConnectorServiceClient<tonic::transport::Channel>, Error> {
+        let tls = self.dial(wire::ALPN_GRPC).await?;
+        let io = std::sync::Mutex::new(Some(TokioIo::new(tls)));
+        // One pre-dialled connection, handed to tonic once.
+        let channel = tonic::transport::Endpoint::from_static("http://edge")
+            .http2_keep_alive_interval(CONTROL_KEEPALIVE)
+            .keep_alive_timeout(HELLO_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .connect_with_connector(tower::service_fn(move |_| {
+                let io = io.lock().ok().and_then(|mut slot| slot.take());
+                async move { io.ok_or_else(|| std::io::Error::other("connection already used")) }
+            }))
+            .await
+            .map_err(|e| Error::Unreachable {
+                url: self.endpoint.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(ConnectorServiceClient::new(channel))
+    }
+
+    fn authorized<T>(&self, message: T) -> Result<tonic::Request<T>, Error> {
+        let mut request = tonic::Request::new(message);
+        let bearer = format!("Bearer {}", self.token.encode());
+        request.metadata_mut().insert(
+            "authorization",
+            bearer.parse().map_err(|_| Error::InvalidToken)?,
+        );
+        Ok(request)
     }
 }
 
-impl NetworkSource for Connector {
+impl NetworkSource for EdgeClient {
     fn networks(&self) -> Pin<Box<dyn Future<Output = Result<Vec<IpNet>, Error>> + Send + '_>> {
         Box::pin(async move {
             let mut client = self.control().await?;
@@ -488,6 +497,15 @@ impl NetworkSource for Connector {
                 .filter_map(|n| IpNet::parse(n).ok())
                 .collect())
         })
+    }
+}
+
+/// The control plane refusing the token means it is no longer valid: no retry can help.
+fn from_status(status: tonic::Status) -> Error {
+    if status.code() == tonic::Code::Unauthenticated {
+        Error::InvalidToken
+    } else {
+        status.into()
     }
 }
 

@@ -11,8 +11,11 @@ pub mod connector;
 mod error;
 pub mod login;
 pub mod metrics;
-pub mod proxy;
-mod streams;
-pub use streams::{NetworkSource, PrivateNetworks};
+pub mod origin;
+/// The old name of [`origin`], still used by server/tests/e2e/kit.rs.
+pub use origin as proxy;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod layers;

@@ -1,0 +1,291 @@
+//! HTTP origins: `http://` and `https://` through one pooled client per rule (HTTP/1.1, or
+//! HTTP/2 over TLS with `http2Origin`), and `unix:` sockets (see `unix`). A request and its
+//! answer stream through with hop-by-hop headers removed, trailers included; a WebSocket
+//! is upgraded at the origin and then spliced to the stream.
+
+use std::time::Duration;
+
+use adit_core::{
+    ingress::{OriginRequest, Rule},
+    wire::StreamKind,
+};
+use adit_transport::headers::strip_hop_by_hop;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+use tracing::Instrument;
+
+use super::{
+    body::{BoxError, ProxyBody, answer_body, empty, switched},
+    errors::{connector_error, origin_failure},
+    unix,
+};
+use crate::Error;
+
+/// The pooled client of one `http://` or `https://` rule.
+pub(super) type OriginClient = Client<DialTimeout, ProxyBody>;
+
+/// TCP connect, then TLS: the whole dial is bounded by connectTimeout + tlsTimeout, and
+/// running out is a `TimedOut` I/O error like a slow TCP connect.
+#[derive(Clone)]
+pub(super) struct DialTimeout {
+    inner: HttpsConnector<HttpConnector>,
+    limit: Duration,
+}
+
+impl tower::Service<Uri> for DialTimeout {
+    type Response = <HttpsConnector<HttpConnector> as tower::Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, BoxError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let dial = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, dial).await {
+                Ok(result) => result,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "origin dial timed out",
+                )
+                .into()),
+            }
+        })
+    }
+}
+
+/// The pooled client for an HTTP rule with these settings.
+pub(super) fn client(origin: &OriginRequest) -> Result<OriginClient, Error> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(origin.connect_timeout));
+    http.set_keepalive(Some(origin.tcp_keep_alive));
+    http.set_happy_eyeballs_timeout(
+        (!origin.no_happy_eyeballs).then_some(Duration::from_millis(300)),
+    );
+
+    let tls = adit_transport::tls::origin_client_config(
+        origin.ca_pool.as_deref().map(std::path::Path::new),
+        origin.no_tls_verify,
+    )?;
+    // hyper-rustls sets ALPN itself from the enabled versions below.
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    let https = match &origin.origin_server_name {
+        Some(name) => https.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+            adit_transport::tls::server_name(name)?,
+        )),
+        None => https,
+    };
+    let https = if origin.http2_origin {
+        https.enable_all_versions().wrap_connector(http)
+    } else {
+        https.enable_http1().wrap_connector(http)
+    };
+    let connector = DialTimeout {
+        inner: https,
+        limit: origin.connect_timeout + origin.tls_timeout,
+    };
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(origin.keep_alive_timeout)
+        .pool_max_idle_per_host(origin.keep_alive_connections)
+        .build(connector))
+}
+
+/// Where an HTTP rule's requests go.
+pub(super) enum Origin<'a> {
+    /// `http://` / `https://`: a pooled client.
+    Pooled {
+        client: &'a OriginClient,
+        url: &'a url::Url,
+    },
+    /// `unix:` / `unix+tls:`: a fresh connection per request.
+    Unix {
+        path: &'a str,
+        tls: bool,
+        settings: &'a OriginRequest,
+    },
+}
+
+impl Origin<'_> {
+    /// How messages name the origin.
+    fn describe(&self) -> String {
+        match self {
+            Self::Pooled { url, .. } => url.as_str().trim_end_matches('/').to_owned(),
+            Self::Unix {
+                path, tls: false, ..
+            } => format!("unix:{path}"),
+            Self::Unix {
+                path, tls: true, ..
+            } => format!("unix+tls:{path}"),
+        }
+    }
+
+    /// The request URI: absolute for the pooled client, origin-form on a unix socket.
+    fn uri(&self, path: &str) -> Result<Uri, String> {
+        match self {
+            Self::Pooled { url, .. } => {
+                let host = url.host_str().unwrap_or_default();
+                let authority = match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_owned(),
+                };
+                Uri::builder()
+                    .scheme(url.scheme())
+                    .authority(authority.as_str())
+                    .path_and_query(path)
+                    .build()
+                    .map_err(|e| e.to_string())
+            }
+            Self::Unix { .. } => path
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| e.to_string()),
+        }
+    }
+
+    async fn send(&self, request: Request<ProxyBody>) -> Result<Response<Incoming>, BoxError> {
+        match self {
+            Self::Pooled { client, .. } => Ok(client.request(request).await?),
+            Self::Unix {
+                path,
+                tls,
+                settings,
+            } => unix::send(path, *tls, settings, request).await,
+        }
+    }
+}
+
+/// Answers a stream from `origin`: a WebSocket is upgraded there, anything else is one
+/// request and its answer.
+pub(super) async fn forward(
+    origin: &Origin<'_>,
+    rule: &Rule,
+    req: Request<ProxyBody>,
+    kind: StreamKind,
+) -> Response<ProxyBody> {
+    match kind {
+        StreamKind::WebSocket => websocket(origin, rule, req).await,
+        StreamKind::Http | StreamKind::Tcp => exchange(origin, rule, req).await,
+    }
+}
+
+fn origin_request(
+    rule: &Rule,
+    origin: &Origin<'_>,
+    parts: &http::request::Parts,
+) -> Result<http::request::Builder, String> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri = origin.uri(path)?;
+    let host = rule
+        .origin_request
+        .http_host_header
+        .clone()
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".to_owned());
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.insert(
+        header::HOST,
+        HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
+    );
+    let mut builder = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .version(Version::HTTP_11);
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    Ok(builder)
+}
+
+async fn exchange(
+    origin: &Origin<'_>,
+    rule: &Rule,
+    req: Request<ProxyBody>,
+) -> Response<ProxyBody> {
+    let (parts, body) = req.into_parts();
+    let request = origin_request(rule, origin, &parts).and_then(|b| {
+        b.body(body.map_err(BoxError::from).boxed_unsync())
+            .map_err(|e| e.to_string())
+    });
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e),
+    };
+    match origin.send(request).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            parts.version = Version::HTTP_2;
+            Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+        }
+        Err(e) => origin_failure(&origin.describe(), &rule.origin_request, &*e),
+    }
+}
+
+/// Upgrades at the origin, then joins the stream's two directions to the upgraded socket.
+/// HTTP/2 cannot say 101, so the answer is 200 with the real status in a header.
+async fn websocket(
+    origin: &Origin<'_>,
+    rule: &Rule,
+    req: Request<ProxyBody>,
+) -> Response<ProxyBody> {
+    let (parts, from_edge) = req.into_parts();
+    let request = origin_request(rule, origin, &parts).and_then(|mut builder| {
+        if let Some(h) = builder.headers_mut() {
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        builder.body(empty()).map_err(|e| e.to_string())
+    });
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e),
+    };
+    let response = match origin.send(request).await {
+        Ok(r) => r,
+        Err(e) => return origin_failure(&origin.describe(), &rule.origin_request, &*e),
+    };
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        return Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync());
+    }
+    let mut headers = response.headers().clone();
+    strip_hop_by_hop(&mut headers);
+    let upgraded = match hyper::upgrade::on(response).await {
+        Ok(u) => u,
+        Err(e) => {
+            return connector_error(
+                StatusCode::BAD_GATEWAY,
+                "origin_upgrade_failed",
+                e.to_string(),
+            );
+        }
+    };
+    let (body, to_edge) = answer_body();
+    tokio::spawn(
+        async move {
+            adit_transport::relay::splice(TokioIo::new(upgraded), from_edge, to_edge).await;
+        }
+        .instrument(tracing::debug_span!("websocket")),
+    );
+    switched(headers, body)
+}
