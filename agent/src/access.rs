@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{Error, api_client::ApiCredentials, bridge::bridge};
+use adit_core::wire::ConnectorError;
 
 /// Each read of the WebSocket is a read of the socket to the edge: 16 KiB, a TLS record.
 const WEBSOCKET_READ_BUFFER: usize = 16 * 1024;
@@ -299,15 +300,16 @@ async fn socks_session(
         }
         Err(e) => {
             let code = match &e {
-                Error::Api { code, .. } if code == "destination_not_routed" => reply::NOT_ALLOWED,
-                Error::Api { status: 404, .. } => reply::NETWORK_UNREACHABLE,
-                Error::Api { code, .. } if code == "origin_refused" => reply::CONNECTION_REFUSED,
-                Error::Api { code, .. } if code == "origin_timeout" => reply::TTL_EXPIRED,
-                Error::Api { code, .. }
-                    if code == "destination_unresolved" || code == "origin_unreachable" =>
-                {
-                    reply::HOST_UNREACHABLE
-                }
+                Error::Api { code, status, .. } => match ConnectorError::parse(code) {
+                    Some(ConnectorError::DestinationNotRouted) => reply::NOT_ALLOWED,
+                    _ if *status == 404 => reply::NETWORK_UNREACHABLE,
+                    Some(ConnectorError::OriginRefused) => reply::CONNECTION_REFUSED,
+                    Some(ConnectorError::OriginTimeout) => reply::TTL_EXPIRED,
+                    Some(
+                        ConnectorError::DestinationUnresolved | ConnectorError::OriginUnreachable,
+                    ) => reply::HOST_UNREACHABLE,
+                    _ => reply::GENERAL_FAILURE,
+                },
                 _ => reply::GENERAL_FAILURE,
             };
             tracing::warn!(%destination, error = %e, "SOCKS connection refused");

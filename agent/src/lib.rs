@@ -12,8 +12,6 @@ mod error;
 pub mod login;
 pub mod metrics;
 pub mod origin;
-/// The old name of [`origin`], still used by server/tests/e2e/kit.rs.
-pub use origin as proxy;
 
 pub use error::Error;
 

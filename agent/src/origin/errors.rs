@@ -2,7 +2,10 @@
 //! `adit-response-source: connector` and an `adit-error-code`, which the edge turns into its
 //! own error page (and `adit access` into a message or a SOCKS reply code).
 
-use adit_core::{ingress::OriginRequest, wire::HEADER_RESPONSE_SOURCE};
+use adit_core::{
+    ingress::OriginRequest,
+    wire::{ConnectorError, HEADER_ERROR_CODE, HEADER_RESPONSE_SOURCE},
+};
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{ProxyBody, full};
@@ -10,7 +13,7 @@ use super::body::{ProxyBody, full};
 /// An answer the connector made itself; the edge renders it for the visitor.
 pub(super) fn connector_error(
     status: StatusCode,
-    code: &'static str,
+    code: ConnectorError,
     message: String,
 ) -> Response<ProxyBody> {
     let mut response = Response::new(full(message));
@@ -20,7 +23,7 @@ pub(super) fn connector_error(
         HEADER_RESPONSE_SOURCE,
         HeaderValue::from_static("connector"),
     );
-    headers.insert("adit-error-code", HeaderValue::from_static(code));
+    headers.insert(HEADER_ERROR_CODE, HeaderValue::from_static(code.as_str()));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -52,25 +55,25 @@ pub(super) fn origin_failure(
     }
     let (code, message) = match io_kind {
         Some(std::io::ErrorKind::ConnectionRefused) => (
-            "origin_refused",
+            ConnectorError::OriginRefused,
             format!("The origin {origin} refused the connection."),
         ),
         Some(std::io::ErrorKind::TimedOut) => (
-            "origin_timeout",
+            ConnectorError::OriginTimeout,
             format!(
                 "The origin {origin} did not complete the connection within {:?} (connectTimeout + tlsTimeout).",
                 settings.connect_timeout + settings.tls_timeout
             ),
         ),
         _ if connecting => (
-            "origin_unreachable",
+            ConnectorError::OriginUnreachable,
             format!("Unable to reach the origin {origin}: {err}"),
         ),
         _ => (
-            "origin_error",
+            ConnectorError::OriginError,
             format!("The origin {origin} failed while answering: {err}"),
         ),
     };
-    tracing::warn!(origin, code, error = %err, "Unable to reach the origin service");
+    tracing::warn!(origin, %code, error = %err, "Unable to reach the origin service");
     connector_error(StatusCode::BAD_GATEWAY, code, message)
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use adit_core::wire::ConnectorError;
 use adit_core::{
     ingress::{OriginRequest, Rule},
     wire::StreamKind,
@@ -227,7 +228,7 @@ async fn exchange(
     });
     let request = match request {
         Ok(r) => r,
-        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e),
+        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, ConnectorError::BadRequest, e),
     };
     match origin.send(request).await {
         Ok(response) => {
@@ -257,7 +258,7 @@ async fn websocket(
     });
     let request = match request {
         Ok(r) => r,
-        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, "bad_request", e),
+        Err(e) => return connector_error(StatusCode::BAD_GATEWAY, ConnectorError::BadRequest, e),
     };
     let response = match origin.send(request).await {
         Ok(r) => r,
@@ -275,7 +276,7 @@ async fn websocket(
         Err(e) => {
             return connector_error(
                 StatusCode::BAD_GATEWAY,
-                "origin_upgrade_failed",
+                ConnectorError::OriginUpgradeFailed,
                 e.to_string(),
             );
         }

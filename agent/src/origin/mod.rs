@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use ::http::{Request, Response, StatusCode};
+use adit_core::wire::ConnectorError;
 use adit_core::{
     ingress::{Ingress, IngressConfig, Service},
     wire::{HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, StreamKind},
@@ -163,7 +164,7 @@ impl OriginProxy {
         let Some(ingress) = rules.ingress() else {
             return connector_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "no_configuration",
+                ConnectorError::NoConfiguration,
                 AWAITING_REMOTE.into(),
             );
         };
@@ -180,7 +181,7 @@ impl OriginProxy {
             (Service::Tcp { .. }, StreamKind::WebSocket) => tcp::serve(rule, req).await,
             (Service::Tcp { .. }, _) => connector_error(
                 StatusCode::BAD_REQUEST,
-                "tcp_service",
+                ConnectorError::TcpService,
                 format!(
                     "{} serves {} over TCP: reach it with `adit access tcp --hostname {}` (or `adit access ssh`).",
                     host, rule.service, host
@@ -193,7 +194,7 @@ impl OriginProxy {
                 }
                 None => connector_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "connector_internal",
+                    ConnectorError::ConnectorInternal,
                     "the connector has no client for this rule".into(),
                 ),
             },

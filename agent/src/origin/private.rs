@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use adit_core::wire::ConnectorError;
 use adit_core::{cidr::IpNet, ingress::OriginRequest, wire::HEADER_DESTINATION};
 use http::{Request, Response, StatusCode};
 
@@ -119,7 +120,7 @@ pub(super) async fn serve(
     else {
         return connector_error(
             StatusCode::BAD_REQUEST,
-            "bad_destination",
+            ConnectorError::BadDestination,
             "the stream names no destination".into(),
         );
     };
@@ -128,7 +129,7 @@ pub(super) async fn serve(
         Err(e) => {
             return connector_error(
                 StatusCode::BAD_GATEWAY,
-                "destination_unresolved",
+                ConnectorError::DestinationUnresolved,
                 format!("{destination} could not be resolved: {e}"),
             );
         }
@@ -144,7 +145,7 @@ pub(super) async fn serve(
         tracing::info!(%destination, "refused a private-network destination outside the tunnel's routes");
         return connector_error(
             StatusCode::FORBIDDEN,
-            "destination_not_routed",
+            ConnectorError::DestinationNotRouted,
             format!(
                 "{destination} is not inside the networks routed to this tunnel ({})",
                 networks.describe()

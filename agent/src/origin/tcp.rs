@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use adit_core::ingress::Rule;
+use adit_core::wire::ConnectorError;
 use adit_transport::relay::BodyIo;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tokio::net::TcpStream;
@@ -30,7 +31,7 @@ pub(super) async fn serve(rule: &Rule, req: Request<ProxyBody>) -> Response<Prox
     let Some(address) = rule.service.tcp_address() else {
         return connector_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "connector_internal",
+            ConnectorError::ConnectorInternal,
             "not a TCP rule".into(),
         );
     };
@@ -53,7 +54,7 @@ pub(super) fn accept_websocket(req: Request<ProxyBody>, tcp: TcpStream) -> Respo
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         return connector_error(
             StatusCode::BAD_REQUEST,
-            "websocket_required",
+            ConnectorError::WebsocketRequired,
             "a TCP stream must arrive as a WebSocket (use `adit access`)".into(),
         );
     };

@@ -6,7 +6,7 @@ use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time:
 use adit_agent::{
     connector::{Connector, ConnectorConfig},
     metrics::ConnectorMetrics,
-    proxy::OriginProxy,
+    origin::OriginProxy,
 };
 use adit_core::{
     api::ConfigSource,
