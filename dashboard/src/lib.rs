@@ -23,7 +23,7 @@ mod components;
 )]
 mod pages;
 
-mod action;
+mod api;
 #[cfg(feature = "hydrate")]
 mod client;
 mod error;

@@ -1,10 +1,12 @@
-//! How the Settings forms call the REST API — through [`action::call`], with JSON bodies,
-//! sending an ended session to the log-in page — and where a refusal shows on a form.
+//! Where a refusal shows on a form, and the Settings lists' re-read after a change.
 
-use leptos::prelude::*;
-use serde::{Serialize, de::DeserializeOwned};
+use leptos::{prelude::*, task::spawn_local};
+use serde::de::DeserializeOwned;
 
-use crate::{Error, action};
+use crate::{
+    Error,
+    api::{Api, use_api},
+};
 
 /// What is wrong with a form: a message shown next to the field it is about, or (`field`
 /// `None`) above the form's buttons.
@@ -27,19 +29,15 @@ impl Problem {
     /// itself (400 invalid, 409 taken or overlapping, 422); else on the whole form (a role
     /// that may not, a server or network failure).
     pub(crate) fn from_error(error: &Error, fields: &[&'static str], value: &'static str) -> Self {
-        let (message, named) = action::failure(error);
-        let refused = matches!(
-            error,
-            Error::Api {
-                status: 400 | 409 | 422,
-                ..
-            }
-        );
-        let field = named
-            .as_deref()
+        let refused = matches!(error.status(), Some(400 | 409 | 422));
+        let field = error
+            .field()
             .and_then(|f| fields.iter().copied().find(|own| *own == f))
             .or(refused.then_some(value));
-        Self { field, message }
+        Self {
+            field,
+            message: error.message(),
+        }
     }
 
     /// The message, when it belongs to `field` (`None`: the form's own).
@@ -48,70 +46,78 @@ impl Problem {
     }
 }
 
-/// `method path` (with an optional JSON `body`) as the logged-in user; `done` gets the
-/// answer, except when the session is over: then the page goes to the log-in page, as
-/// the live pages do.
-pub(crate) fn send<T: DeserializeOwned + 'static>(
-    method: &'static str,
-    path: String,
-    body: Option<serde_json::Value>,
-    done: impl FnOnce(Result<T, Error>) + 'static,
-) {
-    action::call(method, path, body, move |answer| match answer {
-        Err(Error::Api { status: 401, .. }) => action::go_to("/login"),
-        answer => done(answer),
-    });
+/// A Settings list: first what the page was drawn with; [`SettingsList::reload`] re-reads
+/// it after a change (which includes what others changed meanwhile). An answer older than
+/// the latest read is dropped.
+pub(crate) struct SettingsList<T: Send + Sync + 'static> {
+    pub(crate) items: RwSignal<Vec<T>>,
+    collection: &'static str,
+    reads: StoredValue<u64>,
+    api: StoredValue<Api>,
 }
 
-/// [`send`] with `body` as JSON.
-pub(crate) fn send_json<T: DeserializeOwned + 'static>(
-    method: &'static str,
-    path: String,
-    body: &impl Serialize,
-    done: impl FnOnce(Result<T, Error>) + 'static,
-) {
-    match serde_json::to_value(body) {
-        Ok(body) => send(method, path, Some(body), done),
-        Err(e) => done(Err(e.into())),
+impl<T: Send + Sync + 'static> Clone for SettingsList<T> {
+    fn clone(&self) -> Self {
+        *self
     }
 }
 
-/// Re-reads the list at `path` into `target` after a change, so the page shows what the
-/// server holds (including what others changed meanwhile). A failed read leaves the list
-/// as it was: the change itself succeeded, and the next one reads again.
-pub(crate) fn reload<T: DeserializeOwned + Send + Sync + 'static>(
-    path: &'static str,
-    target: RwSignal<Vec<T>>,
-) {
-    send::<Vec<T>>("GET", path.to_owned(), None, move |answer| match answer {
-        Ok(list) => target.set(list),
-        Err(e) => leptos::logging::warn!("could not re-read {path}: {e}"),
-    });
-}
+impl<T: Send + Sync + 'static> Copy for SettingsList<T> {}
 
-/// A row's remove action: `DELETE {collection}/{id}`, then the list re-read from
-/// `collection`; while it runs `busy` is set, and a refusal lands in `error`.
-pub(crate) fn remove_then_reload<T: DeserializeOwned + Send + Sync + 'static>(
-    collection: &'static str,
-    id: impl std::fmt::Display,
-    list: RwSignal<Vec<T>>,
-    busy: RwSignal<bool>,
-    error: RwSignal<Option<String>>,
-) -> Callback<()> {
-    let path = format!("{collection}/{id}");
-    Callback::new(move |()| {
-        error.set(None);
-        busy.set(true);
-        // Whatever the DELETE answers (nothing, or the removed object), the list is what
-        // the page shows next.
-        send::<serde_json::Value>("DELETE", path.clone(), None, move |answer| {
-            busy.set(false);
-            match answer {
-                Ok(_) => reload(collection, list),
-                Err(e) => error.set(Some(action::failure(&e).0)),
+impl<T: DeserializeOwned + Send + Sync + 'static> SettingsList<T> {
+    pub(crate) fn new(collection: &'static str, items: Vec<T>) -> Self {
+        Self {
+            items: RwSignal::new(items),
+            collection,
+            reads: StoredValue::new(0),
+            api: StoredValue::new(use_api()),
+        }
+    }
+
+    /// The page's API client.
+    pub(crate) fn api(self) -> Api {
+        self.api.get_value()
+    }
+
+    /// Re-reads the list. A failed read leaves it as it was: the change itself succeeded,
+    /// and the next one reads again.
+    pub(crate) fn reload(self) {
+        let api = self.api.get_value();
+        self.reads.update_value(|n| *n += 1);
+        let this_read = self.reads.get_value();
+        spawn_local(async move {
+            match api.list::<T>(self.collection).await {
+                Ok(list) if self.reads.get_value() == this_read => self.items.set(list),
+                Ok(_) | Err(Error::SessionEnded) => {}
+                Err(e) => leptos::logging::warn!("could not re-read {}: {e}", self.collection),
             }
         });
-    })
+    }
+
+    /// A row's remove action: `DELETE {collection}/{id}`, then the list re-read; while it
+    /// runs `busy` is set, and a refusal lands in `error`.
+    pub(crate) fn remove_action(
+        self,
+        id: impl std::fmt::Display,
+        busy: RwSignal<bool>,
+        error: RwSignal<Option<String>>,
+    ) -> Callback<()> {
+        let id = id.to_string();
+        Callback::new(move |()| {
+            error.set(None);
+            busy.set(true);
+            let (api, id) = (self.api.get_value(), id.clone());
+            spawn_local(async move {
+                let answer = api.remove(self.collection, &id).await;
+                busy.set(false);
+                match answer {
+                    Ok(()) => self.reload(),
+                    Err(Error::SessionEnded) => {}
+                    Err(e) => error.set(Some(e.message())),
+                }
+            });
+        })
+    }
 }
 
 #[cfg(test)]
@@ -138,8 +144,7 @@ mod tests {
         // Not about the value at all: the form as a whole.
         assert_eq!(on(refused(403, None)), None);
         assert_eq!(on(refused(500, None)), None);
-        let unreadable = serde_json::from_str::<u8>("x").unwrap_err();
-        assert_eq!(on(Error::Json(unreadable)), None);
+        assert_eq!(on(Error::Json("unreadable".into())), None);
     }
 
     #[test]

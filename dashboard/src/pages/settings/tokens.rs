@@ -5,7 +5,7 @@ use adit_core::{
     api::{API_TOKEN_NAME_MAX as NAME_MAX, ApiToken, CreateApiToken, CreatedApiToken},
     identity::{Role, Scope, Scopes},
 };
-use leptos::{either::Either, ev::SubmitEvent, prelude::*};
+use leptos::{either::Either, ev::SubmitEvent, prelude::*, task::spawn_local};
 
 use super::{AdminNeeded, SettingsHeader};
 use crate::{
@@ -13,11 +13,12 @@ use crate::{
         confirm::ConfirmButton,
         field_error::{FieldError, invalid, retyped},
         secret::OnceSecret,
+        table::{Column, DataTable},
         tag::ScopeTag,
         timestamp::Timestamp,
     },
     live,
-    rest::{Problem, reload, remove_then_reload, send_json},
+    rest::{Problem, SettingsList},
 };
 
 const TOKENS: &str = "/api/v1/tokens";
@@ -88,7 +89,7 @@ pub(crate) fn TokensPage(tokens: Option<Vec<ApiToken>>, role: Role) -> impl Into
 
 #[component]
 fn Tokens(tokens: Vec<ApiToken>) -> impl IntoView {
-    let tokens = RwSignal::new(tokens);
+    let tokens = SettingsList::new(TOKENS, tokens);
     let created = RwSignal::new(None::<CreatedApiToken>);
     view! {
         {move || {
@@ -102,42 +103,30 @@ fn Tokens(tokens: Vec<ApiToken>) -> impl IntoView {
             })
         }}
         <CreateToken tokens created />
-        <div class="table-card">
-            <table class="data">
-                <thead>
-                    <tr>
-                        <th scope="col">"Name"</th>
-                        <th scope="col">"Scopes"</th>
-                        <th scope="col">"Created"</th>
-                        <th scope="col">"Last used"</th>
-                        <th scope="col">"Status"</th>
-                        <th scope="col" class="row-actions">
-                            <span class="visually-hidden">"Actions"</span>
-                        </th>
-                    </tr>
-                </thead>
-                <tbody>
-                    // Keyed by what can change, so a revoked or newly used token's row is
-                    // redrawn and the others keep their DOM (and focus).
-                    <For
-                        each=move || tokens.get()
-                        key=|t| (t.id, t.last_used_at.clone(), t.revoked_at.clone())
-                        let(token)
-                    >
-                        <TokenRow token tokens />
-                    </For>
-                </tbody>
-            </table>
-            <Show when=move || tokens.with(Vec::is_empty)>
-                <p class="no-match">"No API tokens yet."</p>
-            </Show>
-        </div>
+        <DataTable
+            columns=vec![
+                Column::new("Name"),
+                Column::new("Scopes"),
+                Column::new("Created"),
+                Column::new("Last used"),
+                Column::new("Status"),
+                Column::actions(),
+            ]
+            empty=Signal::derive(move || tokens.items.with(Vec::is_empty))
+            empty_text="No API tokens yet.".to_owned()
+        >
+            // Keyed by id; a row follows its token (revoked, newly used) and keeps its
+            // DOM (and focus) when the list is re-read.
+            <For each=move || tokens.items.get() key=|t| t.id let(token)>
+                <TokenRow token tokens />
+            </For>
+        </DataTable>
     }
 }
 
 #[component]
 fn CreateToken(
-    tokens: RwSignal<Vec<ApiToken>>,
+    tokens: SettingsList<ApiToken>,
     created: RwSignal<Option<CreatedApiToken>>,
 ) -> impl IntoView {
     let name = RwSignal::new(String::new());
@@ -158,15 +147,18 @@ fn CreateToken(
         };
         problem.set(None);
         busy.set(true);
-        send_json::<CreatedApiToken>("POST", TOKENS.to_owned(), &body, move |answer| {
+        let api = tokens.api();
+        spawn_local(async move {
+            let answer = api.create::<CreatedApiToken>(TOKENS, &body).await;
             busy.set(false);
             match answer {
                 Ok(token) => {
                     created.set(Some(token));
                     name.set(String::new());
                     scopes.set(initial);
-                    reload(TOKENS, tokens);
+                    tokens.reload();
                 }
+                Err(crate::Error::SessionEnded) => {}
                 Err(e) => {
                     problem.set(Some(Problem::from_error(&e, &["name", "scopes"], "name")));
                 }
@@ -236,18 +228,38 @@ fn CreateToken(
 }
 
 #[component]
-fn TokenRow(token: ApiToken, tokens: RwSignal<Vec<ApiToken>>) -> impl IntoView {
+fn TokenRow(token: ApiToken, tokens: SettingsList<ApiToken>) -> impl IntoView {
+    let id = token.id;
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let revoke = tokens.remove_action(id, busy, error);
+    // The row follows its token in the list (revoked, used since).
+    let current = Memo::new(move |_| {
+        tokens
+            .items
+            .with(|all| all.iter().find(|t| t.id == id).cloned())
+    });
+    move || {
+        current
+            .get()
+            .map(|token| token_cells(token, busy, error, revoke))
+    }
+}
+
+fn token_cells(
+    token: ApiToken,
+    busy: RwSignal<bool>,
+    error: RwSignal<Option<String>>,
+    revoke: Callback<()>,
+) -> impl IntoView + use<> {
     let ApiToken {
-        id,
         name,
         scopes,
         created_at,
         last_used_at,
         revoked_at,
+        ..
     } = token;
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
-    let revoke = remove_then_reload(TOKENS, id, tokens, busy, error);
     let scope_tags = scopes
         .iter()
         .map(|scope| view! { <ScopeTag scope /> })

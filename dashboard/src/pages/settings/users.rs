@@ -7,19 +7,20 @@ use adit_core::{
     identity::{Email, Role},
     ids::UserId,
 };
-use leptos::{either::Either, ev::SubmitEvent, prelude::*};
+use leptos::{either::Either, ev::SubmitEvent, prelude::*, task::spawn_local};
 
 use super::{AdminNeeded, SettingsHeader};
 use crate::{
-    action,
+    Error,
     components::{
         confirm::ConfirmButton,
         field_error::{FieldError, invalid, retyped},
         secret::OnceSecret,
+        table::{Column, DataTable},
         timestamp::Timestamp,
     },
     live,
-    rest::{Problem, reload, remove_then_reload, send_json},
+    rest::{Problem, SettingsList},
 };
 
 const USERS: &str = "/api/v1/users";
@@ -79,7 +80,7 @@ pub(crate) fn UsersPage(users: Option<Vec<User>>, role: Role, me: Option<UserId>
 
 #[component]
 fn Users(users: Vec<User>, me: Option<UserId>) -> impl IntoView {
-    let users = RwSignal::new(users);
+    let users = SettingsList::new(USERS, users);
     let created = RwSignal::new(None::<CreatedUser>);
     view! {
         {move || {
@@ -96,31 +97,26 @@ fn Users(users: Vec<User>, me: Option<UserId>) -> impl IntoView {
             })
         }}
         <AddUser users created />
-        <div class="table-card">
-            <table class="data">
-                <thead>
-                    <tr>
-                        <th scope="col">"Email"</th>
-                        <th scope="col">"Role"</th>
-                        <th scope="col">"Added"</th>
-                        <th scope="col" class="row-actions">
-                            <span class="visually-hidden">"Actions"</span>
-                        </th>
-                    </tr>
-                </thead>
-                <tbody>
-                    // Keyed by id: a row keeps its role menu (and focus) across re-reads.
-                    <For each=move || users.get() key=|u| u.id let(user)>
-                        <UserRow user me users />
-                    </For>
-                </tbody>
-            </table>
-        </div>
+        <DataTable
+            columns=vec![
+                Column::new("Email"),
+                Column::new("Role"),
+                Column::new("Added"),
+                Column::actions(),
+            ]
+            empty=Signal::derive(move || users.items.with(Vec::is_empty))
+            empty_text="No users.".to_owned()
+        >
+            // Keyed by id: a row keeps its role menu (and focus) across re-reads.
+            <For each=move || users.items.get() key=|u| u.id let(user)>
+                <UserRow user me users />
+            </For>
+        </DataTable>
     }
 }
 
 #[component]
-fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -> impl IntoView {
+fn AddUser(users: SettingsList<User>, created: RwSignal<Option<CreatedUser>>) -> impl IntoView {
     let email = RwSignal::new(String::new());
     // The least a new user may need: raising it is a deliberate choice.
     let role = RwSignal::new(Role::Viewer);
@@ -138,14 +134,17 @@ fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -
         };
         problem.set(None);
         busy.set(true);
-        send_json::<CreatedUser>("POST", USERS.to_owned(), &body, move |answer| {
+        let api = users.api();
+        spawn_local(async move {
+            let answer = api.create::<CreatedUser>(USERS, &body).await;
             busy.set(false);
             match answer {
                 Ok(user) => {
                     created.set(Some(user));
                     email.set(String::new());
-                    reload(USERS, users);
+                    users.reload();
                 }
+                Err(Error::SessionEnded) => {}
                 Err(e) => problem.set(Some(Problem::from_error(&e, &["email", "role"], "email"))),
             }
         });
@@ -199,7 +198,7 @@ fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -
 }
 
 #[component]
-fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl IntoView {
+fn UserRow(user: User, me: Option<UserId>, users: SettingsList<User>) -> impl IntoView {
     let User {
         id,
         email,
@@ -219,15 +218,19 @@ fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl I
         error.set(None);
         busy.set(true);
         let body = UpdateUser { role: wanted };
-        send_json::<User>("PATCH", format!("{USERS}/{id}"), &body, move |answer| {
+        let api = users.api();
+        spawn_local(async move {
+            let answer = api.update::<User>(USERS, id, &body).await;
             busy.set(false);
             if let Err(e) = answer {
                 role.set(before);
-                error.set(Some(action::failure(&e).0));
+                if e != Error::SessionEnded {
+                    error.set(Some(e.message()));
+                }
             }
         });
     };
-    let remove = remove_then_reload(USERS, id, users, busy, error);
+    let remove = users.remove_action(id, busy, error);
     let error_id = format!("user-{id}-error");
     let you = (me == Some(id)).then(|| view! { <span class="tag">"you"</span> });
     view! {

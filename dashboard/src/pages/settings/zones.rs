@@ -6,7 +6,7 @@ use adit_core::{
     api::{CreateZone, Zone},
     hostname::HostPattern,
 };
-use leptos::{ev::SubmitEvent, prelude::*};
+use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
 
 use super::SettingsHeader;
 use crate::{
@@ -14,10 +14,11 @@ use crate::{
         confirm::ConfirmButton,
         copy_id::CopyId,
         field_error::{FieldError, invalid, retyped},
+        table::{Column, DataTable},
         timestamp::Timestamp,
     },
     live,
-    rest::{Problem, reload, remove_then_reload, send_json},
+    rest::{Problem, SettingsList},
 };
 
 const ZONES: &str = "/api/v1/zones";
@@ -45,7 +46,15 @@ fn reason(error: &adit_core::Error) -> String {
 /// The page body; `editable` for admins, who may add and delete.
 #[component]
 pub(crate) fn ZonesPage(zones: Vec<Zone>, editable: bool) -> impl IntoView {
-    let zones = RwSignal::new(zones);
+    let zones = SettingsList::new(ZONES, zones);
+    let mut columns = vec![
+        Column::new("Zone"),
+        Column::new("Zone ID"),
+        Column::new("Added"),
+    ];
+    if editable {
+        columns.push(Column::actions());
+    }
     view! {
         <SettingsHeader
             title="Zones"
@@ -59,37 +68,21 @@ pub(crate) fn ZonesPage(zones: Vec<Zone>, editable: bool) -> impl IntoView {
             }
             .into_any()
         }}
-        <div class="table-card">
-            <table class="data">
-                <thead>
-                    <tr>
-                        <th scope="col">"Zone"</th>
-                        <th scope="col">"Zone ID"</th>
-                        <th scope="col">"Added"</th>
-                        {editable.then(|| view! {
-                            <th scope="col" class="row-actions">
-                                <span class="visually-hidden">"Actions"</span>
-                            </th>
-                        })}
-                    </tr>
-                </thead>
-                <tbody>
-                    <For each=move || zones.get() key=|zone| zone.id let(zone)>
-                        <ZoneRow zone editable zones />
-                    </For>
-                </tbody>
-            </table>
-            <Show when=move || zones.with(Vec::is_empty)>
-                <p class="no-match">
-                    "No zones yet: routes need one. Add the domain you will serve, such as example.com."
-                </p>
-            </Show>
-        </div>
+        <DataTable
+            columns
+            empty=Signal::derive(move || zones.items.with(Vec::is_empty))
+            empty_text="No zones yet: routes need one. Add the domain you will serve, such as example.com."
+                .to_owned()
+        >
+            <For each=move || zones.items.get() key=|zone| zone.id let(zone)>
+                <ZoneRow zone editable zones />
+            </For>
+        </DataTable>
     }
 }
 
 #[component]
-fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
+fn AddZone(zones: SettingsList<Zone>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<Problem>);
     let busy = RwSignal::new(false);
@@ -105,13 +98,16 @@ fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
         };
         problem.set(None);
         busy.set(true);
-        send_json::<Zone>("POST", ZONES.to_owned(), &body, move |answer| {
+        let api = zones.api();
+        spawn_local(async move {
+            let answer = api.create::<Zone>(ZONES, &body).await;
             busy.set(false);
             match answer {
                 Ok(_) => {
                     name.set(String::new());
-                    reload(ZONES, zones);
+                    zones.reload();
                 }
+                Err(crate::Error::SessionEnded) => {}
                 Err(e) => problem.set(Some(Problem::from_error(&e, &["name"], "name"))),
             }
         });
@@ -147,7 +143,7 @@ fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
 }
 
 #[component]
-fn ZoneRow(zone: Zone, editable: bool, zones: RwSignal<Vec<Zone>>) -> impl IntoView {
+fn ZoneRow(zone: Zone, editable: bool, zones: SettingsList<Zone>) -> impl IntoView {
     let Zone {
         id,
         name,
@@ -155,7 +151,7 @@ fn ZoneRow(zone: Zone, editable: bool, zones: RwSignal<Vec<Zone>>) -> impl IntoV
     } = zone;
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let delete = remove_then_reload(ZONES, id, zones, busy, error);
+    let delete = zones.remove_action(id, busy, error);
     let actions = editable.then(|| {
         view! {
             <td class="row-actions">
