@@ -317,7 +317,7 @@ fn tunnel_cells(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
         <tr>
             <th scope="row" class="name"><a href=format!("/tunnels/{id}")>{name}</a></th>
             <td><StatusBadge status /></td>
-            <td><CopyId value=id.to_string() what="tunnel ID" /></td>
+            <td><CopyId value=id.to_string() what="tunnel ID" short=true /></td>
             <td class="num">{connectors}{connections}</td>
             <td>{routes}</td>
             <td class="created"><Timestamp at=created_at /></td>
