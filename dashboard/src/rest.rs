@@ -1,7 +1,7 @@
 //! Where a refusal shows on a form, and the Settings lists' re-read after a change.
 
 use leptos::{prelude::*, task::spawn_local};
-use serde::de::DeserializeOwned;
+use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     Error,
@@ -92,6 +92,33 @@ impl<T: DeserializeOwned + Send + Sync + 'static> SettingsList<T> {
                 Err(e) => leptos::logging::warn!("could not re-read {}: {e}", self.collection),
             }
         });
+    }
+
+    /// A form's create call, as an `Action`: `POST {collection}` with the dispatched body;
+    /// `done` gets the answer (not an ended session's), and the list is re-read after a
+    /// success.
+    pub(crate) fn create_action<B, R>(
+        self,
+        done: impl Fn(Result<R, Error>) + 'static,
+    ) -> Action<B, Result<R, Error>>
+    where
+        B: Serialize + Clone + Send + Sync + 'static,
+        R: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let action = Action::new_local(move |body: &B| {
+            let (api, body) = (self.api(), body.clone());
+            async move { api.create::<R>(self.collection, &body).await }
+        });
+        Effect::new(move || match action.value().get() {
+            None | Some(Err(Error::SessionEnded)) => {}
+            Some(answer) => {
+                if answer.is_ok() {
+                    self.reload();
+                }
+                done(answer);
+            }
+        });
+        action
     }
 
     /// A row's remove action: `DELETE {collection}/{id}`, then the list re-read; while it

@@ -5,7 +5,7 @@ use adit_core::{
     api::{API_TOKEN_NAME_MAX as NAME_MAX, ApiToken, CreateApiToken, CreatedApiToken},
     identity::{Role, Scope, Scopes},
 };
-use leptos::{either::Either, ev::SubmitEvent, prelude::*, task::spawn_local};
+use leptos::{either::Either, ev::SubmitEvent, prelude::*};
 
 use super::{AdminNeeded, SettingsHeader};
 use crate::{
@@ -134,36 +134,29 @@ fn CreateToken(
     let initial = Scopes::from_iter([Scope::Read]);
     let scopes = RwSignal::new(initial);
     let problem = RwSignal::new(None::<Problem>);
-    let busy = RwSignal::new(false);
+    let create =
+        tokens.create_action::<CreateApiToken, CreatedApiToken>(move |answer| match answer {
+            Ok(token) => {
+                created.set(Some(token));
+                name.set(String::new());
+                scopes.set(initial);
+            }
+            Err(e) => problem.set(Some(Problem::from_error(&e, &["name", "scopes"], "name"))),
+        });
+    let busy = create.pending();
     let ready = live::hydrated();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
             return;
         }
-        let body = match token_request(&name.get_untracked(), scopes.get_untracked()) {
-            Ok(body) => body,
-            Err(p) => return problem.set(Some(p)),
-        };
-        problem.set(None);
-        busy.set(true);
-        let api = tokens.api();
-        spawn_local(async move {
-            let answer = api.create::<CreatedApiToken>(TOKENS, &body).await;
-            busy.set(false);
-            match answer {
-                Ok(token) => {
-                    created.set(Some(token));
-                    name.set(String::new());
-                    scopes.set(initial);
-                    tokens.reload();
-                }
-                Err(crate::Error::SessionEnded) => {}
-                Err(e) => {
-                    problem.set(Some(Problem::from_error(&e, &["name", "scopes"], "name")));
-                }
+        match token_request(&name.get_untracked(), scopes.get_untracked()) {
+            Ok(body) => {
+                problem.set(None);
+                create.dispatch_local(body);
             }
-        });
+            Err(p) => problem.set(Some(p)),
+        }
     };
     let boxes = Scope::ALL
         .into_iter()

@@ -7,7 +7,7 @@ use adit_core::{
     identity::{Email, Role},
     ids::UserId,
 };
-use leptos::{either::Either, ev::SubmitEvent, prelude::*, task::spawn_local};
+use leptos::{either::Either, ev::SubmitEvent, prelude::*};
 
 use super::{AdminNeeded, SettingsHeader};
 use crate::{
@@ -121,33 +121,27 @@ fn AddUser(users: SettingsList<User>, created: RwSignal<Option<CreatedUser>>) ->
     // The least a new user may need: raising it is a deliberate choice.
     let role = RwSignal::new(Role::Viewer);
     let problem = RwSignal::new(None::<Problem>);
-    let busy = RwSignal::new(false);
+    let add = users.create_action::<CreateUser, CreatedUser>(move |answer| match answer {
+        Ok(user) => {
+            created.set(Some(user));
+            email.set(String::new());
+        }
+        Err(e) => problem.set(Some(Problem::from_error(&e, &["email", "role"], "email"))),
+    });
+    let busy = add.pending();
     let ready = live::hydrated();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
             return;
         }
-        let body = match user_request(&email.get_untracked(), role.get_untracked()) {
-            Ok(body) => body,
-            Err(p) => return problem.set(Some(p)),
-        };
-        problem.set(None);
-        busy.set(true);
-        let api = users.api();
-        spawn_local(async move {
-            let answer = api.create::<CreatedUser>(USERS, &body).await;
-            busy.set(false);
-            match answer {
-                Ok(user) => {
-                    created.set(Some(user));
-                    email.set(String::new());
-                    users.reload();
-                }
-                Err(Error::SessionEnded) => {}
-                Err(e) => problem.set(Some(Problem::from_error(&e, &["email", "role"], "email"))),
+        match user_request(&email.get_untracked(), role.get_untracked()) {
+            Ok(body) => {
+                problem.set(None);
+                add.dispatch_local(body);
             }
-        });
+            Err(p) => problem.set(Some(p)),
+        }
     };
     view! {
         <form class="card settings-form" on:submit=submit novalidate>
@@ -209,26 +203,29 @@ fn UserRow(user: User, me: Option<UserId>, users: SettingsList<User>) -> impl In
     let role = RwSignal::new(stored);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    // The role as the server has it, and the one it was asked for.
+    let change_role = Action::new_local(move |wanted: &Role| {
+        let (api, body) = (users.api(), UpdateUser { role: *wanted });
+        async move { api.update::<User>(USERS, id, &body).await }
+    });
+    let before = StoredValue::new(stored);
+    Effect::new(move || match change_role.value().get() {
+        None => {}
+        Some(Ok(user)) => before.set_value(user.role),
+        Some(Err(e)) => {
+            role.set(before.get_value());
+            if e != Error::SessionEnded {
+                error.set(Some(e.message()));
+            }
+        }
+    });
     let change = move |ev| {
         let Ok(wanted) = event_target_value(&ev).parse::<Role>() else {
             return;
         };
-        let before = role.get_untracked();
         role.set(wanted);
         error.set(None);
-        busy.set(true);
-        let body = UpdateUser { role: wanted };
-        let api = users.api();
-        spawn_local(async move {
-            let answer = api.update::<User>(USERS, id, &body).await;
-            busy.set(false);
-            if let Err(e) = answer {
-                role.set(before);
-                if e != Error::SessionEnded {
-                    error.set(Some(e.message()));
-                }
-            }
-        });
+        change_role.dispatch_local(wanted);
     };
     let remove = users.remove_action(id, busy, error);
     let error_id = format!("user-{id}-error");
@@ -242,7 +239,7 @@ fn UserRow(user: User, me: Option<UserId>, users: SettingsList<User>) -> impl In
                     aria-label=format!("Role of {email}")
                     aria-describedby=error_id.clone()
                     prop:value=move || role.get().as_str()
-                    disabled=move || busy.get()
+                    disabled=move || busy.get() || change_role.pending().get()
                     on:change=change
                 >
                     {role_options(stored)}

@@ -6,7 +6,7 @@ use adit_core::{
     api::{CreateZone, Zone},
     hostname::HostPattern,
 };
-use leptos::{ev::SubmitEvent, prelude::*, task::spawn_local};
+use leptos::{ev::SubmitEvent, prelude::*};
 
 use super::SettingsHeader;
 use crate::{
@@ -85,32 +85,24 @@ pub(crate) fn ZonesPage(zones: Vec<Zone>, editable: bool) -> impl IntoView {
 fn AddZone(zones: SettingsList<Zone>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<Problem>);
-    let busy = RwSignal::new(false);
+    let add = zones.create_action::<CreateZone, Zone>(move |answer| match answer {
+        Ok(_) => name.set(String::new()),
+        Err(e) => problem.set(Some(Problem::from_error(&e, &["name"], "name"))),
+    });
+    let busy = add.pending();
     let ready = live::hydrated();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
             return;
         }
-        let body = match zone_request(&name.get_untracked()) {
-            Ok(body) => body,
-            Err(p) => return problem.set(Some(p)),
-        };
-        problem.set(None);
-        busy.set(true);
-        let api = zones.api();
-        spawn_local(async move {
-            let answer = api.create::<Zone>(ZONES, &body).await;
-            busy.set(false);
-            match answer {
-                Ok(_) => {
-                    name.set(String::new());
-                    zones.reload();
-                }
-                Err(crate::Error::SessionEnded) => {}
-                Err(e) => problem.set(Some(Problem::from_error(&e, &["name"], "name"))),
+        match zone_request(&name.get_untracked()) {
+            Ok(body) => {
+                problem.set(None);
+                add.dispatch_local(body);
             }
-        });
+            Err(p) => problem.set(Some(p)),
+        }
     };
     view! {
         <form class="card settings-form" on:submit=submit novalidate>
