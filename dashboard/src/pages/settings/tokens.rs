@@ -17,8 +17,8 @@ use crate::{
         tag::ScopeTag,
         timestamp::Timestamp,
     },
+    forms::{Problem, SettingsList},
     live,
-    rest::{Problem, SettingsList},
 };
 
 const TOKENS: &str = "/api/v1/tokens";

@@ -19,8 +19,8 @@ use crate::{
         table::{Column, DataTable},
         timestamp::Timestamp,
     },
+    forms::{Problem, SettingsList},
     live,
-    rest::{Problem, SettingsList},
 };
 
 const USERS: &str = "/api/v1/users";

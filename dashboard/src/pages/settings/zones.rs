@@ -17,8 +17,8 @@ use crate::{
         table::{Column, DataTable},
         timestamp::Timestamp,
     },
+    forms::{Problem, SettingsList},
     live,
-    rest::{Problem, SettingsList},
 };
 
 const ZONES: &str = "/api/v1/zones";

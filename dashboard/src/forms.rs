@@ -1,4 +1,4 @@
-//! Where a refusal shows on a form, and the Settings lists' re-read after a change.
+//! Where a refusal shows on a form, and the Settings lists, re-read after a change.
 
 use leptos::{prelude::*, task::spawn_local};
 use serde::{Serialize, de::DeserializeOwned};
