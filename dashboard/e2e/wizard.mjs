@@ -162,7 +162,38 @@ await step(page, 'public hostnames are added, edited and deleted', async () => {
   await table.getByText('http_status:418').waitFor();
   await page.getByRole('button', { name: 'Edit api.example.com' }).click();
   await page.getByLabel('URL', { exact: true }).fill('204');
+  // A re-read of the configuration that started before the save and answers after it
+  // (held back here) must not draw the old service over the saved one.
+  let release;
+  let hold = new Promise((resolve) => { release = resolve; });
+  const configurations = '**/api/v1/tunnels/*/configurations';
+  await page.route(configurations, async (route) => {
+    if (route.request().method() !== 'GET' || !hold) return route.continue();
+    const until = hold;
+    hold = null;
+    const response = await route.fetch();
+    await until;
+    await route.fulfill({ response });
+  });
+  const held = page.waitForRequest((r) => r.method() === 'GET' && r.url().endsWith('/configurations'));
+  const tunnelId = new URL(page.url()).pathname.split('/').pop();
+  // Another change to the tunnel's routes: its notice starts the re-read that is held.
+  const added = await api(page, 'POST', '/api/v1/ip-routes', { tunnel: tunnelId, network: '10.8.0.0/24' });
+  if (added !== 201 && added !== 200) throw new Error(`adding 10.8.0.0/24: ${added}`);
+  await held;
+  await page.evaluate(() => {
+    const table = document.querySelector('.tab-panel table');
+    window.staleDrawn = false;
+    new MutationObserver(() => {
+      if (table.textContent.includes('http_status:418')) window.staleDrawn = true;
+    }).observe(table, { subtree: true, childList: true, characterData: true });
+  });
   await page.getByRole('button', { name: 'Save hostname' }).click();
+  await table.getByText('http_status:204').waitFor();
+  release();
+  await page.waitForTimeout(1_000);
+  await page.unroute(configurations);
+  if (await page.evaluate(() => window.staleDrawn)) throw new Error('an older re-read drew http_status:418 over the saved 204');
   await table.getByText('http_status:204').waitFor();
   await shot(page, '09-tunnel-hostname-edited');
   await page.getByRole('button', { name: 'Delete api.example.com' }).click();
@@ -182,6 +213,8 @@ await step(page, 'the tabs answer the arrow keys', async () => {
   await shot(page, '10-tunnel-networks');
   await page.getByRole('button', { name: 'Delete 10.9.0.0/24' }).click();
   await page.getByRole('rowheader', { name: '10.9.0.0/24' }).waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: 'Delete 10.8.0.0/24' }).click();
+  await page.getByRole('rowheader', { name: '10.8.0.0/24' }).waitFor({ state: 'detached' });
 });
 
 await step(page, 'the connectors and traffic tabs', async () => {
