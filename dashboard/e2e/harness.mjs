@@ -91,3 +91,49 @@ export function done(errors) {
   process.stdout.write(`@@done ${passed} passed, 0 failed\n`);
   process.exit(0);
 }
+
+/** Fails when the page scrolls sideways at the viewport's width; names what sticks out. */
+export async function noSideScroll(page) {
+  const report = await page.evaluate(() => {
+    const root = document.scrollingElement;
+    if (root.scrollWidth <= root.clientWidth) return null;
+    const out = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > root.clientWidth + 1)
+      .slice(0, 6)
+      .map((e) => `${e.tagName.toLowerCase()}${e.className ? `.${String(e.className).replace(/ /g, '.')}` : ''}`);
+    return `${root.scrollWidth} px wide in ${root.clientWidth} px: ${out.join(', ')}`;
+  });
+  if (report) throw new Error(`the page scrolls sideways: ${report}`);
+}
+
+/** Fails when the table `selector` names is wider than its card (its last columns cut off). */
+export async function tableFits(page, selector) {
+  const report = await page.locator(selector).evaluate((table) => {
+    const card = table.closest('.table-card');
+    return card.scrollWidth <= card.clientWidth ? null : `${card.scrollWidth} px in ${card.clientWidth} px`;
+  });
+  if (report) throw new Error(`${selector} does not fit its card: ${report}`);
+}
+
+/** Waits until the focus is inside what `locator` finds. */
+export async function focusWithin(locator) {
+  const handle = await locator.elementHandle();
+  await locator.page().waitForFunction((el) => el.contains(document.activeElement), handle, { timeout: 5_000 })
+    .catch(async () => {
+      const where = await locator.page().evaluate(() => document.activeElement?.outerHTML.slice(0, 120));
+      throw new Error(`the focus is not inside ${locator}: it is on ${where}`);
+    });
+}
+
+/** Calls the REST API from the page as its user (as another tab would). */
+export async function api(page, method, path, body) {
+  return page.evaluate(async ({ method, path, body }) => {
+    const { session } = JSON.parse(document.getElementById('adit-page').textContent);
+    const response = await fetch(path, {
+      method,
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': session.csrf_token },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return response.status;
+  }, { method, path, body });
+}

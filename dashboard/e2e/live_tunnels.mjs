@@ -1,7 +1,9 @@
 // Log in, then watch the Tunnels page follow a tunnel's life without reloading: it
 // appears, turns Healthy when a connector connects and Down when it stops; search, filter
 // and the copy button work on the hydrated page.
-import { ask, done, env, hydrated, launch, shot, step } from './harness.mjs';
+import {
+  ask, done, env, hydrated, launch, noSideScroll, shot, step, tableFits,
+} from './harness.mjs';
 
 const { browser, page, errors } = await launch();
 // Live updates must arrive within 2 s; allow for a busy 2-core machine but report it.
@@ -41,6 +43,16 @@ await step(page, 'it turns Healthy when a connector connects', async () => {
   await page.getByRole('row', { name: /web/ }).getByText('Healthy').waitFor(LIVE);
   process.stdout.write(`Healthy shown ${Date.now() - started} ms after the connector was asked to start\n`);
   await shot(page, '03-tunnels-healthy');
+});
+
+await step(page, 'at 1024 px the page does not scroll sideways', async () => {
+  await page.setViewportSize({ width: 1024, height: 768 });
+  await page.getByRole('row', { name: /web/ }).getByText('Healthy').waitFor();
+  await noSideScroll(page);
+  // Nor does the table: every column shows.
+  await tableFits(page, 'table.tunnels');
+  await shot(page, '03b-tunnels-1024');
+  await page.setViewportSize({ width: 1366, height: 820 });
 });
 
 await step(page, 'the copy button copies the tunnel id', async () => {

@@ -3,7 +3,9 @@
 // outside the browser, revoke it, add a viewer and see their password once, change a role
 // (the last admin stays), find all of it in the audit log, see what a member sees, and
 // remove the user. A screenshot of each page, at 1280 px.
-import { ask, done, env, hydrated, launch, shot, step } from './harness.mjs';
+import {
+  ask, done, env, hydrated, launch, noSideScroll, shot, step, tableFits,
+} from './harness.mjs';
 
 const { browser, page, errors } = await launch();
 // The narrowest desktop width the pages are laid out for: the screenshots show it.
@@ -181,6 +183,17 @@ await step(page, 'a member reads the zones and is told what needs an admin', asy
   await member.getByRole('heading', { name: 'An admin role is needed' }).waitFor();
   await shot(member, '08-member-tokens');
   await member.context().close();
+});
+
+await step(page, 'at 1024 px no settings page scrolls sideways, and every column shows', async () => {
+  await page.setViewportSize({ width: 1024, height: 768 });
+  for (const path of ['/settings/zones', '/settings/tokens', '/settings/users', '/settings/audit']) {
+    await open(path);
+    await noSideScroll(page);
+    await tableFits(page, '.table-card table');
+  }
+  await shot(page, '09-audit-1024');
+  await page.setViewportSize({ width: 1280, height: 800 });
 });
 
 await step(page, 'a user is removed after confirming', async () => {

@@ -2,7 +2,9 @@
 // a real connector with the token its command shows, route a public hostname to a real
 // origin and reach it through the edge, then on the tunnel's page watch it turn Healthy,
 // refresh its token (the connector drops: Down) and delete it — all without reloading.
-import { ask, done, env, hydrated, launch, shot, step } from './harness.mjs';
+import {
+  api, ask, done, env, focusWithin, hydrated, launch, noSideScroll, shot, step, tableFits,
+} from './harness.mjs';
 
 const { browser, page, errors } = await launch();
 // Live updates must arrive within 2 s; allow for a busy 2-core machine but report it.
@@ -29,6 +31,15 @@ await step(page, 'step 1: the name is checked as it is typed', async () => {
     throw new Error('Save tunnel is enabled for an invalid name');
   }
   await shot(page, '01-name-invalid');
+  // A name taken elsewhere (another tab, the CLI) after this page was drawn is refused as
+  // it is typed, before any click.
+  const created = await api(page, 'POST', '/api/v1/tunnels', { name: 'taken-elsewhere' });
+  if (created !== 201 && created !== 200) throw new Error(`creating taken-elsewhere: ${created}`);
+  await name.fill('taken-elsewhere');
+  await error.getByText('A tunnel with this name already exists').waitFor(LIVE);
+  if (!(await page.getByRole('button', { name: 'Save tunnel' }).isDisabled())) {
+    throw new Error('Save tunnel is enabled for a taken name');
+  }
   await name.fill(NAME);
   await error.waitFor({ state: 'detached' });
   await shot(page, '02-name');
@@ -37,6 +48,9 @@ await step(page, 'step 1: the name is checked as it is typed', async () => {
 
 let token;
 await step(page, 'step 2: each environment has a command holding the token', async () => {
+  // The new step takes the focus on its heading (not the page's body).
+  await focusWithin(page.getByRole('heading', { name: /Install and run a connector/ }));
+  await noSideScroll(page);
   const command = page.locator('.copy-command code');
   await command.getByText(/--token \S{40,}/).waitFor();
   await page.getByRole('tab', { name: 'Docker' }).click();
@@ -63,7 +77,11 @@ await step(page, 'the connector appears live and Next enables', async () => {
   await page.getByRole('button', { name: 'Next' }).and(page.locator(':enabled')).waitFor(LIVE);
   process.stdout.write(`connector shown with 4/4 connections ${since(started)} after it was started\n`);
   await shot(page, '04-connector-connected');
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await tableFits(page, 'table.connectors');
+  await page.setViewportSize({ width: 1366, height: 820 });
   await page.getByRole('button', { name: 'Next' }).click();
+  await focusWithin(page.getByRole('heading', { name: 'Route traffic' }));
 });
 
 await step(page, 'step 3: a server error shows next to the field it names', async () => {
@@ -72,6 +90,12 @@ await step(page, 'step 3: a server error shows next to the field it names', asyn
   await page.getByRole('button', { name: 'Save hostname' }).click();
   const url = page.locator('.field', { has: page.getByLabel('URL', { exact: true }) });
   await url.locator('.field-error').waitFor();
+  // Said in words, without the rule numbers of the server's texts.
+  await page.getByLabel('URL', { exact: true }).fill('not a url::');
+  await page.getByRole('button', { name: 'Save hostname' }).click();
+  await url.locator('.field-error').getByText(/is not an address|is not a usable address/).waitFor();
+  const said = await url.locator('.field-error').innerText();
+  if (/Rule #/.test(said)) throw new Error(`a raw server text is shown: ${said}`);
   await shot(page, '05-route-error');
 });
 
@@ -81,6 +105,17 @@ await step(page, 'step 3: a public hostname and a private network are routed', a
   await page.getByLabel('Connect timeout').fill('10s');
   await page.getByRole('button', { name: 'Save hostname' }).click();
   await page.locator('ul.added').getByText(`app.example.com → http://${origin}`).waitFor();
+  // The same public hostname again is refused, next to the hostname, in words.
+  await page.getByLabel('Subdomain').fill('app');
+  await page.getByLabel('URL', { exact: true }).fill('localhost:1');
+  await page.getByRole('button', { name: 'Save hostname' }).click();
+  const domain = page.locator('.field', { has: page.getByLabel('Domain') });
+  await domain.locator('.field-error').getByText(/app\.example\.com is already a public hostname/).waitFor();
+  if (await page.locator('ul.added li', { hasText: 'app.example.com' }).count() !== 1) {
+    throw new Error('app.example.com was routed twice');
+  }
+  await page.getByLabel('Subdomain').fill('');
+  await page.getByLabel('URL', { exact: true }).fill('');
   await page.getByLabel('CIDR').fill('10.9.0.0/24');
   await page.getByLabel('Comment (optional)').fill('lab');
   await page.getByRole('button', { name: 'Add network' }).click();
@@ -98,6 +133,7 @@ await step(page, 'the origin answers through the edge', async () => {
 await step(page, 'step 4: done, on to the tunnel page', async () => {
   await page.getByRole('button', { name: 'Next' }).click();
   await page.getByRole('heading', { name: 'Your tunnel is ready' }).waitFor();
+  await focusWithin(page.getByRole('heading', { name: 'Your tunnel is ready' }));
   await shot(page, '07-done');
   await page.getByRole('link', { name: `Go to ${NAME}` }).click();
   await page.waitForURL(/\/tunnels\/[0-9a-f-]{36}$/);
@@ -111,6 +147,9 @@ await step(page, 'the tunnel page shows it Healthy with its hostname', async () 
   await page.locator('h1 .badge').getByText('Healthy').waitFor(LIVE);
   await page.getByRole('rowheader', { name: 'app.example.com' }).waitFor();
   await shot(page, '08-tunnel-hostnames');
+  await page.setViewportSize({ width: 1024, height: 768 });
+  await noSideScroll(page);
+  await page.setViewportSize({ width: 1366, height: 820 });
 });
 
 await step(page, 'public hostnames are added, edited and deleted', async () => {
@@ -123,7 +162,38 @@ await step(page, 'public hostnames are added, edited and deleted', async () => {
   await table.getByText('http_status:418').waitFor();
   await page.getByRole('button', { name: 'Edit api.example.com' }).click();
   await page.getByLabel('URL', { exact: true }).fill('204');
+  // A re-read of the configuration that started before the save and answers after it
+  // (held back here) must not draw the old service over the saved one.
+  let release;
+  let hold = new Promise((resolve) => { release = resolve; });
+  const configurations = '**/api/v1/tunnels/*/configurations';
+  await page.route(configurations, async (route) => {
+    if (route.request().method() !== 'GET' || !hold) return route.continue();
+    const until = hold;
+    hold = null;
+    const response = await route.fetch();
+    await until;
+    await route.fulfill({ response });
+  });
+  const held = page.waitForRequest((r) => r.method() === 'GET' && r.url().endsWith('/configurations'));
+  const tunnelId = new URL(page.url()).pathname.split('/').pop();
+  // Another change to the tunnel's routes: its notice starts the re-read that is held.
+  const added = await api(page, 'POST', '/api/v1/ip-routes', { tunnel: tunnelId, network: '10.8.0.0/24' });
+  if (added !== 201 && added !== 200) throw new Error(`adding 10.8.0.0/24: ${added}`);
+  await held;
+  await page.evaluate(() => {
+    const table = document.querySelector('.tab-panel table');
+    window.staleDrawn = false;
+    new MutationObserver(() => {
+      if (table.textContent.includes('http_status:418')) window.staleDrawn = true;
+    }).observe(table, { subtree: true, childList: true, characterData: true });
+  });
   await page.getByRole('button', { name: 'Save hostname' }).click();
+  await table.getByText('http_status:204').waitFor();
+  release();
+  await page.waitForTimeout(1_000);
+  await page.unroute(configurations);
+  if (await page.evaluate(() => window.staleDrawn)) throw new Error('an older re-read drew http_status:418 over the saved 204');
   await table.getByText('http_status:204').waitFor();
   await shot(page, '09-tunnel-hostname-edited');
   await page.getByRole('button', { name: 'Delete api.example.com' }).click();
@@ -143,6 +213,8 @@ await step(page, 'the tabs answer the arrow keys', async () => {
   await shot(page, '10-tunnel-networks');
   await page.getByRole('button', { name: 'Delete 10.9.0.0/24' }).click();
   await page.getByRole('rowheader', { name: '10.9.0.0/24' }).waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: 'Delete 10.8.0.0/24' }).click();
+  await page.getByRole('rowheader', { name: '10.8.0.0/24' }).waitFor({ state: 'detached' });
 });
 
 await step(page, 'the connectors and traffic tabs', async () => {
@@ -150,6 +222,13 @@ await step(page, 'the connectors and traffic tabs', async () => {
   // The request made through the edge reached the origin: the connector says so.
   await page.locator('table.connectors tbody tr', { hasText: '4/4' }).getByText('Reachable').waitFor();
   await shot(page, '11-tunnel-connectors');
+  // Every column shows at 1280 px, and nothing scrolls sideways at 1024 px.
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await tableFits(page, 'table.connectors');
+  await page.setViewportSize({ width: 1024, height: 768 });
+  await noSideScroll(page);
+  await shot(page, '11b-tunnel-connectors-1024');
+  await page.setViewportSize({ width: 1366, height: 820 });
   // The charts include the minute in progress (the edge writes its counts out only once a
   // minute): the request made above is there, and a new one shows while the tab is open.
   await page.getByRole('tab', { name: 'Traffic' }).click();
@@ -168,8 +247,12 @@ await step(page, 'the connectors and traffic tabs', async () => {
 
 await step(page, 'it is renamed in place', async () => {
   await page.locator('.header-actions').getByRole('button', { name: 'Rename' }).click();
+  await focusWithin(page.getByLabel('New name'));
+  // A name another tunnel has is said as it is typed.
+  await page.getByLabel('New name').fill('taken-elsewhere');
+  await page.getByRole('form', { name: 'Rename the tunnel' }).getByText('A tunnel with this name already exists').waitFor();
   await page.getByLabel('New name').fill(`${NAME}-2`);
-  await page.locator('form.panel').getByRole('button', { name: 'Rename' }).click();
+  await page.getByRole('form', { name: 'Rename the tunnel' }).getByRole('button', { name: 'Rename' }).click();
   await page.locator('h1').getByText(`${NAME}-2`).waitFor();
 });
 
@@ -179,14 +262,18 @@ await step(page, 'deleting while connected says so and offers Delete anyway', as
   await dialog.getByText('1 connector is connected: deleting disconnects it.').waitFor();
   await dialog.getByRole('button', { name: 'Delete anyway' }).waitFor();
   await shot(page, '13-delete-while-connected');
-  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  // The question takes the focus (on Cancel); Escape closes it and gives the focus back.
+  await focusWithin(dialog.getByRole('button', { name: 'Cancel' }));
+  await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached' });
+  await focusWithin(page.locator('.header-actions').getByRole('button', { name: 'Delete' }));
 });
 
 await step(page, 'refreshing the token drops the connector: Down, without a reload', async () => {
   await page.locator('.header-actions').getByRole('button', { name: 'Refresh token' }).click();
   const dialog = page.getByRole('alertdialog');
   await dialog.getByText(/running connectors are disconnected/).waitFor();
+  await focusWithin(dialog);
   await shot(page, '14-refresh-confirm');
   const started = Date.now();
   await dialog.getByRole('button', { name: 'Refresh token' }).click();
@@ -203,10 +290,18 @@ await step(page, 'deleting it lands on the Tunnels page without it', async () =>
   await page.locator('.header-actions').getByRole('button', { name: 'Delete' }).click();
   const dialog = page.getByRole('alertdialog');
   await dialog.getByText(/public hostnames and private networks are removed/).waitFor();
+  await focusWithin(dialog);
   await shot(page, '16-delete-confirm');
+  // Nothing asks for the deleted tunnel afterwards: no answer is a 404.
+  const missing = [];
+  const count404 = (response) => { if (response.status() === 404) missing.push(response.url()); };
+  page.on('response', count404);
   await dialog.getByRole('button', { name: /^Delete/ }).click();
   await page.waitForURL((url) => url.pathname === '/tunnels');
   await hydrated(page);
+  await page.waitForTimeout(1_500);
+  page.off('response', count404);
+  if (missing.length) throw new Error(`${missing.length} requests for what was deleted: ${missing.join(', ')}`);
   await page.getByRole('heading', { name: 'Tunnels', exact: true }).waitFor();
   if (await page.getByText(NAME).count()) throw new Error(`${NAME} is still listed`);
   await shot(page, '17-deleted');

@@ -1,12 +1,7 @@
-//! The browser side (feature `hydrate`): the REST API through `fetch`, the account's change
-//! notices through `EventSource`, the clipboard. The pages use the same API as scripts do;
-//! the session cookie is their credential.
+//! The browser side (feature `hydrate`): `fetch` for [`crate::api::Api`], the account's
+//! change notices through `EventSource`, page loads, focus, timers and the clipboard.
 
-use std::{
-    cell::{Cell, RefCell},
-    rc::Rc,
-    time::Duration,
-};
+use std::{rc::Rc, time::Duration};
 
 use adit_core::api;
 use leptos::{prelude::*, task::spawn_local};
@@ -36,138 +31,75 @@ pub(crate) fn js_error(value: JsValue) -> Error {
     Error::Browser(message)
 }
 
-/// Calls the REST API as the logged-in user: the session cookie goes along (same origin),
-/// and requests that change state carry the session's CSRF token, as the API demands of
-/// cookie callers.
-#[derive(Debug, Clone)]
-pub(crate) struct Api {
-    csrf_token: Option<String>,
-}
-
-impl Api {
-    pub(crate) fn new(csrf_token: Option<String>) -> Self {
-        Self { csrf_token }
-    }
-
-    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
-        self.request("GET", path, None).await
-    }
-
-    /// `method path` with an optional JSON body; the answer's JSON (`null` when it has no
-    /// body) as `T`, or the API's error message.
-    pub(crate) async fn request<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<T, Error> {
-        let headers = Headers::new().map_err(js_error)?;
+/// `method path` with an optional JSON body, as the logged-in user: the session cookie
+/// goes along (same origin), and requests that change state carry `csrf_token`, as the API
+/// demands of cookie callers. The answer's JSON (`null` when it has no body) as `T`, or
+/// the API's error. Only [`crate::api::Api`] calls this.
+pub(crate) async fn fetch<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    csrf_token: Option<&str>,
+) -> Result<T, Error> {
+    let headers = Headers::new().map_err(js_error)?;
+    headers
+        .set("Accept", "application/json")
+        .map_err(js_error)?;
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_credentials(RequestCredentials::SameOrigin);
+    if let Some(body) = body {
         headers
-            .set("Accept", "application/json")
+            .set("Content-Type", "application/json")
             .map_err(js_error)?;
-        let init = RequestInit::new();
-        init.set_method(method);
-        init.set_credentials(RequestCredentials::SameOrigin);
-        if let Some(body) = body {
-            headers
-                .set("Content-Type", "application/json")
-                .map_err(js_error)?;
-            init.set_body(&JsValue::from_str(&body.to_string()));
-        }
-        if !matches!(method, "GET" | "HEAD")
-            && let Some(token) = &self.csrf_token
-        {
-            headers.set("X-CSRF-Token", token).map_err(js_error)?;
-        }
-        init.set_headers(&headers);
-        let request = Request::new_with_str_and_init(path, &init).map_err(js_error)?;
-        let response: Response = JsFuture::from(window().fetch_with_request(&request))
-            .await
-            .map_err(js_error)?
-            .dyn_into()
-            .map_err(js_error)?;
-        let text = JsFuture::from(response.text().map_err(js_error)?)
-            .await
-            .map_err(js_error)?
-            .as_string()
-            .unwrap_or_default();
-        if !response.ok() {
-            let (message, field) = match serde_json::from_str::<api::ApiError>(&text) {
-                Ok(e) => {
-                    let field = e
-                        .details
-                        .get("field")
-                        .and_then(|f| f.as_str())
-                        .map(str::to_owned);
-                    (e.message, field)
-                }
-                Err(_) => (text, None),
-            };
-            return Err(Error::Api {
-                status: response.status(),
-                message,
-                field,
-            });
-        }
-        Ok(serde_json::from_str(if text.is_empty() {
-            "null"
-        } else {
-            &text
-        })?)
+        init.set_body(&JsValue::from_str(&body.to_string()));
     }
-}
-
-/// Makes `api` the page's client: event handlers run outside the component tree, so the
-/// client lives beside it rather than in a context.
-pub(crate) fn set_api(api: Api) {
-    API.with_borrow_mut(|slot| *slot = Some(api));
-}
-
-/// The page's API client ([`set_api`]).
-pub(crate) fn api() -> Option<Api> {
-    API.with_borrow(Clone::clone)
-}
-
-/// Keeps `target` equal to `GET path`: re-read whenever the event stream opens (notices
-/// from while it was away are not replayed) and on every notice.
-pub(crate) fn follow<T: DeserializeOwned + Send + Sync + 'static>(
-    api: Api,
-    path: String,
-    target: RwSignal<T>,
-) {
-    let reload = Reload::new(api, path, target);
-    on_change(Rc::new(move || reload.request()));
-}
-
-thread_local! {
-    /// The page's API client, set once as the page hydrates ([`set_api`]).
-    static API: RefCell<Option<Api>> = const { RefCell::new(None) };
-    /// What to re-read on a change notice, for everything the page follows.
-    static LISTENERS: RefCell<Vec<Rc<dyn Fn()>>> = RefCell::new(Vec::new());
-}
-
-/// Calls `listener` on every change notice of the account. The page opens one event
-/// stream, with its first listener, whatever it follows: browsers allow few connections
-/// per server.
-fn on_change(listener: Rc<dyn Fn()>) {
-    let first = LISTENERS.with_borrow_mut(|all| {
-        all.push(listener);
-        all.len() == 1
-    });
-    if first {
-        follow_changes(Rc::new(|| {
-            // Cloned out first: a listener may add another.
-            let all = LISTENERS.with_borrow(Clone::clone);
-            for listener in all {
-                listener();
+    if !matches!(method, "GET" | "HEAD")
+        && let Some(token) = csrf_token
+    {
+        headers.set("X-CSRF-Token", token).map_err(js_error)?;
+    }
+    init.set_headers(&headers);
+    let request = Request::new_with_str_and_init(path, &init).map_err(js_error)?;
+    let response: Response = JsFuture::from(window().fetch_with_request(&request))
+        .await
+        .map_err(js_error)?
+        .dyn_into()
+        .map_err(js_error)?;
+    let text = JsFuture::from(response.text().map_err(js_error)?)
+        .await
+        .map_err(js_error)?
+        .as_string()
+        .unwrap_or_default();
+    if !response.ok() {
+        let (message, field) = match serde_json::from_str::<api::ApiError>(&text) {
+            Ok(e) => {
+                let field = e
+                    .details
+                    .get("field")
+                    .and_then(|f| f.as_str())
+                    .map(str::to_owned);
+                (e.message, field)
             }
-        }));
+            Err(_) => (text, None),
+        };
+        return Err(Error::Api {
+            status: response.status(),
+            message,
+            field,
+        });
     }
+    Ok(serde_json::from_str(if text.is_empty() {
+        "null"
+    } else {
+        &text
+    })?)
 }
 
-/// Calls `on_change` whenever the account's change notices say something changed, and
-/// whenever the stream (re)opens, since notices from while it was away are not replayed.
-fn follow_changes(on_change: Rc<dyn Fn()>) {
+/// Calls `on_notice` with each of the account's change notices, and with `None` whenever
+/// the stream (re)opens or the server says notices were dropped (notices from while it
+/// was away are not replayed: everything may have changed).
+pub(crate) fn follow_changes(on_notice: Rc<dyn Fn(Option<api::ChangeNotice>)>) {
     let source = match EventSource::new(EVENTS) {
         Ok(source) => source,
         Err(e) => {
@@ -175,12 +107,23 @@ fn follow_changes(on_change: Rc<dyn Fn()>) {
             return;
         }
     };
-    let on_notice = {
-        let on_change = on_change.clone();
-        Closure::<dyn Fn()>::new(move || on_change())
+    let on_open = {
+        let on_notice = on_notice.clone();
+        Closure::<dyn Fn()>::new(move || on_notice(None))
     };
-    source.set_onopen(Some(on_notice.as_ref().unchecked_ref()));
-    source.set_onmessage(Some(on_notice.as_ref().unchecked_ref()));
+    let on_message = {
+        let on_notice = on_notice.clone();
+        Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            let notice = event
+                .data()
+                .as_string()
+                .and_then(|data| serde_json::from_str::<api::ChangeNotice>(&data).ok())
+                .filter(|n| n.kind != api::ChangeKind::Resync);
+            on_notice(notice);
+        })
+    };
+    source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     let on_error = {
         let source = source.clone();
         Closure::<dyn Fn()>::new(move || {
@@ -188,87 +131,40 @@ fn follow_changes(on_change: Rc<dyn Fn()>) {
             // ended, the server said no) is closed for good. Re-read, which sends an
             // ended session to the log-in page, and try the stream again later.
             if source.ready_state() == EventSource::CLOSED {
-                on_change();
-                let on_change = on_change.clone();
-                set_timeout(move || follow_changes(on_change), REOPEN_EVENTS);
+                on_notice(None);
+                let on_notice = on_notice.clone();
+                set_timeout(move || follow_changes(on_notice), REOPEN_EVENTS);
             }
         })
     };
     source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     // The handlers live as long as the page: a page is left by loading another.
-    on_notice.forget();
+    on_open.forget();
+    on_message.forget();
     on_error.forget();
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fetch {
-    Idle,
-    Running,
-    /// Asked again while running: read once more when this read is done.
-    Again,
+/// The session is over: to the log-in page, which brings the user back here.
+pub(crate) fn go_to_login() {
+    let location = window().location();
+    let here = location.pathname().unwrap_or_default();
+    let next = js_sys::encode_uri_component(&here);
+    go_to(&format!("/login?next={next}"));
 }
 
-/// Re-reads one API resource into a signal, one read at a time: requests that arrive
-/// during a read cause one more read, not one each.
-struct Reload<T: 'static> {
-    api: Api,
-    path: String,
-    target: RwSignal<T>,
-    state: Rc<Cell<Fetch>>,
-}
-
-impl<T: 'static> Clone for Reload<T> {
-    fn clone(&self) -> Self {
-        Self {
-            api: self.api.clone(),
-            path: self.path.clone(),
-            target: self.target,
-            state: self.state.clone(),
+/// Moves the focus to the first element in `root` that `selector` matches (after the
+/// browser has drawn what just changed).
+pub(crate) fn focus_first(root: web_sys::Element, selector: &'static str) {
+    request_animation_frame(move || {
+        let found = if root.matches(selector).unwrap_or(false) {
+            Some(root)
+        } else {
+            root.query_selector(selector).ok().flatten()
+        };
+        if let Some(target) = found.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
+            let _ = target.focus();
         }
-    }
-}
-
-impl<T: DeserializeOwned + Send + Sync + 'static> Reload<T> {
-    fn new(api: Api, path: String, target: RwSignal<T>) -> Self {
-        Self {
-            api,
-            path,
-            target,
-            state: Rc::new(Cell::new(Fetch::Idle)),
-        }
-    }
-
-    fn request(&self) {
-        match self.state.get() {
-            Fetch::Idle => {
-                self.state.set(Fetch::Running);
-                spawn_local(self.clone().run());
-            }
-            Fetch::Running => self.state.set(Fetch::Again),
-            Fetch::Again => {}
-        }
-    }
-
-    async fn run(self) {
-        loop {
-            match self.api.get::<T>(&self.path).await {
-                Ok(value) => self.target.set(value),
-                Err(Error::Api { status: 401, .. }) => {
-                    self.state.set(Fetch::Idle);
-                    // The session is over: the page cannot show anything current.
-                    go_to("/login");
-                    return;
-                }
-                Err(e) => leptos::logging::warn!("could not re-read {}: {e}", self.path),
-            }
-            if self.state.get() == Fetch::Again {
-                self.state.set(Fetch::Running);
-            } else {
-                self.state.set(Fetch::Idle);
-                return;
-            }
-        }
-    }
+    });
 }
 
 /// Loads another page.

@@ -23,10 +23,11 @@ mod components;
 )]
 mod pages;
 
-mod action;
+mod api;
 #[cfg(feature = "hydrate")]
 mod client;
 mod error;
+mod forms;
 mod live;
 #[allow(
     unreachable_pub,
@@ -35,7 +36,7 @@ mod live;
 mod page;
 #[cfg(feature = "ssr")]
 mod render;
-mod rest;
+
 mod time;
 
 pub use error::Error;

@@ -120,10 +120,12 @@ pub(crate) fn App(data: PageData) -> impl IntoView {
         now_ms,
         page,
     } = data;
-    #[cfg(feature = "hydrate")]
-    crate::client::set_api(crate::client::Api::new(
+    // What every component reaches through the context: the API client (with the
+    // session's CSRF token) and the page's one stream of change notices.
+    provide_context(crate::api::Api::new(
         session.as_ref().map(|s| s.csrf_token.clone()),
     ));
+    provide_context(crate::live::Live::new());
     let section = page.section();
     let (account, csrf_token) = session
         .as_ref()

@@ -129,22 +129,13 @@ impl Control {
             }
         }
         let live_connectors = u32::try_from(connectors.len()).unwrap_or(u32::MAX);
-        Ok(api::Tunnel {
-            id: row.id,
-            account_id: row.account_id,
-            name: row.name,
-            created_at: rfc3339(row.created_at),
-            status: api::TunnelStatus::derive(
-                row.conns_active_at.is_some(),
-                live_connectors,
-                connections,
-            ),
-            connectors: live_connectors,
+        Ok(tunnel_view(
+            row,
+            routes.into_iter().map(|r| r.hostname).collect(),
+            live_connectors,
             connections,
-            routes: routes.into_iter().map(|r| r.hostname).collect(),
-            config_src: row.config_src,
-            connected_since: connected_since.map(rfc3339),
-        })
+            connected_since,
+        ))
     }
 
     fn token_for(&self, row: &TunnelRow) -> String {
@@ -198,13 +189,33 @@ impl Control {
         account: AccountId,
         name_prefix: &str,
     ) -> Result<Vec<api::Tunnel>, Error> {
-        let mut out = Vec::new();
-        for row in self.storage.list_tunnels(account).await? {
-            if row.name.starts_with(name_prefix) {
-                out.push(self.view(row).await?);
-            }
+        // Two queries for the whole list: the tunnels with their connections counted, and
+        // the account's routes.
+        let mut routes = std::collections::HashMap::<TunnelId, Vec<String>>::new();
+        for route in self.storage.account_routes(account).await? {
+            routes
+                .entry(route.tunnel_id)
+                .or_default()
+                .push(route.hostname);
         }
-        Ok(out)
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(self
+            .storage
+            .tunnel_summaries(account)
+            .await?
+            .into_iter()
+            .filter(|s| s.tunnel.name.starts_with(name_prefix))
+            .map(|s| {
+                let hostnames = routes.remove(&s.tunnel.id).unwrap_or_default();
+                tunnel_view(
+                    s.tunnel,
+                    hostnames,
+                    count(s.live_connectors),
+                    count(s.open_connections),
+                    s.connected_since,
+                )
+            })
+            .collect())
     }
 
     pub async fn get_tunnel(&self, account: AccountId, tunnel: &str) -> Result<api::Tunnel, Error> {
@@ -743,6 +754,33 @@ pub(crate) fn check_route_free<'a>(
         }
     }
     Ok(())
+}
+
+/// A tunnel as the API shows it, from its row, its routed `hostnames` and its open
+/// connections.
+fn tunnel_view(
+    row: TunnelRow,
+    hostnames: Vec<String>,
+    live_connectors: u32,
+    connections: u32,
+    connected_since: Option<i64>,
+) -> api::Tunnel {
+    api::Tunnel {
+        id: row.id,
+        account_id: row.account_id,
+        name: row.name,
+        created_at: rfc3339(row.created_at),
+        status: api::TunnelStatus::derive(
+            row.conns_active_at.is_some(),
+            live_connectors,
+            connections,
+        ),
+        connectors: live_connectors,
+        connections,
+        routes: hostnames,
+        config_src: row.config_src,
+        connected_since: connected_since.map(rfc3339),
+    }
 }
 
 fn route_view(route: RouteRow) -> api::Route {

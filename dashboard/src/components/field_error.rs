@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::rest::Problem;
+use crate::forms::Problem;
 
 /// The message of `problem` when it is about `field` (`None`: the form as a whole), with
 /// the `id` its field names in `aria-describedby`. Announced as it appears.

@@ -4,7 +4,7 @@ pub(crate) mod device;
 pub(crate) mod login;
 pub(crate) mod new_tunnel;
 mod route_forms;
-mod routing;
+pub(crate) mod routing;
 pub(crate) mod settings;
 pub(crate) mod tunnel;
 mod tunnel_filter;

@@ -3,9 +3,8 @@
 //! hostname, a private network, or neither), done. The tunnel is remotely managed: its
 //! ingress rules are edited here and pushed to its connectors.
 
-use adit_core::api::{Connector, IpRoute, Tunnel, TunnelConfiguration, TunnelTokenBody};
-use leptos::{either::EitherOf4, ev::SubmitEvent, prelude::*};
-use serde_json::json;
+use adit_core::api::{ChangeKind, Connector, IpRoute, Tunnel, TunnelConfiguration};
+use leptos::{either::EitherOf4, ev::SubmitEvent, html, prelude::*};
 
 use super::{
     route_forms::{FieldError, HostnameEditor, NetworkForm},
@@ -14,8 +13,9 @@ use super::{
 };
 use crate::{
     Error,
-    action::{call, failure, follow, origin},
+    api::{Api, use_api},
     components::{copy_id::CopyCommand, tabs::Tabs},
+    live::{self, focus_in, origin},
 };
 
 /// The wizard's steps, in order.
@@ -49,20 +49,17 @@ fn connected(connectors: &[Connector]) -> bool {
 pub(crate) fn NewTunnelPage(taken: Vec<String>, zones: Vec<String>) -> impl IntoView {
     let step = RwSignal::new(Step::Name);
     let tunnel = RwSignal::new(None::<Tunnel>);
-    let token = RwSignal::new(String::new());
-    let connectors = RwSignal::new(Vec::<Connector>::new());
+    // The account's tunnel names, kept live: a name another tab or the CLI takes while
+    // this page is open is refused as it is typed.
+    let taken = live::follow(
+        taken,
+        |n| n.of_kind(ChangeKind::Tunnel),
+        move |api: Api| async move {
+            let all = api.tunnels().await?;
+            Ok(all.into_iter().map(|t| t.name).collect())
+        },
+    );
     let created = Callback::new(move |created: Tunnel| {
-        let id = created.id;
-        follow(connectors, format!("/api/v1/tunnels/{id}/connectors"));
-        call(
-            "GET",
-            format!("/api/v1/tunnels/{id}/token"),
-            None,
-            move |result: Result<TunnelTokenBody, Error>| match result {
-                Ok(body) => token.set(body.token),
-                Err(e) => leptos::logging::warn!("could not read the token: {e}"),
-            },
-        );
         tunnel.set(Some(created));
         step.set(Step::Connector);
     });
@@ -84,19 +81,24 @@ pub(crate) fn NewTunnelPage(taken: Vec<String>, zones: Vec<String>) -> impl Into
             }
         })
         .collect_view();
+    // Each new step takes the focus on its heading, so keyboard and screen-reader users
+    // start reading it where it begins (rather than on the page's body).
+    let card = NodeRef::<html::Section>::new();
+    Effect::new(move |before: Option<Step>| {
+        let now = step.get();
+        if before.is_some_and(|b| b != now) {
+            focus_in(card.get_untracked().map(Into::into), "h2");
+        }
+        now
+    });
     let body = move || {
         let current = tunnel.get();
         match (step.get(), current) {
             (Step::Name, _) | (_, None) => EitherOf4::A(view! {
-                <NameStep taken=taken.clone() on_created=created />
+                <NameStep taken=taken.signal() on_created=created />
             }),
             (Step::Connector, Some(tunnel)) => EitherOf4::B(view! {
-                <ConnectorStep
-                    tunnel
-                    token=token.into()
-                    connectors=connectors.into()
-                    on_next=Callback::new(move |()| step.set(Step::Route))
-                />
+                <ConnectorStep tunnel on_next=Callback::new(move |()| step.set(Step::Route)) />
             }),
             (Step::Route, Some(tunnel)) => EitherOf4::C(view! {
                 <RouteStep
@@ -116,23 +118,33 @@ pub(crate) fn NewTunnelPage(taken: Vec<String>, zones: Vec<String>) -> impl Into
             </div>
         </header>
         <ol class="steps">{steps}</ol>
-        <section class="card wizard">{body}</section>
+        <section class="card wizard" node_ref=card>{body}</section>
     }
 }
 
 /// Step 1: the name, checked as it is typed; saving creates the tunnel.
 #[component]
-fn NameStep(taken: Vec<String>, on_created: Callback<Tunnel>) -> impl IntoView {
+fn NameStep(taken: Signal<Vec<String>>, on_created: Callback<Tunnel>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     // Nothing is said about an empty field until the user has typed or tried to save.
     let touched = RwSignal::new(false);
     let server_error = RwSignal::new(None::<String>);
-    let saving = RwSignal::new(false);
-    let problem = Memo::new(move |_| name.with(|n| name_problem(n.trim(), &taken)));
+    let problem = Memo::new(move |_| name.with(|n| taken.with(|t| name_problem(n.trim(), t))));
     let shown = Signal::derive(move || {
         server_error
             .get()
             .or_else(|| touched.get().then(|| problem.get()).flatten())
+    });
+    let api = use_api();
+    let create = Action::new_local(move |name: &String| {
+        let (api, name) = (api.clone(), name.clone());
+        async move { api.create_tunnel(&name).await }
+    });
+    let saving = create.pending();
+    Effect::new(move || match create.value().get() {
+        None | Some(Err(Error::SessionEnded)) => {}
+        Some(Ok(tunnel)) => on_created.run(tunnel),
+        Some(Err(e)) => server_error.set(Some(e.message())),
     });
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
@@ -140,24 +152,11 @@ fn NameStep(taken: Vec<String>, on_created: Callback<Tunnel>) -> impl IntoView {
         if problem.get_untracked().is_some() {
             return;
         }
-        saving.set(true);
-        let body = json!({ "name": name.get_untracked().trim(), "config_src": "remote" });
-        call(
-            "POST",
-            "/api/v1/tunnels".to_owned(),
-            Some(body),
-            move |result: Result<Tunnel, Error>| {
-                saving.set(false);
-                match result {
-                    Ok(tunnel) => on_created.run(tunnel),
-                    Err(e) => server_error.set(Some(failure(&e).0)),
-                }
-            },
-        );
+        create.dispatch_local(name.get_untracked().trim().to_owned());
     };
     view! {
         <form class="name-form" on:submit=submit novalidate>
-            <h2>"Name your tunnel"</h2>
+            <h2 tabindex="-1">"Name your tunnel"</h2>
             <p class="muted">
                 "Letters, digits, '.', '_' and '-'; unique in the account. "
                 "Its public hostnames are added in step 3."
@@ -197,25 +196,31 @@ fn NameStep(taken: Vec<String>, on_created: Callback<Tunnel>) -> impl IntoView {
 /// Step 2: a command per environment with the tunnel's token in it, and the connectors
 /// as they register; Next once one is connected.
 #[component]
-fn ConnectorStep(
-    tunnel: Tunnel,
-    token: Signal<String>,
-    connectors: Signal<Vec<Connector>>,
-    on_next: Callback<()>,
-) -> impl IntoView {
+fn ConnectorStep(tunnel: Tunnel, on_next: Callback<()>) -> impl IntoView {
+    let id = tunnel.id;
+    let token = LocalResource::new({
+        let api = use_api();
+        move || {
+            let api = api.clone();
+            async move { api.tunnel_token(id).await.ok() }
+        }
+    });
+    // The new tunnel's connectors, read now and again on each notice about them.
+    let connectors = live::follow(
+        Vec::<Connector>::new(),
+        move |n| n.about(id, &[ChangeKind::Connector, ChangeKind::Connection]),
+        move |api: Api| async move { api.connectors(id).await },
+    )
+    .signal();
     let environment = RwSignal::new(Environment::Debian);
     let here = origin();
-    let command = Signal::derive(move || {
-        let token = token.get();
-        if token.is_empty() {
-            "Reading the tunnel's token…".to_owned()
-        } else {
-            environment.get().command(&here, &token)
-        }
+    let command = Signal::derive(move || match token.get().flatten() {
+        None => "Reading the tunnel's token…".to_owned(),
+        Some(token) => environment.get().command(&here, &token),
     });
     let ready = move || connectors.with(|c| connected(c));
     view! {
-        <h2>"Install and run a connector for " {tunnel.name}</h2>
+        <h2 tabindex="-1">"Install and run a connector for " {tunnel.name}</h2>
         <p class="muted">
             "Choose where the connector runs and paste the command into a terminal there. "
             "The command holds the tunnel's token: keep it secret."
@@ -282,7 +287,7 @@ fn RouteStep(tunnel: Tunnel, zones: Vec<String>, on_next: Callback<()>) -> impl 
     let initial = HostnameForm::new(&zones);
     let id = tunnel.id;
     view! {
-        <h2>"Route traffic"</h2>
+        <h2 tabindex="-1">"Route traffic"</h2>
         <p class="muted">"Both are optional: skip what you do not need."</p>
         <h3>"Public hostname"</h3>
         {move || {
@@ -321,7 +326,7 @@ fn RouteStep(tunnel: Tunnel, zones: Vec<String>, on_next: Callback<()>) -> impl 
 fn DoneStep(tunnel: Tunnel) -> impl IntoView {
     let href = format!("/tunnels/{}", tunnel.id);
     view! {
-        <h2>"Your tunnel is ready"</h2>
+        <h2 tabindex="-1">"Your tunnel is ready"</h2>
         <p>
             <strong>{tunnel.name.clone()}</strong>
             " is created. Its page shows its status, connectors, routes and traffic."
@@ -335,6 +340,8 @@ fn DoneStep(tunnel: Tunnel) -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -3,48 +3,60 @@
 //! private network (a CIDR).
 
 use adit_core::{
-    api::{IpRoute, TunnelConfiguration},
+    api::{CreateIpRoute, IpRoute, TunnelConfiguration},
     ids::TunnelId,
-    ingress::IngressConfig,
+    ingress::{IngressConfig, RawIngressRule},
 };
 use leptos::{ev::SubmitEvent, prelude::*};
-use serde_json::json;
 
-use super::routing::{Field, HostnameForm, ServiceType, error_field, user_rules};
+use super::routing::{
+    Field, HostnameForm, ServiceType, error_field, put_rule, rule_problem, user_rules,
+};
 use crate::{
     Error,
-    action::{call, failure},
+    api::{Api, use_api},
 };
 
-/// `…/configurations` of `tunnel`.
-pub(crate) fn configuration_path(tunnel: TunnelId) -> String {
-    format!("/api/v1/tunnels/{tunnel}/configurations")
+/// Why a change of the configuration was not saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The edit itself was refused (the form's own check), before anything was sent.
+    Form(Field, String),
+    /// The server refused, or could not be asked; `rule` is the index of the edited rule
+    /// in what was sent, to place the server's complaint.
+    Call { error: Error, rule: usize },
 }
 
 /// Reads the tunnel's configuration afresh (another tab may have changed it), applies
-/// `edit` and writes the result back; `done` gets the new version or the error.
-pub(crate) fn change_configuration(
+/// `edit` (which may refuse) and writes the result back: the new version, or why not.
+pub(crate) async fn change_configuration(
+    api: &Api,
     tunnel: TunnelId,
-    edit: impl FnOnce(Option<&IngressConfig>) -> IngressConfig + 'static,
-    done: impl FnOnce(Result<TunnelConfiguration, Error>) + 'static,
-) {
-    call(
-        "GET",
-        configuration_path(tunnel),
-        None,
-        move |current: Result<TunnelConfiguration, Error>| match current {
-            Ok(current) => {
-                let config = edit(current.config.as_ref());
-                call(
-                    "PUT",
-                    configuration_path(tunnel),
-                    Some(json!({ "config": config })),
-                    done,
-                );
-            }
-            Err(e) => done(Err(e)),
-        },
-    );
+    edit: impl FnOnce(Option<&IngressConfig>) -> Result<(IngressConfig, usize), (Field, String)>,
+) -> Result<TunnelConfiguration, Refused> {
+    let current = api
+        .configuration(tunnel)
+        .await
+        .map_err(|error| Refused::Call { error, rule: 0 })?;
+    let (config, rule) =
+        edit(current.config.as_ref()).map_err(|(field, message)| Refused::Form(field, message))?;
+    api.put_configuration(tunnel, &config)
+        .await
+        .map_err(|error| Refused::Call { error, rule })
+}
+
+/// Saves `rule` at `index` of the tunnel's rules (a new rule when `None`).
+async fn save_rule(
+    api: Api,
+    tunnel: TunnelId,
+    index: Option<usize>,
+    rule: RawIngressRule,
+) -> Result<TunnelConfiguration, Refused> {
+    change_configuration(&api, tunnel, move |config| {
+        let at = index.unwrap_or_else(|| user_rules(config).len());
+        put_rule(config, index, rule).map(|config| (config, at))
+    })
+    .await
 }
 
 /// A problem to show next to one input of the hostname form.
@@ -86,44 +98,40 @@ pub(crate) fn HostnameEditor(
     let form = RwSignal::new(initial);
     let problem = RwSignal::new(FieldProblem::None);
     let general = RwSignal::new(None::<String>);
-    let saving = RwSignal::new(false);
+    let api = use_api();
+    let save = Action::new_local(move |rule: &RawIngressRule| {
+        save_rule(api.clone(), tunnel, index, rule.clone())
+    });
+    let saving = save.pending();
+    Effect::new(move || match save.value().get() {
+        None => {}
+        Some(Ok(saved)) => on_saved.run(saved),
+        Some(Err(Refused::Form(field, message))) => problem.set(Some((field, message))),
+        Some(Err(Refused::Call {
+            error: Error::SessionEnded,
+            ..
+        })) => {}
+        Some(Err(Refused::Call { error, rule })) => {
+            let message = error.message();
+            match error_field(error.field(), &message) {
+                Some((i, field, short)) if i == rule => problem.set(Some((field, short))),
+                _ => general.set(Some(message)),
+            }
+        }
+    });
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         general.set(None);
+        // What is plainly wrong is said at once, in words, next to its field.
         let rule = match form.with_untracked(HostnameForm::to_rule) {
             Ok(rule) => rule,
-            Err(problem_here) => {
-                problem.set(Some(problem_here));
-                return;
-            }
+            Err(problem_here) => return problem.set(Some(problem_here)),
         };
+        if let Some(problem_here) = rule_problem(&rule) {
+            return problem.set(Some(problem_here));
+        }
         problem.set(None);
-        saving.set(true);
-        // Which rule of the sent configuration this is, to place the server's errors.
-        let at = std::rc::Rc::new(std::cell::Cell::new(0));
-        let at_edit = at.clone();
-        change_configuration(
-            tunnel,
-            move |config| {
-                at_edit.set(index.unwrap_or_else(|| user_rules(config).len()));
-                super::routing::put_rule(config, index, rule)
-            },
-            move |result| {
-                saving.set(false);
-                match result {
-                    Ok(saved) => on_saved.run(saved),
-                    Err(e) => {
-                        let (message, field) = failure(&e);
-                        match error_field(field.as_deref(), &message) {
-                            Some((i, field, short)) if i == at.get() => {
-                                problem.set(Some((field, short)));
-                            }
-                            _ => general.set(Some(message)),
-                        }
-                    }
-                }
-            },
-        );
+        save.dispatch_local(rule);
     };
     let domains = zones
         .into_iter()
@@ -276,7 +284,22 @@ pub(crate) fn NetworkForm(tunnel: TunnelId, on_added: Callback<IpRoute>) -> impl
     let comment = RwSignal::new(String::new());
     let network_error = RwSignal::new(None::<String>);
     let general = RwSignal::new(None::<String>);
-    let saving = RwSignal::new(false);
+    let api = use_api();
+    let add = Action::new_local(move |route: &CreateIpRoute| {
+        let (api, route) = (api.clone(), route.clone());
+        async move { api.add_ip_route(&route).await }
+    });
+    let saving = add.pending();
+    Effect::new(move || match add.value().get() {
+        None | Some(Err(Error::SessionEnded)) => {}
+        Some(Ok(route)) => {
+            network.set(String::new());
+            comment.set(String::new());
+            on_added.run(route);
+        }
+        Some(Err(e)) if e.field() == Some("network") => network_error.set(Some(e.message())),
+        Some(Err(e)) => general.set(Some(e.message())),
+    });
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         network_error.set(None);
@@ -286,33 +309,11 @@ pub(crate) fn NetworkForm(tunnel: TunnelId, on_added: Callback<IpRoute>) -> impl
             network_error.set(Some("Enter a network, e.g. 10.0.0.0/24".to_owned()));
             return;
         }
-        saving.set(true);
-        let body = json!({
-            "tunnel": tunnel.to_string(),
-            "network": typed,
-            "comment": comment.get_untracked().trim(),
+        add.dispatch_local(CreateIpRoute {
+            tunnel: tunnel.to_string(),
+            network: typed,
+            comment: comment.get_untracked().trim().to_owned(),
         });
-        call(
-            "POST",
-            "/api/v1/ip-routes".to_owned(),
-            Some(body),
-            move |result: Result<IpRoute, Error>| {
-                saving.set(false);
-                match result {
-                    Ok(route) => {
-                        network.set(String::new());
-                        comment.set(String::new());
-                        on_added.run(route);
-                    }
-                    Err(e) => match failure(&e) {
-                        (message, Some(field)) if field == "network" => {
-                            network_error.set(Some(message));
-                        }
-                        (message, _) => general.set(Some(message)),
-                    },
-                }
-            },
-        );
     };
     view! {
         <form class="route-form" on:submit=submit novalidate>

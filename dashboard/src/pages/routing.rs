@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use adit_core::{
+    Error as InputError,
     ids::TunnelName,
-    ingress::{IngressConfig, OriginRequestConfig, RawIngressRule, parse_go_duration},
+    ingress::{Ingress, IngressConfig, OriginRequestConfig, RawIngressRule, parse_go_duration},
 };
 
 /// The catch-all a new configuration ends with, as cloudflared's dashboard writes it.
@@ -261,19 +262,119 @@ pub(crate) fn user_rules(config: Option<&IngressConfig>) -> &[RawIngressRule] {
 
 /// `config` with `rule` put at `index` of the user's rules (replacing the one there), or
 /// added after them when `index` is `None`; the catch-all stays last (one is added when
-/// the configuration had none).
+/// the configuration had none). Refused when another of the user's rules already routes
+/// the same hostname and path: the second would never match.
 pub(crate) fn put_rule(
     config: Option<&IngressConfig>,
     index: Option<usize>,
     rule: RawIngressRule,
-) -> IngressConfig {
+) -> Result<IngressConfig, (Field, String)> {
     let mut out = with_catch_all(config);
     let users = out.ingress.len() - 1;
+    let same = |other: &RawIngressRule| {
+        let host = |r: &RawIngressRule| r.hostname.as_deref().map(str::to_ascii_lowercase);
+        host(other) == host(&rule) && other.path == rule.path
+    };
+    let taken = out.ingress[..users]
+        .iter()
+        .enumerate()
+        .any(|(i, other)| Some(i) != index && same(other));
+    if taken {
+        let host = rule.hostname.clone().unwrap_or_default();
+        let what = match &rule.path {
+            Some(path) => format!("{host} with the path {path}"),
+            None => host,
+        };
+        return Err((
+            Field::Hostname,
+            format!("{what} is already a public hostname of this tunnel: edit that one instead"),
+        ));
+    }
     match index {
         Some(i) if i < users => out.ingress[i] = rule,
         _ => out.ingress.insert(users, rule),
     }
-    out
+    Ok(out)
+}
+
+/// What is wrong with `rule` on its own, in words, and the field it is about: the checks
+/// the server makes of any ingress rule, made before it is sent.
+pub(crate) fn rule_problem(rule: &RawIngressRule) -> Option<(Field, String)> {
+    let catch_all = RawIngressRule {
+        hostname: None,
+        path: None,
+        service: CATCH_ALL.to_owned(),
+        origin_request: None,
+    };
+    let error = Ingress::parse(&[rule.clone(), catch_all], None).err()?;
+    Some(input_problem(&error))
+}
+
+/// A refused ingress rule as the form says it: the field, and a sentence without the
+/// rule number (the form shows one rule).
+fn input_problem(error: &InputError) -> (Field, String) {
+    use InputError as E;
+    match error {
+        E::HostnameContainsPort { .. } => (Field::Hostname, "A hostname has no port".to_owned()),
+        E::BadWildcard { .. } => (
+            Field::Hostname,
+            "A wildcard (*) may only stand for the first label, as in *.example.com".to_owned(),
+        ),
+        E::RuleInvalidHostname { reason, .. } => {
+            (Field::Hostname, format!("Not a valid hostname: {reason}"))
+        }
+        E::CatchAllNotLast { .. } | E::LastRuleNotCatchAll { .. } => {
+            (Field::Hostname, "Enter a hostname".to_owned())
+        }
+        E::InvalidPathRegex { .. } => (
+            Field::Path,
+            "Not a valid path pattern (a regular expression, such as ^/blog)".to_owned(),
+        ),
+        E::ServiceMissingSchemeOrHost { service, .. } => (
+            Field::Service,
+            format!("“{service}” is not an address: give a host and port, such as localhost:8080"),
+        ),
+        E::ServiceHasPath { .. } => (
+            Field::Service,
+            "Leave out the path: requests keep the path they were made with".to_owned(),
+        ),
+        E::InvalidStatusCode { .. } => (
+            Field::Service,
+            "A status code is a number from 100 to 999".to_owned(),
+        ),
+        E::UnsupportedService { .. } => (
+            Field::Service,
+            "This kind of service is not supported".to_owned(),
+        ),
+        E::ServiceNeedsPort { .. } => (Field::Service, "Add a port, such as :5432".to_owned()),
+        E::InvalidServiceAddress {
+            service, reason, ..
+        } => (
+            Field::Service,
+            format!("“{service}” is not a usable address: {reason}"),
+        ),
+        other => (Field::Service, readable(&other.to_string())),
+    }
+}
+
+/// A server's error text as people read it: the rule number the form does not show
+/// (`Rule #1: `, `Rule #1 `) taken off, and the first letter capitalised.
+pub(crate) fn readable(message: &str) -> String {
+    let rest = message
+        .strip_prefix("Rule #")
+        .and_then(|rest| {
+            let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+            (digits > 0).then(|| &rest[digits..])
+        })
+        .map(|rest| rest.strip_prefix(':').unwrap_or(rest).trim_start())
+        .unwrap_or(message);
+    // An address at the start stays as written.
+    let first_word = rest.split_whitespace().next().unwrap_or_default();
+    if first_word.contains(':') {
+        rest.to_owned()
+    } else {
+        capitalise(rest)
+    }
 }
 
 /// `config` without the user's rule at `index`; the catch-all stays last.
@@ -320,7 +421,7 @@ pub(crate) fn error_field(field: Option<&str>, message: &str) -> Option<(usize, 
         "originRequest" => Field::Origin,
         _ => Field::Service,
     };
-    Some((index, field, rest.unwrap_or(message).to_owned()))
+    Some((index, field, readable(rest.unwrap_or(message))))
 }
 
 /// Where a connector can run, as the wizard's tabs list them.
@@ -507,7 +608,7 @@ mod tests {
 
     #[test]
     fn edits_keep_the_catch_all_last() {
-        let added = put_rule(None, None, rule(Some("a.example.com"), "http://a"));
+        let added = put_rule(None, None, rule(Some("a.example.com"), "http://a")).unwrap();
         assert_eq!(added.ingress.len(), 2);
         assert_eq!(added.ingress[1].service, CATCH_ALL);
         assert_eq!(user_rules(Some(&added)).len(), 1);
@@ -523,7 +624,8 @@ mod tests {
             Some(&custom_end),
             None,
             rule(Some("b.example.com"), "http://b"),
-        );
+        )
+        .unwrap();
         let services: Vec<_> = two.ingress.iter().map(|r| r.service.as_str()).collect();
         assert_eq!(services, ["http://a", "http://b", "http_status:503"]);
 
@@ -531,7 +633,8 @@ mod tests {
             Some(&two),
             Some(0),
             rule(Some("a.example.com"), "http://a2"),
-        );
+        )
+        .unwrap();
         let services: Vec<_> = edited.ingress.iter().map(|r| r.service.as_str()).collect();
         assert_eq!(services, ["http://a2", "http://b", "http_status:503"]);
 
@@ -558,7 +661,7 @@ mod tests {
                 Some("config.ingress[0].service"),
                 "invalid config.ingress[0].service: Rule #1: bad port"
             ),
-            Some((0, Field::Service, "Rule #1: bad port".to_owned()))
+            Some((0, Field::Service, "Bad port".to_owned()))
         );
         assert_eq!(
             error_field(
@@ -568,15 +671,68 @@ mod tests {
             Some((
                 2,
                 Field::Hostname,
-                "not in a zone of the account".to_owned()
+                "Not in a zone of the account".to_owned()
             ))
         );
         assert_eq!(
             error_field(Some("config.ingress[1].path"), "odd"),
-            Some((1, Field::Path, "odd".to_owned()))
+            Some((1, Field::Path, "Odd".to_owned()))
         );
         assert_eq!(error_field(Some("name"), "x"), None);
         assert_eq!(error_field(None, "tunnel not found"), None);
+    }
+
+    #[test]
+    fn the_same_hostname_twice_is_refused() {
+        let one = put_rule(None, None, rule(Some("a.example.com"), "http://a")).unwrap();
+        let (field, message) =
+            put_rule(Some(&one), None, rule(Some("A.example.com"), "http://b")).unwrap_err();
+        assert_eq!(field, Field::Hostname);
+        assert!(message.starts_with("A.example.com is already"), "{message}");
+        // Editing the rule itself keeps its hostname.
+        assert!(put_rule(Some(&one), Some(0), rule(Some("a.example.com"), "http://c")).is_ok());
+        // The same hostname with a path is another rule.
+        let mut blog = rule(Some("a.example.com"), "http://blog");
+        blog.path = Some("^/blog".into());
+        let two = put_rule(Some(&one), None, blog.clone()).unwrap();
+        assert!(put_rule(Some(&two), None, blog).is_err());
+    }
+
+    #[test]
+    fn a_bad_rule_is_explained_in_words_at_its_field() {
+        let problem = |service: &str| rule_problem(&rule(Some("a.example.com"), service));
+        assert_eq!(problem("http://localhost:8080"), None);
+        assert_eq!(problem("http_status:204"), None);
+        for bad in [
+            "http://not a url::",
+            "http://",
+            "localhost:99999",
+            "http_status:7",
+            "http://a/b",
+        ] {
+            let (field, message) = problem(bad).unwrap();
+            assert_eq!(field, Field::Service, "{bad}");
+            assert!(!message.contains("Rule #"), "{bad}: {message}");
+        }
+        let (field, _) = rule_problem(&rule(Some("a.example.com:80"), "http://a")).unwrap();
+        assert_eq!(field, Field::Hostname);
+        let mut bad_path = rule(Some("a.example.com"), "http://a");
+        bad_path.path = Some("(".into());
+        assert_eq!(rule_problem(&bad_path).unwrap().0, Field::Path);
+    }
+
+    #[test]
+    fn server_texts_lose_the_rule_number() {
+        assert_eq!(
+            readable("Rule #1: http://not a url:: is an invalid address"),
+            "http://not a url:: is an invalid address"
+        );
+        assert_eq!(
+            readable("Rule #12 has an invalid regex: x"),
+            "Has an invalid regex: x"
+        );
+        assert_eq!(readable("tunnel not found"), "Tunnel not found");
+        assert_eq!(readable("Rule #x"), "Rule #x");
     }
 
     #[test]

@@ -1,31 +1,37 @@
 //! One tunnel's page: its overview, its public hostnames, private networks, connectors and
 //! traffic in tabs, and the actions on it (rename, refresh the token, delete). Status,
-//! connectors and routes follow the account's change notices; the charts are re-read
-//! every few seconds while the page is open.
+//! connectors and routes follow the account's change notices about this tunnel; the
+//! charts are re-read every second while their tab is open.
 
 use std::{collections::BTreeMap, time::Duration};
 
-use adit_core::api::{
-    ConfigSource, Connector, HA_CONNECTIONS, IpRoute, OriginHealth, TrafficPoint, Tunnel,
-    TunnelConfiguration, TunnelTokenBody,
+use adit_core::{
+    api::{
+        ChangeKind, ConfigSource, Connector, HA_CONNECTIONS, IpRoute, OriginHealth, TrafficPoint,
+        Tunnel, TunnelConfiguration,
+    },
+    ids::{ConnectorId, RouteId, TunnelId},
+    ingress::{IngressConfig, RawIngressRule},
 };
-use leptos::{either::EitherOf4, ev::SubmitEvent, prelude::*};
-use serde_json::json;
+use leptos::{either::EitherOf4, ev::SubmitEvent, html, prelude::*};
 
 use super::{
-    route_forms::{FieldError, HostnameEditor, NetworkForm, change_configuration},
-    routing::{Environment, HostnameForm, name_problem, remove_rule, user_rules},
+    route_forms::{FieldError, HostnameEditor, NetworkForm, Refused, change_configuration},
+    routing::{Environment, HostnameForm, name_problem, user_rules},
 };
 use crate::{
     Error,
-    action::{call, every, failure, go_to, origin},
+    api::{Api, use_api},
     components::{
         chart::{LineChart, Summary, human_bytes},
         copy_id::{CopyCommand, CopyId},
+        dialog::Dialog,
         status_badge::StatusBadge,
+        table::{Column, DataTable},
         tabs::Tabs,
+        timestamp::Timestamp,
     },
-    live,
+    live::{self, Followed, every, focus_in, go_to, origin, use_live},
     page::TunnelPageData,
     time::{created_parts, unix_ms, uptime},
 };
@@ -34,39 +40,32 @@ use crate::{
 /// minute in progress, so a request shows within this time (the page promises 2 s).
 const TRAFFIC_POLL: Duration = Duration::from_secs(1);
 
-/// Connectors with their platform, addresses and connections; a placeholder row while
-/// there are none (the table keeps its place when the first one arrives).
+/// Connectors with their platform, addresses and connections; a line says when there are
+/// none (the table keeps its place when the first one arrives).
 #[component]
 pub(crate) fn ConnectorTable(connectors: Signal<Vec<Connector>>) -> impl IntoView {
     view! {
-        <div class="table-card">
-            <table class="data connectors">
-                <thead>
-                    <tr>
-                        <th scope="col">"Connector ID"</th>
-                        <th scope="col">"Hostname"</th>
-                        <th scope="col">"Version"</th>
-                        <th scope="col">"Platform"</th>
-                        <th scope="col">"Origin IP"</th>
-                        <th scope="col">"Edge"</th>
-                        <th scope="col" class="num">"Connections"</th>
-                        <th scope="col">"Connected since"</th>
-                        <th scope="col">"Origin"</th>
-                    </tr>
-                </thead>
-                <tbody aria-live="polite">
-                    // Keyed by everything shown: a row is redrawn when any of it changed.
-                    <For each=move || connectors.get() key=|c| format!("{c:?}") let(connector)>
-                        <ConnectorRow connector />
-                    </For>
-                    <Show when=move || connectors.with(Vec::is_empty)>
-                        <tr>
-                            <td colspan="9" class="no-match">"No connector is running."</td>
-                        </tr>
-                    </Show>
-                </tbody>
-            </table>
-        </div>
+        <DataTable
+            class="connectors"
+            columns=vec![
+                Column::new("Connector ID"),
+                Column::new("Host"),
+                Column::new("Version"),
+                Column::new("Edge"),
+                Column::numeric("Connections"),
+                Column::new("Connected since"),
+                Column::new("Origin"),
+            ]
+            empty=Signal::derive(move || connectors.with(Vec::is_empty))
+            empty_text="No connector is running.".to_owned()
+            live=true
+        >
+            // Keyed by id: a row keeps its DOM (and a focused Copy button) while the
+            // connector's connections change; its cells follow it.
+            <For each=move || connectors.get() key=|c| c.id let(connector)>
+                <ConnectorRow id=connector.id connectors />
+            </For>
+        </DataTable>
     }
 }
 
@@ -93,7 +92,13 @@ pub(crate) fn edges(connector: &Connector) -> String {
 }
 
 #[component]
-fn ConnectorRow(connector: Connector) -> impl IntoView {
+fn ConnectorRow(id: ConnectorId, connectors: Signal<Vec<Connector>>) -> impl IntoView {
+    let current =
+        Memo::new(move |_| connectors.with(|all| all.iter().find(|c| c.id == id).cloned()));
+    move || current.with(|c| c.as_ref().map(connector_cells))
+}
+
+fn connector_cells(connector: &Connector) -> impl IntoView + use<> {
     let origin_ips = {
         let mut ips: Vec<&str> = connector
             .connections
@@ -110,18 +115,25 @@ fn ConnectorRow(connector: Connector) -> impl IntoView {
         .map(|c| c.opened_at.clone())
         .min()
         .unwrap_or_else(|| connector.registered_at.clone());
-    let since_label = created_parts(&since)
-        .map_or_else(|| since.clone(), |(date, time)| format!("{date} {time}"));
+    // Each edge node on its own unbreakable piece: the column wraps between them.
+    let edges = edges(connector)
+        .split(", ")
+        .map(|edge| view! { <span class="nowrap">{edge.to_owned()}</span> " " })
+        .collect_view();
     view! {
         <tr>
             <td><CopyId value=connector.id.to_string() what="connector ID" short=true /></td>
-            <td>{connector.hostname.clone()}</td>
-            <td>{connector.version.clone()}</td>
-            <td>{connector.arch.clone()}</td>
-            <td>{origin_ips}</td>
-            <td class="nowrap">{edges(&connector)}</td>
+            <td>
+                {connector.hostname.clone()}
+                <span class="sub">{origin_ips}</span>
+            </td>
+            <td>
+                {connector.version.clone()}
+                <span class="sub">{connector.arch.clone()}</span>
+            </td>
+            <td>{edges}</td>
             <td class="num">{format!("{}/{HA_CONNECTIONS}", connector.connections.len())}</td>
-            <td><time datetime=since>{since_label}</time></td>
+            <td class="created"><Timestamp at=since /></td>
             <td>{origin_badge(connector.origin_health.as_ref())}</td>
         </tr>
     }
@@ -208,12 +220,29 @@ pub(crate) fn TunnelPage(data: TunnelPageData, now_ms: i64) -> impl IntoView {
         zones,
     } = data;
     let id = tunnel.id;
-    let base = format!("/api/v1/tunnels/{id}");
-    let tunnel = live::followed(tunnel, base.clone());
-    let connectors = live::followed(connectors, format!("{base}/connectors"));
-    let configuration = live::followed(configuration, format!("{base}/configurations"));
+    // Each value is re-read only on the notices about this tunnel that can change it.
+    use ChangeKind::{Connection, Connector as Registered, Route, Tunnel as Changed};
+    let tunnel = live::follow(
+        tunnel,
+        move |n| n.about(id, &[Changed, Registered, Connection, Route]),
+        move |api: Api| async move { api.tunnel(id).await },
+    );
+    let connectors = live::follow(
+        connectors,
+        move |n| n.about(id, &[Changed, Registered, Connection]),
+        move |api: Api| async move { api.connectors(id).await },
+    );
+    let configuration = live::follow(
+        configuration,
+        move |n| n.about(id, &[Route]),
+        move |api: Api| async move { api.configuration(id).await },
+    );
     // The account's private networks; this page shows its tunnel's.
-    let ip_routes = live::followed(ip_routes, "/api/v1/ip-routes".to_owned());
+    let ip_routes = live::follow(
+        ip_routes,
+        move |n| n.about(id, &[Route]),
+        move |api: Api| async move { api.ip_routes().await },
+    );
     let now = live::clock(now_ms);
     let tab = RwSignal::new(Tab::Hostnames);
     let panel = RwSignal::new(Panel::Closed);
@@ -246,13 +275,30 @@ pub(crate) fn TunnelPage(data: TunnelPageData, now_ms: i64) -> impl IntoView {
             )
         })
     };
+    // A closed panel gives the focus back to the button that opened it.
+    let actions = NodeRef::<html::Div>::new();
+    Effect::new(move |before: Option<Panel>| {
+        let now = panel.get();
+        let opener = match (&before, &now) {
+            (Some(Panel::Rename), Panel::Closed) => Some(".rename"),
+            (Some(Panel::RefreshToken | Panel::NewToken(_)), Panel::Closed) => Some(".refresh"),
+            (Some(Panel::Delete), Panel::Closed) => Some(".delete"),
+            _ => None,
+        };
+        if let Some(opener) = opener {
+            focus_in(actions.get_untracked().map(Into::into), opener);
+        }
+        now
+    });
     let open = move |which: Panel| move |_| panel.set(which.clone());
     let body = move || match tab.get() {
         Tab::Hostnames => EitherOf4::A(view! {
             <HostnamesTab tunnel configuration zones=zones.clone() />
         }),
         Tab::Networks => EitherOf4::B(view! { <NetworksTab tunnel=id ip_routes /> }),
-        Tab::Connectors => EitherOf4::C(view! { <ConnectorTable connectors=connectors.into() /> }),
+        Tab::Connectors => {
+            EitherOf4::C(view! { <ConnectorTable connectors=connectors.signal() /> })
+        }
         Tab::Traffic => {
             EitherOf4::D(view! { <TrafficTab tunnel=id traffic=traffic.clone() now /> })
         }
@@ -266,17 +312,19 @@ pub(crate) fn TunnelPage(data: TunnelPageData, now_ms: i64) -> impl IntoView {
                     {status}
                 </h1>
             </div>
-            <div class="header-actions">
-                <button type="button" class="button" on:click=open(Panel::Rename)>"Rename"</button>
-                <button type="button" class="button" on:click=open(Panel::RefreshToken)>
+            <div class="header-actions" node_ref=actions>
+                <button type="button" class="button rename" on:click=open(Panel::Rename)>
+                    "Rename"
+                </button>
+                <button type="button" class="button refresh" on:click=open(Panel::RefreshToken)>
                     "Refresh token"
                 </button>
-                <button type="button" class="button danger" on:click=open(Panel::Delete)>
+                <button type="button" class="button danger delete" on:click=open(Panel::Delete)>
                     "Delete"
                 </button>
             </div>
         </header>
-        <ActionPanel panel tunnel connectors=connectors.into() />
+        <ActionPanel panel tunnel connectors=connectors.signal() />
         <dl class="overview card">
             <div>
                 <dt>"Tunnel ID"</dt>
@@ -308,95 +356,139 @@ pub(crate) fn TunnelPage(data: TunnelPageData, now_ms: i64) -> impl IntoView {
 #[component]
 fn ActionPanel(
     panel: RwSignal<Panel>,
-    tunnel: RwSignal<Tunnel>,
+    tunnel: Followed<Tunnel>,
     connectors: Signal<Vec<Connector>>,
 ) -> impl IntoView {
-    let close = move |_| panel.set(Panel::Closed);
+    let close = Callback::new(move |()| panel.set(Panel::Closed));
     move || match panel.get() {
         Panel::Closed => None,
-        Panel::Rename => Some(EitherOf4::A(view! { <RenameForm tunnel panel /> })),
+        Panel::Rename => Some(EitherOf4::A(view! { <RenameForm tunnel close /> })),
         Panel::RefreshToken => Some(EitherOf4::B(view! {
-            <RefreshToken tunnel=tunnel.get_untracked() panel />
+            <RefreshToken tunnel=tunnel.with_untracked(Clone::clone) panel />
         })),
         Panel::NewToken(token) => {
             let command = Environment::Binary.command(&origin(), &token);
             Some(EitherOf4::C(view! {
-                <section class="card panel" role="region" aria-label="New token">
+                <Dialog label="New token" role="region" class="card panel" close>
                     <h2>"The token is refreshed"</h2>
                     <p>"Restart the tunnel's connectors with the new token:"</p>
                     <CopyCommand command=Signal::derive(move || command.clone()) what="run command" />
                     <div class="form-actions">
-                        <button type="button" class="button" on:click=close>"Done"</button>
+                        <button type="button" class="button dialog-cancel" on:click=move |_| close.run(())>
+                            "Done"
+                        </button>
                     </div>
-                </section>
+                </Dialog>
             }))
         }
         Panel::Delete => Some(EitherOf4::D(
-            view! { <DeleteTunnel tunnel panel connectors /> },
+            view! { <DeleteTunnel tunnel close connectors /> },
         )),
     }
 }
 
 #[component]
-fn RenameForm(tunnel: RwSignal<Tunnel>, panel: RwSignal<Panel>) -> impl IntoView {
+fn RenameForm(tunnel: Followed<Tunnel>, close: Callback<()>) -> impl IntoView {
+    let id = tunnel.with_untracked(|t| t.id);
     let name = RwSignal::new(tunnel.with_untracked(|t| t.name.clone()));
-    let error = RwSignal::new(None::<String>);
+    let api = use_api();
+    // The account's other names, read as the form opens: a taken name is said as it is
+    // typed, not after Rename.
+    let others = LocalResource::new({
+        let api = api.clone();
+        move || {
+            let api = api.clone();
+            async move {
+                api.tunnels()
+                    .await
+                    .map(|all| {
+                        all.into_iter()
+                            .filter(|t| t.id != id)
+                            .map(|t| t.name)
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            }
+        }
+    });
+    let rename = Action::new_local(move |name: &String| {
+        let (api, name) = (api.clone(), name.clone());
+        async move { api.rename_tunnel(id, name).await }
+    });
+    let server_error = RwSignal::new(None::<String>);
+    Effect::new(move || match rename.value().get() {
+        None | Some(Err(Error::SessionEnded)) => {}
+        Some(Ok(renamed)) => {
+            tunnel.set(renamed);
+            close.run(());
+        }
+        Some(Err(e)) => server_error.set(Some(e.message())),
+    });
+    let problem = Signal::derive(move || {
+        let taken = others.get().unwrap_or_default();
+        server_error
+            .get()
+            .or_else(|| name.with(|n| name_problem(n.trim(), &taken)))
+    });
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
-        let typed = name.get_untracked().trim().to_owned();
-        if let Some(problem) = name_problem(&typed, &[]) {
-            error.set(Some(problem));
-            return;
+        if problem.with_untracked(Option::is_none) {
+            rename.dispatch_local(name.get_untracked().trim().to_owned());
         }
-        let id = tunnel.with_untracked(|t| t.id);
-        call(
-            "PATCH",
-            format!("/api/v1/tunnels/{id}"),
-            Some(json!({ "name": typed })),
-            move |result: Result<Tunnel, Error>| match result {
-                Ok(renamed) => {
-                    tunnel.set(renamed);
-                    panel.set(Panel::Closed);
-                }
-                Err(e) => error.set(Some(failure(&e).0)),
-            },
-        );
     };
     view! {
-        <form class="card panel" on:submit=submit novalidate>
-            <div class="field">
-                <label>
-                    <span>"New name"</span>
-                    <input type="text" autocomplete="off" bind:value=name />
-                </label>
-                <FieldError message=error.into() />
-            </div>
-            <div class="form-actions">
-                <button type="submit" class="button primary">"Rename"</button>
-                <button type="button" class="button" on:click=move |_| panel.set(Panel::Closed)>
-                    "Cancel"
-                </button>
-            </div>
-        </form>
+        <Dialog label="Rename the tunnel" role="form" class="card panel" close focus="input">
+            <form on:submit=submit novalidate>
+                <div class="field">
+                    <label>
+                        <span>"New name"</span>
+                        <input
+                            type="text"
+                            autocomplete="off"
+                            aria-invalid=move || problem.with(Option::is_some).then_some("true")
+                            prop:value=move || name.get()
+                            on:input=move |ev| {
+                                server_error.set(None);
+                                name.set(event_target_value(&ev));
+                            }
+                        />
+                    </label>
+                    <FieldError message=problem />
+                </div>
+                <div class="form-actions">
+                    <button
+                        type="submit"
+                        class="button primary"
+                        disabled=move || rename.pending().get() || problem.with(Option::is_some)
+                    >
+                        "Rename"
+                    </button>
+                    <button type="button" class="button dialog-cancel" on:click=move |_| close.run(())>
+                        "Cancel"
+                    </button>
+                </div>
+            </form>
+        </Dialog>
     }
 }
 
 #[component]
 fn RefreshToken(tunnel: Tunnel, panel: RwSignal<Panel>) -> impl IntoView {
+    let api = use_api();
+    let id = tunnel.id;
+    let refresh = Action::new_local(move |(): &()| {
+        let api = api.clone();
+        async move { api.rotate_secret(id).await }
+    });
     let error = RwSignal::new(None::<String>);
-    let refresh = move |_| {
-        call(
-            "POST",
-            format!("/api/v1/tunnels/{}/rotate-secret", tunnel.id),
-            None,
-            move |result: Result<TunnelTokenBody, Error>| match result {
-                Ok(body) => panel.set(Panel::NewToken(body.token)),
-                Err(e) => error.set(Some(failure(&e).0)),
-            },
-        );
-    };
+    Effect::new(move || match refresh.value().get() {
+        None | Some(Err(Error::SessionEnded)) => {}
+        Some(Ok(token)) => panel.set(Panel::NewToken(token)),
+        Some(Err(e)) => error.set(Some(e.message())),
+    });
+    let close = Callback::new(move |()| panel.set(Panel::Closed));
     view! {
-        <section class="card panel warning" role="alertdialog" aria-label="Refresh the token">
+        <Dialog label="Refresh the token" class="card panel warning" close>
             <h2>"Refresh the token of " {tunnel.name} "?"</h2>
             <p>
                 "The current token stops working at once: running connectors are disconnected "
@@ -404,44 +496,59 @@ fn RefreshToken(tunnel: Tunnel, panel: RwSignal<Panel>) -> impl IntoView {
             </p>
             <FieldError message=error.into() />
             <div class="form-actions">
-                <button type="button" class="button danger" on:click=refresh>"Refresh token"</button>
-                <button type="button" class="button" on:click=move |_| panel.set(Panel::Closed)>
+                <button
+                    type="button"
+                    class="button danger"
+                    disabled=move || refresh.pending().get()
+                    on:click=move |_| {
+                        refresh.dispatch_local(());
+                    }
+                >
+                    "Refresh token"
+                </button>
+                <button type="button" class="button dialog-cancel" on:click=move |_| close.run(())>
                     "Cancel"
                 </button>
             </div>
-        </section>
+        </Dialog>
     }
 }
 
 #[component]
 fn DeleteTunnel(
-    tunnel: RwSignal<Tunnel>,
-    panel: RwSignal<Panel>,
+    tunnel: Followed<Tunnel>,
+    close: Callback<()>,
     connectors: Signal<Vec<Connector>>,
 ) -> impl IntoView {
-    let error = RwSignal::new(None::<String>);
+    let api = use_api();
+    let live = use_live();
+    let id = tunnel.with_untracked(|t| t.id);
     // The server refuses to delete a connected tunnel unless forced: ask once more.
     let live_count = move || connectors.with(Vec::len);
     let refused = RwSignal::new(false);
     let force = move || refused.get() || live_count() > 0;
-    let delete = move |_| {
-        let id = tunnel.with_untracked(|t| t.id);
-        let query = if force() { "?force=true" } else { "" };
-        call(
-            "DELETE",
-            format!("/api/v1/tunnels/{id}{query}"),
-            None,
-            move |result: Result<serde_json::Value, Error>| match result {
-                Ok(_) => go_to("/tunnels"),
-                Err(e) => {
-                    refused.set(matches!(e, Error::Api { status: 409, .. }));
-                    error.set(Some(failure(&e).0));
-                }
-            },
-        );
+    let delete = Action::new_local(move |force: &bool| {
+        let (api, force) = (api.clone(), *force);
+        async move { api.delete_tunnel(id, force).await }
+    });
+    let error = RwSignal::new(None::<String>);
+    Effect::new(move || match delete.value().get() {
+        None | Some(Err(Error::SessionEnded)) => {}
+        // The page stays paused: nothing of the tunnel is left to read.
+        Some(Ok(())) => go_to("/tunnels"),
+        Some(Err(e)) => {
+            live.pause(false);
+            refused.set(e.status() == Some(409));
+            error.set(Some(e.message()));
+        }
+    });
+    let confirm = move |_| {
+        // No re-reads of what is being deleted: its notice would make them 404s.
+        live.pause(true);
+        delete.dispatch_local(force());
     };
     view! {
-        <section class="card panel warning" role="alertdialog" aria-label="Delete the tunnel">
+        <Dialog label="Delete the tunnel" class="card panel warning" close>
             <h2>"Delete " {move || tunnel.with(|t| t.name.clone())} "?"</h2>
             <p>"Its public hostnames and private networks are removed with it."</p>
             <Show when=move || { live_count() > 0 }>
@@ -454,92 +561,122 @@ fn DeleteTunnel(
             </Show>
             <FieldError message=error.into() />
             <div class="form-actions">
-                <button type="button" class="button danger" on:click=delete>
+                <button
+                    type="button"
+                    class="button danger"
+                    disabled=move || delete.pending().get()
+                    on:click=confirm
+                >
                     {move || if force() { "Delete anyway" } else { "Delete" }}
                 </button>
-                <button type="button" class="button" on:click=move |_| panel.set(Panel::Closed)>
+                <button type="button" class="button dialog-cancel" on:click=move |_| close.run(())>
                     "Cancel"
                 </button>
             </div>
-        </section>
+        </Dialog>
     }
 }
 
-/// Which hostname form is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which hostname form is open; a rule is named by its hostname and path, which no two
+/// rules share.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Editor {
     Closed,
     New,
-    Edit(usize),
+    Edit(RuleKey),
+}
+
+/// A rule's hostname and path: what tells the rules apart.
+type RuleKey = (Option<String>, Option<String>);
+
+fn rule_key(rule: &RawIngressRule) -> RuleKey {
+    (rule.hostname.clone(), rule.path.clone())
+}
+
+/// `config` without the user's rule `key`; the catch-all stays last.
+fn without_rule(config: Option<&IngressConfig>, key: &RuleKey) -> (IngressConfig, usize) {
+    let index = user_rules(config)
+        .iter()
+        .position(|r| rule_key(r) == *key)
+        .unwrap_or(usize::MAX);
+    (super::routing::remove_rule(config, index), index)
 }
 
 #[component]
 fn HostnamesTab(
-    tunnel: RwSignal<Tunnel>,
-    configuration: RwSignal<TunnelConfiguration>,
+    tunnel: Followed<Tunnel>,
+    configuration: Followed<TunnelConfiguration>,
     zones: Vec<String>,
 ) -> impl IntoView {
     let id = tunnel.with_untracked(|t| t.id);
-    let remote = move || tunnel.with(|t| t.config_src == ConfigSource::Remote);
+    let remote = tunnel.with_untracked(|t| t.config_src == ConfigSource::Remote);
     let editor = RwSignal::new(Editor::Closed);
     let error = RwSignal::new(None::<String>);
     let saved = Callback::new(move |saved: TunnelConfiguration| {
         configuration.set(saved);
         editor.set(Editor::Closed);
     });
-    let rules = move || configuration.with(|c| user_rules(c.config.as_ref()).to_vec());
-    let delete = move |index: usize| {
-        error.set(None);
-        change_configuration(
-            id,
-            move |config| remove_rule(config, index),
-            move |result| match result {
-                Ok(saved) => configuration.set(saved),
-                Err(e) => error.set(Some(failure(&e).0)),
-            },
-        );
-    };
-    let rows = move || {
-        rules()
-            .into_iter()
-            .enumerate()
-            .map(|(index, rule)| {
-                let hostname = rule.hostname.clone().unwrap_or_else(|| "*".to_owned());
-                let actions = remote().then(|| {
-                    view! {
-                        <td class="row-actions">
-                            <button
-                                type="button"
-                                class="button link"
-                                aria-label=format!("Edit {hostname}")
-                                on:click=move |_| editor.set(Editor::Edit(index))
-                            >
-                                "Edit"
-                            </button>
-                            <button
-                                type="button"
-                                class="button link danger"
-                                aria-label=format!("Delete {hostname}")
-                                on:click=move |_| delete(index)
-                            >
-                                "Delete"
-                            </button>
-                        </td>
-                    }
-                });
-                view! {
-                    <tr>
-                        <th scope="row">{hostname.clone()}</th>
-                        <td>{rule.path.clone().unwrap_or_default()}</td>
-                        <td><code>{rule.service}</code></td>
-                        {actions}
-                    </tr>
-                }
-            })
-            .collect_view()
+    let rules = Memo::new(move |_| configuration.with(|c| user_rules(c.config.as_ref()).to_vec()));
+    let api = use_api();
+    let delete = Action::new_local(move |key: &RuleKey| {
+        let (api, key) = (api.clone(), key.clone());
+        async move { change_configuration(&api, id, move |config| Ok(without_rule(config, &key))).await }
+    });
+    Effect::new(move || match delete.value().get() {
+        None
+        | Some(Err(Refused::Call {
+            error: Error::SessionEnded,
+            ..
+        })) => {}
+        Some(Ok(saved)) => configuration.set(saved),
+        Some(Err(Refused::Form(_, message))) => error.set(Some(message)),
+        Some(Err(Refused::Call { error: e, .. })) => error.set(Some(e.message())),
+    });
+    let row = move |key: RuleKey| {
+        let rule = Memo::new({
+            let key = key.clone();
+            move |_| rules.with(|all| all.iter().find(|r| rule_key(r) == key).cloned())
+        });
+        let hostname = key.0.clone().unwrap_or_else(|| "*".to_owned());
+        let actions = remote.then(|| {
+            let (edit_key, delete_key) = (key.clone(), key.clone());
+            view! {
+                <td class="row-actions">
+                    <button
+                        type="button"
+                        class="button link"
+                        aria-label=format!("Edit {hostname}")
+                        on:click=move |_| editor.set(Editor::Edit(edit_key.clone()))
+                    >
+                        "Edit"
+                    </button>
+                    <button
+                        type="button"
+                        class="button link danger"
+                        aria-label=format!("Delete {hostname}")
+                        disabled=move || delete.pending().get()
+                        on:click=move |_| {
+                            error.set(None);
+                            delete.dispatch_local(delete_key.clone());
+                        }
+                    >
+                        "Delete"
+                    </button>
+                </td>
+            }
+        });
+        view! {
+            <tr>
+                <th scope="row">{hostname.clone()}</th>
+                <td>{key.1.clone().unwrap_or_default()}</td>
+                <td><code>{move || rule.with(|r| r.as_ref().map(|r| r.service.clone()))}</code></td>
+                {actions}
+            </tr>
+        }
     };
     let form = move || {
         let zones = zones.clone();
+        let cancel = Callback::new(move |()| editor.set(Editor::Closed));
         match editor.get() {
             Editor::Closed => None,
             Editor::New => Some(view! {
@@ -549,54 +686,51 @@ fn HostnamesTab(
                     zones
                     index=None
                     on_saved=saved
-                    on_cancel=Callback::new(move |()| editor.set(Editor::Closed))
+                    on_cancel=cancel
                 />
             }),
-            Editor::Edit(index) => {
-                let initial = rules()
-                    .get(index)
-                    .map(|rule| HostnameForm::from_rule(rule, &zones))
-                    .unwrap_or_else(|| HostnameForm::new(&zones));
+            Editor::Edit(key) => {
+                let current = rules.with_untracked(|all| {
+                    all.iter()
+                        .position(|r| rule_key(r) == key)
+                        .map(|i| (i, all[i].clone()))
+                });
+                let (index, initial) = match current {
+                    Some((i, rule)) => (Some(i), HostnameForm::from_rule(&rule, &zones)),
+                    None => (None, HostnameForm::new(&zones)),
+                };
                 Some(view! {
-                    <HostnameEditor
-                        tunnel=id
-                        initial
-                        zones
-                        index=Some(index)
-                        on_saved=saved
-                        on_cancel=Callback::new(move |()| editor.set(Editor::Closed))
-                    />
+                    <HostnameEditor tunnel=id initial zones index on_saved=saved on_cancel=cancel />
                 })
             }
         }
     };
+    let mut columns = vec![
+        Column::new("Public hostname"),
+        Column::new("Path"),
+        Column::new("Service"),
+    ];
+    if remote {
+        columns.push(Column::actions());
+    }
     view! {
-        <Show when=move || !remote()>
+        <Show when=move || !remote>
             <p class="note">
                 "This tunnel is managed locally: its rules come from its connector's config.yml "
                 "and are shown as the connector reported them. Edit them there."
             </p>
         </Show>
-        <div class="table-card">
-            <table class="data">
-                <thead>
-                    <tr>
-                        <th scope="col">"Public hostname"</th>
-                        <th scope="col">"Path"</th>
-                        <th scope="col">"Service"</th>
-                        <Show when=remote>
-                            <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                        </Show>
-                    </tr>
-                </thead>
-                <tbody>{rows}</tbody>
-            </table>
-            <Show when=move || rules().is_empty()>
-                <p class="no-match">"No public hostnames yet."</p>
-            </Show>
-        </div>
+        <DataTable
+            columns
+            empty=Signal::derive(move || rules.with(Vec::is_empty))
+            empty_text="No public hostnames yet.".to_owned()
+        >
+            <For each=move || rules.with(|all| all.iter().map(rule_key).collect::<Vec<_>>()) key=Clone::clone let(key)>
+                {row(key)}
+            </For>
+        </DataTable>
         <FieldError message=error.into() />
-        <Show when=move || remote() && editor.get() == Editor::Closed>
+        <Show when=move || remote && editor.with(|e| *e == Editor::Closed)>
             <div class="form-actions">
                 <button type="button" class="button primary" on:click=move |_| editor.set(Editor::New)>
                     "Add a public hostname"
@@ -608,70 +742,72 @@ fn HostnamesTab(
 }
 
 #[component]
-fn NetworksTab(
-    tunnel: adit_core::ids::TunnelId,
-    ip_routes: RwSignal<Vec<IpRoute>>,
-) -> impl IntoView {
+fn NetworksTab(tunnel: TunnelId, ip_routes: Followed<Vec<IpRoute>>) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
-    let mine = move || {
+    let mine = Memo::new(move |_| {
         ip_routes.with(|all| {
             all.iter()
                 .filter(|r| r.tunnel_id == tunnel)
                 .cloned()
                 .collect::<Vec<_>>()
         })
-    };
-    let delete = move |route: adit_core::ids::RouteId| {
-        call(
-            "DELETE",
-            format!("/api/v1/ip-routes/{route}"),
-            None,
-            move |result: Result<serde_json::Value, Error>| match result {
-                Ok(_) => ip_routes.update(|all| all.retain(|r| r.id != route)),
-                Err(e) => error.set(Some(failure(&e).0)),
-            },
-        );
-    };
+    });
+    let api = use_api();
+    let delete = Action::new_local(move |route: &RouteId| {
+        let (api, route) = (api.clone(), *route);
+        async move { api.delete_ip_route(route).await.map(|()| route) }
+    });
+    Effect::new(move || match delete.value().get() {
+        None | Some(Err(Error::SessionEnded)) => {}
+        Some(Ok(route)) => {
+            ip_routes.set(
+                ip_routes
+                    .with_untracked(|all| all.iter().filter(|r| r.id != route).cloned().collect()),
+            );
+        }
+        Some(Err(e)) => error.set(Some(e.message())),
+    });
     view! {
-        <div class="table-card">
-            <table class="data">
-                <thead>
-                    <tr>
-                        <th scope="col">"Network"</th>
-                        <th scope="col">"Comment"</th>
-                        <th scope="col">"Added"</th>
-                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                    </tr>
-                </thead>
-                <tbody>
-                    <For each=mine key=|r| r.id let(route)>
-                        <tr>
-                            <th scope="row"><code>{route.network.clone()}</code></th>
-                            <td>{route.comment.clone()}</td>
-                            <td>{route.created_at.clone()}</td>
-                            <td class="row-actions">
-                                <button
-                                    type="button"
-                                    class="button link danger"
-                                    aria-label=format!("Delete {}", route.network)
-                                    on:click=move |_| delete(route.id)
-                                >
-                                    "Delete"
-                                </button>
-                            </td>
-                        </tr>
-                    </For>
-                </tbody>
-            </table>
-            <Show when=move || mine().is_empty()>
-                <p class="no-match">"No private networks yet."</p>
-            </Show>
-        </div>
+        <DataTable
+            columns=vec![
+                Column::new("Network"),
+                Column::new("Comment"),
+                Column::new("Added"),
+                Column::actions(),
+            ]
+            empty=Signal::derive(move || mine.with(Vec::is_empty))
+            empty_text="No private networks yet.".to_owned()
+        >
+            <For each=move || mine.get() key=|r| r.id let(route)>
+                <tr>
+                    <th scope="row"><code>{route.network.clone()}</code></th>
+                    <td>{route.comment.clone()}</td>
+                    <td class="created"><Timestamp at=route.created_at.clone() /></td>
+                    <td class="row-actions">
+                        <button
+                            type="button"
+                            class="button link danger"
+                            aria-label=format!("Delete {}", route.network)
+                            on:click=move |_| {
+                                error.set(None);
+                                delete.dispatch_local(route.id);
+                            }
+                        >
+                            "Delete"
+                        </button>
+                    </td>
+                </tr>
+            </For>
+        </DataTable>
         <FieldError message=error.into() />
         <h3>"Add a private network"</h3>
         <NetworkForm
             tunnel
-            on_added=Callback::new(move |route: IpRoute| ip_routes.update(|all| all.push(route)))
+            on_added=Callback::new(move |route: IpRoute| {
+                let mut all = ip_routes.with_untracked(Clone::clone);
+                all.push(route);
+                ip_routes.set(all);
+            })
         />
     }
 }
@@ -705,30 +841,38 @@ fn series(
 }
 
 #[component]
-fn TrafficTab(
-    tunnel: adit_core::ids::TunnelId,
-    traffic: Vec<TrafficPoint>,
-    now: ReadSignal<i64>,
-) -> impl IntoView {
+fn TrafficTab(tunnel: TunnelId, traffic: Vec<TrafficPoint>, now: ReadSignal<i64>) -> impl IntoView {
     let points = RwSignal::new(traffic);
     let minutes = RwSignal::new(60u32);
-    let load = move || {
-        call(
-            "GET",
-            format!(
-                "/api/v1/tunnels/{tunnel}/traffic?minutes={}",
-                minutes.get_untracked()
-            ),
-            None,
-            move |result: Result<Vec<TrafficPoint>, Error>| match result {
-                Ok(read) => points.set(read),
-                Err(e) => leptos::logging::warn!("could not read the traffic: {e}"),
-            },
-        );
-    };
-    // The page's data may be old by the time the tab is opened: read now, then poll.
-    load();
-    every(TRAFFIC_POLL, load);
+    let live = use_live();
+    let api = use_api();
+    // Re-read every second while the tab is shown, and at once when the range changes
+    // (the page's data may be old by the time the tab is opened: the first read is now).
+    let tick = RwSignal::new(0u64);
+    every(TRAFFIC_POLL, move || tick.update(|t| *t += 1));
+    let reads = LocalResource::new(move || {
+        tick.track();
+        let minutes = minutes.get();
+        let api = api.clone();
+        let paused = live.paused();
+        async move {
+            if paused {
+                return None;
+            }
+            match api.traffic(tunnel, minutes).await {
+                Ok(read) => Some(read),
+                Err(e) => {
+                    leptos::logging::warn!("could not read the traffic: {e}");
+                    None
+                }
+            }
+        }
+    });
+    Effect::new(move || {
+        if let Some(Some(read)) = reads.get() {
+            points.set(read);
+        }
+    });
     let chart = |pick: fn(&TrafficPoint) -> f64| {
         Signal::derive(move || points.with(|p| series(p, minutes.get(), now.get(), pick)))
     };
@@ -745,10 +889,7 @@ fn TrafficTab(
                 <span>"Range"</span>
                 <select
                     prop:value=move || minutes.get().to_string()
-                    on:change=move |ev| {
-                        minutes.set(event_target_value(&ev).parse().unwrap_or(60));
-                        load();
-                    }
+                    on:change=move |ev| minutes.set(event_target_value(&ev).parse().unwrap_or(60))
                 >
                     {options}
                 </select>
@@ -788,6 +929,8 @@ fn TrafficTab(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[cfg(feature = "ssr")]

@@ -1,13 +1,20 @@
 //! The Tunnels page: every tunnel of the account with its health, connectors, routes and
 //! uptime, kept live; searched, filtered and sorted in the browser.
 
-use adit_core::api::Tunnel;
-use leptos::{either::Either, prelude::*};
+use std::collections::{HashMap, HashSet};
+
+use adit_core::{
+    api::{ChangeKind, ChangeNotice, Tunnel},
+    ids::TunnelId,
+};
+use leptos::{either::Either, prelude::*, task::spawn_local};
 
 use super::tunnel_filter::{Sort, SortKey, StatusFilter, visible};
 use crate::{
+    Error,
+    api::use_api,
     components::{copy_id::CopyId, status_badge::StatusBadge, timestamp::Timestamp},
-    live,
+    live::{self, use_live},
     time::{unix_ms, uptime},
 };
 
@@ -20,7 +27,7 @@ const CREATE_HREF: &str = "/tunnels/new";
 /// The page body (inside the layout): a header and either the table or the empty state.
 #[component]
 pub(crate) fn TunnelsPage(tunnels: Vec<Tunnel>, now_ms: i64) -> impl IntoView {
-    let tunnels = live::tunnels(tunnels);
+    let tunnels = follow_tunnels(tunnels);
     let now = live::clock(now_ms);
     // A memo, so the table is swapped for the empty state (and back) only when that
     // changes, not on every update of the list.
@@ -46,6 +53,116 @@ pub(crate) fn TunnelsPage(tunnels: Vec<Tunnel>, now_ms: i64) -> impl IntoView {
     }
 }
 
+/// Which reads of the tunnels are under way, to drop an answer that a later read makes
+/// stale: reads of one tunnel, and of the whole list, numbered as they start.
+#[derive(Debug, Default)]
+struct Reads {
+    next: u64,
+    list: u64,
+    one: HashMap<TunnelId, u64>,
+}
+
+impl Reads {
+    fn start_list(&mut self) -> u64 {
+        self.next += 1;
+        self.list = self.next;
+        self.next
+    }
+
+    fn start_one(&mut self, id: TunnelId) -> u64 {
+        self.next += 1;
+        self.one.insert(id, self.next);
+        self.next
+    }
+
+    /// Whether read `read` of tunnel `id` is still the latest word on it.
+    fn one_is_latest(&self, id: TunnelId, read: u64) -> bool {
+        self.one.get(&id) == Some(&read) && self.list < read
+    }
+
+    /// The tunnels read alone since list read `read` started, which its answer must leave
+    /// as they are; `None` when a later list read makes the answer stale.
+    fn list_keeps(&self, read: u64) -> Option<HashSet<TunnelId>> {
+        (self.list == read).then(|| {
+            self.one
+                .iter()
+                .filter(|(_, started)| **started > read)
+                .map(|(id, _)| *id)
+                .collect()
+        })
+    }
+}
+
+/// `fresh` (a list read), except the tunnels in `keep`, which stay as `current` has them.
+fn merge_list(current: &[Tunnel], fresh: Vec<Tunnel>, keep: &HashSet<TunnelId>) -> Vec<Tunnel> {
+    fresh
+        .into_iter()
+        .map(|t| match keep.contains(&t.id) {
+            true => current.iter().find(|c| c.id == t.id).cloned().unwrap_or(t),
+            false => t,
+        })
+        .collect()
+}
+
+/// The account's tunnels: first the page's own list; in the browser, kept live. A notice
+/// about one tunnel's connectors, connections or routes re-reads that tunnel only; one
+/// that may concern the list (a tunnel created, renamed or deleted, or the stream
+/// reopened) re-reads the list.
+fn follow_tunnels(initial: Vec<Tunnel>) -> RwSignal<Vec<Tunnel>> {
+    let list = RwSignal::new(initial);
+    let live = use_live();
+    let api = use_api();
+    let reads = StoredValue::new(Reads::default());
+    Effect::new(move || {
+        let notice = live.notice();
+        if notice.seq == 0 {
+            return;
+        }
+        let api = api.clone();
+        match notice.change {
+            Some(ChangeNotice {
+                kind: ChangeKind::Connector | ChangeKind::Connection | ChangeKind::Route,
+                tunnel: Some(id),
+            }) => {
+                let read = reads.try_update_value(|r| r.start_one(id)).unwrap_or(0);
+                spawn_local(async move {
+                    let answer = api.tunnel(id).await;
+                    if !reads.with_value(|r| r.one_is_latest(id, read)) {
+                        return;
+                    }
+                    match answer {
+                        Ok(fresh) => list.update(|all| {
+                            if let Some(old) = all.iter_mut().find(|t| t.id == id) {
+                                *old = fresh;
+                            }
+                        }),
+                        Err(e) if e.status() == Some(404) => {
+                            list.update(|all| all.retain(|t| t.id != id));
+                        }
+                        Err(Error::SessionEnded) => {}
+                        Err(e) => leptos::logging::warn!("could not re-read tunnel {id}: {e}"),
+                    }
+                });
+            }
+            _ => {
+                let read = reads.try_update_value(Reads::start_list).unwrap_or(0);
+                spawn_local(async move {
+                    match api.tunnels().await {
+                        Ok(fresh) => {
+                            if let Some(keep) = reads.with_value(|r| r.list_keeps(read)) {
+                                list.update(|all| *all = merge_list(all, fresh, &keep));
+                            }
+                        }
+                        Err(Error::SessionEnded) => {}
+                        Err(e) => leptos::logging::warn!("could not re-read the tunnels: {e}"),
+                    }
+                });
+            }
+        }
+    });
+    list
+}
+
 /// "1 tunnel", "3 tunnels", and "2 of 3 tunnels" while some are filtered out.
 fn tunnel_count(shown: usize, total: usize) -> String {
     let noun = if total == 1 { "tunnel" } else { "tunnels" };
@@ -57,7 +174,7 @@ fn tunnel_count(shown: usize, total: usize) -> String {
 }
 
 #[component]
-fn TunnelTable(tunnels: ReadSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl IntoView {
+fn TunnelTable(tunnels: RwSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl IntoView {
     let query = RwSignal::new(String::new());
     let status = RwSignal::new(StatusFilter::All);
     let sort = RwSignal::new(Sort::default());
@@ -107,11 +224,10 @@ fn TunnelTable(tunnels: ReadSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl I
                     </tr>
                 </thead>
                 <tbody>
-                    // Keyed by the whole tunnel: a row is redrawn exactly when something in
-                    // it changed, and the others keep their DOM (and focus) when the list
-                    // is re-read or re-sorted.
-                    <For each=move || shown.get() key=Tunnel::clone let(tunnel)>
-                        <TunnelRow tunnel now />
+                    // Keyed by id: rows keep their DOM (and focus) when the list is re-read
+                    // or re-sorted, and a row's cells follow its tunnel.
+                    <For each=move || shown.get() key=|t| t.id let(tunnel)>
+                        <TunnelRow id=tunnel.id tunnels now />
                     </For>
                 </tbody>
             </table>
@@ -157,7 +273,12 @@ fn SortHeader(
 }
 
 #[component]
-fn TunnelRow(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
+fn TunnelRow(id: TunnelId, tunnels: RwSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl IntoView {
+    let current = Memo::new(move |_| tunnels.with(|all| all.iter().find(|t| t.id == id).cloned()));
+    move || current.get().map(|tunnel| tunnel_cells(tunnel, now))
+}
+
+fn tunnel_cells(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
     let Tunnel {
         id,
         name,
@@ -196,7 +317,7 @@ fn TunnelRow(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
         <tr>
             <th scope="row" class="name"><a href=format!("/tunnels/{id}")>{name}</a></th>
             <td><StatusBadge status /></td>
-            <td><CopyId value=id.to_string() what="tunnel ID" /></td>
+            <td><CopyId value=id.to_string() what="tunnel ID" short=true /></td>
             <td class="num">{connectors}{connections}</td>
             <td>{routes}</td>
             <td class="created"><Timestamp at=created_at /></td>
@@ -224,6 +345,26 @@ fn EmptyState() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_that_a_later_one_overtook_is_dropped() {
+        let (a, b) = (TunnelId::random(), TunnelId::random());
+        let mut reads = Reads::default();
+        let first_a = reads.start_one(a);
+        let second_a = reads.start_one(a);
+        assert!(!reads.one_is_latest(a, first_a));
+        assert!(reads.one_is_latest(a, second_a));
+        // A list read started later is fresher than every single read before it.
+        let list = reads.start_list();
+        assert!(!reads.one_is_latest(a, second_a));
+        // A single read started after the list read: the list leaves that tunnel alone.
+        let b_read = reads.start_one(b);
+        assert!(reads.one_is_latest(b, b_read));
+        assert_eq!(reads.list_keeps(list), Some(HashSet::from([b])));
+        let newer_list = reads.start_list();
+        assert_eq!(reads.list_keeps(list), None);
+        assert_eq!(reads.list_keeps(newer_list), Some(HashSet::new()));
+    }
 
     #[test]
     fn tunnel_count_pluralises_and_tells_what_is_filtered_out() {

@@ -54,6 +54,18 @@ pub struct TunnelRow {
     pub config_src: ConfigSource,
 }
 
+/// A tunnel with what the Tunnels list shows of its connections, counted in the query
+/// that reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelSummary {
+    pub tunnel: TunnelRow,
+    /// Connectors with at least one open connection.
+    pub live_connectors: i64,
+    pub open_connections: i64,
+    /// When the oldest open connection opened (ms since the epoch).
+    pub connected_since: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRow {
     pub id: RouteId,
@@ -438,6 +450,48 @@ impl Storage {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(tunnel_from).collect()
+    }
+
+    /// The account's tunnels by name, each with its open connections counted: one query
+    /// for the whole list, however many tunnels and connectors there are.
+    pub async fn tunnel_summaries(&self, account: AccountId) -> Result<Vec<TunnelSummary>, Error> {
+        let open = "FROM connections k WHERE k.tunnel_id = t.id AND k.closed_at IS NULL";
+        let columns = TUNNEL_COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {columns}, \
+             (SELECT COUNT(DISTINCT k.connector_id) {open}) AS live_connectors, \
+             (SELECT COUNT(*) {open}) AS open_connections, \
+             (SELECT MIN(k.opened_at) {open}) AS connected_since \
+             FROM tunnels t WHERE t.account_id = $1 ORDER BY t.name"
+        ))
+        .bind(account.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TunnelSummary {
+                    tunnel: tunnel_from(row)?,
+                    live_connectors: row.try_get("live_connectors")?,
+                    open_connections: row.try_get("open_connections")?,
+                    connected_since: row.try_get("connected_since")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every route of the account, by hostname.
+    pub async fn account_routes(&self, account: AccountId) -> Result<Vec<RouteRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, tunnel_id, hostname, created_at FROM routes WHERE account_id = $1 ORDER BY hostname",
+        )
+        .bind(account.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(route_from).collect()
     }
 
     /// A tunnel of the account, named by id or by name.

@@ -5,7 +5,10 @@ use adit_core::{api::AuditEntry, identity::Role};
 use leptos::{either::Either, prelude::*};
 
 use super::{AdminNeeded, SettingsHeader};
-use crate::components::timestamp::Timestamp;
+use crate::components::{
+    table::{Column, DataTable},
+    timestamp::Timestamp,
+};
 
 /// The entries any of whose columns contains `query` (ignoring case), in their order.
 pub(crate) fn matching(entries: &[AuditEntry], query: &str) -> Vec<AuditEntry> {
@@ -80,28 +83,27 @@ fn AuditTable(entries: Vec<AuditEntry>) -> impl IntoView {
                 {move || entry_count(shown.with(Vec::len), total)}
             </span>
         </div>
-        <div class="table-card">
-            <table class="data audit">
-                <thead>
-                    <tr>
-                        <th scope="col">"When"</th>
-                        <th scope="col">"Who"</th>
-                        <th scope="col">"Action"</th>
-                        <th scope="col">"Target"</th>
-                        <th scope="col">"Source IP"</th>
-                        <th scope="col">"Outcome"</th>
-                    </tr>
-                </thead>
-                <tbody>
-                    {move || shown.get().into_iter().map(|entry| view! { <AuditRow entry /> }).collect_view()}
-                </tbody>
-            </table>
-            <Show when=move || shown.with(Vec::is_empty)>
-                <p class="no-match">
-                    {if total == 0 { "Nothing has been recorded yet." } else { "No entries match the filter." }}
-                </p>
-            </Show>
-        </div>
+        <DataTable
+            class="audit"
+            columns=vec![
+                Column::new("When"),
+                Column::new("Who"),
+                Column::new("Action"),
+                Column::new("Target"),
+                Column::new("Source IP"),
+                Column::new("Outcome"),
+            ]
+            empty=Signal::derive(move || shown.with(Vec::is_empty))
+            empty_text=if total == 0 {
+                "Nothing has been recorded yet."
+            } else {
+                "No entries match the filter."
+            }
+                .to_owned()
+        >
+            // Entries never change and have no id: the filtered list is drawn afresh.
+            {move || shown.get().into_iter().map(|entry| view! { <AuditRow entry /> }).collect_view()}
+        </DataTable>
     }
 }
 

@@ -13,11 +13,12 @@ use crate::{
         confirm::ConfirmButton,
         field_error::{FieldError, invalid, retyped},
         secret::OnceSecret,
+        table::{Column, DataTable},
         tag::ScopeTag,
         timestamp::Timestamp,
     },
+    forms::{Problem, SettingsList},
     live,
-    rest::{Problem, reload, remove_then_reload, send_json},
 };
 
 const TOKENS: &str = "/api/v1/tokens";
@@ -88,7 +89,7 @@ pub(crate) fn TokensPage(tokens: Option<Vec<ApiToken>>, role: Role) -> impl Into
 
 #[component]
 fn Tokens(tokens: Vec<ApiToken>) -> impl IntoView {
-    let tokens = RwSignal::new(tokens);
+    let tokens = SettingsList::new(TOKENS, tokens);
     let created = RwSignal::new(None::<CreatedApiToken>);
     view! {
         {move || {
@@ -102,42 +103,30 @@ fn Tokens(tokens: Vec<ApiToken>) -> impl IntoView {
             })
         }}
         <CreateToken tokens created />
-        <div class="table-card">
-            <table class="data">
-                <thead>
-                    <tr>
-                        <th scope="col">"Name"</th>
-                        <th scope="col">"Scopes"</th>
-                        <th scope="col">"Created"</th>
-                        <th scope="col">"Last used"</th>
-                        <th scope="col">"Status"</th>
-                        <th scope="col" class="row-actions">
-                            <span class="visually-hidden">"Actions"</span>
-                        </th>
-                    </tr>
-                </thead>
-                <tbody>
-                    // Keyed by what can change, so a revoked or newly used token's row is
-                    // redrawn and the others keep their DOM (and focus).
-                    <For
-                        each=move || tokens.get()
-                        key=|t| (t.id, t.last_used_at.clone(), t.revoked_at.clone())
-                        let(token)
-                    >
-                        <TokenRow token tokens />
-                    </For>
-                </tbody>
-            </table>
-            <Show when=move || tokens.with(Vec::is_empty)>
-                <p class="no-match">"No API tokens yet."</p>
-            </Show>
-        </div>
+        <DataTable
+            columns=vec![
+                Column::new("Name"),
+                Column::new("Scopes"),
+                Column::new("Created"),
+                Column::new("Last used"),
+                Column::new("Status"),
+                Column::actions(),
+            ]
+            empty=Signal::derive(move || tokens.items.with(Vec::is_empty))
+            empty_text="No API tokens yet.".to_owned()
+        >
+            // Keyed by id; a row follows its token (revoked, newly used) and keeps its
+            // DOM (and focus) when the list is re-read.
+            <For each=move || tokens.items.get() key=|t| t.id let(token)>
+                <TokenRow token tokens />
+            </For>
+        </DataTable>
     }
 }
 
 #[component]
 fn CreateToken(
-    tokens: RwSignal<Vec<ApiToken>>,
+    tokens: SettingsList<ApiToken>,
     created: RwSignal<Option<CreatedApiToken>>,
 ) -> impl IntoView {
     let name = RwSignal::new(String::new());
@@ -145,33 +134,29 @@ fn CreateToken(
     let initial = Scopes::from_iter([Scope::Read]);
     let scopes = RwSignal::new(initial);
     let problem = RwSignal::new(None::<Problem>);
-    let busy = RwSignal::new(false);
+    let create =
+        tokens.create_action::<CreateApiToken, CreatedApiToken>(move |answer| match answer {
+            Ok(token) => {
+                created.set(Some(token));
+                name.set(String::new());
+                scopes.set(initial);
+            }
+            Err(e) => problem.set(Some(Problem::from_error(&e, &["name", "scopes"], "name"))),
+        });
+    let busy = create.pending();
     let ready = live::hydrated();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
             return;
         }
-        let body = match token_request(&name.get_untracked(), scopes.get_untracked()) {
-            Ok(body) => body,
-            Err(p) => return problem.set(Some(p)),
-        };
-        problem.set(None);
-        busy.set(true);
-        send_json::<CreatedApiToken>("POST", TOKENS.to_owned(), &body, move |answer| {
-            busy.set(false);
-            match answer {
-                Ok(token) => {
-                    created.set(Some(token));
-                    name.set(String::new());
-                    scopes.set(initial);
-                    reload(TOKENS, tokens);
-                }
-                Err(e) => {
-                    problem.set(Some(Problem::from_error(&e, &["name", "scopes"], "name")));
-                }
+        match token_request(&name.get_untracked(), scopes.get_untracked()) {
+            Ok(body) => {
+                problem.set(None);
+                create.dispatch_local(body);
             }
-        });
+            Err(p) => problem.set(Some(p)),
+        }
     };
     let boxes = Scope::ALL
         .into_iter()
@@ -236,18 +221,38 @@ fn CreateToken(
 }
 
 #[component]
-fn TokenRow(token: ApiToken, tokens: RwSignal<Vec<ApiToken>>) -> impl IntoView {
+fn TokenRow(token: ApiToken, tokens: SettingsList<ApiToken>) -> impl IntoView {
+    let id = token.id;
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let revoke = tokens.remove_action(id, busy, error);
+    // The row follows its token in the list (revoked, used since).
+    let current = Memo::new(move |_| {
+        tokens
+            .items
+            .with(|all| all.iter().find(|t| t.id == id).cloned())
+    });
+    move || {
+        current
+            .get()
+            .map(|token| token_cells(token, busy, error, revoke))
+    }
+}
+
+fn token_cells(
+    token: ApiToken,
+    busy: RwSignal<bool>,
+    error: RwSignal<Option<String>>,
+    revoke: Callback<()>,
+) -> impl IntoView + use<> {
     let ApiToken {
-        id,
         name,
         scopes,
         created_at,
         last_used_at,
         revoked_at,
+        ..
     } = token;
-    let error = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
-    let revoke = remove_then_reload(TOKENS, id, tokens, busy, error);
     let scope_tags = scopes
         .iter()
         .map(|scope| view! { <ScopeTag scope /> })

@@ -11,15 +11,16 @@ use leptos::{either::Either, ev::SubmitEvent, prelude::*};
 
 use super::{AdminNeeded, SettingsHeader};
 use crate::{
-    action,
+    Error,
     components::{
         confirm::ConfirmButton,
         field_error::{FieldError, invalid, retyped},
         secret::OnceSecret,
+        table::{Column, DataTable},
         timestamp::Timestamp,
     },
+    forms::{Problem, SettingsList},
     live,
-    rest::{Problem, reload, remove_then_reload, send_json},
 };
 
 const USERS: &str = "/api/v1/users";
@@ -79,7 +80,7 @@ pub(crate) fn UsersPage(users: Option<Vec<User>>, role: Role, me: Option<UserId>
 
 #[component]
 fn Users(users: Vec<User>, me: Option<UserId>) -> impl IntoView {
-    let users = RwSignal::new(users);
+    let users = SettingsList::new(USERS, users);
     let created = RwSignal::new(None::<CreatedUser>);
     view! {
         {move || {
@@ -96,59 +97,51 @@ fn Users(users: Vec<User>, me: Option<UserId>) -> impl IntoView {
             })
         }}
         <AddUser users created />
-        <div class="table-card">
-            <table class="data">
-                <thead>
-                    <tr>
-                        <th scope="col">"Email"</th>
-                        <th scope="col">"Role"</th>
-                        <th scope="col">"Added"</th>
-                        <th scope="col" class="row-actions">
-                            <span class="visually-hidden">"Actions"</span>
-                        </th>
-                    </tr>
-                </thead>
-                <tbody>
-                    // Keyed by id: a row keeps its role menu (and focus) across re-reads.
-                    <For each=move || users.get() key=|u| u.id let(user)>
-                        <UserRow user me users />
-                    </For>
-                </tbody>
-            </table>
-        </div>
+        <DataTable
+            columns=vec![
+                Column::new("Email"),
+                Column::new("Role"),
+                Column::new("Added"),
+                Column::actions(),
+            ]
+            empty=Signal::derive(move || users.items.with(Vec::is_empty))
+            empty_text="No users.".to_owned()
+        >
+            // Keyed by id: a row keeps its role menu (and focus) across re-reads.
+            <For each=move || users.items.get() key=|u| u.id let(user)>
+                <UserRow user me users />
+            </For>
+        </DataTable>
     }
 }
 
 #[component]
-fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -> impl IntoView {
+fn AddUser(users: SettingsList<User>, created: RwSignal<Option<CreatedUser>>) -> impl IntoView {
     let email = RwSignal::new(String::new());
     // The least a new user may need: raising it is a deliberate choice.
     let role = RwSignal::new(Role::Viewer);
     let problem = RwSignal::new(None::<Problem>);
-    let busy = RwSignal::new(false);
+    let add = users.create_action::<CreateUser, CreatedUser>(move |answer| match answer {
+        Ok(user) => {
+            created.set(Some(user));
+            email.set(String::new());
+        }
+        Err(e) => problem.set(Some(Problem::from_error(&e, &["email", "role"], "email"))),
+    });
+    let busy = add.pending();
     let ready = live::hydrated();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
             return;
         }
-        let body = match user_request(&email.get_untracked(), role.get_untracked()) {
-            Ok(body) => body,
-            Err(p) => return problem.set(Some(p)),
-        };
-        problem.set(None);
-        busy.set(true);
-        send_json::<CreatedUser>("POST", USERS.to_owned(), &body, move |answer| {
-            busy.set(false);
-            match answer {
-                Ok(user) => {
-                    created.set(Some(user));
-                    email.set(String::new());
-                    reload(USERS, users);
-                }
-                Err(e) => problem.set(Some(Problem::from_error(&e, &["email", "role"], "email"))),
+        match user_request(&email.get_untracked(), role.get_untracked()) {
+            Ok(body) => {
+                problem.set(None);
+                add.dispatch_local(body);
             }
-        });
+            Err(p) => problem.set(Some(p)),
+        }
     };
     view! {
         <form class="card settings-form" on:submit=submit novalidate>
@@ -199,7 +192,7 @@ fn AddUser(users: RwSignal<Vec<User>>, created: RwSignal<Option<CreatedUser>>) -
 }
 
 #[component]
-fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl IntoView {
+fn UserRow(user: User, me: Option<UserId>, users: SettingsList<User>) -> impl IntoView {
     let User {
         id,
         email,
@@ -210,24 +203,31 @@ fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl I
     let role = RwSignal::new(stored);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    // The role as the server has it, and the one it was asked for.
+    let change_role = Action::new_local(move |wanted: &Role| {
+        let (api, body) = (users.api(), UpdateUser { role: *wanted });
+        async move { api.update::<User>(USERS, id, &body).await }
+    });
+    let before = StoredValue::new(stored);
+    Effect::new(move || match change_role.value().get() {
+        None => {}
+        Some(Ok(user)) => before.set_value(user.role),
+        Some(Err(e)) => {
+            role.set(before.get_value());
+            if e != Error::SessionEnded {
+                error.set(Some(e.message()));
+            }
+        }
+    });
     let change = move |ev| {
         let Ok(wanted) = event_target_value(&ev).parse::<Role>() else {
             return;
         };
-        let before = role.get_untracked();
         role.set(wanted);
         error.set(None);
-        busy.set(true);
-        let body = UpdateUser { role: wanted };
-        send_json::<User>("PATCH", format!("{USERS}/{id}"), &body, move |answer| {
-            busy.set(false);
-            if let Err(e) = answer {
-                role.set(before);
-                error.set(Some(action::failure(&e).0));
-            }
-        });
+        change_role.dispatch_local(wanted);
     };
-    let remove = remove_then_reload(USERS, id, users, busy, error);
+    let remove = users.remove_action(id, busy, error);
     let error_id = format!("user-{id}-error");
     let you = (me == Some(id)).then(|| view! { <span class="tag">"you"</span> });
     view! {
@@ -239,7 +239,7 @@ fn UserRow(user: User, me: Option<UserId>, users: RwSignal<Vec<User>>) -> impl I
                     aria-label=format!("Role of {email}")
                     aria-describedby=error_id.clone()
                     prop:value=move || role.get().as_str()
-                    disabled=move || busy.get()
+                    disabled=move || busy.get() || change_role.pending().get()
                     on:change=change
                 >
                     {role_options(stored)}

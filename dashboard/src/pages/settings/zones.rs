@@ -14,10 +14,11 @@ use crate::{
         confirm::ConfirmButton,
         copy_id::CopyId,
         field_error::{FieldError, invalid, retyped},
+        table::{Column, DataTable},
         timestamp::Timestamp,
     },
+    forms::{Problem, SettingsList},
     live,
-    rest::{Problem, reload, remove_then_reload, send_json},
 };
 
 const ZONES: &str = "/api/v1/zones";
@@ -45,7 +46,15 @@ fn reason(error: &adit_core::Error) -> String {
 /// The page body; `editable` for admins, who may add and delete.
 #[component]
 pub(crate) fn ZonesPage(zones: Vec<Zone>, editable: bool) -> impl IntoView {
-    let zones = RwSignal::new(zones);
+    let zones = SettingsList::new(ZONES, zones);
+    let mut columns = vec![
+        Column::new("Zone"),
+        Column::new("Zone ID"),
+        Column::new("Added"),
+    ];
+    if editable {
+        columns.push(Column::actions());
+    }
     view! {
         <SettingsHeader
             title="Zones"
@@ -59,62 +68,41 @@ pub(crate) fn ZonesPage(zones: Vec<Zone>, editable: bool) -> impl IntoView {
             }
             .into_any()
         }}
-        <div class="table-card">
-            <table class="data">
-                <thead>
-                    <tr>
-                        <th scope="col">"Zone"</th>
-                        <th scope="col">"Zone ID"</th>
-                        <th scope="col">"Added"</th>
-                        {editable.then(|| view! {
-                            <th scope="col" class="row-actions">
-                                <span class="visually-hidden">"Actions"</span>
-                            </th>
-                        })}
-                    </tr>
-                </thead>
-                <tbody>
-                    <For each=move || zones.get() key=|zone| zone.id let(zone)>
-                        <ZoneRow zone editable zones />
-                    </For>
-                </tbody>
-            </table>
-            <Show when=move || zones.with(Vec::is_empty)>
-                <p class="no-match">
-                    "No zones yet: routes need one. Add the domain you will serve, such as example.com."
-                </p>
-            </Show>
-        </div>
+        <DataTable
+            columns
+            empty=Signal::derive(move || zones.items.with(Vec::is_empty))
+            empty_text="No zones yet: routes need one. Add the domain you will serve, such as example.com."
+                .to_owned()
+        >
+            <For each=move || zones.items.get() key=|zone| zone.id let(zone)>
+                <ZoneRow zone editable zones />
+            </For>
+        </DataTable>
     }
 }
 
 #[component]
-fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
+fn AddZone(zones: SettingsList<Zone>) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<Problem>);
-    let busy = RwSignal::new(false);
+    let add = zones.create_action::<CreateZone, Zone>(move |answer| match answer {
+        Ok(_) => name.set(String::new()),
+        Err(e) => problem.set(Some(Problem::from_error(&e, &["name"], "name"))),
+    });
+    let busy = add.pending();
     let ready = live::hydrated();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
             return;
         }
-        let body = match zone_request(&name.get_untracked()) {
-            Ok(body) => body,
-            Err(p) => return problem.set(Some(p)),
-        };
-        problem.set(None);
-        busy.set(true);
-        send_json::<Zone>("POST", ZONES.to_owned(), &body, move |answer| {
-            busy.set(false);
-            match answer {
-                Ok(_) => {
-                    name.set(String::new());
-                    reload(ZONES, zones);
-                }
-                Err(e) => problem.set(Some(Problem::from_error(&e, &["name"], "name"))),
+        match zone_request(&name.get_untracked()) {
+            Ok(body) => {
+                problem.set(None);
+                add.dispatch_local(body);
             }
-        });
+            Err(p) => problem.set(Some(p)),
+        }
     };
     view! {
         <form class="card settings-form" on:submit=submit novalidate>
@@ -147,7 +135,7 @@ fn AddZone(zones: RwSignal<Vec<Zone>>) -> impl IntoView {
 }
 
 #[component]
-fn ZoneRow(zone: Zone, editable: bool, zones: RwSignal<Vec<Zone>>) -> impl IntoView {
+fn ZoneRow(zone: Zone, editable: bool, zones: SettingsList<Zone>) -> impl IntoView {
     let Zone {
         id,
         name,
@@ -155,7 +143,7 @@ fn ZoneRow(zone: Zone, editable: bool, zones: RwSignal<Vec<Zone>>) -> impl IntoV
     } = zone;
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let delete = remove_then_reload(ZONES, id, zones, busy, error);
+    let delete = zones.remove_action(id, busy, error);
     let actions = editable.then(|| {
         view! {
             <td class="row-actions">
