@@ -23,20 +23,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Config, Error,
-    auth::Auth,
     config::{ConnLimits, EdgeLimits},
     control::Control,
+    control::quick::QuickTunnels,
     edge::{self, Edge},
-    edge_tls, files,
-    grpc::{ConnectorApi, TunnelApi},
-    pki::{self, CertAuthority},
-    quick::QuickTunnels,
-    registry::Registry,
-    routes::Routes,
-    secrets::{self, ServerKey},
+    files,
+    identity::auth::Auth,
     storage::{ApiTokenRow, Storage},
-    tunnel_listener::{self, TunnelListener},
-    ui::Ui,
+    trust::edge_certs,
+    trust::pki::{self, CertAuthority},
+    trust::secrets::{self, ServerKey},
+    tunnel::listener::{self as tunnel_listener, TunnelListener},
+    tunnel::registry::Registry,
+    tunnel::routes::Routes,
+    web::grpc::{ConnectorApi, TunnelApi},
+    web::ui::Ui,
 };
 
 /// The account the first admin, the first API token and `adit-server admin create`
@@ -152,7 +153,7 @@ impl App {
         routes.reload(&storage).await?;
         let https_edge = match edge_tls_listener {
             Some(listener) => {
-                let config = edge_tls::server_config(
+                let config = edge_certs::server_config(
                     authority.clone(),
                     certs.chain.clone(),
                     certs.key.clone_key(),
@@ -298,7 +299,7 @@ impl App {
             self.conn_limits,
         ));
 
-        let api = crate::api::router(control.clone())
+        let api = crate::web::api::router(control.clone())
             .merge(
                 tonic::service::Routes::new(
                     adit_proto::v1::tunnel_service_server::TunnelServiceServer::new(TunnelApi(
@@ -307,13 +308,13 @@ impl App {
                 )
                 .into_axum_router(),
             )
-            .merge(crate::web::router(control.clone(), self.ui.clone()))
+            .merge(crate::web::pages::router(control.clone(), self.ui.clone()))
             .merge(
                 axum::Router::new()
                     .route("/metrics", get(metrics))
                     .with_state(control.clone()),
             )
-            .fallback(crate::api::not_found);
+            .fallback(crate::web::api::not_found);
 
         if let Some((listener, acceptor)) = self.edge_tls {
             tokio::spawn(edge::serve_tls(

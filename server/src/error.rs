@@ -47,7 +47,7 @@ pub enum Error {
     RateLimited(String),
     /// An `adit login` poll that gets no token (yet).
     #[error("{}", .0.message())]
-    DeviceLogin(crate::device::DeviceLoginWait),
+    DeviceLogin(crate::control::device::DeviceLoginWait),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("stored data is corrupt: {0}")]

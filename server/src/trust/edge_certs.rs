@@ -17,7 +17,7 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-use crate::{Error, pki::CertAuthority, routes::Routes};
+use crate::{Error, trust::pki::CertAuthority, tunnel::routes::Routes};
 
 /// Issued leaves kept at most; past it the cache starts again (leaves are cheap to make).
 const MAX_CACHED: usize = 10_000;

@@ -1,6 +1,10 @@
 //! The public edge: accepts visitors' HTTP/1.1 (and h2c), maps Host → route → tunnel → a
 //! live connection, and relays the request as one HTTP/2 stream to the connector. Bodies
 //! stream both ways; WebSocket upgrades become a full-duplex stream.
+//!
+//! Rule: edge/ uses only tunnel/, observe/ and ground: no storage, no control, no axum.
+
+mod visitor_io;
 
 use std::{
     collections::HashMap,
@@ -39,11 +43,11 @@ use tracing::Instrument;
 
 use crate::{
     config::{ConnLimits, EdgeLimits},
-    metrics::{ErrorSource, Metrics, TunnelCounters},
+    edge::visitor_io::{ConnState, Framing, Watched},
     net::{self, Pending},
-    registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
-    routes::Routes,
-    visitor_io::{ConnState, Framing, Watched},
+    observe::metrics::{ErrorSource, Metrics, TunnelCounters},
+    tunnel::registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
+    tunnel::routes::Routes,
 };
 
 /// How many connections a request tries before the visitor gets a 502.

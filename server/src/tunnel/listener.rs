@@ -27,8 +27,8 @@ use crate::{
     config::ConnLimits,
     control::Control,
     net::{self, Pending},
-    registry::LiveConnection,
     storage::ConnectionRow,
+    tunnel::registry::LiveConnection,
 };
 
 /// The peer address, handed to gRPC handlers as a request extension.

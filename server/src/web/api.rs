@@ -26,9 +26,9 @@ use serde::Deserialize;
 
 use crate::{
     Error,
-    auth::{self, Principal},
     clock::now_ms,
     control::Control,
+    identity::auth::{self, Principal},
     storage::AuditRow,
 };
 

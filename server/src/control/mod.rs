@@ -1,5 +1,14 @@
 //! The control plane's operations, shared by REST, gRPC and the tunnel listener so that
 //! every rule (uniqueness, ownership, rotation) is written once.
+//!
+//! Rule: control/ uses storage/, identity/, trust/, tunnel/, observe/ and ground; no HTTP
+//! types (axum, hyper, tonic): web/ translates.
+
+pub mod accounts;
+pub mod changes;
+pub mod device;
+pub mod quick;
+pub(crate) mod remote_config;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -17,16 +26,16 @@ use adit_core::{
 
 use crate::{
     Error,
-    auth::Auth,
-    changes::Changes,
     clock::{now_ms, rfc3339},
-    metrics::{Metrics, Totals, quantile},
-    quick::{QuickTunnels, random_hostname},
-    registry::Registry,
-    remote_config::ConfigEvents,
-    routes::Routes,
-    secrets::{ServerKey, secret_matches, sha256_hex},
+    control::changes::Changes,
+    control::quick::{QuickTunnels, random_hostname},
+    control::remote_config::ConfigEvents,
+    identity::auth::Auth,
+    observe::metrics::{Metrics, Totals, quantile},
     storage::{ConnectionRow, ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow},
+    trust::secrets::{ServerKey, secret_matches, sha256_hex},
+    tunnel::registry::Registry,
+    tunnel::routes::Routes,
 };
 
 /// The account quick tunnels live in; nobody logs into it.

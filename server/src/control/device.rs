@@ -11,11 +11,11 @@ use rand::Rng;
 
 use crate::{
     Error,
-    auth::{Actor, Principal},
     clock::{now_ms, rfc3339},
     control::Control,
-    secrets::{random_urlsafe, sha256_hex},
+    identity::auth::{Actor, Principal},
     storage::{AuditRow, Decision, DeviceLoginRow, PendingLimits, UserRow},
+    trust::secrets::{random_urlsafe, sha256_hex},
 };
 
 /// How long a device login waits for its user.

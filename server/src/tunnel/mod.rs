@@ -1,0 +1,9 @@
+//! The tunnel plane: the listener connectors dial, the data connections this node holds
+//! ([`registry`]) and the hostname → tunnel table ([`routes`]) the edge reads.
+//!
+//! Rule: tunnel/ uses only ground, storage/ and observe/; it asks the control plane through
+//! [`listener::Connections`], never by naming `control`.
+
+pub mod listener;
+pub mod registry;
+pub mod routes;
