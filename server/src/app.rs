@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Config, Error,
     config::{ConnLimits, EdgeLimits},
-    control::Control,
     control::quick::QuickTunnels,
+    control::{Control, DEFAULT_ACCOUNT},
     edge::{self, Edge},
     files,
     identity::auth::Auth,
@@ -39,10 +39,6 @@ use crate::{
     web::grpc::{ConnectorApi, TunnelApi},
     web::ui::Ui,
 };
-
-/// The account the first admin, the first API token and `adit-server admin create`
-/// default to.
-pub(crate) const DEFAULT_ACCOUNT: &str = "default";
 
 /// Where the first admin's generated password is kept (0600) for an operator who did not
 /// see the first start on a terminal.
@@ -153,11 +149,12 @@ impl App {
         routes.reload(&storage).await?;
         let https_edge = match edge_tls_listener {
             Some(listener) => {
+                let routed = routes.clone();
                 let config = edge_certs::server_config(
                     authority.clone(),
                     certs.chain.clone(),
                     certs.key.clone_key(),
-                    routes.clone(),
+                    Arc::new(move |name: &str| routed.current().lookup(name).is_some()),
                 )?;
                 Some((listener, TlsAcceptor::from(config)))
             }
@@ -286,20 +283,24 @@ impl App {
         )
         .into_axum_router();
         let listener = Arc::new(TunnelListener {
-            control: control.clone(),
+            connections: control.clone(),
+            registry: control.registry.clone(),
+            metrics: control.metrics.clone(),
             acceptor: self.acceptor,
             grpc: connector_grpc,
             node: self.node,
             limits: self.conn_limits,
         });
         let edge = Arc::new(Edge::new(
-            &control,
+            control.routes.clone(),
+            control.registry.clone(),
+            control.metrics.clone(),
             self.access_log,
             self.edge_limits,
             self.conn_limits,
         ));
 
-        let api = crate::web::api::router(control.clone())
+        let api = crate::web::api::router(control.clone(), edge.clone())
             .merge(
                 tonic::service::Routes::new(
                     adit_proto::v1::tunnel_service_server::TunnelServiceServer::new(TunnelApi(

@@ -31,4 +31,4 @@ pub mod web;
 
 pub use app::App;
 pub use config::Config;
-pub use error::Error;
+pub use error::{DeviceLoginWait, Error};

@@ -11,6 +11,7 @@ pub mod quick;
 pub(crate) mod remote_config;
 
 use std::{
+    future::Future,
     net::{IpAddr, SocketAddr},
     sync::Arc,
 };
@@ -27,9 +28,8 @@ use adit_core::{
 use crate::{
     Error,
     clock::{now_ms, rfc3339},
-    control::changes::Changes,
+    control::changes::{Changes, ConfigEvents},
     control::quick::{QuickTunnels, random_hostname},
-    control::remote_config::ConfigEvents,
     identity::auth::Auth,
     observe::metrics::{Metrics, Totals, quantile},
     storage::{ConnectionRow, ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow},
@@ -37,6 +37,10 @@ use crate::{
     tunnel::registry::Registry,
     tunnel::routes::Routes,
 };
+
+/// The account the first admin, the first API token and `adit-server admin create`
+/// default to.
+pub(crate) const DEFAULT_ACCOUNT: &str = "default";
 
 /// The account quick tunnels live in; nobody logs into it.
 const QUICK_ACCOUNT: &str = "quick-tunnels";
@@ -784,5 +788,31 @@ fn traffic_row(tunnel: TunnelId, minute: i64, d: &Totals) -> TrafficRow {
         bytes_out: signed(d.bytes_out),
         p50_us: micros(quantile(&d.latency, 0.5)),
         p99_us: micros(quantile(&d.latency, 0.99)),
+    }
+}
+
+impl crate::tunnel::listener::Connections for Control {
+    fn authorize(
+        &self,
+        hello: &DataHello,
+    ) -> impl Future<Output = Result<Result<ConnectorRow, (RejectCode, String)>, Error>> + Send
+    {
+        self.authorize_data(hello)
+    }
+
+    fn opened(
+        &self,
+        connector: &ConnectorRow,
+        connection: &ConnectionRow,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.open_connection(connector, connection)
+    }
+
+    fn closed(
+        &self,
+        connector: &ConnectorRow,
+        connection: ConnectionId,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.close_connection(connector, connection)
     }
 }

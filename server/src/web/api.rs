@@ -28,6 +28,7 @@ use crate::{
     Error,
     clock::now_ms,
     control::Control,
+    edge::Edge,
     identity::auth::{self, Principal},
     storage::AuditRow,
 };
@@ -309,7 +310,9 @@ struct DeleteQuery {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-pub fn router(control: Arc<Control>) -> Router {
+/// The REST API. Private-network connects go through `edge`, the one public edge, so
+/// their streams count toward the same per-tunnel limit as visitors'.
+pub fn router(control: Arc<Control>, edge: Arc<Edge>) -> Router {
     let protected = Router::new()
         .route("/api/v1/tunnels", get(list_tunnels).post(create_tunnel))
         .route(
@@ -338,7 +341,10 @@ pub fn router(control: Arc<Control>) -> Router {
         )
         .route("/api/v1/ip-routes/match/{ip}", get(match_ip_route))
         .route("/api/v1/ip-routes/{route}", delete(delete_ip_route))
-        .route("/api/v1/private/connect", get(private_connect))
+        .route(
+            "/api/v1/private/connect",
+            get(private_connect).layer(axum::Extension(edge)),
+        )
         .route("/api/v1/auth/session", get(session))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/users", get(list_users).post(create_user))
@@ -554,6 +560,7 @@ async fn private_connect(
     Can(account, ..): Can<Read>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     cookie: Option<axum::Extension<auth::CookieSession>>,
+    axum::Extension(edge): axum::Extension<Arc<Edge>>,
     Query(q): Query<ConnectQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -597,14 +604,9 @@ async fn private_connect(
     } else {
         format!("{host}:{port}")
     };
-    // Private-network streams come through the API, not the public edge: the edge's
-    // visitor limits do not apply and their streams are not counted with the tunnel's.
-    let edge = crate::edge::Edge::new(
-        &c,
-        false,
-        crate::config::EdgeLimits::DEFAULT,
-        crate::config::ConnLimits::DEFAULT,
-    );
+    // Private-network streams come through the API, not the public edge's listener: the
+    // visitor limits on heads and bodies do not apply, but each stream takes one of the
+    // tunnel's slots (`--edge-max-streams-per-tunnel`) as a visitor's does.
     let response = edge
         .private_connect(&tunnels, req, peer, &destination)
         .await;
