@@ -22,6 +22,8 @@ pub mod edge;
 mod error;
 mod files;
 pub mod identity;
+#[cfg(test)]
+mod layers;
 mod net;
 pub mod observe;
 pub mod storage;
