@@ -8,10 +8,7 @@ use adit_core::{
     identity::{Email, Role},
     ids::{AccountId, ApiTokenId},
 };
-use axum::{
-    extract::{ConnectInfo, State},
-    routing::get,
-};
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -36,7 +33,7 @@ use crate::{
     tunnel::listener::{self as tunnel_listener, TunnelListener},
     tunnel::registry::Registry,
     tunnel::routes::Routes,
-    web::grpc::{ConnectorApi, TunnelApi},
+    web::grpc::ConnectorApi,
     web::ui::Ui,
 };
 
@@ -300,22 +297,7 @@ impl App {
             self.conn_limits,
         ));
 
-        let api = crate::web::api::router(control.clone(), edge.clone())
-            .merge(
-                tonic::service::Routes::new(
-                    adit_proto::v1::tunnel_service_server::TunnelServiceServer::new(TunnelApi(
-                        control.clone(),
-                    )),
-                )
-                .into_axum_router(),
-            )
-            .merge(crate::web::pages::router(control.clone(), self.ui.clone()))
-            .merge(
-                axum::Router::new()
-                    .route("/metrics", get(metrics))
-                    .with_state(control.clone()),
-            )
-            .fallback(crate::web::api::not_found);
+        let api = crate::web::router(control.clone(), edge.clone(), self.ui.clone());
 
         if let Some((listener, acceptor)) = self.edge_tls {
             tokio::spawn(edge::serve_tls(
@@ -492,9 +474,4 @@ async fn sweep_quick_tunnels(
             }
         }
     }
-}
-
-/// Prometheus scrapes this (the API listener is loopback by default).
-async fn metrics(State(control): State<Arc<Control>>) -> String {
-    control.metrics.render()
 }
