@@ -1086,7 +1086,11 @@ fn switch_protocols(
 
 #[cfg(test)]
 mod tests {
+    use adit_core::api::ApiError;
+    use http_body_util::Full;
+
     use super::*;
+    use crate::tunnel::testing;
 
     #[test]
     fn forwarded_headers_append() {
@@ -1101,5 +1105,123 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "app.example.com");
+    }
+
+    /// An edge over an empty route table and `registry`, with no socket of its own.
+    fn edge(registry: &Arc<Registry>, limits: EdgeLimits) -> Edge {
+        Edge::new(
+            Arc::new(Routes::new(None)),
+            registry.clone(),
+            Arc::new(Metrics::new()),
+            false,
+            limits,
+            ConnLimits::DEFAULT,
+        )
+    }
+
+    /// `adit access socks`'s WebSocket request, with the caller's API token.
+    fn connect_request() -> Request<()> {
+        Request::builder()
+            .uri("/api/v1/private/connect?destination=10.0.0.5:22")
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::AUTHORIZATION, "Bearer adit_secret")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap()
+    }
+
+    async fn code_of(response: Response<TunnelBody>) -> String {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let error: ApiError = serde_json::from_slice(&body).unwrap();
+        error.code
+    }
+
+    const PEER: &str = "127.0.0.9:5000";
+
+    #[tokio::test]
+    async fn a_tunnel_without_connections_is_offline() {
+        let registry = Arc::new(Registry::default());
+        let response = edge(&registry, EdgeLimits::DEFAULT)
+            .private_connect(
+                &[TunnelId::random()],
+                connect_request(),
+                PEER.parse().unwrap(),
+                "10.0.0.5:22",
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(code_of(response).await, "tunnel_offline");
+    }
+
+    #[tokio::test]
+    async fn private_streams_take_the_tunnels_stream_slots() {
+        let registry = Arc::new(Registry::default());
+        let tunnel = TunnelId::random();
+        registry.add(testing::ok_connection(tunnel, "").await);
+        let limits = EdgeLimits {
+            max_streams_per_tunnel: 0,
+            ..EdgeLimits::DEFAULT
+        };
+        let response = edge(&registry, limits)
+            .private_connect(
+                &[tunnel],
+                connect_request(),
+                PEER.parse().unwrap(),
+                "10.0.0.5:22",
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(code_of(response).await, "tunnel_busy");
+    }
+
+    #[tokio::test]
+    async fn a_private_stream_goes_to_the_tunnel_whose_connector_takes_it() {
+        let registry = Arc::new(Registry::default());
+        let (refusing, taking) = (TunnelId::random(), TunnelId::random());
+        registry.add(
+            testing::connection(refusing, |_| {
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = StatusCode::FORBIDDEN;
+                let headers = response.headers_mut();
+                headers.insert(
+                    HEADER_RESPONSE_SOURCE,
+                    HeaderValue::from_static("connector"),
+                );
+                headers.insert(
+                    "adit-error-code",
+                    HeaderValue::from_static("destination_not_routed"),
+                );
+                response
+            })
+            .await,
+        );
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        registry.add(
+            testing::connection(taking, move |req| {
+                let _ = seen_tx.send(req.headers().clone());
+                let mut response = Response::new(Full::new(Bytes::new()));
+                response
+                    .headers_mut()
+                    .insert(HEADER_UPGRADE_STATUS, HeaderValue::from_static("101"));
+                response
+            })
+            .await,
+        );
+        let response = edge(&registry, EdgeLimits::DEFAULT)
+            .private_connect(
+                &[refusing, taking],
+                connect_request(),
+                PEER.parse().unwrap(),
+                "10.0.0.5:22",
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        let headers = seen.try_recv().unwrap();
+        assert_eq!(headers[HEADER_STREAM_KIND], "tcp");
+        assert_eq!(headers[HEADER_DESTINATION], "10.0.0.5:22");
+        assert_eq!(headers[HEADER_CLIENT_ADDR], PEER);
+        assert!(headers.get(header::AUTHORIZATION).is_none());
     }
 }

@@ -7,3 +7,5 @@
 pub mod listener;
 pub mod registry;
 pub mod routes;
+#[cfg(test)]
+pub(crate) mod testing;
