@@ -7,6 +7,7 @@
 
 pub mod api;
 pub(crate) mod download;
+pub mod error;
 pub(crate) mod grpc;
 pub(crate) mod pages;
 pub(crate) mod ui;
@@ -40,7 +41,7 @@ pub(crate) fn router(control: Arc<Control>, edge: Arc<Edge>, ui: Arc<Ui>) -> Rou
                 .route("/metrics", get(metrics))
                 .with_state(control),
         )
-        .fallback(api::not_found)
+        .fallback(error::not_found)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 

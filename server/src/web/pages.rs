@@ -19,8 +19,11 @@ use crate::{
     clock::now_ms,
     control::Control,
     identity::auth::{self, CookieSession, SESSION_COOKIE},
-    web::api::{ApiError, cookie_header, login_and_audit},
     web::ui::{self, Ui},
+    web::{
+        api::{cookie_header, login_and_audit},
+        error::ApiError,
+    },
 };
 
 pub(crate) fn router(control: Arc<Control>, ui: Arc<Ui>) -> Router {
@@ -466,7 +469,7 @@ async fn settings_page(
         "tokens" => Settings::Tokens,
         "users" => Settings::Users,
         "audit" => Settings::Audit,
-        _ => return crate::web::api::not_found().await.into_response(),
+        _ => return crate::web::error::not_found().await.into_response(),
     };
     let here = format!("/settings/{section}");
     logged_in_page(&c, &ui, &headers, Some(&here), None, async |cookie| {
