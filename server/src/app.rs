@@ -143,7 +143,6 @@ impl App {
             })
             .transpose()?;
         let routes = Arc::new(Routes::new(quick_domain.clone()));
-        routes.reload(&storage).await?;
         let https_edge = match edge_tls_listener {
             Some(listener) => {
                 let routed = routes.clone();
@@ -184,6 +183,7 @@ impl App {
             });
         }
         let control = Arc::new(control.with_secure_cookies(config.secure_cookies));
+        control.reload_routes().await?;
 
         for zone in &config.zones {
             control

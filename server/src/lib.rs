@@ -2,7 +2,8 @@
 //! (REST under `/api/v1` and gRPC) and the dashboard, built by [`App::build`].
 //!
 //! Each folder is one layer, and its `mod.rs` says in one line what it may use; the
-//! `layers` test below holds every `crate::` path to those rules. From the ground up:
+//! `layers` unit test (layers.rs) holds every `crate::` path to those rules. From the
+//! ground up:
 //!
 //! * ground (`error`, `clock`, `files`, `net`): used by all, use nothing of the crate;
 //! * [`storage`], [`observe`], [`trust`]: the database, the counters, keys and certificates;

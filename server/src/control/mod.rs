@@ -101,6 +101,22 @@ impl Control {
         }
     }
 
+    /// Rebuilds the edge's route table from the stored routes.
+    pub(crate) async fn reload_routes(&self) -> Result<(), Error> {
+        let rows = self.storage.all_routes().await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            match HostPattern::parse(&row.hostname) {
+                Ok(pattern) => entries.push((pattern, row.tunnel_id)),
+                Err(e) => {
+                    tracing::warn!(route = %row.id, error = %e, "skipping unparseable stored route")
+                }
+            }
+        }
+        self.routes.publish(entries);
+        Ok(())
+    }
+
     /// Marks session cookies `Secure` (`--secure-cookies`).
     pub(crate) fn with_secure_cookies(mut self, secure: bool) -> Self {
         self.secure_cookies = secure;
@@ -255,7 +271,7 @@ impl Control {
         }
         self.storage.delete_tunnel(row.id).await?;
         self.changes.notify(account, ChangeKind::Tunnel, row.id);
-        self.routes.reload(&self.storage).await?;
+        self.reload_routes().await?;
         let closed = self.registry.close_tunnel(row.id);
         self.metrics.forget(row.id);
         tracing::info!(tunnel = %row.id, closed, "tunnel deleted");
@@ -330,7 +346,7 @@ impl Control {
         };
         self.storage.insert_route(&route).await?;
         self.changes.notify(account, ChangeKind::Route, row.id);
-        self.routes.reload(&self.storage).await?;
+        self.reload_routes().await?;
         Ok(route_view(route))
     }
 
@@ -363,7 +379,7 @@ impl Control {
         self.storage.delete_route(id).await?;
         self.changes
             .notify(account, ChangeKind::Route, row.tunnel_id);
-        self.routes.reload(&self.storage).await
+        self.reload_routes().await
     }
 
     pub async fn list_connectors(
@@ -553,7 +569,7 @@ impl Control {
             tracing::info!(%tunnel, "quick tunnel removed: its connector went away");
         }
         if !gone.is_empty() {
-            self.routes.reload(&self.storage).await?;
+            self.reload_routes().await?;
         }
         Ok(gone.len())
     }

@@ -94,7 +94,7 @@ impl Control {
             .storage
             .write_remote_config(&change, previous_hostnames)
             .await?;
-        self.routes.reload(&self.storage).await?;
+        self.reload_routes().await?;
         self.config_events.publish(row.id);
         // Its hostnames are routes: open dashboard pages re-read them.
         self.changes.notify(account, ChangeKind::Route, row.id);
