@@ -328,6 +328,20 @@ fn no_circles_between_layers_or_root_modules() {
 }
 
 #[test]
+fn every_layer_states_its_rule_in_its_mod_rs() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (layer, _) in RULES {
+        let doc = std::fs::read_to_string(src.join(layer).join("mod.rs")).expect("a mod.rs");
+        assert!(
+            doc.lines()
+                .take_while(|line| line.starts_with("//!"))
+                .any(|line| line.starts_with(&format!("//! Rule: {layer}/"))),
+            "{layer}/mod.rs states no rule (a `//! Rule: {layer}/ …` line in its doc)"
+        );
+    }
+}
+
+#[test]
 fn the_reader_finds_paths_and_ignores_prose() {
     let code = code_only(
         "use crate::{Error, edge::{self, Edge}, tunnel::registry::Registry};\n\
