@@ -5,9 +5,9 @@ use std::io::{BufRead, Write};
 
 use crate::{
     Config, Error,
-    accounts::{create_user, reset_password},
-    auth::{PasswordHashing, rotate_signing_keys},
     config::AdminCommand,
+    control::accounts::{create_user, reset_password},
+    identity::auth::{PasswordHashing, rotate_signing_keys},
     storage::Storage,
 };
 

@@ -8,10 +8,7 @@ use adit_core::{
     identity::{Email, Role},
     ids::{AccountId, ApiTokenId},
 };
-use axum::{
-    extract::{ConnectInfo, State},
-    routing::get,
-};
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -23,25 +20,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Config, Error,
-    auth::Auth,
     config::{ConnLimits, EdgeLimits},
-    control::Control,
+    control::quick::QuickTunnels,
+    control::{Control, DEFAULT_ACCOUNT},
     edge::{self, Edge},
-    edge_tls, files,
-    grpc::{ConnectorApi, TunnelApi},
-    pki::{self, CertAuthority},
-    quick::QuickTunnels,
-    registry::Registry,
-    routes::Routes,
-    secrets::{self, ServerKey},
+    files,
+    identity::auth::Auth,
     storage::{ApiTokenRow, Storage},
-    tunnel_listener::{self, TunnelListener},
-    ui::Ui,
+    trust::edge_certs,
+    trust::pki::{self, CertAuthority},
+    trust::secrets::{self, ServerKey},
+    tunnel::listener::{self as tunnel_listener, TunnelListener},
+    tunnel::registry::Registry,
+    tunnel::routes::Routes,
+    web::grpc::ConnectorApi,
+    web::ui::Ui,
 };
-
-/// The account the first admin, the first API token and `adit-server admin create`
-/// default to.
-pub(crate) const DEFAULT_ACCOUNT: &str = "default";
 
 /// Where the first admin's generated password is kept (0600) for an operator who did not
 /// see the first start on a terminal.
@@ -149,14 +143,14 @@ impl App {
             })
             .transpose()?;
         let routes = Arc::new(Routes::new(quick_domain.clone()));
-        routes.reload(&storage).await?;
         let https_edge = match edge_tls_listener {
             Some(listener) => {
-                let config = edge_tls::server_config(
+                let routed = routes.clone();
+                let config = edge_certs::server_config(
                     authority.clone(),
                     certs.chain.clone(),
                     certs.key.clone_key(),
-                    routes.clone(),
+                    Arc::new(move |name: &str| routed.current().lookup(name).is_some()),
                 )?;
                 Some((listener, TlsAcceptor::from(config)))
             }
@@ -189,6 +183,7 @@ impl App {
             });
         }
         let control = Arc::new(control.with_secure_cookies(config.secure_cookies));
+        control.reload_routes().await?;
 
         for zone in &config.zones {
             control
@@ -285,35 +280,24 @@ impl App {
         )
         .into_axum_router();
         let listener = Arc::new(TunnelListener {
-            control: control.clone(),
+            connections: control.clone(),
+            registry: control.registry.clone(),
+            metrics: control.metrics.clone(),
             acceptor: self.acceptor,
             grpc: connector_grpc,
             node: self.node,
             limits: self.conn_limits,
         });
         let edge = Arc::new(Edge::new(
-            &control,
+            control.routes.clone(),
+            control.registry.clone(),
+            control.metrics.clone(),
             self.access_log,
             self.edge_limits,
             self.conn_limits,
         ));
 
-        let api = crate::api::router(control.clone())
-            .merge(
-                tonic::service::Routes::new(
-                    adit_proto::v1::tunnel_service_server::TunnelServiceServer::new(TunnelApi(
-                        control.clone(),
-                    )),
-                )
-                .into_axum_router(),
-            )
-            .merge(crate::web::router(control.clone(), self.ui.clone()))
-            .merge(
-                axum::Router::new()
-                    .route("/metrics", get(metrics))
-                    .with_state(control.clone()),
-            )
-            .fallback(crate::api::not_found);
+        let api = crate::web::router(control.clone(), edge.clone(), self.ui.clone());
 
         if let Some((listener, acceptor)) = self.edge_tls {
             tokio::spawn(edge::serve_tls(
@@ -490,9 +474,4 @@ async fn sweep_quick_tunnels(
             }
         }
     }
-}
-
-/// Prometheus scrapes this (the API listener is loopback by default).
-async fn metrics(State(control): State<Arc<Control>>) -> String {
-    control.metrics.render()
 }

@@ -6,6 +6,7 @@ use adit_core::identity::Role;
 use clap::{Parser, Subcommand};
 
 use crate::storage::Storage;
+pub use crate::{edge::EdgeLimits, net::ConnLimits};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -158,7 +159,7 @@ pub enum AdminCommand {
         email: String,
         #[arg(long, default_value = "admin")]
         role: Role,
-        #[arg(long, default_value = crate::app::DEFAULT_ACCOUNT)]
+        #[arg(long, default_value = crate::control::DEFAULT_ACCOUNT)]
         account: String,
         /// Read the password from the first line of standard input.
         #[arg(long)]
@@ -276,73 +277,6 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| Storage::sqlite_url(&self.data_dir().join("adit.db")))
-    }
-}
-
-/// What the public edge allows one visitor, connection or tunnel (see the `edge_*` flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EdgeLimits {
-    pub max_header_bytes: u32,
-    pub max_headers: u32,
-    pub max_uri_bytes: u32,
-    pub header_timeout: Duration,
-    pub body_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_streams_per_connection: u32,
-    pub max_streams_per_tunnel: u32,
-}
-
-impl EdgeLimits {
-    /// Generous for browsers and APIs (64 KiB of headers is more than any browser sends,
-    /// 8 KiB of URI is what most servers allow), small enough that one visitor cannot hold
-    /// much of the edge.
-    pub const DEFAULT: Self = Self {
-        max_header_bytes: 64 * 1024,
-        max_headers: 100,
-        max_uri_bytes: 8 * 1024,
-        header_timeout: Duration::from_secs(30),
-        body_timeout: Duration::from_secs(60),
-        idle_timeout: Duration::from_secs(60),
-        max_streams_per_connection: 100,
-        max_streams_per_tunnel: 10_000,
-    };
-}
-
-impl Default for EdgeLimits {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-/// What every listener (edge, tunnel listener, API) allows a peer that has not proven
-/// itself yet, and how HTTP/2 connections find dead peers (see the flags of the same names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnLimits {
-    pub max_pending_per_source: u32,
-    pub tunnel_auth_timeout: Duration,
-    pub api_header_timeout: Duration,
-    pub http2_keep_alive_interval: Duration,
-    pub http2_keep_alive_timeout: Duration,
-}
-
-impl ConnLimits {
-    /// Unproven connections from one address are few only on average: a burst from one
-    /// NAT, proxy or client (the e2e suite sends 500 requests at once) has them all pending
-    /// together while the server is busy, and closing one is a failed request. So the cap
-    /// is set above such bursts; it still keeps one address from holding more than a
-    /// sliver of the (raised) descriptor limit, and the deadlines turn its sockets over.
-    pub const DEFAULT: Self = Self {
-        max_pending_per_source: 512,
-        tunnel_auth_timeout: Duration::from_secs(10),
-        api_header_timeout: Duration::from_secs(30),
-        http2_keep_alive_interval: Duration::from_secs(20),
-        http2_keep_alive_timeout: Duration::from_secs(20),
-    };
-}
-
-impl Default for ConnLimits {
-    fn default() -> Self {
-        Self::DEFAULT
     }
 }
 

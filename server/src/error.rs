@@ -47,7 +47,7 @@ pub enum Error {
     RateLimited(String),
     /// An `adit login` poll that gets no token (yet).
     #[error("{}", .0.message())]
-    DeviceLogin(crate::device::DeviceLoginWait),
+    DeviceLogin(DeviceLoginWait),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("stored data is corrupt: {0}")]
@@ -68,6 +68,35 @@ impl Error {
         Self::InvalidArgument {
             field: field.into(),
             message: err.to_string(),
+        }
+    }
+}
+
+/// Why a poll gets no token (yet): RFC 8628's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceLoginWait {
+    AuthorizationPending,
+    SlowDown,
+    AccessDenied,
+    ExpiredToken,
+}
+
+impl DeviceLoginWait {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::AuthorizationPending => "waiting for a user to approve this login",
+            Self::SlowDown => "polling too fast; wait longer between polls",
+            Self::AccessDenied => "the login was denied",
+            Self::ExpiredToken => "the login expired or is unknown; start a new one",
         }
     }
 }

@@ -250,3 +250,35 @@ mod tests {
         late.proven().await;
     }
 }
+
+/// What every listener (edge, tunnel listener, API) allows a peer that has not proven
+/// itself yet, and how HTTP/2 connections find dead peers (see the flags of the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    pub max_pending_per_source: u32,
+    pub tunnel_auth_timeout: Duration,
+    pub api_header_timeout: Duration,
+    pub http2_keep_alive_interval: Duration,
+    pub http2_keep_alive_timeout: Duration,
+}
+
+impl ConnLimits {
+    /// Unproven connections from one address are few only on average: a burst from one
+    /// NAT, proxy or client (the e2e suite sends 500 requests at once) has them all pending
+    /// together while the server is busy, and closing one is a failed request. So the cap
+    /// is set above such bursts; it still keeps one address from holding more than a
+    /// sliver of the (raised) descriptor limit, and the deadlines turn its sockets over.
+    pub const DEFAULT: Self = Self {
+        max_pending_per_source: 512,
+        tunnel_auth_timeout: Duration::from_secs(10),
+        api_header_timeout: Duration::from_secs(30),
+        http2_keep_alive_interval: Duration::from_secs(20),
+        http2_keep_alive_timeout: Duration::from_secs(20),
+    };
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}

@@ -1,6 +1,8 @@
 //! The one storage interface: every query the server makes lives here, written once for
 //! both backends through sqlx's `Any` driver (SQLite by default, PostgreSQL for clusters).
 //! Ids are UUID text and times are milliseconds since the epoch, which both store alike.
+//!
+//! Rule: storage/ uses only ground (`error`, `clock`, `files`); it names no HTTP type.
 
 use std::{
     path::{Path, PathBuf},

@@ -963,7 +963,7 @@ async fn roles_and_scopes_decide_what_a_caller_may_do() {
         "a token is shown once, never listed"
     );
     let scopes: Scopes = Scopes::from_iter([Scope::Read]);
-    let viewer_principal = adit_server::auth::Principal {
+    let viewer_principal = adit_server::identity::auth::Principal {
         account: server
             .control
             .storage
@@ -971,7 +971,7 @@ async fn roles_and_scopes_decide_what_a_caller_may_do() {
             .await
             .unwrap()
             .unwrap(),
-        actor: adit_server::auth::Actor::Token {
+        actor: adit_server::identity::auth::Actor::Token {
             id: adit_core::ids::ApiTokenId::random(),
             name: "v".into(),
         },

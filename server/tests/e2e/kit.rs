@@ -293,9 +293,9 @@ pub async fn admin_token_in(server: &TestServer, account: AccountId, email: &str
         .await
         .unwrap()
         .user;
-    let admin = adit_server::auth::Principal {
+    let admin = adit_server::identity::auth::Principal {
         account,
-        actor: adit_server::auth::Actor::User {
+        actor: adit_server::identity::auth::Actor::User {
             id: user.id,
             email: user.email,
         },

@@ -606,9 +606,9 @@ async fn only_the_accounts_route_writers_change_a_configuration() {
     let other_admin = server
         .control
         .create_api_token(
-            &adit_server::auth::Principal {
+            &adit_server::identity::auth::Principal {
                 account: other,
-                actor: adit_server::auth::Actor::Token {
+                actor: adit_server::identity::auth::Actor::Token {
                     id: adit_core::ids::ApiTokenId::random(),
                     name: "bootstrap".into(),
                 },

@@ -17,7 +17,10 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-use crate::{Error, pki::CertAuthority, routes::Routes};
+use crate::{Error, trust::pki::CertAuthority};
+
+/// Whether a hostname is routed (to some tunnel): only those get a leaf of their own.
+pub(crate) type IsRouted = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Issued leaves kept at most; past it the cache starts again (leaves are cheap to make).
 const MAX_CACHED: usize = 10_000;
@@ -25,7 +28,7 @@ const MAX_CACHED: usize = 10_000;
 pub(crate) struct EdgeCertificates {
     authority: Option<Arc<CertAuthority>>,
     fallback: Arc<CertifiedKey>,
-    routes: Arc<Routes>,
+    routed: IsRouted,
     cache: Mutex<HashMap<String, Arc<CertifiedKey>>>,
     provider: Arc<CryptoProvider>,
 }
@@ -64,7 +67,7 @@ impl ResolvesServerCert for EdgeCertificates {
             return Some(self.fallback.clone());
         };
         let name = normalize_host(name);
-        if self.routes.current().lookup(&name).is_none() {
+        if !(self.routed)(&name) {
             return Some(self.fallback.clone());
         }
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
@@ -85,14 +88,14 @@ pub(crate) fn server_config(
     authority: Option<Arc<CertAuthority>>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    routes: Arc<Routes>,
+    routed: IsRouted,
 ) -> Result<Arc<ServerConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let fallback = certified(&provider, chain, key)?;
     let resolver = EdgeCertificates {
         authority,
         fallback,
-        routes,
+        routed,
         cache: Mutex::default(),
         provider: provider.clone(),
     };

@@ -11,11 +11,12 @@ use rand::Rng;
 
 use crate::{
     Error,
-    auth::{Actor, Principal},
     clock::{now_ms, rfc3339},
     control::Control,
-    secrets::{random_urlsafe, sha256_hex},
+    error::DeviceLoginWait,
+    identity::auth::{Actor, Principal},
     storage::{AuditRow, Decision, DeviceLoginRow, PendingLimits, UserRow},
+    trust::secrets::{random_urlsafe, sha256_hex},
 };
 
 /// How long a device login waits for its user.
@@ -37,35 +38,6 @@ const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 const USER_CODE_LEN: usize = 8;
 /// The dashboard page that approves a login.
 pub const VERIFICATION_PATH: &str = "/device";
-
-/// Why a poll gets no token (yet): RFC 8628's error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceLoginWait {
-    AuthorizationPending,
-    SlowDown,
-    AccessDenied,
-    ExpiredToken,
-}
-
-impl DeviceLoginWait {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::AuthorizationPending => "authorization_pending",
-            Self::SlowDown => "slow_down",
-            Self::AccessDenied => "access_denied",
-            Self::ExpiredToken => "expired_token",
-        }
-    }
-
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::AuthorizationPending => "waiting for a user to approve this login",
-            Self::SlowDown => "polling too fast; wait longer between polls",
-            Self::AccessDenied => "the login was denied",
-            Self::ExpiredToken => "the login expired or is unknown; start a new one",
-        }
-    }
-}
 
 /// A pending login as the approval page shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

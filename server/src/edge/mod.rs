@@ -1,6 +1,14 @@
 //! The public edge: accepts visitors' HTTP/1.1 (and h2c), maps Host → route → tunnel → a
 //! live connection, and relays the request as one HTTP/2 stream to the connector. Bodies
 //! stream both ways; WebSocket upgrades become a full-duplex stream.
+//!
+//! Rule: edge/ uses only tunnel/, observe/ and ground: no storage, no control, no axum.
+
+mod error_page;
+mod limits;
+mod visitor_io;
+
+pub use limits::EdgeLimits;
 
 use std::{
     collections::HashMap,
@@ -11,7 +19,6 @@ use std::{
 };
 
 use adit_core::{
-    api::ApiError,
     hostname::normalize_host,
     ids::{ConnectionId, TunnelId},
     wire::{
@@ -27,7 +34,7 @@ use bytes::Bytes;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -37,21 +44,22 @@ use tokio::{net::TcpListener, sync::oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use self::error_page::{
+    connector_error, connector_error_code, error_response, error_response_with, full, wants_json,
+};
 use crate::{
-    config::{ConnLimits, EdgeLimits},
-    metrics::{ErrorSource, Metrics, TunnelCounters},
+    edge::visitor_io::{ConnState, Framing, Watched},
+    net::ConnLimits,
     net::{self, Pending},
-    registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
-    routes::Routes,
-    visitor_io::{ConnState, Framing, Watched},
+    observe::metrics::{ErrorSource, Metrics, TunnelCounters},
+    tunnel::registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
+    tunnel::routes::Routes,
 };
 
 /// How many connections a request tries before the visitor gets a 502.
 const MAX_ATTEMPTS: usize = 4;
 /// hyper's HTTP/1 read buffer cannot be smaller than this.
 const MIN_BUF_SIZE: usize = 8192;
-/// Largest connector-made error body the edge reads to render its own page.
-const MAX_ERROR_BODY: usize = 4096;
 
 pub struct Edge {
     routes: Arc<Routes>,
@@ -269,15 +277,17 @@ impl Drop for Metered {
 
 impl Edge {
     pub(crate) fn new(
-        control: &crate::control::Control,
+        routes: Arc<Routes>,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
         access_log: bool,
         limits: EdgeLimits,
         conn_limits: ConnLimits,
     ) -> Self {
         Self {
-            routes: control.routes.clone(),
-            registry: control.registry.clone(),
-            metrics: control.metrics.clone(),
+            routes,
+            registry,
+            metrics,
             access_log,
             limits,
             conn_limits,
@@ -326,15 +336,6 @@ fn note_origin(connection: &LiveConnection, response: &Response<Incoming>) {
     } else if response.status().is_server_error() {
         connection.origin_missed(connector_error_code(response));
     }
-}
-
-/// The code a connector gave its own error answer (`origin_refused`, …).
-fn connector_error_code(response: &Response<Incoming>) -> &str {
-    response
-        .headers()
-        .get("adit-error-code")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("origin_error")
 }
 
 fn is_from_connector(response: &Response<Incoming>) -> bool {
@@ -406,79 +407,6 @@ impl Scheme {
             Self::Https => "https",
         })
     }
-}
-
-fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json") && !v.contains("text/html"))
-}
-
-/// An error page the edge makes itself: JSON when asked for, HTML otherwise.
-pub fn error_response(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    json: bool,
-) -> Response<TunnelBody> {
-    error_response_with(status, code, message, serde_json::Value::Null, json)
-}
-
-/// An error page with JSON `details` (the HTML page shows only the message).
-fn error_response_with(
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    details: serde_json::Value,
-    json: bool,
-) -> Response<TunnelBody> {
-    let (content_type, body) = if json {
-        let body = ApiError {
-            code: code.to_owned(),
-            message: message.to_owned(),
-            details,
-        };
-        (
-            "application/json",
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )
-    } else {
-        let escape = |text: &str| {
-            text.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
-        let escaped = escape(message);
-        let request = details
-            .get("request_id")
-            .and_then(serde_json::Value::as_str)
-            .map(|id| format!(" · request {}", escape(id)))
-            .unwrap_or_default();
-        let title = status.canonical_reason().unwrap_or("Error");
-        (
-            "text/html; charset=utf-8",
-            format!(
-                "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{code} · {title}</title></head>\
-                 <body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;color:#1f2328\">\
-                 <h1>{} {title}</h1><p>{escaped}</p><p style=\"color:#656d76\">Error code: {code}{request} · served by the Adit edge</p></body></html>",
-                status.as_u16()
-            )
-            .into_bytes(),
-        )
-    };
-    let mut response = Response::new(full(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-fn full(bytes: impl Into<Bytes>) -> TunnelBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
 }
 
 fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
@@ -1105,49 +1033,6 @@ fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str, schem
     }
 }
 
-/// The connector's own error answer, as the visitor sees it: its code, a request id and a
-/// plain sentence. What the connector said (the origin's internal address, hints for the
-/// operator) goes to the log under the same request id; the dashboard shows the code as
-/// the connector's origin health.
-async fn connector_error(
-    response: Response<Incoming>,
-    json: bool,
-    host: &str,
-) -> Response<TunnelBody> {
-    let status = response.status();
-    let code = connector_error_code(&response).to_owned();
-    let limited = http_body_util::Limited::new(response.into_body(), MAX_ERROR_BODY);
-    let detail = match limited.collect().await {
-        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
-        Err(_) => String::new(),
-    };
-    let request_id = format!("{:016x}", rand::random::<u64>());
-    tracing::info!(%request_id, host, code, detail, "the connector answered with an error");
-    error_response_with(
-        status,
-        &code,
-        &visitor_sentence(&code, host),
-        serde_json::json!({ "request_id": request_id }),
-        json,
-    )
-}
-
-/// What a visitor is told about a connector's error: nothing about the origin behind it.
-fn visitor_sentence(code: &str, host: &str) -> String {
-    match code {
-        "origin_refused" => "The service behind this hostname refused the connection.".into(),
-        "origin_timeout" => "The service behind this hostname did not answer in time.".into(),
-        "origin_unreachable" | "origin_error" | "origin_upgrade_failed" => {
-            "The service behind this hostname could not be reached.".into()
-        }
-        "tcp_service" => format!(
-            "{host} serves a TCP service: reach it with `adit access tcp --hostname {host}` (or `adit access ssh`)."
-        ),
-        "no_configuration" => "This tunnel has no configuration yet.".into(),
-        _ => "The tunnel could not serve this request.".into(),
-    }
-}
-
 fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -1201,7 +1086,11 @@ fn switch_protocols(
 
 #[cfg(test)]
 mod tests {
+    use adit_core::api::ApiError;
+    use http_body_util::Full;
+
     use super::*;
+    use crate::tunnel::testing;
 
     #[test]
     fn forwarded_headers_append() {
@@ -1218,14 +1107,121 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "app.example.com");
     }
 
-    #[test]
-    fn error_pages_escape_and_speak_json() {
-        let html = error_response(StatusCode::NOT_FOUND, "x", "<b>", false);
-        assert_eq!(
-            html.headers()[header::CONTENT_TYPE],
-            "text/html; charset=utf-8"
+    /// An edge over an empty route table and `registry`, with no socket of its own.
+    fn edge(registry: &Arc<Registry>, limits: EdgeLimits) -> Edge {
+        Edge::new(
+            Arc::new(Routes::new(None)),
+            registry.clone(),
+            Arc::new(Metrics::new()),
+            false,
+            limits,
+            ConnLimits::DEFAULT,
+        )
+    }
+
+    /// `adit access socks`'s WebSocket request, with the caller's API token.
+    fn connect_request() -> Request<()> {
+        Request::builder()
+            .uri("/api/v1/private/connect?destination=10.0.0.5:22")
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::AUTHORIZATION, "Bearer adit_secret")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-version", "13")
+            .body(())
+            .unwrap()
+    }
+
+    async fn code_of(response: Response<TunnelBody>) -> String {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let error: ApiError = serde_json::from_slice(&body).unwrap();
+        error.code
+    }
+
+    const PEER: &str = "127.0.0.9:5000";
+
+    #[tokio::test]
+    async fn a_tunnel_without_connections_is_offline() {
+        let registry = Arc::new(Registry::default());
+        let response = edge(&registry, EdgeLimits::DEFAULT)
+            .private_connect(
+                &[TunnelId::random()],
+                connect_request(),
+                PEER.parse().unwrap(),
+                "10.0.0.5:22",
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(code_of(response).await, "tunnel_offline");
+    }
+
+    #[tokio::test]
+    async fn private_streams_take_the_tunnels_stream_slots() {
+        let registry = Arc::new(Registry::default());
+        let tunnel = TunnelId::random();
+        registry.add(testing::ok_connection(tunnel, "").await);
+        let limits = EdgeLimits {
+            max_streams_per_tunnel: 0,
+            ..EdgeLimits::DEFAULT
+        };
+        let response = edge(&registry, limits)
+            .private_connect(
+                &[tunnel],
+                connect_request(),
+                PEER.parse().unwrap(),
+                "10.0.0.5:22",
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(code_of(response).await, "tunnel_busy");
+    }
+
+    #[tokio::test]
+    async fn a_private_stream_goes_to_the_tunnel_whose_connector_takes_it() {
+        let registry = Arc::new(Registry::default());
+        let (refusing, taking) = (TunnelId::random(), TunnelId::random());
+        registry.add(
+            testing::connection(refusing, |_| {
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = StatusCode::FORBIDDEN;
+                let headers = response.headers_mut();
+                headers.insert(
+                    HEADER_RESPONSE_SOURCE,
+                    HeaderValue::from_static("connector"),
+                );
+                headers.insert(
+                    "adit-error-code",
+                    HeaderValue::from_static("destination_not_routed"),
+                );
+                response
+            })
+            .await,
         );
-        let json = error_response(StatusCode::NOT_FOUND, "x", "m", true);
-        assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        registry.add(
+            testing::connection(taking, move |req| {
+                let _ = seen_tx.send(req.headers().clone());
+                let mut response = Response::new(Full::new(Bytes::new()));
+                response
+                    .headers_mut()
+                    .insert(HEADER_UPGRADE_STATUS, HeaderValue::from_static("101"));
+                response
+            })
+            .await,
+        );
+        let response = edge(&registry, EdgeLimits::DEFAULT)
+            .private_connect(
+                &[refusing, taking],
+                connect_request(),
+                PEER.parse().unwrap(),
+                "10.0.0.5:22",
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        let headers = seen.try_recv().unwrap();
+        assert_eq!(headers[HEADER_STREAM_KIND], "tcp");
+        assert_eq!(headers[HEADER_DESTINATION], "10.0.0.5:22");
+        assert_eq!(headers[HEADER_CLIENT_ADDR], PEER);
+        assert!(headers.get(header::AUTHORIZATION).is_none());
     }
 }

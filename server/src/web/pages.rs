@@ -16,11 +16,14 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
-    api::{ApiError, cookie_header, login_and_audit},
-    auth::{self, CookieSession, SESSION_COOKIE},
     clock::now_ms,
     control::Control,
-    ui::{self, Ui},
+    identity::auth::{self, CookieSession, SESSION_COOKIE},
+    web::ui::{self, Ui},
+    web::{
+        api::{cookie_header, login_and_audit},
+        error::ApiError,
+    },
 };
 
 pub(crate) fn router(control: Arc<Control>, ui: Arc<Ui>) -> Router {
@@ -29,7 +32,7 @@ pub(crate) fn router(control: Arc<Control>, ui: Arc<Ui>) -> Router {
         .route("/tunnels", get(tunnels_page))
         .route("/tunnels/new", get(new_tunnel_page))
         .route("/tunnels/{tunnel}", get(tunnel_page))
-        .route("/download/adit", get(crate::download::adit))
+        .route("/download/adit", get(crate::web::download::adit))
         .route("/login", get(login_page).post(login_form))
         .route("/logout", axum::routing::post(logout_form))
         .route("/device", get(device_page).post(device_form))
@@ -466,7 +469,7 @@ async fn settings_page(
         "tokens" => Settings::Tokens,
         "users" => Settings::Users,
         "audit" => Settings::Audit,
-        _ => return crate::api::not_found().await.into_response(),
+        _ => return crate::web::error::not_found().await.into_response(),
     };
     let here = format!("/settings/{section}");
     logged_in_page(&c, &ui, &headers, Some(&here), None, async |cookie| {

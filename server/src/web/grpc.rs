@@ -15,13 +15,13 @@ use tonic::{Request, Response, Status, metadata::MetadataMap};
 
 use crate::{
     Error,
-    auth::{self, Principal},
     clock::now_ms,
+    control::remote_config::ConfigVersion,
     control::{ConnectorInfo, Control},
+    identity::auth::{self, Principal},
     net::Pending,
-    remote_config::ConfigVersion,
     storage::AuditRow,
-    tunnel_listener::PeerAddr,
+    tunnel::listener::PeerAddr,
 };
 
 impl From<Error> for Status {

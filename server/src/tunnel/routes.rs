@@ -11,8 +11,6 @@ use std::{
 
 use adit_core::{hostname::HostPattern, ids::TunnelId};
 
-use crate::{Error, storage::Storage};
-
 #[derive(Default, Debug)]
 pub struct RouteTable {
     exact: HashMap<String, TunnelId>,
@@ -92,20 +90,11 @@ impl Routes {
             .clone()
     }
 
-    pub async fn reload(&self, storage: &Storage) -> Result<(), Error> {
-        let rows = storage.all_routes().await?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in rows {
-            match HostPattern::parse(&row.hostname) {
-                Ok(pattern) => entries.push((pattern, row.tunnel_id)),
-                Err(e) => {
-                    tracing::warn!(route = %row.id, error = %e, "skipping unparseable stored route")
-                }
-            }
-        }
-        let table = Arc::new(RouteTable::build(entries, self.reserved.clone()));
+    /// Swaps in a table of `routes`. The control plane builds it from storage whenever a
+    /// route or tunnel changes; the route table itself reads no storage.
+    pub fn publish(&self, routes: impl IntoIterator<Item = (HostPattern, TunnelId)>) {
+        let table = Arc::new(RouteTable::build(routes, self.reserved.clone()));
         *self.table.write().unwrap_or_else(PoisonError::into_inner) = table;
-        Ok(())
     }
 }
 

@@ -27,27 +27,6 @@ const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// a token holder can make the database keep.
 const MAX_CONFIG_JSON: usize = 256 * 1024;
 
-/// "Tunnel T's configuration changed", to every watcher on this node. Watchers re-read the
-/// database on each event, so a lagging watcher that missed some just reads the latest.
-pub(crate) struct ConfigEvents(broadcast::Sender<TunnelId>);
-
-impl Default for ConfigEvents {
-    fn default() -> Self {
-        Self(broadcast::channel(64).0)
-    }
-}
-
-impl ConfigEvents {
-    fn publish(&self, tunnel: TunnelId) {
-        // No receiver means no connector is watching; nothing to tell.
-        let _ = self.0.send(tunnel);
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<TunnelId> {
-        self.0.subscribe()
-    }
-}
-
 /// One version of a remote configuration, as pushed to connectors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConfigVersion {
@@ -115,7 +94,7 @@ impl Control {
             .storage
             .write_remote_config(&change, previous_hostnames)
             .await?;
-        self.routes.reload(&self.storage).await?;
+        self.reload_routes().await?;
         self.config_events.publish(row.id);
         // Its hostnames are routes: open dashboard pages re-read them.
         self.changes.notify(account, ChangeKind::Route, row.id);

@@ -3,7 +3,7 @@
 //! connection's token is accepted it is pending (see `net`): it must authenticate within
 //! the auth timeout, and each source may hold only so many such connections.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use adit_core::{
     ids::ConnectionId,
@@ -23,20 +23,47 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
+    Error,
     clock::now_ms,
-    config::ConnLimits,
-    control::Control,
-    net::{self, Pending},
-    registry::LiveConnection,
-    storage::ConnectionRow,
+    net::{self, ConnLimits, Pending},
+    observe::metrics::Metrics,
+    storage::{ConnectionRow, ConnectorRow},
+    tunnel::registry::{LiveConnection, Registry},
 };
+
+/// What the listener asks the control plane about data connections. `Control` answers;
+/// the listener names only this, so the tunnel plane sits below the control plane.
+pub trait Connections: Send + Sync + 'static {
+    /// Checks a hello's token and connector: the connector, or the refusal to send it.
+    fn authorize(
+        &self,
+        hello: &DataHello,
+    ) -> impl Future<Output = Result<Result<ConnectorRow, (RejectCode, String)>, Error>> + Send;
+
+    /// Records a connection that has opened.
+    fn opened(
+        &self,
+        connector: &ConnectorRow,
+        connection: &ConnectionRow,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Records a connection's end.
+    fn closed(
+        &self,
+        connector: &ConnectorRow,
+        connection: ConnectionId,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
 
 /// The peer address, handed to gRPC handlers as a request extension.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-pub struct TunnelListener {
-    pub control: Arc<Control>,
+pub struct TunnelListener<C> {
+    pub connections: Arc<C>,
+    /// Where accepted data connections go, for the edge to pick.
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
     pub acceptor: TlsAcceptor,
     /// The gRPC services connectors call (ConnectorService). Each call also gets the
     /// connection's `Pending` as an extension, to prove it once a token is accepted.
@@ -46,7 +73,11 @@ pub struct TunnelListener {
     pub limits: ConnLimits,
 }
 
-pub async fn serve(listener: TcpListener, this: Arc<TunnelListener>, shutdown: CancellationToken) {
+pub async fn serve<C: Connections>(
+    listener: TcpListener,
+    this: Arc<TunnelListener<C>>,
+    shutdown: CancellationToken,
+) {
     let max_pending = this.limits.max_pending_per_source;
     net::accept_loop(
         listener,
@@ -61,7 +92,7 @@ pub async fn serve(listener: TcpListener, this: Arc<TunnelListener>, shutdown: C
     .await;
 }
 
-impl TunnelListener {
+impl<C: Connections> TunnelListener<C> {
     async fn accept(
         &self,
         stream: TcpStream,
@@ -164,13 +195,13 @@ impl TunnelListener {
             .await;
             return;
         };
-        let connector = match self.control.authorize_data(&hello).await {
+        let connector = match self.connections.authorize(&hello).await {
             Ok(Ok(connector)) => {
                 pending.prove();
                 connector
             }
             Ok(Err((code, message))) => {
-                self.control.metrics.registration(false);
+                self.metrics.registration(false);
                 tracing::info!(connector = %hello.connector_id, ?code, "refused a data connection");
                 let _ = reject(&mut tls, code, message).await;
                 return;
@@ -207,7 +238,7 @@ impl TunnelListener {
                 return;
             }
         };
-        if let Err(e) = self.control.open_connection(&connector, &connection).await {
+        if let Err(e) = self.connections.opened(&connector, &connection).await {
             tracing::error!(error = %e, "could not record a connection");
             return;
         }
@@ -220,9 +251,9 @@ impl TunnelListener {
             sender,
             close.clone(),
         ));
-        self.control.registry.add(live);
-        self.control.metrics.registration(true);
-        self.control.metrics.ha_connections.inc();
+        self.registry.add(live);
+        self.metrics.registration(true);
+        self.metrics.ha_connections.inc();
         let span = tracing::info_span!(
             "tunnel_connection",
             tunnel = %connector.tunnel_id,
@@ -238,15 +269,9 @@ impl TunnelListener {
                 },
                 () = close.cancelled() => {},
             }
-            self.control
-                .registry
-                .remove(connector.tunnel_id, connection.id);
-            self.control.metrics.ha_connections.dec();
-            if let Err(e) = self
-                .control
-                .close_connection(&connector, connection.id)
-                .await
-            {
+            self.registry.remove(connector.tunnel_id, connection.id);
+            self.metrics.ha_connections.dec();
+            if let Err(e) = self.connections.closed(&connector, connection.id).await {
                 tracing::warn!(error = %e, "could not record the connection's end");
             }
             tracing::info!("unregistered tunnel connection");

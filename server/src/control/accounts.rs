@@ -10,11 +10,11 @@ use adit_core::{
 
 use crate::{
     Error,
-    auth::{PasswordHashing, Principal, check_password_strength, generate_password},
     clock::{now_ms, rfc3339},
     control::Control,
-    secrets::{new_api_token, sha256_hex},
+    identity::auth::{PasswordHashing, Principal, check_password_strength, generate_password},
     storage::{ApiTokenRow, AuditRow, Storage, UserRow},
+    trust::secrets::{new_api_token, sha256_hex},
 };
 
 /// Audit entries served at most per request.

@@ -1,7 +1,17 @@
 //! The control plane's operations, shared by REST, gRPC and the tunnel listener so that
 //! every rule (uniqueness, ownership, rotation) is written once.
+//!
+//! Rule: control/ uses storage/, identity/, trust/, tunnel/, observe/ and ground; no HTTP
+//! types (axum, hyper, tonic): web/ translates.
+
+pub mod accounts;
+pub mod changes;
+pub mod device;
+pub mod quick;
+pub(crate) mod remote_config;
 
 use std::{
+    future::Future,
     net::{IpAddr, SocketAddr},
     sync::Arc,
 };
@@ -17,17 +27,20 @@ use adit_core::{
 
 use crate::{
     Error,
-    auth::Auth,
-    changes::Changes,
     clock::{now_ms, rfc3339},
-    metrics::{Metrics, Totals, quantile},
-    quick::{QuickTunnels, random_hostname},
-    registry::Registry,
-    remote_config::ConfigEvents,
-    routes::Routes,
-    secrets::{ServerKey, secret_matches, sha256_hex},
+    control::changes::{Changes, ConfigEvents},
+    control::quick::{QuickTunnels, random_hostname},
+    identity::auth::Auth,
+    observe::metrics::{Metrics, Totals, quantile},
     storage::{ConnectionRow, ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow},
+    trust::secrets::{ServerKey, secret_matches, sha256_hex},
+    tunnel::registry::Registry,
+    tunnel::routes::Routes,
 };
+
+/// The account the first admin, the first API token and `adit-server admin create`
+/// default to.
+pub(crate) const DEFAULT_ACCOUNT: &str = "default";
 
 /// The account quick tunnels live in; nobody logs into it.
 const QUICK_ACCOUNT: &str = "quick-tunnels";
@@ -86,6 +99,22 @@ impl Control {
             endpoint,
             ca_pin,
         }
+    }
+
+    /// Rebuilds the edge's route table from the stored routes.
+    pub(crate) async fn reload_routes(&self) -> Result<(), Error> {
+        let rows = self.storage.all_routes().await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            match HostPattern::parse(&row.hostname) {
+                Ok(pattern) => entries.push((pattern, row.tunnel_id)),
+                Err(e) => {
+                    tracing::warn!(route = %row.id, error = %e, "skipping unparseable stored route")
+                }
+            }
+        }
+        self.routes.publish(entries);
+        Ok(())
     }
 
     /// Marks session cookies `Secure` (`--secure-cookies`).
@@ -253,7 +282,7 @@ impl Control {
         }
         self.storage.delete_tunnel(row.id).await?;
         self.changes.notify(account, ChangeKind::Tunnel, row.id);
-        self.routes.reload(&self.storage).await?;
+        self.reload_routes().await?;
         let closed = self.registry.close_tunnel(row.id);
         self.metrics.forget(row.id);
         tracing::info!(tunnel = %row.id, closed, "tunnel deleted");
@@ -328,7 +357,7 @@ impl Control {
         };
         self.storage.insert_route(&route).await?;
         self.changes.notify(account, ChangeKind::Route, row.id);
-        self.routes.reload(&self.storage).await?;
+        self.reload_routes().await?;
         Ok(route_view(route))
     }
 
@@ -361,7 +390,7 @@ impl Control {
         self.storage.delete_route(id).await?;
         self.changes
             .notify(account, ChangeKind::Route, row.tunnel_id);
-        self.routes.reload(&self.storage).await
+        self.reload_routes().await
     }
 
     pub async fn list_connectors(
@@ -551,7 +580,7 @@ impl Control {
             tracing::info!(%tunnel, "quick tunnel removed: its connector went away");
         }
         if !gone.is_empty() {
-            self.routes.reload(&self.storage).await?;
+            self.reload_routes().await?;
         }
         Ok(gone.len())
     }
@@ -813,5 +842,31 @@ fn traffic_row(tunnel: TunnelId, minute: i64, d: &Totals) -> TrafficRow {
         bytes_out: signed(d.bytes_out),
         p50_us: micros(quantile(&d.latency, 0.5)),
         p99_us: micros(quantile(&d.latency, 0.99)),
+    }
+}
+
+impl crate::tunnel::listener::Connections for Control {
+    fn authorize(
+        &self,
+        hello: &DataHello,
+    ) -> impl Future<Output = Result<Result<ConnectorRow, (RejectCode, String)>, Error>> + Send
+    {
+        self.authorize_data(hello)
+    }
+
+    fn opened(
+        &self,
+        connector: &ConnectorRow,
+        connection: &ConnectionRow,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.open_connection(connector, connection)
+    }
+
+    fn closed(
+        &self,
+        connector: &ConnectorRow,
+        connection: ConnectionId,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        self.close_connection(connector, connection)
     }
 }

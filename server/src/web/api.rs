@@ -26,127 +26,13 @@ use serde::Deserialize;
 
 use crate::{
     Error,
-    auth::{self, Principal},
     clock::now_ms,
     control::Control,
+    edge::Edge,
+    identity::auth::{self, Principal},
     storage::AuditRow,
+    web::error::ApiError,
 };
-
-/// An error as REST callers see it.
-pub struct ApiError {
-    status: StatusCode,
-    body: api::ApiError,
-}
-
-impl ApiError {
-    pub(crate) fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub(crate) fn message(&self) -> &str {
-        &self.body.message
-    }
-
-    fn new(
-        status: StatusCode,
-        code: &str,
-        message: impl Into<String>,
-        details: serde_json::Value,
-    ) -> Self {
-        Self {
-            status,
-            body: api::ApiError {
-                code: code.to_owned(),
-                message: message.into(),
-                details,
-            },
-        }
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(err: Error) -> Self {
-        use serde_json::json;
-        match &err {
-            Error::NotFound { what, name } => Self::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                err.to_string(),
-                json!({ "resource": what, "name": name }),
-            ),
-            Error::Conflict(message) => Self::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                message.clone(),
-                serde_json::Value::Null,
-            ),
-            Error::FailedPrecondition(message) => Self::new(
-                StatusCode::CONFLICT,
-                "failed_precondition",
-                message.clone(),
-                serde_json::Value::Null,
-            ),
-            Error::InvalidArgument { field, message } => Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_argument",
-                err.to_string(),
-                json!({ "field": field, "reason": message }),
-            ),
-            Error::RateLimited(message) => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                message.clone(),
-                serde_json::Value::Null,
-            ),
-            Error::DeviceLogin(wait) => Self::new(
-                StatusCode::BAD_REQUEST,
-                wait.code(),
-                wait.message(),
-                serde_json::Value::Null,
-            ),
-            Error::Unauthenticated => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "log in, or send a valid API token (Authorization: Bearer …)",
-                serde_json::Value::Null,
-            ),
-            Error::LoginFailed => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "login_failed",
-                err.to_string(),
-                serde_json::Value::Null,
-            ),
-            Error::Forbidden(message) => Self::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                message.clone(),
-                serde_json::Value::Null,
-            ),
-            _ => {
-                tracing::error!(error = %err, "internal error serving the API");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error; the server log has the details",
-                    serde_json::Value::Null,
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
-    }
-}
 
 /// What a handler needs the caller to be allowed to do.
 pub trait Needs {
@@ -309,7 +195,9 @@ struct DeleteQuery {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-pub fn router(control: Arc<Control>) -> Router {
+/// The REST API. Private-network connects go through `edge`, the one public edge, so
+/// their streams count toward the same per-tunnel limit as visitors'.
+pub fn router(control: Arc<Control>, edge: Arc<Edge>) -> Router {
     let protected = Router::new()
         .route("/api/v1/tunnels", get(list_tunnels).post(create_tunnel))
         .route(
@@ -338,7 +226,10 @@ pub fn router(control: Arc<Control>) -> Router {
         )
         .route("/api/v1/ip-routes/match/{ip}", get(match_ip_route))
         .route("/api/v1/ip-routes/{route}", delete(delete_ip_route))
-        .route("/api/v1/private/connect", get(private_connect))
+        .route(
+            "/api/v1/private/connect",
+            get(private_connect).layer(axum::Extension(edge)),
+        )
         .route("/api/v1/auth/session", get(session))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/users", get(list_users).post(create_user))
@@ -366,16 +257,6 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/quick-tunnels", post(create_quick_tunnel))
         .merge(protected)
         .with_state(control)
-}
-
-/// The answer for any path no route serves.
-pub async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such API endpoint",
-        serde_json::Value::Null,
-    )
 }
 
 async fn list_tunnels(
@@ -554,6 +435,7 @@ async fn private_connect(
     Can(account, ..): Can<Read>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     cookie: Option<axum::Extension<auth::CookieSession>>,
+    axum::Extension(edge): axum::Extension<Arc<Edge>>,
     Query(q): Query<ConnectQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -597,14 +479,9 @@ async fn private_connect(
     } else {
         format!("{host}:{port}")
     };
-    // Private-network streams come through the API, not the public edge: the edge's
-    // visitor limits do not apply and their streams are not counted with the tunnel's.
-    let edge = crate::edge::Edge::new(
-        &c,
-        false,
-        crate::config::EdgeLimits::DEFAULT,
-        crate::config::ConnLimits::DEFAULT,
-    );
+    // Private-network streams come through the API, not the public edge's listener: the
+    // visitor limits on heads and bodies do not apply, but each stream takes one of the
+    // tunnel's slots (`--edge-max-streams-per-tunnel`) as a visitor's does.
     let response = edge
         .private_connect(&tunnels, req, peer, &destination)
         .await;
@@ -713,7 +590,7 @@ pub(crate) async fn login_and_audit(
             for user in tried {
                 if let Ok(accounts) = c.storage.memberships_of(user.id).await {
                     for (account, _, _) in accounts {
-                        c.audit(audit(account, &user.email, error.status.as_str()))
+                        c.audit(audit(account, &user.email, error.status().as_str()))
                             .await;
                     }
                 }

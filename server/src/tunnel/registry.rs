@@ -193,3 +193,101 @@ impl Registry {
         list.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::{BodyExt, Empty};
+
+    use super::*;
+    use crate::tunnel::testing::ok_connection;
+
+    #[tokio::test]
+    async fn a_stream_crosses_the_in_memory_connection() {
+        let tunnel = TunnelId::random();
+        let connection = ok_connection(tunnel, "hello").await;
+        let request = http::Request::builder()
+            .uri("http://app.example.com/")
+            .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
+            .unwrap();
+        let response = connection
+            .sender
+            .clone()
+            .send_request(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "hello");
+    }
+
+    #[tokio::test]
+    async fn pick_takes_the_least_loaded_usable_connection() {
+        let registry = Registry::default();
+        let tunnel = TunnelId::random();
+        let (a, b) = (
+            ok_connection(tunnel, "a").await,
+            ok_connection(tunnel, "b").await,
+        );
+        registry.add(a.clone());
+        registry.add(b.clone());
+        assert_eq!(registry.pick(TunnelId::random(), &[]).map(|c| c.id), None);
+
+        let busy = a.begin_stream();
+        for _ in 0..4 {
+            assert_eq!(registry.pick(tunnel, &[]).unwrap().id, b.id);
+        }
+        assert_eq!(registry.pick(tunnel, &[b.id]).unwrap().id, a.id);
+        drop(busy);
+
+        // With equal loads, both take turns.
+        let picked: std::collections::HashSet<_> = (0..4)
+            .map(|_| registry.pick(tunnel, &[]).unwrap().id)
+            .collect();
+        assert_eq!(picked.len(), 2);
+
+        b.close.cancel();
+        assert_eq!(registry.pick(tunnel, &[]).unwrap().id, a.id);
+        registry.remove(tunnel, a.id);
+        assert!(registry.pick(tunnel, &[]).is_none());
+    }
+
+    #[tokio::test]
+    async fn close_tunnel_closes_and_forgets_all_its_connections() {
+        let registry = Registry::default();
+        let tunnel = TunnelId::random();
+        let other = TunnelId::random();
+        let (a, b, c) = (
+            ok_connection(tunnel, "a").await,
+            ok_connection(tunnel, "b").await,
+            ok_connection(other, "c").await,
+        );
+        for connection in [&a, &b, &c] {
+            registry.add(connection.clone());
+        }
+        assert_eq!(registry.close_tunnel(tunnel), 2);
+        assert!(a.close.is_cancelled() && b.close.is_cancelled());
+        assert!(registry.connections(tunnel).is_empty());
+        assert!(!c.close.is_cancelled());
+        assert_eq!(registry.connections(other).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn origin_health_is_the_latest_outcome_of_the_connectors_connections() {
+        let registry = Registry::default();
+        let tunnel = TunnelId::random();
+        let connection = ok_connection(tunnel, "a").await;
+        registry.add(connection.clone());
+        assert_eq!(
+            registry.origin_health(tunnel, connection.connector_id),
+            None
+        );
+
+        connection.origin_missed("origin_refused");
+        let health = registry
+            .origin_health(tunnel, connection.connector_id)
+            .unwrap();
+        assert!(!health.reachable);
+        assert_eq!(health.error.as_deref(), Some("origin_refused"));
+        assert_eq!(registry.origin_health(tunnel, ConnectorId::random()), None);
+    }
+}

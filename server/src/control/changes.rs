@@ -1,6 +1,7 @@
 //! Account-scoped change notices for live pages. The control plane raises one whenever a
 //! tunnel, connector, connection or route changes; `GET /api/v1/events` streams each
 //! account's own notices to its pages, which then re-read what they show.
+//! [`ConfigEvents`] does the same for connectors watching a remote tunnel's configuration.
 
 use adit_core::{
     api::{ChangeKind, ChangeNotice},
@@ -84,6 +85,27 @@ impl Changes {
     /// Ends every stream (the server is stopping).
     pub fn close(&self) {
         self.closed.cancel();
+    }
+}
+
+/// "Tunnel T's configuration changed", to every watcher on this node. Watchers re-read the
+/// database on each event, so a lagging watcher that missed some just reads the latest.
+pub(crate) struct ConfigEvents(broadcast::Sender<TunnelId>);
+
+impl Default for ConfigEvents {
+    fn default() -> Self {
+        Self(broadcast::channel(64).0)
+    }
+}
+
+impl ConfigEvents {
+    pub(super) fn publish(&self, tunnel: TunnelId) {
+        // No receiver means no connector is watching; nothing to tell.
+        let _ = self.0.send(tunnel);
+    }
+
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<TunnelId> {
+        self.0.subscribe()
     }
 }
 

@@ -28,8 +28,8 @@ use subtle::ConstantTimeEq;
 use crate::{
     Error,
     clock::{now_ms, rfc3339},
-    secrets::{ServerKey, random_urlsafe, sha256_hex},
     storage::{SessionRow, SigningKeyRow, Storage, UserRow},
+    trust::secrets::{ServerKey, random_urlsafe, sha256_hex},
 };
 
 /// The session cookie's name.

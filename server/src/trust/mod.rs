@@ -1,0 +1,8 @@
+//! Keys and certificates: the server key and the secrets derived from it, the CA and the
+//! tunnel listener's certificate, the HTTPS edge's certificates.
+//!
+//! Rule: trust/ uses only ground; it knows no route, tunnel or account.
+
+pub(crate) mod edge_certs;
+pub(crate) mod pki;
+pub(crate) mod secrets;
