@@ -250,7 +250,7 @@ pub struct OriginHealth {
     /// The connector's error code when no origin could be reached, e.g.
     /// `origin_unreachable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<crate::wire::ConnectorError>,
 }
 
 /// The one shape every API error has.

@@ -12,6 +12,7 @@ use adit_core::{
     },
     ids::{ConnectorId, RouteId, TunnelId},
     ingress::{IngressConfig, RawIngressRule},
+    wire::ConnectorError,
 };
 use leptos::{either::EitherOf4, ev::SubmitEvent, html, prelude::*};
 
@@ -158,7 +159,7 @@ fn origin_badge(health: Option<&OriginHealth>) -> impl IntoView + use<> {
             "Unreachable".to_owned(),
             format!(
                 "The latest request did not reach an origin: {} ({})",
-                h.error.as_deref().unwrap_or("origin_error"),
+                h.error.unwrap_or(ConnectorError::OriginError),
                 h.checked_at
             ),
         ),

@@ -2,7 +2,10 @@
 //! JSON for programs that ask for it, and the sentence a visitor is told when the
 //! connector could not reach its origin.
 
-use adit_core::api::ApiError;
+use adit_core::{
+    api::ApiError,
+    wire::{ConnectorError, HEADER_ERROR_CODE},
+};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -13,13 +16,15 @@ use crate::tunnel::registry::TunnelBody;
 /// Largest connector-made error body the edge reads to render its own page.
 const MAX_ERROR_BODY: usize = 4096;
 
-/// The code a connector gave its own error answer (`origin_refused`, …).
-pub(super) fn connector_error_code(response: &Response<Incoming>) -> &str {
+/// The code a connector gave its own error answer; one this build does not know (or none)
+/// counts as `origin_error`.
+pub(super) fn connector_error_code(response: &Response<Incoming>) -> ConnectorError {
     response
         .headers()
-        .get("adit-error-code")
+        .get(HEADER_ERROR_CODE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("origin_error")
+        .and_then(ConnectorError::parse)
+        .unwrap_or(ConnectorError::OriginError)
 }
 
 pub(super) fn wants_json(headers: &HeaderMap) -> bool {
@@ -105,36 +110,47 @@ pub(super) async fn connector_error(
     host: &str,
 ) -> Response<TunnelBody> {
     let status = response.status();
-    let code = connector_error_code(&response).to_owned();
+    let code = connector_error_code(&response);
     let limited = http_body_util::Limited::new(response.into_body(), MAX_ERROR_BODY);
     let detail = match limited.collect().await {
         Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
         Err(_) => String::new(),
     };
     let request_id = format!("{:016x}", rand::random::<u64>());
-    tracing::info!(%request_id, host, code, detail, "the connector answered with an error");
+    tracing::info!(%request_id, host, %code, detail, "the connector answered with an error");
     error_response_with(
         status,
-        &code,
-        &visitor_sentence(&code, host),
+        code.as_str(),
+        &visitor_sentence(code, host),
         serde_json::json!({ "request_id": request_id }),
         json,
     )
 }
 
 /// What a visitor is told about a connector's error: nothing about the origin behind it.
-fn visitor_sentence(code: &str, host: &str) -> String {
+fn visitor_sentence(code: ConnectorError, host: &str) -> String {
     match code {
-        "origin_refused" => "The service behind this hostname refused the connection.".into(),
-        "origin_timeout" => "The service behind this hostname did not answer in time.".into(),
-        "origin_unreachable" | "origin_error" | "origin_upgrade_failed" => {
+        ConnectorError::OriginRefused => {
+            "The service behind this hostname refused the connection.".into()
+        }
+        ConnectorError::OriginTimeout => {
+            "The service behind this hostname did not answer in time.".into()
+        }
+        ConnectorError::OriginUnreachable
+        | ConnectorError::OriginError
+        | ConnectorError::OriginUpgradeFailed => {
             "The service behind this hostname could not be reached.".into()
         }
-        "tcp_service" => format!(
+        ConnectorError::TcpService => format!(
             "{host} serves a TCP service: reach it with `adit access tcp --hostname {host}` (or `adit access ssh`)."
         ),
-        "no_configuration" => "This tunnel has no configuration yet.".into(),
-        _ => "The tunnel could not serve this request.".into(),
+        ConnectorError::NoConfiguration => "This tunnel has no configuration yet.".into(),
+        ConnectorError::BadRequest
+        | ConnectorError::WebsocketRequired
+        | ConnectorError::BadDestination
+        | ConnectorError::DestinationUnresolved
+        | ConnectorError::DestinationNotRouted
+        | ConnectorError::ConnectorInternal => "The tunnel could not serve this request.".into(),
     }
 }
 

@@ -22,8 +22,8 @@ use adit_core::{
     hostname::normalize_host,
     ids::{ConnectionId, TunnelId},
     wire::{
-        HEADER_CLIENT_ADDR, HEADER_DESTINATION, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND,
-        HEADER_UPGRADE_STATUS, StreamKind,
+        ConnectorError, HEADER_CLIENT_ADDR, HEADER_DESTINATION, HEADER_ERROR_CODE,
+        HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS, StreamKind,
     },
 };
 use adit_transport::{
@@ -848,8 +848,8 @@ impl Edge {
             };
             if response
                 .headers()
-                .get("adit-error-code")
-                .is_some_and(|v| v == "destination_not_routed")
+                .get(HEADER_ERROR_CODE)
+                .is_some_and(|v| v == ConnectorError::DestinationNotRouted.as_str())
             {
                 last = connector_error(response, json, destination).await;
                 continue;
@@ -1190,8 +1190,8 @@ mod tests {
                     HeaderValue::from_static("connector"),
                 );
                 headers.insert(
-                    "adit-error-code",
-                    HeaderValue::from_static("destination_not_routed"),
+                    HEADER_ERROR_CODE,
+                    HeaderValue::from_static(ConnectorError::DestinationNotRouted.as_str()),
                 );
                 response
             })

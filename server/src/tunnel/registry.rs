@@ -9,7 +9,10 @@ use std::{
     },
 };
 
-use adit_core::ids::{ConnectionId, ConnectorId, TunnelId};
+use adit_core::{
+    ids::{ConnectionId, ConnectorId, TunnelId},
+    wire::ConnectorError,
+};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::client::conn::http2::SendRequest;
@@ -30,7 +33,7 @@ pub struct OriginOutcome {
     /// Milliseconds since the epoch.
     pub at_ms: i64,
     /// The connector's error code when unreachable (`origin_unreachable`, …).
-    pub error: Option<String>,
+    pub error: Option<ConnectorError>,
 }
 
 /// One connector connection that streams can be opened on.
@@ -47,7 +50,7 @@ pub struct LiveConnection {
     /// An atomic, as every request writes it.
     origin_reached_ms: AtomicI64,
     /// When one last did not, and the connector's error code.
-    origin_missed: Mutex<Option<(i64, String)>>,
+    origin_missed: Mutex<Option<(i64, ConnectorError)>>,
 }
 
 impl LiveConnection {
@@ -84,21 +87,20 @@ impl LiveConnection {
     }
 
     /// A request through this connection reached no origin: the connector said `code`.
-    pub fn origin_missed(&self, code: &str) {
+    pub fn origin_missed(&self, code: ConnectorError) {
         *self
             .origin_missed
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((now_ms(), code.to_owned()));
+            .unwrap_or_else(PoisonError::into_inner) = Some((now_ms(), code));
     }
 
     /// The latest of the two.
     fn last_origin(&self) -> Option<OriginOutcome> {
         let reached = self.origin_reached_ms.load(Ordering::Relaxed);
-        let missed = self
+        let missed = *self
             .origin_missed
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+            .unwrap_or_else(PoisonError::into_inner);
         match missed {
             Some((at_ms, code)) if at_ms > reached => Some(OriginOutcome {
                 reachable: false,
@@ -282,12 +284,12 @@ mod tests {
             None
         );
 
-        connection.origin_missed("origin_refused");
+        connection.origin_missed(ConnectorError::OriginRefused);
         let health = registry
             .origin_health(tunnel, connection.connector_id)
             .unwrap();
         assert!(!health.reachable);
-        assert_eq!(health.error.as_deref(), Some("origin_refused"));
+        assert_eq!(health.error, Some(ConnectorError::OriginRefused));
         assert_eq!(registry.origin_health(tunnel, ConnectorId::random()), None);
     }
 }
