@@ -4,7 +4,7 @@
 use std::{pin::Pin, sync::Arc};
 
 use adit_core::{
-    api::{self, ConfigSource},
+    api::{self, ConfigSource, TunnelStatus},
     identity::Scope,
     ids::{AccountId, ConnectorId},
 };
@@ -63,11 +63,11 @@ fn tunnel_pb(t: api::Tunnel) -> pb::Tunnel {
         account_id: t.account_id.to_string(),
         name: t.name,
         created_at_ms: ms(&t.created_at),
-        status: t.status.as_str().to_owned(),
+        status: tunnel_status_pb(t.status).into(),
         connections: t.connections,
         connectors: t.connectors,
         routes: t.routes,
-        config_src: t.config_src.as_str().to_owned(),
+        config_src: config_source_pb(t.config_src).into(),
     }
 }
 
@@ -82,9 +82,18 @@ fn tunnel_configuration_pb(c: api::TunnelConfiguration) -> Result<pb::TunnelConf
         tunnel_id: c.tunnel_id.to_string(),
         version: c.version,
         config_json,
-        source: c.source.as_str().to_owned(),
+        source: config_source_pb(c.source).into(),
         created_at_ms: c.created_at.as_deref().map(ms).unwrap_or_default(),
     })
+}
+
+fn tunnel_status_pb(status: TunnelStatus) -> pb::TunnelStatus {
+    match status {
+        TunnelStatus::Healthy => pb::TunnelStatus::Healthy,
+        TunnelStatus::Degraded => pb::TunnelStatus::Degraded,
+        TunnelStatus::Down => pb::TunnelStatus::Down,
+        TunnelStatus::Inactive => pb::TunnelStatus::Inactive,
+    }
 }
 
 fn config_source_pb(source: ConfigSource) -> pb::ConfigSource {
@@ -227,15 +236,15 @@ impl TunnelService for TunnelApi {
             .await?;
         let account = grant.account;
         let r = req.get_ref();
-        let config_src = if r.config_src.is_empty() {
-            ConfigSource::Local
-        } else {
-            ConfigSource::parse(&r.config_src).ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "invalid config_src {:?}: local or remote",
+        let config_src = match pb::ConfigSource::try_from(r.config_src) {
+            Ok(pb::ConfigSource::Unspecified | pb::ConfigSource::Local) => ConfigSource::Local,
+            Ok(pb::ConfigSource::Remote) => ConfigSource::Remote,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "invalid config_src {}: CONFIG_SOURCE_LOCAL or CONFIG_SOURCE_REMOTE",
                     r.config_src
-                ))
-            })?
+                )));
+            }
         };
         let outcome = self.0.create_tunnel(account, &r.name, config_src).await;
         let recorded = grant.record(&self.0, outcome).await?;

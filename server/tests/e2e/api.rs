@@ -258,7 +258,7 @@ async fn grpc_crud(db: Db) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(created.status, "inactive");
+    assert_eq!(created.status(), pb::TunnelStatus::Inactive);
     let dup = grpc
         .create_tunnel(authed(
             pb::CreateTunnelRequest {

@@ -660,26 +660,26 @@ async fn grpc_creates_and_configures_remote_tunnels() {
     let mut grpc = TunnelServiceClient::connect(format!("http://{}", server.api))
         .await
         .unwrap();
-    let create = |name: &str, config_src: &str| {
+    let create = |name: &str, config_src: i32| {
         authed(
             pb::CreateTunnelRequest {
                 name: name.into(),
-                config_src: config_src.into(),
+                config_src,
             },
             &server.admin_token,
         )
     };
-    let local = grpc.create_tunnel(create("g-local", "")).await.unwrap();
-    assert_eq!(local.into_inner().config_src, "local");
-    let remote = grpc
-        .create_tunnel(create("g-remote", "remote"))
+    let local = grpc
+        .create_tunnel(create("g-local", pb::ConfigSource::Unspecified.into()))
         .await
         .unwrap();
-    assert_eq!(remote.into_inner().config_src, "remote");
-    let odd = grpc
-        .create_tunnel(create("g-odd", "yaml"))
+    assert_eq!(local.into_inner().config_src(), pb::ConfigSource::Local);
+    let remote = grpc
+        .create_tunnel(create("g-remote", pb::ConfigSource::Remote.into()))
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(remote.into_inner().config_src(), pb::ConfigSource::Remote);
+    let odd = grpc.create_tunnel(create("g-odd", 7)).await.unwrap_err();
     assert_eq!(odd.code(), tonic::Code::InvalidArgument);
 
     let put = |config: Value| {
@@ -702,12 +702,8 @@ async fn grpc_creates_and_configures_remote_tunnels() {
         .unwrap()
         .into_inner();
     assert_eq!(
-        (
-            empty.version,
-            empty.config_json.len(),
-            empty.source.as_str()
-        ),
-        (0, 0, "remote")
+        (empty.version, empty.config_json.len(), empty.source()),
+        (0, 0, pb::ConfigSource::Remote)
     );
     let config = json!({"ingress": [
         {"hostname": "grpc.example.com", "service": "http://127.0.0.1:9"},
