@@ -338,7 +338,7 @@ pub struct CreateUser {
     pub role: crate::identity::Role,
     /// Generated (and returned once) when absent.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<crate::secret::Secret>,
 }
 
 /// The answer to [`CreateUser`]: the password only when the server generated it.
@@ -347,7 +347,7 @@ pub struct CreatedUser {
     #[serde(flatten)]
     pub user: User,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<crate::secret::Secret>,
 }
 
 /// `PATCH /api/v1/users/{id}`.

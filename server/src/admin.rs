@@ -3,6 +3,8 @@
 
 use std::io::{BufRead, Write};
 
+use adit_core::secret::Secret;
+
 use crate::{
     Config, Error,
     config::AdminCommand,
@@ -20,10 +22,10 @@ pub async fn run(
 ) -> Result<(), Error> {
     let storage = Storage::open(&config.database_url()).await?;
     let hasher = PasswordHashing::new();
-    let read_password = |stdin: &mut dyn BufRead| -> Result<String, Error> {
+    let read_password = |stdin: &mut dyn BufRead| -> Result<Secret, Error> {
         let mut line = String::new();
         stdin.read_line(&mut line)?;
-        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+        Ok(Secret::new(line.trim_end_matches(['\r', '\n'])))
     };
     match command {
         AdminCommand::Create {
@@ -42,7 +44,7 @@ pub async fn run(
                 created.user.email, created.user.role
             )?;
             if let Some(password) = created.password {
-                writeln!(out, "Password (shown once): {password}")?;
+                writeln!(out, "Password (shown once): {}", password.expose())?;
             }
         }
         AdminCommand::ResetPassword {
@@ -55,7 +57,7 @@ pub async fn run(
                 reset_password(&storage, &hasher, &email, account.as_deref(), password).await?;
             writeln!(out, "Password of {email} changed; its sessions have ended.")?;
             if let Some(password) = generated {
-                writeln!(out, "New password (shown once): {password}")?;
+                writeln!(out, "New password (shown once): {}", password.expose())?;
             }
         }
         AdminCommand::List => {

@@ -7,6 +7,7 @@ use adit_core::{
     hostname::HostPattern,
     identity::{Email, Role},
     ids::{AccountId, ApiTokenId},
+    secret::Secret,
 };
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -51,7 +52,7 @@ pub struct App {
     /// The admin API token, only on the start that created it.
     pub new_admin_token: Option<String>,
     /// The first admin's login and generated password, only on the start that created it.
-    pub new_admin_password: Option<(Email, String)>,
+    pub new_admin_password: Option<(Email, Secret)>,
     pub default_account: AccountId,
     pub control: Arc<Control>,
     edge_listener: TcpListener,
@@ -199,7 +200,7 @@ impl App {
                 Some(password) => {
                     files::write_private(
                         &data_dir.join(INITIAL_PASSWORD_FILE),
-                        password.as_bytes(),
+                        password.expose().as_bytes(),
                     )?;
                     Some((admin.user.email, password))
                 }
@@ -351,8 +352,9 @@ impl App {
             let file = self.data_dir.join(INITIAL_PASSWORD_FILE);
             if on_terminal {
                 println!(
-                    "Dashboard admin (password shown once, also saved to {}; change it with `adit-server admin reset-password`):\n\n    {email}  {password}\n",
-                    file.display()
+                    "Dashboard admin (password shown once, also saved to {}; change it with `adit-server admin reset-password`):\n\n    {email}  {}\n",
+                    file.display(),
+                    password.expose()
                 );
             } else {
                 println!(

@@ -6,6 +6,7 @@ use adit_core::{
     hostname::HostPattern,
     identity::{Email, Role, Scopes},
     ids::{AccountId, ApiTokenId, UserId, ZoneId},
+    secret::Secret,
 };
 
 use crate::{
@@ -48,14 +49,14 @@ pub(crate) async fn create_user(
     account: AccountId,
     email: &str,
     role: Role,
-    password: Option<String>,
+    password: Option<Secret>,
 ) -> Result<api::CreatedUser, Error> {
     let email: Email = email.parse().map_err(|e| Error::invalid("email", e))?;
     let (password, generated) = chosen_or_generated(password)?;
     let user = UserRow {
         id: UserId::random(),
         email,
-        password_hash: hasher.hash(password).await?,
+        password_hash: hasher.hash(password.expose().to_owned()).await?,
         created_at: now_ms(),
     };
     storage.insert_user(&user, account, role).await?;
@@ -73,8 +74,8 @@ pub(crate) async fn reset_password(
     hasher: &PasswordHashing,
     email: &str,
     account: Option<&str>,
-    password: Option<String>,
-) -> Result<Option<String>, Error> {
+    password: Option<Secret>,
+) -> Result<Option<Secret>, Error> {
     let email: Email = email.parse().map_err(|e| Error::invalid("email", e))?;
     let mut users = storage.users_by_email(&email, account).await?;
     if users.len() > 1 {
@@ -95,20 +96,20 @@ pub(crate) async fn reset_password(
     })?;
     let (password, generated) = chosen_or_generated(password)?;
     storage
-        .set_password(user.id, &hasher.hash(password).await?)
+        .set_password(user.id, &hasher.hash(password.expose().to_owned()).await?)
         .await?;
     Ok(generated)
 }
 
 /// The password to set, and the same again when we generated it (to show once).
-fn chosen_or_generated(password: Option<String>) -> Result<(String, Option<String>), Error> {
+fn chosen_or_generated(password: Option<Secret>) -> Result<(Secret, Option<Secret>), Error> {
     match password {
         Some(p) => {
-            check_password_strength(&p)?;
+            check_password_strength(p.expose())?;
             Ok((p, None))
         }
         None => {
-            let p = generate_password();
+            let p = Secret::new(generate_password());
             Ok((p.clone(), Some(p)))
         }
     }
@@ -120,7 +121,7 @@ impl Control {
         account: AccountId,
         email: &str,
         role: Role,
-        password: Option<String>,
+        password: Option<Secret>,
     ) -> Result<api::CreatedUser, Error> {
         create_user(
             &self.storage,

@@ -167,7 +167,7 @@ impl TestServer {
         let admin_login = app
             .new_admin_password
             .clone()
-            .map(|(email, password)| (email.to_string(), password));
+            .map(|(email, password)| (email.to_string(), password.expose().to_owned()));
         let edge_tls = app.edge_tls_addr.expect("tests run the HTTPS edge");
         let (edge, tunnel, api, control) = (
             app.edge_addr,

@@ -89,7 +89,7 @@ fn Users(users: Vec<User>, me: Option<UserId>) -> impl IntoView {
                 c.password.map(|password| view! {
                     <OnceSecret
                         title
-                        value=password
+                        value=password.expose().to_owned()
                         what="password"
                         on_done=Callback::new(move |()| created.set(None))
                     />
