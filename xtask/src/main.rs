@@ -530,8 +530,8 @@ fn run() -> Result<ExitCode> {
          ==> Adit is running; the tunnel {TUNNEL} serves {HOSTNAME} through the edge at {edge}.\n\n\
          \x20   curl -H 'Host: {HOSTNAME}' http://{edge}/\n\
          \x20   (browsers resolve *.localhost to this machine: http://{HOSTNAME}:{port}/)\n\n\
-         \x20   dashboard:        {dashboard}/  (log in as admin@localhost: the password was printed at the\n\
-         \x20                     first start; a new one: {server_bin} --data-dir .adit/server admin reset-password --email admin@localhost)\n\
+         \x20   dashboard:        {dashboard}/  (log in as admin@localhost: the password is in\n\
+         \x20                     .adit/server/initial-admin-password; a new one: {server_bin} --data-dir .adit/server admin reset-password --email admin@localhost)\n\
          \x20   admin API token:  {token}\n\
          \x20   the CLI:          {adit} tunnel --api-url {api_url} --api-token \"$(cat .adit/server/admin-token)\" info {TUNNEL}\n\n\
          \x20   Press Ctrl-C to stop.\n",

@@ -127,19 +127,20 @@ pub(super) async fn connector_error(
     )
 }
 
-/// What a visitor is told about a connector's error: nothing about the origin behind it.
+/// What a visitor is told about a connector's error, for the name they asked for (a
+/// hostname, or a private destination): nothing about the origin behind it.
 fn visitor_sentence(code: ConnectorError, host: &str) -> String {
     match code {
         ConnectorError::OriginRefused => {
-            "The service behind this hostname refused the connection.".into()
+            format!("The service behind {host} refused the connection.")
         }
         ConnectorError::OriginTimeout => {
-            "The service behind this hostname did not answer in time.".into()
+            format!("The service behind {host} did not answer in time.")
         }
         ConnectorError::OriginUnreachable
         | ConnectorError::OriginError
         | ConnectorError::OriginUpgradeFailed => {
-            "The service behind this hostname could not be reached.".into()
+            format!("The service behind {host} could not be reached.")
         }
         ConnectorError::TcpService => format!(
             "{host} serves a TCP service: reach it with `adit access tcp --hostname {host}` (or `adit access ssh`)."
