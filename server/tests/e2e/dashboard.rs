@@ -187,13 +187,7 @@ async fn events_announce_an_accounts_changes_to_that_account_only() {
     let server = TestServer::spawn().await;
     // Account A follows with a browser session, account B with an API token.
     let cookie = admin_session_cookie(&server).await;
-    let other = server
-        .control
-        .storage
-        .ensure_account("other")
-        .await
-        .unwrap();
-    let b_token = admin_token_in(&server, other, "b@example.com").await;
+    let b_token = admin_of_account(&server, "other", "b@example.com").await;
     let mut a_events = Events::open(&server, ("cookie", &cookie)).await;
     let mut b_events = Events::open(&server, ("authorization", &format!("Bearer {b_token}"))).await;
 

@@ -292,9 +292,7 @@ async fn tenants() -> Tenants {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{ip_route}");
 
-    let control = &server.control;
-    let other = control.storage.ensure_account("other").await.unwrap();
-    let other_admin = admin_token_in(&server, other, "b@example.com").await;
+    let other_admin = admin_of_account(&server, "other", "b@example.com").await;
     // B owns a tunnel too, so "not found" in A cannot be mistaken for an empty server.
     let (status, _) = bearer(
         &server,
@@ -1278,9 +1276,7 @@ async fn the_admin_command_creates_lists_and_resets_users_on_a_running_server() 
 async fn routes_stay_inside_their_accounts_zones_and_zones_belong_to_one_account() {
     let server = TestServer::spawn().await;
     let a = server.admin_token.clone();
-    let control = &server.control;
-    let other = control.storage.ensure_account("other").await.unwrap();
-    let b = admin_token_in(&server, other, "b@example.org").await;
+    let b = admin_of_account(&server, "other", "b@example.org").await;
     for (token, name) in [(&a, "a-tunnel"), (&b, "b-tunnel"), (&a, "a-two")] {
         let (status, _) = bearer(
             &server,

@@ -285,6 +285,18 @@ pub fn built_bundle() -> Option<std::path::PathBuf> {
     site.join("pkg/dash_bg.wasm").is_file().then_some(site)
 }
 
+/// An admin API token of the account named `account` (made when missing), for a new admin
+/// user `email` of it: the other tenant of isolation tests.
+pub async fn admin_of_account(server: &TestServer, account: &str, email: &str) -> String {
+    let account = server
+        .control
+        .storage
+        .ensure_account(account)
+        .await
+        .unwrap();
+    admin_token_in(server, account, email).await
+}
+
 /// An admin API token of `account`, for a new admin user `email` of it.
 pub async fn admin_token_in(server: &TestServer, account: AccountId, email: &str) -> String {
     let user = server

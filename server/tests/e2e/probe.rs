@@ -148,13 +148,7 @@ async fn no_zone_or_wildcard_above_the_quick_domain_takes_quick_hostnames() {
         .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{hostname}: {body}");
     }
-    let other = server
-        .control
-        .storage
-        .ensure_account("other")
-        .await
-        .unwrap();
-    let other_admin = admin_token_in(&server, other, "admin@other.example").await;
+    let other_admin = admin_of_account(&server, "other", "admin@other.example").await;
     for zone in ["com", "quick.example.com", "x.quick.example.com"] {
         let (status, body) = bearer(
             &server,

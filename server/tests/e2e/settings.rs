@@ -83,13 +83,7 @@ async fn settings_pages_show_the_sessions_account_and_nothing_of_another() {
     .await;
 
     // Another account with its own zone, token and user, and audit entries for them.
-    let other = server
-        .control
-        .storage
-        .ensure_account("other")
-        .await
-        .unwrap();
-    let b = admin_token_in(&server, other, "b-admin@example.net").await;
+    let b = admin_of_account(&server, "other", "b-admin@example.net").await;
     call(
         &server,
         &b,
