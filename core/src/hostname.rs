@@ -108,11 +108,16 @@ impl HostPattern {
     /// Whether every hostname the pattern matches lies in the domain `zone`: the zone itself
     /// or a name below it (`*.app.example.com` and `example.com` are in `example.com`).
     pub fn is_within(&self, zone: &HostPattern) -> bool {
-        let body = self.0.strip_prefix("*.").unwrap_or(&self.0);
-        !zone.is_wildcard()
-            && (body == zone.0
-                || body
-                    .strip_suffix(zone.0.as_str())
+        zone.holds_normalized(self.0.strip_prefix("*.").unwrap_or(&self.0))
+    }
+
+    /// Whether a host already passed through [`normalize_host`] is this domain or a name
+    /// below it (never, for a wildcard).
+    pub fn holds_normalized(&self, host: &str) -> bool {
+        !self.is_wildcard()
+            && (host == self.0
+                || host
+                    .strip_suffix(self.0.as_str())
                     .is_some_and(|head| head.ends_with('.')))
     }
 

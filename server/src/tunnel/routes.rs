@@ -50,7 +50,7 @@ impl RouteTable {
         if self
             .reserved
             .as_ref()
-            .is_some_and(|domain| is_at_or_below(host, domain))
+            .is_some_and(|domain| domain.holds_normalized(host))
         {
             return None;
         }
@@ -59,12 +59,6 @@ impl RouteTable {
             .find(|(p, _)| p.matches_normalized(host))
             .map(|(_, t)| *t)
     }
-}
-
-/// Whether a normalized host is `domain` or a name below it.
-fn is_at_or_below(host: &str, domain: &HostPattern) -> bool {
-    host.strip_suffix(domain.as_str())
-        .is_some_and(|head| head.is_empty() || head.ends_with('.'))
 }
 
 /// The live table, swapped whole on reload.
