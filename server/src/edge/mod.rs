@@ -1140,17 +1140,21 @@ mod tests {
 
     const PEER: &str = "127.0.0.9:5000";
 
+    /// `adit access socks` asking `edge` for 10.0.0.5:22 through `tunnels`, from [`PEER`].
+    async fn connect(edge: Edge, tunnels: &[TunnelId]) -> Response<TunnelBody> {
+        edge.private_connect(
+            tunnels,
+            connect_request(),
+            PEER.parse().unwrap(),
+            "10.0.0.5:22",
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn a_tunnel_without_connections_is_offline() {
         let registry = Arc::new(Registry::default());
-        let response = edge(&registry, EdgeLimits::DEFAULT)
-            .private_connect(
-                &[TunnelId::random()],
-                connect_request(),
-                PEER.parse().unwrap(),
-                "10.0.0.5:22",
-            )
-            .await;
+        let response = connect(edge(&registry, EdgeLimits::DEFAULT), &[TunnelId::random()]).await;
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(code_of(response).await, "tunnel_offline");
     }
@@ -1164,14 +1168,7 @@ mod tests {
             max_streams_per_tunnel: 0,
             ..EdgeLimits::DEFAULT
         };
-        let response = edge(&registry, limits)
-            .private_connect(
-                &[tunnel],
-                connect_request(),
-                PEER.parse().unwrap(),
-                "10.0.0.5:22",
-            )
-            .await;
+        let response = connect(edge(&registry, limits), &[tunnel]).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(code_of(response).await, "tunnel_busy");
     }
@@ -1209,14 +1206,7 @@ mod tests {
             })
             .await,
         );
-        let response = edge(&registry, EdgeLimits::DEFAULT)
-            .private_connect(
-                &[refusing, taking],
-                connect_request(),
-                PEER.parse().unwrap(),
-                "10.0.0.5:22",
-            )
-            .await;
+        let response = connect(edge(&registry, EdgeLimits::DEFAULT), &[refusing, taking]).await;
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         let headers = seen.try_recv().unwrap();
         assert_eq!(headers[HEADER_STREAM_KIND], "tcp");
