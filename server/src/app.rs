@@ -176,9 +176,9 @@ impl App {
             endpoint,
             ca_pin,
         );
-        if let Some(domain) = &quick_domain {
+        if let Some(domain) = quick_domain {
             control = control.with_quick_tunnels(QuickTunnels {
-                domain: domain.to_string(),
+                domain,
                 per_client_limit: config.quick_tunnel_limit,
                 grace: config.quick_tunnel_grace,
             });

@@ -341,7 +341,7 @@ impl Control {
         }
         // Below the quick-tunnel domain only exact names route (routes.rs), so a wildcard
         // stored above it does not keep a quick tunnel from its name.
-        let quick_name = self.quick_domain().is_some_and(|q| pattern.is_within(&q));
+        let quick_name = self.quick_domain().is_some_and(|q| pattern.is_within(q));
         check_route_free(
             routes
                 .iter()
@@ -535,7 +535,7 @@ impl Control {
         let account = self.storage.ensure_account(QUICK_ACCOUNT).await?;
         let name = format!("quick-{}", uuid::Uuid::new_v4().simple());
         let tunnel = self.new_tunnel_row(account, &name, ConfigSource::Local)?;
-        let hostname = random_hostname(&quick.domain);
+        let hostname = random_hostname(quick.domain.as_str());
         // The tunnel and its record go in together or not at all, counted atomically
         // against the limit: a burst of requests cannot all pass one check.
         let limit = quick.per_client_limit;

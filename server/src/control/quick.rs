@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
+use adit_core::hostname::HostPattern;
 use rand::seq::IndexedRandom;
 
 /// What the operator enabled with `--quick-tunnel-domain`.
 #[derive(Debug, Clone)]
 pub struct QuickTunnels {
     /// Hostnames are made under this domain.
-    pub domain: String,
+    pub domain: HostPattern,
     /// How many quick tunnels one client address may hold at once.
     pub per_client_limit: i64,
     /// How long a quick tunnel outlives its last connection (a reconnect within it keeps it).
