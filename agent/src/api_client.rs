@@ -218,6 +218,19 @@ impl ApiClient {
         .await
     }
 
+    /// Drops the tunnel's connectors (or the one named) and their connections.
+    pub async fn cleanup_connections(
+        &self,
+        tunnel: &str,
+        connector: Option<&str>,
+    ) -> Result<api::CleanupConnections, Error> {
+        let mut path = format!("/tunnels/{}/connections", segment(tunnel));
+        if let Some(connector) = connector {
+            path.push_str(&format!("?connector_id={}", segment(connector)));
+        }
+        self.call(Method::DELETE, &path, None).await
+    }
+
     pub async fn tunnel_token(&self, tunnel: &str) -> Result<String, Error> {
         let body: api::TunnelTokenBody = self
             .call(

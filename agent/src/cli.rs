@@ -15,7 +15,7 @@ use crate::{
     access::{self, EdgeTarget},
     api_client::{ApiClient, ApiCredentials, adit_home, create_private_parent},
     config::{CredentialsFile, LoadedConfig, read_token_file},
-    connector::{Connector, ConnectorConfig},
+    connector::{Connector, ConnectorConfig, DEFAULT_GRACE_PERIOD},
     origin::OriginProxy,
 };
 
@@ -121,6 +121,14 @@ pub enum TunnelCommand {
         tunnel: String,
         #[arg(short, long)]
         force: bool,
+    },
+    /// Drop a tunnel's stale connectors and their connections (all, or `--connector ID`);
+    /// a connector still running connects again.
+    Cleanup {
+        tunnel: String,
+        /// Only this connector (its id, as `tunnel info` shows it).
+        #[arg(long, alias = "connector-id")]
+        connector: Option<String>,
     },
     /// Print a tunnel's token.
     Token {
@@ -240,6 +248,11 @@ pub struct RunArgs {
     /// Data connections to keep (default: the config file's `ha-connections`, else 4).
     #[arg(long)]
     pub ha_connections: Option<u8>,
+    /// After a stop signal, how long streams in flight may take to finish, e.g. `30s` or
+    /// `1m` (default: the config file's `grace-period`, else 30s). A second signal stops
+    /// at once.
+    #[arg(long, value_parser = adit_core::ingress::parse_go_duration)]
+    pub grace_period: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -383,6 +396,7 @@ async fn quick_tunnel(
         proxy: OriginProxy::new(ingress)?,
         ha_connections: 1,
         connector_id,
+        grace_period: DEFAULT_GRACE_PERIOD,
     })?;
     run_with_metrics(connector, None, connector_id, shutdown).await
 }
@@ -594,6 +608,16 @@ async fn manage(
             let t = api.delete_tunnel(&tunnel, force).await?;
             writeln!(out, "Deleted tunnel {} with id {}", t.name, t.id)?;
         }
+        TunnelCommand::Cleanup { tunnel, connector } => {
+            let done = api
+                .cleanup_connections(&tunnel, connector.as_deref())
+                .await?;
+            writeln!(
+                out,
+                "Cleaned up {} connector(s) of tunnel {tunnel}",
+                done.connectors
+            )?;
+        }
         TunnelCommand::Token { tunnel, cred_file } => {
             let t = api.tunnel(&tunnel).await?;
             let token = api.tunnel_token(&t.id.to_string()).await?;
@@ -748,6 +772,10 @@ async fn run_connector(
         .or_else(|| loaded.as_ref().and_then(|l| l.config.ha_connections))
         .unwrap_or(4)
         .clamp(1, 16);
+    let grace_period = run
+        .grace_period
+        .or_else(|| loaded.as_ref().and_then(|l| l.config.grace_period))
+        .unwrap_or(DEFAULT_GRACE_PERIOD);
     let connector_id = ConnectorId::random();
     tracing::info!(%connector_id, "Generated Connector ID");
     let connector = Connector::new(ConnectorConfig {
@@ -756,6 +784,7 @@ async fn run_connector(
         proxy,
         ha_connections,
         connector_id,
+        grace_period,
     })?;
     run_with_metrics(connector, run.metrics, connector_id, shutdown).await
 }

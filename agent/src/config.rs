@@ -28,6 +28,9 @@ pub struct FileConfig {
     pub origin_request: Option<OriginRequestConfig>,
     pub loglevel: Option<String>,
     pub ha_connections: Option<u8>,
+    /// How long in-flight streams may take to finish after a stop signal (`30s`).
+    #[serde(default, with = "adit_core::ingress::opt_duration")]
+    pub grace_period: Option<std::time::Duration>,
 }
 
 /// A loaded config and where it came from.

@@ -12,8 +12,8 @@ use adit_core::{
     wire::{self, DataHello, HelloReply, RejectCode},
 };
 use adit_proto::v1::{
-    ConfigSource, ListIpRoutesRequest, LocalConfiguration, RegisterConnectorRequest,
-    RemoteConfiguration, WatchConfigurationRequest,
+    ConfigSource, DrainConnectorRequest, ListIpRoutesRequest, LocalConfiguration,
+    RegisterConnectorRequest, RemoteConfiguration, WatchConfigurationRequest,
     connector_service_client::ConnectorServiceClient,
 };
 use adit_transport::{
@@ -40,6 +40,10 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// How often an idle control connection (the configuration stream) is pinged, so a
 /// vanished edge is noticed and the stream reopened.
 const CONTROL_KEEPALIVE: Duration = Duration::from_secs(30);
+/// How long a stopping connector waits for the edge to confirm it sends no new streams.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a stop signal, how long streams in flight may take to finish (`--grace-period`).
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
 
 /// Everything a connector needs; built from flags and config by the CLI, or by tests.
 pub struct ConnectorConfig {
@@ -49,6 +53,8 @@ pub struct ConnectorConfig {
     pub proxy: Arc<OriginProxy>,
     pub ha_connections: u8,
     pub connector_id: ConnectorId,
+    /// After `shutdown`, how long streams in flight may take to finish.
+    pub grace_period: Duration,
 }
 
 pub struct Connector {
@@ -139,7 +145,9 @@ impl Connector {
         self.config.proxy.metrics.clone()
     }
 
-    /// Runs until `shutdown`, or until the edge refuses the token (an error).
+    /// Runs until `shutdown`, or until the edge refuses the token (an error). Stopping
+    /// loses no request: the edge is first told to open no new streams here, then each
+    /// connection ends (HTTP/2 GOAWAY) once its streams finish, within the grace period.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let this = Arc::new(self);
         tracing::info!(
@@ -169,8 +177,26 @@ impl Connector {
         if let Err(e) = networks.refresh().await {
             tracing::warn!(error = %e, "could not fetch the tunnel's private networks");
         }
-        let stop = shutdown.child_token();
+        // Ends the connections: after the drain when `shutdown` comes, at once when a
+        // connection finds the token refused.
+        let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        {
+            let this = this.clone();
+            let stop = stop.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(
+                async move {
+                    tokio::select! {
+                        () = shutdown.cancelled() => this.drain().await,
+                        () = stop.cancelled() => {}
+                    }
+                    stop.cancel();
+                    Ok(())
+                }
+                .instrument(tracing::info_span!("drain")),
+            );
+        }
         for index in 0..this.config.ha_connections {
             let this = this.clone();
             let stop = stop.clone();
@@ -203,6 +229,31 @@ impl Connector {
         result
     }
 
+    /// Asks the edge to give this connector no new streams, and waits (a bounded time)
+    /// for it to confirm. Without the confirmation the connections close all the same.
+    async fn drain(&self) {
+        tracing::info!(grace_period = ?self.config.grace_period, "Draining: the edge sends no new requests; those in flight may finish");
+        let drained = async {
+            let mut client = self.edge.control().await?;
+            let request = self.edge.authorized(DrainConnectorRequest {
+                connector_id: self.config.connector_id.to_string(),
+            })?;
+            let reply = client.drain_connector(request).await.map_err(from_status)?;
+            Ok::<_, Error>(reply.into_inner().connections)
+        };
+        match tokio::time::timeout(DRAIN_TIMEOUT, drained).await {
+            Ok(Ok(connections)) => {
+                tracing::info!(connections, "The edge confirmed the drain");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not ask the edge to drain; closing the connections anyway");
+            }
+            Err(_) => tracing::warn!(
+                "the edge did not confirm the drain in {DRAIN_TIMEOUT:?}; closing the connections anyway"
+            ),
+        }
+    }
+
     /// Registers with the control plane and takes up how the tunnel is managed (with a
     /// remote tunnel's configuration, when it has one); whether it is managed remotely.
     async fn register(&self) -> Result<bool, Error> {
@@ -212,6 +263,7 @@ impl Connector {
             version: env!("CARGO_PKG_VERSION").into(),
             arch: arch(),
             hostname: host_name(),
+            ha_connections: u32::from(self.config.ha_connections),
         })?;
         let reply = client
             .register_connector(request)
@@ -410,7 +462,11 @@ impl Connector {
             result = conn.as_mut() => result,
             () = stop.cancelled() => {
                 conn.as_mut().graceful_shutdown();
-                tokio::time::timeout(Duration::from_secs(30), conn).await.unwrap_or(Ok(()))
+                let grace = self.config.grace_period;
+                tokio::time::timeout(grace, conn).await.unwrap_or_else(|_| {
+                    tracing::warn!(conn_index = index, "grace period of {grace:?} over; closing with streams in flight");
+                    Ok(())
+                })
             }
         };
         metrics.ha_connections.dec();

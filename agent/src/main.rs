@@ -27,8 +27,11 @@ async fn main() -> ExitCode {
     let signal = shutdown.clone();
     tokio::spawn(async move {
         adit_transport::signal::terminated().await;
-        tracing::info!("Initiating graceful shutdown");
+        tracing::info!("Initiating graceful shutdown (a second signal stops at once)");
         signal.cancel();
+        adit_transport::signal::terminated().await;
+        tracing::warn!("Second signal: stopping without waiting for streams in flight");
+        std::process::exit(1);
     });
     match cli::run(cli, &mut std::io::stdout(), shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

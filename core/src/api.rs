@@ -4,14 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId};
 
-/// Connections a healthy connector keeps open.
-pub const HA_CONNECTIONS: u32 = 4;
+/// Connections a connector keeps open unless told otherwise (`--ha-connections`).
+pub const HA_CONNECTIONS: u8 = 4;
 
 /// A tunnel's health, as the dashboard and `tunnel list` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelStatus {
-    /// All connections of every live connector are up.
+    /// Every live connector has all the connections it keeps up.
     Healthy,
     /// Serving, but at least one connection is down.
     Degraded,
@@ -22,10 +22,11 @@ pub enum TunnelStatus {
 }
 
 impl TunnelStatus {
-    /// Derives the status from what the edge sees now.
-    pub fn derive(ever_connected: bool, live_connectors: u32, live_connections: u32) -> Self {
+    /// Derives the status from what the edge sees now: `expected_connections` is what the
+    /// live connectors keep when all are up (the sum of their `ha_connections`).
+    pub fn derive(ever_connected: bool, expected_connections: u32, live_connections: u32) -> Self {
         if live_connections > 0 {
-            if live_connections >= live_connectors * HA_CONNECTIONS {
+            if live_connections >= expected_connections {
                 Self::Healthy
             } else {
                 Self::Degraded
@@ -233,11 +234,25 @@ pub struct Connector {
     pub arch: String,
     pub hostname: String,
     pub registered_at: String,
+    /// How many data connections it keeps (`--ha-connections`).
+    #[serde(default = "default_ha_connections")]
+    pub ha_connections: u8,
     pub connections: Vec<Connection>,
     /// Whether the latest request through this connector reached an origin, as the edge
     /// node answering saw it; `None` until one went through.
     #[serde(default)]
     pub origin_health: Option<OriginHealth>,
+}
+
+/// What `DELETE /api/v1/tunnels/{tunnel}/connections` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupConnections {
+    /// Connectors forgotten (their connections closed).
+    pub connectors: u64,
+}
+
+fn default_ha_connections() -> u8 {
+    HA_CONNECTIONS
 }
 
 /// What the edge last saw of a connector's origins.
@@ -289,9 +304,11 @@ mod tests {
     fn status_derivation() {
         assert_eq!(TunnelStatus::derive(false, 0, 0), TunnelStatus::Inactive);
         assert_eq!(TunnelStatus::derive(true, 0, 0), TunnelStatus::Down);
-        assert_eq!(TunnelStatus::derive(true, 1, 4), TunnelStatus::Healthy);
-        assert_eq!(TunnelStatus::derive(true, 1, 3), TunnelStatus::Degraded);
-        assert_eq!(TunnelStatus::derive(true, 2, 4), TunnelStatus::Degraded);
+        assert_eq!(TunnelStatus::derive(true, 4, 4), TunnelStatus::Healthy);
+        assert_eq!(TunnelStatus::derive(true, 4, 3), TunnelStatus::Degraded);
+        assert_eq!(TunnelStatus::derive(true, 8, 4), TunnelStatus::Degraded);
+        // A connector keeping two (`--ha-connections 2`) is whole with two.
+        assert_eq!(TunnelStatus::derive(true, 2, 2), TunnelStatus::Healthy);
     }
 }
 

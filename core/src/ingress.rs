@@ -878,14 +878,14 @@ pub fn format_go_duration(duration: Duration) -> String {
 
 /// Serde for `Option<Duration>`: reads Go strings or whole seconds; writes whole seconds
 /// as a number (cloudflared's JSON form) and anything finer as a Go string, losslessly.
-mod opt_duration {
+pub mod opt_duration {
     use std::{fmt, time::Duration};
 
     use serde::{Deserializer, Serializer, de};
 
     use super::{format_go_duration, parse_go_duration};
 
-    pub(super) fn serialize<S: Serializer>(
+    pub fn serialize<S: Serializer>(
         value: &Option<Duration>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
@@ -896,7 +896,7 @@ mod opt_duration {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Duration>, D::Error> {
         deserializer.deserialize_option(OptionVisitor)

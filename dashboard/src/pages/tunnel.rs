@@ -7,8 +7,8 @@ use std::{collections::BTreeMap, time::Duration};
 
 use adit_core::{
     api::{
-        ChangeKind, ConfigSource, Connector, HA_CONNECTIONS, IpRoute, OriginHealth, TrafficPoint,
-        Tunnel, TunnelConfiguration,
+        ChangeKind, ConfigSource, Connector, IpRoute, OriginHealth, TrafficPoint, Tunnel,
+        TunnelConfiguration,
     },
     ids::{ConnectorId, RouteId, TunnelId},
     ingress::{IngressConfig, RawIngressRule},
@@ -133,7 +133,7 @@ fn connector_cells(connector: &Connector) -> impl IntoView + use<> {
                 <span class="sub">{connector.arch.clone()}</span>
             </td>
             <td>{edges}</td>
-            <td class="num">{format!("{}/{HA_CONNECTIONS}", connector.connections.len())}</td>
+            <td class="num">{format!("{}/{}", connector.connections.len(), connector.ha_connections)}</td>
             <td class="created"><Timestamp at=since /></td>
             <td>{origin_badge(connector.origin_health.as_ref())}</td>
         </tr>

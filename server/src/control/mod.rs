@@ -32,7 +32,10 @@ use crate::{
     control::quick::{QuickTunnels, random_hostname},
     identity::auth::Auth,
     observe::metrics::{Metrics, Totals, quantile},
-    storage::{ConnectionRow, ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow},
+    storage::{
+        ConnectionRow, ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow,
+        TunnelSummary,
+    },
     trust::secrets::{ServerKey, secret_matches, sha256_hex},
     tunnel::registry::Registry,
     tunnel::routes::Routes,
@@ -52,6 +55,8 @@ pub struct ConnectorInfo {
     pub version: String,
     pub arch: String,
     pub hostname: String,
+    /// How many data connections it keeps.
+    pub ha_connections: u8,
 }
 
 pub struct Control {
@@ -143,27 +148,20 @@ impl Control {
             })
     }
 
-    async fn view(&self, row: TunnelRow) -> Result<api::Tunnel, Error> {
-        let routes = self.storage.list_routes(row.id).await?;
-        let connectors = self.storage.live_connectors(row.id).await?;
-        let mut connections = 0u32;
-        let mut connected_since: Option<i64> = None;
-        for connector in &connectors {
-            let open = self.storage.open_connections(connector.id).await?;
-            connections += u32::try_from(open.len()).unwrap_or(u32::MAX);
-            for connection in &open {
-                connected_since = Some(
-                    connected_since.map_or(connection.opened_at, |t| t.min(connection.opened_at)),
-                );
-            }
-        }
-        let live_connectors = u32::try_from(connectors.len()).unwrap_or(u32::MAX);
+    async fn view(&self, tunnel: TunnelId) -> Result<api::Tunnel, Error> {
+        let routes = self.storage.list_routes(tunnel).await?;
+        // Read after the change that led here, so it shows the stored row.
+        let summary =
+            self.storage
+                .tunnel_summary(tunnel)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    what: "tunnel",
+                    name: tunnel.to_string(),
+                })?;
         Ok(tunnel_view(
-            row,
+            summary,
             routes.into_iter().map(|r| r.hostname).collect(),
-            live_connectors,
-            connections,
-            connected_since,
         ))
     }
 
@@ -210,7 +208,7 @@ impl Control {
         self.storage.insert_tunnel(&row).await?;
         self.changes.notify(account, ChangeKind::Tunnel, row.id);
         tracing::info!(tunnel = %row.id, name = %row.name, config_src = config_src.as_str(), "tunnel created");
-        self.view(row).await
+        self.view(row.id).await
     }
 
     pub async fn list_tunnels(
@@ -227,7 +225,6 @@ impl Control {
                 .or_default()
                 .push(route.hostname);
         }
-        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(self
             .storage
             .tunnel_summaries(account)
@@ -236,20 +233,14 @@ impl Control {
             .filter(|s| s.tunnel.name.starts_with(name_prefix))
             .map(|s| {
                 let hostnames = routes.remove(&s.tunnel.id).unwrap_or_default();
-                tunnel_view(
-                    s.tunnel,
-                    hostnames,
-                    count(s.live_connectors),
-                    count(s.open_connections),
-                    s.connected_since,
-                )
+                tunnel_view(s, hostnames)
             })
             .collect())
     }
 
     pub async fn get_tunnel(&self, account: AccountId, tunnel: &str) -> Result<api::Tunnel, Error> {
         let row = self.tunnel(account, tunnel).await?;
-        self.view(row).await
+        self.view(row.id).await
     }
 
     pub async fn rename_tunnel(
@@ -259,11 +250,10 @@ impl Control {
         name: &str,
     ) -> Result<api::Tunnel, Error> {
         let name = TunnelName::parse(name).map_err(|e| Error::invalid("name", e))?;
-        let mut row = self.tunnel(account, tunnel).await?;
+        let row = self.tunnel(account, tunnel).await?;
         self.storage.rename_tunnel(row.id, name.as_str()).await?;
         self.changes.notify(account, ChangeKind::Tunnel, row.id);
-        row.name = name.to_string();
-        self.view(row).await
+        self.view(row.id).await
     }
 
     pub async fn delete_tunnel(
@@ -273,7 +263,7 @@ impl Control {
         force: bool,
     ) -> Result<api::Tunnel, Error> {
         let row = self.tunnel(account, tunnel).await?;
-        let view = self.view(row.clone()).await?;
+        let view = self.view(row.id).await?;
         if view.connections > 0 && !force {
             return Err(Error::FailedPrecondition(format!(
                 "tunnel {} has {} active connection(s); stop its connectors or delete with force",
@@ -421,6 +411,7 @@ impl Control {
                 arch: c.arch,
                 hostname: c.hostname,
                 registered_at: rfc3339(c.registered_at),
+                ha_connections: c.ha_connections,
                 connections,
                 origin_health: self.registry.origin_health(row.id, c.id).map(|o| {
                     api::OriginHealth {
@@ -684,12 +675,54 @@ impl Control {
             hostname: info.hostname,
             origin_ip: peer.ip().to_string(),
             registered_at: now_ms(),
+            ha_connections: info.ha_connections,
         };
         self.storage.upsert_connector(&row).await?;
         self.changes
             .notify(row.account_id, ChangeKind::Connector, row.tunnel_id);
         tracing::info!(tunnel = %tunnel.id, connector = %row.id, version = %row.version, "connector registered");
         Ok(tunnel)
+    }
+
+    /// A connector of the token's tunnel is stopping: this node gives its connections no
+    /// new streams. How many connections that concerns.
+    pub async fn drain_connector(
+        &self,
+        token: &str,
+        connector: ConnectorId,
+    ) -> Result<usize, Error> {
+        let tunnel = self.authenticate_token(token).await?;
+        let drained = self.registry.drain(tunnel.id, connector);
+        tracing::info!(tunnel = %tunnel.id, %connector, connections = drained, "connector draining");
+        Ok(drained)
+    }
+
+    /// Forgets a tunnel's connectors (all, or the one named) and closes their connections
+    /// on this node: stale ones vanish, running ones register again. How many it forgot.
+    pub async fn cleanup_connections(
+        &self,
+        account: AccountId,
+        tunnel: &str,
+        connector: Option<&str>,
+    ) -> Result<u64, Error> {
+        let row = self.tunnel(account, tunnel).await?;
+        let connector = connector
+            .map(|id| {
+                id.parse::<ConnectorId>()
+                    .map_err(|_| Error::invalid("connector_id", "must be a connector's UUID"))
+            })
+            .transpose()?;
+        let forgotten = self.storage.delete_connectors(row.id, connector).await?;
+        if let (Some(id), 0) = (connector, forgotten) {
+            return Err(Error::NotFound {
+                what: "connector",
+                name: id.to_string(),
+            });
+        }
+        let closed = self.registry.close(row.id, connector);
+        self.changes.notify(account, ChangeKind::Connector, row.id);
+        tracing::info!(tunnel = %row.id, forgotten, closed, "connectors cleaned up");
+        Ok(forgotten)
     }
 
     /// Records a connector's new data connection (and that its tunnel has now run).
@@ -785,15 +818,12 @@ pub(crate) fn check_route_free<'a>(
     Ok(())
 }
 
-/// A tunnel as the API shows it, from its row, its routed `hostnames` and its open
-/// connections.
-fn tunnel_view(
-    row: TunnelRow,
-    hostnames: Vec<String>,
-    live_connectors: u32,
-    connections: u32,
-    connected_since: Option<i64>,
-) -> api::Tunnel {
+/// A tunnel as the API shows it, from its row with its connections counted, and its
+/// routed `hostnames`.
+fn tunnel_view(summary: TunnelSummary, hostnames: Vec<String>) -> api::Tunnel {
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    let row = summary.tunnel;
+    let connections = count(summary.open_connections);
     api::Tunnel {
         id: row.id,
         account_id: row.account_id,
@@ -801,14 +831,14 @@ fn tunnel_view(
         created_at: rfc3339(row.created_at),
         status: api::TunnelStatus::derive(
             row.conns_active_at.is_some(),
-            live_connectors,
+            count(summary.expected_connections),
             connections,
         ),
-        connectors: live_connectors,
+        connectors: count(summary.live_connectors),
         connections,
         routes: hostnames,
         config_src: row.config_src,
-        connected_since: connected_since.map(rfc3339),
+        connected_since: summary.connected_since.map(rfc3339),
     }
 }
 

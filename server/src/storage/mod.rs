@@ -63,6 +63,8 @@ pub struct TunnelSummary {
     pub tunnel: TunnelRow,
     /// Connectors with at least one open connection.
     pub live_connectors: i64,
+    /// The connections those connectors keep when all are up (their `ha_connections`).
+    pub expected_connections: i64,
     pub open_connections: i64,
     /// When the oldest open connection opened (ms since the epoch).
     pub connected_since: Option<i64>,
@@ -112,6 +114,8 @@ pub struct ConnectorRow {
     pub hostname: String,
     pub origin_ip: String,
     pub registered_at: i64,
+    /// How many data connections it keeps.
+    pub ha_connections: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +182,45 @@ fn connector_from(row: &AnyRow) -> Result<ConnectorRow, Error> {
         hostname: row.try_get("hostname")?,
         origin_ip: row.try_get("origin_ip")?,
         registered_at: row.try_get("registered_at")?,
+        ha_connections: {
+            let n: i64 = row.try_get("ha_connections")?;
+            u8::try_from(n).map_err(|_| Error::Corrupt(format!("ha_connections {n}")))?
+        },
+    })
+}
+
+const CONNECTOR_COLUMNS: &str =
+    "id, account_id, tunnel_id, version, arch, hostname, origin_ip, registered_at, ha_connections";
+
+/// Tunnels matching `filter` (on `t`), with their open connections counted in the same
+/// query.
+fn summaries_query(filter: &str) -> String {
+    let open = "FROM connections k WHERE k.tunnel_id = t.id AND k.closed_at IS NULL";
+    let live = "FROM connectors c WHERE c.tunnel_id = t.id AND EXISTS \
+                (SELECT 1 FROM connections k WHERE k.connector_id = c.id AND k.closed_at IS NULL)";
+    let columns = TUNNEL_COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // PostgreSQL sums BIGINTs as NUMERIC: cast back.
+    format!(
+        "SELECT {columns}, \
+         (SELECT COUNT(*) {live}) AS live_connectors, \
+         (SELECT CAST(COALESCE(SUM(c.ha_connections), 0) AS BIGINT) {live}) AS expected_connections, \
+         (SELECT COUNT(*) {open}) AS open_connections, \
+         (SELECT MIN(k.opened_at) {open}) AS connected_since \
+         FROM tunnels t WHERE {filter} ORDER BY t.name"
+    )
+}
+
+fn summary_from(row: &AnyRow) -> Result<TunnelSummary, Error> {
+    Ok(TunnelSummary {
+        tunnel: tunnel_from(row)?,
+        live_connectors: row.try_get("live_connectors")?,
+        expected_connections: row.try_get("expected_connections")?,
+        open_connections: row.try_get("open_connections")?,
+        connected_since: row.try_get("connected_since")?,
     })
 }
 
@@ -457,32 +500,20 @@ impl Storage {
     /// The account's tunnels by name, each with its open connections counted: one query
     /// for the whole list, however many tunnels and connectors there are.
     pub async fn tunnel_summaries(&self, account: AccountId) -> Result<Vec<TunnelSummary>, Error> {
-        let open = "FROM connections k WHERE k.tunnel_id = t.id AND k.closed_at IS NULL";
-        let columns = TUNNEL_COLUMNS
-            .split(", ")
-            .map(|c| format!("t.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let rows = sqlx::query(&format!(
-            "SELECT {columns}, \
-             (SELECT COUNT(DISTINCT k.connector_id) {open}) AS live_connectors, \
-             (SELECT COUNT(*) {open}) AS open_connections, \
-             (SELECT MIN(k.opened_at) {open}) AS connected_since \
-             FROM tunnels t WHERE t.account_id = $1 ORDER BY t.name"
-        ))
-        .bind(account.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(TunnelSummary {
-                    tunnel: tunnel_from(row)?,
-                    live_connectors: row.try_get("live_connectors")?,
-                    open_connections: row.try_get("open_connections")?,
-                    connected_since: row.try_get("connected_since")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(&summaries_query("t.account_id = $1"))
+            .bind(account.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(summary_from).collect()
+    }
+
+    /// One tunnel as [`Storage::tunnel_summaries`] counts it.
+    pub async fn tunnel_summary(&self, tunnel: TunnelId) -> Result<Option<TunnelSummary>, Error> {
+        let row = sqlx::query(&summaries_query("t.id = $1"))
+            .bind(tunnel.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(summary_from).transpose()
     }
 
     /// Every route of the account, by hostname.
@@ -805,9 +836,9 @@ impl Storage {
             .bind(c.tunnel_id.to_string())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO connectors (id, account_id, tunnel_id, version, arch, hostname, origin_ip, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
         .bind(c.id.to_string())
         .bind(c.account_id.to_string())
         .bind(c.tunnel_id.to_string())
@@ -816,6 +847,7 @@ impl Storage {
         .bind(&c.hostname)
         .bind(&c.origin_ip)
         .bind(c.registered_at)
+        .bind(i64::from(c.ha_connections))
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, || format!("connector {} belongs to another tunnel", c.id)))?;
@@ -824,9 +856,9 @@ impl Storage {
     }
 
     pub async fn connector(&self, id: ConnectorId) -> Result<Option<ConnectorRow>, Error> {
-        let row = sqlx::query(
-            "SELECT id, account_id, tunnel_id, version, arch, hostname, origin_ip, registered_at FROM connectors WHERE id = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = $1"
+        ))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
@@ -835,11 +867,11 @@ impl Storage {
 
     /// Connectors of a tunnel that have at least one open connection.
     pub async fn live_connectors(&self, tunnel: TunnelId) -> Result<Vec<ConnectorRow>, Error> {
-        let rows = sqlx::query(
-            "SELECT id, account_id, tunnel_id, version, arch, hostname, origin_ip, registered_at FROM connectors c \
+        let rows = sqlx::query(&format!(
+            "SELECT {CONNECTOR_COLUMNS} FROM connectors c \
              WHERE tunnel_id = $1 AND EXISTS (SELECT 1 FROM connections k WHERE k.connector_id = c.id AND k.closed_at IS NULL) \
-             ORDER BY registered_at",
-        )
+             ORDER BY registered_at"
+        ))
         .bind(tunnel.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -888,6 +920,30 @@ impl Storage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Forgets a tunnel's connectors (all, or one) with their connections; how many.
+    pub async fn delete_connectors(
+        &self,
+        tunnel: TunnelId,
+        connector: Option<ConnectorId>,
+    ) -> Result<u64, Error> {
+        let done = match connector {
+            Some(id) => {
+                sqlx::query("DELETE FROM connectors WHERE tunnel_id = $1 AND id = $2")
+                    .bind(tunnel.to_string())
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM connectors WHERE tunnel_id = $1")
+                    .bind(tunnel.to_string())
+                    .execute(&self.pool)
+                    .await?
+            }
+        };
+        Ok(done.rows_affected())
     }
 
     /// At start: connections this edge node had open died with its previous process.

@@ -5,7 +5,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicI64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering},
     },
 };
 
@@ -23,6 +23,10 @@ use crate::clock::now_ms;
 pub use adit_transport::relay::BoxError;
 /// A body travelling through the edge, whatever its source.
 pub type TunnelBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// How long a connector whose origin just failed is passed over while another connector
+/// of the tunnel is not; after it, a request finds out whether the origin is back.
+pub const ORIGIN_FAILURE_HOLD_MS: i64 = 10_000;
 
 /// What one request through a connection showed of the connector's origins.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +50,14 @@ pub struct LiveConnection {
     /// Cancelling closes the connection's socket.
     pub close: CancellationToken,
     in_flight: AtomicUsize,
+    /// Its connector is stopping: no new streams (in-flight ones finish).
+    draining: AtomicBool,
     /// When a request through it last reached an origin (ms since the epoch; 0: never).
-    /// An atomic, as every request writes it.
+    /// Atomics, as every request writes one and every pick reads both.
     origin_reached_ms: AtomicI64,
-    /// When one last did not, and the connector's error code.
-    origin_missed: Mutex<Option<(i64, ConnectorError)>>,
+    /// When one last did not (0: never), and the connector's error code then.
+    origin_missed_ms: AtomicI64,
+    origin_missed_code: Mutex<Option<ConnectorError>>,
 }
 
 impl LiveConnection {
@@ -70,8 +77,10 @@ impl LiveConnection {
             sender,
             close,
             in_flight: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
             origin_reached_ms: AtomicI64::new(0),
-            origin_missed: Mutex::new(None),
+            origin_missed_ms: AtomicI64::new(0),
+            origin_missed_code: Mutex::new(None),
         }
     }
 
@@ -88,35 +97,42 @@ impl LiveConnection {
 
     /// A request through this connection reached no origin: the connector said `code`.
     pub fn origin_missed(&self, code: ConnectorError) {
+        // The code first, so a reader that sees the new time finds it.
         *self
-            .origin_missed
+            .origin_missed_code
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((now_ms(), code));
+            .unwrap_or_else(PoisonError::into_inner) = Some(code);
+        self.origin_missed_ms.store(now_ms(), Ordering::Relaxed);
     }
 
     /// The latest of the two.
     fn last_origin(&self) -> Option<OriginOutcome> {
         let reached = self.origin_reached_ms.load(Ordering::Relaxed);
-        let missed = *self
-            .origin_missed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match missed {
-            Some((at_ms, code)) if at_ms > reached => Some(OriginOutcome {
+        let missed = self.origin_missed_ms.load(Ordering::Relaxed);
+        if missed > reached {
+            let code = *self
+                .origin_missed_code
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            Some(OriginOutcome {
                 reachable: false,
-                at_ms,
-                error: Some(code),
-            }),
-            _ => (reached > 0).then_some(OriginOutcome {
+                at_ms: missed,
+                error: code,
+            })
+        } else {
+            (reached > 0).then_some(OriginOutcome {
                 reachable: true,
                 at_ms: reached,
                 error: None,
-            }),
+            })
         }
     }
 
+    /// Whether it may take a new stream.
     fn usable(&self) -> bool {
-        !self.sender.is_closed() && !self.close.is_cancelled()
+        !self.draining.load(Ordering::Relaxed)
+            && !self.sender.is_closed()
+            && !self.close.is_cancelled()
     }
 }
 
@@ -158,17 +174,39 @@ impl Registry {
     }
 
     /// The usable connection with the fewest streams in flight, skipping `excluded`;
-    /// ties go round-robin so load spreads over all four.
+    /// ties go round-robin so load spreads over all of them. Connectors whose origin
+    /// failed in the last [`ORIGIN_FAILURE_HOLD_MS`] are passed over while another
+    /// connector's is not known to fail.
     pub fn pick(&self, tunnel: TunnelId, excluded: &[ConnectionId]) -> Option<Arc<LiveConnection>> {
         let tunnels = self.lock();
         let list = tunnels.get(&tunnel)?;
+        let failing = failing_connectors(list, now_ms());
         let start = self.rotor.fetch_add(1, Ordering::Relaxed);
         let n = list.len();
-        (0..n)
-            .map(|i| &list[(start + i) % n])
-            .filter(|c| c.usable() && !excluded.contains(&c.id))
-            .min_by_key(|c| c.in_flight.load(Ordering::Relaxed))
+        let candidates = || {
+            (0..n)
+                .map(move |i| &list[(start + i) % n])
+                .filter(|c| c.usable() && !excluded.contains(&c.id))
+        };
+        let least_loaded = |c: &&Arc<LiveConnection>| c.in_flight.load(Ordering::Relaxed);
+        candidates()
+            .filter(|c| !failing.contains(&c.connector_id))
+            .min_by_key(least_loaded)
+            .or_else(|| candidates().min_by_key(least_loaded))
             .cloned()
+    }
+
+    /// Stops giving streams to `connector`'s connections (it is shutting down); streams
+    /// in flight go on. How many connections that concerns.
+    pub fn drain(&self, tunnel: TunnelId, connector: ConnectorId) -> usize {
+        let tunnels = self.lock();
+        let Some(list) = tunnels.get(&tunnel) else {
+            return 0;
+        };
+        list.iter()
+            .filter(|c| c.connector_id == connector)
+            .map(|c| c.draining.store(true, Ordering::Relaxed))
+            .count()
     }
 
     pub fn connections(&self, tunnel: TunnelId) -> Vec<Arc<LiveConnection>> {
@@ -188,12 +226,51 @@ impl Registry {
 
     /// Closes every connection of a tunnel (secret rotated, tunnel deleted).
     pub fn close_tunnel(&self, tunnel: TunnelId) -> usize {
-        let list = self.lock().remove(&tunnel).unwrap_or_default();
-        for connection in &list {
+        self.close(tunnel, None)
+    }
+
+    /// Closes and forgets a tunnel's connections: all, or those of one connector.
+    pub fn close(&self, tunnel: TunnelId, connector: Option<ConnectorId>) -> usize {
+        let mut tunnels = self.lock();
+        let Some(list) = tunnels.get_mut(&tunnel) else {
+            return 0;
+        };
+        let (closing, kept): (Vec<_>, Vec<_>) = std::mem::take(list)
+            .into_iter()
+            .partition(|c| connector.is_none_or(|id| c.connector_id == id));
+        if kept.is_empty() {
+            tunnels.remove(&tunnel);
+        } else {
+            *list = kept;
+        }
+        for connection in &closing {
             connection.close.cancel();
         }
-        list.len()
+        closing.len()
     }
+}
+
+/// The connectors among `list`'s whose latest origin outcome, over all their connections,
+/// is a failure less than [`ORIGIN_FAILURE_HOLD_MS`] old.
+fn failing_connectors(list: &[Arc<LiveConnection>], now: i64) -> Vec<ConnectorId> {
+    // (connector, latest reached, latest missed); a handful of connectors per tunnel.
+    let mut latest: Vec<(ConnectorId, i64, i64)> = Vec::new();
+    for c in list {
+        let reached = c.origin_reached_ms.load(Ordering::Relaxed);
+        let missed = c.origin_missed_ms.load(Ordering::Relaxed);
+        match latest.iter_mut().find(|(id, ..)| *id == c.connector_id) {
+            Some(entry) => {
+                entry.1 = entry.1.max(reached);
+                entry.2 = entry.2.max(missed);
+            }
+            None => latest.push((c.connector_id, reached, missed)),
+        }
+    }
+    latest
+        .into_iter()
+        .filter(|&(_, reached, missed)| missed > reached && now - missed < ORIGIN_FAILURE_HOLD_MS)
+        .map(|(id, ..)| id)
+        .collect()
 }
 
 #[cfg(test)]
@@ -291,5 +368,88 @@ mod tests {
         assert!(!health.reachable);
         assert_eq!(health.error, Some(ConnectorError::OriginRefused));
         assert_eq!(registry.origin_health(tunnel, ConnectorId::random()), None);
+    }
+
+    #[tokio::test]
+    async fn a_draining_connector_gets_no_new_streams() {
+        let registry = Registry::default();
+        let tunnel = TunnelId::random();
+        let (a, b) = (
+            ok_connection(tunnel, "a").await,
+            ok_connection(tunnel, "b").await,
+        );
+        registry.add(a.clone());
+        registry.add(b.clone());
+        assert_eq!(registry.drain(tunnel, a.connector_id), 1);
+        for _ in 0..4 {
+            assert_eq!(registry.pick(tunnel, &[]).unwrap().id, b.id);
+        }
+        assert_eq!(registry.drain(tunnel, b.connector_id), 1);
+        assert!(registry.pick(tunnel, &[]).is_none());
+        // Draining is not closing: the connector ends its connections itself.
+        assert!(!a.close.is_cancelled());
+        assert_eq!(registry.connections(tunnel).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connector_whose_origin_fails_is_passed_over_while_another_is_not() {
+        let registry = Registry::default();
+        let tunnel = TunnelId::random();
+        let (a, b) = (
+            ok_connection(tunnel, "a").await,
+            ok_connection(tunnel, "b").await,
+        );
+        registry.add(a.clone());
+        registry.add(b.clone());
+        a.origin_missed(ConnectorError::OriginRefused);
+        for _ in 0..4 {
+            assert_eq!(registry.pick(tunnel, &[]).unwrap().id, b.id);
+        }
+        // When every connector's origin fails, they all still serve.
+        b.origin_missed(ConnectorError::OriginUnreachable);
+        let picked: std::collections::HashSet<_> = (0..4)
+            .map(|_| registry.pick(tunnel, &[]).unwrap().id)
+            .collect();
+        assert_eq!(picked.len(), 2);
+        // An origin that answers again makes its connector preferred again.
+        a.origin_reached();
+        for _ in 0..4 {
+            assert_eq!(registry.pick(tunnel, &[]).unwrap().id, a.id);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_origin_failure_is_held_against_its_connector_for_a_while() {
+        let tunnel = TunnelId::random();
+        let connection = ok_connection(tunnel, "a").await;
+        let list = [connection.clone()];
+        connection.origin_reached_ms.store(1_000, Ordering::Relaxed);
+        connection.origin_missed_ms.store(2_000, Ordering::Relaxed);
+        let failing = |now| failing_connectors(&list, now);
+        assert_eq!(
+            failing(2_000 + ORIGIN_FAILURE_HOLD_MS - 1),
+            [connection.connector_id]
+        );
+        assert!(failing(2_000 + ORIGIN_FAILURE_HOLD_MS).is_empty());
+        connection.origin_reached_ms.store(3_000, Ordering::Relaxed);
+        assert!(failing(3_000).is_empty());
+    }
+
+    #[tokio::test]
+    async fn closing_one_connector_keeps_the_others() {
+        let registry = Registry::default();
+        let tunnel = TunnelId::random();
+        let (a, b) = (
+            ok_connection(tunnel, "a").await,
+            ok_connection(tunnel, "b").await,
+        );
+        registry.add(a.clone());
+        registry.add(b.clone());
+        assert_eq!(registry.close(tunnel, Some(a.connector_id)), 1);
+        assert!(a.close.is_cancelled() && !b.close.is_cancelled());
+        assert_eq!(registry.connections(tunnel).len(), 1);
+        assert_eq!(registry.close(tunnel, Some(a.connector_id)), 0);
+        assert_eq!(registry.close(tunnel, None), 1);
+        assert!(registry.connections(tunnel).is_empty());
     }
 }

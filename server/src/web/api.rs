@@ -214,6 +214,10 @@ pub fn router(control: Arc<Control>, edge: Arc<Edge>) -> Router {
             get(list_routes).post(create_route),
         )
         .route("/api/v1/tunnels/{tunnel}/connectors", get(list_connectors))
+        .route(
+            "/api/v1/tunnels/{tunnel}/connections",
+            delete(cleanup_connections),
+        )
         .route("/api/v1/tunnels/{tunnel}/traffic", get(traffic))
         .route(
             "/api/v1/tunnels/{tunnel}/configurations",
@@ -360,6 +364,25 @@ async fn list_connectors(
     Path(tunnel): Path<String>,
 ) -> ApiResult<Vec<api::Connector>> {
     Ok(Json(c.list_connectors(account, &tunnel).await?))
+}
+
+/// Which connector `DELETE …/connections` drops; cloudflared's API calls it `client_id`.
+#[derive(Deserialize)]
+struct CleanupQuery {
+    #[serde(alias = "client_id")]
+    connector_id: Option<String>,
+}
+
+async fn cleanup_connections(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<WriteTunnels>,
+    Path(tunnel): Path<String>,
+    Query(q): Query<CleanupQuery>,
+) -> ApiResult<api::CleanupConnections> {
+    let connectors = c
+        .cleanup_connections(account, &tunnel, q.connector_id.as_deref())
+        .await?;
+    Ok(Json(api::CleanupConnections { connectors }))
 }
 
 async fn list_ip_routes(

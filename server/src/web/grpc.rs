@@ -138,6 +138,7 @@ fn connector_pb(c: api::Connector) -> pb::Connector {
         arch: c.arch,
         hostname: c.hostname,
         registered_at_ms: ms(&c.registered_at),
+        ha_connections: u32::from(c.ha_connections),
         connections: c
             .connections
             .into_iter()
@@ -459,6 +460,26 @@ impl TunnelService for TunnelApi {
             connectors: connectors.into_iter().map(connector_pb).collect(),
         }))
     }
+
+    async fn cleanup_connections(
+        &self,
+        req: Request<pb::CleanupConnectionsRequest>,
+    ) -> Result<Response<pb::CleanupConnectionsResponse>, Status> {
+        let r = req.get_ref();
+        let grant = self
+            .authorize(&req, Scope::TunnelsWrite, "CleanupConnections")
+            .await?
+            .on_tunnel(&r.tunnel);
+        let connector = (!r.connector_id.is_empty()).then_some(r.connector_id.as_str());
+        let outcome = self
+            .0
+            .cleanup_connections(grant.account, &r.tunnel, connector)
+            .await;
+        let forgotten = grant.record(&self.0, outcome).await?;
+        Ok(Response::new(pb::CleanupConnectionsResponse {
+            connectors: u32::try_from(forgotten).unwrap_or(u32::MAX),
+        }))
+    }
 }
 
 pub(crate) struct ConnectorApi(pub(crate) Arc<Control>);
@@ -527,6 +548,12 @@ impl ConnectorService for ConnectorApi {
             version: r.version,
             arch: r.arch,
             hostname: r.hostname,
+            // Older connectors do not say: they kept the default.
+            ha_connections: match r.ha_connections {
+                0 => api::HA_CONNECTIONS,
+                n => u8::try_from(n)
+                    .map_err(|_| Status::invalid_argument("ha_connections must be below 256"))?,
+            },
         };
         let tunnel = proof.check(self.0.register_connector(&token, info, peer).await)?;
         let configuration = self.0.pushed_configuration(&tunnel).await?;
@@ -563,6 +590,22 @@ impl ConnectorService for ConnectorApi {
             .await;
         Proof::of(&req).check(outcome)?;
         Ok(Response::new(pb::ReportLocalConfigurationResponse {}))
+    }
+
+    async fn drain_connector(
+        &self,
+        req: Request<pb::DrainConnectorRequest>,
+    ) -> Result<Response<pb::DrainConnectorResponse>, Status> {
+        let token = tunnel_token(req.metadata())?;
+        let connector: ConnectorId = req
+            .get_ref()
+            .connector_id
+            .parse()
+            .map_err(|_| Status::invalid_argument("connector_id must be a UUID"))?;
+        let drained = Proof::of(&req).check(self.0.drain_connector(&token, connector).await)?;
+        Ok(Response::new(pb::DrainConnectorResponse {
+            connections: u32::try_from(drained).unwrap_or(u32::MAX),
+        }))
     }
 
     async fn list_ip_routes(

@@ -415,24 +415,6 @@ async fn grpc_crud_on_postgres() {
     grpc_crud(Db::Postgres).await;
 }
 
-async fn adit(server: &TestServer, args: &[&str]) -> Result<String, adit_agent::Error> {
-    use clap::Parser;
-    let api_url = format!("http://{}", server.api);
-    let mut argv = vec![
-        "adit",
-        "tunnel",
-        "--api-url",
-        &api_url,
-        "--api-token",
-        &server.admin_token,
-    ];
-    argv.extend_from_slice(args);
-    let cli = adit_agent::cli::Cli::try_parse_from(argv).unwrap();
-    let mut out = Vec::new();
-    adit_agent::cli::run(cli, &mut out, CancellationToken::new()).await?;
-    Ok(String::from_utf8(out).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_manages_tunnels_and_runs_one_end_to_end() {
     let server = TestServer::spawn().await;

@@ -341,12 +341,18 @@ impl TestConnector {
     }
 
     fn with_proxy(token: &TunnelToken, proxy: Arc<OriginProxy>) -> Self {
+        Self::keeping(token, proxy, 4)
+    }
+
+    /// A connector keeping `ha_connections` data connections (`--ha-connections`).
+    pub fn keeping(token: &TunnelToken, proxy: Arc<OriginProxy>, ha_connections: u8) -> Self {
         let connector = Connector::new(ConnectorConfig {
             token: token.clone(),
             endpoint: None,
             proxy,
-            ha_connections: 4,
+            ha_connections,
             connector_id: ConnectorId::random(),
+            grace_period: Duration::from_secs(30),
         })
         .expect("connector");
         let metrics = connector.metrics();
@@ -372,6 +378,26 @@ impl TestConnector {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
+}
+
+/// `adit tunnel ARGS…` through the real CLI, with the server's admin API token; what it
+/// printed.
+pub async fn adit(server: &TestServer, args: &[&str]) -> Result<String, adit_agent::Error> {
+    use clap::Parser;
+    let api_url = format!("http://{}", server.api);
+    let mut argv = vec![
+        "adit",
+        "tunnel",
+        "--api-url",
+        &api_url,
+        "--api-token",
+        &server.admin_token,
+    ];
+    argv.extend_from_slice(args);
+    let cli = adit_agent::cli::Cli::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    adit_agent::cli::run(cli, &mut out, CancellationToken::new()).await?;
+    Ok(String::from_utf8(out).unwrap())
 }
 
 /// Serves `handler` on 127.0.0.1:0 (HTTP/1.1 with upgrades); returns the address.

@@ -17,4 +17,5 @@ mod origins;
 mod probe;
 mod protocols;
 mod remote_config;
+mod replicas;
 mod settings;
