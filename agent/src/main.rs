@@ -1,6 +1,9 @@
 use std::process::ExitCode;
 
-use adit_agent::cli::{self, Cli};
+use adit_agent::{
+    cli::{self, Cli, Command, TunnelArgs, TunnelCommand},
+    config_watch::{ReloadHandle, reload_channel},
+};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -30,11 +33,49 @@ async fn main() -> ExitCode {
         tracing::info!("Initiating graceful shutdown");
         signal.cancel();
     });
-    match cli::run(cli, &mut std::io::stdout(), shutdown).await {
+    let (reload, requests) = reload_channel();
+    // Only the connector takes SIGHUP (a reload); for the other commands it ends them.
+    if matches!(
+        cli.command,
+        Command::Tunnel(TunnelArgs {
+            command: Some(TunnelCommand::Run(_)),
+            ..
+        })
+    ) {
+        tokio::spawn(reload_on_hangup(reload));
+    }
+    match cli::run_with_reload(cli, &mut std::io::stdout(), shutdown, requests).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGHUP asks the connector to re-read its config.yml at once (it also notices an edit
+/// within a second on its own).
+async fn reload_on_hangup(reload: ReloadHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            if reload.reload() {
+                tracing::info!("Received SIGHUP: re-reading the configuration file");
+            } else {
+                tracing::info!(
+                    "Received SIGHUP: no configuration file with ingress rules is followed; nothing to reload"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reload);
 }
