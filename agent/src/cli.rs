@@ -775,8 +775,11 @@ async fn run_connector(
         ha_connections,
         connector_id,
     })?;
-    let watching = watch.map(|watch| watch.spawn(reload, shutdown.clone(), connector_id));
+    // Stopped with the connector, however it ends (its metrics listener may fail to bind).
+    let stop_watching = shutdown.child_token();
+    let watching = watch.map(|watch| watch.spawn(reload, stop_watching.clone(), connector_id));
     let result = run_with_metrics(connector, run.metrics, connector_id, shutdown).await;
+    stop_watching.cancel();
     if let Some(task) = watching {
         let _ = task.await;
     }

@@ -35,6 +35,10 @@ struct Running {
 
 impl Running {
     fn start(token: &TunnelToken, config: &Path) -> Self {
+        Self::start_with_metrics(token, config, "127.0.0.1:0")
+    }
+
+    fn start_with_metrics(token: &TunnelToken, config: &Path, metrics: &str) -> Self {
         let config = config.display().to_string();
         let token = token.encode();
         let cli = adit_agent::cli::Cli::try_parse_from([
@@ -46,7 +50,7 @@ impl Running {
             "--token",
             &token,
             "--metrics",
-            "127.0.0.1:0",
+            metrics,
             "--ha-connections",
             "2",
         ])
@@ -279,5 +283,27 @@ async fn a_reload_request_as_sighup_sends_applies_the_file_at_once() {
         !reload.reload(),
         "nothing follows the file once the connector stopped"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_that_cannot_start_stops_following_its_file() {
+    let server = TestServer::spawn().await;
+    let token = server
+        .tunnel_with_route("unstarted", "unstarted.example.com")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_file(&dir);
+    std::fs::write(&path, rules("unstarted.example.com", "http_status:201")).unwrap();
+    // The metrics address is taken: the command fails, and must not wait on its watcher.
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = taken.local_addr().unwrap().to_string();
+    let connector = Running::start_with_metrics(&token, &path, &metrics);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), connector.task)
+        .await
+        .expect("the command ends")
+        .unwrap();
+    assert!(outcome.is_err(), "{outcome:?}");
+    assert!(!connector.reload.reload(), "nothing follows the file");
     server.shutdown().await;
 }
