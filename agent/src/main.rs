@@ -6,6 +6,7 @@ use adit_agent::{
 };
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -42,7 +43,7 @@ async fn main() -> ExitCode {
             ..
         })
     ) {
-        tokio::spawn(reload_on_hangup(reload));
+        tokio::spawn(reload_on_hangup(reload).instrument(tracing::info_span!("sighup")));
     }
     match cli::run_with_reload(cli, &mut std::io::stdout(), shutdown, requests).await {
         Ok(()) => ExitCode::SUCCESS,
