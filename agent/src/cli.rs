@@ -15,6 +15,7 @@ use crate::{
     access::{self, EdgeTarget},
     api_client::{ApiClient, ApiCredentials, adit_home, create_private_parent},
     config::{CredentialsFile, LoadedConfig, read_token_file},
+    config_watch::{ConfigWatch, ReloadRequests, reload_channel},
     connector::{Connector, ConnectorConfig, DEFAULT_GRACE_PERIOD},
     origin::OriginProxy,
 };
@@ -285,6 +286,17 @@ pub async fn run(
     out: &mut (dyn Write + Send),
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    run_with_reload(cli, out, shutdown, reload_channel().1).await
+}
+
+/// [`run`], with `reload` asking `adit tunnel run` to re-read its config.yml at once (what
+/// `main` sends on SIGHUP).
+pub async fn run_with_reload(
+    cli: Cli,
+    out: &mut (dyn Write + Send),
+    shutdown: CancellationToken,
+    reload: ReloadRequests,
+) -> Result<(), Error> {
     let home = adit_home();
     match cli.command {
         Command::Ingress { command } => ingress(command, cli.config.as_deref(), &home, out),
@@ -298,7 +310,7 @@ pub async fn run(
         Command::Access { command } => access(command, &home, out, shutdown).await,
         Command::Tunnel(args) => match args.command {
             Some(TunnelCommand::Run(run)) => {
-                run_connector(run, cli.config.as_deref(), &home, shutdown).await
+                run_connector(run, cli.config.as_deref(), &home, shutdown, reload).await
             }
             Some(TunnelCommand::Ready { metrics }) => crate::metrics::check_ready(&metrics).await,
             Some(command) => {
@@ -754,6 +766,7 @@ async fn run_connector(
     config: Option<&Path>,
     home: &Path,
     shutdown: CancellationToken,
+    reload: ReloadRequests,
 ) -> Result<(), Error> {
     let loaded = LoadedConfig::find(config, home)?;
     let token = resolve_token(&run, loaded.as_ref())?;
@@ -763,6 +776,7 @@ async fn run_connector(
     };
     // Without rules of its own the connector serves a remotely managed tunnel's
     // configuration, or (told at registration that the tunnel is local) answers 503.
+    let has_rules = ingress.is_some();
     let proxy = match ingress {
         Some(ingress) => OriginProxy::new(ingress)?,
         None => OriginProxy::without_rules(),
@@ -778,6 +792,10 @@ async fn run_connector(
         .unwrap_or(DEFAULT_GRACE_PERIOD);
     let connector_id = ConnectorId::random();
     tracing::info!(%connector_id, "Generated Connector ID");
+    // A config.yml whose rules are in force is followed: each edit is a new version.
+    let watch = loaded
+        .filter(|_| has_rules)
+        .map(|loaded| ConfigWatch::new(loaded, run.url.clone(), proxy.clone()));
     let connector = Connector::new(ConnectorConfig {
         token,
         endpoint: run.edge,
@@ -786,7 +804,15 @@ async fn run_connector(
         connector_id,
         grace_period,
     })?;
-    run_with_metrics(connector, run.metrics, connector_id, shutdown).await
+    // Stopped with the connector, however it ends (its metrics listener may fail to bind).
+    let stop_watching = shutdown.child_token();
+    let watching = watch.map(|watch| watch.spawn(reload, stop_watching.clone(), connector_id));
+    let result = run_with_metrics(connector, run.metrics, connector_id, shutdown).await;
+    stop_watching.cancel();
+    if let Some(task) = watching {
+        let _ = task.await;
+    }
+    result
 }
 
 /// Runs a connector with its metrics server beside it.

@@ -22,7 +22,7 @@ use adit_transport::{
 };
 use hyper_util::rt::TokioIo;
 use rand::Rng;
-use tokio::{net::TcpStream, task::JoinSet};
+use tokio::{net::TcpStream, sync::watch, task::JoinSet};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -157,6 +157,8 @@ impl Connector {
             version = env!("CARGO_PKG_VERSION"),
             "Starting tunnel"
         );
+        // Taken before registration reports the local rules, so no later version is missed.
+        let local_versions = this.config.proxy.local_versions();
         let mut backoff = Backoff { attempt: 0 };
         let remotely_managed = loop {
             match this.register().await {
@@ -214,6 +216,18 @@ impl Connector {
                 connector = %this.config.connector_id,
             );
             tasks.spawn(async move { this.follow_configuration(stop).await }.instrument(span));
+        } else {
+            let this = this.clone();
+            let stop = stop.clone();
+            let span = tracing::info_span!(
+                "local_configuration",
+                tunnel = %this.config.token.tunnel_id,
+                connector = %this.config.connector_id,
+            );
+            tasks.spawn(
+                async move { this.report_local_versions(local_versions, stop).await }
+                    .instrument(span),
+            );
         }
         let mut result = Ok(());
         while let Some(done) = tasks.join_next().await {
@@ -305,6 +319,36 @@ impl Connector {
         };
         if let Err(e) = reported.await {
             tracing::warn!(error = %e, "could not report the local configuration to the edge");
+        }
+    }
+
+    /// Reports each new version of the local rules (config.yml edited, see
+    /// agent/src/config_watch.rs) as registration reported the first, until `stop`.
+    async fn report_local_versions(
+        &self,
+        mut versions: watch::Receiver<i64>,
+        stop: CancellationToken,
+    ) -> Result<(), Error> {
+        loop {
+            tokio::select! {
+                changed = versions.changed() => if changed.is_err() { return Ok(()) },
+                () = stop.cancelled() => return Ok(()),
+            }
+            let Some(rules) = self.config.proxy.local_rules() else {
+                continue;
+            };
+            let report = async {
+                match self.edge.control().await {
+                    Ok(mut client) => self.report_local_rules(&mut client, &rules).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not report the local configuration to the edge")
+                    }
+                }
+            };
+            tokio::select! {
+                () = report => {},
+                () = stop.cancelled() => return Ok(()),
+            }
         }
     }
 

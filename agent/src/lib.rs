@@ -7,6 +7,7 @@ pub mod api_client;
 pub mod bridge;
 pub mod cli;
 pub mod config;
+pub mod config_watch;
 pub mod connector;
 mod error;
 pub mod login;

@@ -1,8 +1,12 @@
 use std::process::ExitCode;
 
-use adit_agent::cli::{self, Cli};
+use adit_agent::{
+    cli::{self, Cli, Command, TunnelArgs, TunnelCommand},
+    config_watch::{ReloadHandle, reload_channel},
+};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -25,19 +29,60 @@ async fn main() -> ExitCode {
     }
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
-    tokio::spawn(async move {
-        adit_transport::signal::terminated().await;
-        tracing::info!("Initiating graceful shutdown (a second signal stops at once)");
-        signal.cancel();
-        adit_transport::signal::terminated().await;
-        tracing::warn!("Second signal: stopping without waiting for streams in flight");
-        std::process::exit(1);
-    });
-    match cli::run(cli, &mut std::io::stdout(), shutdown).await {
+    tokio::spawn(
+        async move {
+            adit_transport::signal::terminated().await;
+            tracing::info!("Initiating graceful shutdown (a second signal stops at once)");
+            signal.cancel();
+            adit_transport::signal::terminated().await;
+            tracing::warn!("Second signal: stopping without waiting for streams in flight");
+            std::process::exit(1);
+        }
+        .instrument(tracing::info_span!("signals")),
+    );
+    let (reload, requests) = reload_channel();
+    // Only the connector takes SIGHUP (a reload); for the other commands it ends them.
+    if matches!(
+        cli.command,
+        Command::Tunnel(TunnelArgs {
+            command: Some(TunnelCommand::Run(_)),
+            ..
+        })
+    ) {
+        tokio::spawn(reload_on_hangup(reload).instrument(tracing::info_span!("sighup")));
+    }
+    match cli::run_with_reload(cli, &mut std::io::stdout(), shutdown, requests).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGHUP asks the connector to re-read its config.yml at once (it also notices an edit
+/// within a second on its own).
+async fn reload_on_hangup(reload: ReloadHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            if reload.reload() {
+                tracing::info!("Received SIGHUP: re-reading the configuration file");
+            } else {
+                tracing::info!(
+                    "Received SIGHUP: no configuration file with ingress rules is followed; nothing to reload"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reload);
 }

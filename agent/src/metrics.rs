@@ -102,7 +102,7 @@ impl Default for ConnectorMetrics {
             origin_latency.clone(),
         );
         let config_version = Gauge::<i64>::default();
-        // Local rules are one version for the life of the process.
+        // Local rules start as version 1; each edit of config.yml put in force is one more.
         config_version.set(1);
         registry.register(
             "config_version",

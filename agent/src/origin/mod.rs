@@ -2,7 +2,8 @@
 //! answer it from the rule's service. Bodies stream through untouched, trailers included.
 //!
 //! * `mod.rs`, [`OriginProxy`]: counts each stream and dispatches it to its service.
-//! * `rules`: the rules in force, replaced whole by a remote configuration.
+//! * `rules`: the rules in force, replaced whole by a remote configuration or an edited
+//!   config.yml.
 //! * `http`: `http://` and `https://` origins (a pooled client per rule), WebSocket upgrades.
 //! * `unix`: `unix:` and `unix+tls:` origins, a connection per request.
 //! * `tcp`: TCP services (`tcp://`, `ssh://`, `rdp://`, …) bridged to a WebSocket.
@@ -26,6 +27,7 @@ use adit_core::{
 };
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::sync::watch;
 
 use crate::{Error, metrics::ConnectorMetrics};
 
@@ -47,13 +49,17 @@ use rules::Rules;
 /// managed and the edge has sent no configuration.
 const AWAITING_REMOTE: &str = "This tunnel is managed remotely and has no configuration yet: add a public hostname to it in the dashboard (or PUT /api/v1/tunnels/{tunnel}/configurations).";
 
-/// Answers the edge's streams by the rules in force, which a remote configuration can
-/// replace at any time (new streams take the new rules; streams under way keep theirs).
+/// Answers the edge's streams by the rules in force, which a remote configuration or an
+/// edited config.yml can replace at any time (new streams take the new rules; streams
+/// under way keep theirs).
 pub struct OriginProxy {
     pub metrics: Arc<ConnectorMetrics>,
     rules: Rules,
     /// What private-network streams may reach.
     pub networks: PrivateNetworks,
+    /// The version of the local rules in force: 1 as started, one more for each edit of
+    /// config.yml put in force. The connector watches it to report each new version.
+    local_version: watch::Sender<i64>,
 }
 
 impl OriginProxy {
@@ -74,6 +80,7 @@ impl OriginProxy {
             metrics: Arc::default(),
             rules,
             networks: PrivateNetworks::default(),
+            local_version: watch::Sender::new(1),
         })
     }
 
@@ -112,6 +119,28 @@ impl OriginProxy {
             tracing::info!(version, config = %String::from_utf8_lossy(json), "Updated to new configuration");
         }
         Ok(applied)
+    }
+
+    /// Puts a new version of the local rules (an edited config.yml) in force, as
+    /// [`apply_remote`](Self::apply_remote) does a remote one; whether it did. It does not
+    /// once the tunnel is known to be remotely managed; rules whose origin clients cannot
+    /// be built are refused and the rules in force stay.
+    pub(crate) fn apply_local(&self, ingress: Ingress) -> Result<bool, Error> {
+        let config = IngressConfig::from_rules(&ingress);
+        let applied = self.rules.apply_local(ingress)?;
+        if applied {
+            self.local_version.send_modify(|version| *version += 1);
+            let version = *self.local_version.borrow();
+            self.metrics.config_version.set(version);
+            let config = serde_json::to_string(&config).unwrap_or_default();
+            tracing::info!(version, %config, "Updated to new configuration");
+        }
+        Ok(applied)
+    }
+
+    /// Changes each time a new version of the local rules is put in force.
+    pub(crate) fn local_versions(&self) -> watch::Receiver<i64> {
+        self.local_version.subscribe()
     }
 
     /// Answers one stream from the edge, counting it.
@@ -352,5 +381,32 @@ mod tests {
         assert_eq!(reported.ingress[0].service, "http_status:204");
         ruled.manage_remotely();
         assert_eq!(ruled.local_rules(), None, "remote tunnels report nothing");
+    }
+
+    #[tokio::test]
+    async fn edited_local_rules_serve_new_streams_while_streams_under_way_keep_theirs() {
+        let proxy = OriginProxy::new(Ingress::single("http_status:201").unwrap()).unwrap();
+        let mut versions = proxy.local_versions();
+        let under_way = proxy.rules.current();
+        assert!(
+            proxy
+                .apply_local(Ingress::single("http_status:202").unwrap())
+                .unwrap()
+        );
+        assert_eq!(status_of(&proxy).await, StatusCode::ACCEPTED);
+        let held = under_way.ingress().unwrap().find("app.example.com", "/").1;
+        assert_eq!(held.service.to_string(), "http_status:201");
+        assert!(versions.has_changed().unwrap());
+        assert_eq!(*versions.borrow_and_update(), 2);
+        assert_eq!(proxy.metrics.config_version.get(), 2);
+
+        // A remotely managed tunnel's rules come from the edge only.
+        proxy.manage_remotely();
+        assert!(
+            !proxy
+                .apply_local(Ingress::single("http_status:203").unwrap())
+                .unwrap()
+        );
+        assert!(!versions.has_changed().unwrap());
     }
 }

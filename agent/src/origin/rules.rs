@@ -1,7 +1,8 @@
-//! The ingress rules in force and how they change: local rules (config.yml or `--url`),
-//! or a remotely managed tunnel's configurations from the edge. A set is replaced whole:
-//! a stream takes the current one once and keeps it to the end, so a new version serves
-//! new streams while streams under way finish with theirs.
+//! The ingress rules in force and how they change: local rules (config.yml or `--url`, and
+//! config.yml's later versions when it is edited), or a remotely managed tunnel's
+//! configurations from the edge. A set is replaced whole, always by [`Rules::swap_in`]: a
+//! stream takes the current one once and keeps it to the end, so a new version serves new
+//! streams while streams under way finish with theirs.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -121,7 +122,7 @@ impl Rules {
         );
         let fallback =
             RuleSet::build(Provenance::Local, Some(Ingress::single("http_status:503")?))?;
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fallback);
+        self.swap_in(fallback, |current| current.ingress.is_none());
         Ok(())
     }
 
@@ -129,17 +130,20 @@ impl Rules {
     /// users, #843) to wait for the edge's configuration; whether it did (it does nothing
     /// once the tunnel is known to be remote).
     pub(super) fn manage_remotely(&self) -> bool {
-        let mut slot = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        if slot.provenance != Provenance::Local {
-            return false;
-        }
-        if slot.ingress.is_some() {
-            tracing::warn!(
-                "This tunnel is managed remotely: its configuration from the edge replaces the local ingress rules (config.yml or --url), which are ignored"
-            );
-        }
-        *slot = Arc::new(RuleSet::without_rules(Provenance::AwaitingRemote));
-        true
+        self.swap_in(
+            RuleSet::without_rules(Provenance::AwaitingRemote),
+            |current| {
+                if current.provenance != Provenance::Local {
+                    return false;
+                }
+                if current.ingress.is_some() {
+                    tracing::warn!(
+                        "This tunnel is managed remotely: its configuration from the edge replaces the local ingress rules (config.yml or --url), which are ignored"
+                    );
+                }
+                true
+            },
+        )
     }
 
     /// Puts a remote configuration in force if it is newer than the one in force; whether
@@ -156,14 +160,34 @@ impl Rules {
             serde_json::from_slice(json).map_err(|e| unusable(e.to_string()))?;
         let ingress = config.parse().map_err(|e| unusable(e.to_string()))?;
         let rules = RuleSet::build(Provenance::Remote(version), Some(ingress))?;
-        let mut slot = self.0.write().unwrap_or_else(PoisonError::into_inner);
         // Another task may have put a newer one in force while this one was built.
-        if let Provenance::Remote(current) = slot.provenance
-            && version <= current
-        {
+        Ok(self.swap_in(rules, |current| {
+            !matches!(current.provenance, Provenance::Remote(current) if version <= current)
+        }))
+    }
+
+    /// Puts a new version of the local rules (config.yml edited) in force; whether it did:
+    /// not once the tunnel is known to be remotely managed, whose rules come from the edge.
+    /// Rules whose clients cannot be built (a `caPool` that does not load) are refused and
+    /// the rules in force stay.
+    pub(super) fn apply_local(&self, ingress: Ingress) -> Result<bool, Error> {
+        if self.current().provenance != Provenance::Local {
             return Ok(false);
         }
-        *slot = Arc::new(rules);
-        Ok(true)
+        let rules = RuleSet::build(Provenance::Local, Some(ingress))?;
+        // The edge may have said "remote" while this set was built.
+        Ok(self.swap_in(rules, |current| current.provenance == Provenance::Local))
+    }
+
+    /// The one way a rule set is replaced: `set`, built beforehand outside the lock, goes in
+    /// if `may_replace` accepts the set in force (judged under the lock, so concurrent
+    /// changes cannot interleave); whether it did. Streams holding the old set keep it.
+    fn swap_in(&self, set: RuleSet, may_replace: impl FnOnce(&RuleSet) -> bool) -> bool {
+        let mut slot = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if !may_replace(&slot) {
+            return false;
+        }
+        *slot = Arc::new(set);
+        true
     }
 }
