@@ -23,7 +23,10 @@ use crate::{
     Config, Error,
     config::{ConnLimits, EdgeLimits},
     control::quick::QuickTunnels,
-    control::{Control, DEFAULT_ACCOUNT},
+    control::{
+        Control, DEFAULT_ACCOUNT,
+        cluster::{self, Outbox},
+    },
     edge::{self, Edge},
     files,
     identity::auth::Auth,
@@ -65,6 +68,8 @@ pub struct App {
     edge_limits: EdgeLimits,
     conn_limits: ConnLimits,
     ui: Arc<Ui>,
+    /// This node's notices to the other nodes of a cluster (on a shared database).
+    cluster: Option<Outbox>,
 }
 
 fn node_name(config: &Config) -> String {
@@ -183,8 +188,9 @@ impl App {
                 grace: config.quick_tunnel_grace,
             });
         }
+        let cluster = storage.is_shared().then(|| control.cluster.open());
         let control = Arc::new(control.with_secure_cookies(config.secure_cookies));
-        control.reload_routes().await?;
+        control.load_routes().await?;
 
         for zone in &config.zones {
             control
@@ -257,6 +263,7 @@ impl App {
             edge_limits: config.edge_limits(),
             conn_limits: config.conn_limits(),
             ui: Arc::new(Ui::new(config.ui_dir())),
+            cluster,
         })
     }
 
@@ -309,6 +316,9 @@ impl App {
             ));
         }
         let traffic = tokio::spawn(flush_traffic(control.clone(), shutdown.clone()));
+        let cluster = self
+            .cluster
+            .map(|outbox| tokio::spawn(cluster::run(control.clone(), outbox, shutdown.clone())));
         if let Some(quick) = &control.quick {
             tokio::spawn(sweep_quick_tunnels(
                 control.clone(),
@@ -331,7 +341,7 @@ impl App {
                 shutdown.clone(),
             )),
         ];
-        for task in tasks.into_iter().chain([traffic]) {
+        for task in tasks.into_iter().chain([traffic]).chain(cluster) {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "a server task panicked");
             }

@@ -16,7 +16,8 @@ const BACKLOG: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
 struct Change {
-    account: AccountId,
+    /// `None`: for every account.
+    account: Option<AccountId>,
     notice: ChangeNotice,
 }
 
@@ -42,13 +43,26 @@ impl Changes {
     /// Tells the account's open streams that `tunnel` changed.
     pub fn notify(&self, account: AccountId, kind: ChangeKind, tunnel: TunnelId) {
         let change = Change {
-            account,
+            account: Some(account),
             notice: ChangeNotice {
                 kind,
                 tunnel: Some(tunnel),
             },
         };
         // An error only means that nobody is listening right now.
+        let _ = self.sender.send(change);
+    }
+
+    /// Tells every open stream to re-read everything: changes may have been missed (this
+    /// node lost the other nodes' notices for a while).
+    pub fn resync_all(&self) {
+        let change = Change {
+            account: None,
+            notice: ChangeNotice {
+                kind: ChangeKind::Resync,
+                tunnel: None,
+            },
+        };
         let _ = self.sender.send(change);
     }
 
@@ -69,7 +83,7 @@ impl Changes {
                     received = receiver.recv() => received,
                 };
                 let notice = match received {
-                    Ok(change) if change.account == account => change.notice,
+                    Ok(change) if change.account.is_none_or(|a| a == account) => change.notice,
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(_)) => ChangeNotice {
                         kind: ChangeKind::Resync,
@@ -146,6 +160,17 @@ mod tests {
         }
         assert_eq!(stream.next().await.unwrap().kind, ChangeKind::Resync);
         assert_eq!(stream.next().await.unwrap().kind, ChangeKind::Route);
+    }
+
+    #[tokio::test]
+    async fn a_resync_for_all_reaches_every_account() {
+        let changes = Changes::default();
+        let mut streams = [AccountId::random(), AccountId::random()]
+            .map(|account| Box::pin(changes.subscribe(account, later())));
+        changes.resync_all();
+        for stream in &mut streams {
+            assert_eq!(stream.next().await.unwrap().kind, ChangeKind::Resync);
+        }
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod changes;
+pub mod cluster;
 pub mod device;
 pub mod quick;
 pub(crate) mod remote_config;
@@ -28,8 +29,11 @@ use adit_core::{
 use crate::{
     Error,
     clock::{now_ms, rfc3339},
-    control::changes::{Changes, ConfigEvents},
     control::quick::{QuickTunnels, random_hostname},
+    control::{
+        changes::{Changes, ConfigEvents},
+        cluster::{ClusterBus, ClusterEvent},
+    },
     identity::auth::Auth,
     observe::metrics::{Metrics, Totals, quantile},
     storage::{
@@ -71,6 +75,8 @@ pub struct Control {
     pub routes: Arc<Routes>,
     /// Tells configuration watchers (connectors of remote tunnels) of new versions.
     pub(crate) config_events: ConfigEvents,
+    /// What this node tells the other nodes of a cluster.
+    pub(crate) cluster: ClusterBus,
     /// Every change to an account's tunnels, connectors, connections and routes, for the
     /// dashboard's live pages (`GET /api/v1/events`).
     pub changes: Changes,
@@ -99,6 +105,7 @@ impl Control {
             registry,
             routes,
             config_events: ConfigEvents::default(),
+            cluster: ClusterBus::default(),
             changes: Changes::default(),
             key,
             endpoint,
@@ -106,8 +113,23 @@ impl Control {
         }
     }
 
-    /// Rebuilds the edge's route table from the stored routes.
+    /// After a change to the stored routes: this node's route table and every other
+    /// node's are rebuilt.
     pub(crate) async fn reload_routes(&self) -> Result<(), Error> {
+        self.load_routes().await?;
+        self.cluster.announce(ClusterEvent::RoutesChanged);
+        Ok(())
+    }
+
+    /// Closes the tunnel's connections on this node and every other (it was deleted or
+    /// given a new secret); how many were here.
+    fn close_tunnel(&self, tunnel: TunnelId) -> usize {
+        self.cluster.announce(ClusterEvent::TunnelClosed { tunnel });
+        self.registry.close_tunnel(tunnel)
+    }
+
+    /// Rebuilds this node's route table from the stored routes.
+    pub(crate) async fn load_routes(&self) -> Result<(), Error> {
         let rows = self.storage.all_routes().await?;
         let mut entries = Vec::with_capacity(rows.len());
         for row in rows {
@@ -206,7 +228,7 @@ impl Control {
     ) -> Result<api::Tunnel, Error> {
         let row = self.new_tunnel_row(account, name, config_src)?;
         self.storage.insert_tunnel(&row).await?;
-        self.changes.notify(account, ChangeKind::Tunnel, row.id);
+        self.notify(account, ChangeKind::Tunnel, row.id);
         tracing::info!(tunnel = %row.id, name = %row.name, config_src = config_src.as_str(), "tunnel created");
         self.view(row.id).await
     }
@@ -252,7 +274,7 @@ impl Control {
         let name = TunnelName::parse(name).map_err(|e| Error::invalid("name", e))?;
         let row = self.tunnel(account, tunnel).await?;
         self.storage.rename_tunnel(row.id, name.as_str()).await?;
-        self.changes.notify(account, ChangeKind::Tunnel, row.id);
+        self.notify(account, ChangeKind::Tunnel, row.id);
         self.view(row.id).await
     }
 
@@ -271,9 +293,9 @@ impl Control {
             )));
         }
         self.storage.delete_tunnel(row.id).await?;
-        self.changes.notify(account, ChangeKind::Tunnel, row.id);
+        self.notify(account, ChangeKind::Tunnel, row.id);
         self.reload_routes().await?;
-        let closed = self.registry.close_tunnel(row.id);
+        let closed = self.close_tunnel(row.id);
         self.metrics.forget(row.id);
         tracing::info!(tunnel = %row.id, closed, "tunnel deleted");
         Ok(view)
@@ -294,8 +316,8 @@ impl Control {
         self.storage
             .set_tunnel_secret(row.id, row.secret_generation, &row.secret_hash)
             .await?;
-        self.changes.notify(account, ChangeKind::Tunnel, row.id);
-        let closed = self.registry.close_tunnel(row.id);
+        self.notify(account, ChangeKind::Tunnel, row.id);
+        let closed = self.close_tunnel(row.id);
         tracing::info!(tunnel = %row.id, closed, "tunnel secret rotated");
         Ok(self.token_for(&row))
     }
@@ -346,7 +368,7 @@ impl Control {
             created_at: now_ms(),
         };
         self.storage.insert_route(&route).await?;
-        self.changes.notify(account, ChangeKind::Route, row.id);
+        self.notify(account, ChangeKind::Route, row.id);
         self.reload_routes().await?;
         Ok(route_view(route))
     }
@@ -378,8 +400,7 @@ impl Control {
             .await?
             .ok_or_else(not_found)?;
         self.storage.delete_route(id).await?;
-        self.changes
-            .notify(account, ChangeKind::Route, row.tunnel_id);
+        self.notify(account, ChangeKind::Route, row.tunnel_id);
         self.reload_routes().await
     }
 
@@ -443,7 +464,7 @@ impl Control {
             created_at: now_ms(),
         };
         self.storage.insert_ip_route(&route).await?;
-        self.changes.notify(account, ChangeKind::Route, row.id);
+        self.notify(account, ChangeKind::Route, row.id);
         Ok(ip_route_view(route, row.name))
     }
 
@@ -485,8 +506,7 @@ impl Control {
         if !self.storage.delete_ip_route(account, found.id).await? {
             return Err(not_found());
         }
-        self.changes
-            .notify(account, ChangeKind::Route, found.tunnel_id);
+        self.notify(account, ChangeKind::Route, found.tunnel_id);
         Ok(())
     }
 
@@ -566,7 +586,7 @@ impl Control {
         // No change notices: nobody logs into the quick-tunnel account to watch it.
         for tunnel in &gone {
             self.storage.delete_tunnel(*tunnel).await?;
-            self.registry.close_tunnel(*tunnel);
+            self.close_tunnel(*tunnel);
             self.metrics.forget(*tunnel);
             tracing::info!(%tunnel, "quick tunnel removed: its connector went away");
         }
@@ -678,8 +698,7 @@ impl Control {
             ha_connections: info.ha_connections,
         };
         self.storage.upsert_connector(&row).await?;
-        self.changes
-            .notify(row.account_id, ChangeKind::Connector, row.tunnel_id);
+        self.notify(row.account_id, ChangeKind::Connector, row.tunnel_id);
         tracing::info!(tunnel = %tunnel.id, connector = %row.id, version = %row.version, "connector registered");
         Ok(tunnel)
     }
@@ -720,7 +739,11 @@ impl Control {
             });
         }
         let closed = self.registry.close(row.id, connector);
-        self.changes.notify(account, ChangeKind::Connector, row.id);
+        self.cluster.announce(ClusterEvent::ConnectorsDropped {
+            tunnel: row.id,
+            connector,
+        });
+        self.notify(account, ChangeKind::Connector, row.id);
         tracing::info!(tunnel = %row.id, forgotten, closed, "connectors cleaned up");
         Ok(forgotten)
     }
@@ -738,7 +761,7 @@ impl Control {
             // The connection works all the same; only Down-versus-Inactive is at stake.
             tracing::warn!(error = %e, "could not mark the tunnel active");
         }
-        self.changes.notify(
+        self.notify(
             connector.account_id,
             ChangeKind::Connection,
             connector.tunnel_id,
@@ -754,7 +777,7 @@ impl Control {
     ) -> Result<(), Error> {
         let closed = self.storage.close_connection(connection).await;
         // Told even when the write failed: a page re-reading shows whatever is true.
-        self.changes.notify(
+        self.notify(
             connector.account_id,
             ChangeKind::Connection,
             connector.tunnel_id,

@@ -96,8 +96,10 @@ impl Control {
             .await?;
         self.reload_routes().await?;
         self.config_events.publish(row.id);
+        self.cluster
+            .announce(super::cluster::ClusterEvent::Configuration { tunnel: row.id });
         // Its hostnames are routes: open dashboard pages re-read them.
-        self.changes.notify(account, ChangeKind::Route, row.id);
+        self.notify(account, ChangeKind::Route, row.id);
         tracing::info!(tunnel = %row.id, version, hostnames = names.len(), "tunnel configuration updated");
         Ok(api::TunnelConfiguration {
             tunnel_id: row.id,
@@ -131,8 +133,7 @@ impl Control {
             .await?
         {
             tracing::info!(tunnel = %tunnel.id, "connector reported new local configuration");
-            self.changes
-                .notify(tunnel.account_id, ChangeKind::Route, tunnel.id);
+            self.notify(tunnel.account_id, ChangeKind::Route, tunnel.id);
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 use std::{
     path::{Path, PathBuf},
     str::FromStr,
+    sync::Arc,
 };
 
 use adit_core::{
@@ -21,9 +22,12 @@ use sqlx::{
 
 use crate::{Error, clock::now_ms};
 
+mod bus;
 mod configs;
 mod device;
 mod identity;
+
+pub use bus::BusListener;
 
 pub use configs::{ConfigChange, StoredConfig};
 pub use device::{Decision, DeviceLoginRow, PendingLimits};
@@ -42,6 +46,9 @@ pub enum Backend {
 pub struct Storage {
     pool: AnyPool,
     backend: Backend,
+    /// For connections outside the pool (a cluster's listener). May hold a password: never
+    /// logged.
+    url: Arc<str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,7 +338,11 @@ impl Storage {
             })
             .connect(url)
             .await?;
-        let storage = Self { pool, backend };
+        let storage = Self {
+            pool,
+            backend,
+            url: url.into(),
+        };
         match backend {
             Backend::Sqlite => {
                 sqlx::query("PRAGMA journal_mode = WAL")
@@ -983,6 +994,7 @@ mod tests {
         let old = Storage {
             pool: AnyPoolOptions::new().connect(&url).await.unwrap(),
             backend: Backend::Sqlite,
+            url: url.as_str().into(),
         };
         before.run(&old.pool).await.unwrap();
         let account = old.ensure_account("default").await.unwrap();
@@ -1076,12 +1088,11 @@ mod tests {
                 "the copy holds what the database holds"
             );
         }
+        let copy_url = Storage::sqlite_url(&backups[0].path());
         let copy = Storage {
-            pool: AnyPoolOptions::new()
-                .connect(&Storage::sqlite_url(&backups[0].path()))
-                .await
-                .unwrap(),
+            pool: AnyPoolOptions::new().connect(&copy_url).await.unwrap(),
             backend: Backend::Sqlite,
+            url: copy_url.as_str().into(),
         };
         let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts WHERE name = 'kept'")
             .fetch_one(&copy.pool)

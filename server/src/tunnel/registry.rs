@@ -209,6 +209,11 @@ impl Registry {
             .count()
     }
 
+    /// The tunnels with a connection here.
+    pub fn tunnels(&self) -> Vec<TunnelId> {
+        self.lock().keys().copied().collect()
+    }
+
     pub fn connections(&self, tunnel: TunnelId) -> Vec<Arc<LiveConnection>> {
         self.lock().get(&tunnel).cloned().unwrap_or_default()
     }

@@ -112,13 +112,13 @@ async fn without_a_bundle_pages_are_served_server_rendered_only() {
 }
 
 /// An open `GET /api/v1/events`: its notices, read as they arrive.
-struct Events {
+pub(crate) struct Events {
     body: Incoming,
     buffer: String,
 }
 
 impl Events {
-    async fn open(server: &TestServer, credentials: (&str, &str)) -> Self {
+    pub(crate) async fn open(server: &TestServer, credentials: (&str, &str)) -> Self {
         let request = http::Request::get(format!("http://{}/api/v1/events", server.api))
             .header("accept", "text/event-stream")
             .header(credentials.0, credentials.1)
@@ -134,7 +134,7 @@ impl Events {
     }
 
     /// The next notice, failing the test after `limit`; `None` when the stream ended.
-    async fn next(&mut self, limit: Duration) -> Option<ChangeNotice> {
+    pub(crate) async fn next(&mut self, limit: Duration) -> Option<ChangeNotice> {
         let read = async {
             loop {
                 // One event is a block of lines ended by a blank line; comments (keep-alives)

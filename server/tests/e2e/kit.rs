@@ -195,6 +195,26 @@ impl TestServer {
         }
     }
 
+    /// Another node of this server's cluster (it must run on PostgreSQL), named `node`: its
+    /// own data directory, given the files every node shares — the server key and the CA,
+    /// as an operator copies them — and the admin token file the kit reads.
+    pub async fn join(&self, node: &str) -> Self {
+        let url = self
+            .database_url
+            .clone()
+            .expect("a cluster shares a PostgreSQL database");
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        for file in ["server.key", "ca.pem", "ca.key", "admin-token"] {
+            std::fs::copy(self.dir.path().join("data").join(file), data.join(file)).unwrap();
+        }
+        let mut config = Config::ephemeral(data);
+        config.database_url = Some(url);
+        config.node_name = Some(node.to_owned());
+        Self::start_with(dir, config).await
+    }
+
     /// Stops the server and starts a new one on the same data directory, database and
     /// tunnel port, as an operator's restart does.
     pub async fn restart(self) -> Self {
@@ -346,9 +366,30 @@ impl TestConnector {
 
     /// A connector keeping `ha_connections` data connections (`--ha-connections`).
     pub fn keeping(token: &TunnelToken, proxy: Arc<OriginProxy>, ha_connections: u8) -> Self {
+        Self::start(token, None, proxy, ha_connections)
+    }
+
+    /// A connector of `service` connected to `node` (`--edge`), whatever node its token
+    /// names.
+    pub fn at_node(token: &TunnelToken, node: &TestServer, service: &str) -> Self {
+        let proxy = OriginProxy::new(Ingress::single(service).expect("service")).expect("proxy");
+        Self::dialing(token, node, proxy)
+    }
+
+    /// A connector with `proxy` connected to `node` (`--edge`).
+    pub fn dialing(token: &TunnelToken, node: &TestServer, proxy: Arc<OriginProxy>) -> Self {
+        Self::start(token, Some(node.tunnel.to_string()), proxy, 4)
+    }
+
+    fn start(
+        token: &TunnelToken,
+        endpoint: Option<String>,
+        proxy: Arc<OriginProxy>,
+        ha_connections: u8,
+    ) -> Self {
         let connector = Connector::new(ConnectorConfig {
             token: token.clone(),
-            endpoint: None,
+            endpoint,
             proxy,
             ha_connections,
             connector_id: ConnectorId::random(),

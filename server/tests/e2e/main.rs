@@ -7,6 +7,7 @@ mod api;
 mod at_rest;
 mod browser;
 mod bursts;
+mod cluster;
 mod config_reload;
 mod dashboard;
 mod data_plane;

@@ -1,0 +1,257 @@
+//! What a node tells the other nodes of a cluster after a change, and what it does when
+//! told. Each node keeps in memory what the edge needs at once — the route table, the live
+//! connections, the configuration watchers, the dashboard's notice streams — so a change
+//! stored by one node must reach the others' memory too. They learn it from a notice on
+//! the database ([`Storage::broadcast`], PostgreSQL `NOTIFY`), sent once the change is
+//! committed; a node that may have missed notices (its listening connection dropped)
+//! re-reads everything instead. On SQLite there is one node and nothing to send.
+
+use std::{sync::Arc, time::Duration};
+
+use adit_core::{
+    api::ChangeKind,
+    ids::{AccountId, ConnectorId, TunnelId},
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Control;
+
+/// A change other nodes must apply to what they hold in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum ClusterEvent {
+    /// A dashboard notice (`GET /api/v1/events`) for the account's pages.
+    Notice {
+        account: AccountId,
+        kind: ChangeKind,
+        tunnel: TunnelId,
+    },
+    /// Routes were added or removed: the route table is read again.
+    RoutesChanged,
+    /// The tunnel was deleted or given a new secret: its connections close.
+    TunnelClosed { tunnel: TunnelId },
+    /// Connectors were cleaned up (all of the tunnel's, or one): their connections close.
+    ConnectorsDropped {
+        tunnel: TunnelId,
+        connector: Option<ConnectorId>,
+    },
+    /// A remotely managed tunnel has a new configuration: its watchers send it.
+    Configuration { tunnel: TunnelId },
+}
+
+/// A notice on the wire: the event and the node that sent it (which ignores its own).
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    from: uuid::Uuid,
+    #[serde(flatten)]
+    event: ClusterEvent,
+}
+
+/// This node's side of the cluster's notices. Without an outbox (SQLite, or before the
+/// cluster task runs) events are not sent anywhere.
+pub(crate) struct ClusterBus {
+    /// Tells this node's own notices from the others'.
+    node: uuid::Uuid,
+    outbox: Option<mpsc::UnboundedSender<ClusterEvent>>,
+}
+
+impl Default for ClusterBus {
+    fn default() -> Self {
+        Self {
+            node: uuid::Uuid::new_v4(),
+            outbox: None,
+        }
+    }
+}
+
+/// What the cluster task sends: the events of this node, in the order they happened.
+pub struct Outbox(mpsc::UnboundedReceiver<ClusterEvent>);
+
+impl ClusterBus {
+    /// Starts queueing events for [`run`], which sends them.
+    pub(crate) fn open(&mut self) -> Outbox {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.outbox = Some(sender);
+        Outbox(receiver)
+    }
+
+    pub(crate) fn announce(&self, event: ClusterEvent) {
+        if let Some(outbox) = &self.outbox {
+            // Closed only when the cluster task has ended: the server is stopping.
+            let _ = outbox.send(event);
+        }
+    }
+}
+
+impl Control {
+    /// Tells the account's live pages, on every node, that `tunnel` changed.
+    pub(crate) fn notify(&self, account: AccountId, kind: ChangeKind, tunnel: TunnelId) {
+        self.changes.notify(account, kind, tunnel);
+        self.cluster.announce(ClusterEvent::Notice {
+            account,
+            kind,
+            tunnel,
+        });
+    }
+
+    /// Applies another node's change to what this node holds.
+    async fn apply(&self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Notice {
+                account,
+                kind,
+                tunnel,
+            } => self.changes.notify(account, kind, tunnel),
+            ClusterEvent::RoutesChanged => {
+                if let Err(e) = self.load_routes().await {
+                    tracing::error!(error = %e, "could not re-read the routes another node changed");
+                }
+            }
+            ClusterEvent::TunnelClosed { tunnel } => {
+                let closed = self.registry.close_tunnel(tunnel);
+                tracing::info!(%tunnel, closed, "tunnel closed by another node");
+            }
+            ClusterEvent::ConnectorsDropped { tunnel, connector } => {
+                self.registry.close(tunnel, connector);
+            }
+            ClusterEvent::Configuration { tunnel } => self.config_events.publish(tunnel),
+        }
+    }
+
+    /// After notices may have been lost: everything they could have said, read again.
+    async fn resync(&self) -> Result<(), crate::Error> {
+        self.load_routes().await?;
+        for tunnel in self.registry.tunnels() {
+            if self.storage.tunnel_by_id(tunnel).await?.is_none() {
+                self.registry.close_tunnel(tunnel);
+            }
+            // Watchers re-read the stored version and send it only when it is newer.
+            self.config_events.publish(tunnel);
+        }
+        self.changes.resync_all();
+        Ok(())
+    }
+}
+
+/// Sends this node's events and applies the others', until `shutdown`.
+pub async fn run(control: Arc<Control>, outbox: Outbox, shutdown: CancellationToken) {
+    let sending = send(control.clone(), outbox, shutdown.clone())
+        .instrument(tracing::info_span!("cluster_send"));
+    let receiving = receive(control, shutdown).instrument(tracing::info_span!("cluster_receive"));
+    tokio::join!(sending, receiving);
+}
+
+async fn send(control: Arc<Control>, mut outbox: Outbox, shutdown: CancellationToken) {
+    let from = control.cluster.node;
+    loop {
+        let event = tokio::select! {
+            event = outbox.0.recv() => event,
+            () = shutdown.cancelled() => None,
+        };
+        let Some(event) = event else { return };
+        let payload = match serde_json::to_string(&Envelope { from, event }) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::error!(error = %e, "could not encode a cluster notice");
+                continue;
+            }
+        };
+        if let Err(e) = control.storage.broadcast(&payload).await {
+            // The others will resync when their own connection notices the outage; when
+            // only this node's pool failed, they miss this one change until the next.
+            tracing::warn!(error = %e, "could not send a notice to the other nodes");
+        }
+    }
+}
+
+/// How long to wait before listening again after the database refused.
+const RELISTEN: Duration = Duration::from_secs(1);
+
+async fn receive(control: Arc<Control>, shutdown: CancellationToken) {
+    let own = control.cluster.node;
+    loop {
+        let mut listener = tokio::select! {
+            listener = control.storage.listen() => match listener {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other nodes' changes; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(RELISTEN) => continue,
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            },
+            () = shutdown.cancelled() => return,
+        };
+        // Whatever happened before listening started was not heard.
+        if let Err(e) = control.resync().await {
+            tracing::warn!(error = %e, "could not resync with the other nodes");
+        }
+        loop {
+            let next = tokio::select! {
+                next = listener.next() => next,
+                () = shutdown.cancelled() => return,
+            };
+            match next {
+                Ok(Some(payload)) => match serde_json::from_str::<Envelope>(&payload) {
+                    Ok(envelope) if envelope.from == own => {}
+                    Ok(envelope) => control.apply(envelope.event).await,
+                    Err(e) => tracing::warn!(error = %e, "ignoring a malformed cluster notice"),
+                },
+                Ok(None) => {
+                    tracing::warn!(
+                        "lost the database connection that hears other nodes; resyncing"
+                    );
+                    if let Err(e) = control.resync().await {
+                        tracing::warn!(error = %e, "could not resync with the other nodes");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for other nodes' changes failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_read_back_as_sent() {
+        let events = [
+            ClusterEvent::Notice {
+                account: AccountId::random(),
+                kind: ChangeKind::Route,
+                tunnel: TunnelId::random(),
+            },
+            ClusterEvent::RoutesChanged,
+            ClusterEvent::TunnelClosed {
+                tunnel: TunnelId::random(),
+            },
+            ClusterEvent::ConnectorsDropped {
+                tunnel: TunnelId::random(),
+                connector: None,
+            },
+            ClusterEvent::Configuration {
+                tunnel: TunnelId::random(),
+            },
+        ];
+        for event in events {
+            let from = uuid::Uuid::new_v4();
+            let text = serde_json::to_string(&Envelope {
+                from,
+                event: event.clone(),
+            })
+            .unwrap();
+            assert!(text.len() < 8000, "fits a NOTIFY payload");
+            let back: Envelope = serde_json::from_str(&text).unwrap();
+            assert_eq!((back.from, back.event), (from, event));
+        }
+    }
+}

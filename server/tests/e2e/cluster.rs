@@ -1,0 +1,266 @@
+//! Several `adit-server` nodes on one PostgreSQL database: a change made through one node
+//! reaches what every other node holds in memory within a second.
+
+use std::time::Duration;
+
+use adit_core::{api::ChangeKind, token::TunnelToken};
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::{dashboard::Events, kit::*};
+
+/// What a change made on one node may take to show on another.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_on_one_node_reach_the_other_within_a_second() {
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    let b = a.join("edge-b").await;
+    let admin = a.admin_token.clone();
+
+    // A tunnel made on A, run by a connector connected to B only.
+    let (status, tunnel) = bearer(
+        &a,
+        &admin,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "spread"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{tunnel}");
+    let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/spread/token", None).await;
+    let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
+    let connector = TestConnector::at_node(&token, &b, "hello_world");
+    b.wait_connections(&token, 4).await;
+    assert_eq!(a.live_connections(&token), 0);
+
+    // B's dashboard streams hear of a route added on A; B's edge serves it.
+    let mut events = Events::open(&b, ("authorization", &format!("Bearer {admin}"))).await;
+    let (status, route) = bearer(
+        &a,
+        &admin,
+        Method::POST,
+        "/tunnels/spread/routes",
+        Some(json!({"hostname": "spread.example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{route}");
+    let notice = events.next(PROPAGATION).await.expect("a notice on B");
+    assert_eq!(
+        (notice.kind, notice.tunnel),
+        (ChangeKind::Route, Some(token.tunnel_id))
+    );
+    eventually(PROPAGATION, "B routing the hostname added on A", || async {
+        (get(b.edge, "spread.example.com", "/").await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    // An API token revoked on A is refused by B at once.
+    let (status, made) = bearer(
+        &a,
+        &admin,
+        Method::POST,
+        "/tokens",
+        Some(json!({"name": "ci", "scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ci = made["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        bearer(&b, &ci, Method::GET, "/tunnels", None).await.0,
+        StatusCode::OK
+    );
+    let revoke = format!("/tokens/{}", made["id"].as_str().unwrap());
+    assert_eq!(
+        bearer(&a, &admin, Method::DELETE, &revoke, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        bearer(&b, &ci, Method::GET, "/tunnels", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A secret rotated on A: B closes the connections of the old token within a second.
+    let (status, _) = bearer(
+        &a,
+        &admin,
+        Method::POST,
+        "/tunnels/spread/rotate-secret",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    eventually(
+        PROPAGATION,
+        "B closing the rotated tunnel's connections",
+        || async { (b.live_connections(&token) == 0).then_some(()) },
+    )
+    .await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), connector.task)
+        .await
+        .expect("the connector stops: its token is refused now");
+    assert!(
+        matches!(stopped, Ok(Err(adit_agent::Error::InvalidToken))),
+        "{stopped:?}"
+    );
+
+    // A route removed on A is gone from B's table.
+    let route_id = route["id"].as_str().unwrap();
+    let (status, _) = bearer(
+        &a,
+        &admin,
+        Method::DELETE,
+        &format!("/routes/{route_id}"),
+        None,
+    )
+    .await;
+    assert!(status.is_success(), "{status}");
+    eventually(
+        PROPAGATION,
+        "B forgetting the hostname removed on A",
+        || async {
+            (get(b.edge, "spread.example.com", "/").await.status() == StatusCode::NOT_FOUND)
+                .then_some(())
+        },
+    )
+    .await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_configuration_saved_on_one_node_reaches_connectors_on_another() {
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    let b = a.join("edge-b").await;
+    let admin = a.admin_token.clone();
+    let (status, _) = bearer(
+        &a,
+        &admin,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "managed", "config_src": "remote"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/managed/token", None).await;
+    let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
+    let connector =
+        TestConnector::dialing(&token, &b, adit_agent::origin::OriginProxy::without_rules());
+    b.wait_connections(&token, 4).await;
+
+    let put = |status: u16| {
+        json!({"config": {"ingress": [
+            {"hostname": "managed.example.com", "service": format!("http_status:{status}")},
+            {"service": "http_status:404"}
+        ]}})
+    };
+    let (status, body) = bearer(
+        &a,
+        &admin,
+        Method::PUT,
+        "/tunnels/managed/configurations",
+        Some(put(203)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually(
+        PROPAGATION,
+        "the connector on B serving A's configuration",
+        || async {
+            (get(b.edge, "managed.example.com", "/")
+                .await
+                .status()
+                .as_u16()
+                == 203)
+                .then_some(())
+        },
+    )
+    .await;
+    let (status, _) = bearer(
+        &a,
+        &admin,
+        Method::PUT,
+        "/tunnels/managed/configurations",
+        Some(put(202)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    eventually(PROPAGATION, "the next version too", || async {
+        (get(b.edge, "managed.example.com", "/")
+            .await
+            .status()
+            .as_u16()
+            == 202)
+            .then_some(())
+    })
+    .await;
+    connector.stop().await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_the_database_catches_up_when_it_returns() {
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    let b = a.join("edge-b").await;
+    let admin = a.admin_token.clone();
+    let (status, _) = bearer(
+        &a,
+        &admin,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "gap"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/gap/token", None).await;
+    let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
+    let connector = TestConnector::at_node(&token, &b, "hello_world");
+    b.wait_connections(&token, 4).await;
+
+    // Cut every node's listening connection, then change something at once: whether B
+    // hears the notice or re-reads everything when it listens again, it serves the route.
+    let database = a.database_url();
+    let name = database.rsplit('/').next().unwrap().to_owned();
+    let admin_db = sqlx::PgPool::connect(&database).await.unwrap();
+    let cut = sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(&name)
+    .fetch_all(&admin_db)
+    .await
+    .unwrap();
+    assert!(
+        cut.len() >= 2,
+        "both nodes were listening ({} cut)",
+        cut.len()
+    );
+    admin_db.close().await;
+    let (status, body) = bearer(
+        &a,
+        &admin,
+        Method::POST,
+        "/tunnels/gap/routes",
+        Some(json!({"hostname": "gap.example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    eventually(
+        Duration::from_secs(10),
+        "B serving the route made during its gap",
+        || async {
+            (get(b.edge, "gap.example.com", "/").await.status() == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+    connector.stop().await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
