@@ -14,6 +14,10 @@ use crate::{
 
 pub const ALPN_DATA: &[u8] = b"adit-data";
 pub const ALPN_GRPC: &[u8] = b"h2";
+/// A node-to-node link of a cluster: a [`NodeHello`], then HTTP/2 with the dialling node
+/// as client, one stream per request it forwards to the node holding the tunnel's
+/// connection.
+pub const ALPN_NODE: &[u8] = b"adit-node";
 
 /// Data-plane protocol versions this build speaks, newest first.
 pub const PROTOCOL_VERSIONS: &[u32] = &[1];
@@ -33,6 +37,18 @@ pub const HEADER_DESTINATION: &str = "adit-destination";
 pub const HEADER_UPGRADE_STATUS: &str = "adit-upgrade-status";
 /// Response header with the [`ConnectorError`] of an answer the connector made itself.
 pub const HEADER_ERROR_CODE: &str = "adit-error-code";
+/// Header on a stream forwarded between nodes: the tunnel it is for.
+pub const HEADER_TUNNEL: &str = "adit-tunnel";
+/// Response header of a node that could not take a forwarded stream: it holds no usable
+/// connection of the tunnel (any more).
+pub const HEADER_NODE_REFUSED: &str = "adit-node-refused";
+
+/// The first frame on a node-to-node link: proof that the dialler is a node of the
+/// cluster (a key derived from the server key every node is given).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeHello {
+    pub proof: Secret,
+}
 
 /// Why a connector answered a stream itself instead of with the origin's response. Written
 /// by the connector in [`HEADER_ERROR_CODE`] (and as the `code` of its error body), read by

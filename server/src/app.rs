@@ -9,6 +9,7 @@ use adit_core::{
     ids::{AccountId, ApiTokenId},
     secret::Secret,
 };
+use adit_transport::tls::EdgeTrust;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::{
@@ -34,7 +35,8 @@ use crate::{
     trust::edge_certs,
     trust::pki::{self, CertAuthority},
     trust::secrets::{self, ServerKey},
-    tunnel::listener::{self as tunnel_listener, TunnelListener},
+    tunnel::listener::{self as tunnel_listener, NodeLinkServer, TunnelListener},
+    tunnel::node_link::NodeLinks,
     tunnel::registry::Registry,
     tunnel::routes::Routes,
     web::grpc::ConnectorApi,
@@ -287,6 +289,25 @@ impl App {
             )),
         )
         .into_axum_router();
+        let mut edge = Edge::new(
+            control.routes.clone(),
+            control.registry.clone(),
+            control.metrics.clone(),
+            self.access_log,
+            self.edge_limits,
+            self.conn_limits,
+        );
+        // In a cluster, requests for tunnels held by other nodes go there over node links.
+        let in_cluster = self.cluster.is_some();
+        if in_cluster {
+            let trust = match &control.ca_pin {
+                Some(pin) => EdgeTrust::Pinned(pin.clone()),
+                None => EdgeTrust::SystemRoots,
+            };
+            let links = NodeLinks::new(control.clone(), trust, control.key.node_link_proof());
+            edge = edge.with_peers(Arc::new(links));
+        }
+        let edge = Arc::new(edge);
         let listener = Arc::new(TunnelListener {
             connections: control.clone(),
             registry: control.registry.clone(),
@@ -294,16 +315,13 @@ impl App {
             acceptor: self.acceptor,
             grpc: connector_grpc,
             node: self.node,
+            node_addr: control.endpoint.clone(),
             limits: self.conn_limits,
+            node_links: in_cluster.then(|| NodeLinkServer {
+                proof: control.key.node_link_proof(),
+                relay: edge.clone(),
+            }),
         });
-        let edge = Arc::new(Edge::new(
-            control.routes.clone(),
-            control.registry.clone(),
-            control.metrics.clone(),
-            self.access_log,
-            self.edge_limits,
-            self.conn_limits,
-        ));
 
         let api = crate::web::router(control.clone(), edge.clone(), self.ui.clone());
 

@@ -55,7 +55,8 @@ fn pem_error(what: &str, reason: String) -> Error {
     }
 }
 
-/// The tunnel listener's config: answers both data (ALPN `adit-data`) and gRPC (`h2`).
+/// The tunnel listener's config: answers data (ALPN `adit-data`), gRPC (`h2`) and other
+/// nodes of the cluster (`adit-node`).
 pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -67,6 +68,7 @@ pub fn server_config(
     config.alpn_protocols = vec![
         adit_core::wire::ALPN_DATA.to_vec(),
         adit_core::wire::ALPN_GRPC.to_vec(),
+        adit_core::wire::ALPN_NODE.to_vec(),
     ];
     Ok(Arc::new(config))
 }

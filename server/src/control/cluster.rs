@@ -136,6 +136,12 @@ impl Control {
     }
 }
 
+impl crate::tunnel::node_link::Directory for Control {
+    async fn holders(&self, tunnel: TunnelId) -> Result<Vec<String>, crate::Error> {
+        self.storage.tunnel_holders(tunnel, &self.endpoint).await
+    }
+}
+
 /// Sends this node's events and applies the others', until `shutdown`.
 pub async fn run(control: Arc<Control>, outbox: Outbox, shutdown: CancellationToken) {
     let sending = send(control.clone(), outbox, shutdown.clone())

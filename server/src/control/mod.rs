@@ -80,10 +80,10 @@ pub struct Control {
     /// Every change to an account's tunnels, connectors, connections and routes, for the
     /// dashboard's live pages (`GET /api/v1/events`).
     pub changes: Changes,
-    key: ServerKey,
+    pub(crate) key: ServerKey,
     /// What tokens name as the endpoint (`host:port` of the tunnel listener).
-    endpoint: String,
-    ca_pin: Option<String>,
+    pub(crate) endpoint: String,
+    pub(crate) ca_pin: Option<String>,
 }
 
 impl Control {

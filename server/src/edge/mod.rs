@@ -23,7 +23,8 @@ use adit_core::{
     ids::{ConnectionId, TunnelId},
     wire::{
         ConnectorError, HEADER_CLIENT_ADDR, HEADER_DESTINATION, HEADER_ERROR_CODE,
-        HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS, StreamKind,
+        HEADER_NODE_REFUSED, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_TUNNEL,
+        HEADER_UPGRADE_STATUS, StreamKind,
     },
 };
 use adit_transport::{
@@ -52,6 +53,7 @@ use crate::{
     net::ConnLimits,
     net::{self, Pending},
     observe::metrics::{ErrorSource, Metrics, TunnelCounters},
+    tunnel::node_link::{Forward, Forwarded, Relay},
     tunnel::registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
     tunnel::routes::Routes,
 };
@@ -71,12 +73,24 @@ pub struct Edge {
     conn_limits: ConnLimits,
     /// Streams in flight per tunnel, for `--edge-max-streams-per-tunnel`.
     tunnel_streams: Arc<Mutex<HashMap<TunnelId, u32>>>,
+    /// In a cluster: the way to other nodes, for tunnels this one holds no connection of.
+    peers: Option<Arc<dyn Forward>>,
+}
+
+/// Where a stream may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// This node's connections, else another node's (a visitor's request).
+    AnyNode,
+    /// This node's connections only (a stream another node forwarded here).
+    ThisNode,
 }
 
 /// A stream is in flight while this lives: it counts toward its connection's load and the
 /// active-streams gauge.
 struct InFlight {
-    _connection: StreamGuard,
+    /// `None` when another node carries the stream.
+    _connection: Option<StreamGuard>,
     _gauge: adit_transport::metrics::ActiveStream,
     _tunnel: TunnelSlot,
 }
@@ -292,7 +306,14 @@ impl Edge {
             limits,
             conn_limits,
             tunnel_streams: Arc::default(),
+            peers: None,
         }
+    }
+
+    /// Sends requests for tunnels this node holds no connection of to `peers`.
+    pub(crate) fn with_peers(mut self, peers: Arc<dyn Forward>) -> Self {
+        self.peers = Some(peers);
+        self
     }
 
     /// Takes one of the tunnel's stream slots, or `None` when all are in use.
@@ -424,6 +445,8 @@ fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
 enum Failure {
     NoConnector,
     Stream(hyper::Error),
+    /// The node holding the tunnel's connection took the stream, and the link failed.
+    Peer(BoxError),
     /// The tunnel has `--edge-max-streams-per-tunnel` streams in flight already.
     Busy(u32),
 }
@@ -742,7 +765,7 @@ impl Edge {
             // Only fires while the request body is still being sent; once it has ended the
             // sender is gone and this branch is disabled.
             Ok(fault) = &mut fault => return (fault.response(json), ErrorSource::Downstream),
-            sent = self.send(tunnel, kind, outgoing) => sent,
+            sent = self.send(tunnel, kind, outgoing, Reach::AnyNode) => sent,
         };
         // A body that failed as the answer came makes an error answer the visitor's doing.
         let failed = match &sent {
@@ -839,7 +862,10 @@ impl Edge {
             ) else {
                 break;
             };
-            let (response, guard) = match self.send(*tunnel, StreamKind::Tcp, outgoing).await {
+            let (response, guard) = match self
+                .send(*tunnel, StreamKind::Tcp, outgoing, Reach::AnyNode)
+                .await
+            {
                 Ok(pair) => pair,
                 Err(failure) => {
                     last = failure.response(*tunnel, json);
@@ -860,12 +886,14 @@ impl Edge {
     }
 
     /// Opens the stream on a live connection, moving to another when one is closed
-    /// before the request left (the visitor never sees that).
+    /// before the request left (the visitor never sees that). With no connection of the
+    /// tunnel here, another node holding one takes it, when `reach` allows.
     async fn send(
         &self,
         tunnel: TunnelId,
         kind: StreamKind,
         mut request: Request<TunnelBody>,
+        reach: Reach,
     ) -> Result<(Response<Incoming>, InFlight), Failure> {
         let slot = self
             .claim(tunnel)
@@ -883,7 +911,7 @@ impl Edge {
                 Ok(response) => {
                     note_origin(&connection, &response);
                     let in_flight = InFlight {
-                        _connection: stream,
+                        _connection: Some(stream),
                         _gauge: gauge,
                         _tunnel: slot,
                     };
@@ -896,6 +924,21 @@ impl Edge {
                 }
                 Err((e, None)) => return Err(Failure::Stream(e)),
             }
+        }
+        if let (true, Reach::AnyNode, Some(peers)) = (tried.is_empty(), reach, &self.peers) {
+            let gauge = self.metrics.stream(kind);
+            return match peers.forward(tunnel, request).await {
+                Forwarded::Answered(response) => Ok((
+                    response,
+                    InFlight {
+                        _connection: None,
+                        _gauge: gauge,
+                        _tunnel: slot,
+                    },
+                )),
+                Forwarded::NoHolder => Err(Failure::NoConnector),
+                Forwarded::Failed(e) => Err(Failure::Peer(e)),
+            };
         }
         Err(last_error.map_or(Failure::NoConnector, Failure::Stream))
     }
@@ -923,6 +966,15 @@ impl Failure {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 response
+            }
+            Failure::Peer(e) => {
+                tracing::debug!(%tunnel, error = %e, "stream through another node failed");
+                error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "connector_error",
+                    "The connection to the tunnel's connector failed while sending the request.",
+                    json,
+                )
             }
             Failure::Stream(e) => {
                 tracing::debug!(%tunnel, error = %e, "stream to the connector failed");
@@ -1034,19 +1086,59 @@ fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str, schem
 }
 
 fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    strip_internal(&mut parts.headers);
-    parts.version = Version::HTTP_11;
-    let body = body
-        .map_frame(move |frame| {
+    let mut response = hold_in_flight(response, guard);
+    strip_hop_by_hop(response.headers_mut());
+    strip_internal(response.headers_mut());
+    *response.version_mut() = Version::HTTP_11;
+    response
+}
+
+/// The response as it came, its stream counted in flight until its body ends.
+fn hold_in_flight(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {
+    response.map(|body| {
+        body.map_frame(move |frame| {
             // The guard lives as long as the body: the stream is in flight until then.
             let _ = &guard;
             frame
         })
         .map_err(BoxError::from)
-        .boxed_unsync();
-    Response::from_parts(parts, body)
+        .boxed_unsync()
+    })
+}
+
+/// Streams other nodes forward here go to this node's connections only, and come back
+/// as the connector answered (its metadata headers too: the forwarding node reads them).
+impl Relay for Edge {
+    fn relay(
+        &self,
+        tunnel: TunnelId,
+        mut request: Request<TunnelBody>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<TunnelBody>> + Send + '_>>
+    {
+        Box::pin(async move {
+            request.headers_mut().remove(HEADER_TUNNEL);
+            let kind = request
+                .headers()
+                .get(HEADER_STREAM_KIND)
+                .and_then(|v| v.to_str().ok())
+                .and_then(StreamKind::parse)
+                .unwrap_or(StreamKind::Http);
+            // The visitor's own Accept header came along: its errors in the format it wants.
+            let json = wants_json(request.headers());
+            match self.send(tunnel, kind, request, Reach::ThisNode).await {
+                Ok((response, in_flight)) => hold_in_flight(response, in_flight),
+                Err(Failure::NoConnector) => {
+                    let mut refused = Failure::NoConnector.response(tunnel, json);
+                    refused.headers_mut().insert(
+                        HEADER_NODE_REFUSED,
+                        HeaderValue::from_static("no_connection"),
+                    );
+                    refused
+                }
+                Err(failure) => failure.response(tunnel, json),
+            }
+        })
+    }
 }
 
 /// Answers the visitor 101 and joins its upgraded socket to the stream.

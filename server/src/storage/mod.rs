@@ -131,6 +131,8 @@ pub struct ConnectionRow {
     pub connector_id: ConnectorId,
     pub index: u8,
     pub edge: String,
+    /// Where other nodes reach the node holding it (`host:port` of its tunnel listener).
+    pub node_addr: String,
     pub origin_ip: String,
     pub opened_at: i64,
 }
@@ -239,6 +241,7 @@ fn connection_from(row: &AnyRow) -> Result<ConnectionRow, Error> {
         index: u8::try_from(index)
             .map_err(|_| Error::Corrupt(format!("connection index {index}")))?,
         edge: row.try_get("edge")?,
+        node_addr: row.try_get("node_addr")?,
         origin_ip: row.try_get("origin_ip")?,
         opened_at: row.try_get("opened_at")?,
     })
@@ -894,7 +897,7 @@ impl Storage {
         connector: ConnectorId,
     ) -> Result<Vec<ConnectionRow>, Error> {
         let rows = sqlx::query(
-            "SELECT id, connector_id, conn_index, edge, origin_ip, opened_at FROM connections \
+            "SELECT id, connector_id, conn_index, edge, node_addr, origin_ip, opened_at FROM connections \
              WHERE connector_id = $1 AND closed_at IS NULL ORDER BY conn_index",
         )
         .bind(connector.to_string())
@@ -909,7 +912,7 @@ impl Storage {
         connection: &ConnectionRow,
     ) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO connections (id, account_id, tunnel_id, connector_id, conn_index, edge, origin_ip, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO connections (id, account_id, tunnel_id, connector_id, conn_index, edge, node_addr, origin_ip, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(connection.id.to_string())
         .bind(connector.account_id.to_string())
@@ -917,6 +920,7 @@ impl Storage {
         .bind(connector.id.to_string())
         .bind(i64::from(connection.index))
         .bind(&connection.edge)
+        .bind(&connection.node_addr)
         .bind(&connection.origin_ip)
         .bind(connection.opened_at)
         .execute(&self.pool)
@@ -931,6 +935,21 @@ impl Storage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The link addresses, other than `own`, of nodes with an open connection of `tunnel`.
+    pub async fn tunnel_holders(&self, tunnel: TunnelId, own: &str) -> Result<Vec<String>, Error> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT node_addr FROM connections \
+             WHERE tunnel_id = $1 AND closed_at IS NULL AND node_addr <> $2 AND node_addr <> ''",
+        )
+        .bind(tunnel.to_string())
+        .bind(own)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get("node_addr").map_err(Error::from))
+            .collect()
     }
 
     /// Forgets a tunnel's connectors (all, or one) with their connections; how many.

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use adit_core::{ids::TunnelId, token::TunnelSecret};
+use adit_core::{ids::TunnelId, secret::Secret, token::TunnelSecret};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -16,6 +16,7 @@ use crate::{Error, files};
 /// Prefixes the input a session-signing key is derived from. A tunnel secret's input is
 /// always 24 bytes (id ‖ generation) and this one is longer, so the two never share an input.
 const SESSION_KEY_LABEL: &[u8] = b"adit session-signing key v1\0";
+const NODE_LINK_LABEL: &[u8] = b"adit node link v1\0";
 
 /// The key tunnel secrets and session-signing keys are derived from; lives in the data
 /// directory (0600).
@@ -55,6 +56,14 @@ impl ServerKey {
         // 32 bytes is exactly the minimum a secret needs.
         TunnelSecret::from_bytes(bytes)
             .unwrap_or_else(|_| unreachable!("SHA-256 output is 32 bytes"))
+    }
+
+    /// What a node shows another to open a node-to-node link: the same on every node given
+    /// this server key, and nothing a connector or visitor has.
+    pub(crate) fn node_link_proof(&self) -> Secret {
+        let mut mac = self.mac();
+        mac.update(NODE_LINK_LABEL);
+        Secret::from(hex::encode(mac.finalize().into_bytes()))
     }
 
     /// The HS256 secret of the session-signing key named `id`. The database keeps only the

@@ -5,11 +5,17 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use std::convert::Infallible;
+
 use adit_core::{
-    ids::ConnectionId,
-    wire::{self, DataHello, HelloReply, RejectCode},
+    ids::{ConnectionId, TunnelId},
+    secret::Secret,
+    wire::{self, DataHello, HelloReply, NodeHello, RejectCode},
 };
 use adit_transport::frame::{read_frame, write_frame};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     service::TowerToHyperService,
@@ -28,7 +34,10 @@ use crate::{
     net::{self, ConnLimits, Pending},
     observe::metrics::Metrics,
     storage::{ConnectionRow, ConnectorRow},
-    tunnel::registry::{LiveConnection, Registry},
+    tunnel::{
+        node_link::Relay,
+        registry::{BoxError, LiveConnection, Registry},
+    },
 };
 
 /// What the listener asks the control plane about data connections. `Control` answers;
@@ -70,7 +79,19 @@ pub struct TunnelListener<C> {
     pub grpc: axum::Router,
     /// This edge node's name, recorded on each connection.
     pub node: String,
+    /// Where other nodes reach this one (its tunnel listener), recorded on each connection
+    /// so they can forward its tunnels' requests here.
+    pub node_addr: String,
     pub limits: ConnLimits,
+    /// In a cluster: links from other nodes, and what takes their streams.
+    pub node_links: Option<NodeLinkServer>,
+}
+
+/// The accepting side of node-to-node links.
+pub struct NodeLinkServer {
+    /// What a dialling node must show ([`NodeHello`]).
+    pub proof: Secret,
+    pub relay: Arc<dyn Relay>,
 }
 
 pub async fn serve<C: Connections>(
@@ -117,6 +138,9 @@ impl<C: Connections> TunnelListener<C> {
         if alpn.as_deref() == Some(wire::ALPN_DATA) {
             self.serve_data(tls, peer, pending, deadline, shutdown)
                 .await;
+        } else if alpn.as_deref() == Some(wire::ALPN_NODE) {
+            self.serve_node(tls, peer, pending, deadline, shutdown)
+                .await;
         } else {
             self.serve_grpc(tls, peer, pending, deadline, shutdown)
                 .await;
@@ -155,6 +179,83 @@ impl<C: Connections> TunnelListener<C> {
             deadline,
             &shutdown,
         )
+        .await;
+    }
+
+    /// A link from another node: its hello must prove it a node of the cluster; then each
+    /// of its streams goes to one of this node's connections of the tunnel it names.
+    async fn serve_node(
+        &self,
+        mut tls: TlsStream<TcpStream>,
+        peer: SocketAddr,
+        pending: Pending,
+        deadline: Instant,
+        shutdown: CancellationToken,
+    ) {
+        let Some(links) = &self.node_links else {
+            tracing::debug!(%peer, "refused a node link: this server is not in a cluster");
+            return;
+        };
+        let hello: NodeHello = match tokio::time::timeout_at(
+            deadline,
+            read_frame(&mut tls, wire::MAX_HELLO_LEN),
+        )
+        .await
+        {
+            Ok(Ok(hello)) => hello,
+            _ => {
+                tracing::info!(%peer, "refused a node link without a readable hello");
+                return;
+            }
+        };
+        if !same_secret(&hello.proof, &links.proof) {
+            tracing::warn!(%peer, "refused a node link with a wrong proof");
+            return;
+        }
+        pending.prove();
+        let relay = links.relay.clone();
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let relay = relay.clone();
+            async move {
+                let tunnel = request
+                    .headers()
+                    .get(wire::HEADER_TUNNEL)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<TunnelId>().ok());
+                let response = match tunnel {
+                    Some(tunnel) => {
+                        let request =
+                            request.map(|body| body.map_err(BoxError::from).boxed_unsync());
+                        relay.relay(tunnel, request).await
+                    }
+                    None => {
+                        let mut refused = Response::new(
+                            Empty::new().map_err(|never| match never {}).boxed_unsync(),
+                        );
+                        *refused.status_mut() = http::StatusCode::BAD_REQUEST;
+                        refused
+                    }
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let conn =
+            adit_transport::h2::server_builder().serve_connection(TokioIo::new(tls), service);
+        let span = tracing::info_span!("node_link_in", %peer);
+        async {
+            tracing::info!("another node linked");
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => if let Err(e) = result {
+                    tracing::debug!(error = %e, "node link ended with an error");
+                },
+                () = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+                }
+            }
+        }
+        .instrument(span)
         .await;
     }
 
@@ -216,6 +317,7 @@ impl<C: Connections> TunnelListener<C> {
             connector_id: connector.id,
             index: hello.index,
             edge: self.node.clone(),
+            node_addr: self.node_addr.clone(),
             origin_ip: peer.ip().to_string(),
             opened_at: now_ms(),
         };
@@ -279,6 +381,14 @@ impl<C: Connections> TunnelListener<C> {
         .instrument(span)
         .await;
     }
+}
+
+/// Whether two secrets are equal, in time that does not depend on where they differ.
+fn same_secret(a: &Secret, b: &Secret) -> bool {
+    use sha2::{Digest, Sha256};
+    let digest = |s: &Secret| Sha256::digest(s.expose().as_bytes());
+    // Comparing digests: the time taken tells nothing about the secrets' bytes.
+    digest(a) == digest(b)
 }
 
 async fn reject(

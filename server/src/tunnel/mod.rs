@@ -6,6 +6,7 @@
 //! [`listener::Connections`], never by naming `control`.
 
 pub mod listener;
+pub mod node_link;
 pub mod registry;
 pub mod routes;
 #[cfg(test)]

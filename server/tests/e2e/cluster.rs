@@ -264,3 +264,154 @@ async fn a_node_that_lost_the_database_catches_up_when_it_returns() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_tunnels_connection_forwards_http_websocket_and_tcp() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    let b = a.join("edge-b").await;
+    let admin = a.admin_token.clone();
+    let (status, _) = bearer(
+        &a,
+        &admin,
+        Method::POST,
+        "/tunnels",
+        Some(json!({"name": "far"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for host in ["far.example.com", "ws.example.com", "tcp.example.com"] {
+        let (status, body) = bearer(
+            &a,
+            &admin,
+            Method::POST,
+            "/tunnels/far/routes",
+            Some(json!({"hostname": host})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/far/token", None).await;
+    let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
+    let web = spawn_origin(crate::data_plane::websocket_echo).await;
+    let (tcp, mut hashes) = crate::protocols::echo_origin("127.0.0.1:0").await;
+    let yaml = format!(
+        "- hostname: far.example.com\n  service: hello_world\n\
+         - hostname: ws.example.com\n  service: http://{web}\n\
+         - hostname: tcp.example.com\n  service: tcp://{tcp}\n\
+         - service: http_status:404\n"
+    );
+    let raw: Vec<adit_core::ingress::RawIngressRule> = serde_yaml::from_str(&yaml).unwrap();
+    let rules = adit_core::ingress::Ingress::parse(&raw, None).unwrap();
+    let proxy = adit_agent::origin::OriginProxy::new(rules).unwrap();
+    // The connector holds connections to B only; visitors come to A.
+    let connector = TestConnector::dialing(&token, &b, proxy);
+    b.wait_connections(&token, 4).await;
+    assert_eq!(a.live_connections(&token), 0);
+
+    // HTTP, in the visitor's own error format too.
+    let r = get(a.edge, "far.example.com", "/").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body_bytes(r).await).contains("Adit"));
+
+    // WebSocket.
+    let request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/echo", a.edge),
+    )
+    .map(|mut r| {
+        r.headers_mut()
+            .insert("host", "ws.example.com".parse().unwrap());
+        r
+    })
+    .unwrap();
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for i in 0..50 {
+        let message = Message::text(format!("hello {i}"));
+        ws.send(message.clone()).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), message);
+    }
+    drop(ws);
+
+    // TCP through `adit access tcp`, 8 MiB both ways with checksums.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let target = adit_agent::access::EdgeTarget::new(
+        "tcp.example.com",
+        Some(&format!("http://{}", a.edge)),
+        None,
+    )
+    .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(adit_agent::access::serve_tcp(
+        listener,
+        target,
+        stop.clone(),
+    ));
+    let (sent, received, len) = crate::protocols::round_trip(local, 8 << 20, 7).await;
+    assert_eq!((sent.clone(), len), (received, 8 << 20));
+    assert_eq!(hashes.recv().await.unwrap(), (8 << 20, sent));
+    stop.cancel();
+
+    // The connector gone, A answers as B would: the tunnel is offline.
+    connector.stop().await;
+    b.wait_connections(&token, 0).await;
+    let r = get(a.edge, "far.example.com", "/").await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(String::from_utf8_lossy(&body_bytes(r).await).contains("tunnel_offline"));
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Dials `node`'s tunnel listener as another node would, showing `proof`; whether an
+/// HTTP/2 link then opens.
+async fn node_link_opens(node: &TestServer, pin: &str, proof: &str) -> bool {
+    use adit_core::wire::{ALPN_NODE, NodeHello};
+    use adit_transport::tls::{EdgeTrust, client_config, server_name};
+    let tcp = tokio::net::TcpStream::connect(node.tunnel).await.unwrap();
+    let config = client_config(&EdgeTrust::Pinned(pin.to_owned()), ALPN_NODE).unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(server_name("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    let hello = NodeHello {
+        proof: proof.to_owned().into(),
+    };
+    adit_transport::frame::write_frame(&mut tls, &hello)
+        .await
+        .unwrap();
+    let Ok((mut sender, driver)) = adit_transport::h2::client_builder()
+        .handshake::<_, TestBody>(hyper_util::rt::TokioIo::new(tls))
+        .await
+    else {
+        return false;
+    };
+    tokio::spawn(driver);
+    let request = http::Request::get("http://x/").body(full("")).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), sender.send_request(request))
+        .await
+        .is_ok_and(|sent| sent.is_ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_node_of_the_cluster_may_open_a_node_link() {
+    // A lone SQLite server takes no node links at all.
+    let lone = TestServer::spawn().await;
+    let token = lone.tunnel_with_route("lone", "lone.example.com").await;
+    let pin = token.ca_pin.clone().unwrap();
+    assert!(!node_link_opens(&lone, &pin, "anything").await);
+
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    let token = a.tunnel_with_route("linked", "linked.example.com").await;
+    let pin = token.ca_pin.clone().unwrap();
+    // A connector's token, or a guess, is no node's proof.
+    assert!(!node_link_opens(&a, &pin, &token.encode()).await);
+    assert!(!node_link_opens(&a, &pin, "0123456789abcdef").await);
+    a.shutdown().await;
+}

@@ -101,7 +101,7 @@ async fn origin(release_sse: Arc<Notify>) -> std::net::SocketAddr {
 }
 
 /// A WebSocket echo origin built on tungstenite.
-async fn websocket_echo(mut req: hyper::Request<Incoming>) -> Response<TestBody> {
+pub(crate) async fn websocket_echo(mut req: hyper::Request<Incoming>) -> Response<TestBody> {
     use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
     let key = req.headers().get("sec-websocket-key").cloned().unwrap();
     let upgrade = hyper::upgrade::on(&mut req);

@@ -32,7 +32,9 @@ fn adit_bin() -> PathBuf {
 
 /// A TCP origin: echoes what it reads, hashing it; reports the hash of each connection
 /// after the client's half-close.
-async fn echo_origin(bind: &str) -> (SocketAddr, mpsc::UnboundedReceiver<(u64, String)>) {
+pub(crate) async fn echo_origin(
+    bind: &str,
+) -> (SocketAddr, mpsc::UnboundedReceiver<(u64, String)>) {
     let listener = TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -98,7 +100,7 @@ async fn access_to(service: &str) -> Access {
 
 /// Sends `len` pseudo-random bytes, half-closes, and reads everything back; returns the
 /// hashes of what was sent and what came back, and how much came back.
-async fn round_trip(local: SocketAddr, len: usize, seed: u64) -> (String, String, u64) {
+pub(crate) async fn round_trip(local: SocketAddr, len: usize, seed: u64) -> (String, String, u64) {
     let stream = TcpStream::connect(local).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (mut r, mut w) = stream.into_split();

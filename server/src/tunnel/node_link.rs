@@ -1,0 +1,175 @@
+//! Node-to-node links of a cluster: how a node that holds no connection of a tunnel gets a
+//! request to one that does. The dialling node opens TLS to the holder's tunnel listener
+//! with ALPN `adit-node` (trusting the cluster's CA, as connectors do), proves it is a node
+//! with a [`NodeHello`] (a key derived from the server key every node is given, so neither
+//! a connector nor a visitor can open a link), and then speaks HTTP/2 as the client. Each
+//! forwarded request is one stream, exactly as the edge would send it to a connector plus
+//! [`HEADER_TUNNEL`]; the holder sends it on to one of its own connections ([`Relay`]) and
+//! streams the connector's answer back untouched, so WebSocket and TCP streams (plain
+//! bodies both ways) cross two nodes as they cross one.
+
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use adit_core::{
+    ids::TunnelId,
+    secret::Secret,
+    wire::{self, HEADER_NODE_REFUSED, HEADER_TUNNEL, NodeHello},
+};
+use adit_transport::{
+    frame::write_frame,
+    tls::{EdgeTrust, client_config, server_name},
+};
+use http::{HeaderValue, Request, Response};
+use hyper::{body::Incoming, client::conn::http2::SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tracing::Instrument;
+
+use crate::{
+    Error,
+    tunnel::registry::{BoxError, TunnelBody},
+};
+
+/// How long dialling another node may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What became of a request sent to another node.
+pub enum Forwarded {
+    /// The holder answered (the connector's answer, or its own error page).
+    Answered(Response<Incoming>),
+    /// No other node holds a connection of the tunnel, or none could take the stream.
+    NoHolder,
+    /// A holder took the stream and the link failed under it.
+    Failed(BoxError),
+}
+
+/// Sends a stream to another node holding a connection of its tunnel. The edge holds one
+/// (on a shared database), and uses it when this node holds none.
+pub trait Forward: Send + Sync + 'static {
+    fn forward(
+        &self,
+        tunnel: TunnelId,
+        request: Request<TunnelBody>,
+    ) -> Pin<Box<dyn Future<Output = Forwarded> + Send + '_>>;
+}
+
+/// Takes a stream another node forwarded, on this node's connections only. The edge does.
+pub trait Relay: Send + Sync + 'static {
+    fn relay(
+        &self,
+        tunnel: TunnelId,
+        request: Request<TunnelBody>,
+    ) -> Pin<Box<dyn Future<Output = Response<TunnelBody>> + Send + '_>>;
+}
+
+/// Where other nodes hold connections: the control plane answers from the database.
+pub trait Directory: Send + Sync + 'static {
+    /// The link addresses (`host:port` of their tunnel listeners) of the other nodes with
+    /// an open connection of `tunnel`.
+    fn holders(&self, tunnel: TunnelId) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+}
+
+/// This node's links to the others, opened on first use and kept.
+pub struct NodeLinks<D> {
+    directory: Arc<D>,
+    /// The cluster's CA, which every node's tunnel certificate chains to.
+    trust: EdgeTrust,
+    proof: Secret,
+    links: tokio::sync::Mutex<HashMap<String, SendRequest<TunnelBody>>>,
+}
+
+impl<D: Directory> NodeLinks<D> {
+    pub fn new(directory: Arc<D>, trust: EdgeTrust, proof: Secret) -> Self {
+        Self {
+            directory,
+            trust,
+            proof,
+            links: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The open link to `addr`, dialled when there is none (or it closed).
+    async fn link(&self, addr: &str) -> Result<SendRequest<TunnelBody>, BoxError> {
+        let mut links = self.links.lock().await;
+        if let Some(link) = links.get(addr).filter(|l| !l.is_closed()) {
+            return Ok(link.clone());
+        }
+        let link = tokio::time::timeout(DIAL_TIMEOUT, self.dial(addr))
+            .await
+            .map_err(|_| format!("dialling node {addr} timed out"))??;
+        links.insert(addr.to_owned(), link.clone());
+        Ok(link)
+    }
+
+    async fn dial(&self, addr: &str) -> Result<SendRequest<TunnelBody>, BoxError> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+        let connector = TlsConnector::from(client_config(&self.trust, wire::ALPN_NODE)?);
+        let mut tls = connector.connect(server_name(host)?, tcp).await?;
+        write_frame(
+            &mut tls,
+            &NodeHello {
+                proof: self.proof.clone(),
+            },
+        )
+        .await?;
+        let (sender, driver) = adit_transport::h2::client_builder()
+            .handshake(TokioIo::new(tls))
+            .await?;
+        let span = tracing::info_span!("node_link", node = %addr);
+        tokio::spawn(
+            async move {
+                if let Err(e) = driver.await {
+                    tracing::debug!(error = %e, "link to another node ended");
+                }
+            }
+            .instrument(span),
+        );
+        Ok(sender)
+    }
+}
+
+impl<D: Directory> Forward for NodeLinks<D> {
+    fn forward(
+        &self,
+        tunnel: TunnelId,
+        mut request: Request<TunnelBody>,
+    ) -> Pin<Box<dyn Future<Output = Forwarded> + Send + '_>> {
+        Box::pin(async move {
+            let holders = match self.directory.holders(tunnel).await {
+                Ok(holders) => holders,
+                Err(e) => {
+                    tracing::warn!(%tunnel, error = %e, "cannot tell which node holds the tunnel");
+                    return Forwarded::NoHolder;
+                }
+            };
+            if let Ok(value) = HeaderValue::from_str(&tunnel.to_string()) {
+                request.headers_mut().insert(HEADER_TUNNEL, value);
+            }
+            for addr in holders {
+                let mut link = match self.link(&addr).await {
+                    Ok(link) => link,
+                    Err(e) => {
+                        tracing::debug!(node = %addr, error = %e, "cannot reach a node holding the tunnel");
+                        continue;
+                    }
+                };
+                match link.try_send_request(request).await {
+                    // Its connections closed meanwhile: this node answers as if none held one.
+                    Ok(response) if response.headers().contains_key(HEADER_NODE_REFUSED) => {
+                        return Forwarded::NoHolder;
+                    }
+                    Ok(response) => return Forwarded::Answered(response),
+                    Err(mut e) => match e.take_message() {
+                        // It never left: the next holder may take it.
+                        Some(back) => request = back,
+                        None => return Forwarded::Failed(e.into_error().into()),
+                    },
+                }
+            }
+            Forwarded::NoHolder
+        })
+    }
+}
