@@ -12,7 +12,7 @@ use adit_core::{
     wire::{self, DataHello, HelloReply, RejectCode},
 };
 use adit_proto::v1::{
-    ConfigSource, DrainConnectorRequest, ListIpRoutesRequest, LocalConfiguration,
+    ConfigSource, DrainConnectorRequest, ListIpRoutesRequest, LiveNodesRequest, LocalConfiguration,
     RegisterConnectorRequest, RemoteConfiguration, WatchConfigurationRequest,
     connector_service_client::ConnectorServiceClient,
 };
@@ -40,6 +40,9 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// How often an idle control connection (the configuration stream) is pinged, so a
 /// vanished edge is noticed and the stream reopened.
 const CONTROL_KEEPALIVE: Duration = Duration::from_secs(30);
+/// How often the connector asks which nodes of a cluster are alive (a node that joins is
+/// used within this, one that dies is left as soon as a connection to it fails).
+const NODES_REFRESH: Duration = Duration::from_secs(5);
 /// How long a stopping connector waits for the edge to confirm it sends no new streams.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a stop signal, how long streams in flight may take to finish (`--grace-period`).
@@ -66,10 +69,16 @@ pub struct Connector {
 /// calls with the token as Bearer. It holds nothing else of the connector's, so the origin
 /// proxy can be handed it as its [`NetworkSource`] without a pointer back to the connector.
 struct EdgeClient {
-    /// `host:port` of the tunnel listener.
+    /// `host:port` of the tunnel listener: the bootstrap address (any node of a cluster,
+    /// or a name in front of all of them).
     endpoint: String,
     trust: EdgeTrust,
     token: TunnelToken,
+    /// The live nodes of the cluster (their tunnel listeners), as the edge last said;
+    /// empty outside a cluster. Data connections spread over them.
+    nodes: watch::Sender<Vec<String>>,
+    /// Where each data connection is now (by index), so stopping drains every node used.
+    connected: std::sync::Mutex<std::collections::BTreeMap<u8, String>>,
 }
 
 enum Attempt {
@@ -136,6 +145,8 @@ impl Connector {
             endpoint,
             trust,
             token: config.token.clone(),
+            nodes: watch::Sender::new(Vec::new()),
+            connected: std::sync::Mutex::default(),
         });
         Ok(Self { config, edge })
     }
@@ -179,6 +190,7 @@ impl Connector {
         if let Err(e) = networks.refresh().await {
             tracing::warn!(error = %e, "could not fetch the tunnel's private networks");
         }
+        this.refresh_nodes().await;
         // Ends the connections: after the drain when `shutdown` comes, at once when a
         // connection finds the token refused.
         let stop = CancellationToken::new();
@@ -203,8 +215,23 @@ impl Connector {
             let this = this.clone();
             let stop = stop.clone();
             tasks.spawn(
-                async move { this.connection_loop(index, stop).await }
+                async move { Box::pin(this.connection_loop(index, stop)).await }
                     .instrument(tracing::info_span!("connection", conn_index = index)),
+            );
+        }
+        {
+            let this = this.clone();
+            let stop = stop.clone();
+            tasks.spawn(
+                async move {
+                    loop {
+                        tokio::select! {
+                            () = tokio::time::sleep(NODES_REFRESH) => this.refresh_nodes().await,
+                            () = stop.cancelled() => return Ok(()),
+                        }
+                    }
+                }
+                .instrument(tracing::info_span!("nodes")),
             );
         }
         if remotely_managed {
@@ -247,13 +274,16 @@ impl Connector {
     /// for it to confirm. Without the confirmation the connections close all the same.
     async fn drain(&self) {
         tracing::info!(grace_period = ?self.config.grace_period, "Draining: the edge sends no new requests; those in flight may finish");
+        let mut nodes: Vec<String> = self.edge.connected_nodes();
+        if nodes.is_empty() {
+            nodes.push(self.edge.endpoint.clone());
+        }
         let drained = async {
-            let mut client = self.edge.control().await?;
-            let request = self.edge.authorized(DrainConnectorRequest {
-                connector_id: self.config.connector_id.to_string(),
-            })?;
-            let reply = client.drain_connector(request).await.map_err(from_status)?;
-            Ok::<_, Error>(reply.into_inner().connections)
+            let mut connections = 0;
+            for node in &nodes {
+                connections += self.drain_at(node, None).await?;
+            }
+            Ok::<_, Error>(connections)
         };
         match tokio::time::timeout(DRAIN_TIMEOUT, drained).await {
             Ok(Ok(connections)) => {
@@ -265,6 +295,42 @@ impl Connector {
             Err(_) => tracing::warn!(
                 "the edge did not confirm the drain in {DRAIN_TIMEOUT:?}; closing the connections anyway"
             ),
+        }
+    }
+
+    /// Asks the node at `addr` to give this connector's connections there (or only the
+    /// connection `only`) no new streams; how many it stopped.
+    async fn drain_at(&self, addr: &str, only: Option<ConnectionId>) -> Result<u32, Error> {
+        let mut client = self.edge.control_at(addr).await?;
+        let request = self.edge.authorized(DrainConnectorRequest {
+            connector_id: self.config.connector_id.to_string(),
+            connection_id: only.map(|id| id.to_string()).unwrap_or_default(),
+        })?;
+        let reply = client.drain_connector(request).await.map_err(from_status)?;
+        Ok(reply.into_inner().connections)
+    }
+
+    /// Asks which nodes of the cluster are alive, for the data connections to spread over.
+    /// An edge that is no cluster (or too old to say) leaves the list empty.
+    async fn refresh_nodes(&self) {
+        let listed = async {
+            let mut client = self.edge.control().await?;
+            let request = self.edge.authorized(LiveNodesRequest {})?;
+            let reply = client.list_live_nodes(request).await.map_err(from_status)?;
+            Ok::<_, Error>(reply.into_inner().node_addrs)
+        };
+        match listed.await {
+            Ok(nodes) => {
+                self.edge.nodes.send_if_modified(|known| {
+                    let changed = *known != nodes;
+                    if changed {
+                        tracing::info!(?nodes, "Edge nodes");
+                        known.clone_from(&nodes);
+                    }
+                    changed
+                });
+            }
+            Err(e) => tracing::debug!(error = %e, "could not list the edge's nodes"),
         }
     }
 
@@ -411,11 +477,14 @@ impl Connector {
 
     async fn connection_loop(&self, index: u8, stop: CancellationToken) -> Result<(), Error> {
         let mut backoff = Backoff { attempt: 0 };
+        // How many nodes past its own this connection moves after failures.
+        let mut skip = 0;
         while !stop.is_cancelled() {
-            match self.connect_once(index, &stop).await {
+            match Box::pin(self.connect_once(index, skip, &stop)).await {
                 Attempt::Served { stable } => {
                     if stable {
                         backoff.reset();
+                        skip = 0;
                     }
                     if stop.is_cancelled() {
                         break;
@@ -438,6 +507,9 @@ impl Connector {
                 }
                 Attempt::Failed(message) => {
                     tracing::warn!(%message, "connection failed");
+                    // The node may be gone: try the next, and ask who is alive now.
+                    skip += 1;
+                    self.refresh_nodes().await;
                 }
             }
             let (wait, ceiling) = backoff.next();
@@ -450,8 +522,9 @@ impl Connector {
         Ok(())
     }
 
-    async fn connect_once(&self, index: u8, stop: &CancellationToken) -> Attempt {
-        let mut tls = match self.edge.dial(wire::ALPN_DATA).await {
+    async fn connect_once(&self, index: u8, skip: usize, stop: &CancellationToken) -> Attempt {
+        let addr = self.edge.target(index, skip);
+        let mut tls = match self.edge.dial_at(&addr, wire::ALPN_DATA).await {
             Ok(tls) => tls,
             Err(e) => return Attempt::Failed(e.to_string()),
         };
@@ -478,17 +551,38 @@ impl Connector {
             Ok(Err(e)) => return Attempt::Failed(format!("hello failed: {e}")),
             Err(_) => return Attempt::Failed("the edge did not answer the hello in time".into()),
         };
-        self.serve(tls, index, connection, edge, stop).await
+        Box::pin(self.serve(tls, index, &addr, connection, edge, stop)).await
     }
 
+    /// Serves the edge's streams on one connection until it drops, the connector stops,
+    /// or the cluster's nodes change so that this connection belongs on another node: it
+    /// then moves without losing a stream (drained at its node first, then GOAWAY).
     async fn serve(
         &self,
         tls: TlsStream<TcpStream>,
         index: u8,
+        addr: &str,
         connection: ConnectionId,
         edge: String,
         stop: &CancellationToken,
     ) -> Attempt {
+        self.edge.set_connected(index, Some(addr));
+        let mut nodes = self.edge.nodes.subscribe();
+        let moved = async {
+            loop {
+                if nodes.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+                let wanted = self.edge.target(index, 0);
+                if wanted != addr && self.edge.is_node(&wanted) {
+                    tracing::info!(conn_index = index, from = %addr, to = %wanted, "Moving the connection to another node");
+                    if let Err(e) = self.drain_at(addr, Some(connection)).await {
+                        tracing::warn!(error = %e, "could not drain the connection before moving it");
+                    }
+                    return;
+                }
+            }
+        };
         tracing::info!(conn_index = index, %connection, %edge, "Registered tunnel connection");
         let metrics = &self.config.proxy.metrics;
         metrics.registration(true);
@@ -504,7 +598,7 @@ impl Connector {
         tokio::pin!(conn);
         let result = tokio::select! {
             result = conn.as_mut() => result,
-            () = stop.cancelled() => {
+            () = async { tokio::select! { () = stop.cancelled() => {}, () = moved => {} } } => {
                 conn.as_mut().graceful_shutdown();
                 let grace = self.config.grace_period;
                 tokio::time::timeout(grace, conn).await.unwrap_or_else(|_| {
@@ -514,6 +608,7 @@ impl Connector {
             }
         };
         metrics.ha_connections.dec();
+        self.edge.set_connected(index, None);
         match result {
             Ok(()) => {
                 tracing::info!(conn_index = index, %connection, "Unregistered tunnel connection")
@@ -529,20 +624,55 @@ impl Connector {
 }
 
 impl EdgeClient {
-    async fn dial(&self, alpn: &[u8]) -> Result<TlsStream<TcpStream>, Error> {
+    /// Where data connection `index` goes: its share of the live nodes (4 connections over
+    /// 2 nodes: two each), `skip` nodes further after failures; the bootstrap address
+    /// outside a cluster.
+    fn target(&self, index: u8, skip: usize) -> String {
+        let nodes = self.nodes.borrow();
+        if nodes.is_empty() {
+            return self.endpoint.clone();
+        }
+        nodes[(usize::from(index) + skip) % nodes.len()].clone()
+    }
+
+    fn is_node(&self, addr: &str) -> bool {
+        self.nodes.borrow().iter().any(|n| n == addr)
+    }
+
+    fn set_connected(&self, index: u8, addr: Option<&str>) {
+        let mut connected = self
+            .connected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match addr {
+            Some(addr) => connected.insert(index, addr.to_owned()),
+            None => connected.remove(&index),
+        };
+    }
+
+    /// The nodes this connector's data connections are on now.
+    fn connected_nodes(&self) -> Vec<String> {
+        let connected = self
+            .connected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut nodes: Vec<String> = connected.values().cloned().collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    }
+
+    async fn dial_at(&self, addr: &str, alpn: &[u8]) -> Result<TlsStream<TcpStream>, Error> {
         let unreachable = |message: String| Error::Unreachable {
-            url: self.endpoint.clone(),
+            url: addr.to_owned(),
             message,
         };
-        let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&self.endpoint))
+        let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
         tcp.set_nodelay(true)?;
-        let host = self
-            .endpoint
-            .rsplit_once(':')
-            .map_or(self.endpoint.as_str(), |(h, _)| h);
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
         let connector = TlsConnector::from(client_config(&self.trust, alpn)?);
         let tls = tokio::time::timeout(DIAL_TIMEOUT, connector.connect(server_name(host)?, tcp))
             .await
@@ -551,9 +681,28 @@ impl EdgeClient {
         Ok(tls)
     }
 
-    /// A gRPC client on a fresh control connection, and the token's bearer value.
+    /// A gRPC client on a fresh control connection: to the bootstrap address, else to the
+    /// first live node that answers (the bootstrap node may be the one that died).
     async fn control(&self) -> Result<ConnectorServiceClient<tonic::transport::Channel>, Error> {
-        let tls = self.dial(wire::ALPN_GRPC).await?;
+        let first = self.control_at(&self.endpoint).await;
+        if first.is_ok() {
+            return first;
+        }
+        let nodes = self.nodes.borrow().clone();
+        for node in nodes.iter().filter(|n| **n != self.endpoint) {
+            if let Ok(client) = self.control_at(node).await {
+                return Ok(client);
+            }
+        }
+        first
+    }
+
+    /// A gRPC client on a fresh control connection to the node at `addr`.
+    async fn control_at(
+        &self,
+        addr: &str,
+    ) -> Result<ConnectorServiceClient<tonic::transport::Channel>, Error> {
+        let tls = self.dial_at(addr, wire::ALPN_GRPC).await?;
         let io = std::sync::Mutex::new(Some(TokioIo::new(tls)));
         // One pre-dialled connection, handed to tonic once.
         let channel = tonic::transport::Endpoint::from_static("http://edge")
@@ -566,7 +715,7 @@ impl EdgeClient {
             }))
             .await
             .map_err(|e| Error::Unreachable {
-                url: self.endpoint.clone(),
+                url: addr.to_owned(),
                 message: e.to_string(),
             })?;
         Ok(ConnectorServiceClient::new(channel))

@@ -136,6 +136,22 @@ impl Control {
     }
 }
 
+/// A node whose last beat is older than this is dead.
+const NODE_DEAD_AFTER_MS: i64 = 6_000;
+
+impl Control {
+    /// The live nodes a connector of the token's tunnel may spread its connections over:
+    /// none outside a cluster (it keeps the address it was given).
+    pub async fn node_addrs_for_token(&self, token: &str) -> Result<Vec<String>, crate::Error> {
+        self.authenticate_token(token).await?;
+        if !self.storage.is_shared() {
+            return Ok(Vec::new());
+        }
+        let alive_since = crate::clock::now_ms() - NODE_DEAD_AFTER_MS;
+        self.storage.live_node_addrs(alive_since).await
+    }
+}
+
 impl crate::tunnel::node_link::Directory for Control {
     async fn holders(&self, tunnel: TunnelId) -> Result<Vec<String>, crate::Error> {
         self.storage.tunnel_holders(tunnel, &self.endpoint).await

@@ -703,15 +703,16 @@ impl Control {
         Ok(tunnel)
     }
 
-    /// A connector of the token's tunnel is stopping: this node gives its connections no
-    /// new streams. How many connections that concerns.
+    /// A connector of the token's tunnel is stopping (or moving one connection): this
+    /// node gives its connections (or that one) no new streams. How many that concerns.
     pub async fn drain_connector(
         &self,
         token: &str,
         connector: ConnectorId,
+        only: Option<ConnectionId>,
     ) -> Result<usize, Error> {
         let tunnel = self.authenticate_token(token).await?;
-        let drained = self.registry.drain(tunnel.id, connector);
+        let drained = self.registry.drain(tunnel.id, connector, only);
         tracing::info!(tunnel = %tunnel.id, %connector, connections = drained, "connector draining");
         Ok(drained)
     }

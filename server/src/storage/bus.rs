@@ -2,7 +2,7 @@
 //! A notice is sent after the change it announces is committed, so a node that reads the
 //! database on receiving it sees the change. SQLite is one node's: nothing to tell.
 
-use sqlx::postgres::PgListener;
+use sqlx::{Row, postgres::PgListener};
 
 use super::{Backend, Storage};
 use crate::Error;
@@ -24,6 +24,21 @@ impl Storage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The tunnel-listener addresses of the nodes alive (beat since `alive_since`, not
+    /// stopped), by name.
+    pub async fn live_node_addrs(&self, alive_since: i64) -> Result<Vec<String>, Error> {
+        let rows = sqlx::query(
+            "SELECT tunnel_addr FROM nodes \
+             WHERE stopped_at IS NULL AND heartbeat_at >= $1 ORDER BY name",
+        )
+        .bind(alive_since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get("tunnel_addr").map_err(Error::from))
+            .collect()
     }
 
     /// Starts listening for notices on a connection of its own.

@@ -196,15 +196,21 @@ impl Registry {
             .cloned()
     }
 
-    /// Stops giving streams to `connector`'s connections (it is shutting down); streams
-    /// in flight go on. How many connections that concerns.
-    pub fn drain(&self, tunnel: TunnelId, connector: ConnectorId) -> usize {
+    /// Stops giving streams to `connector`'s connections (it is shutting down), or to
+    /// one of them (it is moving); streams in flight go on. How many connections that
+    /// concerns.
+    pub fn drain(
+        &self,
+        tunnel: TunnelId,
+        connector: ConnectorId,
+        only: Option<ConnectionId>,
+    ) -> usize {
         let tunnels = self.lock();
         let Some(list) = tunnels.get(&tunnel) else {
             return 0;
         };
         list.iter()
-            .filter(|c| c.connector_id == connector)
+            .filter(|c| c.connector_id == connector && only.is_none_or(|id| c.id == id))
             .map(|c| c.draining.store(true, Ordering::Relaxed))
             .count()
     }
@@ -385,11 +391,11 @@ mod tests {
         );
         registry.add(a.clone());
         registry.add(b.clone());
-        assert_eq!(registry.drain(tunnel, a.connector_id), 1);
+        assert_eq!(registry.drain(tunnel, a.connector_id, None), 1);
         for _ in 0..4 {
             assert_eq!(registry.pick(tunnel, &[]).unwrap().id, b.id);
         }
-        assert_eq!(registry.drain(tunnel, b.connector_id), 1);
+        assert_eq!(registry.drain(tunnel, b.connector_id, Some(b.id)), 1);
         assert!(registry.pick(tunnel, &[]).is_none());
         // Draining is not closing: the connector ends its connections itself.
         assert!(!a.close.is_cancelled());

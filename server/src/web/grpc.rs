@@ -597,15 +597,32 @@ impl ConnectorService for ConnectorApi {
         req: Request<pb::DrainConnectorRequest>,
     ) -> Result<Response<pb::DrainConnectorResponse>, Status> {
         let token = tunnel_token(req.metadata())?;
-        let connector: ConnectorId = req
-            .get_ref()
+        let r = req.get_ref();
+        let connector: ConnectorId = r
             .connector_id
             .parse()
             .map_err(|_| Status::invalid_argument("connector_id must be a UUID"))?;
-        let drained = Proof::of(&req).check(self.0.drain_connector(&token, connector).await)?;
+        let only = match r.connection_id.as_str() {
+            "" => None,
+            id => Some(
+                id.parse()
+                    .map_err(|_| Status::invalid_argument("connection_id must be a UUID"))?,
+            ),
+        };
+        let drained =
+            Proof::of(&req).check(self.0.drain_connector(&token, connector, only).await)?;
         Ok(Response::new(pb::DrainConnectorResponse {
             connections: u32::try_from(drained).unwrap_or(u32::MAX),
         }))
+    }
+
+    async fn list_live_nodes(
+        &self,
+        req: Request<pb::LiveNodesRequest>,
+    ) -> Result<Response<pb::LiveNodesResponse>, Status> {
+        let token = tunnel_token(req.metadata())?;
+        let node_addrs = Proof::of(&req).check(self.0.node_addrs_for_token(&token).await)?;
+        Ok(Response::new(pb::LiveNodesResponse { node_addrs }))
     }
 
     async fn list_ip_routes(
