@@ -13,9 +13,9 @@ use super::tunnel_filter::{Sort, SortKey, StatusFilter, visible};
 use crate::{
     Error,
     api::use_api,
-    components::{copy_id::CopyId, status_badge::StatusBadge, timestamp::Timestamp},
+    components::{copy_id::CopyId, moment::Moment, status_badge::StatusBadge},
     live::{self, use_live},
-    time::{unix_ms, uptime},
+    time::uptime,
 };
 
 /// The command that creates a tunnel, shown in the empty state.
@@ -302,9 +302,9 @@ fn tunnel_cells(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
         n => Some(format!("{n} connections")),
     }
     .map(|text| view! { <span class="sub">{text}</span> });
-    let uptime_cell = match connected_since.as_deref().and_then(unix_ms) {
+    let uptime_cell = match connected_since {
         Some(since) => Either::Left(view! {
-            <td class="uptime">{move || uptime(since, now.get())}</td>
+            <td class="uptime">{move || uptime(since.unix_ms(), now.get())}</td>
         }),
         None => Either::Right(view! {
             <td class="uptime muted">
@@ -320,7 +320,7 @@ fn tunnel_cells(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
             <td><CopyId value=id.to_string() what="tunnel ID" short=true /></td>
             <td class="num">{connectors}{connections}</td>
             <td>{routes}</td>
-            <td class="created"><Timestamp at=created_at /></td>
+            <td class="created"><Moment at=created_at /></td>
             {uptime_cell}
         </tr>
     }

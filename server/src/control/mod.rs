@@ -21,13 +21,14 @@ use adit_core::{
     cidr::{IpNet, longest_match},
     hostname::HostPattern,
     ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId, TunnelName},
+    time::Timestamp,
     token::TunnelToken,
     wire::{DataHello, RejectCode},
 };
 
 use crate::{
     Error,
-    clock::{now_ms, rfc3339},
+    clock::now_ms,
     control::changes::{Changes, ConfigEvents},
     control::quick::{QuickTunnels, random_hostname},
     identity::auth::Auth,
@@ -410,7 +411,7 @@ impl Control {
                     id: k.id,
                     index: k.index,
                     edge: k.edge,
-                    opened_at: rfc3339(k.opened_at),
+                    opened_at: Timestamp::from_unix_ms(k.opened_at),
                     origin_ip: k.origin_ip,
                 })
                 .collect();
@@ -420,12 +421,12 @@ impl Control {
                 version: c.version,
                 arch: c.arch,
                 hostname: c.hostname,
-                registered_at: rfc3339(c.registered_at),
+                registered_at: Timestamp::from_unix_ms(c.registered_at),
                 connections,
                 origin_health: self.registry.origin_health(row.id, c.id).map(|o| {
                     api::OriginHealth {
                         reachable: o.reachable,
-                        checked_at: rfc3339(o.at_ms),
+                        checked_at: Timestamp::from_unix_ms(o.at_ms),
                         error: o.error,
                     }
                 }),
@@ -641,7 +642,7 @@ impl Control {
         Ok(rows
             .into_iter()
             .map(|t| api::TrafficPoint {
-                at: rfc3339(t.minute),
+                at: Timestamp::from_unix_ms(t.minute),
                 requests: unsigned(t.requests),
                 errors: unsigned(t.errors),
                 bytes_in: unsigned(t.bytes_in),
@@ -762,7 +763,7 @@ fn ip_route_view(route: IpRouteRow, tunnel_name: String) -> api::IpRoute {
         tunnel_name,
         network: route.network,
         comment: route.comment,
-        created_at: rfc3339(route.created_at),
+        created_at: Timestamp::from_unix_ms(route.created_at),
     }
 }
 
@@ -798,7 +799,7 @@ fn tunnel_view(
         id: row.id,
         account_id: row.account_id,
         name: row.name,
-        created_at: rfc3339(row.created_at),
+        created_at: Timestamp::from_unix_ms(row.created_at),
         status: api::TunnelStatus::derive(
             row.conns_active_at.is_some(),
             live_connectors,
@@ -808,7 +809,7 @@ fn tunnel_view(
         connections,
         routes: hostnames,
         config_src: row.config_src,
-        connected_since: connected_since.map(rfc3339),
+        connected_since: connected_since.map(Timestamp::from_unix_ms),
     }
 }
 
@@ -817,7 +818,7 @@ fn route_view(route: RouteRow) -> api::Route {
         id: route.id,
         tunnel_id: route.tunnel_id,
         hostname: route.hostname,
-        created_at: rfc3339(route.created_at),
+        created_at: Timestamp::from_unix_ms(route.created_at),
     }
 }
 

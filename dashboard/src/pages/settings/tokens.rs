@@ -12,10 +12,10 @@ use crate::{
     components::{
         confirm::ConfirmButton,
         field_error::{FieldError, invalid, retyped},
+        moment::Moment,
         secret::OnceSecret,
         table::{Column, DataTable},
         tag::ScopeTag,
-        timestamp::Timestamp,
     },
     forms::{Problem, SettingsList},
     live,
@@ -258,14 +258,14 @@ fn token_cells(
         .map(|scope| view! { <ScopeTag scope /> })
         .collect_view();
     let last_used = match last_used_at {
-        Some(at) => Either::Left(view! { <Timestamp at /> }),
+        Some(at) => Either::Left(view! { <Moment at /> }),
         None => Either::Right(view! { <span class="muted">"Never"</span> }),
     };
     let (status, actions) = match revoked_at {
         Some(at) => (
             Either::Left(view! {
                 <span class="badge badge-inactive">"Revoked"</span>
-                <span class="sub"><Timestamp at /></span>
+                <span class="sub"><Moment at /></span>
             }),
             None,
         ),
@@ -286,7 +286,7 @@ fn token_cells(
         <tr>
             <th scope="row" class="name">{name}</th>
             <td><span class="tags">{scope_tags}</span></td>
-            <td class="created"><Timestamp at=created_at /></td>
+            <td class="created"><Moment at=created_at /></td>
             <td class="created">{last_used}</td>
             <td>{status}</td>
             <td class="row-actions">

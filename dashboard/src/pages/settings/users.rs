@@ -15,9 +15,9 @@ use crate::{
     components::{
         confirm::ConfirmButton,
         field_error::{FieldError, invalid, retyped},
+        moment::Moment,
         secret::OnceSecret,
         table::{Column, DataTable},
-        timestamp::Timestamp,
     },
     forms::{Problem, SettingsList},
     live,
@@ -245,7 +245,7 @@ fn UserRow(user: User, me: Option<UserId>, users: SettingsList<User>) -> impl In
                     {role_options(stored)}
                 </select>
             </td>
-            <td class="created"><Timestamp at=created_at /></td>
+            <td class="created"><Moment at=created_at /></td>
             <td class="row-actions">
                 <ConfirmButton
                     label="Remove"

@@ -14,8 +14,8 @@ use crate::{
         confirm::ConfirmButton,
         copy_id::CopyId,
         field_error::{FieldError, invalid, retyped},
+        moment::Moment,
         table::{Column, DataTable},
-        timestamp::Timestamp,
     },
     forms::{Problem, SettingsList},
     live,
@@ -164,7 +164,7 @@ fn ZoneRow(zone: Zone, editable: bool, zones: SettingsList<Zone>) -> impl IntoVi
         <tr>
             <th scope="row" class="name">{name.clone()}</th>
             <td><CopyId value=id.to_string() what="zone ID" /></td>
-            <td class="created"><Timestamp at=created_at /></td>
+            <td class="created"><Moment at=created_at /></td>
             {actions}
         </tr>
     }
