@@ -426,6 +426,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("column {column} missing or out of order"));
             from += at + 1;
         }
+        // The shared table, with a sorting button in five of its headers.
+        assert!(html.contains(r#"<table class="data tunnels">"#), "{html}");
+        assert_eq!(html.matches(r#"class="sort-arrow""#).count(), 5, "{html}");
     }
 
     #[test]
