@@ -4,20 +4,28 @@ use leptos::prelude::*;
 
 use crate::forms::Problem;
 
-/// The message of `problem` when it is about `field` (`None`: the form as a whole), with
-/// the `id` its field names in `aria-describedby`. Announced as it appears.
+/// An error line under an input (or above a form's buttons): `message` while there is
+/// one, hidden (taking no space) otherwise. `id` is what the field names in
+/// `aria-describedby`, so the line is always in the page. Announced as it appears.
 #[component]
 pub(crate) fn FieldError(
-    problem: RwSignal<Option<Problem>>,
-    field: Option<&'static str>,
-    id: &'static str,
+    #[prop(into)] message: Signal<Option<String>>,
+    #[prop(optional)] id: Option<&'static str>,
 ) -> impl IntoView {
-    let message = move || problem.with(|p| Problem::message_for(p.as_ref(), field));
     view! {
-        <p id=id class="field-error" role="alert" hidden=move || message().is_none()>
-            {message}
+        <p id=id class="field-error" role="alert" hidden=move || message.with(Option::is_none)>
+            {move || message.get()}
         </p>
     }
+}
+
+/// A [`FieldError`]'s message: `problem`'s when it is about `field` (`None`: the form as a
+/// whole).
+pub(crate) fn problem_message(
+    problem: RwSignal<Option<Problem>>,
+    field: Option<&'static str>,
+) -> Signal<Option<String>> {
+    Signal::derive(move || problem.with(|p| Problem::message_for(p.as_ref(), field)))
 }
 
 /// `aria-invalid` for `field`'s input while `problem` is about it.

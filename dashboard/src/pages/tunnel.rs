@@ -17,7 +17,7 @@ use adit_core::{
 use leptos::{either::EitherOf4, ev::SubmitEvent, html, prelude::*};
 
 use super::{
-    route_forms::{FieldError, HostnameEditor, NetworkForm, Refused, change_configuration},
+    route_forms::{HostnameEditor, NetworkForm, Refused, change_configuration},
     routing::{Environment, HostnameForm, name_problem, user_rules},
 };
 use crate::{
@@ -27,6 +27,7 @@ use crate::{
         chart::{LineChart, Summary, human_bytes},
         copy_id::{CopyCommand, CopyId},
         dialog::Dialog,
+        field_error::FieldError,
         moment::Moment,
         status_badge::StatusBadge,
         table::{Column, DataTable},
@@ -495,7 +496,7 @@ fn RefreshToken(tunnel: Tunnel, panel: RwSignal<Panel>) -> impl IntoView {
                 "The current token stops working at once: running connectors are disconnected "
                 "and must be restarted with the new token."
             </p>
-            <FieldError message=error.into() />
+            <FieldError message=error />
             <div class="form-actions">
                 <button
                     type="button"
@@ -560,7 +561,7 @@ fn DeleteTunnel(
                     }}
                 </p>
             </Show>
-            <FieldError message=error.into() />
+            <FieldError message=error />
             <div class="form-actions">
                 <button
                     type="button"
@@ -730,7 +731,7 @@ fn HostnamesTab(
                 {row(key)}
             </For>
         </DataTable>
-        <FieldError message=error.into() />
+        <FieldError message=error />
         <Show when=move || remote && editor.with(|e| *e == Editor::Closed)>
             <div class="form-actions">
                 <button type="button" class="button primary" on:click=move |_| editor.set(Editor::New)>
@@ -800,7 +801,7 @@ fn NetworksTab(tunnel: TunnelId, ip_routes: Followed<Vec<IpRoute>>) -> impl Into
                 </tr>
             </For>
         </DataTable>
-        <FieldError message=error.into() />
+        <FieldError message=error />
         <h3>"Add a private network"</h3>
         <NetworkForm
             tunnel

@@ -11,7 +11,7 @@ use super::{AdminNeeded, SettingsHeader};
 use crate::{
     components::{
         confirm::ConfirmButton,
-        field_error::{FieldError, invalid, retyped},
+        field_error::{FieldError, invalid, problem_message, retyped},
         moment::Moment,
         secret::OnceSecret,
         table::{Column, DataTable},
@@ -203,18 +203,18 @@ fn CreateToken(
                     aria-describedby="token-name-error"
                     on:input=retyped(problem, "name")
                 />
-                <FieldError problem field=Some("name") id="token-name-error" />
+                <FieldError message=problem_message(problem, Some("name")) id="token-name-error" />
             </div>
             <fieldset class="field" aria-describedby="token-scopes-error">
                 <legend>"Scopes"</legend>
                 {boxes}
-                <FieldError problem field=Some("scopes") id="token-scopes-error" />
+                <FieldError message=problem_message(problem, Some("scopes")) id="token-scopes-error" />
             </fieldset>
             <div class="form-actions">
                 <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>
                     "Create token"
                 </button>
-                <FieldError problem field=None id="token-form-error" />
+                <FieldError message=problem_message(problem, None) id="token-form-error" />
             </div>
         </form>
     }
@@ -291,9 +291,7 @@ fn token_cells(
             <td>{status}</td>
             <td class="row-actions">
                 {actions}
-                <p class="field-error" role="alert" hidden=move || error.with(Option::is_none)>
-                    {move || error.get()}
-                </p>
+                <FieldError message=error />
             </td>
         </tr>
     }
