@@ -5,17 +5,17 @@ use leptos::prelude::*;
 use crate::forms::Problem;
 
 /// An error line under an input (or above a form's buttons): `message` while there is
-/// one, hidden (taking no space) otherwise. `id` is what the field names in
-/// `aria-describedby`, so the line is always in the page. Announced as it appears.
+/// one, and nothing at all (taking no space) while there is none. `id` is what the field
+/// names in `aria-describedby`. Announced as it appears.
 #[component]
 pub(crate) fn FieldError(
     #[prop(into)] message: Signal<Option<String>>,
     #[prop(optional)] id: Option<&'static str>,
 ) -> impl IntoView {
     view! {
-        <p id=id class="field-error" role="alert" hidden=move || message.with(Option::is_none)>
-            {move || message.get()}
-        </p>
+        <Show when=move || message.with(Option::is_some)>
+            <p id=id class="field-error" role="alert">{move || message.get()}</p>
+        </Show>
     }
 }
 
