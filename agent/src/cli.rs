@@ -6,7 +6,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use adit_core::{api, ids::ConnectorId, ingress::Ingress, secret::Secret, token::TunnelToken};
+use adit_core::{
+    api, ids::ConnectorId, ingress::Ingress, secret::Secret, time::Timestamp, token::TunnelToken,
+};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -472,6 +474,16 @@ fn json(out: &mut (dyn Write + Send), value: &impl serde::Serialize) -> Result<(
     Ok(())
 }
 
+/// A time as the tables print it: its RFC 3339 text up to any fraction of a second
+/// (`2026-11-25T01:33:07.5Z` prints `2026-11-25T01:33:07`; a whole second keeps its `Z`).
+fn to_the_second(at: Timestamp) -> String {
+    let text = at.to_string();
+    match text.split_once('.') {
+        Some((whole, _)) => whole.to_owned(),
+        None => text,
+    }
+}
+
 /// `2xedge-a, 1xedge-b`: connections per edge node, as cloudflared prints colos.
 fn edge_summary(connectors: &[api::Connector]) -> String {
     let mut per_edge: BTreeMap<&str, usize> = BTreeMap::new();
@@ -565,7 +577,7 @@ async fn manage(
                     "{:<36}  {:<24}  {:<20}  {:<9}  {}",
                     t.id,
                     t.name,
-                    t.created_at.split('.').next().unwrap_or_default(),
+                    to_the_second(t.created_at),
                     t.status.as_str(),
                     edge_summary(&connectors)
                 )?;
@@ -608,7 +620,7 @@ async fn manage(
                     out,
                     "{:<36}  {:<20}  {:<14}  {:<8}  {:<15}  {}",
                     c.id,
-                    c.registered_at.split('.').next().unwrap_or_default(),
+                    to_the_second(c.registered_at),
                     c.arch,
                     c.version,
                     origin,
@@ -685,7 +697,7 @@ async fn ip_routes(
                 r.comment,
                 r.tunnel_id,
                 r.tunnel_name,
-                r.created_at.split('.').next().unwrap_or_default()
+                to_the_second(r.created_at)
             )?;
         }
         Ok(())
@@ -869,5 +881,12 @@ mod tests {
                 command: IngressCommand::Rule { .. }
             }
         ));
+    }
+
+    #[test]
+    fn tables_print_times_to_the_second_as_before() {
+        let at = |ms| to_the_second(Timestamp::from_unix_ms(ms));
+        assert_eq!(at(1_795_570_387_000), "2026-11-25T01:33:07Z");
+        assert_eq!(at(1_795_570_387_500), "2026-11-25T01:33:07");
     }
 }

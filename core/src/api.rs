@@ -1,8 +1,12 @@
-//! REST DTOs under `/api/v1`, shared by the server, the CLI and the dashboard.
+//! REST DTOs under `/api/v1`, shared by the server, the CLI and the dashboard. Times are
+//! [`Timestamp`]s, which the JSON carries as RFC 3339 text.
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId};
+use crate::{
+    ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId},
+    time::Timestamp,
+};
 
 /// Connections a connector keeps open unless told otherwise (`--ha-connections`).
 pub const HA_CONNECTIONS: u8 = 4;
@@ -86,18 +90,17 @@ pub struct Tunnel {
     pub id: TunnelId,
     pub account_id: AccountId,
     pub name: String,
-    /// RFC 3339.
-    pub created_at: String,
+    pub created_at: Timestamp,
     pub status: TunnelStatus,
     pub connectors: u32,
     pub connections: u32,
     pub routes: Vec<String>,
     #[serde(default)]
     pub config_src: ConfigSource,
-    /// RFC 3339: when the oldest connection open now was opened (the tunnel's uptime);
+    /// When the oldest connection open now was opened (the tunnel's uptime);
     /// `None` while the tunnel has no connection.
     #[serde(default)]
-    pub connected_since: Option<String>,
+    pub connected_since: Option<Timestamp>,
 }
 
 /// What changed in an account, as `GET /api/v1/events` announces it: one Server-Sent Event
@@ -143,8 +146,8 @@ pub struct TunnelConfiguration {
     /// `None` until the first PUT (remote) or the first connector report (local).
     pub config: Option<crate::ingress::IngressConfig>,
     pub source: ConfigSource,
-    /// RFC 3339: when this version was written; `None` with no configuration.
-    pub created_at: Option<String>,
+    /// When this version was written; `None` with no configuration.
+    pub created_at: Option<Timestamp>,
 }
 
 /// The body of `PUT /api/v1/tunnels/{tunnel}/configurations`.
@@ -169,7 +172,7 @@ pub struct Route {
     pub id: RouteId,
     pub tunnel_id: TunnelId,
     pub hostname: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,7 +188,7 @@ pub struct IpRoute {
     pub tunnel_name: String,
     pub network: String,
     pub comment: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,8 +202,8 @@ pub struct CreateIpRoute {
 /// One minute of a tunnel's traffic (latencies are upper bounds of coarse buckets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrafficPoint {
-    /// Start of the minute, RFC 3339.
-    pub at: String,
+    /// Start of the minute.
+    pub at: Timestamp,
     pub requests: u64,
     pub errors: u64,
     pub bytes_in: u64,
@@ -222,7 +225,7 @@ pub struct Connection {
     pub id: ConnectionId,
     pub index: u8,
     pub edge: String,
-    pub opened_at: String,
+    pub opened_at: Timestamp,
     pub origin_ip: String,
 }
 
@@ -233,7 +236,7 @@ pub struct Connector {
     pub version: String,
     pub arch: String,
     pub hostname: String,
-    pub registered_at: String,
+    pub registered_at: Timestamp,
     /// How many data connections it keeps (`--ha-connections`).
     #[serde(default = "default_ha_connections")]
     pub ha_connections: u8,
@@ -260,8 +263,8 @@ fn default_ha_connections() -> u8 {
 pub struct OriginHealth {
     /// An origin answered the latest request (whatever its status).
     pub reachable: bool,
-    /// RFC 3339: when.
-    pub checked_at: String,
+    /// When that request went through.
+    pub checked_at: Timestamp,
     /// The connector's error code when no origin could be reached, e.g.
     /// `origin_unreachable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -335,8 +338,8 @@ pub struct Session {
     pub role: crate::identity::Role,
     /// Sent back as `X-CSRF-Token` on every state-changing request made with the cookie.
     pub csrf_token: String,
-    /// RFC 3339: when the cookie must be renewed by (any request within does it).
-    pub expires_at: String,
+    /// When the cookie must be renewed by (any request within does it).
+    pub expires_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -344,8 +347,7 @@ pub struct User {
     pub id: crate::ids::UserId,
     pub email: crate::identity::Email,
     pub role: crate::identity::Role,
-    /// RFC 3339.
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 /// `POST /api/v1/users`: an admin adds a user to the account.
@@ -378,10 +380,9 @@ pub struct ApiToken {
     pub id: crate::ids::ApiTokenId,
     pub name: String,
     pub scopes: crate::identity::Scopes,
-    /// RFC 3339.
-    pub created_at: String,
-    pub last_used_at: Option<String>,
-    pub revoked_at: Option<String>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
 }
 
 /// The longest API token name, in characters (the server refuses longer ones; the
@@ -406,8 +407,7 @@ pub struct CreatedApiToken {
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
-    /// RFC 3339.
-    pub at: String,
+    pub at: Timestamp,
     /// `user:ada@example.com`, `token:ci (id)`, or `system`.
     pub actor: String,
     /// `tunnel.create`, `route.delete`, `login`, `login.failed`, …
@@ -424,8 +424,7 @@ pub struct AuditEntry {
 pub struct Zone {
     pub id: crate::ids::ZoneId,
     pub name: String,
-    /// RFC 3339.
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 /// `POST /api/v1/zones`.

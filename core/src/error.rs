@@ -86,6 +86,9 @@ pub enum Error {
     /// A duration that is neither a Go duration string (`1m30s`) nor whole seconds.
     #[error("invalid duration {value:?}: {reason}")]
     InvalidDuration { value: String, reason: &'static str },
+    /// Text that is not an RFC 3339 time (`2026-11-25T01:33:07Z`).
+    #[error("invalid RFC 3339 time {text:?}: {reason}")]
+    InvalidTimestamp { text: String, reason: &'static str },
     // --- private-network routes (CIDR) ---
     /// Text that is not an IP address or `address/prefix-length`.
     #[error("invalid IP network {input:?}: {reason}")]

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod ids;
 pub mod ingress;
 pub mod secret;
+pub mod time;
 pub mod token;
 pub mod wire;
 

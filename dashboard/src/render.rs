@@ -111,14 +111,14 @@ mod tests {
             id: id.parse().unwrap(),
             account_id: ACCOUNT.parse().unwrap(),
             name: name.to_owned(),
-            created_at: "2026-11-25T01:33:07Z".to_owned(),
+            created_at: "2026-11-25T01:33:07Z".parse().unwrap(),
             status,
             connectors: 1,
             connections: 4,
             routes: routes.iter().map(|r| (*r).to_owned()).collect(),
             config_src: Default::default(),
             connected_since: matches!(status, TunnelStatus::Healthy | TunnelStatus::Degraded)
-                .then(|| "2026-11-25T01:28:07Z".to_owned()),
+                .then(|| "2026-11-25T01:28:07Z".parse().unwrap()),
         }
     }
 
@@ -130,7 +130,7 @@ mod tests {
             account: "default".into(),
             role: adit_core::identity::Role::Admin,
             csrf_token: "csrf-<token>".into(),
-            expires_at: "2026-11-25T01:48:07Z".into(),
+            expires_at: "2026-11-25T01:48:07Z".parse().unwrap(),
         }
     }
 
@@ -316,7 +316,7 @@ mod tests {
             user_code: "BCDF-GHJK".into(),
             client: "adit on <script>".into(),
             source_ip: "192.0.2.7".into(),
-            requested_at: "2026-11-26T10:00:00Z".into(),
+            requested_at: "2026-11-26T10:00:00Z".parse().unwrap(),
             expires_in_minutes: 9,
         });
         assert!(html.contains("adit on &lt;script&gt;"), "{html}");
@@ -426,6 +426,9 @@ mod tests {
                 .unwrap_or_else(|| panic!("column {column} missing or out of order"));
             from += at + 1;
         }
+        // The shared table, with a sorting button in five of its headers.
+        assert!(html.contains(r#"<table class="data tunnels">"#), "{html}");
+        assert_eq!(html.matches(r#"class="sort-arrow""#).count(), 5, "{html}");
     }
 
     #[test]
@@ -474,7 +477,6 @@ mod tests {
             "<img src=x onerror=alert(2)>.example.com".to_owned(),
             "a&b.example.com".to_owned(),
         ];
-        t.created_at = "\"><script>alert(3)</script>".to_owned();
         let html = tunnels_page(&[t]);
         let body = &html[html.find("<body>").unwrap()..];
         assert!(!body.contains("<script"), "{body}");
@@ -488,23 +490,42 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("a&amp;b.example.com"), "{body}");
-        // In attributes the quote is escaped too, so the value cannot be closed early.
-        assert!(!body.contains("datetime=\"\">"), "{body}");
+
+        // In attributes the quote is escaped too, so the value cannot be closed early: a
+        // rule's hostname (stored as written) names its Edit and Delete buttons.
+        let html = tunnel_page_with(
+            ConfigSource::Remote,
+            serde_json::json!({
+                "ingress": [
+                    {"hostname": "\"><script>alert(3)</script>", "service": "http://localhost:8080"},
+                    {"service": "http_status:404"}
+                ]
+            }),
+        );
+        let body = &html[html.find("<body>").unwrap()..];
+        assert!(!body.contains("<script"), "{body}");
+        assert!(!body.contains("aria-label=\"Edit \">"), "{body}");
         assert!(body.contains("&quot;&gt;&lt;script&gt;alert(3)"), "{body}");
     }
 
     fn tunnel_page(source: ConfigSource) -> String {
+        tunnel_page_with(
+            source,
+            serde_json::json!({
+                "ingress": [
+                    {"hostname": "app.example.com", "service": "http://localhost:8080"},
+                    {"hostname": "ssh.example.com", "path": "^/x", "service": "ssh://localhost:22"},
+                    {"service": "http_status:404"}
+                ]
+            }),
+        )
+    }
+
+    fn tunnel_page_with(source: ConfigSource, config: serde_json::Value) -> String {
         use adit_core::ingress::IngressConfig;
         let mut tunnel = sample().remove(0);
         tunnel.config_src = source;
-        let config: IngressConfig = serde_json::from_value(serde_json::json!({
-            "ingress": [
-                {"hostname": "app.example.com", "service": "http://localhost:8080"},
-                {"hostname": "ssh.example.com", "path": "^/x", "service": "ssh://localhost:22"},
-                {"service": "http_status:404"}
-            ]
-        }))
-        .unwrap();
+        let config: IngressConfig = serde_json::from_value(config).unwrap();
         let data = PageData {
             session: Some(session()),
             now_ms: NOW_MS,
@@ -514,7 +535,7 @@ mod tests {
                     version: 3,
                     config: Some(config),
                     source,
-                    created_at: Some("2026-11-25T01:40:00Z".into()),
+                    created_at: Some("2026-11-25T01:40:00Z".parse().unwrap()),
                 },
                 tunnel,
                 connectors: vec![],

@@ -4,20 +4,28 @@ use leptos::prelude::*;
 
 use crate::forms::Problem;
 
-/// The message of `problem` when it is about `field` (`None`: the form as a whole), with
-/// the `id` its field names in `aria-describedby`. Announced as it appears.
+/// An error line under an input (or above a form's buttons): `message` while there is
+/// one, and nothing at all (taking no space) while there is none. `id` is what the field
+/// names in `aria-describedby`. Announced as it appears.
 #[component]
 pub(crate) fn FieldError(
+    #[prop(into)] message: Signal<Option<String>>,
+    #[prop(optional)] id: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <Show when=move || message.with(Option::is_some)>
+            <p id=id class="field-error" role="alert">{move || message.get()}</p>
+        </Show>
+    }
+}
+
+/// A [`FieldError`]'s message: `problem`'s when it is about `field` (`None`: the form as a
+/// whole).
+pub(crate) fn problem_message(
     problem: RwSignal<Option<Problem>>,
     field: Option<&'static str>,
-    id: &'static str,
-) -> impl IntoView {
-    let message = move || problem.with(|p| Problem::message_for(p.as_ref(), field));
-    view! {
-        <p id=id class="field-error" role="alert" hidden=move || message().is_none()>
-            {message}
-        </p>
-    }
+) -> Signal<Option<String>> {
+    Signal::derive(move || problem.with(|p| Problem::message_for(p.as_ref(), field)))
 }
 
 /// `aria-invalid` for `field`'s input while `problem` is about it.

@@ -1,5 +1,6 @@
-//! The one table the pages draw lists with: a card around a `<table>`, its header row,
-//! the rows a page passes as children, and a line that says when there are none.
+//! The one table the pages draw lists with: a card around a `<table>`, its header row
+//! (with headers that sort it, where a page asks for them), the rows a page passes as
+//! children, and a line that says when there are none.
 
 use leptos::prelude::*;
 
@@ -11,6 +12,18 @@ pub(crate) struct Column {
     numeric: bool,
     /// The row actions' column: its name is for screen readers only.
     actions: bool,
+    /// Set when the table can be sorted by this column.
+    sort: Option<ColumnSort>,
+}
+
+/// What a sortable column's header knows of the table's order.
+#[derive(Debug, Clone, Copy)]
+struct ColumnSort {
+    /// `aria-sort`: `ascending` or `descending` while the table is sorted by this column,
+    /// `None` while it is sorted by another.
+    order: Signal<Option<&'static str>>,
+    /// What a click on the header does: sort by this column, or flip its order.
+    toggle: Callback<()>,
 }
 
 impl Column {
@@ -19,6 +32,7 @@ impl Column {
             label,
             numeric: false,
             actions: false,
+            sort: None,
         }
     }
 
@@ -36,10 +50,29 @@ impl Column {
             ..Self::new("Actions")
         }
     }
+
+    /// The same column with a header that sorts the table: a button (so it is reachable
+    /// and usable by keyboard) inside a `<th>` whose `aria-sort` tells the current order.
+    /// `order` gives `ascending` or `descending` while the table is sorted by this column,
+    /// `None` otherwise; `toggle` runs on a click.
+    pub(crate) fn sortable(
+        self,
+        order: impl Fn() -> Option<&'static str> + Send + Sync + 'static,
+        toggle: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            sort: Some(ColumnSort {
+                order: Signal::derive(order),
+                toggle: Callback::new(move |()| toggle()),
+            }),
+            ..self
+        }
+    }
 }
 
 /// `columns` over the rows in `children` (`<tr>`s, keyed by id by the caller's `<For>`);
-/// `empty_text` shows under the header while `empty`. `class` is added to the table's
+/// `empty_text`, followed by `empty_action` if given (a button that clears a filter, say),
+/// shows under the header while `empty`. `class` is added to the table's
 /// (`data connectors`, …); `live` announces changed rows to screen readers.
 #[component]
 pub(crate) fn DataTable(
@@ -47,24 +80,11 @@ pub(crate) fn DataTable(
     columns: Vec<Column>,
     #[prop(into)] empty: Signal<bool>,
     #[prop(into)] empty_text: Signal<String>,
+    #[prop(optional, into)] empty_action: Option<ViewFn>,
     #[prop(optional)] live: bool,
     children: Children,
 ) -> impl IntoView {
-    let headers = columns
-        .into_iter()
-        .map(|column| {
-            let label = if column.actions {
-                view! { <span class="visually-hidden">{column.label}</span> }.into_any()
-            } else {
-                column.label.into_any()
-            };
-            view! {
-                <th scope="col" class:num=column.numeric class:row-actions=column.actions>
-                    {label}
-                </th>
-            }
-        })
-        .collect_view();
+    let headers = columns.into_iter().map(header).collect_view();
     view! {
         <div class="table-card">
             <table class=format!("data {class}")>
@@ -74,8 +94,56 @@ pub(crate) fn DataTable(
                 <tbody aria-live=live.then_some("polite")>{children()}</tbody>
             </table>
             <Show when=move || empty.get()>
-                <p class="no-match">{move || empty_text.get()}</p>
+                <p class="no-match">
+                    {move || empty_text.get()}
+                    {empty_action.as_ref().map(ViewFn::run)}
+                </p>
             </Show>
         </div>
+    }
+}
+
+fn header(column: Column) -> AnyView {
+    let Column {
+        label,
+        numeric,
+        actions,
+        sort,
+    } = column;
+    match sort {
+        Some(ColumnSort { order, toggle }) => {
+            let arrow = move || match order.get() {
+                Some("ascending") => "↑",
+                Some(_) => "↓",
+                None => "↕",
+            };
+            view! {
+                <th scope="col" class:num=numeric aria-sort=move || order.get()>
+                    <button
+                        type="button"
+                        class="sort"
+                        class:sorted=move || order.get().is_some()
+                        on:click=move |_| toggle.run(())
+                    >
+                        {label}
+                        <span class="sort-arrow" aria-hidden="true">{arrow}</span>
+                    </button>
+                </th>
+            }
+            .into_any()
+        }
+        None => {
+            let label = if actions {
+                view! { <span class="visually-hidden">{label}</span> }.into_any()
+            } else {
+                label.into_any()
+            };
+            view! {
+                <th scope="col" class:num=numeric class:row-actions=actions>
+                    {label}
+                </th>
+            }
+            .into_any()
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! user checks the code and who asks, then approves or denies. Plain forms, so it works
 //! before (and without) any script.
 
+use adit_core::time::Timestamp;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,7 @@ pub enum DeviceView {
         user_code: String,
         client: String,
         source_ip: String,
-        requested_at: String,
+        requested_at: Timestamp,
         expires_in_minutes: u64,
     },
     /// The user decided.
@@ -40,6 +41,7 @@ pub(crate) fn DevicePage(view: DeviceView, account: String, csrf_token: String) 
         .into_any(),
         DeviceView::Confirm { user_code, client, source_ip, requested_at, expires_in_minutes } => {
             let (deny_code, deny_csrf) = (user_code.clone(), csrf_token.clone());
+            let requested_at = requested_at.to_string();
             let shown_at = requested_at.clone();
             view! {
                 <p>

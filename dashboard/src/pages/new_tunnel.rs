@@ -7,14 +7,14 @@ use adit_core::api::{ChangeKind, Connector, IpRoute, Tunnel, TunnelConfiguration
 use leptos::{either::EitherOf4, ev::SubmitEvent, html, prelude::*};
 
 use super::{
-    route_forms::{FieldError, HostnameEditor, NetworkForm},
+    route_forms::{HostnameEditor, NetworkForm},
     routing::{Environment, HostnameForm, name_problem, user_rules},
     tunnel::ConnectorTable,
 };
 use crate::{
     Error,
     api::{Api, use_api},
-    components::{copy_id::CopyCommand, tabs::Tabs},
+    components::{copy_id::CopyCommand, field_error::FieldError, tabs::Tabs},
     live::{self, focus_in, origin},
 };
 

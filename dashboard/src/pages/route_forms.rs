@@ -15,6 +15,7 @@ use super::routing::{
 use crate::{
     Error,
     api::{Api, use_api},
+    components::field_error::FieldError,
 };
 
 /// Why a change of the configuration was not saved.
@@ -70,16 +71,6 @@ fn problem_at(problem: RwSignal<FieldProblem>, field: Field) -> impl Fn() -> Opt
                 .filter(|(at, _)| *at == field)
                 .map(|(_, message)| message.clone())
         })
-    }
-}
-
-/// An error line under an input; empty (and taking no space) while there is none.
-#[component]
-pub(crate) fn FieldError(message: Signal<Option<String>>) -> impl IntoView {
-    view! {
-        <Show when=move || message.with(Option::is_some)>
-            <p class="field-error" role="alert">{move || message.get()}</p>
-        </Show>
     }
 }
 
@@ -266,7 +257,7 @@ pub(crate) fn HostnameEditor(
                     </div>
                 </div>
             </details>
-            <FieldError message=general.into() />
+            <FieldError message=general />
             <div class="form-actions">
                 <button type="submit" class="button primary" disabled=move || saving.get()>
                     "Save hostname"
@@ -328,7 +319,7 @@ pub(crate) fn NetworkForm(tunnel: TunnelId, on_added: Callback<IpRoute>) -> impl
                             bind:value=network
                         />
                     </label>
-                    <FieldError message=network_error.into() />
+                    <FieldError message=network_error />
                 </div>
                 <div class="field wide">
                     <label>
@@ -337,7 +328,7 @@ pub(crate) fn NetworkForm(tunnel: TunnelId, on_added: Callback<IpRoute>) -> impl
                     </label>
                 </div>
             </div>
-            <FieldError message=general.into() />
+            <FieldError message=general />
             <div class="form-actions">
                 <button type="submit" class="button primary" disabled=move || saving.get()>
                     "Add network"

@@ -1,11 +1,14 @@
 //! Which tunnels the table shows, and in what order: the search, the status filter and
 //! the sort, as pure functions of the list (the page applies them reactively).
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 
-use adit_core::api::{Tunnel, TunnelStatus};
+use adit_core::{
+    api::{Tunnel, TunnelStatus},
+    time::Timestamp,
+};
 
-use crate::{components::status_badge::status_label, time::unix_ms};
+use crate::components::status_badge::status_label;
 
 /// The status filter's choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -151,9 +154,7 @@ fn compare(a: &Tunnel, b: &Tunnel, key: SortKey) -> Ordering {
             .then_with(|| a.name.cmp(&b.name)),
         SortKey::Status => status_rank(a.status).cmp(&status_rank(b.status)),
         SortKey::Connectors => (a.connectors, a.connections).cmp(&(b.connectors, b.connections)),
-        SortKey::Created => {
-            (unix_ms(&a.created_at), &a.created_at).cmp(&(unix_ms(&b.created_at), &b.created_at))
-        }
+        SortKey::Created => a.created_at.cmp(&b.created_at),
         SortKey::Uptime => uptime_rank(a).cmp(&uptime_rank(b)),
     }
 }
@@ -169,12 +170,8 @@ fn status_rank(status: TunnelStatus) -> u8 {
 
 /// Grows with the uptime: a later start is a shorter uptime, and no connection is the
 /// shortest of all.
-fn uptime_rank(tunnel: &Tunnel) -> i64 {
-    tunnel
-        .connected_since
-        .as_deref()
-        .and_then(unix_ms)
-        .map_or(i64::MIN, |since| -since)
+fn uptime_rank(tunnel: &Tunnel) -> Option<Reverse<Timestamp>> {
+    tunnel.connected_since.map(Reverse)
 }
 
 #[cfg(test)]
@@ -188,7 +185,7 @@ mod tests {
                 .unwrap(),
             account_id: "0b6a3e52-7f4c-4a57-9d0e-3f1f0c8f2a10".parse().unwrap(),
             name: name.to_owned(),
-            created_at: format!("2026-11-{:02}T10:00:00Z", 10 + n),
+            created_at: format!("2026-11-{:02}T10:00:00Z", 10 + n).parse().unwrap(),
             status,
             connectors: u32::from(n % 3),
             connections: u32::from(n % 3) * 4,
@@ -206,9 +203,9 @@ mod tests {
             tunnel(4, "api", TunnelStatus::Inactive),
             tunnel(5, "web-staging", TunnelStatus::Healthy),
         ];
-        v[0].connected_since = Some("2026-11-20T08:00:00Z".into());
-        v[2].connected_since = Some("2026-11-21T08:00:00.5Z".into());
-        v[4].connected_since = Some("2026-11-21T08:00:00Z".into());
+        v[0].connected_since = Some("2026-11-20T08:00:00Z".parse().unwrap());
+        v[2].connected_since = Some("2026-11-21T08:00:00.5Z".parse().unwrap());
+        v[4].connected_since = Some("2026-11-21T08:00:00Z".parse().unwrap());
         v
     }
 

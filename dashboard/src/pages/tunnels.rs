@@ -13,9 +13,14 @@ use super::tunnel_filter::{Sort, SortKey, StatusFilter, visible};
 use crate::{
     Error,
     api::use_api,
-    components::{copy_id::CopyId, status_badge::StatusBadge, timestamp::Timestamp},
+    components::{
+        copy_id::CopyId,
+        moment::Moment,
+        status_badge::StatusBadge,
+        table::{Column, DataTable},
+    },
     live::{self, use_live},
-    time::{unix_ms, uptime},
+    time::uptime,
 };
 
 /// The command that creates a tunnel, shown in the empty state.
@@ -190,6 +195,13 @@ fn TunnelTable(tunnels: RwSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl Int
         query.set(String::new());
         status.set(StatusFilter::All);
     };
+    // A header that sorts by `key`, and flips the order when it already does.
+    let sortable = |column: Column, key: SortKey| {
+        column.sortable(
+            move || sort.get().aria(key),
+            move || sort.update(|s| *s = s.toggle(key)),
+        )
+    };
     view! {
         <div class="toolbar">
             <input
@@ -210,65 +222,33 @@ fn TunnelTable(tunnels: RwSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl Int
             </label>
             <span class="count" aria-live="polite">{count}</span>
         </div>
-        <div class="table-card">
-            <table class="tunnels">
-                <thead>
-                    <tr>
-                        <SortHeader label="Name" key=SortKey::Name sort />
-                        <SortHeader label="Status" key=SortKey::Status sort />
-                        <th scope="col">"Tunnel ID"</th>
-                        <SortHeader label="Connectors" key=SortKey::Connectors sort numeric=true />
-                        <th scope="col">"Routes"</th>
-                        <SortHeader label="Created" key=SortKey::Created sort />
-                        <SortHeader label="Uptime" key=SortKey::Uptime sort />
-                    </tr>
-                </thead>
-                <tbody>
-                    // Keyed by id: rows keep their DOM (and focus) when the list is re-read
-                    // or re-sorted, and a row's cells follow its tunnel.
-                    <For each=move || shown.get() key=|t| t.id let(tunnel)>
-                        <TunnelRow id=tunnel.id tunnels now />
-                    </For>
-                </tbody>
-            </table>
-            <Show when=move || shown.with(Vec::is_empty)>
-                <p class="no-match">
-                    "No tunnels match. "
+        <DataTable
+            class="tunnels"
+            columns=vec![
+                sortable(Column::new("Name"), SortKey::Name),
+                sortable(Column::new("Status"), SortKey::Status),
+                Column::new("Tunnel ID"),
+                sortable(Column::numeric("Connectors"), SortKey::Connectors),
+                Column::new("Routes"),
+                sortable(Column::new("Created"), SortKey::Created),
+                sortable(Column::new("Uptime"), SortKey::Uptime),
+            ]
+            empty=Signal::derive(move || shown.with(Vec::is_empty))
+            empty_text="No tunnels match. ".to_owned()
+            empty_action=move || {
+                view! {
                     <button type="button" class="button link" on:click=clear>
                         "Clear the search and filter"
                     </button>
-                </p>
-            </Show>
-        </div>
-    }
-}
-
-/// A column header that sorts by its column: a button (so it is reachable and usable by
-/// keyboard) inside a `<th>` whose `aria-sort` tells the current order.
-#[component]
-fn SortHeader(
-    label: &'static str,
-    key: SortKey,
-    sort: RwSignal<Sort>,
-    #[prop(optional)] numeric: bool,
-) -> impl IntoView {
-    let arrow = move || match sort.get().aria(key) {
-        Some("ascending") => "↑",
-        Some(_) => "↓",
-        None => "↕",
-    };
-    view! {
-        <th scope="col" class:num=numeric aria-sort=move || sort.get().aria(key)>
-            <button
-                type="button"
-                class="sort"
-                class:sorted=move || sort.get().key == key
-                on:click=move |_| sort.update(|s| *s = s.toggle(key))
-            >
-                {label}
-                <span class="sort-arrow" aria-hidden="true">{arrow}</span>
-            </button>
-        </th>
+                }
+            }
+        >
+            // Keyed by id: rows keep their DOM (and focus) when the list is re-read or
+            // re-sorted, and a row's cells follow its tunnel.
+            <For each=move || shown.get() key=|t| t.id let(tunnel)>
+                <TunnelRow id=tunnel.id tunnels now />
+            </For>
+        </DataTable>
     }
 }
 
@@ -302,9 +282,9 @@ fn tunnel_cells(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
         n => Some(format!("{n} connections")),
     }
     .map(|text| view! { <span class="sub">{text}</span> });
-    let uptime_cell = match connected_since.as_deref().and_then(unix_ms) {
+    let uptime_cell = match connected_since {
         Some(since) => Either::Left(view! {
-            <td class="uptime">{move || uptime(since, now.get())}</td>
+            <td class="uptime">{move || uptime(since.unix_ms(), now.get())}</td>
         }),
         None => Either::Right(view! {
             <td class="uptime muted">
@@ -320,7 +300,7 @@ fn tunnel_cells(tunnel: Tunnel, now: ReadSignal<i64>) -> impl IntoView {
             <td><CopyId value=id.to_string() what="tunnel ID" short=true /></td>
             <td class="num">{connectors}{connections}</td>
             <td>{routes}</td>
-            <td class="created"><Timestamp at=created_at /></td>
+            <td class="created"><Moment at=created_at /></td>
             {uptime_cell}
         </tr>
     }

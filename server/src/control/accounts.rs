@@ -7,11 +7,12 @@ use adit_core::{
     identity::{Email, Role, Scopes},
     ids::{AccountId, ApiTokenId, UserId, ZoneId},
     secret::Secret,
+    time::Timestamp,
 };
 
 use crate::{
     Error,
-    clock::{now_ms, rfc3339},
+    clock::now_ms,
     control::Control,
     identity::auth::{PasswordHashing, Principal, check_password_strength, generate_password},
     storage::{ApiTokenRow, AuditRow, Storage, UserRow},
@@ -26,7 +27,7 @@ fn user_view(user: UserRow, role: Role) -> api::User {
         id: user.id,
         email: user.email,
         role,
-        created_at: rfc3339(user.created_at),
+        created_at: Timestamp::from_unix_ms(user.created_at),
     }
 }
 
@@ -35,9 +36,9 @@ fn token_view(row: ApiTokenRow) -> api::ApiToken {
         id: row.id,
         name: row.name,
         scopes: row.scopes,
-        created_at: rfc3339(row.created_at),
-        last_used_at: row.last_used_at.map(rfc3339),
-        revoked_at: row.revoked_at.map(rfc3339),
+        created_at: Timestamp::from_unix_ms(row.created_at),
+        last_used_at: row.last_used_at.map(Timestamp::from_unix_ms),
+        revoked_at: row.revoked_at.map(Timestamp::from_unix_ms),
     }
 }
 
@@ -292,7 +293,7 @@ impl Control {
         Ok(api::Zone {
             id,
             name: zone.to_string(),
-            created_at: rfc3339(created_at),
+            created_at: Timestamp::from_unix_ms(created_at),
         })
     }
 
@@ -322,7 +323,7 @@ impl Control {
             .map(|(id, _, name, created_at)| api::Zone {
                 id,
                 name,
-                created_at: rfc3339(created_at),
+                created_at: Timestamp::from_unix_ms(created_at),
             })
             .collect())
     }
@@ -394,7 +395,7 @@ impl Control {
         Ok(rows
             .into_iter()
             .map(|r| api::AuditEntry {
-                at: rfc3339(r.at),
+                at: Timestamp::from_unix_ms(r.at),
                 actor: r.actor,
                 action: r.action,
                 target: r.target,

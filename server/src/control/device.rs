@@ -6,12 +6,12 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use adit_core::{api, identity::Role, ids::AccountId};
+use adit_core::{api, identity::Role, ids::AccountId, time::Timestamp};
 use rand::Rng;
 
 use crate::{
     Error,
-    clock::{now_ms, rfc3339},
+    clock::now_ms,
     control::Control,
     error::DeviceLoginWait,
     identity::auth::{Actor, Principal},
@@ -46,8 +46,7 @@ pub struct PendingDeviceLogin {
     pub user_code: String,
     pub client: String,
     pub source_ip: String,
-    /// RFC 3339.
-    pub requested_at: String,
+    pub requested_at: Timestamp,
     pub expires_in: Duration,
 }
 
@@ -165,7 +164,7 @@ impl Control {
                 user_code: display_user_code(&row.user_code),
                 client: row.client,
                 source_ip: row.source_ip,
-                requested_at: rfc3339(row.created_at),
+                requested_at: Timestamp::from_unix_ms(row.created_at),
                 expires_in: Duration::from_millis(
                     u64::try_from(row.expires_at - now).unwrap_or_default(),
                 ),
@@ -292,7 +291,10 @@ impl Control {
             role: Some(role),
             renewed: None,
         };
-        let name = format!("adit login: {client} ({})", rfc3339(now_ms()));
+        let name = format!(
+            "adit login: {client} ({})",
+            Timestamp::from_unix_ms(now_ms())
+        );
         let name: String = name.chars().take(api::API_TOKEN_NAME_MAX).collect();
         let token = self
             .create_api_token(&principal, &name, role.scopes())

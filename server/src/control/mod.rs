@@ -22,13 +22,14 @@ use adit_core::{
     cidr::{IpNet, longest_match},
     hostname::HostPattern,
     ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId, TunnelName},
+    time::Timestamp,
     token::TunnelToken,
     wire::{DataHello, RejectCode},
 };
 
 use crate::{
     Error,
-    clock::{now_ms, rfc3339},
+    clock::now_ms,
     control::quick::{QuickTunnels, random_hostname},
     control::{
         changes::{Changes, ConfigEvents},
@@ -421,7 +422,7 @@ impl Control {
                     id: k.id,
                     index: k.index,
                     edge: k.edge,
-                    opened_at: rfc3339(k.opened_at),
+                    opened_at: Timestamp::from_unix_ms(k.opened_at),
                     origin_ip: k.origin_ip,
                 })
                 .collect();
@@ -431,13 +432,13 @@ impl Control {
                 version: c.version,
                 arch: c.arch,
                 hostname: c.hostname,
-                registered_at: rfc3339(c.registered_at),
+                registered_at: Timestamp::from_unix_ms(c.registered_at),
                 ha_connections: c.ha_connections,
                 connections,
                 origin_health: self.registry.origin_health(row.id, c.id).map(|o| {
                     api::OriginHealth {
                         reachable: o.reachable,
-                        checked_at: rfc3339(o.at_ms),
+                        checked_at: Timestamp::from_unix_ms(o.at_ms),
                         error: o.error,
                     }
                 }),
@@ -652,7 +653,7 @@ impl Control {
         Ok(rows
             .into_iter()
             .map(|t| api::TrafficPoint {
-                at: rfc3339(t.minute),
+                at: Timestamp::from_unix_ms(t.minute),
                 requests: unsigned(t.requests),
                 errors: unsigned(t.errors),
                 bytes_in: unsigned(t.bytes_in),
@@ -819,7 +820,7 @@ fn ip_route_view(route: IpRouteRow, tunnel_name: String) -> api::IpRoute {
         tunnel_name,
         network: route.network,
         comment: route.comment,
-        created_at: rfc3339(route.created_at),
+        created_at: Timestamp::from_unix_ms(route.created_at),
     }
 }
 
@@ -852,7 +853,7 @@ fn tunnel_view(summary: TunnelSummary, hostnames: Vec<String>) -> api::Tunnel {
         id: row.id,
         account_id: row.account_id,
         name: row.name,
-        created_at: rfc3339(row.created_at),
+        created_at: Timestamp::from_unix_ms(row.created_at),
         status: api::TunnelStatus::derive(
             row.conns_active_at.is_some(),
             count(summary.expected_connections),
@@ -862,7 +863,7 @@ fn tunnel_view(summary: TunnelSummary, hostnames: Vec<String>) -> api::Tunnel {
         connections,
         routes: hostnames,
         config_src: row.config_src,
-        connected_since: summary.connected_since.map(rfc3339),
+        connected_since: summary.connected_since.map(Timestamp::from_unix_ms),
     }
 }
 
@@ -871,7 +872,7 @@ fn route_view(route: RouteRow) -> api::Route {
         id: route.id,
         tunnel_id: route.tunnel_id,
         hostname: route.hostname,
-        created_at: rfc3339(route.created_at),
+        created_at: Timestamp::from_unix_ms(route.created_at),
     }
 }
 

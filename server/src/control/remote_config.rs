@@ -9,13 +9,14 @@ use adit_core::{
     hostname::HostPattern,
     ids::{AccountId, TunnelId},
     ingress::IngressConfig,
+    time::Timestamp,
 };
 use futures_util::Stream;
 use tokio::sync::broadcast;
 
 use crate::{
     Error,
-    clock::{now_ms, rfc3339},
+    clock::now_ms,
     control::{Control, check_route_free},
     storage::{ConfigChange, StoredConfig, TunnelRow},
 };
@@ -106,7 +107,7 @@ impl Control {
             version,
             config: Some(config),
             source: ConfigSource::Remote,
-            created_at: Some(rfc3339(at)),
+            created_at: Some(Timestamp::from_unix_ms(at)),
         })
     }
 
@@ -263,7 +264,7 @@ fn configuration_view(
         version: stored.version,
         config,
         source: row.config_src,
-        created_at: stored.updated_at.map(rfc3339),
+        created_at: stored.updated_at.map(Timestamp::from_unix_ms),
     })
 }
 

@@ -17,6 +17,7 @@ use adit_core::{
     identity::{Email, Role, Scope, Scopes},
     ids::{AccountId, ApiTokenId, SessionId, UserId},
     secret::Secret,
+    time::Timestamp,
 };
 use argon2::{
     Argon2, Block, Params, PasswordHash, PasswordHasher, Version, password_hash::SaltString,
@@ -27,7 +28,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     Error,
-    clock::{now_ms, rfc3339},
+    clock::now_ms,
     storage::{SessionRow, SigningKeyRow, Storage, UserRow},
     trust::secrets::{ServerKey, random_urlsafe, sha256_hex},
 };
@@ -439,7 +440,7 @@ impl Auth {
                 account: account_name,
                 role,
                 csrf_token: csrf,
-                expires_at: rfc3339(now + ms(TOKEN_TTL)),
+                expires_at: Timestamp::from_unix_ms(now + ms(TOKEN_TTL)),
             },
             jwt,
         };
@@ -641,7 +642,9 @@ impl Auth {
             account: self.storage.account_name(principal.account).await?,
             role: principal.role.unwrap_or(Role::Viewer),
             csrf_token: session.csrf.clone(),
-            expires_at: rfc3339(i64::try_from(session.expires_at).unwrap_or_default() * 1000),
+            expires_at: Timestamp::from_unix_ms(
+                i64::try_from(session.expires_at).unwrap_or_default() * 1000,
+            ),
         })
     }
 

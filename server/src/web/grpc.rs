@@ -51,18 +51,12 @@ fn bearer(metadata: &MetadataMap) -> Option<&str> {
         .and_then(auth::bearer)
 }
 
-fn ms(rfc3339: &str) -> i64 {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or_default())
-        .unwrap_or_default()
-}
-
 fn tunnel_pb(t: api::Tunnel) -> pb::Tunnel {
     pb::Tunnel {
         id: t.id.to_string(),
         account_id: t.account_id.to_string(),
         name: t.name,
-        created_at_ms: ms(&t.created_at),
+        created_at_ms: t.created_at.unix_ms(),
         status: tunnel_status_pb(t.status).into(),
         connections: t.connections,
         connectors: t.connectors,
@@ -83,7 +77,7 @@ fn tunnel_configuration_pb(c: api::TunnelConfiguration) -> Result<pb::TunnelConf
         version: c.version,
         config_json,
         source: config_source_pb(c.source).into(),
-        created_at_ms: c.created_at.as_deref().map(ms).unwrap_or_default(),
+        created_at_ms: c.created_at.map_or(0, |at| at.unix_ms()),
     })
 }
 
@@ -115,7 +109,7 @@ fn route_pb(r: api::Route) -> pb::Route {
         id: r.id.to_string(),
         tunnel_id: r.tunnel_id.to_string(),
         hostname: r.hostname,
-        created_at_ms: ms(&r.created_at),
+        created_at_ms: r.created_at.unix_ms(),
     }
 }
 
@@ -126,7 +120,7 @@ fn ip_route_pb(r: api::IpRoute) -> pb::IpRoute {
         tunnel_name: r.tunnel_name,
         network: r.network,
         comment: r.comment,
-        created_at_ms: ms(&r.created_at),
+        created_at_ms: r.created_at.unix_ms(),
     }
 }
 
@@ -137,7 +131,7 @@ fn connector_pb(c: api::Connector) -> pb::Connector {
         version: c.version,
         arch: c.arch,
         hostname: c.hostname,
-        registered_at_ms: ms(&c.registered_at),
+        registered_at_ms: c.registered_at.unix_ms(),
         ha_connections: u32::from(c.ha_connections),
         connections: c
             .connections
@@ -146,7 +140,7 @@ fn connector_pb(c: api::Connector) -> pb::Connector {
                 id: k.id.to_string(),
                 index: u32::from(k.index),
                 edge: k.edge,
-                opened_at_ms: ms(&k.opened_at),
+                opened_at_ms: k.opened_at.unix_ms(),
                 origin_ip: k.origin_ip,
             })
             .collect(),

@@ -6,8 +6,8 @@ use leptos::{either::Either, prelude::*};
 
 use super::{AdminNeeded, SettingsHeader};
 use crate::components::{
+    moment::Moment,
     table::{Column, DataTable},
-    timestamp::Timestamp,
 };
 
 /// The entries any of whose columns contains `query` (ignoring case), in their order.
@@ -18,7 +18,7 @@ pub(crate) fn matching(entries: &[AuditEntry], query: &str) -> Vec<AuditEntry> {
         .filter(|e| {
             query.is_empty()
                 || [
-                    &e.at,
+                    &e.at.to_string(),
                     &e.actor,
                     &e.action,
                     &e.target,
@@ -121,7 +121,7 @@ fn AuditRow(entry: AuditEntry) -> impl IntoView {
     let label = if ok { "Succeeded" } else { "Failed" };
     view! {
         <tr>
-            <td class="created"><Timestamp at /></td>
+            <td class="created"><Moment at /></td>
             <td class="actor">{actor}</td>
             <td><code class="action">{action}</code></td>
             <td class="target">{target}</td>
@@ -141,7 +141,7 @@ mod tests {
 
     fn entry(actor: &str, action: &str, outcome: &str) -> AuditEntry {
         AuditEntry {
-            at: "2026-11-25T10:00:00Z".into(),
+            at: "2026-11-25T10:00:00Z".parse().unwrap(),
             actor: actor.into(),
             action: action.into(),
             target: "/api/v1/zones".into(),

@@ -20,7 +20,7 @@ fn session(role: Role) -> Session {
         account: "default".into(),
         role,
         csrf_token: "csrf".into(),
-        expires_at: "2026-11-25T01:48:07Z".into(),
+        expires_at: "2026-11-25T01:48:07Z".parse().unwrap(),
     }
 }
 
@@ -44,12 +44,12 @@ fn zones() -> Vec<Zone> {
         Zone {
             id: "6f1d7a0e-2b1c-4c8e-9a51-7f0b3d2e4c11".parse().unwrap(),
             name: "example.com".into(),
-            created_at: "2026-11-25T01:33:07Z".into(),
+            created_at: "2026-11-25T01:33:07Z".parse().unwrap(),
         },
         Zone {
             id: "7a2e8b1f-3c2d-4d9f-8b62-8a1c4e3f5d22".parse().unwrap(),
             name: "lab.example.org".into(),
-            created_at: "2026-11-25T02:00:00Z".into(),
+            created_at: "2026-11-25T02:00:00Z".parse().unwrap(),
         },
     ]
 }
@@ -60,17 +60,17 @@ fn tokens() -> Vec<ApiToken> {
             id: "8b3f9c2a-4d3e-4eaf-9c73-9b2d5f4a6e33".parse().unwrap(),
             name: "ci-deploy".into(),
             scopes: Scopes::from_iter([Scope::Read, Scope::TunnelsWrite]),
-            created_at: "2026-11-25T01:33:07Z".into(),
-            last_used_at: Some("2026-11-25T03:00:00Z".into()),
+            created_at: "2026-11-25T01:33:07Z".parse().unwrap(),
+            last_used_at: Some("2026-11-25T03:00:00Z".parse().unwrap()),
             revoked_at: None,
         },
         ApiToken {
             id: "9c4a0d3b-5e4f-4fb0-8d84-ac3e6a5b7f44".parse().unwrap(),
             name: "<old> & gone".into(),
             scopes: Scopes::from_iter([Scope::Admin]),
-            created_at: "2026-11-20T01:33:07Z".into(),
+            created_at: "2026-11-20T01:33:07Z".parse().unwrap(),
             last_used_at: None,
-            revoked_at: Some("2026-11-21T08:00:00Z".into()),
+            revoked_at: Some("2026-11-21T08:00:00Z".parse().unwrap()),
         },
     ]
 }
@@ -81,20 +81,20 @@ fn users() -> Vec<User> {
             id: ME.parse().unwrap(),
             email: "ada@example.com".parse().unwrap(),
             role: Role::Admin,
-            created_at: "2026-11-20T01:33:07Z".into(),
+            created_at: "2026-11-20T01:33:07Z".parse().unwrap(),
         },
         User {
             id: "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f60".parse().unwrap(),
             email: "grace@example.com".parse().unwrap(),
             role: Role::Viewer,
-            created_at: "2026-11-21T01:33:07Z".into(),
+            created_at: "2026-11-21T01:33:07Z".parse().unwrap(),
         },
     ]
 }
 
 fn audit() -> Vec<AuditEntry> {
     let entry = |at: &str, action: &str, outcome: &str| AuditEntry {
-        at: at.into(),
+        at: at.parse().unwrap(),
         actor: "user:ada@example.com".into(),
         action: action.into(),
         target: "/api/v1/zones".into(),

@@ -11,11 +11,11 @@ use super::{AdminNeeded, SettingsHeader};
 use crate::{
     components::{
         confirm::ConfirmButton,
-        field_error::{FieldError, invalid, retyped},
+        field_error::{FieldError, invalid, problem_message, retyped},
+        moment::Moment,
         secret::OnceSecret,
         table::{Column, DataTable},
         tag::ScopeTag,
-        timestamp::Timestamp,
     },
     forms::{Problem, SettingsList},
     live,
@@ -203,18 +203,18 @@ fn CreateToken(
                     aria-describedby="token-name-error"
                     on:input=retyped(problem, "name")
                 />
-                <FieldError problem field=Some("name") id="token-name-error" />
+                <FieldError message=problem_message(problem, Some("name")) id="token-name-error" />
             </div>
             <fieldset class="field" aria-describedby="token-scopes-error">
                 <legend>"Scopes"</legend>
                 {boxes}
-                <FieldError problem field=Some("scopes") id="token-scopes-error" />
+                <FieldError message=problem_message(problem, Some("scopes")) id="token-scopes-error" />
             </fieldset>
             <div class="form-actions">
                 <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>
                     "Create token"
                 </button>
-                <FieldError problem field=None id="token-form-error" />
+                <FieldError message=problem_message(problem, None) id="token-form-error" />
             </div>
         </form>
     }
@@ -258,14 +258,14 @@ fn token_cells(
         .map(|scope| view! { <ScopeTag scope /> })
         .collect_view();
     let last_used = match last_used_at {
-        Some(at) => Either::Left(view! { <Timestamp at /> }),
+        Some(at) => Either::Left(view! { <Moment at /> }),
         None => Either::Right(view! { <span class="muted">"Never"</span> }),
     };
     let (status, actions) = match revoked_at {
         Some(at) => (
             Either::Left(view! {
                 <span class="badge badge-inactive">"Revoked"</span>
-                <span class="sub"><Timestamp at /></span>
+                <span class="sub"><Moment at /></span>
             }),
             None,
         ),
@@ -286,14 +286,12 @@ fn token_cells(
         <tr>
             <th scope="row" class="name">{name}</th>
             <td><span class="tags">{scope_tags}</span></td>
-            <td class="created"><Timestamp at=created_at /></td>
+            <td class="created"><Moment at=created_at /></td>
             <td class="created">{last_used}</td>
             <td>{status}</td>
             <td class="row-actions">
                 {actions}
-                <p class="field-error" role="alert" hidden=move || error.with(Option::is_none)>
-                    {move || error.get()}
-                </p>
+                <FieldError message=error />
             </td>
         </tr>
     }

@@ -14,10 +14,10 @@ use crate::{
     Error,
     components::{
         confirm::ConfirmButton,
-        field_error::{FieldError, invalid, retyped},
+        field_error::{FieldError, invalid, problem_message, retyped},
+        moment::Moment,
         secret::OnceSecret,
         table::{Column, DataTable},
-        timestamp::Timestamp,
     },
     forms::{Problem, SettingsList},
     live,
@@ -161,7 +161,7 @@ fn AddUser(users: SettingsList<User>, created: RwSignal<Option<CreatedUser>>) ->
                         aria-describedby="user-email-error"
                     on:input=retyped(problem, "email")
                     />
-                    <FieldError problem field=Some("email") id="user-email-error" />
+                    <FieldError message=problem_message(problem, Some("email")) id="user-email-error" />
                 </div>
                 <div class="field">
                     <label for="user-role">"Role"</label>
@@ -178,14 +178,14 @@ fn AddUser(users: SettingsList<User>, created: RwSignal<Option<CreatedUser>>) ->
                     >
                         {role_options(role.get_untracked())}
                     </select>
-                    <FieldError problem field=Some("role") id="user-role-error" />
+                    <FieldError message=problem_message(problem, Some("role")) id="user-role-error" />
                 </div>
             </div>
             <div class="form-actions">
                 <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>
                     "Add user"
                 </button>
-                <FieldError problem field=None id="user-form-error" />
+                <FieldError message=problem_message(problem, None) id="user-form-error" />
             </div>
         </form>
     }
@@ -245,7 +245,7 @@ fn UserRow(user: User, me: Option<UserId>, users: SettingsList<User>) -> impl In
                     {role_options(stored)}
                 </select>
             </td>
-            <td class="created"><Timestamp at=created_at /></td>
+            <td class="created"><Moment at=created_at /></td>
             <td class="row-actions">
                 <ConfirmButton
                     label="Remove"

@@ -13,9 +13,9 @@ use crate::{
     components::{
         confirm::ConfirmButton,
         copy_id::CopyId,
-        field_error::{FieldError, invalid, retyped},
+        field_error::{FieldError, invalid, problem_message, retyped},
+        moment::Moment,
         table::{Column, DataTable},
-        timestamp::Timestamp,
     },
     forms::{Problem, SettingsList},
     live,
@@ -122,13 +122,13 @@ fn AddZone(zones: SettingsList<Zone>) -> impl IntoView {
                     aria-invalid=invalid(problem, "name")
                     aria-describedby="zone-name-error"
                 />
-                <FieldError problem field=Some("name") id="zone-name-error" />
+                <FieldError message=problem_message(problem, Some("name")) id="zone-name-error" />
             </div>
             <div class="form-actions">
                 <button class="button primary" type="submit" disabled=move || busy.get() || !ready.get()>
                     "Add zone"
                 </button>
-                <FieldError problem field=None id="zone-form-error" />
+                <FieldError message=problem_message(problem, None) id="zone-form-error" />
             </div>
         </form>
     }
@@ -154,9 +154,7 @@ fn ZoneRow(zone: Zone, editable: bool, zones: SettingsList<Zone>) -> impl IntoVi
                     busy=busy.into()
                     on_confirm=delete
                 />
-                <p class="field-error" role="alert" hidden=move || error.with(Option::is_none)>
-                    {move || error.get()}
-                </p>
+                <FieldError message=error />
             </td>
         }
     });
@@ -164,7 +162,7 @@ fn ZoneRow(zone: Zone, editable: bool, zones: SettingsList<Zone>) -> impl IntoVi
         <tr>
             <th scope="row" class="name">{name.clone()}</th>
             <td><CopyId value=id.to_string() what="zone ID" /></td>
-            <td class="created"><Timestamp at=created_at /></td>
+            <td class="created"><Moment at=created_at /></td>
             {actions}
         </tr>
     }
