@@ -24,10 +24,12 @@ use crate::{Error, clock::now_ms};
 mod configs;
 mod device;
 mod identity;
+mod nodes;
 
 pub use configs::{ConfigChange, StoredConfig};
 pub use device::{Decision, DeviceLoginRow, PendingLimits};
 pub use identity::{ApiTokenRow, AuditRow, SessionRow, SigningKeyRow, UserRow};
+pub use nodes::{NodeRow, NodeSummary};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
