@@ -6,6 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use adit_core::{api::Node, token::TunnelToken};
+use adit_proto::v1::{self as pb, tunnel_service_client::TunnelServiceClient};
 use adit_server::Config;
 use http::{Method, StatusCode};
 
@@ -86,6 +87,25 @@ async fn a_single_node_lists_itself_alive_with_its_addresses_and_connections() {
         )),
         "{metrics}"
     );
+
+    // gRPC lists the same.
+    let mut grpc = TunnelServiceClient::connect(format!("http://{}", server.api))
+        .await
+        .unwrap();
+    let denied = grpc
+        .list_nodes(pb::ListNodesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(pb::ListNodesRequest::default());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {reader}").parse().unwrap());
+    let listed = grpc.list_nodes(request).await.unwrap().into_inner().nodes;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "edge-test");
+    assert_eq!(listed[0].api_addr, server.api.to_string());
+    assert!(listed[0].alive && listed[0].started_at_ms > 0, "{listed:?}");
 
     connector.stop().await;
     node_where(&server, "edge-test", "no connections left", |n| {
