@@ -478,3 +478,24 @@ pub struct DeviceToken {
     pub account: String,
     pub role: crate::identity::Role,
 }
+
+/// One node of the deployment (`GET /api/v1/nodes`): an `adit-server` process sharing the
+/// database, as its latest heartbeat left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// `--node-name`, which the connections it holds name as their edge.
+    pub name: String,
+    /// Where connectors, visitors and API clients reach it (`host:port`).
+    pub tunnel_addr: String,
+    pub edge_addr: String,
+    pub api_addr: String,
+    pub version: String,
+    /// RFC 3339: when this run of the node started.
+    pub started_at: String,
+    /// RFC 3339: its latest heartbeat (or when it stopped).
+    pub last_seen_at: String,
+    /// It beat within the last three heartbeats and has not stopped.
+    pub alive: bool,
+    /// Open connection rows held by it.
+    pub connections: u64,
+}

@@ -1,8 +1,8 @@
 // The Settings pages as an admin uses them: add a zone (the server's refusal shows next to
 // the field) and delete one by keyboard, create a read-only API token and use it from
 // outside the browser, revoke it, add a viewer and see their password once, change a role
-// (the last admin stays), find all of it in the audit log, see what a member sees, and
-// remove the user. A screenshot of each page, at 1280 px.
+// (the last admin stays), find all of it in the audit log, see this node in the node list,
+// see what a member sees, and remove the user. A screenshot of each page, at 1280 px.
 import {
   ask, done, env, hydrated, launch, noSideScroll, shot, step, tableFits,
 } from './harness.mjs';
@@ -25,7 +25,7 @@ await step(page, 'a settings page asks for a login, then comes back', async () =
   await page.waitForURL((url) => url.pathname === '/settings/zones');
   await hydrated(page);
   const nav = page.getByRole('navigation', { name: 'Main' });
-  for (const name of ['Zones', 'API tokens', 'Users', 'Audit log', 'Log in a device']) {
+  for (const name of ['Zones', 'API tokens', 'Users', 'Audit log', 'Nodes', 'Log in a device']) {
     await nav.getByRole('link', { name, exact: true }).waitFor();
   }
 });
@@ -164,6 +164,16 @@ await step(page, 'the audit log lists it all, newest first, and filters', async 
   }
 });
 
+await step(page, 'the nodes page lists this node, alive', async () => {
+  await open('/settings/nodes');
+  const row = page.getByRole('row', { name: /Alive/ });
+  await row.first().waitFor();
+  await page.getByText(/^1 alive of 1 node$/).waitFor();
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await row.first().waitFor();
+  await shot(page, '06b-nodes');
+});
+
 await step(page, 'a member reads the zones and is told what needs an admin', async () => {
   const member = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
   member.on('pageerror', (e) => errors.push(e.message));
@@ -187,7 +197,7 @@ await step(page, 'a member reads the zones and is told what needs an admin', asy
 
 await step(page, 'at 1024 px no settings page scrolls sideways, and every column shows', async () => {
   await page.setViewportSize({ width: 1024, height: 768 });
-  for (const path of ['/settings/zones', '/settings/tokens', '/settings/users', '/settings/audit']) {
+  for (const path of ['/settings/zones', '/settings/tokens', '/settings/users', '/settings/audit', '/settings/nodes']) {
     await open(path);
     await noSideScroll(page);
     await tableFits(page, '.table-card table');

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Config, Error,
     config::{ConnLimits, EdgeLimits},
+    control::nodes::{self, Heartbeat},
     control::quick::QuickTunnels,
     control::{
         Control, DEFAULT_ACCOUNT,
@@ -60,6 +61,8 @@ pub struct App {
     pub new_admin_password: Option<(Email, Secret)>,
     pub default_account: AccountId,
     pub control: Arc<Control>,
+    /// This node's row in the node registry, kept fresh while it runs.
+    heartbeat: Heartbeat,
     edge_listener: TcpListener,
     edge_tls: Option<(TcpListener, TlsAcceptor)>,
     tunnel_listener: TcpListener,
@@ -255,6 +258,12 @@ impl App {
             new_admin_password,
             default_account,
             control,
+            heartbeat: Heartbeat::new(
+                &node,
+                nodes::advertised(tunnel_addr, &public_host),
+                nodes::advertised(edge_listener.local_addr()?, &public_host),
+                nodes::advertised(api_addr, &public_host),
+            ),
             edge_listener,
             edge_tls: https_edge,
             tunnel_listener,
@@ -345,6 +354,7 @@ impl App {
             ));
         }
         let tasks = [
+            tokio::spawn(self.heartbeat.run(control.clone(), shutdown.clone())),
             tokio::spawn(tunnel_listener::serve(
                 self.tunnel_listener,
                 listener,

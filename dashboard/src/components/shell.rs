@@ -39,6 +39,7 @@ const NAV: &[(&str, &[NavItem])] = &[
             NavItem::admin("API tokens", "/settings/tokens"),
             NavItem::admin("Users", "/settings/users"),
             NavItem::admin("Audit log", "/settings/audit"),
+            NavItem::new("Nodes", "/settings/nodes"),
             NavItem::new("Log in a device", "/device"),
         ],
     ),

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod changes;
 pub mod cluster;
 pub mod device;
+pub mod nodes;
 pub mod quick;
 pub(crate) mod remote_config;
 

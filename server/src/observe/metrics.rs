@@ -62,6 +62,12 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+    version: &'static str,
+}
+
 /// Upper bounds (seconds) of the latency buckets kept per tunnel for p50/p99.
 const LATENCY_BOUNDS: [f64; 20] = [
     0.0005,
@@ -184,6 +190,8 @@ pub struct Metrics {
     streams: StreamGauges,
     pub ha_connections: Gauge,
     registrations: Family<ResultLabels, Counter>,
+    /// `adit_node_info{node, version} 1`: which node this is, once it is named.
+    node: Family<NodeLabels, Gauge>,
     tunnels: Mutex<HashMap<TunnelId, Arc<TunnelCounters>>>,
 }
 
@@ -246,6 +254,12 @@ impl Metrics {
             "Build information",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
+        let node = Family::<NodeLabels, Gauge>::default();
+        registry.register(
+            "node_info",
+            "This node: its --node-name and version (always 1)",
+            node.clone(),
+        );
         Self {
             registry,
             requests,
@@ -256,8 +270,19 @@ impl Metrics {
             streams,
             ha_connections,
             registrations,
+            node,
             tunnels: Mutex::default(),
         }
+    }
+
+    /// Names this node in `adit_node_info` (a node has one name for its whole run).
+    pub fn set_node(&self, name: &str) {
+        self.node
+            .get_or_create(&NodeLabels {
+                node: name.to_owned(),
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
     }
 
     /// The Prometheus text exposition.
@@ -447,6 +472,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("adit_build_info"), "{text}");
+        assert!(!text.contains("adit_node_info{"), "{text}");
+        m.set_node("edge-1");
+        assert!(
+            m.render().contains(&format!(
+                "adit_node_info{{node=\"edge-1\",version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{}",
+            m.render()
+        );
         let delta = counters.take_delta();
         assert_eq!((delta.requests, delta.bytes_out), (1, 10));
         assert_eq!(counters.take_delta().requests, 0, "a delta is taken once");

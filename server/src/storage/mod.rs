@@ -26,12 +26,14 @@ mod bus;
 mod configs;
 mod device;
 mod identity;
+mod nodes;
 
 pub use bus::BusListener;
 
 pub use configs::{ConfigChange, StoredConfig};
 pub use device::{Decision, DeviceLoginRow, PendingLimits};
 pub use identity::{ApiTokenRow, AuditRow, SessionRow, SigningKeyRow, UserRow};
+pub use nodes::{NodeRow, NodeSummary};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");

@@ -249,6 +249,7 @@ pub fn router(control: Arc<Control>, edge: Arc<Edge>) -> Router {
         .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/zones", get(list_zones).post(create_zone))
         .route("/api/v1/zones/{zone}", delete(delete_zone))
+        .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/events", get(events))
         .route_layer(middleware::from_fn_with_state(
             control.clone(),
@@ -802,4 +803,14 @@ async fn delete_zone(
 ) -> Result<StatusCode, ApiError> {
     c.delete_zone(account, &zone).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- nodes ----
+
+/// The nodes of the deployment (every account's callers see the same ones).
+async fn list_nodes(
+    State(c): State<Arc<Control>>,
+    Can(..): Can<Read>,
+) -> ApiResult<Vec<api::Node>> {
+    Ok(Json(c.list_nodes().await?))
 }

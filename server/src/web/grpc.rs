@@ -474,6 +474,30 @@ impl TunnelService for TunnelApi {
             connectors: u32::try_from(forgotten).unwrap_or(u32::MAX),
         }))
     }
+
+    async fn list_nodes(
+        &self,
+        req: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        self.authorize(&req, Scope::Read, "ListNodes").await?;
+        let nodes = self.0.list_nodes().await?;
+        Ok(Response::new(pb::ListNodesResponse {
+            nodes: nodes
+                .into_iter()
+                .map(|n| pb::Node {
+                    started_at_ms: ms(&n.started_at),
+                    last_seen_at_ms: ms(&n.last_seen_at),
+                    name: n.name,
+                    tunnel_addr: n.tunnel_addr,
+                    edge_addr: n.edge_addr,
+                    api_addr: n.api_addr,
+                    version: n.version,
+                    alive: n.alive,
+                    connections: n.connections,
+                })
+                .collect(),
+        }))
+    }
 }
 
 pub(crate) struct ConnectorApi(pub(crate) Arc<Control>);

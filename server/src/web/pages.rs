@@ -453,11 +453,13 @@ enum Settings {
     Tokens,
     Users,
     Audit,
+    Nodes,
 }
 
-/// A Settings page (`/settings/zones`, `tokens`, `users`, `audit`) with the account's data.
-/// Zones are for everyone to read; the other lists are read for admins only, and other
-/// roles get the page without them, saying that an admin role is needed.
+/// A Settings page (`/settings/zones`, `tokens`, `users`, `audit`, `nodes`) with the
+/// account's data (the deployment's, for nodes). Zones and nodes are for everyone to read;
+/// the other lists are read for admins only, and other roles get the page without them,
+/// saying that an admin role is needed.
 async fn settings_page(
     State(c): State<Arc<Control>>,
     Extension(ui): Extension<Arc<Ui>>,
@@ -469,6 +471,7 @@ async fn settings_page(
         "tokens" => Settings::Tokens,
         "users" => Settings::Users,
         "audit" => Settings::Audit,
+        "nodes" => Settings::Nodes,
         _ => return crate::web::error::not_found().await.into_response(),
     };
     let here = format!("/settings/{section}");
@@ -478,6 +481,9 @@ async fn settings_page(
         let page = match (which, admin) {
             (Settings::Zones, _) => SettingsPage::Zones {
                 zones: c.list_zones(account).await?,
+            },
+            (Settings::Nodes, _) => SettingsPage::Nodes {
+                nodes: c.list_nodes().await?,
             },
             (Settings::Tokens, Some(account)) => SettingsPage::Tokens {
                 tokens: Some(c.list_api_tokens(account).await?),

@@ -230,7 +230,8 @@ impl TestServer {
         Self::start(dir, url, Some(tunnel)).await
     }
 
-    async fn stop(self) {
+    /// Stops the server gracefully, keeping its data directory and database.
+    pub async fn stop(self) {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
     }

@@ -6,11 +6,12 @@ use serde_json::{Value, json};
 
 use crate::kit::*;
 
-const PAGES: [&str; 4] = [
+const PAGES: [&str; 5] = [
     "/settings/zones",
     "/settings/tokens",
     "/settings/users",
     "/settings/audit",
+    "/settings/nodes",
 ];
 
 /// A REST call with an API token that must succeed; the answer's JSON.

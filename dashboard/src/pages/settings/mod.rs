@@ -1,21 +1,25 @@
-//! The Settings pages: the account's zones, API tokens, users and audit log. Each is drawn
+//! The Settings pages: the account's zones, API tokens, users and audit log, and the
+//! deployment's nodes. Each is drawn
 //! on the server with its data; in the browser its forms call the REST API and re-read
 //! the list they changed.
 
 pub(crate) mod audit;
+pub(crate) mod nodes;
 pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod zones;
 
 use adit_core::{
-    api::{ApiToken, AuditEntry, User, Zone},
+    api::{ApiToken, AuditEntry, Node, User, Zone},
     identity::Role,
     ids::UserId,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use self::{audit::AuditPage, tokens::TokensPage, users::UsersPage, zones::ZonesPage};
+use self::{
+    audit::AuditPage, nodes::NodesPage, tokens::TokensPage, users::UsersPage, zones::ZonesPage,
+};
 use crate::components::tag::RoleTag;
 
 /// Which Settings page, with its data; the JSON names it in the field `section`.
@@ -38,6 +42,10 @@ pub enum SettingsPage {
     Audit {
         entries: Option<Vec<AuditEntry>>,
     },
+    /// The deployment's nodes, by name: everyone reads them.
+    Nodes {
+        nodes: Vec<Node>,
+    },
 }
 
 impl SettingsPage {
@@ -48,6 +56,7 @@ impl SettingsPage {
             Self::Tokens { .. } => "API tokens",
             Self::Users { .. } => "Users",
             Self::Audit { .. } => "Audit log",
+            Self::Nodes { .. } => "Nodes",
         }
     }
 }
@@ -62,6 +71,7 @@ pub(crate) fn Settings(page: SettingsPage, role: Role, me: Option<UserId>) -> im
         SettingsPage::Tokens { tokens } => view! { <TokensPage tokens role /> }.into_any(),
         SettingsPage::Users { users } => view! { <UsersPage users role me /> }.into_any(),
         SettingsPage::Audit { entries } => view! { <AuditPage entries role /> }.into_any(),
+        SettingsPage::Nodes { nodes } => view! { <NodesPage nodes /> }.into_any(),
     }
 }
 

@@ -2,7 +2,7 @@
 #![cfg(feature = "ssr")]
 
 use adit_core::{
-    api::{ApiToken, AuditEntry, Session, User, Zone},
+    api::{ApiToken, AuditEntry, Node, Session, User, Zone},
     identity::{Role, Scope, Scopes},
 };
 
@@ -108,6 +108,24 @@ fn audit() -> Vec<AuditEntry> {
     ]
 }
 
+fn nodes() -> Vec<Node> {
+    let node = |name: &str, port: u16, alive, connections| Node {
+        name: name.into(),
+        tunnel_addr: format!("203.0.113.7:{port}"),
+        edge_addr: format!("203.0.113.7:{}", port + 1),
+        api_addr: format!("127.0.0.1:{}", port + 2),
+        version: "0.1.0".into(),
+        started_at: "2026-11-25T01:00:00Z".into(),
+        last_seen_at: "2026-11-25T03:00:00Z".into(),
+        alive,
+        connections,
+    };
+    vec![
+        node("edge-a", 7844, true, 4),
+        node("edge-b", 7944, false, 0),
+    ]
+}
+
 /// The `<a>` of the navigation entry `href`, up to its closing tag.
 fn nav_link<'a>(html: &'a str, href: &str) -> &'a str {
     let start = html.find(&format!(r#"<a href="{href}""#)).unwrap();
@@ -123,6 +141,7 @@ fn the_navigation_has_a_settings_group_that_marks_admin_pages_for_others() {
         "/settings/tokens",
         "/settings/users",
         "/settings/audit",
+        "/settings/nodes",
         "/device",
     ] {
         assert!(
@@ -143,6 +162,7 @@ fn the_navigation_has_a_settings_group_that_marks_admin_pages_for_others() {
         );
     }
     assert!(!nav_link(&member, "/settings/zones").contains("data-needs"));
+    assert!(!nav_link(&member, "/settings/nodes").contains("data-needs"));
     assert!(!nav_link(&member, "/device").contains("data-needs"));
 }
 
@@ -336,6 +356,59 @@ fn the_audit_log_lists_entries_in_the_servers_order_with_outcomes_in_words() {
 }
 
 #[test]
+fn nodes_show_to_every_role_with_addresses_and_status_in_words() {
+    for role in [Role::Admin, Role::Member, Role::Viewer] {
+        let html = render(role, SettingsPage::Nodes { nodes: nodes() });
+        assert!(html.contains("<title>Nodes · Adit</title>"), "{html}");
+        assert!(
+            nav_link(&html, "/settings/nodes").contains(r#"aria-current="page""#),
+            "{html}"
+        );
+        let main = content(&html);
+        for column in [
+            "Name",
+            "Addresses (tunnel / edge)",
+            "Version",
+            "Up since",
+            "Connections",
+            "Status",
+        ] {
+            assert!(
+                main.contains(&format!(">{column}</th>")),
+                "{column}: {main}"
+            );
+        }
+        assert!(
+            main.contains(">edge-a</th>") && main.contains(">edge-b</th>"),
+            "{main}"
+        );
+        assert!(main.find(">edge-a<").unwrap() < main.find(">edge-b<").unwrap());
+        assert!(
+            main.contains("<code>203.0.113.7:7844</code> / <code>203.0.113.7:7845</code>"),
+            "{main}"
+        );
+        assert!(
+            main.contains(r#"datetime="2026-11-25T01:00:00Z""#),
+            "{main}"
+        );
+        assert!(main.contains(r#"<td class="num">4</td>"#), "{main}");
+        // The status is said in words, not by colour alone.
+        assert!(
+            main.contains(">Alive</span>") && main.contains(">Dead</span>"),
+            "{main}"
+        );
+        assert!(main.contains("1 alive of 2 nodes"), "{main}");
+        assert!(!main.contains("An admin role is needed"), "{main}");
+        assert!(!main.contains("<form"), "{main}");
+    }
+    let none = render(Role::Viewer, SettingsPage::Nodes { nodes: vec![] });
+    assert!(
+        content(&none).contains("No node has registered yet"),
+        "{none}"
+    );
+}
+
+#[test]
 fn settings_pages_carry_their_data_for_hydration() {
     for (page, name) in [
         (SettingsPage::Zones { zones: zones() }, "zones"),
@@ -352,6 +425,7 @@ fn settings_pages_carry_their_data_for_hydration() {
             },
             "audit",
         ),
+        (SettingsPage::Nodes { nodes: nodes() }, "nodes"),
     ] {
         let data = PageData {
             session: Some(session(Role::Admin)),
