@@ -490,10 +490,10 @@ pub struct Node {
     pub edge_addr: String,
     pub api_addr: String,
     pub version: String,
-    /// RFC 3339: when this run of the node started.
-    pub started_at: String,
-    /// RFC 3339: its latest heartbeat (or when it stopped).
-    pub last_seen_at: String,
+    /// When this run of the node started.
+    pub started_at: Timestamp,
+    /// Its latest heartbeat (or when it stopped).
+    pub last_seen_at: Timestamp,
     /// It beat within the last three heartbeats and has not stopped.
     pub alive: bool,
     /// Open connection rows held by it.

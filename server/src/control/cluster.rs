@@ -136,9 +136,6 @@ impl Control {
     }
 }
 
-/// A node whose last beat is older than this is dead.
-const NODE_DEAD_AFTER_MS: i64 = 6_000;
-
 impl Control {
     /// The live nodes a connector of the token's tunnel may spread its connections over:
     /// none outside a cluster (it keeps the address it was given).
@@ -147,7 +144,7 @@ impl Control {
         if !self.storage.is_shared() {
             return Ok(Vec::new());
         }
-        let alive_since = crate::clock::now_ms() - NODE_DEAD_AFTER_MS;
+        let alive_since = crate::clock::now_ms() - super::nodes::dead_after_ms();
         self.storage.live_node_addrs(alive_since).await
     }
 }

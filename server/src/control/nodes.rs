@@ -6,13 +6,16 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use adit_core::api::{self, ChangeKind};
+use adit_core::{
+    api::{self, ChangeKind},
+    time::Timestamp,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
     Error,
-    clock::{now_ms, rfc3339},
+    clock::now_ms,
     control::Control,
     storage::{NodeRow, NodeSummary},
 };
@@ -24,7 +27,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 pub const MISSED_BEATS: u32 = 3;
 
 /// How old a heartbeat (ms) may be for its node to count as alive.
-fn dead_after_ms() -> i64 {
+pub(crate) fn dead_after_ms() -> i64 {
     i64::try_from((HEARTBEAT * MISSED_BEATS).as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -160,8 +163,8 @@ impl Control {
                      open_connections,
                  }| api::Node {
                     alive: alive(&node, now),
-                    started_at: rfc3339(node.started_at),
-                    last_seen_at: rfc3339(node.heartbeat_at),
+                    started_at: Timestamp::from_unix_ms(node.started_at),
+                    last_seen_at: Timestamp::from_unix_ms(node.heartbeat_at),
                     connections: u64::try_from(open_connections).unwrap_or_default(),
                     name: node.name,
                     tunnel_addr: node.tunnel_addr,

@@ -485,8 +485,8 @@ impl TunnelService for TunnelApi {
             nodes: nodes
                 .into_iter()
                 .map(|n| pb::Node {
-                    started_at_ms: ms(&n.started_at),
-                    last_seen_at_ms: ms(&n.last_seen_at),
+                    started_at_ms: n.started_at.unix_ms(),
+                    last_seen_at_ms: n.last_seen_at.unix_ms(),
                     name: n.name,
                     tunnel_addr: n.tunnel_addr,
                     edge_addr: n.edge_addr,

@@ -33,7 +33,7 @@ async fn changes_made_on_one_node_reach_the_other_within_a_second() {
     let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/spread/token", None).await;
     let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
     let connector = TestConnector::at_node(&token, &b, "hello_world");
-    b.wait_connections(&token, 4).await;
+    b.wait_connections(&token, 1).await;
     assert_eq!(a.live_connections(&token), 0);
 
     // B's dashboard streams hear of a route added on A; B's edge serves it.
@@ -148,9 +148,13 @@ async fn a_remote_configuration_saved_on_one_node_reaches_connectors_on_another(
     assert_eq!(status, StatusCode::CREATED);
     let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/managed/token", None).await;
     let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
-    let connector =
-        TestConnector::dialing(&token, &b, adit_agent::origin::OriginProxy::without_rules());
-    b.wait_connections(&token, 4).await;
+    let connector = TestConnector::dialing(
+        &token,
+        &b,
+        adit_agent::origin::OriginProxy::without_rules(),
+        1,
+    );
+    b.wait_connections(&token, 1).await;
 
     let put = |status: u16| {
         json!({"config": {"ingress": [
@@ -222,7 +226,7 @@ async fn a_node_that_lost_the_database_catches_up_when_it_returns() {
     let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/gap/token", None).await;
     let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
     let connector = TestConnector::at_node(&token, &b, "hello_world");
-    b.wait_connections(&token, 4).await;
+    b.wait_connections(&token, 1).await;
 
     // Cut every node's listening connection, then change something at once: whether B
     // hears the notice or re-reads everything when it listens again, it serves the route.
@@ -308,9 +312,9 @@ async fn a_node_without_the_tunnels_connection_forwards_http_websocket_and_tcp()
     let raw: Vec<adit_core::ingress::RawIngressRule> = serde_yaml::from_str(&yaml).unwrap();
     let rules = adit_core::ingress::Ingress::parse(&raw, None).unwrap();
     let proxy = adit_agent::origin::OriginProxy::new(rules).unwrap();
-    // The connector holds connections to B only; visitors come to A.
-    let connector = TestConnector::dialing(&token, &b, proxy);
-    b.wait_connections(&token, 4).await;
+    // The connector's one connection is on B; visitors come to A.
+    let connector = TestConnector::dialing(&token, &b, proxy, 1);
+    b.wait_connections(&token, 1).await;
     assert_eq!(a.live_connections(&token), 0);
 
     // HTTP, in the visitor's own error format too.
@@ -363,6 +367,52 @@ async fn a_node_without_the_tunnels_connection_forwards_http_websocket_and_tcp()
     let r = get(a.edge, "far.example.com", "/").await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     assert!(String::from_utf8_lossy(&body_bytes(r).await).contains("tunnel_offline"));
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_spreads_over_the_nodes_and_leaves_one_that_stops() {
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    let b = a.join("edge-b").await;
+    let c = a.join("edge-c").await;
+    let token = a.tunnel_with_route("spread", "spread.example.com").await;
+    let connector = TestConnector::to(&token, "hello_world");
+    let on = |nodes: &[&TestServer]| {
+        nodes
+            .iter()
+            .map(|n| n.live_connections(&token))
+            .collect::<Vec<_>>()
+    };
+    // Bootstrapped at A, its four connections reach all three nodes.
+    eventually(
+        Duration::from_secs(20),
+        "4 connections over 3 nodes",
+        || async {
+            let counts = on(&[&a, &b, &c]);
+            (counts.iter().sum::<usize>() == 4 && counts.iter().all(|n| *n >= 1)).then_some(())
+        },
+    )
+    .await;
+    for node in [&a, &b, &c] {
+        let r = get(node.edge, "spread.example.com", "/").await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // C stops: its connection moves to A or B, and both serve.
+    c.stop().await;
+    eventually(
+        Duration::from_secs(20),
+        "the 4 connections on A and B",
+        || async { (on(&[&a, &b]).iter().sum::<usize>() == 4).then_some(()) },
+    )
+    .await;
+    for node in [&a, &b] {
+        let r = get(node.edge, "spread.example.com", "/").await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    connector.stop().await;
     b.shutdown().await;
     a.shutdown().await;
 }

@@ -370,16 +370,22 @@ impl TestConnector {
         Self::start(token, None, proxy, ha_connections)
     }
 
-    /// A connector of `service` connected to `node` (`--edge`), whatever node its token
-    /// names.
+    /// A connector of `service` keeping one connection, bootstrapped at `node` (`--edge`).
+    /// In a cluster the connection goes to the first live node by name: tests name the
+    /// node they want it on so that it sorts first (`edge-b` before the kit's `edge-test`).
     pub fn at_node(token: &TunnelToken, node: &TestServer, service: &str) -> Self {
         let proxy = OriginProxy::new(Ingress::single(service).expect("service")).expect("proxy");
-        Self::dialing(token, node, proxy)
+        Self::dialing(token, node, proxy, 1)
     }
 
-    /// A connector with `proxy` connected to `node` (`--edge`).
-    pub fn dialing(token: &TunnelToken, node: &TestServer, proxy: Arc<OriginProxy>) -> Self {
-        Self::start(token, Some(node.tunnel.to_string()), proxy, 4)
+    /// A connector with `proxy` keeping `ha_connections`, bootstrapped at `node`.
+    pub fn dialing(
+        token: &TunnelToken,
+        node: &TestServer,
+        proxy: Arc<OriginProxy>,
+        ha_connections: u8,
+    ) -> Self {
+        Self::start(token, Some(node.tunnel.to_string()), proxy, ha_connections)
     }
 
     fn start(

@@ -8,8 +8,8 @@ use leptos::prelude::*;
 use super::SettingsHeader;
 use crate::{
     components::{
+        moment::Moment,
         table::{Column, DataTable},
-        timestamp::Timestamp,
     },
     forms::SettingsList,
     live,
@@ -62,7 +62,7 @@ pub(crate) fn NodesPage(nodes: Vec<Node>) -> impl IntoView {
             // Keyed by what a re-read may change, so a changed row is drawn afresh.
             <For
                 each=move || nodes.items.get()
-                key=|node| (node.name.clone(), node.last_seen_at.clone(), node.alive, node.connections)
+                key=|node| (node.name.clone(), node.last_seen_at, node.alive, node.connections)
                 let(node)
             >
                 <NodeRow node />
@@ -94,7 +94,7 @@ fn NodeRow(node: Node) -> impl IntoView {
                 <code>{edge_addr}</code>
             </td>
             <td>{version}</td>
-            <td class="created"><Timestamp at=started_at /></td>
+            <td class="created"><Moment at=started_at /></td>
             <td class="num">{connections}</td>
             <td>
                 <span
@@ -123,8 +123,8 @@ mod tests {
             edge_addr: "127.0.0.1:8080".into(),
             api_addr: "127.0.0.1:8000".into(),
             version: "0.1.0".into(),
-            started_at: "2026-11-25T01:00:00Z".into(),
-            last_seen_at: "2026-11-25T02:00:00Z".into(),
+            started_at: "2026-11-25T01:00:00Z".parse().unwrap(),
+            last_seen_at: "2026-11-25T02:00:00Z".parse().unwrap(),
             alive,
             connections: 0,
         };

@@ -115,8 +115,8 @@ fn nodes() -> Vec<Node> {
         edge_addr: format!("203.0.113.7:{}", port + 1),
         api_addr: format!("127.0.0.1:{}", port + 2),
         version: "0.1.0".into(),
-        started_at: "2026-11-25T01:00:00Z".into(),
-        last_seen_at: "2026-11-25T03:00:00Z".into(),
+        started_at: "2026-11-25T01:00:00Z".parse().unwrap(),
+        last_seen_at: "2026-11-25T03:00:00Z".parse().unwrap(),
         alive,
         connections,
     };
