@@ -12,6 +12,24 @@ use crate::{dashboard::Events, kit::*};
 /// What a change made on one node may take to show on another.
 const PROPAGATION: Duration = Duration::from_secs(1);
 
+/// Creates a tunnel (`body`, e.g. `{"name": "t"}`) through `node`'s REST API as its admin;
+/// its token.
+async fn create_tunnel(node: &TestServer, body: serde_json::Value) -> TunnelToken {
+    let admin = &node.admin_token;
+    let name = body["name"].as_str().unwrap().to_owned();
+    let (status, tunnel) = bearer(node, admin, Method::POST, "/tunnels", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{tunnel}");
+    let (_, token) = bearer(
+        node,
+        admin,
+        Method::GET,
+        &format!("/tunnels/{name}/token"),
+        None,
+    )
+    .await;
+    TunnelToken::parse(token["token"].as_str().unwrap()).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_made_on_one_node_reach_the_other_within_a_second() {
     let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
@@ -21,17 +39,7 @@ async fn changes_made_on_one_node_reach_the_other_within_a_second() {
     let admin = a.admin_token.clone();
 
     // A tunnel made on A, run by a connector connected to B only.
-    let (status, tunnel) = bearer(
-        &a,
-        &admin,
-        Method::POST,
-        "/tunnels",
-        Some(json!({"name": "spread"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{tunnel}");
-    let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/spread/token", None).await;
-    let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
+    let token = create_tunnel(&a, json!({"name": "spread"})).await;
     let connector = TestConnector::at_node(&token, &b, "hello_world");
     b.wait_connections(&token, 1).await;
     assert_eq!(a.live_connections(&token), 0);
@@ -137,17 +145,7 @@ async fn a_remote_configuration_saved_on_one_node_reaches_connectors_on_another(
     };
     let b = a.join("edge-b").await;
     let admin = a.admin_token.clone();
-    let (status, _) = bearer(
-        &a,
-        &admin,
-        Method::POST,
-        "/tunnels",
-        Some(json!({"name": "managed", "config_src": "remote"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/managed/token", None).await;
-    let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
+    let token = create_tunnel(&a, json!({"name": "managed", "config_src": "remote"})).await;
     let connector = TestConnector::dialing(
         &token,
         &b,
@@ -214,17 +212,7 @@ async fn a_node_that_lost_the_database_catches_up_when_it_returns() {
     };
     let b = a.join("edge-b").await;
     let admin = a.admin_token.clone();
-    let (status, _) = bearer(
-        &a,
-        &admin,
-        Method::POST,
-        "/tunnels",
-        Some(json!({"name": "gap"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/gap/token", None).await;
-    let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
+    let token = create_tunnel(&a, json!({"name": "gap"})).await;
     let connector = TestConnector::at_node(&token, &b, "hello_world");
     b.wait_connections(&token, 1).await;
 
@@ -279,15 +267,7 @@ async fn a_node_without_the_tunnels_connection_forwards_http_websocket_and_tcp()
     };
     let b = a.join("edge-b").await;
     let admin = a.admin_token.clone();
-    let (status, _) = bearer(
-        &a,
-        &admin,
-        Method::POST,
-        "/tunnels",
-        Some(json!({"name": "far"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let token = create_tunnel(&a, json!({"name": "far"})).await;
     for host in ["far.example.com", "ws.example.com", "tcp.example.com"] {
         let (status, body) = bearer(
             &a,
@@ -299,8 +279,6 @@ async fn a_node_without_the_tunnels_connection_forwards_http_websocket_and_tcp()
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let (_, token) = bearer(&a, &admin, Method::GET, "/tunnels/far/token", None).await;
-    let token = TunnelToken::parse(token["token"].as_str().unwrap()).unwrap();
     let web = spawn_origin(crate::data_plane::websocket_echo).await;
     let (tcp, mut hashes) = crate::protocols::echo_origin("127.0.0.1:0").await;
     let yaml = format!(
