@@ -180,7 +180,15 @@ impl Registry {
     pub fn pick(&self, tunnel: TunnelId, excluded: &[ConnectionId]) -> Option<Arc<LiveConnection>> {
         let tunnels = self.lock();
         let list = tunnels.get(&tunnel)?;
-        let failing = failing_connectors(list, now_ms());
+        // Most tunnels never see an origin fail: then no clock read and no allocation.
+        let failing = if list
+            .iter()
+            .any(|c| c.origin_missed_ms.load(Ordering::Relaxed) != 0)
+        {
+            failing_connectors(list, now_ms())
+        } else {
+            Vec::new()
+        };
         let start = self.rotor.fetch_add(1, Ordering::Relaxed);
         let n = list.len();
         let candidates = || {
