@@ -22,7 +22,11 @@ use adit_transport::{
 };
 use hyper_util::rt::TokioIo;
 use rand::Rng;
-use tokio::{net::TcpStream, sync::watch, task::JoinSet};
+use tokio::{
+    net::TcpStream,
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    task::JoinSet,
+};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -79,12 +83,17 @@ struct EdgeClient {
     nodes: watch::Sender<Vec<String>>,
     /// Where each data connection is now (by index), so stopping drains every node used.
     connected: std::sync::Mutex<std::collections::BTreeMap<u8, String>>,
+    /// One connection moves between nodes at a time, until its replacement is up: were
+    /// all to move at once (a node left, and the spread shifted), none would serve.
+    moves: Arc<Semaphore>,
 }
 
 enum Attempt {
     /// Served until the link dropped; whether it lived long enough to count as stable.
     Served {
         stable: bool,
+        /// It moves to another node: the turn to move, held until the new one is up.
+        moving: Option<OwnedSemaphorePermit>,
     },
     Rejected(RejectCode, String),
     Failed(String),
@@ -147,6 +156,7 @@ impl Connector {
             token: config.token.clone(),
             nodes: watch::Sender::new(Vec::new()),
             connected: std::sync::Mutex::default(),
+            moves: Arc::new(Semaphore::new(1)),
         });
         Ok(Self { config, edge })
     }
@@ -479,9 +489,23 @@ impl Connector {
         let mut backoff = Backoff { attempt: 0 };
         // How many nodes past its own this connection moves after failures.
         let mut skip = 0;
+        // Its turn to move, while it moves.
+        let mut moving = None;
         while !stop.is_cancelled() {
-            match Box::pin(self.connect_once(index, skip, &stop)).await {
-                Attempt::Served { stable } => {
+            match Box::pin(self.connect_once(index, skip, &stop, moving.take())).await {
+                Attempt::Served {
+                    stable,
+                    moving: Some(turn),
+                } if !stop.is_cancelled() => {
+                    // Moving: dial the new node at once.
+                    if stable {
+                        backoff.reset();
+                        skip = 0;
+                    }
+                    moving = Some(turn);
+                    continue;
+                }
+                Attempt::Served { stable, .. } => {
                     if stable {
                         backoff.reset();
                         skip = 0;
@@ -489,6 +513,8 @@ impl Connector {
                     if stop.is_cancelled() {
                         break;
                     }
+                    // The node may be leaving the cluster: ask who is alive before dialling.
+                    self.refresh_nodes().await;
                 }
                 Attempt::Rejected(RejectCode::Unauthorized, message) => {
                     tracing::error!(%message, "the edge refused the tunnel token");
@@ -522,7 +548,16 @@ impl Connector {
         Ok(())
     }
 
-    async fn connect_once(&self, index: u8, skip: usize, stop: &CancellationToken) -> Attempt {
+    /// One connection to the node `index` belongs on (`skip` nodes further after
+    /// failures), served until it ends. `moving` (its turn to move) is given back once the
+    /// new connection is up or has failed.
+    async fn connect_once(
+        &self,
+        index: u8,
+        skip: usize,
+        stop: &CancellationToken,
+        moving: Option<OwnedSemaphorePermit>,
+    ) -> Attempt {
         let addr = self.edge.target(index, skip);
         let mut tls = match self.edge.dial_at(&addr, wire::ALPN_DATA).await {
             Ok(tls) => tls,
@@ -551,6 +586,7 @@ impl Connector {
             Ok(Err(e)) => return Attempt::Failed(format!("hello failed: {e}")),
             Err(_) => return Attempt::Failed("the edge did not answer the hello in time".into()),
         };
+        drop(moving);
         Box::pin(self.serve(tls, index, &addr, connection, edge, stop)).await
     }
 
@@ -568,19 +604,30 @@ impl Connector {
     ) -> Attempt {
         self.edge.set_connected(index, Some(addr));
         let mut nodes = self.edge.nodes.subscribe();
+        let belongs_elsewhere = || {
+            let wanted = self.edge.target(index, 0);
+            (wanted != addr && self.edge.is_node(&wanted)).then_some(wanted)
+        };
         let moved = async {
             loop {
                 if nodes.changed().await.is_err() {
                     return std::future::pending().await;
                 }
-                let wanted = self.edge.target(index, 0);
-                if wanted != addr && self.edge.is_node(&wanted) {
-                    tracing::info!(conn_index = index, from = %addr, to = %wanted, "Moving the connection to another node");
-                    if let Err(e) = self.drain_at(addr, Some(connection)).await {
-                        tracing::warn!(error = %e, "could not drain the connection before moving it");
-                    }
-                    return;
+                if belongs_elsewhere().is_none() {
+                    continue;
                 }
+                let Ok(turn) = self.edge.moves.clone().acquire_owned().await else {
+                    return std::future::pending().await;
+                };
+                // The nodes may have changed again while it waited.
+                let Some(wanted) = belongs_elsewhere() else {
+                    continue;
+                };
+                tracing::info!(conn_index = index, from = %addr, to = %wanted, "Moving the connection to another node");
+                if let Err(e) = self.drain_at(addr, Some(connection)).await {
+                    tracing::warn!(error = %e, "could not drain the connection before moving it");
+                }
+                return turn;
             }
         };
         tracing::info!(conn_index = index, %connection, %edge, "Registered tunnel connection");
@@ -596,15 +643,22 @@ impl Connector {
         let conn =
             adit_transport::h2::server_builder().serve_connection(TokioIo::new(tls), service);
         tokio::pin!(conn);
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            () = async { tokio::select! { () = stop.cancelled() => {}, () = moved => {} } } => {
+        let ending = async {
+            tokio::select! {
+                () = stop.cancelled() => None,
+                turn = moved => Some(turn),
+            }
+        };
+        let (result, moving) = tokio::select! {
+            result = conn.as_mut() => (result, None),
+            moving = ending => {
                 conn.as_mut().graceful_shutdown();
                 let grace = self.config.grace_period;
-                tokio::time::timeout(grace, conn).await.unwrap_or_else(|_| {
+                let result = tokio::time::timeout(grace, conn).await.unwrap_or_else(|_| {
                     tracing::warn!(conn_index = index, "grace period of {grace:?} over; closing with streams in flight");
                     Ok(())
-                })
+                });
+                (result, moving)
             }
         };
         metrics.ha_connections.dec();
@@ -619,6 +673,7 @@ impl Connector {
         }
         Attempt::Served {
             stable: started.elapsed() >= STABLE_AFTER,
+            moving,
         }
     }
 }

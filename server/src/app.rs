@@ -1,7 +1,7 @@
 //! Builds the whole server: data directory, database, certificates, the three listeners
 //! (each may be port 0; the bound addresses are reported) and the tasks that serve them.
 
-use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{io::IsTerminal, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use adit_core::{
     hostname::HostPattern,
@@ -18,7 +18,7 @@ use hyper_util::{
 };
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     Config, Error,
@@ -26,7 +26,7 @@ use crate::{
     control::nodes::{self, Heartbeat},
     control::quick::QuickTunnels,
     control::{
-        Control, DEFAULT_ACCOUNT,
+        Control, DEFAULT_ACCOUNT, Endpoints,
         cluster::{self, Outbox},
     },
     edge::{self, Edge},
@@ -70,6 +70,8 @@ pub struct App {
     acceptor: TlsAcceptor,
     node: String,
     access_log: bool,
+    /// How long a leaving node waits for streams in flight (see [`App::run`]).
+    grace_period: Duration,
     edge_limits: EdgeLimits,
     conn_limits: ConnLimits,
     ui: Arc<Ui>,
@@ -125,6 +127,13 @@ impl App {
                 tunnel_addr.ip().to_string()
             }
         });
+        let (token_host, token_endpoint) = match &config.token_endpoint {
+            Some(given) => nodes::parse_endpoint(given, tunnel_addr.port())?,
+            None => (
+                public_host.clone(),
+                nodes::host_port(&public_host, tunnel_addr.port()),
+            ),
+        };
         let certs = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => pki::load_operator(cert, key)?,
             _ => {
@@ -134,8 +143,10 @@ impl App {
                     "::1".to_owned(),
                     node.clone(),
                 ];
-                if !names.contains(&public_host) {
-                    names.push(public_host.clone());
+                for name in [&public_host, &token_host] {
+                    if !names.contains(name) {
+                        names.push(name.clone());
+                    }
                 }
                 pki::ensure_self_signed(&data_dir, &names)?
             }
@@ -169,11 +180,7 @@ impl App {
         };
         let acceptor =
             TlsAcceptor::from(adit_transport::tls::server_config(certs.chain, certs.key)?);
-        let endpoint = if public_host.contains(':') {
-            format!("[{public_host}]:{}", tunnel_addr.port())
-        } else {
-            format!("{public_host}:{}", tunnel_addr.port())
-        };
+        let node_addr = nodes::host_port(&public_host, tunnel_addr.port());
 
         let key = ServerKey::load_or_create(&data_dir.join("server.key"))?;
         let auth = Auth::load(storage.clone(), key.clone()).await?;
@@ -183,7 +190,10 @@ impl App {
             Arc::new(Registry::default()),
             routes,
             key,
-            endpoint,
+            Endpoints {
+                token: token_endpoint,
+                node: node_addr,
+            },
             ca_pin,
         );
         if let Some(domain) = quick_domain {
@@ -271,6 +281,7 @@ impl App {
             acceptor,
             node,
             access_log: config.access_log,
+            grace_period: config.grace_period,
             edge_limits: config.edge_limits(),
             conn_limits: config.conn_limits(),
             ui: Arc::new(Ui::new(config.ui_dir())),
@@ -278,7 +289,9 @@ impl App {
         })
     }
 
-    /// Serves until `shutdown` is cancelled, then drains and returns.
+    /// Serves until `shutdown` is cancelled, then drains and returns. In a cluster the node
+    /// first leaves (see [`leave`]): its connectors move to the other nodes while its
+    /// streams in flight finish, and its edge keeps answering by forwarding meanwhile.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         self.announce_first_secrets();
         tracing::info!(
@@ -324,13 +337,17 @@ impl App {
             acceptor: self.acceptor,
             grpc: connector_grpc,
             node: self.node,
-            node_addr: control.endpoint.clone(),
+            node_addr: control.endpoints.node.clone(),
             limits: self.conn_limits,
             node_links: in_cluster.then(|| NodeLinkServer {
                 proof: control.key.node_link_proof(),
                 relay: edge.clone(),
             }),
+            data_connections: TaskTracker::new(),
         });
+        let data_connections = listener.data_connections.clone();
+        // `shutdown` starts the leaving; `stop` ends what must serve while the node leaves.
+        let stop = CancellationToken::new();
 
         let api = crate::web::router(control.clone(), edge.clone(), self.ui.clone());
 
@@ -339,36 +356,46 @@ impl App {
                 listener,
                 edge.clone(),
                 acceptor,
-                shutdown.clone(),
+                stop.clone(),
             ));
         }
-        let traffic = tokio::spawn(flush_traffic(control.clone(), shutdown.clone()));
+        let traffic = tokio::spawn(flush_traffic(control.clone(), stop.clone()));
         let cluster = self
             .cluster
-            .map(|outbox| tokio::spawn(cluster::run(control.clone(), outbox, shutdown.clone())));
+            .map(|outbox| tokio::spawn(cluster::run(control.clone(), outbox, stop.clone())));
         if let Some(quick) = &control.quick {
             tokio::spawn(sweep_quick_tunnels(
                 control.clone(),
                 quick.grace,
-                shutdown.clone(),
+                stop.clone(),
             ));
         }
         let tasks = [
-            tokio::spawn(self.heartbeat.run(control.clone(), shutdown.clone())),
             tokio::spawn(tunnel_listener::serve(
                 self.tunnel_listener,
                 listener,
                 shutdown.clone(),
+                stop.clone(),
             )),
-            tokio::spawn(edge::serve(self.edge_listener, edge, shutdown.clone())),
+            tokio::spawn(edge::serve(self.edge_listener, edge, stop.clone())),
             tokio::spawn(serve_api(
                 self.api_listener,
                 api,
                 self.conn_limits,
                 control.clone(),
-                shutdown.clone(),
+                stop.clone(),
             )),
         ];
+        let heartbeat = tokio::spawn(self.heartbeat.run(control.clone(), shutdown.clone()));
+        shutdown.cancelled().await;
+        // Marked stopped first, so no node or connector counts on this one any more.
+        if let Err(e) = heartbeat.await {
+            tracing::error!(error = %e, "the heartbeat task panicked");
+        }
+        if in_cluster {
+            leave(&control.registry, data_connections, self.grace_period).await;
+        }
+        stop.cancel();
         for task in tasks.into_iter().chain([traffic]).chain(cluster) {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "a server task panicked");
@@ -474,6 +501,26 @@ async fn serve_api(
     // Event streams never end by themselves: they close as the drain begins.
     control.changes.close();
     connections.wait().await;
+}
+
+/// A node of a cluster leaving it: it lets go of its connectors' connections, each of
+/// which closes (GOAWAY) once its streams in flight are done, at most `grace` later; its
+/// connectors dial the other nodes meanwhile (this one is marked stopped and takes no new
+/// connection). Its edge stays open: what it no longer holds it forwards.
+async fn leave(registry: &Registry, data_connections: TaskTracker, grace: Duration) {
+    let released = registry.release_all();
+    tracing::info!(
+        connections = released,
+        ?grace,
+        "leaving the cluster: connectors move to the other nodes; streams in flight may finish"
+    );
+    data_connections.close();
+    if tokio::time::timeout(grace, data_connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period of {grace:?} over; closing with streams in flight");
+    }
 }
 
 /// Writes the traffic history every minute, and once more when stopping.

@@ -45,9 +45,20 @@ pub struct Config {
     /// Private key (PEM) for --tls-cert.
     #[arg(long, env = "ADIT_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The tunnel address tokens carry (`HOST` or `HOST:PORT`, the port by default the
+    /// tunnel listener's): in a cluster, a DNS name or balancer in front of every node's
+    /// tunnel listener, so that a connector starts whichever node is up. Also a name of
+    /// the tunnel certificate. Default: this node's own (`--public-host`).
+    #[arg(long, env = "ADIT_TOKEN_ENDPOINT")]
+    pub token_endpoint: Option<String>,
     /// This edge node's name, shown on connections. Default: the host name.
     #[arg(long, env = "ADIT_NODE_NAME")]
     pub node_name: Option<String>,
+    /// How long a node that was told to stop (SIGTERM) waits for the streams in flight on
+    /// its connectors' connections, which move to other nodes meanwhile (`30s`, `2m`). A
+    /// second signal stops at once. Only in a cluster: a single node stops at once.
+    #[arg(long, env = "ADIT_GRACE_PERIOD", default_value = "30s", value_parser = parse_duration)]
+    pub grace_period: Duration,
     /// Offer quick tunnels (`adit tunnel --url …`, no account needed) on random hostnames
     /// under this domain, e.g. `quick.example.com`.
     #[arg(long, env = "ADIT_QUICK_TUNNEL_DOMAIN")]
@@ -200,6 +211,8 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             node_name: Some("edge-test".into()),
+            token_endpoint: None,
+            grace_period: Duration::from_secs(10),
             quick_tunnel_domain: None,
             access_log: false,
             quick_tunnel_limit: 4,

@@ -38,8 +38,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let signal = shutdown.clone();
     tokio::spawn(async move {
         adit_transport::signal::terminated().await;
-        tracing::info!("shutting down");
+        tracing::info!("shutting down (a second signal stops at once)");
         signal.cancel();
+        adit_transport::signal::terminated().await;
+        tracing::warn!("second signal: stopping at once");
+        std::process::exit(1);
     });
     app.run(shutdown).await?;
     Ok(())

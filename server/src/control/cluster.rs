@@ -151,7 +151,9 @@ impl Control {
 
 impl crate::tunnel::node_link::Directory for Control {
     async fn holders(&self, tunnel: TunnelId) -> Result<Vec<String>, crate::Error> {
-        self.storage.tunnel_holders(tunnel, &self.endpoint).await
+        self.storage
+            .tunnel_holders(tunnel, &self.endpoints.node)
+            .await
     }
 }
 

@@ -83,9 +83,16 @@ pub struct Control {
     /// dashboard's live pages (`GET /api/v1/events`).
     pub changes: Changes,
     pub(crate) key: ServerKey,
-    /// What tokens name as the endpoint (`host:port` of the tunnel listener).
-    pub(crate) endpoint: String,
+    pub(crate) endpoints: Endpoints,
     pub(crate) ca_pin: Option<String>,
+}
+
+/// Where connectors and other nodes reach this one (`host:port` of its tunnel listener).
+pub struct Endpoints {
+    /// What tokens carry: this node's own address, or a name in front of every node.
+    pub token: String,
+    /// This node's own, recorded on its connections for other nodes' links.
+    pub node: String,
 }
 
 impl Control {
@@ -95,7 +102,7 @@ impl Control {
         registry: Arc<Registry>,
         routes: Arc<Routes>,
         key: ServerKey,
-        endpoint: String,
+        endpoints: Endpoints,
         ca_pin: Option<String>,
     ) -> Self {
         Self {
@@ -110,7 +117,7 @@ impl Control {
             cluster: ClusterBus::default(),
             changes: Changes::default(),
             key,
-            endpoint,
+            endpoints,
             ca_pin,
         }
     }
@@ -194,7 +201,7 @@ impl Control {
             account_id: row.account_id,
             tunnel_id: row.id,
             secret: self.key.tunnel_secret(row.id, row.secret_generation),
-            endpoint: Some(self.endpoint.clone()),
+            endpoint: Some(self.endpoints.token.clone()),
             ca_pin: self.ca_pin.clone(),
         }
         .encode()

@@ -26,6 +26,10 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node that missed this many beats is dead.
 pub const MISSED_BEATS: u32 = 3;
 
+/// A node dead this long (ms) leaves the node list: a node renamed or retired for good
+/// would otherwise stay listed as dead forever.
+pub const FORGET_DEAD_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// How old a heartbeat (ms) may be for its node to count as alive.
 pub(crate) fn dead_after_ms() -> i64 {
     i64::try_from((HEARTBEAT * MISSED_BEATS).as_millis()).unwrap_or(i64::MAX)
@@ -39,14 +43,41 @@ fn alive(node: &NodeRow, now: i64) -> bool {
 /// `addr` as others reach it: an unspecified IP (`0.0.0.0`, `::`) becomes `public_host`,
 /// the host tokens name as the endpoint.
 pub fn advertised(addr: SocketAddr, public_host: &str) -> String {
-    if !addr.ip().is_unspecified() {
-        return addr.to_string();
-    }
-    if public_host.contains(':') {
-        format!("[{public_host}]:{}", addr.port())
+    if addr.ip().is_unspecified() {
+        host_port(public_host, addr.port())
     } else {
-        format!("{public_host}:{}", addr.port())
+        addr.to_string()
     }
+}
+
+/// `host:port`, with an IPv6 host in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `--token-endpoint`: `HOST`, `HOST:PORT`, `[IPv6]:PORT` or a bare IPv6 address, the port
+/// `port` when none is given; (host, `host:port`).
+pub fn parse_endpoint(given: &str, port: u16) -> Result<(String, String), Error> {
+    let bad = |why: &str| Error::Config(format!("--token-endpoint {given:?}: {why}"));
+    let (host, port) = match given.rsplit_once(':') {
+        // A bare IPv6 address has colons but no brackets and no port.
+        _ if given.parse::<std::net::Ipv6Addr>().is_ok() => (given, port),
+        Some((host, number)) if !host.contains(':') || host.starts_with('[') => {
+            let number = number
+                .parse()
+                .map_err(|_| bad("the port is not a number"))?;
+            (host.trim_start_matches('[').trim_end_matches(']'), number)
+        }
+        _ => (given, port),
+    };
+    if host.is_empty() || host.contains(['/', ' ']) {
+        return Err(bad("expected HOST or HOST:PORT"));
+    }
+    Ok((host.to_owned(), host_port(host, port)))
 }
 
 /// This node, as it registers itself: [`Heartbeat::run`] keeps its row fresh.
@@ -98,7 +129,12 @@ impl Heartbeat {
             }
             match control
                 .storage
-                .close_connections_of_dead_nodes(&self.row.name, now - dead_after_ms(), now)
+                .close_connections_of_dead_nodes(
+                    &self.row.name,
+                    now - dead_after_ms(),
+                    now - FORGET_DEAD_AFTER_MS,
+                    now,
+                )
                 .await
             {
                 Ok(closed) => {
@@ -180,6 +216,30 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_endpoints_take_a_host_with_or_without_a_port() {
+        let parsed = |given| parse_endpoint(given, 7844).map(|(_, endpoint)| endpoint);
+        assert_eq!(
+            parsed("tunnels.example.com").unwrap(),
+            "tunnels.example.com:7844"
+        );
+        assert_eq!(
+            parsed("tunnels.example.com:443").unwrap(),
+            "tunnels.example.com:443"
+        );
+        assert_eq!(parsed("10.0.0.1").unwrap(), "10.0.0.1:7844");
+        assert_eq!(parsed("[fd00::1]:443").unwrap(), "[fd00::1]:443");
+        assert_eq!(parsed("fd00::1").unwrap(), "[fd00::1]:7844");
+        assert_eq!(
+            parse_endpoint("[fd00::1]:443", 1).unwrap().0,
+            "fd00::1",
+            "the certificate names the host without brackets"
+        );
+        for bad in ["", ":443", "tunnels.example.com:https", "a b:1", "http://x"] {
+            assert!(parsed(bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn node(heartbeat_at: i64, stopped_at: Option<i64>) -> NodeRow {
         NodeRow {

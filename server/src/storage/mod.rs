@@ -939,11 +939,13 @@ impl Storage {
         Ok(())
     }
 
-    /// The link addresses, other than `own`, of nodes with an open connection of `tunnel`.
+    /// The link addresses, other than `own`, of nodes with an open connection of `tunnel`;
+    /// not of a node that stopped, whose connections are moving away (it would refuse).
     pub async fn tunnel_holders(&self, tunnel: TunnelId, own: &str) -> Result<Vec<String>, Error> {
         let rows = sqlx::query(
             "SELECT DISTINCT node_addr FROM connections \
-             WHERE tunnel_id = $1 AND closed_at IS NULL AND node_addr <> $2 AND node_addr <> ''",
+             WHERE tunnel_id = $1 AND closed_at IS NULL AND node_addr <> $2 AND node_addr <> '' \
+             AND node_addr NOT IN (SELECT tunnel_addr FROM nodes WHERE stopped_at IS NOT NULL)",
         )
         .bind(tunnel.to_string())
         .bind(own)

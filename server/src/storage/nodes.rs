@@ -138,13 +138,15 @@ impl Storage {
     }
 
     /// Closes, at `now`, the open connection rows of every node other than `me` that
-    /// stopped or last beat before `cutoff`. On PostgreSQL one node at a time sweeps (a
+    /// stopped or last beat before `cutoff`, and forgets the nodes whose last beat is
+    /// older than `forget_before`. On PostgreSQL one node at a time sweeps (a
     /// transaction-level advisory lock; a node that finds it taken skips this round).
     /// The tunnels whose connections were closed, with their accounts.
     pub async fn close_connections_of_dead_nodes(
         &self,
         me: &str,
         cutoff: i64,
+        forget_before: i64,
         now: i64,
     ) -> Result<Vec<(AccountId, TunnelId)>, Error> {
         let mut tx = self.pool.begin().await?;
@@ -168,6 +170,11 @@ impl Storage {
         .bind(cutoff)
         .fetch_all(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM nodes WHERE name <> $1 AND heartbeat_at < $2")
+            .bind(me)
+            .bind(forget_before)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         let mut closed = Vec::new();
         for row in &rows {

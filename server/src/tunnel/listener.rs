@@ -25,7 +25,7 @@ use tokio::{
     time::Instant,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
@@ -85,6 +85,8 @@ pub struct TunnelListener<C> {
     pub limits: ConnLimits,
     /// In a cluster: links from other nodes, and what takes their streams.
     pub node_links: Option<NodeLinkServer>,
+    /// The data connections' tasks, which a leaving node waits for.
+    pub data_connections: TaskTracker,
 }
 
 /// The accepting side of node-to-node links.
@@ -94,9 +96,12 @@ pub struct NodeLinkServer {
     pub relay: Arc<dyn Relay>,
 }
 
+/// Accepts connectors until `accepting` is cancelled (the node is leaving, or stopping),
+/// and serves each connection until it ends or `shutdown`.
 pub async fn serve<C: Connections>(
     listener: TcpListener,
     this: Arc<TunnelListener<C>>,
+    accepting: CancellationToken,
     shutdown: CancellationToken,
 ) {
     let max_pending = this.limits.max_pending_per_source;
@@ -104,7 +109,7 @@ pub async fn serve<C: Connections>(
         listener,
         "tunnel",
         max_pending,
-        shutdown.clone(),
+        accepting,
         move |stream, peer, pending| {
             let (this, shutdown) = (this.clone(), shutdown.clone());
             async move { this.accept(stream, peer, pending, shutdown).await }
@@ -136,7 +141,8 @@ impl<C: Connections> TunnelListener<C> {
         };
         let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         if alpn.as_deref() == Some(wire::ALPN_DATA) {
-            self.serve_data(tls, peer, pending, deadline, shutdown)
+            self.data_connections
+                .track_future(self.serve_data(tls, peer, pending, deadline, shutdown))
                 .await;
         } else if alpn.as_deref() == Some(wire::ALPN_NODE) {
             self.serve_node(tls, peer, pending, deadline, shutdown)
@@ -353,7 +359,14 @@ impl<C: Connections> TunnelListener<C> {
             sender,
             close.clone(),
         ));
-        self.registry.add(live);
+        if !self.registry.add(live) {
+            // This node started leaving meanwhile: the dropped connection closes and the
+            // connector dials another node.
+            if let Err(e) = self.connections.closed(&connector, connection.id).await {
+                tracing::warn!(error = %e, "could not record the connection's end");
+            }
+            return;
+        }
         self.metrics.registration(true);
         self.metrics.ha_connections.inc();
         let span = tracing::info_span!(

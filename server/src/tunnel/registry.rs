@@ -148,6 +148,8 @@ impl Drop for StreamGuard {
 pub struct Registry {
     tunnels: Mutex<HashMap<TunnelId, Vec<Arc<LiveConnection>>>>,
     rotor: AtomicUsize,
+    /// This node is leaving: it takes no more connections.
+    leaving: AtomicBool,
 }
 
 impl Registry {
@@ -156,11 +158,19 @@ impl Registry {
         self.tunnels.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn add(&self, connection: Arc<LiveConnection>) {
-        self.lock()
+    /// Takes a connection for the edge to pick; not once [`release_all`](Self::release_all)
+    /// has run (this node is leaving): then the connection is dropped, which closes it.
+    /// Whether it took it.
+    pub fn add(&self, connection: Arc<LiveConnection>) -> bool {
+        let mut tunnels = self.lock();
+        if self.leaving.load(Ordering::Relaxed) {
+            return false;
+        }
+        tunnels
             .entry(connection.tunnel_id)
             .or_default()
             .push(connection);
+        true
     }
 
     pub fn remove(&self, tunnel: TunnelId, id: ConnectionId) {
@@ -221,6 +231,19 @@ impl Registry {
             .filter(|c| c.connector_id == connector && only.is_none_or(|id| c.id == id))
             .map(|c| c.draining.store(true, Ordering::Relaxed))
             .count()
+    }
+
+    /// Lets go of every connection (this node is leaving the cluster): no new streams
+    /// here, and each connection closes (GOAWAY) once its streams in flight are done —
+    /// they hold the connection, not the registry. Connections added later are refused.
+    /// How many it let go.
+    pub fn release_all(&self) -> usize {
+        let mut tunnels = self.lock();
+        self.leaving.store(true, Ordering::Relaxed);
+        std::mem::take(&mut *tunnels)
+            .into_values()
+            .map(|list| list.len())
+            .sum()
     }
 
     /// The tunnels with a connection here.
@@ -294,10 +317,14 @@ fn failing_connectors(list: &[Arc<LiveConnection>], now: i64) -> Vec<ConnectorId
 
 #[cfg(test)]
 mod tests {
-    use http_body_util::{BodyExt, Empty};
+    use std::time::Duration;
+
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, Empty, Full};
+    use hyper::body::Incoming;
 
     use super::*;
-    use crate::tunnel::testing::ok_connection;
+    use crate::tunnel::testing::{self, ok_connection};
 
     #[tokio::test]
     async fn a_stream_crosses_the_in_memory_connection() {
@@ -347,6 +374,44 @@ mod tests {
         assert_eq!(registry.pick(tunnel, &[]).unwrap().id, a.id);
         registry.remove(tunnel, a.id);
         assert!(registry.pick(tunnel, &[]).is_none());
+    }
+
+    #[tokio::test]
+    async fn released_connections_close_once_their_streams_are_done() {
+        let registry = Registry::default();
+        let tunnel = TunnelId::random();
+        let ok = |_: &Request<Incoming>| Response::new(Full::new(Bytes::from_static(b"ok")));
+        let (idle, idle_end) = testing::connection_watched(tunnel, ok).await;
+        let (busy, busy_end) = testing::connection_watched(tunnel, ok).await;
+        registry.add(idle);
+        registry.add(busy.clone());
+        let in_flight = busy.begin_stream();
+        drop(busy);
+
+        assert_eq!(registry.release_all(), 2);
+        assert!(registry.pick(tunnel, &[]).is_none(), "no new streams");
+        let late = ok_connection(tunnel, "late").await;
+        assert!(
+            !registry.add(late),
+            "a leaving node takes no new connection"
+        );
+        let closes = Duration::from_secs(5);
+        tokio::time::timeout(closes, idle_end)
+            .await
+            .expect("an idle connection closes at once")
+            .unwrap();
+        let mut busy_end = busy_end;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut busy_end)
+                .await
+                .is_err(),
+            "a connection stays while a stream is in flight on it"
+        );
+        drop(in_flight);
+        tokio::time::timeout(closes, busy_end)
+            .await
+            .expect("closes when its last stream is done")
+            .unwrap();
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::tunnel::registry::{LiveConnection, TunnelBody};
@@ -19,9 +20,21 @@ pub(crate) async fn connection<F>(tunnel: TunnelId, answer: F) -> Arc<LiveConnec
 where
     F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
+    connection_watched(tunnel, answer).await.0
+}
+
+/// [`connection`], with the connector's side of it, which ends when the edge closes the
+/// connection.
+pub(crate) async fn connection_watched<F>(
+    tunnel: TunnelId,
+    answer: F,
+) -> (Arc<LiveConnection>, JoinHandle<()>)
+where
+    F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
     let (edge_end, connector_end) = tokio::io::duplex(64 * 1024);
     let answer = Arc::new(answer);
-    tokio::spawn(async move {
+    let connector = tokio::spawn(async move {
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let response = answer(&req);
             async move { Ok::<_, Infallible>(response) }
@@ -35,14 +48,15 @@ where
         .await
         .expect("an in-memory HTTP/2 handshake");
     tokio::spawn(driver);
-    Arc::new(LiveConnection::new(
+    let live = Arc::new(LiveConnection::new(
         ConnectionId::random(),
         tunnel,
         ConnectorId::random(),
         0,
         sender,
         CancellationToken::new(),
-    ))
+    ));
+    (live, connector)
 }
 
 /// A connector that answers every stream 200 with `body`.

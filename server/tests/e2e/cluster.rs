@@ -395,6 +395,224 @@ async fn a_connector_spreads_over_the_nodes_and_leaves_one_that_stops() {
     a.shutdown().await;
 }
 
+/// Waits until the tunnel's connections (4) are spread over all of `nodes`.
+async fn spread_over(nodes: &[&TestServer], token: &TunnelToken) {
+    eventually(
+        Duration::from_secs(30),
+        "4 connections over every node",
+        || async {
+            let counts: Vec<usize> = nodes.iter().map(|n| n.live_connections(token)).collect();
+            (counts.iter().sum::<usize>() == 4 && counts.iter().all(|n| *n >= 1)).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_the_nodes_under_load_fails_no_request() {
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    let b = a.join("edge-b").await;
+    let c = a.join("edge-c").await;
+    let host = "rolling-nodes.example.com";
+    let token = a.tunnel_with_route("rolling-nodes", host).await;
+    let (started, _) = tokio::sync::mpsc::unbounded_channel();
+    let origin = slow_origin(Duration::ZERO, started).await;
+    let connector = TestConnector::to(&token, &origin);
+    spread_over(&[&a, &b, &c], &token).await;
+    let load = Load::start(&[a.edge, b.edge, c.edge], host, "ok", 16);
+
+    // Each node in turn, as an operator's rolling restart goes: out of the load balancer,
+    // SIGTERM (it leaves: its connections move while their streams finish), started again,
+    // back in once the connector has spread over it again.
+    let mut nodes = vec![a, b, c];
+    for _ in 0..3 {
+        load.serves(300).await;
+        let node = nodes.remove(0);
+        load.rotation
+            .lock()
+            .unwrap()
+            .retain(|edge| *edge != node.edge);
+        // Requests already sent to it finish before it goes, as behind a balancer.
+        load.serves(100).await;
+        let node = node.restart().await;
+        nodes.push(node);
+        spread_over(&nodes.iter().collect::<Vec<_>>(), &token).await;
+        load.rotation.lock().unwrap().push(nodes[2].edge);
+    }
+    load.serves(300).await;
+    let (served, failed) = load.finish().await;
+    assert_eq!(failed, 0, "of {served} requests");
+    connector.stop().await;
+    let last = nodes.pop().unwrap();
+    for node in nodes {
+        node.stop().await;
+    }
+    last.shutdown().await;
+}
+
+/// A node of `of`'s cluster run as the real `adit-server` binary (so it can be killed),
+/// named `name`, in `dir` (given the shared files on its first start).
+struct NodeProcess {
+    child: std::process::Child,
+    edge: std::net::SocketAddr,
+}
+
+impl NodeProcess {
+    async fn start(of: &TestServer, name: &str, dir: &std::path::Path) -> Self {
+        use std::io::{BufRead, BufReader};
+        let data = dir.join("data");
+        if !data.exists() {
+            std::fs::create_dir_all(&data).unwrap();
+            for file in ["server.key", "ca.pem", "ca.key"] {
+                std::fs::copy(of.dir.path().join("data").join(file), data.join(file)).unwrap();
+            }
+        }
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_adit-server"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--database-url", &of.database_url(), "--node-name", name])
+            .args(["--edge-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0"])
+            .args(["--api-addr", "127.0.0.1:0", "--edge-tls-addr", "off"])
+            .args(["--log-format", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        // Reads the log on a thread: the edge address from the line saying it listens, then
+        // the rest (unread, a full pipe would stall the server).
+        let (found, listening) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(found) = found.take_if(|_| line.contains("adit-server listening")) {
+                    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+                    let _ = found.send(line["fields"]["edge"].as_str().unwrap().to_owned());
+                }
+            }
+        });
+        let edge = tokio::time::timeout(Duration::from_secs(60), listening)
+            .await
+            .expect("the node starts within 60 s")
+            .expect("the node says where it listens");
+        Self {
+            child,
+            edge: edge.parse().unwrap(),
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_fails_no_request_that_starts_two_seconds_later_and_rejoins() {
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    let b = a.join("edge-b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let killed = NodeProcess::start(&a, "edge-c", dir.path()).await;
+    let host = "killed.example.com";
+    let token = a.tunnel_with_route("killed", host).await;
+    let (started, _) = tokio::sync::mpsc::unbounded_channel();
+    let origin = slow_origin(Duration::ZERO, started).await;
+    let connector = TestConnector::to(&token, &origin);
+    // One of the 4 connections lands on the process, the others on A and B.
+    let on_a_and_b = || a.live_connections(&token) + b.live_connections(&token);
+    let spread = || async {
+        (on_a_and_b() == 3 && a.live_connections(&token) >= 1 && b.live_connections(&token) >= 1)
+            .then_some(())
+    };
+    eventually(
+        Duration::from_secs(30),
+        "one connection on each node",
+        spread,
+    )
+    .await;
+    assert_eq!(get(killed.edge, host, "/").await.status(), StatusCode::OK);
+
+    let load = Load::start(&[a.edge, b.edge, killed.edge], host, "ok", 16);
+    load.serves(300).await;
+    // SIGKILL: no leaving, no goodbye. The balancer notices only afterwards.
+    let killed_edge = killed.edge;
+    killed.kill();
+    let at = tokio::time::Instant::now();
+    load.rotation
+        .lock()
+        .unwrap()
+        .retain(|edge| *edge != killed_edge);
+    eventually(
+        Duration::from_secs(30),
+        "the connection on A or B",
+        || async { (on_a_and_b() == 4).then_some(()) },
+    )
+    .await;
+    load.serves(300).await;
+    let (served, failures) = load.finish_timed().await;
+    let late: Vec<_> = failures
+        .iter()
+        .filter(|sent| **sent >= at + Duration::from_secs(2))
+        .map(|sent| sent.duration_since(at))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "requests sent this long after the kill failed: {late:?} (of {served})"
+    );
+
+    // Started again, it takes its row back and the connector spreads onto it.
+    let back = NodeProcess::start(&a, "edge-c", dir.path()).await;
+    eventually(
+        Duration::from_secs(30),
+        "one connection on each node",
+        spread,
+    )
+    .await;
+    assert_eq!(get(back.edge, host, "/").await.status(), StatusCode::OK);
+    back.kill();
+    connector.stop().await;
+    b.stop().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_naming_the_cluster_starts_a_connector_while_its_issuing_node_is_down() {
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    // "localhost" stands for a DNS name in front of every node (here: only A's port).
+    let front = format!("localhost:{}", a.tunnel.port());
+    let b = a
+        .join_with("edge-b", |config| {
+            config.token_endpoint = Some(front.clone())
+        })
+        .await;
+    let token = create_tunnel(&b, json!({"name": "fronted"})).await;
+    assert_eq!(token.endpoint.as_deref(), Some(front.as_str()));
+    let (status, route) = bearer(
+        &b,
+        &b.admin_token,
+        Method::POST,
+        "/tunnels/fronted/routes",
+        Some(json!({"hostname": "fronted.example.com"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{route}");
+
+    b.stop().await;
+    let connector = TestConnector::to(&token, "hello_world");
+    a.wait_connections(&token, 4).await;
+    let r = get(a.edge, "fronted.example.com", "/").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    connector.stop().await;
+    a.shutdown().await;
+}
+
 /// Dials `node`'s tunnel listener as another node would, showing `proof`; whether an
 /// HTTP/2 link then opens.
 async fn node_link_opens(node: &TestServer, pin: &str, proof: &str) -> bool {

@@ -108,6 +108,8 @@ pub struct TestServer {
     pub control: Arc<Control>,
     pub dir: Arc<tempfile::TempDir>,
     database_url: Option<String>,
+    /// Its node name, which a restart keeps.
+    node: Option<String>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -127,7 +129,7 @@ impl TestServer {
             Db::Postgres => Some(fresh_postgres().await?),
         };
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        Some(Self::start(dir, database_url, None).await)
+        Some(Self::start(dir, database_url, None, None).await)
     }
 
     /// A server with a config of the test's own (quick tunnels, limits, …).
@@ -140,9 +142,13 @@ impl TestServer {
         dir: Arc<tempfile::TempDir>,
         database_url: Option<String>,
         tunnel: Option<SocketAddr>,
+        node: Option<String>,
     ) -> Self {
         let mut config = Config::ephemeral(dir.path().join("data"));
         config.database_url = database_url;
+        if node.is_some() {
+            config.node_name = node;
+        }
         if let Some(addr) = tunnel {
             config.tunnel_addr = addr;
         }
@@ -158,6 +164,7 @@ impl TestServer {
             config.ui_dir = built_bundle();
         }
         let database_url = config.database_url.clone();
+        let node = config.node_name.clone();
         let app = App::build(config).await.expect("server builds");
         let admin_token = match app.new_admin_token.clone() {
             Some(token) => token,
@@ -190,6 +197,7 @@ impl TestServer {
             control,
             dir,
             database_url,
+            node,
             stop,
             task,
         }
@@ -199,6 +207,11 @@ impl TestServer {
     /// own data directory, given the files every node shares — the server key and the CA,
     /// as an operator copies them — and the admin token file the kit reads.
     pub async fn join(&self, node: &str) -> Self {
+        self.join_with(node, |_| {}).await
+    }
+
+    /// [`join`](Self::join), with `adjust` changing the new node's configuration.
+    pub async fn join_with(&self, node: &str, adjust: impl FnOnce(&mut Config)) -> Self {
         let url = self
             .database_url
             .clone()
@@ -212,6 +225,7 @@ impl TestServer {
         let mut config = Config::ephemeral(data);
         config.database_url = Some(url);
         config.node_name = Some(node.to_owned());
+        adjust(&mut config);
         Self::start_with(dir, config).await
     }
 
@@ -225,9 +239,10 @@ impl TestServer {
     /// is stopped (as an operator, an older release or a restored backup might leave it).
     pub async fn restart_with(self, meddle: impl FnOnce(&std::path::Path)) -> Self {
         let (dir, url, tunnel) = (self.dir.clone(), self.database_url.clone(), self.tunnel);
+        let node = self.node.clone();
         self.stop().await;
         meddle(&dir.path().join("data"));
-        Self::start(dir, url, Some(tunnel)).await
+        Self::start(dir, url, Some(tunnel), node).await
     }
 
     /// Stops the server gracefully, keeping its data directory and database.
@@ -702,4 +717,123 @@ pub async fn web(
     let (status, headers) = (r.status(), r.headers().clone());
     let html = String::from_utf8(body_bytes(r).await.to_vec()).unwrap();
     (status, headers, html)
+}
+
+/// Steady load on one hostname: `clients` clients each sending `GET /` through the edges
+/// in `rotation` (in turn, as a load balancer would; a test takes a node out of it before
+/// stopping it), expecting 200 with `body`. Failures are counted and printed; each client
+/// stops at [`Load::finish`] or after 200,000 requests.
+pub struct Load {
+    pub rotation: Arc<std::sync::Mutex<Vec<SocketAddr>>>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    served: Arc<std::sync::atomic::AtomicUsize>,
+    /// When each failed request was sent.
+    failures: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+    clients: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(edges: &[SocketAddr], host: &str, body: &'static str, clients: usize) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let rotation = Arc::new(std::sync::Mutex::new(edges.to_vec()));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let clients = (0..clients)
+            .map(|n| {
+                let (rotation, done) = (rotation.clone(), done.clone());
+                let (served, failures) = (served.clone(), failures.clone());
+                let host = host.to_owned();
+                tokio::spawn(async move {
+                    let client = client();
+                    for turn in n..n + 200_000 {
+                        if done.load(Relaxed) {
+                            break;
+                        }
+                        let edge = {
+                            let edges = rotation.lock().unwrap();
+                            edges[turn % edges.len()]
+                        };
+                        let request = to_edge(edge, &host, "/").body(full("")).unwrap();
+                        let sent = tokio::time::Instant::now();
+                        let failed = || failures.lock().unwrap().push(sent);
+                        match client.request(request).await {
+                            Ok(r) if r.status() == http::StatusCode::OK => {
+                                assert_eq!(body_bytes(r).await, body);
+                                served.fetch_add(1, Relaxed);
+                            }
+                            Ok(r) => {
+                                let status = r.status();
+                                let body = body_bytes(r).await;
+                                eprintln!("failed: {status} {}", String::from_utf8_lossy(&body));
+                                failed();
+                            }
+                            Err(e) => {
+                                eprintln!("failed: {e}");
+                                failed();
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            rotation,
+            done,
+            served,
+            failures,
+            clients,
+        }
+    }
+
+    /// Waits until `more` requests have been served since it was called.
+    pub async fn serves(&self, more: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = self.served.load(Relaxed);
+        eventually(
+            Duration::from_secs(30),
+            &format!("{more} more requests served"),
+            || async { (self.served.load(Relaxed) >= before + more).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Stops the clients; (served, failed).
+    pub async fn finish(self) -> (usize, usize) {
+        let (served, failures) = self.finish_timed().await;
+        (served, failures.len())
+    }
+
+    /// Stops the clients; how many were served, and when each failed one was sent.
+    pub async fn finish_timed(self) -> (usize, Vec<tokio::time::Instant>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.done.store(true, Relaxed);
+        for client in self.clients {
+            client.await.expect("a load client panicked");
+        }
+        let failures = std::mem::take(&mut *self.failures.lock().unwrap());
+        (self.served.load(Relaxed), failures)
+    }
+}
+
+/// An origin answering `ok` after a few milliseconds, so streams are in flight when a
+/// connector stops; `/slow` answers after `slow` (announced on `started` first).
+pub async fn slow_origin(
+    slow: Duration,
+    started: tokio::sync::mpsc::UnboundedSender<()>,
+) -> String {
+    let addr = spawn_origin(move |req| {
+        let started = started.clone();
+        async move {
+            if req.uri().path() == "/slow" {
+                let _ = started.send(());
+                tokio::time::sleep(slow).await;
+                return Response::new(full("slow and whole"));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            Response::new(full("ok"))
+        }
+    })
+    .await;
+    format!("http://{addr}")
 }

@@ -208,6 +208,29 @@ async fn nodes_of_a_cluster_see_each_other_and_the_dead() {
     assert_eq!(tunnel["connections"], 2, "{tunnel}");
     assert!(nodes(&a).await[0].alive);
 
+    // A node dead for more than a day leaves the list at the next sweep.
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let day_and_more = adit_server::control::nodes::FORGET_DEAD_AFTER_MS + 60_000;
+    let storage = &a.control.storage;
+    assert!(
+        storage
+            .set_node_heartbeat("node-c", now - day_and_more)
+            .await
+            .unwrap()
+    );
+    eventually(Duration::from_secs(10), "node-c forgotten", || async {
+        let listed = nodes(&a).await;
+        let names: Vec<&str> = listed.iter().map(|n| n.name.as_str()).collect();
+        (names == ["node-a", "node-b"]).then_some(())
+    })
+    .await;
+
     connector.stop().await;
     drop(b);
     a.shutdown().await;

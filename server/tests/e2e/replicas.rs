@@ -2,38 +2,15 @@
 //! counts the connections each keeps, a replica whose origin fails is passed over, and
 //! stale connectors can be cleaned up.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
-};
 use std::time::Duration;
 
 use adit_agent::origin::OriginProxy;
 use adit_core::{ingress::Ingress, token::TunnelToken};
-use http::{Method, Response, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::kit::*;
-
-/// An origin answering `ok` after a few milliseconds, so streams are in flight when a
-/// connector stops; `/slow` answers after `slow` (announced on `started` first).
-async fn slow_origin(slow: Duration, started: mpsc::UnboundedSender<()>) -> String {
-    let addr = spawn_origin(move |req| {
-        let started = started.clone();
-        async move {
-            if req.uri().path() == "/slow" {
-                let _ = started.send(());
-                tokio::time::sleep(slow).await;
-                return Response::new(full("slow and whole"));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            Response::new(full("ok"))
-        }
-    })
-    .await;
-    format!("http://{addr}")
-}
 
 fn replica(token: &TunnelToken, origin: &str) -> TestConnector {
     TestConnector::to(token, origin)
@@ -49,62 +26,19 @@ async fn a_rolling_restart_of_three_replicas_under_load_fails_no_request() {
     let mut replicas: Vec<TestConnector> = (0..3).map(|_| replica(&token, &origin)).collect();
     server.wait_connections(&token, 12).await;
 
-    // Steady load from 16 clients until the restarts are done (bounded by a count).
-    let done = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(AtomicUsize::new(0));
-    let served = Arc::new(AtomicUsize::new(0));
-    let load: Vec<_> = (0..16)
-        .map(|_| {
-            let (done, failures, served) = (done.clone(), failures.clone(), served.clone());
-            let edge = server.edge;
-            tokio::spawn(async move {
-                let client = client();
-                let mut ok = 0usize;
-                while !done.load(Ordering::Relaxed) && ok < 200_000 {
-                    let request = to_edge(edge, host, "/").body(full("")).unwrap();
-                    match client.request(request).await {
-                        Ok(r) if r.status() == StatusCode::OK => {
-                            assert_eq!(body_bytes(r).await, "ok");
-                            ok += 1;
-                            served.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(r) => {
-                            let status = r.status();
-                            let body = body_bytes(r).await;
-                            eprintln!("failed: {status} {}", String::from_utf8_lossy(&body));
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            eprintln!("failed: {e}");
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                ok
-            })
-        })
-        .collect();
+    let load = Load::start(&[server.edge], host, "ok", 16);
 
     // Each replica in turn: stopped as SIGTERM stops it (drain, then GOAWAY), then a new one
     // started and connected before the next goes.
     for _ in 0..3 {
-        let before = served.load(Ordering::Relaxed);
-        eventually(Duration::from_secs(30), "load on the tunnel", || async {
-            (served.load(Ordering::Relaxed) >= before + 300).then_some(())
-        })
-        .await;
+        load.serves(300).await;
         replicas.remove(0).stop().await;
         server.wait_connections(&token, 8).await;
         replicas.push(replica(&token, &origin));
         server.wait_connections(&token, 12).await;
     }
-    done.store(true, Ordering::Relaxed);
-    let mut total = 0;
-    for client in load {
-        total += client.await.unwrap();
-    }
-    let served = total;
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "of {served} requests");
+    let (served, failed) = load.finish().await;
+    assert_eq!(failed, 0, "of {served} requests");
     assert!(served > 100, "the load ran ({served} requests)");
     for replica in replicas {
         replica.stop().await;
