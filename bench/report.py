@@ -8,7 +8,7 @@ import statistics
 import sys
 from pathlib import Path
 
-SYSTEMS = ["direct", "adit", "rathole-tcp", "rathole-noise", "bore"]
+SYSTEMS = ["direct", "adit", "adit-2n-holder", "adit-2n-forwarded", "rathole-tcp", "rathole-noise", "bore"]
 
 # name: (label, unit, higher is better, digits)
 METRICS = {

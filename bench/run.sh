@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Adit's benchmark: direct vs Adit vs rathole (tcp, noise) vs bore, on loopback.
+# Adit's benchmark: direct vs Adit vs rathole (tcp, noise) vs bore, on loopback; and Adit as a
+# two-node cluster on PostgreSQL, entered at the node holding the connection and at the other.
 #
 #   bench/run.sh [--quick] [--runs N] [--systems "direct adit ..."] [--streams N] [--keep]
 #
@@ -17,7 +18,7 @@ RESULTS="$BENCH_DIR/results"
 
 QUICK=0
 RUNS=""
-SYSTEMS="direct adit rathole-tcp rathole-noise bore"
+SYSTEMS="direct adit adit-2n-holder adit-2n-forwarded rathole-tcp rathole-noise bore"
 STREAMS=10000
 KEEP=0
 SKIP_BUILD=0
@@ -60,6 +61,9 @@ SINK_PORT=$((BASE + 500))
 ADIT_EDGE=$((BASE + 180))
 ADIT_TUN=$((BASE + 144))
 ADIT_API=$((BASE + 100))
+ADIT_EDGE_B=$((BASE + 181))
+ADIT_TUN_B=$((BASE + 145))
+ADIT_API_B=$((BASE + 101))
 ADIT_ACC_IPERF=$((BASE + 202))
 ADIT_ACC_SINK=$((BASE + 203))
 ADIT_ACC_SINK2=$((BASE + 204))
@@ -460,29 +464,45 @@ start_direct() {
     SYS_PIDS=()
 }
 
-start_adit() {
-    local d="$WORK/adit-run$RUN" i t0
-    mkdir -p "$d/home"
-    spawn "adit-server-run$RUN" "$ADIT_SERVER" --data-dir "$d/server" \
-        --edge-addr "127.0.0.1:$ADIT_EDGE" --edge-tls-addr off \
-        --tunnel-addr "127.0.0.1:$ADIT_TUN" --api-addr "127.0.0.1:$ADIT_API" --zone localhost
-    local server=$SPAWNED
-    SYS_PIDS=("$server")
+# adit_server_up LOGNAME DIR EDGE TUNNEL API [ARGS…]: starts adit-server with its data in
+# DIR and waits until its API answers; sets SERVER_UP to its PID.
+adit_server_up() {
+    local name=$1 dir=$2 edge=$3 tun=$4 api=$5 i
+    shift 5
+    spawn "$name" "$ADIT_SERVER" --data-dir "$dir" \
+        --edge-addr "127.0.0.1:$edge" --edge-tls-addr off \
+        --tunnel-addr "127.0.0.1:$tun" --api-addr "127.0.0.1:$api" --zone localhost "$@"
+    SERVER_UP=$SPAWNED
+    SYS_PIDS+=("$SERVER_UP")
     for i in $(seq 1 300); do
-        [ -s "$d/server/admin-token" ] && [ -s "$d/server/api-url" ] \
-            && curl -sf -o /dev/null -H "Authorization: Bearer $(cat "$d/server/admin-token")" \
-                "$(cat "$d/server/api-url")/api/v1/tunnels" && break
-        kill -0 "$server" 2>/dev/null || { warn "adit-server exited (see logs/adit-server-run$RUN.log)"; return 1; }
+        [ -s "$dir/admin-token" ] && curl -sf -o /dev/null -H "Authorization: Bearer $(cat "$dir/admin-token")" \
+            "http://127.0.0.1:$api/api/v1/tunnels" && return 0
+        kill -0 "$SERVER_UP" 2>/dev/null || break
         sleep 0.1
     done
-    local cli=(env HOME="$d/home" ADIT_API_URL="$(cat "$d/server/api-url")"
+    warn "adit-server exited or did not answer (see logs/$name.log)"
+    return 1
+}
+
+# adit_tunnel DIR API HOSTNAME…: creates the tunnel `bench` (credentials in DIR/cred.json)
+# through the API at port API, with a route for each hostname.
+adit_tunnel() {
+    local d=$1 api=$2 host
+    shift 2
+    local cli=(env HOME="$d/home" ADIT_API_URL="http://127.0.0.1:$api"
         ADIT_API_TOKEN="$(cat "$d/server/admin-token")" "$ADIT")
+    mkdir -p "$d/home"
     {
         "${cli[@]}" tunnel create bench --cred-file "$d/cred.json" &&
-            "${cli[@]}" tunnel route dns bench bench.localhost &&
-            "${cli[@]}" tunnel route dns bench tcp.localhost &&
-            "${cli[@]}" tunnel route dns bench sink.localhost
+            for host in "$@"; do "${cli[@]}" tunnel route dns bench "$host" || exit 1; done
     } >>"$WORK/logs/adit-cli-run$RUN.log" 2>&1 || { warn "adit tunnel create/route failed (see logs/adit-cli-run$RUN.log)"; return 1; }
+}
+
+start_adit() {
+    local d="$WORK/adit-run$RUN" t0
+    adit_server_up "adit-server-run$RUN" "$d/server" "$ADIT_EDGE" "$ADIT_TUN" "$ADIT_API" || return 1
+    local server=$SERVER_UP
+    adit_tunnel "$d" "$ADIT_API" bench.localhost tcp.localhost sink.localhost || return 1
     cat >"$d/config.yml" <<EOF
 tunnel: bench
 credentials-file: $d/cred.json
@@ -519,6 +539,45 @@ EOF
     TUN_PIDS=("$server" "$connector")
     SERVER_PID=$server CLIENT_PIDS=$connector
     SINK_PIDS="server=$server client=$connector access=$access_sink1 access=$access_sink2"
+}
+
+# A two-node cluster on PostgreSQL (a fresh database `adit_bench` on $BENCH_PG, by default
+# the local server), with a connector keeping one connection, which lands on node-a (nodes
+# are taken by name). `holder`: visitors enter node-a; `forwarded`: they enter node-b,
+# which holds no connection and carries each request to node-a over a node link.
+# HTTP figures only; CPU is that of both nodes and the connector.
+start_adit_cluster() {
+    local entry=$1 d="$WORK/adit-$1-run$RUN" t0 f
+    local db="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+    psql "$db/postgres" -qc "DROP DATABASE IF EXISTS adit_bench WITH (FORCE)" -c "CREATE DATABASE adit_bench" \
+        >>"$WORK/logs/psql.log" 2>&1 || { warn "cannot create the database adit_bench on $db (see logs/psql.log)"; return 1; }
+    local url="$db/adit_bench"
+    adit_server_up "adit-$entry-a-run$RUN" "$d/server" "$ADIT_EDGE" "$ADIT_TUN" "$ADIT_API" \
+        --database-url "$url" --node-name node-a || return 1
+    local a=$SERVER_UP
+    mkdir -p "$d/b"
+    for f in server.key ca.pem ca.key; do cp -p "$d/server/$f" "$d/b/$f"; done
+    adit_server_up "adit-$entry-b-run$RUN" "$d/b" "$ADIT_EDGE_B" "$ADIT_TUN_B" "$ADIT_API_B" \
+        --database-url "$url" --node-name node-b || return 1
+    local b=$SERVER_UP
+    adit_tunnel "$d" "$ADIT_API" bench.localhost || return 1
+    cat >"$d/config.yml" <<EOF
+tunnel: bench
+credentials-file: $d/cred.json
+ha-connections: 1
+ingress:
+  - hostname: bench.localhost
+    service: http://127.0.0.1:$NGINX_PORT
+  - service: http_status:404
+EOF
+    if [ "$entry" = holder ]; then HTTP_PORT=$ADIT_EDGE; else HTTP_PORT=$ADIT_EDGE_B; fi
+    t0=$(now_ns)
+    spawn "adit-$entry-connector-run$RUN" env HOME="$d/home" "$ADIT" tunnel --config "$d/config.yml" run
+    local connector=$SPAWNED
+    SYS_PIDS+=("$connector")
+    first_request "$t0" || { warn "Adit cluster ($entry): no successful request within 15 s of adit tunnel run"; return 1; }
+    TUN_PIDS=("$a" "$b" "$connector")
+    SERVER_PID=$a CLIENT_PIDS=$connector
 }
 
 start_rathole() { # tcp|noise
@@ -605,12 +664,16 @@ run_system() {
     case "$SYS" in
         direct) start_direct && ok=1 ;;
         adit) start_adit && ok=1 ;;
+        adit-2n-holder) start_adit_cluster holder && ok=1 ;;
+        adit-2n-forwarded) start_adit_cluster forwarded && ok=1 ;;
         rathole-tcp) start_rathole tcp && ok=1 ;;
         rathole-noise) start_rathole noise && ok=1 ;;
         bore) start_bore && ok=1 ;;
         *) die "unknown system $SYS" ;;
     esac
-    if [ "$ok" = 1 ]; then
+    if [ "$ok" = 1 ] && [ "${SYS#adit-2n-}" != "$SYS" ]; then
+        measure_http
+    elif [ "$ok" = 1 ]; then
         if [ "$SYS" != direct ]; then
             sleep 1
             measure_rss_idle
@@ -643,7 +706,7 @@ main() {
     install_tools
     build_adit
 
-    for p in $NGINX_PORT $IPERF_PORT $SINK_PORT $ADIT_EDGE $ADIT_TUN $ADIT_API $ADIT_ACC_IPERF $ADIT_ACC_SINK $ADIT_ACC_SINK2 \
+    for p in $NGINX_PORT $IPERF_PORT $SINK_PORT $ADIT_EDGE $ADIT_TUN $ADIT_API $ADIT_EDGE_B $ADIT_TUN_B $ADIT_API_B $ADIT_ACC_IPERF $ADIT_ACC_SINK $ADIT_ACC_SINK2 \
         $RH_CTRL $RH_WEB $RH_IPERF $RH_SINK $BORE_CTRL $BORE_WEB $BORE_IPERF $BORE_SINK; do
         port_busy "$p" && die "port 127.0.0.1:$p is in use (set BENCH_PORT_BASE to move the range; bore needs 7835)"
     done
@@ -679,7 +742,7 @@ main() {
 
     python3 "$BENCH_DIR/report.py" "$RESULTS" >"$RESULTS/table.md" || die "report.py failed"
     cat "$RESULTS/table.md"
-    if [ "$QUICK" = 0 ] && [ "$SYSTEMS" = "direct adit rathole-tcp rathole-noise bore" ]; then
+    if [ "$QUICK" = 0 ] && [ "$SYSTEMS" = "direct adit adit-2n-holder adit-2n-forwarded rathole-tcp rathole-noise bore" ]; then
         cp "$RESULTS/results.csv" "$BENCH_DIR/results.csv"
         cp "$RESULTS/table.md" "$BENCH_DIR/results.md"
         log "copied results.csv and results.md to bench/"
