@@ -516,7 +516,10 @@ async fn a_quick_tunnel_serves_then_vanishes_with_its_connector() {
     // No zone may hold the quick-tunnel domain (the kit's default is example.com).
     config.zones = vec!["apps.example.com".into()];
     config.quick_tunnel_limit = 1;
-    config.quick_tunnel_grace = Duration::from_millis(300);
+    // Short, so the removal shows soon; not shorter, as a quick tunnel whose connector has
+    // not connected within the grace after its creation is removed too (a loaded CI
+    // machine once took longer than 300 ms).
+    config.quick_tunnel_grace = Duration::from_secs(3);
     let server = TestServer::start_with(dir, config).await;
     let origin = spawn_origin(|_req: hyper::Request<hyper::body::Incoming>| async {
         http::Response::new(full("quick origin"))
