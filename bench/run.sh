@@ -556,7 +556,8 @@ start_adit_cluster() {
         --database-url "$url" --node-name node-a || return 1
     local a=$SERVER_UP
     mkdir -p "$d/b"
-    for f in server.key ca.pem ca.key; do cp -p "$d/server/$f" "$d/b/$f"; done
+    # The shared secrets, and the admin token the wait below asks the API with.
+    for f in server.key ca.pem ca.key admin-token; do cp -p "$d/server/$f" "$d/b/$f"; done
     adit_server_up "adit-$entry-b-run$RUN" "$d/b" "$ADIT_EDGE_B" "$ADIT_TUN_B" "$ADIT_API_B" \
         --database-url "$url" --node-name node-b || return 1
     local b=$SERVER_UP
