@@ -515,6 +515,11 @@ impl Connector {
                     }
                     // The node may be leaving the cluster: ask who is alive before dialling.
                     self.refresh_nodes().await;
+                    if stable {
+                        // A connection that served a while: its replacement is dialled at
+                        // once (a tunnel with one connection would be offline meanwhile).
+                        continue;
+                    }
                 }
                 Attempt::Rejected(RejectCode::Unauthorized, message) => {
                     tracing::error!(%message, "the edge refused the tunnel token");
