@@ -103,6 +103,74 @@ pub struct Tunnel {
     pub connected_since: Option<Timestamp>,
 }
 
+/// Which page of the tunnel list to read (`GET /api/v1/tunnels?page=&per_page=&name=`,
+/// cloudflared's spelling): pages count from 1, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TunnelListQuery {
+    /// 1 when absent or 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// [`TunnelListQuery::DEFAULT_PER_PAGE`] when absent or 0; at most
+    /// [`TunnelListQuery::MAX_PER_PAGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_page: Option<u32>,
+    /// Only tunnels whose name contains this text (in any case) or whose id starts with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl TunnelListQuery {
+    pub const DEFAULT_PER_PAGE: u32 = 20;
+    pub const MAX_PER_PAGE: u32 = 1000;
+
+    /// The page asked for, from 1.
+    pub fn page(&self) -> u32 {
+        self.page.filter(|p| *p > 0).unwrap_or(1)
+    }
+
+    /// The page size asked for, within the limits.
+    pub fn per_page(&self) -> u32 {
+        self.per_page
+            .filter(|n| *n > 0)
+            .unwrap_or(Self::DEFAULT_PER_PAGE)
+            .min(Self::MAX_PER_PAGE)
+    }
+
+    /// The search text, trimmed; `None` when empty.
+    pub fn search(&self) -> Option<&str> {
+        self.name
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// Where a page lies in the whole list (cloudflared's `result_info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResultInfo {
+    pub page: u32,
+    pub per_page: u32,
+    /// How many items this page holds.
+    pub count: u32,
+    /// How many items match in all pages.
+    pub total_count: u64,
+}
+
+impl ResultInfo {
+    /// How many pages the whole list takes (at least 1).
+    pub fn total_pages(&self) -> u32 {
+        let per_page = u64::from(self.per_page.max(1));
+        u32::try_from(self.total_count.div_ceil(per_page).max(1)).unwrap_or(u32::MAX)
+    }
+}
+
+/// One page of tunnels: `GET /api/v1/tunnels` with `page`, `per_page` or `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelPage {
+    pub result: Vec<Tunnel>,
+    pub result_info: ResultInfo,
+}
+
 /// What changed in an account, as `GET /api/v1/events` announces it: one Server-Sent Event
 /// per change, its data this notice as JSON. Notices carry no state; a page re-reads what
 /// it shows.

@@ -10,7 +10,7 @@
 use adit_core::{
     api::{
         Connector, CreateIpRoute, IpRoute, RenameTunnel, TrafficPoint, Tunnel, TunnelConfiguration,
-        TunnelTokenBody,
+        TunnelListQuery, TunnelPage, TunnelTokenBody,
     },
     ids::{RouteId, TunnelId},
     ingress::IngressConfig,
@@ -34,6 +34,22 @@ pub(crate) fn use_api() -> Api {
 
 fn tunnel_path(id: TunnelId) -> String {
     format!("/api/v1/tunnels/{id}")
+}
+
+/// `page=…&per_page=…&name=…` for a tunnel list query (always a page: `page` is given).
+fn list_query(query: &TunnelListQuery) -> String {
+    let mut out = format!("page={}&per_page={}", query.page(), query.per_page());
+    if let Some(search) = query.search() {
+        out.push_str("&name=");
+        for byte in search.bytes() {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    out
 }
 
 impl Api {
@@ -92,6 +108,12 @@ impl Api {
 
     pub(crate) async fn tunnels(&self) -> Result<Vec<Tunnel>, Error> {
         self.get("/api/v1/tunnels").await
+    }
+
+    /// One page of the tunnel list, searched on the server.
+    pub(crate) async fn tunnel_page(&self, query: &TunnelListQuery) -> Result<TunnelPage, Error> {
+        self.get(&format!("/api/v1/tunnels?{}", list_query(query)))
+            .await
     }
 
     pub(crate) async fn tunnel(&self, id: TunnelId) -> Result<Tunnel, Error> {
@@ -209,5 +231,27 @@ impl Api {
         id: impl std::fmt::Display,
     ) -> Result<(), Error> {
         self.delete(&format!("{collection}/{id}")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_query_always_names_its_page_and_encodes_the_search() {
+        assert_eq!(
+            list_query(&TunnelListQuery::default()),
+            "page=1&per_page=20"
+        );
+        let query = TunnelListQuery {
+            page: Some(3),
+            per_page: Some(50),
+            name: Some(" web & é%_ ".into()),
+        };
+        assert_eq!(
+            list_query(&query),
+            "page=3&per_page=50&name=web%20%26%20%C3%A9%25_"
+        );
     }
 }

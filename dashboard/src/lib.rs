@@ -42,7 +42,7 @@ mod time;
 pub use error::Error;
 #[cfg(feature = "hydrate")]
 pub use page::hydrate;
-pub use page::{PAGE_DATA_ID, Page, PageData, TunnelPageData};
+pub use page::{PAGE_DATA_ID, Page, PageData, TUNNELS_PER_PAGE, TunnelPageData};
 pub use pages::{device::DeviceView, settings::SettingsPage};
 #[cfg(feature = "ssr")]
 pub use render::{INLINE_SCRIPTS, INLINE_STYLES, render_page};

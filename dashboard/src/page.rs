@@ -3,7 +3,7 @@
 //! browser bundle reads that JSON back and hydrates the identical view.
 
 use adit_core::{
-    api::{Connector, IpRoute, Session, TrafficPoint, Tunnel, TunnelConfiguration},
+    api::{Connector, IpRoute, ResultInfo, Session, TrafficPoint, Tunnel, TunnelConfiguration},
     identity::Role,
 };
 use leptos::prelude::*;
@@ -20,6 +20,9 @@ use crate::{
         tunnels::TunnelsPage,
     },
 };
+
+/// How many tunnels a page of the Tunnels page shows.
+pub const TUNNELS_PER_PAGE: u32 = 50;
 
 /// The `id` of the `<script type="application/json">` element holding the [`PageData`].
 pub const PAGE_DATA_ID: &str = "adit-page";
@@ -50,8 +53,12 @@ pub enum Page {
         #[serde(default)]
         next: String,
     },
-    /// The account's tunnels.
-    Tunnels { tunnels: Vec<Tunnel> },
+    /// The first page of the account's tunnels ([`TUNNELS_PER_PAGE`] by name), and where
+    /// it lies in the whole list.
+    Tunnels {
+        tunnels: Vec<Tunnel>,
+        result_info: ResultInfo,
+    },
     /// Approving an `adit login`.
     Device { view: DeviceView },
     /// The wizard that creates a tunnel: the names already `taken` in the account, and the
@@ -136,7 +143,10 @@ pub(crate) fn App(data: PageData) -> impl IntoView {
     let me = session.as_ref().map(|s| s.user_id);
     let content = match page {
         Page::Login { error, email, next } => view! { <LoginPage error email next /> }.into_any(),
-        Page::Tunnels { tunnels } => view! { <TunnelsPage tunnels now_ms /> }.into_any(),
+        Page::Tunnels {
+            tunnels,
+            result_info,
+        } => view! { <TunnelsPage tunnels result_info now_ms /> }.into_any(),
         Page::Device { view } => view! { <DevicePage view account csrf_token /> }.into_any(),
         Page::NewTunnel { taken, zones } => view! { <NewTunnelPage taken zones /> }.into_any(),
         Page::Tunnel(data) => view! { <TunnelPage data=*data now_ms /> }.into_any(),

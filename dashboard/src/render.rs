@@ -140,6 +140,12 @@ mod tests {
             now_ms: NOW_MS,
             page: Page::Tunnels {
                 tunnels: tunnels.to_vec(),
+                result_info: adit_core::api::ResultInfo {
+                    page: 1,
+                    per_page: crate::TUNNELS_PER_PAGE,
+                    count: u32::try_from(tunnels.len()).unwrap(),
+                    total_count: tunnels.len() as u64,
+                },
             },
         }
     }

@@ -172,7 +172,7 @@ impl App {
                     authority.clone(),
                     certs.chain.clone(),
                     certs.key.clone_key(),
-                    Arc::new(move |name: &str| routed.current().lookup(name).is_some()),
+                    Arc::new(move |name: &str| routed.lookup(name).is_some()),
                 )?;
                 Some((listener, TlsAcceptor::from(config)))
             }

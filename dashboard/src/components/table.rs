@@ -1,6 +1,7 @@
 //! The one table the pages draw lists with: a card around a `<table>`, its header row
 //! (with headers that sort it, where a page asks for them), the rows a page passes as
-//! children, and a line that says when there are none.
+//! children, and a line that says when there are none; and the pager under a list read
+//! in pages.
 
 use leptos::prelude::*;
 
@@ -100,6 +101,37 @@ pub(crate) fn DataTable(
                 </p>
             </Show>
         </div>
+    }
+}
+
+/// "Previous", "Page 2 of 9", "Next" under a list read in pages; `page` counts from 1 and
+/// `on_page` is asked for another.
+#[component]
+pub(crate) fn Pager(
+    #[prop(into)] page: Signal<u32>,
+    #[prop(into)] pages: Signal<u32>,
+    on_page: Callback<u32>,
+) -> impl IntoView {
+    view! {
+        <nav class="pager" aria-label="Pages">
+            <button
+                type="button"
+                class="button"
+                disabled=move || page.get() <= 1
+                on:click=move |_| on_page.run(page.get_untracked().saturating_sub(1).max(1))
+            >
+                "Previous"
+            </button>
+            <span class="page-of">{move || format!("Page {} of {}", page.get(), pages.get())}</span>
+            <button
+                type="button"
+                class="button"
+                disabled=move || page.get() >= pages.get()
+                on:click=move |_| on_page.run(page.get_untracked().saturating_add(1))
+            >
+                "Next"
+            </button>
+        </nav>
     }
 }
 

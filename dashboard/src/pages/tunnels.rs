@@ -1,10 +1,12 @@
-//! The Tunnels page: every tunnel of the account with its health, connectors, routes and
-//! uptime, kept live; searched, filtered and sorted in the browser.
+//! The Tunnels page: the account's tunnels with their health, connectors, routes and
+//! uptime, kept live, a page at a time ([`crate::page::TUNNELS_PER_PAGE`] by name). The
+//! search and the pages are asked of the server (`GET /api/v1/tunnels?page=&per_page=&name=`);
+//! the status filter and the sort apply to the page shown, in the browser.
 
 use std::collections::{HashMap, HashSet};
 
 use adit_core::{
-    api::{ChangeKind, ChangeNotice, Tunnel},
+    api::{ChangeKind, ChangeNotice, ResultInfo, Tunnel, TunnelListQuery},
     ids::TunnelId,
 };
 use leptos::{either::Either, prelude::*, task::spawn_local};
@@ -17,7 +19,7 @@ use crate::{
         copy_id::CopyId,
         moment::Moment,
         status_badge::StatusBadge,
-        table::{Column, DataTable},
+        table::{Column, DataTable, Pager},
     },
     live::{self, use_live},
     time::uptime,
@@ -31,12 +33,24 @@ const CREATE_HREF: &str = "/tunnels/new";
 
 /// The page body (inside the layout): a header and either the table or the empty state.
 #[component]
-pub(crate) fn TunnelsPage(tunnels: Vec<Tunnel>, now_ms: i64) -> impl IntoView {
-    let tunnels = follow_tunnels(tunnels);
+pub(crate) fn TunnelsPage(
+    tunnels: Vec<Tunnel>,
+    result_info: ResultInfo,
+    now_ms: i64,
+) -> impl IntoView {
+    let listing = Listing {
+        search: RwSignal::new(String::new()),
+        page: RwSignal::new(result_info.page.max(1)),
+        info: RwSignal::new(result_info),
+    };
+    let tunnels = follow_tunnels(tunnels, listing);
     let now = live::clock(now_ms);
     // A memo, so the table is swapped for the empty state (and back) only when that
-    // changes, not on every update of the list.
-    let empty = Memo::new(move |_| tunnels.with(Vec::is_empty));
+    // changes, not on every update of the list: an account without tunnels, not a search
+    // that found none.
+    let empty = Memo::new(move |_| {
+        listing.info.with(|i| i.total_count == 0) && listing.search.with(|q| q.trim().is_empty())
+    });
     view! {
         <header class="page-header">
             <div>
@@ -52,9 +66,31 @@ pub(crate) fn TunnelsPage(tunnels: Vec<Tunnel>, now_ms: i64) -> impl IntoView {
             if empty.get() {
                 Either::Left(view! { <EmptyState /> })
             } else {
-                Either::Right(view! { <TunnelTable tunnels now /> })
+                Either::Right(view! { <TunnelTable tunnels listing now /> })
             }
         }}
+    }
+}
+
+/// What the page asks the server for, and where the page shown lies in the whole list.
+#[derive(Debug, Clone, Copy)]
+struct Listing {
+    /// The search box's text.
+    search: RwSignal<String>,
+    /// The page asked for, from 1.
+    page: RwSignal<u32>,
+    /// The latest answer's `result_info`.
+    info: RwSignal<ResultInfo>,
+}
+
+impl Listing {
+    /// The query for the page asked for now.
+    fn query(self) -> TunnelListQuery {
+        TunnelListQuery {
+            page: Some(self.page.get_untracked()),
+            per_page: Some(self.info.with_untracked(|i| i.per_page)),
+            name: Some(self.search.get_untracked()),
+        }
     }
 }
 
@@ -109,15 +145,51 @@ fn merge_list(current: &[Tunnel], fresh: Vec<Tunnel>, keep: &HashSet<TunnelId>) 
         .collect()
 }
 
-/// The account's tunnels: first the page's own list; in the browser, kept live. A notice
-/// about one tunnel's connectors, connections or routes re-reads that tunnel only; one
-/// that may concern the list (a tunnel created, renamed or deleted, or the stream
-/// reopened) re-reads the list.
-fn follow_tunnels(initial: Vec<Tunnel>) -> RwSignal<Vec<Tunnel>> {
+/// The page of tunnels shown: first the page's own; in the browser, kept live and read
+/// again when the search or the page changes. A notice about the connectors, connections
+/// or routes of a tunnel shown re-reads that tunnel only; one that may concern the list (a
+/// tunnel created, renamed or deleted, or the stream reopened) re-reads the page.
+fn follow_tunnels(initial: Vec<Tunnel>, listing: Listing) -> RwSignal<Vec<Tunnel>> {
     let list = RwSignal::new(initial);
     let live = use_live();
     let api = use_api();
     let reads = StoredValue::new(Reads::default());
+    let read_page = {
+        let api = api.clone();
+        move || {
+            let read = reads.try_update_value(Reads::start_list).unwrap_or(0);
+            let (api, query) = (api.clone(), listing.query());
+            spawn_local(async move {
+                match api.tunnel_page(&query).await {
+                    Ok(fresh) => {
+                        let Some(keep) = reads.with_value(|r| r.list_keeps(read)) else {
+                            return;
+                        };
+                        let info = fresh.result_info;
+                        // Past the last page (tunnels were deleted): show the last one.
+                        if fresh.result.is_empty() && info.page > 1 && info.total_count > 0 {
+                            listing.page.set(info.total_pages());
+                            return;
+                        }
+                        list.update(|all| *all = merge_list(all, fresh.result, &keep));
+                        listing.info.set(info);
+                    }
+                    Err(Error::SessionEnded) => {}
+                    Err(e) => leptos::logging::warn!("could not read the tunnels: {e}"),
+                }
+            });
+        }
+    };
+    // The search or the page changed: read the page (not on the first run, which is the
+    // page the server drew).
+    let reread = read_page.clone();
+    Effect::new(move |ran: Option<()>| {
+        listing.search.track();
+        listing.page.track();
+        if ran.is_some() {
+            reread();
+        }
+    });
     Effect::new(move || {
         let notice = live.notice();
         if notice.seq == 0 {
@@ -129,6 +201,10 @@ fn follow_tunnels(initial: Vec<Tunnel>) -> RwSignal<Vec<Tunnel>> {
                 kind: ChangeKind::Connector | ChangeKind::Connection | ChangeKind::Route,
                 tunnel: Some(id),
             }) => {
+                // A tunnel on another page: nothing shown changes.
+                if !list.with_untracked(|all| all.iter().any(|t| t.id == id)) {
+                    return;
+                }
                 let read = reads.try_update_value(|r| r.start_one(id)).unwrap_or(0);
                 spawn_local(async move {
                     let answer = api.tunnel(id).await;
@@ -149,50 +225,63 @@ fn follow_tunnels(initial: Vec<Tunnel>) -> RwSignal<Vec<Tunnel>> {
                     }
                 });
             }
-            _ => {
-                let read = reads.try_update_value(Reads::start_list).unwrap_or(0);
-                spawn_local(async move {
-                    match api.tunnels().await {
-                        Ok(fresh) => {
-                            if let Some(keep) = reads.with_value(|r| r.list_keeps(read)) {
-                                list.update(|all| *all = merge_list(all, fresh, &keep));
-                            }
-                        }
-                        Err(Error::SessionEnded) => {}
-                        Err(e) => leptos::logging::warn!("could not re-read the tunnels: {e}"),
-                    }
-                });
-            }
+            _ => read_page(),
         }
     });
     list
 }
 
-/// "1 tunnel", "3 tunnels", and "2 of 3 tunnels" while some are filtered out.
-fn tunnel_count(shown: usize, total: usize) -> String {
+/// "1 tunnel", "3 tunnels", and "2 of 3 tunnels" while the status filter hides some of
+/// the `on_page` tunnels of a list that fits one page; "51–100 of 230 tunnels" (and "2
+/// shown of …") over several pages.
+fn tunnel_count(shown: usize, on_page: usize, info: &ResultInfo) -> String {
+    let total = info.total_count;
     let noun = if total == 1 { "tunnel" } else { "tunnels" };
-    if shown == total {
-        format!("{total} {noun}")
+    if info.total_pages() <= 1 {
+        return if shown == on_page {
+            format!("{total} {noun}")
+        } else {
+            format!("{shown} of {total} {noun}")
+        };
+    }
+    let first = u64::from(info.page.saturating_sub(1)) * u64::from(info.per_page) + 1;
+    let last = (first + on_page as u64).saturating_sub(1).max(first);
+    let range = format!("{first}–{last} of {total} {noun}");
+    if shown == on_page {
+        range
     } else {
-        format!("{shown} of {total} {noun}")
+        format!("{shown} shown of {range}")
     }
 }
 
 #[component]
-fn TunnelTable(tunnels: RwSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl IntoView {
-    let query = RwSignal::new(String::new());
+fn TunnelTable(
+    tunnels: RwSignal<Vec<Tunnel>>,
+    listing: Listing,
+    now: ReadSignal<i64>,
+) -> impl IntoView {
+    let query = listing.search;
     let status = RwSignal::new(StatusFilter::All);
     let sort = RwSignal::new(Sort::default());
+    // The server searched already; searching the page shown again narrows it at once,
+    // while the next page is on its way.
     let shown = Memo::new(move |_| {
         tunnels.with(|all| query.with(|q| visible(all, q, status.get(), sort.get())))
     });
-    let count = move || tunnel_count(shown.with(Vec::len), tunnels.with(Vec::len));
+    let count = move || {
+        listing
+            .info
+            .with(|info| tunnel_count(shown.with(Vec::len), tunnels.with(Vec::len), info))
+    };
+    let pages = Signal::derive(move || listing.info.with(ResultInfo::total_pages));
+    let to_page = Callback::new(move |page: u32| listing.page.set(page));
     let options = StatusFilter::CHOICES
         .into_iter()
         .map(|choice| view! { <option value=choice.value()>{choice.label()}</option> })
         .collect_view();
     let clear = move |_| {
         query.set(String::new());
+        listing.page.set(1);
         status.set(StatusFilter::All);
     };
     // A header that sorts by `key`, and flips the order when it already does.
@@ -209,7 +298,11 @@ fn TunnelTable(tunnels: RwSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl Int
                 class="search"
                 placeholder="Search by name or ID"
                 aria-label="Search tunnels by name or ID"
-                bind:value=query
+                prop:value=move || query.get()
+                on:input=move |ev| {
+                    query.set(event_target_value(&ev));
+                    listing.page.set(1);
+                }
             />
             <label class="filter">
                 <span>"Status"</span>
@@ -249,6 +342,9 @@ fn TunnelTable(tunnels: RwSignal<Vec<Tunnel>>, now: ReadSignal<i64>) -> impl Int
                 <TunnelRow id=tunnel.id tunnels now />
             </For>
         </DataTable>
+        <Show when=move || { pages.get() > 1 }>
+            <Pager page=listing.page pages on_page=to_page />
+        </Show>
     }
 }
 
@@ -346,12 +442,37 @@ mod tests {
         assert_eq!(reads.list_keeps(newer_list), Some(HashSet::new()));
     }
 
+    fn info(page: u32, per_page: u32, count: u32, total_count: u64) -> ResultInfo {
+        ResultInfo {
+            page,
+            per_page,
+            count,
+            total_count,
+        }
+    }
+
     #[test]
     fn tunnel_count_pluralises_and_tells_what_is_filtered_out() {
-        assert_eq!(tunnel_count(0, 0), "0 tunnels");
-        assert_eq!(tunnel_count(1, 1), "1 tunnel");
-        assert_eq!(tunnel_count(2, 2), "2 tunnels");
-        assert_eq!(tunnel_count(0, 1), "0 of 1 tunnel");
-        assert_eq!(tunnel_count(2, 5), "2 of 5 tunnels");
+        assert_eq!(tunnel_count(0, 0, &info(1, 50, 0, 0)), "0 tunnels");
+        assert_eq!(tunnel_count(1, 1, &info(1, 50, 1, 1)), "1 tunnel");
+        assert_eq!(tunnel_count(2, 2, &info(1, 50, 2, 2)), "2 tunnels");
+        assert_eq!(tunnel_count(0, 1, &info(1, 50, 1, 1)), "0 of 1 tunnel");
+        assert_eq!(tunnel_count(2, 5, &info(1, 50, 5, 5)), "2 of 5 tunnels");
+    }
+
+    #[test]
+    fn tunnel_count_over_several_pages_says_which_part_is_shown() {
+        assert_eq!(
+            tunnel_count(50, 50, &info(2, 50, 50, 230)),
+            "51–100 of 230 tunnels"
+        );
+        assert_eq!(
+            tunnel_count(30, 30, &info(5, 50, 30, 230)),
+            "201–230 of 230 tunnels"
+        );
+        assert_eq!(
+            tunnel_count(2, 50, &info(1, 50, 50, 230)),
+            "2 shown of 1–50 of 230 tunnels"
+        );
     }
 }

@@ -10,7 +10,8 @@ use std::{sync::Arc, time::Duration};
 
 use adit_core::{
     api::ChangeKind,
-    ids::{AccountId, ConnectorId, TunnelId},
+    hostname::HostPattern,
+    ids::{AccountId, ConnectorId, RouteId, TunnelId},
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Control;
+use crate::tunnel::routes::{RouteChange, RouteEntry};
 
 /// A change other nodes must apply to what they hold in memory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +31,9 @@ pub(crate) enum ClusterEvent {
         kind: ChangeKind,
         tunnel: TunnelId,
     },
-    /// Routes were added or removed: the route table is read again.
+    /// Routes were added or removed: each node applies the same changes to its table.
+    Routes { changes: Vec<RouteDelta> },
+    /// Routes changed in more ways than one notice holds: the route table is read again.
     RoutesChanged,
     /// The tunnel was deleted or given a new secret: its connections close.
     TunnelClosed { tunnel: TunnelId },
@@ -41,6 +45,77 @@ pub(crate) enum ClusterEvent {
     /// A remotely managed tunnel has a new configuration: its watchers send it.
     Configuration { tunnel: TunnelId },
 }
+
+/// One [`RouteChange`] on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub(crate) enum RouteDelta {
+    Add {
+        id: RouteId,
+        hostname: HostPattern,
+        tunnel: TunnelId,
+        created_at: i64,
+    },
+    Remove {
+        id: RouteId,
+        hostname: HostPattern,
+    },
+    RemoveTunnel {
+        tunnel: TunnelId,
+    },
+}
+
+impl From<&RouteChange> for RouteDelta {
+    fn from(change: &RouteChange) -> Self {
+        match change {
+            RouteChange::Add(route) => Self::Add {
+                id: route.id,
+                hostname: route.pattern.clone(),
+                tunnel: route.tunnel,
+                created_at: route.created_at,
+            },
+            RouteChange::Remove { id, pattern } => Self::Remove {
+                id: *id,
+                hostname: pattern.clone(),
+            },
+            RouteChange::RemoveTunnel(tunnel) => Self::RemoveTunnel { tunnel: *tunnel },
+        }
+    }
+}
+
+impl From<RouteDelta> for RouteChange {
+    fn from(delta: RouteDelta) -> Self {
+        match delta {
+            RouteDelta::Add {
+                id,
+                hostname,
+                tunnel,
+                created_at,
+            } => Self::Add(RouteEntry {
+                id,
+                pattern: hostname,
+                tunnel,
+                created_at,
+            }),
+            RouteDelta::Remove { id, hostname } => Self::Remove {
+                id,
+                pattern: hostname,
+            },
+            RouteDelta::RemoveTunnel { tunnel } => Self::RemoveTunnel(tunnel),
+        }
+    }
+}
+
+impl ClusterEvent {
+    pub(crate) fn routes(changes: &[RouteChange]) -> Self {
+        Self::Routes {
+            changes: changes.iter().map(RouteDelta::from).collect(),
+        }
+    }
+}
+
+/// PostgreSQL refuses a `NOTIFY` payload of 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7900;
 
 /// A notice on the wire: the event and the node that sent it (which ignores its own).
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,6 +180,10 @@ impl Control {
                 kind,
                 tunnel,
             } => self.changes.notify(account, kind, tunnel),
+            ClusterEvent::Routes { changes } => {
+                let changes: Vec<RouteChange> = changes.into_iter().map(Into::into).collect();
+                self.routes.apply(&changes);
+            }
             ClusterEvent::RoutesChanged => {
                 if let Err(e) = self.load_routes().await {
                     tracing::error!(error = %e, "could not re-read the routes another node changed");
@@ -173,7 +252,7 @@ async fn send(control: Arc<Control>, mut outbox: Outbox, shutdown: CancellationT
             () = shutdown.cancelled() => None,
         };
         let Some(event) = event else { return };
-        let payload = match serde_json::to_string(&Envelope { from, event }) {
+        let payload = match encode(from, event) {
             Ok(payload) => payload,
             Err(e) => {
                 tracing::error!(error = %e, "could not encode a cluster notice");
@@ -186,6 +265,17 @@ async fn send(control: Arc<Control>, mut outbox: Outbox, shutdown: CancellationT
             tracing::warn!(error = %e, "could not send a notice to the other nodes");
         }
     }
+}
+
+/// The notice for `event`; route changes too many for one notice become "read the routes
+/// again".
+fn encode(from: uuid::Uuid, event: ClusterEvent) -> Result<String, serde_json::Error> {
+    let payload = serde_json::to_string(&Envelope { from, event })?;
+    if payload.len() <= MAX_PAYLOAD {
+        return Ok(payload);
+    }
+    let event = ClusterEvent::RoutesChanged;
+    serde_json::to_string(&Envelope { from, event })
 }
 
 /// How long to wait before listening again after the database refused.
@@ -252,6 +342,19 @@ mod tests {
                 tunnel: TunnelId::random(),
             },
             ClusterEvent::RoutesChanged,
+            ClusterEvent::routes(&[
+                RouteChange::Add(RouteEntry {
+                    id: RouteId::random(),
+                    pattern: HostPattern::parse("*.example.com").unwrap(),
+                    tunnel: TunnelId::random(),
+                    created_at: 1,
+                }),
+                RouteChange::Remove {
+                    id: RouteId::random(),
+                    pattern: HostPattern::parse("app.example.com").unwrap(),
+                },
+                RouteChange::RemoveTunnel(TunnelId::random()),
+            ]),
             ClusterEvent::TunnelClosed {
                 tunnel: TunnelId::random(),
             },
@@ -274,5 +377,26 @@ mod tests {
             let back: Envelope = serde_json::from_str(&text).unwrap();
             assert_eq!((back.from, back.event), (from, event));
         }
+    }
+
+    #[test]
+    fn route_changes_too_many_for_one_notice_ask_for_a_reload() {
+        let changes: Vec<RouteChange> = (0..200)
+            .map(|n| {
+                RouteChange::Add(RouteEntry {
+                    id: RouteId::random(),
+                    pattern: HostPattern::parse(&format!("host-{n}.example.com")).unwrap(),
+                    tunnel: TunnelId::random(),
+                    created_at: n,
+                })
+            })
+            .collect();
+        let from = uuid::Uuid::new_v4();
+        let text = encode(from, ClusterEvent::routes(&changes)).unwrap();
+        let back: Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.event, ClusterEvent::RoutesChanged);
+        let one = encode(from, ClusterEvent::routes(&changes[..1])).unwrap();
+        let back: Envelope = serde_json::from_str(&one).unwrap();
+        assert_eq!(back.event, ClusterEvent::routes(&changes[..1]));
     }
 }

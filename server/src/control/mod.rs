@@ -44,7 +44,7 @@ use crate::{
     },
     trust::secrets::{ServerKey, secret_matches, sha256_hex},
     tunnel::registry::Registry,
-    tunnel::routes::Routes,
+    tunnel::routes::{RouteChange, RouteEntry, Routes},
 };
 
 /// The account the first admin, the first API token and `adit-server admin create`
@@ -123,11 +123,13 @@ impl Control {
     }
 
     /// After a change to the stored routes: this node's route table and every other
-    /// node's are rebuilt.
-    pub(crate) async fn reload_routes(&self) -> Result<(), Error> {
-        self.load_routes().await?;
-        self.cluster.announce(ClusterEvent::RoutesChanged);
-        Ok(())
+    /// node's get the same changes.
+    pub(crate) fn apply_routes(&self, changes: &[RouteChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        self.routes.apply(changes);
+        self.cluster.announce(ClusterEvent::routes(changes));
     }
 
     /// Closes the tunnel's connections on this node and every other (it was deleted or
@@ -137,19 +139,18 @@ impl Control {
         self.registry.close_tunnel(tunnel)
     }
 
-    /// Rebuilds this node's route table from the stored routes.
+    /// Rebuilds this node's route table from the stored routes (at start, and after this
+    /// node may have missed other nodes' changes).
     pub(crate) async fn load_routes(&self) -> Result<(), Error> {
+        let reload = self.routes.begin_reload();
         let rows = self.storage.all_routes().await?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in rows {
-            match HostPattern::parse(&row.hostname) {
-                Ok(pattern) => entries.push((pattern, row.tunnel_id)),
-                Err(e) => {
-                    tracing::warn!(route = %row.id, error = %e, "skipping unparseable stored route")
-                }
-            }
-        }
-        self.routes.publish(entries);
+        reload.finish(rows.into_iter().filter_map(|row| {
+            route_entry(&row)
+                .map_err(|e| {
+                    tracing::warn!(route = %row.id, error = %e, "skipping unparseable stored route");
+                })
+                .ok()
+        }));
         Ok(())
     }
 
@@ -269,6 +270,46 @@ impl Control {
             .collect())
     }
 
+    /// One page of the account's tunnels by name, searched by name on the server: three
+    /// queries whatever the account holds (the matching tunnels counted, the page with
+    /// its connections counted, and the page's routes).
+    pub async fn list_tunnels_page(
+        &self,
+        account: AccountId,
+        query: &api::TunnelListQuery,
+    ) -> Result<api::TunnelPage, Error> {
+        let (page, per_page) = (query.page(), query.per_page());
+        let offset = (i64::from(page) - 1) * i64::from(per_page);
+        let (summaries, total) = self
+            .storage
+            .tunnel_summaries_page(account, query.search(), i64::from(per_page), offset)
+            .await?;
+        let ids: Vec<TunnelId> = summaries.iter().map(|s| s.tunnel.id).collect();
+        let mut routes = std::collections::HashMap::<TunnelId, Vec<String>>::new();
+        for route in self.storage.routes_of_tunnels(&ids).await? {
+            routes
+                .entry(route.tunnel_id)
+                .or_default()
+                .push(route.hostname);
+        }
+        let result: Vec<api::Tunnel> = summaries
+            .into_iter()
+            .map(|s| {
+                let hostnames = routes.remove(&s.tunnel.id).unwrap_or_default();
+                tunnel_view(s, hostnames)
+            })
+            .collect();
+        Ok(api::TunnelPage {
+            result_info: api::ResultInfo {
+                page,
+                per_page,
+                count: u32::try_from(result.len()).unwrap_or(u32::MAX),
+                total_count: u64::try_from(total).unwrap_or_default(),
+            },
+            result,
+        })
+    }
+
     pub async fn get_tunnel(&self, account: AccountId, tunnel: &str) -> Result<api::Tunnel, Error> {
         let row = self.tunnel(account, tunnel).await?;
         self.view(row.id).await
@@ -303,7 +344,7 @@ impl Control {
         }
         self.storage.delete_tunnel(row.id).await?;
         self.notify(account, ChangeKind::Tunnel, row.id);
-        self.reload_routes().await?;
+        self.apply_routes(&[RouteChange::RemoveTunnel(row.id)]);
         let closed = self.close_tunnel(row.id);
         self.metrics.forget(row.id);
         tracing::info!(tunnel = %row.id, closed, "tunnel deleted");
@@ -351,7 +392,9 @@ impl Control {
         pattern: HostPattern,
     ) -> Result<api::Route, Error> {
         let row = self.tunnel(account, tunnel).await?;
-        let routes = self.storage.all_routes().await?;
+        // Only the routes that could overlap it are read: an equal name, the wildcards
+        // above it, and (for a wildcard) the names below it.
+        let routes = self.storage.routes_overlapping(&pattern).await?;
         if routes
             .iter()
             .any(|r| r.tunnel_id == row.id && r.hostname == pattern.as_str())
@@ -378,7 +421,12 @@ impl Control {
         };
         self.storage.insert_route(&route).await?;
         self.notify(account, ChangeKind::Route, row.id);
-        self.reload_routes().await?;
+        self.apply_routes(&[RouteChange::Add(RouteEntry {
+            id: route.id,
+            pattern,
+            tunnel: row.id,
+            created_at: route.created_at,
+        })]);
         Ok(route_view(route))
     }
 
@@ -410,7 +458,12 @@ impl Control {
             .ok_or_else(not_found)?;
         self.storage.delete_route(id).await?;
         self.notify(account, ChangeKind::Route, row.tunnel_id);
-        self.reload_routes().await
+        match HostPattern::parse(&row.hostname) {
+            Ok(pattern) => self.apply_routes(&[RouteChange::Remove { id, pattern }]),
+            // Never in the table: nothing to remove.
+            Err(e) => tracing::warn!(route = %id, error = %e, "deleted an unparseable route"),
+        }
+        Ok(())
     }
 
     pub async fn list_connectors(
@@ -595,12 +648,10 @@ impl Control {
         // No change notices: nobody logs into the quick-tunnel account to watch it.
         for tunnel in &gone {
             self.storage.delete_tunnel(*tunnel).await?;
+            self.apply_routes(&[RouteChange::RemoveTunnel(*tunnel)]);
             self.close_tunnel(*tunnel);
             self.metrics.forget(*tunnel);
             tracing::info!(%tunnel, "quick tunnel removed: its connector went away");
-        }
-        if !gone.is_empty() {
-            self.reload_routes().await?;
         }
         Ok(gone.len())
     }
@@ -873,6 +924,16 @@ fn tunnel_view(summary: TunnelSummary, hostnames: Vec<String>) -> api::Tunnel {
         config_src: row.config_src,
         connected_since: summary.connected_since.map(Timestamp::from_unix_ms),
     }
+}
+
+/// A stored route as the route table keeps it.
+pub(crate) fn route_entry(row: &RouteRow) -> Result<RouteEntry, adit_core::Error> {
+    Ok(RouteEntry {
+        id: row.id,
+        pattern: HostPattern::parse(&row.hostname)?,
+        tunnel: row.tunnel_id,
+        created_at: row.created_at,
+    })
 }
 
 fn route_view(route: RouteRow) -> api::Route {

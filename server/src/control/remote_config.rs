@@ -17,8 +17,9 @@ use tokio::sync::broadcast;
 use crate::{
     Error,
     clock::now_ms,
-    control::{Control, check_route_free},
+    control::{Control, check_route_free, route_entry},
     storage::{ConfigChange, StoredConfig, TunnelRow},
+    tunnel::routes::RouteChange,
 };
 
 /// How often a configuration watcher re-reads the database even without a change event:
@@ -72,15 +73,10 @@ impl Control {
                 .await
                 .map_err(|e| at_hostname(*index, e))?;
         }
-        let others: Vec<_> = self
-            .storage
-            .all_routes()
-            .await?
-            .into_iter()
-            .filter(|r| r.tunnel_id != row.id)
-            .collect();
         for (index, pattern) in &hostnames {
-            check_route_free(&others, pattern).map_err(|e| at_hostname(*index, e))?;
+            let others = self.storage.routes_overlapping(pattern).await?;
+            check_route_free(others.iter().filter(|r| r.tunnel_id != row.id), pattern)
+                .map_err(|e| at_hostname(*index, e))?;
         }
         let json = stored_json(&config)?;
         let names: Vec<String> = hostnames.iter().map(|(_, p)| p.to_string()).collect();
@@ -91,11 +87,22 @@ impl Control {
             hostnames: &names,
             at,
         };
-        let version = self
+        let written = self
             .storage
             .write_remote_config(&change, previous_hostnames)
             .await?;
-        self.reload_routes().await?;
+        let version = written.version;
+        let removed = written.removed.iter().filter_map(|r| {
+            HostPattern::parse(&r.hostname)
+                .ok()
+                .map(|pattern| RouteChange::Remove { id: r.id, pattern })
+        });
+        let added = written
+            .added
+            .iter()
+            .filter_map(|r| route_entry(r).ok().map(RouteChange::Add));
+        let changes: Vec<_> = removed.chain(added).collect();
+        self.apply_routes(&changes);
         self.config_events.publish(row.id);
         self.cluster
             .announce(super::cluster::ClusterEvent::Configuration { tunnel: row.id });

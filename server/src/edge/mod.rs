@@ -682,7 +682,7 @@ impl Edge {
                 .request(None, 400, ErrorSource::Downstream, kind, started.elapsed());
             return response;
         };
-        let Some(tunnel) = self.routes.current().lookup(&normalize_host(&host)) else {
+        let Some(tunnel) = self.routes.lookup(&normalize_host(&host)) else {
             let response = error_response(
                 StatusCode::NOT_FOUND,
                 "host_not_routed",

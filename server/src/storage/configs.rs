@@ -4,7 +4,7 @@
 use adit_core::ids::{RouteId, TunnelId};
 use sqlx::Row;
 
-use super::{RouteRow, Storage, TunnelRow, insert_route};
+use super::{RouteRow, Storage, TunnelRow, insert_route, route_from};
 use crate::Error;
 
 /// A tunnel's configuration as stored.
@@ -16,6 +16,16 @@ pub struct StoredConfig {
     pub json: Option<String>,
     /// When `version` was written (milliseconds since the epoch).
     pub updated_at: Option<i64>,
+}
+
+/// What storing a remote configuration did.
+#[derive(Debug)]
+pub struct ConfigWritten {
+    pub version: i64,
+    /// Routes made for hostnames the new version has and the tunnel had not.
+    pub added: Vec<RouteRow>,
+    /// Routes removed for hostnames the previous version had and the new one drops.
+    pub removed: Vec<RouteRow>,
 }
 
 /// A new version of a remotely managed tunnel's configuration.
@@ -51,12 +61,13 @@ impl Storage {
     /// transaction, routes its new hostnames to the tunnel and removes the routes of those
     /// the previous version had and this one drops (routes made by hand are left alone).
     /// `routed_by(previous_json)` names the previous version's hostnames. A hostname that
-    /// is routed elsewhere fails the whole change with a conflict. Returns the new version.
+    /// is routed elsewhere fails the whole change with a conflict. Returns the new version
+    /// and the routes added and removed.
     pub async fn write_remote_config(
         &self,
         change: &ConfigChange<'_>,
         routed_by: impl FnOnce(Option<&str>) -> Result<Vec<String>, Error>,
-    ) -> Result<i64, Error> {
+    ) -> Result<ConfigWritten, Error> {
         let tunnel = change.tunnel.id.to_string();
         let mut tx = self.pool.begin().await?;
         // A write first: it takes the tunnel's row lock (PostgreSQL) or the write lock
@@ -78,12 +89,19 @@ impl Storage {
             .into_iter()
             .filter(|h| !change.hostnames.contains(h))
             .collect();
+        let mut removed = Vec::new();
         for hostname in &dropped {
-            sqlx::query("DELETE FROM routes WHERE tunnel_id = $1 AND hostname = $2")
-                .bind(&tunnel)
-                .bind(hostname)
-                .execute(&mut *tx)
-                .await?;
+            let rows = sqlx::query(
+                "DELETE FROM routes WHERE tunnel_id = $1 AND hostname = $2 \
+                 RETURNING id, account_id, tunnel_id, hostname, created_at",
+            )
+            .bind(&tunnel)
+            .bind(hostname)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                removed.push(route_from(row)?);
+            }
         }
         let routed: Vec<String> = sqlx::query("SELECT hostname FROM routes WHERE tunnel_id = $1")
             .bind(&tunnel)
@@ -92,6 +110,7 @@ impl Storage {
             .iter()
             .map(|r| r.try_get("hostname"))
             .collect::<Result<_, _>>()?;
+        let mut added = Vec::new();
         for hostname in change.hostnames.iter().filter(|h| !routed.contains(h)) {
             let route = RouteRow {
                 id: RouteId::random(),
@@ -101,6 +120,7 @@ impl Storage {
                 created_at: change.at,
             };
             insert_route(&mut *tx, &route).await?;
+            added.push(route);
         }
         sqlx::query("UPDATE tunnels SET config_json = $1, config_updated_at = $2 WHERE id = $3")
             .bind(change.json)
@@ -109,7 +129,11 @@ impl Storage {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(version)
+        Ok(ConfigWritten {
+            version,
+            added,
+            removed,
+        })
     }
 
     /// Records the rules a locally managed tunnel's connector runs, as a new version when

@@ -12,6 +12,7 @@ use std::{
 
 use adit_core::{
     api::ConfigSource,
+    hostname::HostPattern,
     ids::{AccountId, ConnectionId, ConnectorId, RouteId, TunnelId},
 };
 use sqlx::{
@@ -30,7 +31,7 @@ mod nodes;
 
 pub use bus::BusListener;
 
-pub use configs::{ConfigChange, StoredConfig};
+pub use configs::{ConfigChange, ConfigWritten, StoredConfig};
 pub use device::{Decision, DeviceLoginRow, PendingLimits};
 pub use identity::{ApiTokenRow, AuditRow, SessionRow, SigningKeyRow, UserRow};
 pub use nodes::{NodeRow, NodeSummary};
@@ -523,6 +524,68 @@ impl Storage {
         rows.iter().map(summary_from).collect()
     }
 
+    /// One page of the account's tunnels by name (`offset` tunnels skipped, at most
+    /// `limit`), those whose name contains `search` (any case) or whose id starts with it, counted as
+    /// [`Storage::tunnel_summaries`] counts them; and how many tunnels match in all.
+    pub async fn tunnel_summaries_page(
+        &self,
+        account: AccountId,
+        search: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<TunnelSummary>, i64), Error> {
+        // (contains in the name, starts the id)
+        let pattern = search.map(|text| {
+            let escaped = text
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            (format!("%{escaped}%"), format!("{escaped}%"))
+        });
+        let (filter, paging) = match pattern {
+            Some(_) => (
+                "t.account_id = $1 AND (LOWER(t.name) LIKE $2 ESCAPE '\\' OR t.id LIKE $3 ESCAPE '\\')",
+                "LIMIT $4 OFFSET $5",
+            ),
+            None => ("t.account_id = $1", "LIMIT $2 OFFSET $3"),
+        };
+        let count_sql = format!("SELECT COUNT(*) AS n FROM tunnels t WHERE {filter}");
+        let mut count = sqlx::query(&count_sql).bind(account.to_string());
+        if let Some((name, id)) = &pattern {
+            count = count.bind(name.clone()).bind(id.clone());
+        }
+        let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
+        let page_sql = format!("{} {paging}", summaries_query(filter));
+        let mut query = sqlx::query(&page_sql).bind(account.to_string());
+        if let Some((name, id)) = pattern {
+            query = query.bind(name).bind(id);
+        }
+        let rows = query.bind(limit).bind(offset).fetch_all(&self.pool).await?;
+        let page = rows.iter().map(summary_from).collect::<Result<_, _>>()?;
+        Ok((page, total))
+    }
+
+    /// The routes of `tunnels`, by hostname.
+    pub async fn routes_of_tunnels(&self, tunnels: &[TunnelId]) -> Result<Vec<RouteRow>, Error> {
+        if tunnels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = (1..=tunnels.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT id, account_id, tunnel_id, hostname, created_at FROM routes WHERE tunnel_id IN ({placeholders}) ORDER BY hostname"
+        );
+        let mut query = sqlx::query(&sql);
+        for tunnel in tunnels {
+            query = query.bind(tunnel.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(route_from).collect()
+    }
+
     /// One tunnel as [`Storage::tunnel_summaries`] counts it.
     pub async fn tunnel_summary(&self, tunnel: TunnelId) -> Result<Option<TunnelSummary>, Error> {
         let row = sqlx::query(&summaries_query("t.id = $1"))
@@ -661,6 +724,48 @@ impl Storage {
             sqlx::query("SELECT id, account_id, tunnel_id, hostname, created_at FROM routes")
                 .fetch_all(&self.pool)
                 .await?;
+        rows.iter().map(route_from).collect()
+    }
+
+    /// The stored routes that may overlap `pattern` (a superset; the caller checks with
+    /// [`HostPattern::overlaps`]): the same name and every wildcard above it, through the
+    /// unique index on hostnames, and for a wildcard also every name below it.
+    pub async fn routes_overlapping(&self, pattern: &HostPattern) -> Result<Vec<RouteRow>, Error> {
+        let body = pattern
+            .as_str()
+            .strip_prefix("*.")
+            .unwrap_or(pattern.as_str());
+        let mut names = vec![pattern.as_str().to_owned()];
+        let mut rest = body;
+        loop {
+            names.push(format!("*.{rest}"));
+            match rest.split_once('.') {
+                Some((_, parent)) => rest = parent,
+                None => break,
+            }
+        }
+        let placeholders = (1..=names.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql = format!(
+            "SELECT id, account_id, tunnel_id, hostname, created_at FROM routes WHERE hostname IN ({placeholders})"
+        );
+        if pattern.is_wildcard() {
+            // Names below a wildcard's domain: rare to create, so a scan is fine here.
+            sql.push_str(&format!(
+                " OR hostname LIKE ${} ESCAPE '\\'",
+                names.len() + 1
+            ));
+        }
+        let mut query = sqlx::query(&sql);
+        for name in &names {
+            query = query.bind(name.clone());
+        }
+        if pattern.is_wildcard() {
+            query = query.bind(format!("%.{}", body.replace('_', "\\_")));
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(route_from).collect()
     }
 

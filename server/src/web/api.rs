@@ -185,6 +185,11 @@ where
 struct ListQuery {
     #[serde(default)]
     name_prefix: String,
+    // Not a flattened `TunnelListQuery`: serde_urlencoded cannot read numbers through
+    // `flatten`.
+    page: Option<u32>,
+    per_page: Option<u32>,
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -264,12 +269,23 @@ pub fn router(control: Arc<Control>, edge: Arc<Edge>) -> Router {
         .with_state(control)
 }
 
+/// The whole list as an array when no page is asked for (what clients before paging
+/// read); with `page`, `per_page` or `name`, one page with its `result_info`.
 async fn list_tunnels(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Vec<api::Tunnel>> {
-    Ok(Json(c.list_tunnels(account, &q.name_prefix).await?))
+) -> Result<Response, ApiError> {
+    let page = api::TunnelListQuery {
+        page: q.page,
+        per_page: q.per_page,
+        name: q.name,
+    };
+    if page == api::TunnelListQuery::default() {
+        let all = c.list_tunnels(account, &q.name_prefix).await?;
+        return Ok(Json(all).into_response());
+    }
+    Ok(Json(c.list_tunnels_page(account, &page).await?).into_response())
 }
 
 async fn create_tunnel(

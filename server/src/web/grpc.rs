@@ -252,12 +252,29 @@ impl TunnelService for TunnelApi {
     ) -> Result<Response<pb::ListTunnelsResponse>, Status> {
         let grant = self.authorize(&req, Scope::Read, "ListTunnels").await?;
         let account = grant.account;
-        let tunnels = self
-            .0
-            .list_tunnels(account, &req.get_ref().name_prefix)
-            .await?;
+        let r = req.get_ref();
+        let page = api::TunnelListQuery {
+            page: (r.page > 0).then_some(r.page),
+            per_page: (r.per_page > 0).then_some(r.per_page),
+            name: (!r.name.is_empty()).then(|| r.name.clone()),
+        };
+        if page == api::TunnelListQuery::default() {
+            let tunnels = self.0.list_tunnels(account, &r.name_prefix).await?;
+            return Ok(Response::new(pb::ListTunnelsResponse {
+                tunnels: tunnels.into_iter().map(tunnel_pb).collect(),
+                result_info: None,
+            }));
+        }
+        let listed = self.0.list_tunnels_page(account, &page).await?;
+        let info = listed.result_info;
         Ok(Response::new(pb::ListTunnelsResponse {
-            tunnels: tunnels.into_iter().map(tunnel_pb).collect(),
+            tunnels: listed.result.into_iter().map(tunnel_pb).collect(),
+            result_info: Some(pb::ResultInfo {
+                page: info.page,
+                per_page: info.per_page,
+                count: info.count,
+                total_count: info.total_count,
+            }),
         }))
     }
 

@@ -184,15 +184,25 @@ fn login_then(path_and_query: &str) -> Response {
     Redirect::to(&format!("/login?next={next}")).into_response()
 }
 
-/// The Tunnels page of the session's account; without a live session, the log-in page.
+/// The Tunnels page of the session's account (its first page); without a live session,
+/// the log-in page.
 async fn tunnels_page(
     State(c): State<Arc<Control>>,
     Extension(ui): Extension<Arc<Ui>>,
     headers: HeaderMap,
 ) -> Response {
     logged_in_page(&c, &ui, &headers, None, None, async |cookie| {
-        let tunnels = c.list_tunnels(cookie.principal.account, "").await?;
-        Ok(Page::Tunnels { tunnels })
+        let query = adit_core::api::TunnelListQuery {
+            per_page: Some(adit_dashboard::TUNNELS_PER_PAGE),
+            ..Default::default()
+        };
+        let first = c
+            .list_tunnels_page(cookie.principal.account, &query)
+            .await?;
+        Ok(Page::Tunnels {
+            tunnels: first.result,
+            result_info: first.result_info,
+        })
     })
     .await
 }

@@ -786,12 +786,7 @@ async fn grpc_refuses_foreign_forged_and_under_scoped_tokens() {
             );
         }
         let listed = grpc
-            .list_tunnels(with_token(
-                pb::ListTunnelsRequest {
-                    name_prefix: String::new(),
-                },
-                token,
-            ))
+            .list_tunnels(with_token(pb::ListTunnelsRequest::default(), token))
             .await;
         match who {
             "other account" => assert!(

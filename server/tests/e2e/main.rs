@@ -15,6 +15,7 @@ mod hardening;
 mod identity;
 mod kit;
 mod lifecycle;
+mod listing;
 mod nodes;
 mod origins;
 mod probe;
