@@ -43,7 +43,7 @@ ENV ADIT_DATA_DIR=/var/lib/adit
 VOLUME ["/var/lib/adit"]
 # edge (HTTP), tunnel listener (TLS, connectors dial it), API + dashboard
 EXPOSE 8080 8443 7844 8000
-# No HEALTHCHECK yet: adit-server has no health endpoint, and the slim image has no HTTP
-# client to probe one with. Add one when the server grows a /healthz (or a
-# `adit-server health` subcommand).
+# `adit-server health` asks the API listener's /readyz (database answering, not leaving a
+# cluster); it reads the same ADIT_* settings as the server, so it finds the API address.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s CMD ["adit-server", "health"]
 ENTRYPOINT ["adit-server"]

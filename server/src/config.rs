@@ -159,6 +159,13 @@ pub enum Command {
     /// Manage users on this server's database (works while the server runs).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Exit 0 when the server at --url (default: this configuration's API address) is
+    /// ready for traffic (`GET /readyz`), 1 otherwise: for a container's HEALTHCHECK.
+    Health {
+        /// The API listener, `http://HOST:PORT`.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -255,6 +262,20 @@ impl Config {
     }
 
     /// What every listener allows a peer that has not proven itself yet, as the flags set it.
+    /// `http://` and the API listener's address as a local client dials it (an unspecified
+    /// IP becomes loopback).
+    pub fn local_api_url(&self) -> String {
+        let mut addr = self.api_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("http://{addr}")
+    }
+
     pub fn conn_limits(&self) -> ConnLimits {
         ConnLimits {
             max_pending_per_source: self.max_pending_per_source,

@@ -22,6 +22,7 @@ pub mod control;
 pub mod edge;
 mod error;
 mod files;
+pub mod health;
 pub mod identity;
 #[cfg(test)]
 mod layers;

@@ -26,6 +26,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
+    if let Some(Command::Health { url }) = &config.command {
+        let url = url.clone().unwrap_or_else(|| config.local_api_url());
+        match adit_server::health::check(&url).await {
+            Ok(answer) => {
+                println!("{answer}");
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+    }
     if let Some(Command::Admin(command)) = config.command.clone() {
         let stdin = std::io::stdin();
         adit_server::admin::run(&config, command, &mut stdin.lock(), &mut std::io::stdout())

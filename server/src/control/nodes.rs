@@ -188,6 +188,21 @@ impl Heartbeat {
 
 impl Control {
     /// Every node of the deployment by name, alive or not, with the connections it holds.
+    /// Whether this node should get new visitors and connectors: not while it is leaving
+    /// the cluster, nor while its database does not answer; why not.
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        if self.registry.is_leaving() {
+            return Err("leaving the cluster");
+        }
+        match self.storage.ping().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the database does not answer");
+                Err("the database does not answer")
+            }
+        }
+    }
+
     pub async fn list_nodes(&self) -> Result<Vec<api::Node>, Error> {
         let now = now_ms();
         let nodes = self.storage.node_summaries().await?;

@@ -471,6 +471,12 @@ impl Storage {
         self.pool.close().await;
     }
 
+    /// Whether the database answers a query.
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     // ---- accounts ----
 
     /// The account named `name`, created on first use.

@@ -246,6 +246,11 @@ impl Registry {
             .sum()
     }
 
+    /// Whether this node is leaving ([`release_all`](Self::release_all) ran).
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
+    }
+
     /// The tunnels with a connection here.
     pub fn tunnels(&self) -> Vec<TunnelId> {
         self.lock().keys().copied().collect()

@@ -20,7 +20,7 @@ use axum::{
     extract::{MatchedPath, State},
     routing::get,
 };
-use http::Request;
+use http::{Request, StatusCode};
 use tower_http::trace::TraceLayer;
 
 use crate::{control::Control, edge::Edge, web::ui::Ui};
@@ -39,6 +39,8 @@ pub(crate) fn router(control: Arc<Control>, edge: Arc<Edge>, ui: Arc<Ui>) -> Rou
         .merge(
             Router::new()
                 .route("/metrics", get(metrics))
+                .route("/healthz", get(healthz))
+                .route("/readyz", get(readyz))
                 .with_state(control),
         )
         .fallback(error::not_found)
@@ -52,6 +54,24 @@ fn request_span<B>(req: &Request<B>) -> tracing::Span {
         .get::<MatchedPath>()
         .map_or("(no route)", MatchedPath::as_str);
     tracing::info_span!("api", method = %req.method(), route)
+}
+
+/// The process is alive and serves HTTP.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Whether to send this node traffic (a load balancer's or orchestrator's check): its
+/// listeners are bound (they are before anything is served), its database answers, and it
+/// is not leaving the cluster.
+async fn readyz(State(control): State<Arc<Control>>) -> (StatusCode, String) {
+    match control.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
+    }
 }
 
 /// Prometheus scrapes this (the API listener is loopback by default).

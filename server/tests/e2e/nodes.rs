@@ -235,3 +235,45 @@ async fn nodes_of_a_cluster_see_each_other_and_the_dead() {
     drop(b);
     a.shutdown().await;
 }
+
+/// `adit-server health --url URL`, the real binary: its exit status and what it printed.
+fn health_check(url: &str) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_adit-server"))
+        .args(["health", "--url", url])
+        .output()
+        .unwrap();
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), printed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_says_it_is_alive_and_ready_and_not_ready_while_it_leaves() {
+    let server = TestServer::spawn().await;
+    let r = get(server.api, "localhost", "/healthz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = get(server.api, "localhost", "/readyz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body_bytes(r).await, "ready\n");
+    let url = format!("http://{}", server.api);
+    let (ready, printed) = tokio::task::block_in_place(|| health_check(&url));
+    assert!(ready, "{printed}");
+    assert_eq!(printed.trim(), "ready");
+
+    // Leaving (as SIGTERM starts it in a cluster): a balancer must stop sending traffic.
+    server.control.registry.release_all();
+    let r = get(server.api, "localhost", "/readyz").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body_bytes(r).await, "not ready: leaving the cluster\n");
+    let (ready, printed) = tokio::task::block_in_place(|| health_check(&url));
+    assert!(
+        !ready && printed.contains("503: not ready: leaving the cluster"),
+        "{printed}"
+    );
+    let r = get(server.api, "localhost", "/healthz").await;
+    assert_eq!(r.status(), StatusCode::OK, "alive all the same");
+
+    server.stop().await;
+    let (ready, printed) = tokio::task::block_in_place(|| health_check(&url));
+    assert!(!ready && printed.contains(&url), "{printed}");
+}
