@@ -310,6 +310,18 @@ impl Control {
         })
     }
 
+    /// The names of the account's tunnels (what a new one must differ from), without
+    /// counting their connections.
+    pub async fn tunnel_names(&self, account: AccountId) -> Result<Vec<String>, Error> {
+        Ok(self
+            .storage
+            .list_tunnels(account)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect())
+    }
+
     pub async fn get_tunnel(&self, account: AccountId, tunnel: &str) -> Result<api::Tunnel, Error> {
         let row = self.tunnel(account, tunnel).await?;
         self.view(row.id).await

@@ -15,7 +15,10 @@
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    sync::{PoisonError, RwLock},
+    sync::{
+        PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use adit_core::{
@@ -258,6 +261,8 @@ struct Reloads {
 pub struct Routes {
     table: RwLock<RouteTable>,
     reloads: std::sync::Mutex<Reloads>,
+    /// How many full reloads finished (start, resyncs, changes too many for one notice).
+    full_reloads: AtomicU64,
 }
 
 impl Routes {
@@ -265,6 +270,7 @@ impl Routes {
         Self {
             table: RwLock::new(RouteTable::build([], reserved)),
             reloads: std::sync::Mutex::default(),
+            full_reloads: AtomicU64::new(0),
         }
     }
 
@@ -285,6 +291,11 @@ impl Routes {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many full reloads have finished: one at start, then one per resync.
+    pub fn full_reloads(&self) -> u64 {
+        self.full_reloads.load(Ordering::Relaxed)
     }
 
     /// Applies changes to the stored routes (made here or told by another node).
@@ -343,6 +354,7 @@ impl Reload<'_> {
         drop(table);
         Self::end(&mut reloads);
         self.done = true;
+        self.routes.full_reloads.fetch_add(1, Ordering::Relaxed);
     }
 
     fn end(reloads: &mut Reloads) {

@@ -222,10 +222,10 @@ async fn new_tunnel_page(
         None,
         async |cookie| {
             let account = cookie.principal.account;
-            let taken = c.list_tunnels(account, "").await?;
+            let taken = c.tunnel_names(account).await?;
             let zones = c.list_zones(account).await?;
             Ok(Page::NewTunnel {
-                taken: taken.into_iter().map(|t| t.name).collect(),
+                taken,
                 zones: zones.into_iter().map(|z| z.name).collect(),
             })
         },

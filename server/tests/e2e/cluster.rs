@@ -139,6 +139,107 @@ async fn changes_made_on_one_node_reach_the_other_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_changes_reach_the_other_node_as_changes_not_reloads() {
+    let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
+        return;
+    };
+    let b = a.join("edge-b").await;
+    let admin = a.admin_token.clone();
+    // The edge answers 502 (no connector) for a routed hostname, 404 for another.
+    let routed_on_b = |host: &'static str, routed: bool| {
+        let edge = b.edge;
+        async move {
+            let want = if routed {
+                StatusCode::BAD_GATEWAY
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            eventually(PROPAGATION, host, || async {
+                (get(edge, host, "/").await.status() == want).then_some(())
+            })
+            .await;
+        }
+    };
+    let route = |tunnel: &'static str, hostname: &'static str| {
+        let (a, admin) = (&a, admin.clone());
+        async move {
+            let (status, body) = bearer(
+                a,
+                &admin,
+                Method::POST,
+                &format!("/tunnels/{tunnel}/routes"),
+                Some(json!({ "hostname": hostname })),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    };
+    create_tunnel(&a, json!({"name": "plain"})).await;
+    create_tunnel(&a, json!({"name": "managed", "config_src": "remote"})).await;
+    // B read every route when it started and again when it began listening for A's
+    // notices; from there on it only applies A's changes.
+    let reloads = eventually(PROPAGATION * 10, "B listening", || async {
+        let n = b.control.routes.full_reloads();
+        (n >= 2).then_some(n)
+    })
+    .await;
+
+    route("plain", "plain.example.com").await;
+    route("plain", "*.wild.example.com").await;
+    routed_on_b("plain.example.com", true).await;
+    routed_on_b("x.wild.example.com", true).await;
+
+    // A remote configuration routes its hostnames, and a new version drops one.
+    let put = |hosts: &[&str]| {
+        let mut ingress: Vec<_> = hosts
+            .iter()
+            .map(|h| json!({"hostname": h, "service": "http_status:200"}))
+            .collect();
+        ingress.push(json!({"service": "http_status:404"}));
+        json!({"config": {"ingress": ingress}})
+    };
+    let path = "/tunnels/managed/configurations";
+    let (status, body) = bearer(
+        &a,
+        &admin,
+        Method::PUT,
+        path,
+        Some(put(&["one.example.com", "two.example.com"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    routed_on_b("one.example.com", true).await;
+    routed_on_b("two.example.com", true).await;
+    let (status, body) = bearer(
+        &a,
+        &admin,
+        Method::PUT,
+        path,
+        Some(put(&["two.example.com"])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    routed_on_b("one.example.com", false).await;
+    routed_on_b("two.example.com", true).await;
+
+    // Deleting a tunnel removes its routes, the wildcard among them.
+    let (status, _) = bearer(&a, &admin, Method::DELETE, "/tunnels/plain", None).await;
+    assert!(status.is_success(), "{status}");
+    routed_on_b("plain.example.com", false).await;
+    routed_on_b("x.wild.example.com", false).await;
+
+    assert_eq!(
+        b.control.routes.full_reloads(),
+        reloads,
+        "B never re-read all routes"
+    );
+    assert_eq!(b.control.routes.len(), a.control.routes.len());
+    assert_eq!(b.control.routes.len(), 1, "two.example.com");
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_configuration_saved_on_one_node_reaches_connectors_on_another() {
     let Some(a) = TestServer::spawn_on(Db::Postgres).await else {
         return;
