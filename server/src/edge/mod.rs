@@ -907,6 +907,7 @@ impl Edge {
             tried.push(connection.id);
             let stream = connection.begin_stream();
             let gauge = self.metrics.stream(kind);
+            let spare = resendable(&request);
             match try_send(&connection, request).await {
                 Ok(response) => {
                     note_origin(&connection, &response);
@@ -922,7 +923,16 @@ impl Edge {
                     request = back;
                     last_error = Some(e);
                 }
-                Err((e, None)) => return Err(Failure::Stream(e)),
+                Err((e, None)) => match spare.filter(|_| unprocessed(&e)) {
+                    // The connector was closing the connection (GOAWAY) and never saw the
+                    // stream: a request without a body is sent again on another one.
+                    Some(again) => {
+                        tracing::debug!(connection = %connection.id, error = %e, "the stream went unprocessed; trying another connection");
+                        request = again;
+                        last_error = Some(e);
+                    }
+                    None => return Err(Failure::Stream(e)),
+                },
             }
         }
         if let (true, Reach::AnyNode, Some(peers)) = (tried.is_empty(), reach, &self.peers) {
@@ -1059,6 +1069,30 @@ async fn finish(
     }
 }
 
+/// A copy of `request` to send again if its stream goes unprocessed: only for a request
+/// without a body (a body is streamed once) and without extensions (an upgrade's).
+fn resendable(request: &Request<TunnelBody>) -> Option<Request<TunnelBody>> {
+    if !hyper::body::Body::is_end_stream(request.body()) || !request.extensions().is_empty() {
+        return None;
+    }
+    let mut copy = Request::new(full(Bytes::new()));
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
+}
+
+/// Whether a stream failed because the connector's GOAWAY came before it: HTTP/2 promises
+/// such a stream was not processed (RFC 9113, 6.8).
+fn unprocessed(error: &hyper::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<h2::Error>())
+        .is_some_and(|e| {
+            e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::NO_ERROR)
+        })
+}
+
 async fn try_send(
     connection: &LiveConnection,
     request: Request<TunnelBody>,
@@ -1180,6 +1214,31 @@ fn switch_protocols(
 mod tests {
     use adit_core::api::ApiError;
     use http_body_util::Full;
+
+    #[test]
+    fn only_requests_without_a_body_or_extensions_are_kept_to_send_again() {
+        let get = Request::builder()
+            .method("GET")
+            .uri("http://app.example.com/x?y=1")
+            .header("accept", "text/html")
+            .body(full(Bytes::new()))
+            .unwrap();
+        let again = resendable(&get).expect("a GET without a body");
+        assert_eq!(
+            (again.method(), again.uri(), again.headers()),
+            (get.method(), get.uri(), get.headers())
+        );
+        assert!(hyper::body::Body::is_end_stream(again.body()));
+
+        let post = Request::builder()
+            .method("POST")
+            .body(full("a body is streamed once"))
+            .unwrap();
+        assert!(resendable(&post).is_none());
+        let mut upgrade = Request::new(full(Bytes::new()));
+        upgrade.extensions_mut().insert(42_u8);
+        assert!(resendable(&upgrade).is_none());
+    }
 
     use super::*;
     use crate::tunnel::testing;
