@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Adit's scale scenario: one release adit-server on loopback with many tunnels.
 #
-#   bench/scale.sh [--tunnels N] [--clients C] [--skip-build] [--keep]
+#   bench/scale.sh [--tunnels N] [--clients C] [--database-url URL] [--skip-build] [--keep]
 #
 # Builds adit-server in release mode (unless --skip-build; CARGO_TARGET_DIR is honoured),
-# starts it on 127.0.0.1 ports with SQLite in a fresh directory, creates N tunnels
+# starts it on 127.0.0.1 ports with SQLite in a fresh directory (or on --database-url, an
+# empty PostgreSQL database), creates N tunnels
 # (default 10,000) with one route each through REST with C concurrent clients (default 8;
 # bench/scale.py), and reports: tunnels (with their route) created per second in each
 # block of 1,000 (and the server's CPU time per creation in each), the time per page of the tunnel list (first, middle, a search, the
@@ -21,9 +22,10 @@ TUNNELS=10000
 CLIENTS=8
 SKIP_BUILD=0
 KEEP=0
+DATABASE_URL=""
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --tunnels) TUNNELS="${2:?--tunnels needs a number}"; shift ;;
         --clients) CLIENTS="${2:?--clients needs a number}"; shift ;;
+        --database-url) DATABASE_URL="${2:?--database-url needs a URL}"; shift ;;
         --skip-build) SKIP_BUILD=1 ;;
         --keep) KEEP=1 ;;
         -h | --help) usage 0 ;;
@@ -78,7 +81,9 @@ SERVER="$TARGET/release/adit-server"
 [ -x "$SERVER" ] || die "$SERVER is missing (build it, or drop --skip-build)"
 
 start_server() {
-    "$SERVER" --data-dir "$WORK/data" \
+    local db=()
+    [ -n "$DATABASE_URL" ] && db=(--database-url "$DATABASE_URL")
+    "$SERVER" --data-dir "$WORK/data" "${db[@]}" \
         --edge-addr "127.0.0.1:$EDGE" --edge-tls-addr off \
         --tunnel-addr "127.0.0.1:$TUN" --api-addr "127.0.0.1:$API" \
         --zone localhost --loglevel warn >>"$WORK/server.log" 2>&1 &
@@ -141,17 +146,19 @@ RESTART_MS=$(ms_until_routed "$LAST" "$STARTED_NS")
 stop_server
 
 mkdir -p "$RESULTS"
-python3 - "$RESULTS" "$TUNNELS" "$CLIENTS" "$RESTART_MS" "$CREATE" "$LIST" <<'PY'
+BACKEND=sqlite
+[ -n "$DATABASE_URL" ] && BACKEND=postgres
+python3 - "$RESULTS" "$TUNNELS" "$CLIENTS" "$RESTART_MS" "$CREATE" "$LIST" "$BACKEND" <<'PY'
 import json, sys
 results, tunnels, clients, restart_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-create, listing = json.loads(sys.argv[5]), json.loads(sys.argv[6])
-out = {"tunnels": tunnels, "clients": clients, "create": create, "list": listing,
-       "restart_to_routing_ms": restart_ms}
+create, listing, backend = json.loads(sys.argv[5]), json.loads(sys.argv[6]), sys.argv[7]
+out = {"tunnels": tunnels, "clients": clients, "backend": backend, "create": create,
+       "list": listing, "restart_to_routing_ms": restart_ms}
 with open(f"{results}/scale.json", "w") as f:
     json.dump(out, f, indent=2)
 blocks = create["rate_per_1000"]
 lines = [
-    f"| measure ({tunnels:,} tunnels, one route each, {clients} REST clients) | value |",
+    f"| measure ({tunnels:,} tunnels, one route each, {clients} REST clients, {backend}) | value |",
     "| --- | --- |",
     f"| created (errors) | {create['created']:,} ({create['error_count']}) in {create['seconds']} s, {create['rate_overall']}/s overall |",
 ]

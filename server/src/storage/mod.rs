@@ -207,6 +207,21 @@ const CONNECTOR_COLUMNS: &str =
 /// Tunnels matching `filter` (on `t`), with their open connections counted in the same
 /// query.
 fn summaries_query(filter: &str) -> String {
+    summaries_of(&format!("tunnels t WHERE {filter}"))
+}
+
+/// One page (`paging`: `LIMIT … OFFSET …`) of the tunnels matching `filter`, counted as
+/// [`summaries_query`] does. The page is cut before the counting: PostgreSQL would count
+/// the connections of every row the offset skips too.
+fn summaries_page_query(filter: &str, paging: &str) -> String {
+    summaries_of(&format!(
+        "(SELECT {TUNNEL_COLUMNS} FROM tunnels t WHERE {filter} ORDER BY t.name {paging}) t"
+    ))
+}
+
+/// The tunnels of `source` (rows of `tunnels` as `t`), by name, with their connections
+/// counted.
+fn summaries_of(source: &str) -> String {
     let open = "FROM connections k WHERE k.tunnel_id = t.id AND k.closed_at IS NULL";
     let live = "FROM connectors c WHERE c.tunnel_id = t.id AND EXISTS \
                 (SELECT 1 FROM connections k WHERE k.connector_id = c.id AND k.closed_at IS NULL)";
@@ -222,7 +237,7 @@ fn summaries_query(filter: &str) -> String {
          (SELECT CAST(COALESCE(SUM(c.ha_connections), 0) AS BIGINT) {live}) AS expected_connections, \
          (SELECT COUNT(*) {open}) AS open_connections, \
          (SELECT MIN(k.opened_at) {open}) AS connected_since \
-         FROM tunnels t WHERE {filter} ORDER BY t.name"
+         FROM {source} ORDER BY t.name"
     )
 }
 
@@ -562,7 +577,7 @@ impl Storage {
             count = count.bind(name.clone()).bind(id.clone());
         }
         let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
-        let page_sql = format!("{} {paging}", summaries_query(filter));
+        let page_sql = summaries_page_query(filter, paging);
         let mut query = sqlx::query(&page_sql).bind(account.to_string());
         if let Some((name, id)) = pattern {
             query = query.bind(name).bind(id);
