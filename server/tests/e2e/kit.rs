@@ -165,7 +165,19 @@ impl TestServer {
         }
         let database_url = config.database_url.clone();
         let node = config.node_name.clone();
-        let app = App::build(config).await.expect("server builds");
+        // A restart binds the tunnel port it had (tokens name it); a connection another
+        // test opened meanwhile may hold that port as its own for a moment.
+        let app = eventually(Duration::from_secs(10), "the server's ports", || {
+            let config = config.clone();
+            async move {
+                match App::build(config).await {
+                    Ok(app) => Some(app),
+                    Err(e) if e.to_string().contains("Address already in use") => None,
+                    Err(e) => panic!("server builds: {e}"),
+                }
+            }
+        })
+        .await;
         let admin_token = match app.new_admin_token.clone() {
             Some(token) => token,
             None => std::fs::read_to_string(dir.path().join("data/admin-token"))
