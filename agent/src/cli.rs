@@ -66,6 +66,58 @@ pub enum Command {
         #[command(subcommand)]
         command: IngressCommand,
     },
+    /// Run the connector as a systemd service (as root).
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Install and start the connector as a service: with TOKEN (the dashboard's), that
+    /// tunnel; without, the tunnel of /etc/adit/config.yml. The token goes to a root-only
+    /// file, never into the unit or the command line of the running connector.
+    Install {
+        /// The tunnel token.
+        #[arg(env = "ADIT_TUNNEL_TOKEN", hide_env_values = true)]
+        token: Option<Secret>,
+        #[command(flatten)]
+        layout: LayoutArgs,
+    },
+    /// Stop and remove the service and its token file (config.yml stays).
+    Uninstall {
+        #[command(flatten)]
+        layout: LayoutArgs,
+    },
+}
+
+/// Where the service's files go.
+#[derive(Debug, Args)]
+pub struct LayoutArgs {
+    /// The unit file's folder.
+    #[arg(long, default_value = "/etc/systemd/system")]
+    unit_dir: PathBuf,
+    /// The token and config.yml's folder.
+    #[arg(long, default_value = "/etc/adit")]
+    config_dir: PathBuf,
+    /// Where the `adit` binary is installed for the service.
+    #[arg(long, default_value = "/usr/local/bin")]
+    bin_dir: PathBuf,
+    /// Only write the files; do not run systemctl.
+    #[arg(long)]
+    no_systemctl: bool,
+}
+
+impl From<LayoutArgs> for crate::service::Layout {
+    fn from(args: LayoutArgs) -> Self {
+        Self {
+            unit_dir: args.unit_dir,
+            config_dir: args.config_dir,
+            bin_dir: args.bin_dir,
+            systemctl: !args.no_systemctl,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -310,6 +362,14 @@ pub async fn run_with_reload(
             crate::login::login(&server, &path, &home, out, shutdown).await
         }
         Command::Access { command } => access(command, &home, out, shutdown).await,
+        Command::Service { command } => match command {
+            ServiceCommand::Install { token, layout } => crate::service::install(
+                &layout.into(),
+                token.as_ref().map(Secret::expose),
+                out,
+            ),
+            ServiceCommand::Uninstall { layout } => crate::service::uninstall(&layout.into(), out),
+        },
         Command::Tunnel(args) => match args.command {
             Some(TunnelCommand::Run(run)) => {
                 run_connector(run, cli.config.as_deref(), &home, shutdown, reload).await
@@ -756,17 +816,12 @@ fn resolve_token(run: &RunArgs, loaded: Option<&LoadedConfig>) -> Result<TunnelT
     if let Some(path) = &run.cred_file {
         return CredentialsFile::read_token(path);
     }
-    if let Some(loaded) = loaded {
-        let c = &loaded.config;
-        if let Some(token) = &c.token {
-            return Ok(TunnelToken::parse(token.expose().trim())?);
-        }
-        if let Some(path) = &c.token_file {
-            return read_token_file(path);
-        }
-        if let Some(path) = &c.credentials_file {
-            return CredentialsFile::read_token(path);
-        }
+    if let Some(token) = loaded
+        .map(|l| l.config.tunnel_token())
+        .transpose()?
+        .flatten()
+    {
+        return Ok(token);
     }
     Err(Error::Usage(
         "no tunnel token: pass --token, --token-file or --cred-file, or set token / credentials-file in config.yml".into(),
@@ -841,7 +896,22 @@ async fn run_with_metrics(
         connector_id,
         shutdown.clone(),
     ));
-    let result = connector.run(shutdown.clone()).await;
+    // Run by systemd (`Type=notify`): ready once the first edge connection is up.
+    let notify_socket = std::env::var_os("NOTIFY_SOCKET");
+    let mut connected = connector.connected_once();
+    let run = connector.run(shutdown.clone());
+    tokio::pin!(run);
+    let result = tokio::select! {
+        result = &mut run => result,
+        // The watch's guard is let go of at once: held, it would block the connector.
+        up = async { connected.wait_for(|up| *up).await.is_ok() } => {
+            if up {
+                crate::service::notify(notify_socket.as_deref(), "READY=1");
+            }
+            run.await
+        }
+    };
+    crate::service::notify(notify_socket.as_deref(), "STOPPING=1");
     shutdown.cancel();
     let _ = server.await;
     result

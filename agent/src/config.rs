@@ -126,6 +126,22 @@ pub fn read_token_file(path: &Path) -> Result<TunnelToken, Error> {
     Ok(TunnelToken::parse(text.trim())?)
 }
 
+impl FileConfig {
+    /// The token the file names: `token`, else `token-file`, else `credentials-file`.
+    pub fn tunnel_token(&self) -> Result<Option<TunnelToken>, Error> {
+        if let Some(token) = &self.token {
+            return Ok(Some(TunnelToken::parse(token.expose().trim())?));
+        }
+        if let Some(path) = &self.token_file {
+            return read_token_file(path).map(Some);
+        }
+        self.credentials_file
+            .as_deref()
+            .map(CredentialsFile::read_token)
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,8 +81,13 @@ struct EdgeClient {
     /// The live nodes of the cluster (their tunnel listeners), as the edge last said;
     /// empty outside a cluster. Data connections spread over them.
     nodes: watch::Sender<Vec<String>>,
-    /// Where each data connection is now (by index), so stopping drains every node used.
+    /// Where each data connection is now (by index), so stopping drains every node used
+    /// and a connection that moves goes where it is missing.
     connected: std::sync::Mutex<std::collections::BTreeMap<u8, String>>,
+    /// How many data connections it keeps (`--ha-connections`).
+    connections: u8,
+    /// Set once the first data connection is up (systemd's readiness waits for it).
+    connected_once: watch::Sender<bool>,
     /// One connection moves between nodes at a time, until its replacement is up: were
     /// all to move at once (a node left, and the spread shifted), none would serve.
     moves: Arc<Semaphore>,
@@ -156,6 +161,8 @@ impl Connector {
             token: config.token.clone(),
             nodes: watch::Sender::new(Vec::new()),
             connected: std::sync::Mutex::default(),
+            connections: config.ha_connections,
+            connected_once: watch::Sender::new(false),
             moves: Arc::new(Semaphore::new(1)),
         });
         Ok(Self { config, edge })
@@ -164,6 +171,11 @@ impl Connector {
     /// What it counts, including how many connections are up (`/ready`).
     pub fn metrics(&self) -> Arc<ConnectorMetrics> {
         self.config.proxy.metrics.clone()
+    }
+
+    /// Turns true once a first data connection is up.
+    pub fn connected_once(&self) -> watch::Receiver<bool> {
+        self.edge.connected_once.subscribe()
     }
 
     /// Runs until `shutdown`, or until the edge refuses the token (an error). Stopping
@@ -591,6 +603,8 @@ impl Connector {
             Ok(Err(e)) => return Attempt::Failed(format!("hello failed: {e}")),
             Err(_) => return Attempt::Failed("the edge did not answer the hello in time".into()),
         };
+        // Placed before the turn to move passes on: the next to move counts this one.
+        self.edge.set_connected(index, Some(&addr));
         drop(moving);
         Box::pin(self.serve(tls, index, &addr, connection, edge, stop)).await
     }
@@ -607,7 +621,6 @@ impl Connector {
         edge: String,
         stop: &CancellationToken,
     ) -> Attempt {
-        self.edge.set_connected(index, Some(addr));
         let mut nodes = self.edge.nodes.subscribe();
         let belongs_elsewhere = || {
             let wanted = self.edge.target(index, 0);
@@ -639,6 +652,7 @@ impl Connector {
         let metrics = &self.config.proxy.metrics;
         metrics.registration(true);
         metrics.ha_connections.inc();
+        self.edge.connected_once.send_replace(true);
         let started = tokio::time::Instant::now();
         let proxy = self.config.proxy.clone();
         let service = hyper::service::service_fn(move |req| {
@@ -684,15 +698,18 @@ impl Connector {
 }
 
 impl EdgeClient {
-    /// Where data connection `index` goes: its share of the live nodes (4 connections over
-    /// 2 nodes: two each), `skip` nodes further after failures; the bootstrap address
-    /// outside a cluster.
+    /// Where data connection `index` goes: outside a cluster, the bootstrap address; in
+    /// one, see [`placement`] (`skip` places further down its list after failures).
     fn target(&self, index: u8, skip: usize) -> String {
         let nodes = self.nodes.borrow();
         if nodes.is_empty() {
             return self.endpoint.clone();
         }
-        nodes[(usize::from(index) + skip) % nodes.len()].clone()
+        let connected = self
+            .connected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        placement(index, skip, &connected, &nodes, self.connections)
     }
 
     fn is_node(&self, addr: &str) -> bool {
@@ -818,6 +835,46 @@ fn from_status(status: tonic::Status) -> Error {
     }
 }
 
+/// The node data connection `index` belongs on, given where the others are (`connected`)
+/// and the live `nodes` (not empty), `total` connections in all: where it is, while its
+/// node keeps no more than its share; else the node with fewest of them. A connection
+/// leaves a node only when another has fewer than its fair share (or it has more than
+/// its most), so a node joining or leaving moves few connections and never empties a
+/// node that stays of them (when there are at least as many connections as nodes).
+fn placement(
+    index: u8,
+    skip: usize,
+    connected: &std::collections::BTreeMap<u8, String>,
+    nodes: &[String],
+    total: u8,
+) -> String {
+    let load = |node: &str| {
+        connected
+            .iter()
+            .filter(|(i, at)| **i != index && *at == node)
+            .count()
+    };
+    let fewest = usize::from(total) / nodes.len();
+    let most = usize::from(total).div_ceil(nodes.len());
+    let current = connected.get(&index).filter(|at| nodes.contains(at));
+    if let (Some(at), 0) = (current, skip) {
+        let mine = load(at) + 1;
+        let short = nodes.iter().any(|n| n != at && load(n) < fewest);
+        if mine <= fewest || (mine <= most && !short) {
+            return at.clone();
+        }
+    }
+    // Ties go round by index, so connections placed at once spread over the nodes.
+    let mut candidates: Vec<&String> = nodes.iter().filter(|n| Some(*n) != current).collect();
+    if candidates.is_empty() {
+        return nodes[0].clone();
+    }
+    let turn = usize::from(index) % candidates.len();
+    candidates.rotate_left(turn);
+    candidates.sort_by_key(|n| load(n));
+    candidates[skip % candidates.len()].clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -835,5 +892,86 @@ mod tests {
         }
         b.reset();
         assert_eq!(b.next().1, Duration::from_millis(250));
+    }
+
+    fn nodes(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    /// Places four connections one after another, as a connector starting does.
+    fn place_all(nodes: &[String]) -> std::collections::BTreeMap<u8, String> {
+        let mut connected = std::collections::BTreeMap::new();
+        for index in 0..4 {
+            let at = placement(index, 0, &connected, nodes, 4);
+            connected.insert(index, at);
+        }
+        connected
+    }
+
+    fn counts(connected: &std::collections::BTreeMap<u8, String>, nodes: &[String]) -> Vec<usize> {
+        nodes
+            .iter()
+            .map(|n| connected.values().filter(|at| *at == n).count())
+            .collect()
+    }
+
+    /// Moves connections one at a time, as the connector does, until each stays; how
+    /// many moved. No node of `nodes` is left without a connection by a move.
+    fn settle(connected: &mut std::collections::BTreeMap<u8, String>, nodes: &[String]) -> usize {
+        let mut moves = 0;
+        loop {
+            let moving =
+                (0..4u8).find(|i| connected.get(i) != Some(&placement(*i, 0, connected, nodes, 4)));
+            let Some(index) = moving else {
+                return moves;
+            };
+            let from = connected.remove(&index);
+            if let Some(from) = from.filter(|f| nodes.contains(f)) {
+                assert!(
+                    connected.values().any(|at| *at == from),
+                    "moving {index} emptied {from}"
+                );
+            }
+            let to = placement(index, 0, connected, nodes, 4);
+            connected.insert(index, to);
+            moves += 1;
+            assert!(moves <= 8, "no end to the moves: {connected:?}");
+        }
+    }
+
+    #[test]
+    fn connections_spread_over_the_nodes_and_move_little() {
+        let three = nodes(&["a", "b", "c"]);
+        let mut connected = place_all(&three);
+        let mut spread = counts(&connected, &three);
+        spread.sort_unstable();
+        assert_eq!(spread, [1, 1, 2]);
+        assert_eq!(settle(&mut connected, &three), 0);
+
+        // A rolling restart: each node leaves (its connections go to the others) and
+        // comes back (one connection moves to it); no staying node is ever emptied.
+        for leaving in ["a", "b", "c"] {
+            let others: Vec<String> = three.iter().filter(|n| *n != leaving).cloned().collect();
+            settle(&mut connected, &others);
+            assert_eq!(counts(&connected, &others), [2, 2]);
+            let moved = settle(&mut connected, &three);
+            assert!(moved <= 1, "{moved} moved back for {leaving}");
+            assert!(counts(&connected, &three).iter().all(|n| *n >= 1));
+        }
+
+        // One node, then five: all on the one; then never two on a node.
+        let one = nodes(&["a"]);
+        settle(&mut connected, &one);
+        assert_eq!(counts(&connected, &one), [4]);
+        let five = nodes(&["a", "b", "c", "d", "e"]);
+        settle(&mut connected, &five);
+        assert!(counts(&connected, &five).iter().all(|n| *n <= 1));
+
+        // After a failure, the next node down the list.
+        let fresh = std::collections::BTreeMap::new();
+        assert_ne!(
+            placement(0, 0, &fresh, &three, 4),
+            placement(0, 1, &fresh, &three, 4)
+        );
     }
 }

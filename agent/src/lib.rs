@@ -13,6 +13,7 @@ mod error;
 pub mod login;
 pub mod metrics;
 pub mod origin;
+pub mod service;
 
 pub use error::Error;
 

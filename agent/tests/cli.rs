@@ -78,3 +78,104 @@ fn tunnel_ready_fails_when_nothing_answers() {
     assert!(!ok);
     assert!(stderr.contains("cannot reach"), "{stderr}");
 }
+
+/// A well-formed token (no server needed to install a service).
+fn a_token() -> String {
+    use adit_core::{
+        ids::{AccountId, TunnelId},
+        token::{TunnelSecret, TunnelToken},
+    };
+    TunnelToken {
+        account_id: AccountId::random(),
+        tunnel_id: TunnelId::random(),
+        secret: TunnelSecret::from_bytes(vec![7; 32]).unwrap(),
+        endpoint: Some("edge.example.com:7844".into()),
+        ca_pin: None,
+    }
+    .encode()
+}
+
+#[test]
+fn service_install_writes_a_sandboxed_unit_and_a_private_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (units, config, bin) = (folder("units"), folder("etc"), folder("bin"));
+    let layout = [
+        "--unit-dir",
+        &units,
+        "--config-dir",
+        &config,
+        "--bin-dir",
+        &bin,
+        "--no-systemctl",
+    ];
+    let token = a_token();
+    let mut args = vec!["service", "install", &token];
+    args.extend(layout);
+    let (ok, stdout, stderr) = adit(&args);
+    assert!(ok, "{stdout}{stderr}");
+
+    let unit = std::fs::read_to_string(dir.path().join("units/adit.service")).unwrap();
+    assert!(!unit.contains(&token), "the token is in the unit");
+    let binary = dir.path().join("bin/adit");
+    for line in [
+        "Type=notify".to_owned(),
+        format!("LoadCredential=token:{config}/token"),
+        format!(
+            "ExecStart={} tunnel run --token-file %d/token",
+            binary.display()
+        ),
+        "DynamicUser=yes".to_owned(),
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
+    }
+    let token_file = dir.path().join("etc/token");
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The installed binary is this one, and runs.
+    let out = Command::new(&binary).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("adit "));
+
+    // A bad token is refused before anything is written; so is nothing at all.
+    let mut args = vec!["service", "install", "garbage"];
+    args.extend(layout);
+    let (ok, _, stderr) = adit(&args);
+    assert!(!ok && stderr.contains("token"), "{stderr}");
+    let empty = folder("empty");
+    let mut args = vec!["service", "install"];
+    args.extend(["--config-dir", &empty]);
+    args.extend(["--unit-dir", &units, "--bin-dir", &bin, "--no-systemctl"]);
+    let (ok, _, stderr) = adit(&args);
+    assert!(!ok && stderr.contains("config.yml"), "{stderr}");
+
+    // Without a token: the tunnel of config.yml, which the unit follows.
+    std::fs::write(
+        dir.path().join("etc/config.yml"),
+        format!(
+            "token: {}\ningress:\n  - service: http://localhost:8080\n",
+            a_token()
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["service", "install"];
+    args.extend(layout);
+    let (ok, stdout, stderr) = adit(&args);
+    assert!(ok, "{stdout}{stderr}");
+    let unit = std::fs::read_to_string(dir.path().join("units/adit.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "tunnel --config {config}/config.yml run --token-file %d/token"
+        )),
+        "{unit}"
+    );
+
+    let mut args = vec!["service", "uninstall"];
+    args.extend(layout);
+    let (ok, stdout, stderr) = adit(&args);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!dir.path().join("units/adit.service").exists());
+    assert!(!token_file.exists());
+    assert!(dir.path().join("etc/config.yml").exists());
+}

@@ -57,8 +57,9 @@ await step(page, 'step 2: each environment has a command holding the token', asy
   await command.getByText(/--entrypoint adit/).waitFor();
   await page.getByRole('tab', { name: 'macOS' }).click();
   await command.getByText(/cargo build --release -p adit-agent/).waitFor();
-  await page.getByRole('tab', { name: 'Debian / Ubuntu' }).click();
-  await command.getByText(/\/download\/adit && chmod \+x adit/).waitFor();
+  await page.getByRole('tab', { name: 'Linux' }).click();
+  await command.getByText(/\/download\/adit\?arch=\$\(uname -m\).*sudo adit service install \S{40,}/).waitFor();
+  await page.getByRole('tab', { name: 'Binary' }).click();
   await page.getByRole('button', { name: 'Copy install command' }).click();
   const copied = await page.evaluate(() => navigator.clipboard.readText());
   token = copied.match(/--token (\S+)/)?.[1];
@@ -150,6 +151,15 @@ await step(page, 'the tunnel page shows it Healthy with its hostname', async () 
   await page.setViewportSize({ width: 1024, height: 768 });
   await noSideScroll(page);
   await page.setViewportSize({ width: 1366, height: 820 });
+});
+
+await step(page, 'Add a connector shows the install commands with the same token', async () => {
+  await page.getByRole('button', { name: 'Add a connector' }).click();
+  const panel = page.getByRole('region', { name: 'Add a connector' });
+  await panel.locator('.copy-command code').getByText(`sudo adit service install ${token}`).waitFor();
+  await shot(page, '08b-add-connector');
+  await panel.getByRole('button', { name: 'Close' }).click();
+  await panel.waitFor({ state: 'detached' });
 });
 
 await step(page, 'public hostnames are added, edited and deleted', async () => {

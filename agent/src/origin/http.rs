@@ -1,5 +1,6 @@
 //! HTTP origins: `http://` and `https://` through one pooled client per rule (HTTP/1.1, or
-//! HTTP/2 over TLS with `http2Origin`), and `unix:` sockets (see `unix`). A request and its
+//! with `http2Origin` HTTP/2: over TLS as ALPN agrees, in clear text on `http://` — gRPC
+//! servers without TLS), and `unix:` sockets (see `unix`). A request and its
 //! answer stream through with hop-by-hop headers removed, trailers included; a WebSocket
 //! is upgraded at the origin and then spliced to the stream.
 
@@ -69,8 +70,8 @@ impl tower::Service<Uri> for DialTimeout {
     }
 }
 
-/// The pooled client for an HTTP rule with these settings.
-pub(super) fn client(origin: &OriginRequest) -> Result<OriginClient, Error> {
+/// The pooled client for an HTTP rule to `url` with these settings.
+pub(super) fn client(url: &url::Url, origin: &OriginRequest) -> Result<OriginClient, Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -103,7 +104,11 @@ pub(super) fn client(origin: &OriginRequest) -> Result<OriginClient, Error> {
         inner: https,
         limit: origin.connect_timeout + origin.tls_timeout,
     };
+    // In clear text nothing negotiates HTTP/2: the origin is spoken to in it from the
+    // first byte (h2c with prior knowledge, as gRPC servers expect).
+    let clear_h2 = origin.http2_origin && url.scheme() == "http";
     Ok(Client::builder(TokioExecutor::new())
+        .http2_only(clear_h2)
         .pool_idle_timeout(origin.keep_alive_timeout)
         .pool_max_idle_per_host(origin.keep_alive_connections)
         .build(connector))

@@ -38,7 +38,7 @@ impl RuleSet {
             .iter()
             .flat_map(Ingress::rules)
             .map(|rule| match &rule.service {
-                Service::Http { .. } => http::client(&rule.origin_request).map(Some),
+                Service::Http { url } => http::client(url, &rule.origin_request).map(Some),
                 _ => Ok(None),
             })
             .collect::<Result<_, Error>>()?;

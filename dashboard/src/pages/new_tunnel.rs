@@ -3,7 +3,10 @@
 //! hostname, a private network, or neither), done. The tunnel is remotely managed: its
 //! ingress rules are edited here and pushed to its connectors.
 
-use adit_core::api::{ChangeKind, Connector, IpRoute, Tunnel, TunnelConfiguration};
+use adit_core::{
+    api::{ChangeKind, Connector, IpRoute, Tunnel, TunnelConfiguration},
+    ids::TunnelId,
+};
 use leptos::{either::EitherOf4, ev::SubmitEvent, html, prelude::*};
 
 use super::{
@@ -193,38 +196,24 @@ fn NameStep(taken: Signal<Vec<String>>, on_created: Callback<Tunnel>) -> impl In
     }
 }
 
-/// Step 2: a command per environment with the tunnel's token in it, and the connectors
-/// as they register; Next once one is connected.
+/// A command per environment with the tunnel's token in it (read, not refreshed: a
+/// connector added later uses the same token as those running).
 #[component]
-fn ConnectorStep(tunnel: Tunnel, on_next: Callback<()>) -> impl IntoView {
-    let id = tunnel.id;
+pub(crate) fn InstallCommands(tunnel: TunnelId) -> impl IntoView {
     let token = LocalResource::new({
         let api = use_api();
         move || {
             let api = api.clone();
-            async move { api.tunnel_token(id).await.ok() }
+            async move { api.tunnel_token(tunnel).await.ok() }
         }
     });
-    // The new tunnel's connectors, read now and again on each notice about them.
-    let connectors = live::follow(
-        Vec::<Connector>::new(),
-        move |n| n.about(id, &[ChangeKind::Connector, ChangeKind::Connection]),
-        move |api: Api| async move { api.connectors(id).await },
-    )
-    .signal();
-    let environment = RwSignal::new(Environment::Debian);
+    let environment = RwSignal::new(Environment::Linux);
     let here = origin();
     let command = Signal::derive(move || match token.get().flatten() {
         None => "Reading the tunnel's token…".to_owned(),
         Some(token) => environment.get().command(&here, &token),
     });
-    let ready = move || connectors.with(|c| connected(c));
     view! {
-        <h2 tabindex="-1">"Install and run a connector for " {tunnel.name}</h2>
-        <p class="muted">
-            "Choose where the connector runs and paste the command into a terminal there. "
-            "The command holds the tunnel's token: keep it secret."
-        </p>
         <Tabs
             label="Environment"
             choices=&Environment::ALL
@@ -235,6 +224,29 @@ fn ConnectorStep(tunnel: Tunnel, on_next: Callback<()>) -> impl IntoView {
             <p class="muted">{move || environment.get().note()}</p>
             <CopyCommand command what="install command" />
         </div>
+    }
+}
+
+/// Step 2: a command per environment with the tunnel's token in it, and the connectors
+/// as they register; Next once one is connected.
+#[component]
+fn ConnectorStep(tunnel: Tunnel, on_next: Callback<()>) -> impl IntoView {
+    let id = tunnel.id;
+    // The new tunnel's connectors, read now and again on each notice about them.
+    let connectors = live::follow(
+        Vec::<Connector>::new(),
+        move |n| n.about(id, &[ChangeKind::Connector, ChangeKind::Connection]),
+        move |api: Api| async move { api.connectors(id).await },
+    )
+    .signal();
+    let ready = move || connectors.with(|c| connected(c));
+    view! {
+        <h2 tabindex="-1">"Install and run a connector for " {tunnel.name}</h2>
+        <p class="muted">
+            "Choose where the connector runs and paste the command into a terminal there. "
+            "The command holds the tunnel's token: keep it secret."
+        </p>
+        <InstallCommands tunnel=id />
         <h3>"Connectors"</h3>
         <ConnectorTable connectors />
         <div class="form-actions">

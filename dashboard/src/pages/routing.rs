@@ -427,8 +427,7 @@ pub(crate) fn error_field(field: Option<&str>, message: &str) -> Option<(usize, 
 /// Where a connector can run, as the wizard's tabs list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Environment {
-    Debian,
-    RedHat,
+    Linux,
     MacOs,
     Windows,
     Docker,
@@ -436,9 +435,8 @@ pub(crate) enum Environment {
 }
 
 impl Environment {
-    pub(crate) const ALL: [Self; 6] = [
-        Self::Debian,
-        Self::RedHat,
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Linux,
         Self::MacOs,
         Self::Windows,
         Self::Docker,
@@ -447,8 +445,7 @@ impl Environment {
 
     pub(crate) fn label(self) -> &'static str {
         match self {
-            Self::Debian => "Debian / Ubuntu",
-            Self::RedHat => "Red Hat",
+            Self::Linux => "Linux",
             Self::MacOs => "macOS",
             Self::Windows => "Windows",
             Self::Docker => "Docker",
@@ -459,18 +456,24 @@ impl Environment {
     /// What to say above the command.
     pub(crate) fn note(self) -> &'static str {
         match self {
-            Self::Debian | Self::RedHat => {
-                "Downloads the connector this server ships (built for the server's own \
-                 platform), installs it and runs the tunnel."
+            Self::Linux => {
+                "Any distribution with systemd (Debian, Ubuntu, Red Hat, Fedora…), x86_64 or \
+                 aarch64: downloads the connector for the machine from this server and runs it \
+                 as a service that starts at boot and restarts on failure. The token is kept in \
+                 a root-only file, out of the process list. `sudo adit service uninstall` \
+                 removes it."
             }
             Self::MacOs | Self::Windows => {
-                "This server ships a Linux connector only: build adit from the Adit source \
+                "This server ships Linux connectors only: build adit from the Adit source \
                  with Rust, then run the tunnel."
             }
             Self::Docker => {
                 "Uses the image built from the repository's Dockerfile (docker build -t adit .)."
             }
-            Self::Binary => "With adit already on the PATH, this runs the tunnel.",
+            Self::Binary => {
+                "With adit already on the PATH, this runs the tunnel in the foreground, until \
+                 the terminal closes."
+            }
         }
     }
 
@@ -478,11 +481,10 @@ impl Environment {
     /// the dashboard) and the tunnel's `token`.
     pub(crate) fn command(self, origin: &str, token: &str) -> String {
         let run = format!("adit tunnel run --token {token}");
-        let download = format!(
-            "curl -fsSL -o adit {origin}/download/adit && chmod +x adit && sudo install adit /usr/local/bin/"
-        );
         match self {
-            Self::Debian | Self::RedHat => format!("{download} && {run}"),
+            Self::Linux => format!(
+                "curl --fail-with-body -sSL -o adit \"{origin}/download/adit?arch=$(uname -m)\" && sudo install -m 0755 adit /usr/local/bin/adit && sudo adit service install {token}"
+            ),
             Self::MacOs => {
                 format!("cargo build --release -p adit-agent && ./target/release/{run}")
             }
@@ -497,12 +499,16 @@ impl Environment {
     }
 }
 
-/// The token in a command the page shows (the word after `--token`).
+/// The token in a command the page shows (the word after `--token`, or after `service
+/// install`).
 #[cfg(test)]
 fn token_in(command: &str) -> Option<&str> {
-    let mut words = command.split_whitespace();
-    words.find(|w| *w == "--token")?;
-    words.next()
+    let words: Vec<&str> = command.split_whitespace().collect();
+    words.windows(3).find_map(|w| match w {
+        ["--token", token, ..] | ["service", "install", token] => Some(*token),
+        [.., "--token", token] => Some(*token),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -742,11 +748,14 @@ mod tests {
             let command = env.command("http://adit.example:8000", token);
             assert_eq!(token_in(&command), Some(token), "{command}");
         }
+        let linux = Environment::Linux.command("http://adit.example:8000", token);
         assert!(
-            Environment::Debian
-                .command("http://adit.example:8000", token)
-                .starts_with("curl -fsSL -o adit http://adit.example:8000/download/adit && ")
+            linux.starts_with(
+                "curl --fail-with-body -sSL -o adit \"http://adit.example:8000/download/adit?arch=$(uname -m)\" && "
+            ),
+            "{linux}"
         );
+        assert!(linux.ends_with(&format!("sudo adit service install {token}")));
         assert!(
             Environment::Docker
                 .command("", token)

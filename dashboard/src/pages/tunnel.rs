@@ -1,22 +1,28 @@
 //! One tunnel's page: its overview, its public hostnames, private networks, connectors and
-//! traffic in tabs, and the actions on it (rename, refresh the token, delete). Status,
-//! connectors and routes follow the account's change notices about this tunnel; the
-//! charts are re-read every second while their tab is open.
+//! traffic in tabs, and the actions on it (add a connector, rename, refresh the token,
+//! delete). Status, connectors and routes follow the account's change notices about this
+//! tunnel; the charts are re-read every second while their tab is open.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use adit_core::{
     api::{
         ChangeKind, ConfigSource, Connector, IpRoute, OriginHealth, TrafficPoint, Tunnel,
-        TunnelConfiguration,
+        TunnelConfiguration, TunnelStatus,
     },
     ids::{ConnectorId, RouteId, TunnelId},
     ingress::{IngressConfig, RawIngressRule},
     wire::ConnectorError,
 };
-use leptos::{either::EitherOf4, ev::SubmitEvent, html, prelude::*};
+use leptos::{
+    either::{EitherOf4, EitherOf5},
+    ev::SubmitEvent,
+    html,
+    prelude::*,
+};
 
 use super::{
+    new_tunnel::InstallCommands,
     route_forms::{HostnameEditor, NetworkForm, Refused, change_configuration},
     routing::{Environment, HostnameForm, name_problem, user_rules},
 };
@@ -209,6 +215,9 @@ enum Panel {
     /// The new token after a refresh.
     NewToken(String),
     Delete,
+    /// How to install and run one more connector (open from the start while the tunnel has
+    /// never run).
+    AddConnector,
 }
 
 #[component]
@@ -247,7 +256,12 @@ pub(crate) fn TunnelPage(data: TunnelPageData, now_ms: i64) -> impl IntoView {
     );
     let now = live::clock(now_ms);
     let tab = RwSignal::new(Tab::Hostnames);
-    let panel = RwSignal::new(Panel::Closed);
+    let inactive = move || tunnel.with(|t| t.status == TunnelStatus::Inactive);
+    let panel = RwSignal::new(if inactive() {
+        Panel::AddConnector
+    } else {
+        Panel::Closed
+    });
 
     let status = move || {
         let status = tunnel.with(|t| t.status);
@@ -285,6 +299,7 @@ pub(crate) fn TunnelPage(data: TunnelPageData, now_ms: i64) -> impl IntoView {
             (Some(Panel::Rename), Panel::Closed) => Some(".rename"),
             (Some(Panel::RefreshToken | Panel::NewToken(_)), Panel::Closed) => Some(".refresh"),
             (Some(Panel::Delete), Panel::Closed) => Some(".delete"),
+            (Some(Panel::AddConnector), Panel::Closed) => Some(".add-connector"),
             _ => None,
         };
         if let Some(opener) = opener {
@@ -315,6 +330,19 @@ pub(crate) fn TunnelPage(data: TunnelPageData, now_ms: i64) -> impl IntoView {
                 </h1>
             </div>
             <div class="header-actions" node_ref=actions>
+                <button
+                    type="button"
+                    class=move || {
+                        if inactive() {
+                            "button primary add-connector"
+                        } else {
+                            "button add-connector"
+                        }
+                    }
+                    on:click=open(Panel::AddConnector)
+                >
+                    "Add a connector"
+                </button>
                 <button type="button" class="button rename" on:click=open(Panel::Rename)>
                     "Rename"
                 </button>
@@ -364,13 +392,13 @@ fn ActionPanel(
     let close = Callback::new(move |()| panel.set(Panel::Closed));
     move || match panel.get() {
         Panel::Closed => None,
-        Panel::Rename => Some(EitherOf4::A(view! { <RenameForm tunnel close /> })),
-        Panel::RefreshToken => Some(EitherOf4::B(view! {
+        Panel::Rename => Some(EitherOf5::A(view! { <RenameForm tunnel close /> })),
+        Panel::RefreshToken => Some(EitherOf5::B(view! {
             <RefreshToken tunnel=tunnel.with_untracked(Clone::clone) panel />
         })),
         Panel::NewToken(token) => {
             let command = Environment::Binary.command(&origin(), &token);
-            Some(EitherOf4::C(view! {
+            Some(EitherOf5::C(view! {
                 <Dialog label="New token" role="region" class="card panel" close>
                     <h2>"The token is refreshed"</h2>
                     <p>"Restart the tunnel's connectors with the new token:"</p>
@@ -383,9 +411,28 @@ fn ActionPanel(
                 </Dialog>
             }))
         }
-        Panel::Delete => Some(EitherOf4::D(
+        Panel::Delete => Some(EitherOf5::D(
             view! { <DeleteTunnel tunnel close connectors /> },
         )),
+        Panel::AddConnector => {
+            let id = tunnel.with_untracked(|t| t.id);
+            Some(EitherOf5::E(view! {
+                <Dialog label="Add a connector" role="region" class="card panel add-connector-panel" close>
+                    <h2>"Add a connector"</h2>
+                    <p class="muted">
+                        "Run it on the host that reaches your services; more than one connector "
+                        "keeps the tunnel up when a host goes down. The command holds the "
+                        "tunnel's token: keep it secret."
+                    </p>
+                    <InstallCommands tunnel=id />
+                    <div class="form-actions">
+                        <button type="button" class="button dialog-cancel" on:click=move |_| close.run(())>
+                            "Close"
+                        </button>
+                    </div>
+                </Dialog>
+            }))
+        }
     }
 }
 

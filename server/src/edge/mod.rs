@@ -54,7 +54,7 @@ use crate::{
     net::{self, Pending},
     observe::metrics::{ErrorSource, Metrics, TunnelCounters},
     tunnel::node_link::{Forward, Forwarded, Relay},
-    tunnel::registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody},
+    tunnel::registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody, resendable},
     tunnel::routes::Routes,
 };
 
@@ -1067,20 +1067,6 @@ async fn finish(
         }
         _ => relay_response(response, guard),
     }
-}
-
-/// A copy of `request` to send again if its stream goes unprocessed: only for a request
-/// without a body (a body is streamed once) and without extensions (an upgrade's).
-fn resendable(request: &Request<TunnelBody>) -> Option<Request<TunnelBody>> {
-    if !hyper::body::Body::is_end_stream(request.body()) || !request.extensions().is_empty() {
-        return None;
-    }
-    let mut copy = Request::new(full(Bytes::new()));
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    Some(copy)
 }
 
 /// Whether a stream failed because the connector's GOAWAY came before it: HTTP/2 promises

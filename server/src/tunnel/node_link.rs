@@ -28,11 +28,14 @@ use tracing::Instrument;
 
 use crate::{
     Error,
-    tunnel::registry::{BoxError, TunnelBody},
+    tunnel::registry::{BoxError, TunnelBody, resendable},
 };
 
 /// How long dialling another node may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many times the holders are read for a request they refuse, and the pause between.
+const REFUSED_ROUNDS: u32 = 3;
+const REFUSED_PAUSE: Duration = Duration::from_millis(50);
 
 /// What became of a request sent to another node.
 pub enum Forwarded {
@@ -138,36 +141,56 @@ impl<D: Directory> Forward for NodeLinks<D> {
         mut request: Request<TunnelBody>,
     ) -> Pin<Box<dyn Future<Output = Forwarded> + Send + '_>> {
         Box::pin(async move {
-            let holders = match self.directory.holders(tunnel).await {
-                Ok(holders) => holders,
-                Err(e) => {
-                    tracing::warn!(%tunnel, error = %e, "cannot tell which node holds the tunnel");
-                    return Forwarded::NoHolder;
-                }
-            };
             if let Ok(value) = HeaderValue::from_str(&tunnel.to_string()) {
                 request.headers_mut().insert(HEADER_TUNNEL, value);
             }
-            for addr in holders {
-                let mut link = match self.link(&addr).await {
-                    Ok(link) => link,
+            // A holder refuses when its connections moved away since the holders were
+            // read (a connector rebalancing): a request without a body then goes to the
+            // next holder, and to those read again once.
+            for round in 0..REFUSED_ROUNDS {
+                let holders = match self.directory.holders(tunnel).await {
+                    Ok(holders) => holders,
                     Err(e) => {
-                        tracing::debug!(node = %addr, error = %e, "cannot reach a node holding the tunnel");
-                        continue;
-                    }
-                };
-                match link.try_send_request(request).await {
-                    // Its connections closed meanwhile: this node answers as if none held one.
-                    Ok(response) if response.headers().contains_key(HEADER_NODE_REFUSED) => {
+                        tracing::warn!(%tunnel, error = %e, "cannot tell which node holds the tunnel");
                         return Forwarded::NoHolder;
                     }
-                    Ok(response) => return Forwarded::Answered(response),
-                    Err(mut e) => match e.take_message() {
-                        // It never left: the next holder may take it.
-                        Some(back) => request = back,
-                        None => return Forwarded::Failed(e.into_error().into()),
-                    },
+                };
+                let mut refused = false;
+                for addr in holders {
+                    let mut link = match self.link(&addr).await {
+                        Ok(link) => link,
+                        Err(e) => {
+                            tracing::debug!(node = %addr, error = %e, "cannot reach a node holding the tunnel");
+                            continue;
+                        }
+                    };
+                    let spare = resendable(&request);
+                    match link.try_send_request(request).await {
+                        Ok(response) if response.headers().contains_key(HEADER_NODE_REFUSED) => {
+                            match spare {
+                                Some(again) => {
+                                    tracing::debug!(node = %addr, round, "the node no longer holds the tunnel; trying another");
+                                    request = again;
+                                    refused = true;
+                                }
+                                // Its connections closed meanwhile: this node answers as if
+                                // none held one.
+                                None => return Forwarded::NoHolder,
+                            }
+                        }
+                        Ok(response) => return Forwarded::Answered(response),
+                        Err(mut e) => match e.take_message() {
+                            // It never left: the next holder may take it.
+                            Some(back) => request = back,
+                            None => return Forwarded::Failed(e.into_error().into()),
+                        },
+                    }
                 }
+                if !refused || round + 1 == REFUSED_ROUNDS {
+                    break;
+                }
+                // The connection that moved registers at its new node within moments.
+                tokio::time::sleep(REFUSED_PAUSE).await;
             }
             Forwarded::NoHolder
         })

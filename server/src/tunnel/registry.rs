@@ -14,7 +14,8 @@ use adit_core::{
     wire::ConnectorError,
 };
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
+use http::Request;
+use http_body_util::{BodyExt, Empty, combinators::UnsyncBoxBody};
 use hyper::client::conn::http2::SendRequest;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,21 @@ use crate::clock::now_ms;
 pub use adit_transport::relay::BoxError;
 /// A body travelling through the edge, whatever its source.
 pub type TunnelBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A copy of `request` to send again if the connection (or node) it went to never
+/// processed it: only for a request without a body (a body is streamed once) and without
+/// extensions (an upgrade's).
+pub fn resendable(request: &Request<TunnelBody>) -> Option<Request<TunnelBody>> {
+    if !hyper::body::Body::is_end_stream(request.body()) || !request.extensions().is_empty() {
+        return None;
+    }
+    let mut copy = Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
+}
 
 /// How long a connector whose origin just failed is passed over while another connector
 /// of the tunnel is not; after it, a request finds out whether the origin is back.

@@ -396,6 +396,11 @@ async fn the_connector_binary_is_served_from_beside_the_server() {
                     .contains(&name)
             );
             assert_eq!(body.len(), std::fs::metadata(path).unwrap().len() as usize);
+            // Asked for by `uname -m`: this machine's is this server's own.
+            let own = format!("/download/adit?arch={}", std::env::consts::ARCH);
+            let (head, same) = get(server.api, &own, &[]).await;
+            assert_eq!(head.status, StatusCode::OK);
+            assert_eq!(same.len(), body.len());
         }
         None => {
             assert_eq!(head.status, StatusCode::NOT_FOUND);
@@ -406,6 +411,23 @@ async fn the_connector_binary_is_served_from_beside_the_server() {
             );
         }
     }
+    // Another architecture, which no release put beside this server: said honestly.
+    let other = if std::env::consts::ARCH == "aarch64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    let (head, body) = get(server.api, &format!("/download/adit?arch={other}"), &[]).await;
+    assert_eq!(head.status, StatusCode::NOT_FOUND);
+    let message = text(&body);
+    assert!(
+        message.contains(&format!("no connector for Linux on {other}"))
+            && message.contains(&format!("adit-linux-{other}")),
+        "{message}"
+    );
+    let (head, body) = get(server.api, "/download/adit?arch=sparc64", &[]).await;
+    assert_eq!(head.status, StatusCode::BAD_REQUEST);
+    assert!(text(&body).contains("x86_64 and aarch64"));
     server.shutdown().await;
 }
 

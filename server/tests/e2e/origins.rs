@@ -1,5 +1,5 @@
 //! Ingress rules against real origins: HTTPS with HTTP/2, caPool, originServerName,
-//! noTLSVerify, httpHostHeader, path and wildcard rules, fixed statuses.
+//! noTLSVerify, httpHostHeader, path and wildcard rules, fixed statuses, gRPC over h2c.
 
 use std::{convert::Infallible, sync::Arc};
 
@@ -254,4 +254,70 @@ async fn ingress_cli_validates_and_matches() {
     let (result, _) = run(args(&bad, &["validate"])).await;
     let err = result.unwrap_err().to_string();
     assert!(err.contains("bad.yml") && err.contains("Rule #1"), "{err}");
+}
+
+/// gRPC through the edge to a gRPC server without TLS (`http2Origin: true` on `http://`,
+/// h2c): a unary call and its error status, and a server stream whose messages arrive as
+/// the origin sends them; statuses travel in trailers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_origin_in_clear_text_answers_unary_and_streaming_calls() {
+    use tonic_health::{
+        ServingStatus,
+        pb::{HealthCheckRequest, health_check_response, health_client::HealthClient},
+    };
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("orders", ServingStatus::Serving)
+        .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+
+    let server = TestServer::spawn().await;
+    let yaml = format!("- service: http://{origin}\n  originRequest: {{ http2Origin: true }}\n");
+    let rules: Vec<RawIngressRule> = serde_yaml::from_str(&yaml).unwrap();
+    let token = server.tunnel_with_route("grpc", "grpc.example.com").await;
+    let connector = TestConnector::spawn(&token, Ingress::parse(&rules, None).unwrap());
+    server.wait_connections(&token, 4).await;
+
+    // A gRPC client dials the edge (h2c) and names the routed hostname as its authority.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.edge))
+        .unwrap()
+        .origin("http://grpc.example.com".parse().unwrap())
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    let check = |service: &str| HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    let serving = health_check_response::ServingStatus::Serving as i32;
+    let answer = client.check(check("orders")).await.unwrap().into_inner();
+    assert_eq!(answer.status, serving);
+    let unknown = client.check(check("payments")).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+
+    // The stream's first message is the status now; each change follows as it happens.
+    let mut watch = client.watch(check("orders")).await.unwrap().into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status, serving);
+    reporter
+        .set_service_status("orders", ServingStatus::NotServing)
+        .await;
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        health_check_response::ServingStatus::NotServing as i32
+    );
+    reporter
+        .set_service_status("orders", ServingStatus::Serving)
+        .await;
+    assert_eq!(watch.message().await.unwrap().unwrap().status, serving);
+    drop(watch);
+
+    connector.stop().await;
+    server.shutdown().await;
 }
