@@ -423,6 +423,19 @@ ingress:
     }
 
     #[test]
+    fn a_file_of_nothing_but_unknown_keys_is_refused() {
+        let text: String = (0..=MAX_IGNORED_KEYS)
+            .map(|i| format!("key{i}: 1\n"))
+            .collect();
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains("more than 64 keys"), "{err}");
+        let text: String = (0..MAX_IGNORED_KEYS)
+            .map(|i| format!("key{i}: 1\n"))
+            .collect();
+        assert_eq!(load(&text).unwrap().warnings.len(), MAX_IGNORED_KEYS);
+    }
+
+    #[test]
     fn config_yaml_is_found_where_config_yml_is() {
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join("config.yaml"), "tunnel: from-yaml\n").unwrap();

@@ -9,7 +9,7 @@
 use super::lenient::{Segment, UnknownKey};
 
 /// The verdict on one unknown key.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum Verdict {
     /// Ignored; the text says why.
     Ignore(String),

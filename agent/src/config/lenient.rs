@@ -28,7 +28,7 @@ pub(super) enum Segment {
 }
 
 /// A key that the struct holding it has no field for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) struct UnknownKey {
     /// From the root to the key itself (its last segment).
     pub(super) path: Vec<Segment>,
