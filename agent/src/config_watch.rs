@@ -395,6 +395,16 @@ mod tests {
     }
 
     #[test]
+    fn ignored_keys_are_warned_about_again_only_when_they_change() {
+        let (_dir, path, mut watch, _proxy) = watching(&rules("no-autoupdate: true\n", 201));
+        assert_eq!(watch.warned.len(), 1, "as the connector warned at start");
+        std::fs::write(&path, rules("no-autoupdate: true\ntag: [a=b]\n", 202)).unwrap();
+        assert_eq!(watch.look(false), Outcome::Applied);
+        let keys: Vec<_> = watch.warned.iter().map(|w| w.place.key.as_str()).collect();
+        assert_eq!(keys, ["no-autoupdate", "tag"]);
+    }
+
+    #[test]
     fn a_remotely_managed_tunnel_does_not_take_the_files_rules() {
         let (_dir, path, mut watch, proxy) = watching(&rules("", 201));
         proxy.manage_remotely();
