@@ -28,6 +28,8 @@ use self::{
 };
 use crate::Error;
 
+/// The keys Adit reads. `deny_unknown_fields` stays although the loader takes files with
+/// other keys: it skips those itself, warning about each, so none is dropped unsaid.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
