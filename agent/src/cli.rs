@@ -29,12 +29,17 @@ use crate::{
     about = "Adit: expose services on this host through an Adit edge, outbound only"
 )]
 pub struct Cli {
-    /// config.yml (default: ~/.adit/config.yml, then /etc/adit/config.yml).
+    /// config.yml (default: the first of config.yml and config.yaml in ~/.adit, then in
+    /// /etc/adit).
     #[arg(long, global = true, env = "ADIT_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log level: debug, info, warn, error (default: the config file's `loglevel`, else info).
+    /// Log level: debug, info, warn, error, fatal (default: the config file's `loglevel`,
+    /// else info).
     #[arg(long, global = true, env = "ADIT_LOGLEVEL")]
     pub loglevel: Option<String>,
+    /// Also append the log to this file (default: the config file's `logfile`, else none).
+    #[arg(long, global = true, env = "ADIT_LOGFILE")]
+    pub logfile: Option<PathBuf>,
     /// Log format.
     #[arg(long, global = true, env = "ADIT_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
     pub log_format: String,
@@ -185,6 +190,11 @@ pub enum TunnelCommand {
         #[arg(long, alias = "connector-id")]
         connector: Option<String>,
     },
+    /// Check ingress rules (the same as `adit ingress`).
+    Ingress {
+        #[command(subcommand)]
+        command: IngressCommand,
+    },
     /// Print a tunnel's token.
     Token {
         tunnel: String,
@@ -296,9 +306,9 @@ pub struct RunArgs {
     /// Edge tunnel listener `host:port`, overriding the token's.
     #[arg(long)]
     pub edge: Option<String>,
-    /// Where to serve /metrics, /ready and /healthcheck (default: the first free of
-    /// 127.0.0.1:20241–20245).
-    #[arg(long)]
+    /// Where to serve /metrics, /ready and /healthcheck, `IP:PORT` or `localhost:PORT`
+    /// (default: the config file's `metrics`, else the first free of 127.0.0.1:20241–20245).
+    #[arg(long, value_parser = crate::metrics::parse_address)]
     pub metrics: Option<std::net::SocketAddr>,
     /// Data connections to keep (default: the config file's `ha-connections`, else 4).
     #[arg(long)]
@@ -318,19 +328,42 @@ pub enum IngressCommand {
     Rule { url: String },
 }
 
+/// Where the log goes and how much of it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Logging {
+    /// A tracing filter: a level, or directives.
+    pub filter: String,
+    /// A file the log is appended to, besides stderr.
+    pub logfile: Option<PathBuf>,
+}
+
 impl Cli {
-    /// The log level: `--loglevel` (or `ADIT_LOGLEVEL`), else the config file's, else info.
-    /// A config file that does not load is reported by the command itself, not here.
-    pub fn effective_loglevel(&self) -> String {
-        self.loglevel
+    /// The log settings: each flag (or its `ADIT_*` variable), else the config file's key,
+    /// else info and no file. A config file that does not load is reported by the command
+    /// itself, not here.
+    pub fn logging(&self) -> Logging {
+        let from_file = (self.loglevel.is_none() || self.logfile.is_none())
+            .then(|| LoadedConfig::find(self.config.as_deref(), &adit_home()).ok())
+            .flatten()
+            .flatten()
+            .map(|loaded| loaded.config);
+        let level = self
+            .loglevel
             .clone()
-            .or_else(|| {
-                LoadedConfig::find(self.config.as_deref(), &adit_home())
-                    .ok()
-                    .flatten()
-                    .and_then(|loaded| loaded.config.loglevel)
-            })
-            .unwrap_or_else(|| "info".to_owned())
+            .or_else(|| from_file.as_ref().and_then(|c| c.loglevel.clone()))
+            .unwrap_or_else(|| "info".to_owned());
+        Logging {
+            // cloudflared's highest level; tracing has none above error.
+            filter: if level == "fatal" {
+                "error".to_owned()
+            } else {
+                level
+            },
+            logfile: self
+                .logfile
+                .clone()
+                .or_else(|| from_file.and_then(|c| c.logfile)),
+        }
     }
 }
 
@@ -353,7 +386,11 @@ pub async fn run_with_reload(
 ) -> Result<(), Error> {
     let home = adit_home();
     match cli.command {
-        Command::Ingress { command } => ingress(command, cli.config.as_deref(), &home, out),
+        Command::Ingress { command }
+        | Command::Tunnel(TunnelArgs {
+            command: Some(TunnelCommand::Ingress { command }),
+            ..
+        }) => ingress(command, cli.config.as_deref(), &home, out),
         Command::Login {
             server,
             credentials_file,
@@ -491,6 +528,9 @@ fn ingress(
     match command {
         IngressCommand::Validate => {
             writeln!(out, "Validating rules from {path}")?;
+            for warning in &loaded.warnings {
+                writeln!(out, "{warning}")?;
+            }
             match loaded.ingress(None)? {
                 Some(_) => writeln!(out, "OK")?,
                 None => {
@@ -730,7 +770,7 @@ async fn manage(
         TunnelCommand::Route {
             command: RouteCommand::Ip { command },
         } => ip_routes(command, api, out).await?,
-        TunnelCommand::Run(_) | TunnelCommand::Ready { .. } => {
+        TunnelCommand::Run(_) | TunnelCommand::Ready { .. } | TunnelCommand::Ingress { .. } => {
             return Err(Error::Usage("not a management command".into()));
         }
     }
@@ -836,6 +876,9 @@ async fn run_connector(
     reload: ReloadRequests,
 ) -> Result<(), Error> {
     let loaded = LoadedConfig::find(config, home)?;
+    for warning in loaded.iter().flat_map(|loaded| &loaded.warnings) {
+        tracing::warn!("{warning}");
+    }
     let token = resolve_token(&run, loaded.as_ref())?;
     let ingress = match &loaded {
         Some(loaded) => loaded.ingress(run.url.as_deref())?,
@@ -857,6 +900,9 @@ async fn run_connector(
         .grace_period
         .or_else(|| loaded.as_ref().and_then(|l| l.config.grace_period))
         .unwrap_or(DEFAULT_GRACE_PERIOD);
+    let metrics = run
+        .metrics
+        .or_else(|| loaded.as_ref().and_then(|l| l.config.metrics));
     let connector_id = ConnectorId::random();
     tracing::info!(%connector_id, "Generated Connector ID");
     // A config.yml whose rules are in force is followed: each edit is a new version.
@@ -874,7 +920,7 @@ async fn run_connector(
     // Stopped with the connector, however it ends (its metrics listener may fail to bind).
     let stop_watching = shutdown.child_token();
     let watching = watch.map(|watch| watch.spawn(reload, stop_watching.clone(), connector_id));
-    let result = run_with_metrics(connector, run.metrics, connector_id, shutdown).await;
+    let result = run_with_metrics(connector, metrics, connector_id, shutdown).await;
     stop_watching.cancel();
     if let Some(task) = watching {
         let _ = task.await;
@@ -951,6 +997,69 @@ mod tests {
                 command: IngressCommand::Rule { .. }
             }
         ));
+        let cli = Cli::try_parse_from(["adit", "tunnel", "ingress", "validate"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Tunnel(TunnelArgs {
+                command: Some(TunnelCommand::Ingress {
+                    command: IngressCommand::Validate
+                }),
+                ..
+            })
+        ));
+        let cli = Cli::try_parse_from([
+            "adit",
+            "tunnel",
+            "run",
+            "--metrics",
+            "localhost:2000",
+            "--token",
+            "x",
+        ])
+        .unwrap();
+        let Command::Tunnel(TunnelArgs {
+            command: Some(TunnelCommand::Run(run)),
+            ..
+        }) = cli.command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(run.metrics, Some("127.0.0.1:2000".parse().unwrap()));
+    }
+
+    #[test]
+    fn log_flags_win_over_the_file_and_fatal_is_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, "loglevel: fatal\nlogfile: /tmp/from-file.log\n").unwrap();
+        let config = path.to_str().unwrap();
+        let cli = Cli::try_parse_from(["adit", "--config", config, "ingress", "validate"]).unwrap();
+        assert_eq!(
+            cli.logging(),
+            Logging {
+                filter: "error".into(),
+                logfile: Some(PathBuf::from("/tmp/from-file.log")),
+            }
+        );
+        let cli = Cli::try_parse_from([
+            "adit",
+            "--config",
+            config,
+            "--loglevel",
+            "debug",
+            "--logfile",
+            "flag.log",
+            "ingress",
+            "validate",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.logging(),
+            Logging {
+                filter: "debug".into(),
+                logfile: Some(PathBuf::from("flag.log")),
+            }
+        );
     }
 
     #[test]

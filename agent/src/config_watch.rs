@@ -7,8 +7,9 @@
 //! streams take it, streams under way finish with the rules they started with. A file
 //! that does not load (YAML, a rule, a `caPool`, or the file gone) is logged with what the
 //! loader says (file, line, rule) and the rules in force stay. Keys read only at start
-//! (the token and where it comes from, `tunnel`, `ha-connections`, `loglevel`, `grace-period`) are logged
-//! as needing a restart and ignored.
+//! (the token and where it comes from, `tunnel`, `ha-connections`, `loglevel`, `logfile`,
+//! `metrics`, `grace-period`) are logged as needing a restart and ignored. Keys the loader
+//! ignores are warned about again when that list changes.
 //!
 //! The rule: this module names `config`, `origin` and `Error`, never the connector, which
 //! learns of a new version from the proxy (to report it to the edge).
@@ -30,7 +31,7 @@ use tracing::Instrument;
 
 use crate::{
     Error,
-    config::{FileConfig, LoadedConfig},
+    config::{ConfigWarning, FileConfig, LoadedConfig},
     origin::OriginProxy,
 };
 
@@ -123,6 +124,8 @@ pub struct ConfigWatch {
     looked: bool,
     /// Restart-only keys that differ from the start's, as last said.
     needs_restart: Vec<&'static str>,
+    /// The ignored keys as last warned about (at start by the connector).
+    warned: Vec<ConfigWarning>,
 }
 
 impl ConfigWatch {
@@ -138,6 +141,7 @@ impl ConfigWatch {
             unreadable: false,
             looked: false,
             needs_restart: Vec::new(),
+            warned: loaded.warnings,
         }
     }
 
@@ -203,6 +207,12 @@ impl ConfigWatch {
         let ingress = match loaded {
             Ok((loaded, Some(ingress))) => {
                 self.say_what_needs_restart(&loaded.config);
+                if loaded.warnings != self.warned {
+                    for warning in &loaded.warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    self.warned = loaded.warnings;
+                }
                 ingress
             }
             Ok((_, None)) => {
@@ -264,6 +274,8 @@ fn needs_restart(started: &FileConfig, now: &FileConfig) -> Vec<&'static str> {
             started.ha_connections != now.ha_connections,
         ),
         ("loglevel", started.loglevel != now.loglevel),
+        ("logfile", started.logfile != now.logfile),
+        ("metrics", started.metrics != now.metrics),
         ("grace-period", started.grace_period != now.grace_period),
     ]
     .into_iter()
@@ -345,7 +357,7 @@ mod tests {
             "ingress:\n  - service: [\n".to_owned(),
             "ingress:\n  - service: http_status:404\n  - hostname: a.example.com\n    service: http://x\n"
                 .to_owned(),
-            rules("bogus: 1\n", 202),
+            rules("ha-conections: 2\n", 202),
             "ingress:\n  - service: https://localhost:8443\n    originRequest:\n      caPool: /nonexistent/ca.pem\n"
                 .to_owned(),
             "tunnel: demo\n".to_owned(),
@@ -380,6 +392,16 @@ mod tests {
         assert_eq!(watch.look(false), Outcome::Applied);
         assert_eq!(watch.needs_restart, ["tunnel", "token"]);
         assert_eq!(in_force(&proxy), "http_status:202");
+    }
+
+    #[test]
+    fn ignored_keys_are_warned_about_again_only_when_they_change() {
+        let (_dir, path, mut watch, _proxy) = watching(&rules("no-autoupdate: true\n", 201));
+        assert_eq!(watch.warned.len(), 1, "as the connector warned at start");
+        std::fs::write(&path, rules("no-autoupdate: true\ntag: [a=b]\n", 202)).unwrap();
+        assert_eq!(watch.look(false), Outcome::Applied);
+        let keys: Vec<_> = watch.warned.iter().map(|w| w.place.key.as_str()).collect();
+        assert_eq!(keys, ["no-autoupdate", "tag"]);
     }
 
     #[test]

@@ -7,25 +7,16 @@ use adit_agent::{
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{
+    EnvFilter, Layer, Registry, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = match EnvFilter::try_new(cli.effective_loglevel()) {
-        Ok(filter) => filter,
-        Err(e) => {
-            eprintln!("error: invalid log level: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cli.log_format == "json" {
-        subscriber.json().init();
-    } else {
-        subscriber.init();
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
@@ -57,6 +48,43 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr and, with `--logfile` (or config.yml's `logfile`), appends to that file
+/// too, as cloudflared does.
+fn init_logging(cli: &Cli) -> Result<(), String> {
+    let logging = cli.logging();
+    let filter = EnvFilter::try_new(&logging.filter)
+        .map_err(|e| format!("invalid log level {}: {e}", logging.filter))?;
+    let json = cli.log_format == "json";
+    let mut layers = vec![format_layer(json, false, std::io::stderr)];
+    if let Some(path) = &logging.logfile {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+        layers.push(format_layer(json, true, std::sync::Arc::new(file)));
+    }
+    tracing_subscriber::registry()
+        .with(layers)
+        .with(filter)
+        .init();
+    Ok(())
+}
+
+/// One log output, in the chosen format; `plain` leaves out colours (for a file).
+fn format_layer<W>(json: bool, plain: bool, writer: W) -> Box<dyn Layer<Registry> + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    let layer = if plain { layer.with_ansi(false) } else { layer };
+    if json {
+        layer.json().boxed()
+    } else {
+        layer.boxed()
     }
 }
 

@@ -171,6 +171,20 @@ impl ConnectorMetrics {
     }
 }
 
+/// A metrics address as `--metrics` and config.yml's `metrics` take it: `IP:PORT`, or
+/// `localhost:PORT` (cloudflared's usual spelling) for 127.0.0.1.
+pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    text.strip_prefix("localhost:")
+        .and_then(|port| port.parse::<u16>().ok())
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        .ok_or_else(|| {
+            format!("`{text}` is not a metrics address: write IP:PORT or localhost:PORT")
+        })
+}
+
 /// Binds `addr`, or with none the first free of 127.0.0.1:20241–20245, else any port.
 pub async fn bind(addr: Option<SocketAddr>) -> Result<TcpListener, Error> {
     if let Some(addr) = addr {

@@ -68,6 +68,69 @@ fn ingress_validate_exit_codes() {
 }
 
 #[test]
+fn tunnel_ingress_takes_a_cloudflared_config_and_says_what_it_ignores() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "tunnel: demo\nno-autoupdate: true\nwarp-routing:\n  enabled: true\ningress:\n  - hostname: a.example.com\n    service: http://localhost:8000\n    originRequest:\n      matchSNItoHost: true\n  - service: http_status:404\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (ok, stdout, stderr) = adit(&["tunnel", "ingress", "--config", config, "validate"]);
+    assert!(ok, "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    assert_eq!(lines[0], format!("Validating rules from {config}"));
+    assert!(
+        lines[1].starts_with(&format!("{config}:2: `no-autoupdate` ignored")),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("{config}:3: `warp-routing` ignored")),
+        "{stdout}"
+    );
+    assert!(
+        lines[3].starts_with(&format!(
+            "{config}:9: `originRequest.matchSNItoHost` in rule #1 ignored"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(lines[4], "OK");
+
+    // The same rules through both spellings of the command.
+    for command in [&["tunnel", "ingress"][..], &["ingress"][..]] {
+        let mut args = command.to_vec();
+        args.extend(["--config", config, "rule", "https://a.example.com/x"]);
+        let (ok, stdout, stderr) = adit(&args);
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains("Matched rule #0\n\thostname: a.example.com\n"),
+            "{stdout}"
+        );
+    }
+
+    let typo = dir.path().join("typo.yml");
+    std::fs::write(
+        &typo,
+        "ingress:\n  - service: https://localhost:8443\n    originRequest:\n      noTLSVerfy: true\n  - service: http_status:404\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = adit(&[
+        "tunnel",
+        "ingress",
+        "--config",
+        typo.to_str().unwrap(),
+        "validate",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("typo.yml: line 4: unknown key `originRequest.noTLSVerfy` in rule #1: did you mean `noTLSVerify`?"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn tunnel_ready_fails_when_nothing_answers() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -226,8 +226,8 @@ async fn a_broken_edit_keeps_the_rules_in_force_and_a_later_good_one_applies() {
         format!(
             "ingress:\n  - service: http_status:404\n  - hostname: {HOST}\n    service: http_status:202\n"
         ),
-        // A key config.yml does not have.
-        format!("bogus: 1\n{}", rules(HOST, "http_status:202")),
+        // A slip for a key config.yml has (a key nobody has is only a warning).
+        format!("ha-conections: 2\n{}", rules(HOST, "http_status:202")),
     ];
     for text in &broken {
         replace(&path, text);
