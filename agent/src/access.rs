@@ -1,6 +1,9 @@
 //! `adit access`: the client side of non-HTTP services. Each TCP connection rides in its own
-//! WebSocket to the edge, asking for the service's hostname; the connector on the far side
-//! bridges it to the origin socket (see `bridge` for the framing and half-close).
+//! connection to the edge, asking for the service's hostname with an HTTP/1.1 upgrade to
+//! `adit-tcp`, after which the bytes go as they are, half-close included; the connector on
+//! the far side joins them to the origin socket. An edge or connector of an earlier release
+//! takes a WebSocket instead (see `bridge` for its framing and half-close), and so does a
+//! private-network stream (`adit access socks`).
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -14,10 +17,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{Error, api_client::ApiCredentials, bridge::bridge};
-use adit_core::wire::ConnectorError;
+use adit_core::wire::{ConnectorError, UPGRADE_RAW_TCP};
+use http_body_util::BodyExt;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 
 /// Each read of the WebSocket is a read of the socket to the edge: 16 KiB, a TLS record.
 const WEBSOCKET_READ_BUFFER: usize = 16 * 1024;
+/// Each direction of a raw stream copies through a buffer of this size: a TLS record.
+const RAW_BUFFER: usize = 16 * 1024;
 
 /// Any byte stream a WebSocket can run over (plain TCP or TLS).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -59,12 +67,8 @@ impl EdgeTarget {
         matches!(self.edge.scheme(), "https" | "wss")
     }
 
-    /// Opens one WebSocket at `path` (which may carry a query).
-    pub async fn websocket(
-        &self,
-        path: &str,
-        bearer: Option<&str>,
-    ) -> Result<WebSocketStream<Box<dyn Io>>, Error> {
+    /// The edge's host and port.
+    fn host_port(&self) -> (&str, u16) {
         let host = self
             .edge
             .host_str()
@@ -75,26 +79,108 @@ impl EdgeTarget {
             .edge
             .port_or_known_default()
             .unwrap_or(if self.tls() { 443 } else { 80 });
-        let unreachable = |message: String| Error::Unreachable {
+        (host, port)
+    }
+
+    fn unreachable(&self, message: String) -> Error {
+        Error::Unreachable {
             url: self.edge.to_string(),
             message,
-        };
+        }
+    }
+
+    /// A connection to the edge, in TLS for an `https://` edge.
+    async fn connect(&self) -> Result<Box<dyn Io>, Error> {
+        let (host, port) = self.host_port();
         let tcp = TcpStream::connect((host, port))
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| self.unreachable(e.to_string()))?;
         tcp.set_nodelay(true)?;
-        let io: Box<dyn Io> = if self.tls() {
-            let config = adit_transport::tls::origin_client_config(self.ca_file.as_deref(), false)?;
-            // The service's name, not the edge's address: the edge serves each routed
-            // hostname its own certificate.
-            let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-                .connect(adit_transport::tls::server_name(&self.hostname)?, tcp)
+        if !self.tls() {
+            return Ok(Box::new(tcp));
+        }
+        let config = adit_transport::tls::origin_client_config(self.ca_file.as_deref(), false)?;
+        // The service's name, not the edge's address: the edge serves each routed hostname
+        // its own certificate.
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(adit_transport::tls::server_name(&self.hostname)?, tcp)
+            .await
+            .map_err(|e| self.unreachable(format!("TLS handshake failed: {e}")))?;
+        Ok(Box::new(tls))
+    }
+
+    fn host_header(&self) -> Result<HeaderValue, Error> {
+        HeaderValue::from_str(&self.hostname)
+            .map_err(|_| Error::Usage(format!("{:?} is not a hostname", self.hostname)))
+    }
+
+    /// Opens one stream to the service: raw (`Upgrade: adit-tcp`, the connection's bytes
+    /// as they are after the 101), or, where the edge or the connector is of a release
+    /// before it, a WebSocket.
+    pub async fn stream(&self) -> Result<AccessStream, Error> {
+        match self.raw().await {
+            Err(Error::Api { code, .. })
+                if ConnectorError::parse(&code) == Some(ConnectorError::TcpService) =>
+            {
+                tracing::debug!("the edge or connector takes no raw streams; using a WebSocket");
+                Ok(AccessStream::WebSocket(Box::new(
+                    self.websocket("/", None).await?,
+                )))
+            }
+            other => other.map(AccessStream::Raw),
+        }
+    }
+
+    /// An HTTP/1.1 upgrade to `adit-tcp`, and the upgraded connection.
+    async fn raw(&self) -> Result<TokioIo<Upgraded>, Error> {
+        let io = self.connect().await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        tokio::spawn(
+            async move {
+                if let Err(e) = connection.with_upgrades().await {
+                    tracing::debug!(error = %e, "connection to the edge ended");
+                }
+            }
+            .instrument(tracing::debug_span!("edge_connection")),
+        );
+        let request = http::Request::get("/")
+            .header(header::HOST, self.host_header()?)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, UPGRADE_RAW_TCP)
+            // Errors then come back as JSON, which we show as a sentence.
+            .header(header::ACCEPT, "application/json")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+            let upgraded = hyper::upgrade::on(response)
                 .await
-                .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
-            Box::new(tls)
-        } else {
-            Box::new(tcp)
-        };
+                .map_err(|e| self.unreachable(e.to_string()))?;
+            return Ok(TokioIo::new(upgraded));
+        }
+        let status = response.status().as_u16();
+        // An error page is small; a larger body is not ours to read whole.
+        let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+            .unwrap_or_default();
+        Err(api_error(status, &body))
+    }
+
+    /// Opens one WebSocket at `path` (which may carry a query).
+    pub async fn websocket(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> Result<WebSocketStream<Box<dyn Io>>, Error> {
+        let io = self.connect().await?;
+        let (host, port) = self.host_port();
         let scheme = if self.tls() { "wss" } else { "ws" };
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
@@ -105,11 +191,7 @@ impl EdgeTarget {
             .into_client_request()
             .map_err(|e| Error::Usage(e.to_string()))?;
         let headers = request.headers_mut();
-        headers.insert(
-            header::HOST,
-            HeaderValue::from_str(&self.hostname)
-                .map_err(|_| Error::Usage(format!("{:?} is not a hostname", self.hostname)))?,
-        );
+        headers.insert(header::HOST, self.host_header()?);
         // Errors then come back as JSON, which we show as a sentence.
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(token) = bearer
@@ -120,35 +202,68 @@ impl EdgeTarget {
         let config = crate::bridge::websocket_config(WEBSOCKET_READ_BUFFER);
         match tokio_tungstenite::client_async_with_config(request, io, Some(config)).await {
             Ok((ws, _)) => Ok(ws),
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                let status = response.status().as_u16();
-                let body = response.body().as_deref().unwrap_or_default();
-                let error: adit_core::api::ApiError =
-                    serde_json::from_slice(body).unwrap_or(adit_core::api::ApiError {
-                        code: "http_error".into(),
-                        message: format!(
-                            "the edge answered {status}: {}",
-                            String::from_utf8_lossy(body)
-                        ),
-                        details: serde_json::Value::Null,
-                    });
-                Err(Error::Api {
-                    status,
-                    code: error.code,
-                    message: error.message,
-                })
-            }
-            Err(e) => Err(unreachable(e.to_string())),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(api_error(
+                response.status().as_u16(),
+                response.body().as_deref().unwrap_or_default(),
+            )),
+            Err(e) => Err(self.unreachable(e.to_string())),
         }
+    }
+}
+
+/// The edge's error answer (`status`, its JSON `body`) as an error that says it.
+fn api_error(status: u16, body: &[u8]) -> Error {
+    let error: adit_core::api::ApiError =
+        serde_json::from_slice(body).unwrap_or(adit_core::api::ApiError {
+            code: "http_error".into(),
+            message: format!(
+                "the edge answered {status}: {}",
+                String::from_utf8_lossy(body)
+            ),
+            details: serde_json::Value::Null,
+        });
+    Error::Api {
+        status,
+        code: error.code,
+        message: error.message,
+    }
+}
+
+/// One stream to a TCP service, as the edge took it.
+pub enum AccessStream {
+    Raw(TokioIo<Upgraded>),
+    // Boxed: the codec's state is large, and the raw stream is the common case.
+    WebSocket(Box<WebSocketStream<Box<dyn Io>>>),
+}
+
+impl AccessStream {
+    /// Joins the stream to `local` until both directions have ended; a half-close goes
+    /// through either way.
+    pub async fn join<T: AsyncRead + AsyncWrite + Unpin>(
+        self,
+        mut local: T,
+    ) -> std::io::Result<()> {
+        match self {
+            Self::Raw(mut edge) => {
+                tokio::io::copy_bidirectional_with_sizes(
+                    &mut local, &mut edge, RAW_BUFFER, RAW_BUFFER,
+                )
+                .await?;
+            }
+            Self::WebSocket(ws) => {
+                bridge(*ws, local).await?;
+            }
+        }
+        Ok(())
     }
 }
 
 /// `adit access ssh` without `--url`: one connection on stdin/stdout, for OpenSSH's
 /// `ProxyCommand`.
 pub async fn stdio(target: &EdgeTarget) -> Result<(), Error> {
-    let ws = target.websocket("/", None).await?;
+    let stream = target.stream().await?;
     let stdio = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
-    bridge(ws, stdio).await?;
+    stream.join(stdio).await?;
     Ok(())
 }
 
@@ -169,9 +284,9 @@ pub async fn serve_tcp(
         let target = target.clone();
         tokio::spawn(
             async move {
-                match target.websocket("/", None).await {
-                    Ok(ws) => {
-                        if let Err(e) = bridge(ws, local).await {
+                match target.stream().await {
+                    Ok(stream) => {
+                        if let Err(e) = stream.join(local).await {
                             tracing::debug!(error = %e, "stream ended with an error");
                         }
                     }

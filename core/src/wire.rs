@@ -136,17 +136,34 @@ impl std::fmt::Display for ConnectorError {
 pub enum StreamKind {
     Http,
     WebSocket,
-    /// A raw TCP connection to a private-network destination; the stream's bodies carry
-    /// the bytes each way, and ending a body is a half-close.
+    /// A private-network destination (`adit access socks`): a WebSocket the connector
+    /// answers itself and bridges to the destination it dials.
     Tcp,
+    /// A TCP ingress service (`tcp://`, `ssh://`, …) reached by `adit access`: the
+    /// stream's bodies carry the connection's bytes as they are, and ending a body is a
+    /// half-close. No framing on the way: the visitor asked with `Upgrade: adit-tcp`.
+    Raw,
 }
 
 impl StreamKind {
+    pub const ALL: [Self; 4] = [Self::Http, Self::WebSocket, Self::Tcp, Self::Raw];
+
+    /// Its place in [`Self::ALL`], for tables kept per kind.
+    pub fn index(self) -> usize {
+        match self {
+            Self::Http => 0,
+            Self::WebSocket => 1,
+            Self::Tcp => 2,
+            Self::Raw => 3,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::WebSocket => "websocket",
             Self::Tcp => "tcp",
+            Self::Raw => "raw",
         }
     }
 
@@ -155,10 +172,15 @@ impl StreamKind {
             "http" => Some(Self::Http),
             "websocket" => Some(Self::WebSocket),
             "tcp" => Some(Self::Tcp),
+            "raw" => Some(Self::Raw),
             _ => None,
         }
     }
 }
+
+/// The `Upgrade` token with which `adit access` asks the edge for a [`StreamKind::Raw`]
+/// stream (HTTP/1.1 then carries the connection's bytes after the 101).
+pub const UPGRADE_RAW_TCP: &str = "adit-tcp";
 
 /// Connector → edge, first frame of a data connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]

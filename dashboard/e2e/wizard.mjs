@@ -52,13 +52,12 @@ await step(page, 'step 2: each environment has a command holding the token', asy
   await focusWithin(page.getByRole('heading', { name: /Install and run a connector/ }));
   await noSideScroll(page);
   const command = page.locator('.copy-command code');
-  await command.getByText(/--token \S{40,}/).waitFor();
+  // Linux first: download for the machine's architecture, then install the service.
+  await command.getByText(/\/download\/adit\?arch=\$\(uname -m\).*sudo adit service install \S{40,}/).waitFor();
   await page.getByRole('tab', { name: 'Docker' }).click();
   await command.getByText(/--entrypoint adit/).waitFor();
   await page.getByRole('tab', { name: 'macOS' }).click();
   await command.getByText(/cargo build --release -p adit-agent/).waitFor();
-  await page.getByRole('tab', { name: 'Linux' }).click();
-  await command.getByText(/\/download\/adit\?arch=\$\(uname -m\).*sudo adit service install \S{40,}/).waitFor();
   await page.getByRole('tab', { name: 'Binary' }).click();
   await page.getByRole('button', { name: 'Copy install command' }).click();
   const copied = await page.evaluate(() => navigator.clipboard.readText());

@@ -23,39 +23,54 @@ struct KindLabels {
     kind: &'static str,
 }
 
-/// Streams by kind: how many were opened, and how many are open now.
+/// Streams by kind: how many were opened, and how many are open now. Each kind's series
+/// is made once, so opening a stream looks up no label.
 #[derive(Debug, Clone, Default)]
 pub struct StreamGauges {
-    opened: Family<KindLabels, Counter>,
-    active: Family<KindLabels, Gauge>,
+    by_kind: [KindSeries; StreamKind::ALL.len()],
+}
+
+#[derive(Debug, Clone, Default)]
+struct KindSeries {
+    opened: Counter,
+    active: Gauge,
 }
 
 impl StreamGauges {
     /// Registers both families as `<prefix>_streams` and `<prefix>_active_streams`.
     pub fn register(registry: &mut Registry, prefix: &str) -> Self {
-        let gauges = Self::default();
+        let opened = Family::<KindLabels, Counter>::default();
+        let active = Family::<KindLabels, Gauge>::default();
         registry.register(
             format!("{prefix}_streams"),
             "Streams opened, by kind",
-            gauges.opened.clone(),
+            opened.clone(),
         );
         registry.register(
             format!("{prefix}_active_streams"),
             "Streams open now, by kind",
-            gauges.active.clone(),
+            active.clone(),
         );
-        gauges
+        let series = |kind: StreamKind| {
+            let labels = KindLabels {
+                kind: kind.as_str(),
+            };
+            // One statement each: a family's read guard must be gone before the next.
+            let opened = opened.get_or_create(&labels).clone();
+            let active = active.get_or_create(&labels).clone();
+            KindSeries { opened, active }
+        };
+        Self {
+            by_kind: StreamKind::ALL.map(series),
+        }
     }
 
     /// Counts a stream open until the returned guard drops.
     pub fn open(&self, kind: StreamKind) -> ActiveStream {
-        let labels = KindLabels {
-            kind: kind.as_str(),
-        };
-        self.opened.get_or_create(&labels).inc();
-        let gauge = self.active.get_or_create(&labels).clone();
-        gauge.inc();
-        ActiveStream(gauge)
+        let series = &self.by_kind[kind.index()];
+        series.opened.inc();
+        series.active.inc();
+        ActiveStream(series.active.clone())
     }
 }
 

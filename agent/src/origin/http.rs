@@ -187,7 +187,7 @@ pub(super) async fn forward(
 ) -> Response<ProxyBody> {
     match kind {
         StreamKind::WebSocket => websocket(origin, rule, req).await,
-        StreamKind::Http | StreamKind::Tcp => exchange(origin, rule, req).await,
+        StreamKind::Http | StreamKind::Tcp | StreamKind::Raw => exchange(origin, rule, req).await,
     }
 }
 

@@ -208,12 +208,21 @@ impl OriginProxy {
             (Service::HttpStatus(code), _) => builtin::status(*code),
             (Service::HelloWorld, _) => builtin::hello_world(&req),
             (Service::Tcp { .. }, StreamKind::WebSocket) => tcp::serve(rule, req).await,
+            (Service::Tcp { .. }, StreamKind::Raw) => tcp::serve_raw(rule, req).await,
             (Service::Tcp { .. }, _) => connector_error(
                 StatusCode::BAD_REQUEST,
                 ConnectorError::TcpService,
                 format!(
                     "{} serves {} over TCP: reach it with `adit access tcp --hostname {}` (or `adit access ssh`).",
                     host, rule.service, host
+                ),
+            ),
+            (Service::Http { .. } | Service::Unix { .. }, StreamKind::Raw) => connector_error(
+                StatusCode::BAD_REQUEST,
+                ConnectorError::BadRequest,
+                format!(
+                    "{host} serves HTTP ({}), not a TCP service: open it with a browser or curl",
+                    rule.service
                 ),
             ),
             (Service::Http { url }, kind) => match rules.client(index) {

@@ -1,13 +1,15 @@
 //! Streams that end in a raw TCP connection. A TCP ingress service (`tcp://`, `ssh://`,
-//! `rdp://`, …, reached by `adit access`) and a private-network destination (see
-//! `private`) both arrive as a WebSocket: the connector dials the socket, answers the
-//! handshake itself and bridges the messages to the socket (see `crate::bridge`).
+//! `rdp://`, …) reached by `adit access` arrives as a raw stream: the connector dials the
+//! socket and joins the stream's bodies to it byte for byte. Older `adit access` clients
+//! and private-network destinations (see `private`) arrive as a WebSocket: the connector
+//! answers the handshake itself and bridges the messages to the socket (see
+//! `crate::bridge`).
 
 use std::time::Duration;
 
 use adit_core::ingress::Rule;
 use adit_core::wire::ConnectorError;
-use adit_transport::relay::BodyIo;
+use adit_transport::relay::{self, BodyIo};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
@@ -39,6 +41,36 @@ pub(super) async fn serve(rule: &Rule, req: Request<ProxyBody>) -> Response<Prox
         Ok(tcp) => accept_websocket(req, tcp),
         Err(e) => origin_failure(&rule.service.to_string(), &rule.origin_request, &e),
     }
+}
+
+/// A raw stream for a `tcp://`-style rule: dial the origin, then join the stream's bodies
+/// to the socket as they are (no framing; the end of a body is a half-close).
+pub(super) async fn serve_raw(rule: &Rule, req: Request<ProxyBody>) -> Response<ProxyBody> {
+    let Some(address) = rule.service.tcp_address() else {
+        return connector_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ConnectorError::ConnectorInternal,
+            "not a TCP rule".into(),
+        );
+    };
+    let tcp = match dial(&address, rule.origin_request.connect_timeout).await {
+        Ok(tcp) => tcp,
+        Err(e) => return origin_failure(&rule.service.to_string(), &rule.origin_request, &e),
+    };
+    let (body, to_edge) = answer_body();
+    let from_edge = req.into_body();
+    tokio::spawn(
+        async move {
+            let moved = relay::splice(tcp, from_edge, to_edge).await;
+            tracing::debug!(
+                to_origin = moved.to_socket,
+                from_origin = moved.from_socket,
+                "TCP stream closed"
+            );
+        }
+        .instrument(tracing::debug_span!("tcp_stream")),
+    );
+    switched(HeaderMap::new(), body)
 }
 
 pub(super) async fn dial(address: &str, timeout: Duration) -> std::io::Result<TcpStream> {

@@ -24,7 +24,7 @@ use adit_core::{
     wire::{
         ConnectorError, HEADER_CLIENT_ADDR, HEADER_DESTINATION, HEADER_ERROR_CODE,
         HEADER_NODE_REFUSED, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_TUNNEL,
-        HEADER_UPGRADE_STATUS, StreamKind,
+        HEADER_UPGRADE_STATUS, StreamKind, UPGRADE_RAW_TCP,
     },
 };
 use adit_transport::{
@@ -430,16 +430,29 @@ impl Scheme {
     }
 }
 
-fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
+/// The stream an HTTP/1.1 upgrade asks for: a WebSocket, or a raw TCP stream
+/// (`Upgrade: adit-tcp`, from `adit access`); `None` for a plain request.
+fn upgrade_kind<B>(req: &Request<B>) -> Option<StreamKind> {
     let has_token = |name: HeaderName, token: &str| {
         req.headers().get_all(name).iter().any(|v| {
             v.to_str()
                 .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
-    req.method() == Method::GET
-        && has_token(header::CONNECTION, "upgrade")
-        && has_token(header::UPGRADE, "websocket")
+    if req.method() != Method::GET || !has_token(header::CONNECTION, "upgrade") {
+        return None;
+    }
+    if has_token(header::UPGRADE, "websocket") {
+        Some(StreamKind::WebSocket)
+    } else if has_token(header::UPGRADE, UPGRADE_RAW_TCP) {
+        Some(StreamKind::Raw)
+    } else {
+        None
+    }
+}
+
+fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
+    upgrade_kind(req) == Some(StreamKind::WebSocket)
 }
 
 enum Failure {
@@ -658,11 +671,7 @@ impl Edge {
             );
             return refusal;
         }
-        let kind = if is_websocket_upgrade(&req) {
-            StreamKind::WebSocket
-        } else {
-            StreamKind::Http
-        };
+        let kind = upgrade_kind(&req).unwrap_or(StreamKind::Http);
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let host = req
@@ -731,7 +740,7 @@ impl Edge {
         host: &str,
         json: bool,
     ) -> (Response<TunnelBody>, ErrorSource) {
-        let visitor_upgrade = (kind == StreamKind::WebSocket).then(|| hyper::upgrade::on(&mut req));
+        let visitor_upgrade = (kind != StreamKind::Http).then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let (fault_tx, mut fault) = oneshot::channel();
         let (body, visitor_tx) = match kind {
@@ -746,7 +755,7 @@ impl Edge {
                 let body = Metered::new(body.boxed_unsync(), counters.bytes_in.clone(), None);
                 (body.boxed_unsync(), None)
             }
-            StreamKind::WebSocket | StreamKind::Tcp => {
+            StreamKind::WebSocket | StreamKind::Tcp | StreamKind::Raw => {
                 let (body, tx) = upgrade_body();
                 (body, Some(tx))
             }
@@ -783,7 +792,9 @@ impl Edge {
                 let response = finish(
                     response,
                     in_flight,
-                    visitor_upgrade.zip(visitor_tx),
+                    visitor_upgrade
+                        .zip(visitor_tx)
+                        .map(|(upgrade, tx)| (kind, upgrade, tx)),
                     json,
                     host,
                 )
@@ -880,7 +891,8 @@ impl Edge {
                 last = connector_error(response, json, destination).await;
                 continue;
             }
-            return finish(response, guard, Some((upgrade, tx)), json, destination).await;
+            let upgrade = Some((StreamKind::WebSocket, upgrade, tx));
+            return finish(response, guard, upgrade, json, destination).await;
         }
         last
     }
@@ -1047,7 +1059,7 @@ fn stream_request(
 async fn finish(
     response: Response<Incoming>,
     guard: InFlight,
-    upgrade: Option<(hyper::upgrade::OnUpgrade, BodySender)>,
+    upgrade: Option<(StreamKind, hyper::upgrade::OnUpgrade, BodySender)>,
     json: bool,
     host: &str,
 ) -> Response<TunnelBody> {
@@ -1057,13 +1069,13 @@ async fn finish(
         return connector_error(response, json, host).await;
     }
     match upgrade {
-        Some((upgrade, tx))
+        Some((kind, upgrade, tx))
             if response
                 .headers()
                 .get(HEADER_UPGRADE_STATUS)
                 .is_some_and(|v| v == "101") =>
         {
-            switch_protocols(response, upgrade, tx, guard)
+            switch_protocols(response, kind, upgrade, tx, guard)
         }
         _ => relay_response(response, guard),
     }
@@ -1161,9 +1173,11 @@ impl Relay for Edge {
     }
 }
 
-/// Answers the visitor 101 and joins its upgraded socket to the stream.
+/// Answers the visitor 101 (in the protocol of `kind`) and joins its upgraded socket to
+/// the stream.
 fn switch_protocols(
     response: Response<Incoming>,
+    kind: StreamKind,
     visitor: hyper::upgrade::OnUpgrade,
     to_connector: BodySender,
     guard: InFlight,
@@ -1176,9 +1190,14 @@ fn switch_protocols(
     parts
         .headers
         .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    let protocol = if kind == StreamKind::Raw {
+        UPGRADE_RAW_TCP
+    } else {
+        "websocket"
+    };
     parts
         .headers
-        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        .insert(header::UPGRADE, HeaderValue::from_static(protocol));
     tokio::spawn(
         async move {
             let _guard = guard;
@@ -1191,7 +1210,7 @@ fn switch_protocols(
             };
             relay::splice(TokioIo::new(upgraded), from_connector, to_connector).await;
         }
-        .instrument(tracing::debug_span!("websocket")),
+        .instrument(tracing::debug_span!("upgraded", kind = kind.as_str())),
     );
     Response::from_parts(parts, full(Bytes::new()))
 }

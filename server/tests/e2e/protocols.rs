@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use adit_agent::access::{EdgeTarget, serve_socks, serve_tcp};
+use adit_agent::access::{AccessStream, EdgeTarget, serve_socks, serve_tcp};
 use adit_core::ingress::Ingress;
 use http::StatusCode;
 use sha2::{Digest, Sha256};
@@ -203,6 +203,43 @@ async fn half_close_reaches_the_origin_and_the_reply_comes_back() {
         reply,
         format!("received 123456 bytes, sha256 {}", sha256_hex(&data))
     );
+    a.stop.cancel();
+    a.connector.stop().await;
+}
+
+/// `adit access` streams go raw (the bytes as they are, no WebSocket framing), and a
+/// WebSocket from an `adit access` of an earlier release is still bridged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_streams_are_raw_and_websockets_still_work() {
+    let (origin, _) = echo_origin("127.0.0.1:0").await;
+    let a = access_to(&format!("tcp://{origin}")).await;
+    let (sent, echoed, got) = round_trip(a.local, 300_000, 9).await;
+    assert_eq!((sent, got), (echoed, 300_000));
+    let streams = |kind: &str| {
+        let text = a.connector.metrics.render();
+        let prefix = format!("adit_tunnel_streams_total{{kind=\"{kind}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+    };
+    assert_eq!((streams("raw"), streams("websocket")), (1, 0));
+
+    let target = EdgeTarget::new(
+        "tcp.example.com",
+        Some(&format!("http://{}", a.server.edge)),
+        None,
+    )
+    .unwrap();
+    let ws = target.websocket("/", None).await.unwrap();
+    let (mut here, there) = tokio::io::duplex(64 * 1024);
+    let bridged = tokio::spawn(AccessStream::WebSocket(Box::new(ws)).join(there));
+    here.write_all(b"framed the old way").await.unwrap();
+    here.shutdown().await.unwrap();
+    let mut back = String::new();
+    here.read_to_string(&mut back).await.unwrap();
+    assert_eq!(back, "framed the old way");
+    bridged.await.unwrap().unwrap();
+    assert_eq!((streams("raw"), streams("websocket")), (1, 1));
     a.stop.cancel();
     a.connector.stop().await;
 }
