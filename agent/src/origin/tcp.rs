@@ -30,32 +30,32 @@ const WEBSOCKET_READ_BUFFER: usize = 4 * 1024;
 
 /// A WebSocket for a `tcp://`-style rule: dial the origin, then bridge.
 pub(super) async fn serve(rule: &Rule, req: Request<ProxyBody>) -> Response<ProxyBody> {
+    match dial_rule(rule).await {
+        Ok(tcp) => accept_websocket(req, tcp),
+        Err(refused) => refused,
+    }
+}
+
+/// The origin of a `tcp://`-style rule, dialled; else the answer that says why not.
+async fn dial_rule(rule: &Rule) -> Result<TcpStream, Response<ProxyBody>> {
     let Some(address) = rule.service.tcp_address() else {
-        return connector_error(
+        return Err(connector_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             ConnectorError::ConnectorInternal,
             "not a TCP rule".into(),
-        );
+        ));
     };
-    match dial(&address, rule.origin_request.connect_timeout).await {
-        Ok(tcp) => accept_websocket(req, tcp),
-        Err(e) => origin_failure(&rule.service.to_string(), &rule.origin_request, &e),
-    }
+    dial(&address, rule.origin_request.connect_timeout)
+        .await
+        .map_err(|e| origin_failure(&rule.service.to_string(), &rule.origin_request, &e))
 }
 
 /// A raw stream for a `tcp://`-style rule: dial the origin, then join the stream's bodies
 /// to the socket as they are (no framing; the end of a body is a half-close).
 pub(super) async fn serve_raw(rule: &Rule, req: Request<ProxyBody>) -> Response<ProxyBody> {
-    let Some(address) = rule.service.tcp_address() else {
-        return connector_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ConnectorError::ConnectorInternal,
-            "not a TCP rule".into(),
-        );
-    };
-    let tcp = match dial(&address, rule.origin_request.connect_timeout).await {
+    let tcp = match dial_rule(rule).await {
         Ok(tcp) => tcp,
-        Err(e) => return origin_failure(&rule.service.to_string(), &rule.origin_request, &e),
+        Err(refused) => return refused,
     };
     let (body, to_edge) = answer_body();
     let from_edge = req.into_body();

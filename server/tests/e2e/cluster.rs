@@ -570,15 +570,8 @@ impl NodeProcess {
                 std::fs::copy(of.dir.path().join("data").join(file), data.join(file)).unwrap();
             }
         }
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_adit-server"))
-            .arg("--data-dir")
-            .arg(&data)
+        let mut child = server_process(&data)
             .args(["--database-url", &of.database_url(), "--node-name", name])
-            .args(["--edge-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0"])
-            .args(["--api-addr", "127.0.0.1:0", "--edge-tls-addr", "off"])
-            .args(["--log-format", "json"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();

@@ -325,6 +325,21 @@ impl TestServer {
     }
 }
 
+/// The real `adit-server` binary with its data in `data`, every listener on a free
+/// loopback port (the HTTPS edge off) and JSON logs on its stdout (piped; stderr dropped).
+pub fn server_process(data: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_adit-server"));
+    command
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--edge-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0"])
+        .args(["--api-addr", "127.0.0.1:0", "--edge-tls-addr", "off"])
+        .args(["--log-format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
 /// `<target>/site`, when `cargo xtask ui` has built the dashboard's bundle there.
 pub fn built_bundle() -> Option<std::path::PathBuf> {
     let site = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))

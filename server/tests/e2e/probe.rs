@@ -272,16 +272,7 @@ async fn a_first_start_off_a_terminal_prints_where_the_secrets_are_not_the_secre
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_adit-server"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--edge-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0"])
-        .args(["--api-addr", "127.0.0.1:0", "--edge-tls-addr", "off"])
-        .args(["--log-format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = server_process(&data).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     // Read on a thread until the server says it listens (or gives up), then stop it.
     let reader = std::thread::spawn(move || {
