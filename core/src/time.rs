@@ -18,6 +18,12 @@ const MS_PER_DAY: i64 = 86_400_000;
 /// `1970-01-01T00:00:01.5Z`, `…:01.123Z`. Reading accepts any RFC 3339 time, with an offset
 /// (`+01:00`) and any number of fractional digits (beyond milliseconds they are dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+// Milliseconds inside, RFC 3339 text on the wire (see the serde impls).
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, format = DateTime)
+)]
 pub struct Timestamp(i64);
 
 impl Timestamp {
