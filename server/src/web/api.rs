@@ -1197,3 +1197,18 @@ async fn list_nodes(
 ) -> ApiResult<Vec<api::Node>> {
     Ok(Json(c.list_nodes().await?))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Routes are registered only through `routes!`, which carries each handler's
+    /// `#[utoipa::path]`: a plain `Router::route` call here would serve a path the
+    /// description (and the end-to-end test comparing it with what is served) does not know.
+    #[test]
+    fn routes_are_registered_only_with_their_descriptions() {
+        let plain_route = concat!(".route", "(");
+        assert!(
+            !include_str!("api.rs").contains(plain_route),
+            "register routes with `.routes(routes!(handler))` and a `#[utoipa::path]` on the handler"
+        );
+    }
+}
