@@ -871,19 +871,11 @@ async fn every_described_route_is_served_and_nothing_else_on_its_paths() {
     let document = openapi_document(&server).await;
     let paths = document["paths"].as_object().unwrap();
     assert!(paths.len() > 20, "{} paths", paths.len());
-    let http = client();
     for (path, item) in paths {
         let concrete = with_placeholders(path);
         for method in METHODS {
             let described = item.get(method.as_str().to_ascii_lowercase()).is_some();
-            let request = http::Request::builder()
-                .method(method.clone())
-                .uri(format!("http://{}{concrete}", server.api))
-                .header("authorization", format!("Bearer {}", server.admin_token))
-                .header("content-type", "application/json")
-                .body(full(if method == Method::GET { "" } else { "{}" }))
-                .unwrap();
-            let response = http.request(request).await.unwrap();
+            let response = probe(&server, &method, &concrete, Some(&server.admin_token)).await;
             let status = response.status();
             // Bodies are read only for the answers checked: `/events` streams for minutes.
             let unknown_route = status == StatusCode::NOT_FOUND && {
@@ -905,6 +897,85 @@ async fn every_described_route_is_served_and_nothing_else_on_its_paths() {
             }
         }
     }
+}
+
+/// Each operation's `security` says what the handler enforces: without credentials an
+/// operation that names a scheme answers 401 and one that names none does not, and a token
+/// with only `read` gets 403 exactly where the scope named is another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_described_security_is_what_is_enforced() {
+    let server = TestServer::spawn().await;
+    let (status, reader) = call(
+        &server,
+        Method::POST,
+        "/tokens",
+        Some(&server.admin_token),
+        Some(json!({"name": "reader", "scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{reader}");
+    let reader = reader["token"].as_str().unwrap();
+    let document = openapi_document(&server).await;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let concrete = with_placeholders(path);
+        for method in METHODS {
+            let Some(operation) = item.get(method.as_str().to_ascii_lowercase()) else {
+                continue;
+            };
+            // Each requirement names one scheme and the scope it needs; `{}` needs none.
+            let scopes: Vec<&str> = operation["security"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|requirement| requirement.as_object().unwrap().values())
+                .flat_map(|scopes| scopes.as_array().unwrap())
+                .map(|scope| scope.as_str().unwrap())
+                .collect();
+            let anonymous = probe(&server, &method, &concrete, None).await.status();
+            assert_eq!(
+                anonymous == StatusCode::UNAUTHORIZED,
+                !scopes.is_empty(),
+                "{method} {path} without credentials answered {anonymous}; described: {scopes:?}"
+            );
+            let Some(scope) = scopes.first() else {
+                continue;
+            };
+            assert!(
+                scopes.iter().all(|s| s == scope),
+                "{method} {path}: {scopes:?}"
+            );
+            let as_reader = probe(&server, &method, &concrete, Some(reader))
+                .await
+                .status();
+            assert_eq!(
+                as_reader == StatusCode::FORBIDDEN,
+                *scope != "read",
+                "{method} {path} with a read-only token answered {as_reader}; described: {scope}"
+            );
+        }
+    }
+}
+
+/// `method` on `path` (from the root) with an empty JSON body and, when given, a Bearer
+/// token; the answer's body is left unread.
+async fn probe(
+    server: &TestServer,
+    method: &Method,
+    path: &str,
+    token: Option<&str>,
+) -> http::Response<hyper::body::Incoming> {
+    let mut request = http::Request::builder()
+        .method(method.clone())
+        .uri(format!("http://{}{path}", server.api))
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let body = if method == Method::GET { "" } else { "{}" };
+    client()
+        .request(request.body(full(body)).unwrap())
+        .await
+        .unwrap()
 }
 
 /// `{name}` placeholders filled with a UUID nobody has (or an address, for `{ip}`).
