@@ -101,7 +101,7 @@ pub struct Tunnel {
     #[serde(default)]
     pub config_src: ConfigSource,
     /// When the oldest connection open now was opened (the tunnel's uptime);
-    /// `None` while the tunnel has no connection.
+    /// `null` while the tunnel has no connection.
     #[serde(default)]
     pub connected_since: Option<Timestamp>,
 }
@@ -183,7 +183,7 @@ pub struct TunnelPage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeNotice {
     pub kind: ChangeKind,
-    /// The tunnel concerned; `None` for [`ChangeKind::Resync`].
+    /// The tunnel concerned; absent for `resync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<TunnelId>,
 }
@@ -220,10 +220,10 @@ pub struct TunnelConfiguration {
     pub tunnel_id: TunnelId,
     /// Rises with every change; 0 while there is none.
     pub version: i64,
-    /// `None` until the first PUT (remote) or the first connector report (local).
+    /// `null` until the first PUT (remote) or the first connector report (local).
     pub config: Option<crate::ingress::IngressConfig>,
     pub source: ConfigSource,
-    /// When this version was written; `None` with no configuration.
+    /// When this version was written; `null` with no configuration.
     pub created_at: Option<Timestamp>,
 }
 
@@ -330,7 +330,7 @@ pub struct Connector {
     pub ha_connections: u8,
     pub connections: Vec<Connection>,
     /// Whether the latest request through this connector reached an origin, as the edge
-    /// node answering saw it; `None` until one went through.
+    /// node answering saw it; `null` until one went through.
     #[serde(default)]
     pub origin_health: Option<OriginHealth>,
 }

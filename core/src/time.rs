@@ -22,7 +22,12 @@ const MS_PER_DAY: i64 = 86_400_000;
 #[cfg_attr(
     feature = "openapi",
     derive(utoipa::ToSchema),
-    schema(value_type = String, format = DateTime)
+    schema(
+        value_type = String,
+        format = DateTime,
+        description = "RFC 3339 in UTC, to the millisecond (e.g. `2026-11-26T01:58:01.719Z`); \
+            any offset is read"
+    )
 )]
 pub struct Timestamp(i64);
 
