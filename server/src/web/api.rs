@@ -263,6 +263,7 @@ pub fn router(control: Arc<Control>, edge: Arc<Edge>) -> Router {
         .merge(protected)
         .split_for_parts();
     describe_errors(&mut description);
+    // The description is whole only once every route is in, so its own route gets it now.
     router
         .layer(Extension(Arc::new(description)))
         .with_state(control)
