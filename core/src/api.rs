@@ -12,6 +12,7 @@ use crate::{
 pub const HA_CONNECTIONS: u8 = 4;
 
 /// A tunnel's health, as the dashboard and `tunnel list` show it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelStatus {
@@ -53,6 +54,7 @@ impl TunnelStatus {
 }
 
 /// Where a tunnel's ingress rules come from (cloudflared's `config_src`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConfigSource {
@@ -85,6 +87,7 @@ impl ConfigSource {
 
 // `Hash`: the dashboard keys its table rows by the whole tunnel, so a row is redrawn
 // exactly when something in it changed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tunnel {
     pub id: TunnelId,
@@ -98,7 +101,7 @@ pub struct Tunnel {
     #[serde(default)]
     pub config_src: ConfigSource,
     /// When the oldest connection open now was opened (the tunnel's uptime);
-    /// `None` while the tunnel has no connection.
+    /// `null` while the tunnel has no connection.
     #[serde(default)]
     pub connected_since: Option<Timestamp>,
 }
@@ -146,6 +149,7 @@ impl TunnelListQuery {
 }
 
 /// Where a page lies in the whole list (cloudflared's `result_info`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResultInfo {
     pub page: u32,
@@ -165,6 +169,7 @@ impl ResultInfo {
 }
 
 /// One page of tunnels: `GET /api/v1/tunnels` with `page`, `per_page` or `name`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunnelPage {
     pub result: Vec<Tunnel>,
@@ -174,14 +179,16 @@ pub struct TunnelPage {
 /// What changed in an account, as `GET /api/v1/events` announces it: one Server-Sent Event
 /// per change, its data this notice as JSON. Notices carry no state; a page re-reads what
 /// it shows.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeNotice {
     pub kind: ChangeKind,
-    /// The tunnel concerned; `None` for [`ChangeKind::Resync`].
+    /// The tunnel concerned; absent for `resync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<TunnelId>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
@@ -197,6 +204,7 @@ pub enum ChangeKind {
     Resync,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateTunnel {
     pub name: String,
@@ -206,35 +214,40 @@ pub struct CreateTunnel {
 }
 
 /// `GET|PUT /api/v1/tunnels/{tunnel}/configurations`, in cloudflared's shape.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunnelConfiguration {
     pub tunnel_id: TunnelId,
     /// Rises with every change; 0 while there is none.
     pub version: i64,
-    /// `None` until the first PUT (remote) or the first connector report (local).
+    /// `null` until the first PUT (remote) or the first connector report (local).
     pub config: Option<crate::ingress::IngressConfig>,
     pub source: ConfigSource,
-    /// When this version was written; `None` with no configuration.
+    /// When this version was written; `null` with no configuration.
     pub created_at: Option<Timestamp>,
 }
 
 /// The body of `PUT /api/v1/tunnels/{tunnel}/configurations`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutTunnelConfiguration {
     pub config: crate::ingress::IngressConfig,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RenameTunnel {
     pub name: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TunnelTokenBody {
     pub token: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub id: RouteId,
@@ -243,12 +256,14 @@ pub struct Route {
     pub created_at: Timestamp,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateRoute {
     pub hostname: String,
 }
 
 /// A private network (CIDR) routed to a tunnel.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpRoute {
     pub id: RouteId,
@@ -259,6 +274,7 @@ pub struct IpRoute {
     pub created_at: Timestamp,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateIpRoute {
     pub tunnel: String,
@@ -268,6 +284,7 @@ pub struct CreateIpRoute {
 }
 
 /// One minute of a tunnel's traffic (latencies are upper bounds of coarse buckets).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrafficPoint {
     /// Start of the minute.
@@ -281,6 +298,7 @@ pub struct TrafficPoint {
 }
 
 /// What `POST /api/v1/quick-tunnels` answers: a token to run and where it is reachable.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuickTunnel {
     pub id: TunnelId,
@@ -288,6 +306,7 @@ pub struct QuickTunnel {
     pub token: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
     pub id: ConnectionId,
@@ -297,6 +316,7 @@ pub struct Connection {
     pub origin_ip: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connector {
     pub id: ConnectorId,
@@ -310,12 +330,13 @@ pub struct Connector {
     pub ha_connections: u8,
     pub connections: Vec<Connection>,
     /// Whether the latest request through this connector reached an origin, as the edge
-    /// node answering saw it; `None` until one went through.
+    /// node answering saw it; `null` until one went through.
     #[serde(default)]
     pub origin_health: Option<OriginHealth>,
 }
 
 /// What `DELETE /api/v1/tunnels/{tunnel}/connections` did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanupConnections {
     /// Connectors forgotten (their connections closed).
@@ -327,6 +348,7 @@ fn default_ha_connections() -> u8 {
 }
 
 /// What the edge last saw of a connector's origins.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OriginHealth {
     /// An origin answered the latest request (whatever its status).
@@ -340,6 +362,7 @@ pub struct OriginHealth {
 }
 
 /// The one shape every API error has.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// Stable, machine-readable: `not_found`, `conflict`, `invalid_argument`, …
@@ -386,6 +409,7 @@ mod tests {
 // ---- identity: sessions, users, API tokens, audit ----
 
 /// `POST /api/v1/auth/login`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginRequest {
     pub email: String,
@@ -397,6 +421,7 @@ pub struct LoginRequest {
 }
 
 /// The logged-in user, as `GET /api/v1/auth/session` and the login answer give it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub user_id: crate::ids::UserId,
@@ -410,6 +435,7 @@ pub struct Session {
     pub expires_at: Timestamp,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: crate::ids::UserId,
@@ -419,6 +445,7 @@ pub struct User {
 }
 
 /// `POST /api/v1/users`: an admin adds a user to the account.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateUser {
     pub email: String,
@@ -429,6 +456,7 @@ pub struct CreateUser {
 }
 
 /// The answer to [`CreateUser`]: the password only when the server generated it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedUser {
     #[serde(flatten)]
@@ -438,11 +466,13 @@ pub struct CreatedUser {
 }
 
 /// `PATCH /api/v1/users/{id}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpdateUser {
     pub role: crate::identity::Role,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {
     pub id: crate::ids::ApiTokenId,
@@ -458,6 +488,7 @@ pub struct ApiToken {
 pub const API_TOKEN_NAME_MAX: usize = 64;
 
 /// `POST /api/v1/tokens`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateApiToken {
     pub name: String,
@@ -465,6 +496,7 @@ pub struct CreateApiToken {
 }
 
 /// The answer to [`CreateApiToken`]: the token itself, shown this once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedApiToken {
     #[serde(flatten)]
@@ -473,6 +505,7 @@ pub struct CreatedApiToken {
 }
 
 /// One line of the audit log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub at: Timestamp,
@@ -488,6 +521,7 @@ pub struct AuditEntry {
 }
 
 /// A domain an account serves: its hostname routes must lie inside one of its zones.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Zone {
     pub id: crate::ids::ZoneId,
@@ -496,6 +530,7 @@ pub struct Zone {
 }
 
 /// `POST /api/v1/zones`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateZone {
     pub name: String,
@@ -504,6 +539,7 @@ pub struct CreateZone {
 // ---- `adit login`: device authorisation (RFC 8628) ----
 
 /// `POST /api/v1/auth/device`: a CLI asks to log in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StartDeviceLogin {
     /// How the client names itself to the approving user, e.g. `adit on build-7`.
@@ -513,6 +549,7 @@ pub struct StartDeviceLogin {
 
 /// The answer to [`StartDeviceLogin`]. The device code stays with the CLI; the user code
 /// is what the user checks (or types) on the dashboard's approval page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceLogin {
     pub device_code: String,
@@ -532,6 +569,7 @@ pub struct DeviceLogin {
 /// `POST /api/v1/auth/device/token`: the CLI polls with its device code. Until the user
 /// decides, the answer is a 400 error whose code is `authorization_pending` (or
 /// `slow_down`, `access_denied`, `expired_token`), as in RFC 8628.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceTokenRequest {
     pub device_code: String,
@@ -539,6 +577,7 @@ pub struct DeviceTokenRequest {
 
 /// The API token an approved device login gets: the approving user's role's scopes, in the
 /// account they approved from. Shown this once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceToken {
     pub api_token: CreatedApiToken,
@@ -549,6 +588,7 @@ pub struct DeviceToken {
 
 /// One node of the deployment (`GET /api/v1/nodes`): an `adit-server` process sharing the
 /// database, as its latest heartbeat left it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
     /// `--node-name`, which the connections it holds name as their edge.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 /// A user's role in one account.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -60,6 +61,7 @@ impl FromStr for Role {
 }
 
 /// One thing an API token may do.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Scope {
     /// Read every object of the account.
@@ -117,6 +119,12 @@ impl FromStr for Scope {
 
 /// A set of scopes. `admin` implies all others, and either write scope implies `read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+// A bit set inside, a list of scope names on the wire (see the serde impls).
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = Vec<Scope>)
+)]
 pub struct Scopes(u8);
 
 impl Scopes {
@@ -179,6 +187,7 @@ impl<'de> Deserialize<'de> for Scopes {
 
 /// A user's login name: an email address, compared without case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(format = Email))]
 #[serde(transparent)]
 pub struct Email(String);
 

@@ -16,6 +16,7 @@ use crate::{
 };
 
 /// One ingress rule exactly as written in config.yml or sent to the API.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIngressRule {
@@ -39,6 +40,7 @@ pub struct RawIngressRule {
 /// A tunnel's whole ingress configuration: config.yml's `ingress` and `originRequest`
 /// keys, in the JSON shape cloudflared's API gives the `config` of a remotely managed
 /// tunnel (`PUT …/configurations`). The server stores it and pushes it to connectors.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngressConfig {
@@ -86,6 +88,7 @@ impl IngressConfig {
 
 /// `originRequest` as written: every field optional so a rule can override some of the
 /// global ones. Durations read as Go strings (`30s`, `1m30s`) or whole seconds.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OriginRequestConfig {
@@ -95,6 +98,7 @@ pub struct OriginRequestConfig {
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = duration_schema))]
     pub connect_timeout: Option<Duration>,
     /// TLS handshake timeout.
     #[serde(
@@ -102,6 +106,7 @@ pub struct OriginRequestConfig {
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = duration_schema))]
     pub tls_timeout: Option<Duration>,
     /// TCP keep-alive interval.
     #[serde(
@@ -109,6 +114,7 @@ pub struct OriginRequestConfig {
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = duration_schema))]
     pub tcp_keep_alive: Option<Duration>,
     /// How long an idle origin connection is kept.
     #[serde(
@@ -116,6 +122,7 @@ pub struct OriginRequestConfig {
         with = "opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = duration_schema))]
     pub keep_alive_timeout: Option<Duration>,
     /// Disables the IPv4/IPv6 fallback when dialing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -878,6 +885,23 @@ pub fn format_go_duration(duration: Duration) -> String {
 
 /// Serde for `Option<Duration>`: reads Go strings or whole seconds; writes whole seconds
 /// as a number (cloudflared's JSON form) and anything finer as a Go string, losslessly.
+/// What [`opt_duration`] reads and writes, for the API's description (`Duration` has no
+/// schema of its own, and ours is not the Go text alone).
+#[cfg(feature = "openapi")]
+fn duration_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let either = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some("whole seconds, or a Go duration (`30s`, `1m30s`)"))
+        .build();
+    Schema::OneOf(either)
+}
+
 pub mod opt_duration {
     use std::{fmt, time::Duration};
 

@@ -18,6 +18,17 @@ const MS_PER_DAY: i64 = 86_400_000;
 /// `1970-01-01T00:00:01.5Z`, `…:01.123Z`. Reading accepts any RFC 3339 time, with an offset
 /// (`+01:00`) and any number of fractional digits (beyond milliseconds they are dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+// Milliseconds inside, RFC 3339 text on the wire (see the serde impls).
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        value_type = String,
+        format = DateTime,
+        description = "RFC 3339 in UTC, to the millisecond (e.g. `2026-11-26T01:58:01.719Z`); \
+            any offset is read"
+    )
+)]
 pub struct Timestamp(i64);
 
 impl Timestamp {

@@ -53,6 +53,7 @@ pub struct NodeHello {
 /// Why a connector answered a stream itself instead of with the origin's response. Written
 /// by the connector in [`HEADER_ERROR_CODE`] (and as the `code` of its error body), read by
 /// the edge (visitors' pages, origin health) and by `adit access`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorError {

@@ -4,7 +4,8 @@
 //!   `./.adit/server`, makes sure the tunnel `demo` exists and routes `hello.localhost`, runs
 //!   a connector for it with the built-in `hello_world` origin, and stops both on Ctrl-C.
 //!   Every step is idempotent, so it can be run again and again.
-//! * `cargo xtask test` runs the workspace's tests.
+//! * `cargo xtask test` runs the workspace's tests, installing what they need when it is
+//!   missing (OpenSSH, Chromium and playwright-core, openapi-spec-validator).
 //! * `cargo xtask ui` builds the dashboard's browser bundle into `target/site` (see `ui`);
 //!   `run` and `test` build it first when it is stale.
 
@@ -115,6 +116,49 @@ fn ensure_openssh() -> Result<()> {
     )
 }
 
+/// The OpenAPI test checks the API's description with `openapi-spec-validator` (PyPI):
+/// install it for `python3` when it is missing.
+fn ensure_openapi_validator() -> Result<()> {
+    let quietly = |args: &[&str]| {
+        Command::new("python3")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let has_validator = || quietly(&["-c", "import openapi_spec_validator"]);
+    if has_validator() {
+        return Ok(());
+    }
+    if !quietly(&["-m", "pip", "--version"]) {
+        step("installing python3-pip (to install openapi-spec-validator for the OpenAPI test)");
+        apt_install(&["python3-pip"])
+            .context("could not install pip; as root run: apt-get install python3-pip")?;
+    }
+    step("pip install openapi-spec-validator (the OpenAPI test validates the API's description)");
+    // Debian's own Python takes packages from pip only when told it may (PEP 668); a Python
+    // of the user's (pyenv, a venv) takes them plainly, and may not know the flag.
+    let installed = quietly(&["-m", "pip", "install", "--quiet", "openapi-spec-validator"])
+        || Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--break-system-packages",
+                "openapi-spec-validator",
+            ])
+            .status()
+            .is_ok_and(|status| status.success());
+    if !installed || !has_validator() {
+        bail!(
+            "could not install openapi-spec-validator; run: python3 -m pip install openapi-spec-validator"
+        );
+    }
+    Ok(())
+}
+
 /// `apt-get install` of Debian packages (refreshing the package lists first).
 fn apt_install(packages: &[&str]) -> Result<()> {
     let apt = |args: &[&str]| {
@@ -171,6 +215,7 @@ fn test(extra: &[String]) -> Result<ExitCode> {
     let root = workspace_root()?;
     ensure_openssh()?;
     ensure_browser_tools(&root)?;
+    ensure_openapi_validator()?;
     // The end-to-end tests serve the bundle when it is there.
     ui::before(&root)?;
     if std::env::var_os("ADIT_TEST_DATABASE_URL").is_some() {

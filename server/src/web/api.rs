@@ -9,7 +9,7 @@ use adit_core::{
     ids::AccountId,
 };
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{
         ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State,
     },
@@ -19,10 +19,19 @@ use axum::{
         IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
-    routing::{delete, get, post},
 };
 use futures_util::{Stream, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{
+    IntoParams, Modify, OpenApi, ToSchema,
+    openapi::{
+        ContentBuilder, Ref, RefOr, ResponseBuilder,
+        security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        },
+    },
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     Error,
@@ -181,101 +190,211 @@ where
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Without paging: only tunnels whose name starts with this.
     #[serde(default)]
     name_prefix: String,
     // Not a flattened `TunnelListQuery`: serde_urlencoded cannot read numbers through
     // `flatten`.
+    /// The page, from 1; asks for one page.
     page: Option<u32>,
+    /// Tunnels per page (20 by default, at most 1000); asks for one page.
     per_page: Option<u32>,
+    /// Only tunnels whose name contains this (any case) or whose id starts with it; asks
+    /// for one page.
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeleteQuery {
+    /// Delete even while connectors are connected.
     #[serde(default)]
     force: bool,
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The REST API. Private-network connects go through `edge`, the one public edge, so
-/// their streams count toward the same per-tunnel limit as visitors'.
+/// The REST API and its OpenAPI description, served at `/api/v1/openapi.json`. Routes are
+/// registered only through `routes!`, which takes each handler's `#[utoipa::path]`, so the
+/// router cannot serve a route the description leaves out. Private-network connects go
+/// through `edge`, the one public edge, so their streams count toward the same per-tunnel
+/// limit as visitors'.
 pub fn router(control: Arc<Control>, edge: Arc<Edge>) -> Router {
-    let protected = Router::new()
-        .route("/api/v1/tunnels", get(list_tunnels).post(create_tunnel))
-        .route(
-            "/api/v1/tunnels/{tunnel}",
-            get(get_tunnel).patch(rename_tunnel).delete(delete_tunnel),
-        )
-        .route("/api/v1/tunnels/{tunnel}/token", get(tunnel_token))
-        .route(
-            "/api/v1/tunnels/{tunnel}/rotate-secret",
-            post(rotate_secret),
-        )
-        .route(
-            "/api/v1/tunnels/{tunnel}/routes",
-            get(list_routes).post(create_route),
-        )
-        .route("/api/v1/tunnels/{tunnel}/connectors", get(list_connectors))
-        .route(
-            "/api/v1/tunnels/{tunnel}/connections",
-            delete(cleanup_connections),
-        )
-        .route("/api/v1/tunnels/{tunnel}/traffic", get(traffic))
-        .route(
-            "/api/v1/tunnels/{tunnel}/configurations",
-            get(tunnel_configuration).put(put_tunnel_configuration),
-        )
-        .route("/api/v1/routes/{route}", delete(delete_route))
-        .route(
-            "/api/v1/ip-routes",
-            get(list_ip_routes).post(create_ip_route),
-        )
-        .route("/api/v1/ip-routes/match/{ip}", get(match_ip_route))
-        .route("/api/v1/ip-routes/{route}", delete(delete_ip_route))
-        .route(
-            "/api/v1/private/connect",
-            get(private_connect).layer(axum::Extension(edge)),
-        )
-        .route("/api/v1/auth/session", get(session))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/users", get(list_users).post(create_user))
-        .route(
-            "/api/v1/users/{user}",
-            axum::routing::patch(update_user).delete(remove_user),
-        )
-        .route(
-            "/api/v1/tokens",
-            get(list_api_tokens).post(create_api_token),
-        )
-        .route("/api/v1/tokens/{token}", delete(revoke_api_token))
-        .route("/api/v1/audit", get(audit_log))
-        .route("/api/v1/zones", get(list_zones).post(create_zone))
-        .route("/api/v1/zones/{zone}", delete(delete_zone))
-        .route("/api/v1/nodes", get(list_nodes))
-        .route("/api/v1/events", get(events))
+    let (schemas, paths, connect) = routes!(private_connect);
+    let protected = OpenApiRouter::new()
+        .routes(routes!(list_tunnels, create_tunnel))
+        .routes(routes!(get_tunnel, rename_tunnel, delete_tunnel))
+        .routes(routes!(tunnel_token))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(list_routes, create_route))
+        .routes(routes!(list_connectors))
+        .routes(routes!(cleanup_connections))
+        .routes(routes!(traffic))
+        .routes(routes!(tunnel_configuration, put_tunnel_configuration))
+        .routes(routes!(delete_route))
+        .routes(routes!(list_ip_routes, create_ip_route))
+        .routes(routes!(match_ip_route))
+        .routes(routes!(delete_ip_route))
+        .routes((schemas, paths, connect.layer(Extension(edge))))
+        .routes(routes!(session))
+        .routes(routes!(logout))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(update_user, remove_user))
+        .routes(routes!(list_api_tokens, create_api_token))
+        .routes(routes!(revoke_api_token))
+        .routes(routes!(audit_log))
+        .routes(routes!(list_zones, create_zone))
+        .routes(routes!(delete_zone))
+        .routes(routes!(list_nodes))
+        .routes(routes!(events))
         .route_layer(middleware::from_fn_with_state(
             control.clone(),
             authenticate,
         ));
-    Router::new()
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/device", post(start_device_login))
-        .route("/api/v1/auth/device/token", post(redeem_device_code))
-        .route("/api/v1/quick-tunnels", post(create_quick_tunnel))
+    let (router, mut description) = OpenApiRouter::with_openapi(Description::openapi())
+        .routes(routes!(login))
+        .routes(routes!(start_device_login))
+        .routes(routes!(redeem_device_code))
+        .routes(routes!(create_quick_tunnel))
+        .routes(routes!(openapi_json))
         .merge(protected)
+        .split_for_parts();
+    describe_errors(&mut description);
+    // The description is whole only once every route is in, so its own route gets it now.
+    router
+        .layer(Extension(Arc::new(description)))
         .with_state(control)
+}
+
+/// The parts of the description no handler states: who the API is, how callers
+/// authenticate, and the error shape.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Adit",
+        description = "The REST API of an Adit server. A call needs the scope its operation's \
+            security names (an API token's scopes, or a session's role); `admin` implies every \
+            scope and either write scope implies `read`. Errors always have the shape \
+            `{code, message, details}`."
+    ),
+    modifiers(&AuthSchemes),
+    components(schemas(api::ChangeNotice))
+)]
+struct Description;
+
+/// The two ways to authenticate, named by each operation's `security`.
+struct AuthSchemes;
+
+impl Modify for AuthSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API token (`Authorization: Bearer …`); the first admin's is in \
+                         `<data-dir>/admin-token`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                auth::SESSION_COOKIE,
+                &format!(
+                    "The session cookie `POST /api/v1/auth/login` sets; state-changing requests \
+                     also send the session's `csrf_token` in `{}`.",
+                    auth::CSRF_HEADER
+                ),
+            ))),
+        );
+    }
+}
+
+/// Name of the error response every operation refers to.
+const ERROR_RESPONSE: &str = "Error";
+
+/// Gives every operation the error answer it can get besides those its handler names:
+/// any status with the one error body, and 401/403 where it needs a caller. The handlers
+/// name only the errors particular to them.
+fn describe_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    let error = ResponseBuilder::new()
+        .description("An error: `code` is stable and machine-readable, `message` is for people.")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ApiError")))
+                .build(),
+        )
+        .build();
+    openapi
+        .components
+        .get_or_insert_with(Default::default)
+        .responses
+        .insert(ERROR_RESPONSE.to_owned(), RefOr::T(error));
+    let error = || RefOr::Ref(Ref::from_response_name(ERROR_RESPONSE));
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let needs_caller = operation
+                .security
+                .as_ref()
+                .is_some_and(|any_of| any_of.iter().any(|r| *r != SecurityRequirement::default()));
+            let responses = &mut operation.responses.responses;
+            if needs_caller {
+                responses.entry("401".to_owned()).or_insert_with(error);
+                responses.entry("403".to_owned()).or_insert_with(error);
+            }
+            responses.entry("default".to_owned()).or_insert_with(error);
+        }
+    }
+}
+
+/// This description, as JSON. Open to all: it describes the API and holds no data.
+#[utoipa::path(
+    get, path = "/api/v1/openapi.json", tag = "meta", security(()),
+    responses((status = OK, description = "this document (OpenAPI 3.1)", body = Object))
+)]
+async fn openapi_json(
+    Extension(description): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<Arc<utoipa::openapi::OpenApi>> {
+    Json(description)
+}
+
+/// `GET /api/v1/tunnels`: the whole list (what clients before paging read) or one page.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum TunnelList {
+    All(Vec<api::Tunnel>),
+    Page(api::TunnelPage),
 }
 
 /// The whole list as an array when no page is asked for (what clients before paging
 /// read); with `page`, `per_page` or `name`, one page with its `result_info`.
+#[utoipa::path(
+    get, path = "/api/v1/tunnels", tag = "tunnels", security(("api_token" = ["read"]), ("session" = ["read"])),
+    params(ListQuery),
+    responses((status = OK, description = "every tunnel (an array), or one page of them when `page`, `per_page` or `name` is given", body = TunnelList))
+)]
 async fn list_tunnels(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
     Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
+) -> ApiResult<TunnelList> {
     let page = api::TunnelListQuery {
         page: q.page,
         per_page: q.per_page,
@@ -283,11 +402,21 @@ async fn list_tunnels(
     };
     if page == api::TunnelListQuery::default() {
         let all = c.list_tunnels(account, &q.name_prefix).await?;
-        return Ok(Json(all).into_response());
+        return Ok(Json(TunnelList::All(all)));
     }
-    Ok(Json(c.list_tunnels_page(account, &page).await?).into_response())
+    Ok(Json(TunnelList::Page(
+        c.list_tunnels_page(account, &page).await?,
+    )))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/tunnels", tag = "tunnels", security(("api_token" = ["tunnels:write"]), ("session" = ["tunnels:write"])),
+    request_body = api::CreateTunnel,
+    responses(
+        (status = CREATED, description = "the new tunnel", body = api::Tunnel),
+        (status = CONFLICT, description = "the account has a tunnel of that name", body = api::ApiError),
+    )
+)]
 async fn create_tunnel(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteTunnels>,
@@ -302,6 +431,11 @@ async fn create_tunnel(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/tunnels/{tunnel}", tag = "tunnels", security(("api_token" = ["read"]), ("session" = ["read"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name")),
+    responses((status = OK, description = "the tunnel", body = api::Tunnel))
+)]
 async fn get_tunnel(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -310,6 +444,12 @@ async fn get_tunnel(
     Ok(Json(c.get_tunnel(account, &tunnel).await?))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/tunnels/{tunnel}", tag = "tunnels", security(("api_token" = ["tunnels:write"]), ("session" = ["tunnels:write"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name")),
+    request_body = api::RenameTunnel,
+    responses((status = OK, description = "the renamed tunnel", body = api::Tunnel))
+)]
 async fn rename_tunnel(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteTunnels>,
@@ -319,6 +459,14 @@ async fn rename_tunnel(
     Ok(Json(c.rename_tunnel(account, &tunnel, &body.name).await?))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/tunnels/{tunnel}", tag = "tunnels", security(("api_token" = ["tunnels:write"]), ("session" = ["tunnels:write"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name"), DeleteQuery),
+    responses(
+        (status = OK, description = "the deleted tunnel", body = api::Tunnel),
+        (status = CONFLICT, description = "connected, and `force` not given", body = api::ApiError),
+    )
+)]
 async fn delete_tunnel(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteTunnels>,
@@ -328,6 +476,11 @@ async fn delete_tunnel(
     Ok(Json(c.delete_tunnel(account, &tunnel, q.force).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/tunnels/{tunnel}/token", tag = "tunnels", security(("api_token" = ["tunnels:write"]), ("session" = ["tunnels:write"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name")),
+    responses((status = OK, description = "the token a connector runs the tunnel with", body = api::TunnelTokenBody))
+)]
 async fn tunnel_token(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteTunnels>,
@@ -337,6 +490,11 @@ async fn tunnel_token(
     Ok(Json(api::TunnelTokenBody { token }))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/tunnels/{tunnel}/rotate-secret", tag = "tunnels", security(("api_token" = ["tunnels:write"]), ("session" = ["tunnels:write"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name")),
+    responses((status = OK, description = "the new token; running connectors are disconnected and the old token refused", body = api::TunnelTokenBody))
+)]
 async fn rotate_secret(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteTunnels>,
@@ -346,6 +504,11 @@ async fn rotate_secret(
     Ok(Json(api::TunnelTokenBody { token }))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/tunnels/{tunnel}/routes", tag = "routes", security(("api_token" = ["read"]), ("session" = ["read"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name")),
+    responses((status = OK, description = "the tunnel's hostname routes", body = Vec<api::Route>))
+)]
 async fn list_routes(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -354,6 +517,16 @@ async fn list_routes(
     Ok(Json(c.list_routes(account, &tunnel).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/tunnels/{tunnel}/routes", tag = "routes", security(("api_token" = ["routes:write"]), ("session" = ["routes:write"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name")),
+    request_body = api::CreateRoute,
+    responses(
+        (status = CREATED, description = "the new route", body = api::Route),
+        (status = FORBIDDEN, description = "the hostname lies outside the account's zones", body = api::ApiError),
+        (status = CONFLICT, description = "another tunnel has the hostname", body = api::ApiError),
+    )
+)]
 async fn create_route(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteRoutes>,
@@ -366,6 +539,11 @@ async fn create_route(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/routes/{route}", tag = "routes", security(("api_token" = ["routes:write"]), ("session" = ["routes:write"])),
+    params(("route" = String, Path, description = "the route's id")),
+    responses((status = NO_CONTENT, description = "removed"))
+)]
 async fn delete_route(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteRoutes>,
@@ -375,6 +553,11 @@ async fn delete_route(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/tunnels/{tunnel}/connectors", tag = "tunnels", security(("api_token" = ["read"]), ("session" = ["read"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name")),
+    responses((status = OK, description = "the live connectors and their connections", body = Vec<api::Connector>))
+)]
 async fn list_connectors(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -384,12 +567,19 @@ async fn list_connectors(
 }
 
 /// Which connector `DELETE …/connections` drops; cloudflared's API calls it `client_id`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CleanupQuery {
+    /// Only this connector (cloudflared's `client_id` is read too); all when absent.
     #[serde(alias = "client_id")]
     connector_id: Option<String>,
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/tunnels/{tunnel}/connections", tag = "tunnels", security(("api_token" = ["tunnels:write"]), ("session" = ["tunnels:write"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name"), CleanupQuery),
+    responses((status = OK, description = "how many connectors were forgotten (their connections on this node closed)", body = api::CleanupConnections))
+)]
 async fn cleanup_connections(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteTunnels>,
@@ -402,6 +592,10 @@ async fn cleanup_connections(
     Ok(Json(api::CleanupConnections { connectors }))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/ip-routes", tag = "private networks", security(("api_token" = ["read"]), ("session" = ["read"])),
+    responses((status = OK, description = "the private-network routes", body = Vec<api::IpRoute>))
+)]
 async fn list_ip_routes(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -409,6 +603,14 @@ async fn list_ip_routes(
     Ok(Json(c.list_ip_routes(account).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/ip-routes", tag = "private networks", security(("api_token" = ["routes:write"]), ("session" = ["routes:write"])),
+    request_body = api::CreateIpRoute,
+    responses(
+        (status = CREATED, description = "the new route", body = api::IpRoute),
+        (status = CONFLICT, description = "the network is routed already", body = api::ApiError),
+    )
+)]
 async fn create_ip_route(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteRoutes>,
@@ -421,6 +623,11 @@ async fn create_ip_route(
 }
 
 /// The route `cidr` is a network, percent-encoded by the caller (`10.0.0.0%2F8`) or its id.
+#[utoipa::path(
+    delete, path = "/api/v1/ip-routes/{route}", tag = "private networks", security(("api_token" = ["routes:write"]), ("session" = ["routes:write"])),
+    params(("route" = String, Path, description = "the route's id, or its network with the `/` written `%2F`")),
+    responses((status = NO_CONTENT, description = "removed"))
+)]
 async fn delete_ip_route(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteRoutes>,
@@ -430,6 +637,14 @@ async fn delete_ip_route(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/ip-routes/match/{ip}", tag = "private networks", security(("api_token" = ["read"]), ("session" = ["read"])),
+    params(("ip" = String, Path, description = "an IPv4 or IPv6 address")),
+    responses(
+        (status = OK, description = "the route the address takes (longest prefix)", body = api::IpRoute),
+        (status = NOT_FOUND, description = "no route holds the address", body = api::ApiError),
+    )
+)]
 async fn match_ip_route(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -447,6 +662,14 @@ async fn match_ip_route(
 }
 
 /// Unauthenticated by design (quick tunnels need no account); bounded per client address.
+#[utoipa::path(
+    post, path = "/api/v1/quick-tunnels", tag = "quick tunnels", security(()),
+    responses(
+        (status = CREATED, description = "a quick tunnel: its token and where it is reachable", body = api::QuickTunnel),
+        (status = NOT_FOUND, description = "quick tunnels are off", body = api::ApiError),
+        (status = TOO_MANY_REQUESTS, description = "the caller's address holds too many", body = api::ApiError),
+    )
+)]
 async fn create_quick_tunnel(
     State(c): State<Arc<Control>>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -457,7 +680,8 @@ async fn create_quick_tunnel(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ConnectQuery {
     /// `ip:port`, `[v6]:port` or `name:port` (names are resolved by the connector).
     destination: String,
@@ -470,6 +694,16 @@ struct ConnectQuery {
 /// Only an API token opens one: a WebSocket handshake is a cross-site GET that carries the
 /// browser's cookies and no CSRF token, so a page on any sibling host could otherwise open
 /// private-network streams as whoever is logged in to the dashboard.
+#[utoipa::path(
+    get, path = "/api/v1/private/connect", tag = "private networks",
+    security(("api_token" = ["read"])),
+    params(ConnectQuery),
+    responses(
+        (status = SWITCHING_PROTOCOLS, description = "a WebSocket carrying the TCP connection's bytes in binary messages (an empty one ends the data)"),
+        (status = FORBIDDEN, description = "a dashboard session (only API tokens open private-network streams)", body = api::ApiError),
+        (status = NOT_FOUND, description = "no private-network route reaches the destination", body = api::ApiError),
+    )
+)]
 async fn private_connect(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -528,7 +762,8 @@ async fn private_connect(
     Ok(response.map(axum::body::Body::new))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TrafficQuery {
     /// How far back, in minutes (default an hour, at most seven days).
     #[serde(default = "an_hour")]
@@ -539,6 +774,11 @@ fn an_hour() -> u32 {
     60
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/tunnels/{tunnel}/traffic", tag = "tunnels", security(("api_token" = ["read"]), ("session" = ["read"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name"), TrafficQuery),
+    responses((status = OK, description = "the tunnel's traffic, minute by minute", body = Vec<api::TrafficPoint>))
+)]
 async fn traffic(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -551,6 +791,11 @@ async fn traffic(
 
 // ---- remotely managed tunnels ----
 
+#[utoipa::path(
+    get, path = "/api/v1/tunnels/{tunnel}/configurations", tag = "tunnels", security(("api_token" = ["read"]), ("session" = ["read"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name")),
+    responses((status = OK, description = "the tunnel's ingress configuration", body = api::TunnelConfiguration))
+)]
 async fn tunnel_configuration(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -561,6 +806,16 @@ async fn tunnel_configuration(
 
 /// A new version of the tunnel's ingress rules; its hostnames become the tunnel's routes,
 /// hence routes:write.
+#[utoipa::path(
+    put, path = "/api/v1/tunnels/{tunnel}/configurations", tag = "tunnels", security(("api_token" = ["routes:write"]), ("session" = ["routes:write"])),
+    params(("tunnel" = String, Path, description = "the tunnel's UUID or name")),
+    request_body = api::PutTunnelConfiguration,
+    responses(
+        (status = OK, description = "the new version, pushed to the tunnel's connectors", body = api::TunnelConfiguration),
+        (status = FORBIDDEN, description = "a hostname lies outside the account's zones", body = api::ApiError),
+        (status = CONFLICT, description = "a hostname of another tunnel, or a locally managed tunnel", body = api::ApiError),
+    )
+)]
 async fn put_tunnel_configuration(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<WriteRoutes>,
@@ -587,6 +842,10 @@ const EVENT_RETRY: Duration = Duration::from_secs(1);
 /// The caller's account's change notices ([`api::ChangeNotice`]) as Server-Sent Events,
 /// one `data:` line of JSON each. A page re-reads what it shows when one arrives, and
 /// whenever the stream (re)opens, since notices raised while it was away are not replayed.
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "events", security(("api_token" = ["read"]), ("session" = ["read"])),
+    responses((status = OK, description = "Server-Sent Events, each `data:` a `ChangeNotice` as JSON; the stream ends after 5 minutes", content_type = "text/event-stream", body = String))
+)]
 async fn events(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -652,6 +911,16 @@ pub(crate) fn cookie_header(
 
 /// Logs in with email and password: sets the session cookie and answers the session,
 /// whose `csrf_token` must accompany every state-changing request.
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "auth", security(()),
+    request_body = api::LoginRequest,
+    responses(
+        (status = OK, description = "the session; its cookie is set", body = api::Session,
+            headers(("set-cookie" = String, description = "the session cookie"))),
+        (status = UNAUTHORIZED, description = "`login_failed`", body = api::ApiError),
+        (status = TOO_MANY_REQUESTS, description = "`rate_limited`", body = api::ApiError),
+    )
+)]
 async fn login(
     State(c): State<Arc<Control>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -664,6 +933,14 @@ async fn login(
 }
 
 /// `adit login` starts here: a device code for the CLI, a user code for the person.
+#[utoipa::path(
+    post, path = "/api/v1/auth/device", tag = "auth", security(()),
+    request_body = api::StartDeviceLogin,
+    responses(
+        (status = OK, description = "the codes: the device code for the CLI, the user code for the person", body = api::DeviceLogin),
+        (status = TOO_MANY_REQUESTS, description = "too many pending from the caller's address or network", body = api::ApiError),
+    )
+)]
 async fn start_device_login(
     State(c): State<Arc<Control>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -673,6 +950,14 @@ async fn start_device_login(
 }
 
 /// The CLI's poll: `authorization_pending` until the user decides, then the token once.
+#[utoipa::path(
+    post, path = "/api/v1/auth/device/token", tag = "auth", security(()),
+    request_body = api::DeviceTokenRequest,
+    responses(
+        (status = OK, description = "the approved login's API token, answered once", body = api::DeviceToken),
+        (status = BAD_REQUEST, description = "`authorization_pending`, `slow_down`, `access_denied` or `expired_token`", body = api::ApiError),
+    )
+)]
 async fn redeem_device_code(
     State(c): State<Arc<Control>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -684,6 +969,10 @@ async fn redeem_device_code(
 }
 
 /// The session behind the cookie (its CSRF token included, for pages that load later).
+#[utoipa::path(
+    get, path = "/api/v1/auth/session", tag = "auth", security(("session" = ["read"])),
+    responses((status = OK, description = "the session behind the cookie", body = api::Session))
+)]
 async fn session(
     State(c): State<Arc<Control>>,
     Can(..): Can<Read>,
@@ -694,6 +983,11 @@ async fn session(
 }
 
 /// Ends the session and clears its cookie.
+#[utoipa::path(
+    post, path = "/api/v1/auth/logout", tag = "auth", security(("session" = ["read"])),
+    responses((status = NO_CONTENT, description = "the session is ended and its cookie cleared",
+        headers(("set-cookie" = String, description = "the cleared session cookie"))))
+)]
 async fn logout(
     State(c): State<Arc<Control>>,
     Can(..): Can<Read>,
@@ -714,6 +1008,10 @@ async fn logout(
 
 // ---- users, API tokens, audit log ----
 
+#[utoipa::path(
+    get, path = "/api/v1/users", tag = "users", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    responses((status = OK, description = "the account's users and roles", body = Vec<api::User>))
+)]
 async fn list_users(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Administer>,
@@ -721,6 +1019,14 @@ async fn list_users(
     Ok(Json(c.list_users(account).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/users", tag = "users", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    request_body = api::CreateUser,
+    responses(
+        (status = CREATED, description = "the new user, with its password when the server generated it", body = api::CreatedUser),
+        (status = CONFLICT, description = "the account has a user with the email", body = api::ApiError),
+    )
+)]
 async fn create_user(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Administer>,
@@ -732,6 +1038,15 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/users/{user}", tag = "users", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    params(("user" = String, Path, description = "the user's id")),
+    request_body = api::UpdateUser,
+    responses(
+        (status = OK, description = "the user with its new role", body = api::User),
+        (status = CONFLICT, description = "the account's last admin", body = api::ApiError),
+    )
+)]
 async fn update_user(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Administer>,
@@ -741,6 +1056,14 @@ async fn update_user(
     Ok(Json(c.set_user_role(account, &user, body.role).await?))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/users/{user}", tag = "users", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    params(("user" = String, Path, description = "the user's id")),
+    responses(
+        (status = OK, description = "the removed user", body = api::User),
+        (status = CONFLICT, description = "the account's last admin", body = api::ApiError),
+    )
+)]
 async fn remove_user(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Administer>,
@@ -749,6 +1072,10 @@ async fn remove_user(
     Ok(Json(c.remove_user(account, &user).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/tokens", tag = "tokens", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    responses((status = OK, description = "the account's API tokens (never the tokens themselves)", body = Vec<api::ApiToken>))
+)]
 async fn list_api_tokens(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Administer>,
@@ -756,6 +1083,14 @@ async fn list_api_tokens(
     Ok(Json(c.list_api_tokens(account).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/tokens", tag = "tokens", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    request_body = api::CreateApiToken,
+    responses(
+        (status = CREATED, description = "the new token, shown this once", body = api::CreatedApiToken),
+        (status = FORBIDDEN, description = "scopes beyond the caller's", body = api::ApiError),
+    )
+)]
 async fn create_api_token(
     State(c): State<Arc<Control>>,
     Can(_, caller, _): Can<Administer>,
@@ -765,6 +1100,11 @@ async fn create_api_token(
     Ok((StatusCode::CREATED, Json(token)))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/tokens/{token}", tag = "tokens", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    params(("token" = String, Path, description = "the token's id")),
+    responses((status = NO_CONTENT, description = "revoked"))
+)]
 async fn revoke_api_token(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Administer>,
@@ -774,8 +1114,10 @@ async fn revoke_api_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// How many entries, newest first (100 by default, at most 1000).
     #[serde(default = "audit_page")]
     limit: i64,
 }
@@ -784,6 +1126,11 @@ fn audit_page() -> i64 {
     100
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "audit", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    params(AuditQuery),
+    responses((status = OK, description = "the audit log, newest first", body = Vec<api::AuditEntry>))
+)]
 async fn audit_log(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Administer>,
@@ -794,6 +1141,10 @@ async fn audit_log(
 
 // ---- zones ----
 
+#[utoipa::path(
+    get, path = "/api/v1/zones", tag = "zones", security(("api_token" = ["read"]), ("session" = ["read"])),
+    responses((status = OK, description = "the account's zones", body = Vec<api::Zone>))
+)]
 async fn list_zones(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Read>,
@@ -801,6 +1152,14 @@ async fn list_zones(
     Ok(Json(c.list_zones(account).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/zones", tag = "zones", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    request_body = api::CreateZone,
+    responses(
+        (status = CREATED, description = "the new zone", body = api::Zone),
+        (status = CONFLICT, description = "it overlaps another account's zone or the quick-tunnel domain", body = api::ApiError),
+    )
+)]
 async fn create_zone(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Administer>,
@@ -812,6 +1171,11 @@ async fn create_zone(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/zones/{zone}", tag = "zones", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    params(("zone" = String, Path, description = "the zone's id or name")),
+    responses((status = NO_CONTENT, description = "removed (routes made in it stay until deleted)"))
+)]
 async fn delete_zone(
     State(c): State<Arc<Control>>,
     Can(account, ..): Can<Administer>,
@@ -824,9 +1188,28 @@ async fn delete_zone(
 // ---- nodes ----
 
 /// The nodes of the deployment (every account's callers see the same ones).
+#[utoipa::path(
+    get, path = "/api/v1/nodes", tag = "nodes", security(("api_token" = ["read"]), ("session" = ["read"])),
+    responses((status = OK, description = "the deployment's nodes (any account's callers see the same)", body = Vec<api::Node>))
+)]
 async fn list_nodes(
     State(c): State<Arc<Control>>,
     Can(..): Can<Read>,
 ) -> ApiResult<Vec<api::Node>> {
     Ok(Json(c.list_nodes().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Routes are registered only through `routes!`, which carries each handler's
+    /// `#[utoipa::path]`: a plain `Router::route` call here would serve a path the
+    /// description (and the end-to-end test comparing it with what is served) does not know.
+    #[test]
+    fn routes_are_registered_only_with_their_descriptions() {
+        let plain_route = concat!(".route", "(");
+        assert!(
+            !include_str!("api.rs").contains(plain_route),
+            "register routes with `.routes(routes!(handler))` and a `#[utoipa::path]` on the handler"
+        );
+    }
 }

@@ -813,3 +813,218 @@ async fn metrics_and_traffic_history_count_what_went_through() {
     assert_eq!(again[0]["requests"], 7);
     connector.stop().await;
 }
+
+/// The OpenAPI description, fetched as a caller would: without a token.
+async fn openapi_document(server: &TestServer) -> Value {
+    let (status, document) = call(server, Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{document}");
+    document
+}
+
+/// The methods a path item can hold that the API could serve.
+const METHODS: [Method; 5] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_description_is_served_without_a_token() {
+    let server = TestServer::spawn().await;
+    let document = openapi_document(&server).await;
+    let version = document["openapi"].as_str().unwrap();
+    assert!(version.starts_with("3.1"), "OpenAPI {version}");
+    let schemes = &document["components"]["securitySchemes"];
+    assert_eq!(schemes["api_token"]["scheme"], "bearer");
+    assert_eq!(schemes["session"]["in"], "cookie");
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["Tunnel"]["properties"]["created_at"]["$ref"],
+        "#/components/schemas/Timestamp"
+    );
+    assert_eq!(schemas["Timestamp"]["format"], "date-time");
+    let create = &document["paths"]["/api/v1/tunnels"]["post"];
+    assert_eq!(
+        create["security"],
+        json!([{"api_token": ["tunnels:write"]}, {"session": ["tunnels:write"]}])
+    );
+    assert_eq!(
+        create["responses"]["default"]["$ref"],
+        "#/components/responses/Error"
+    );
+    assert_eq!(
+        document["components"]["responses"]["Error"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ApiError"
+    );
+}
+
+/// The router registers routes only with their descriptions (`routes!` in web/api.rs), so
+/// the description lists what is served; this checks the other way round, that each method
+/// of each described path is served and every other method of it refused with 405. A
+/// placeholder id gets the handler's own answer (a 404 naming the missing tunnel, a 422
+/// for the empty body…), never the 404 of a path no route serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_described_route_is_served_and_nothing_else_on_its_paths() {
+    let server = TestServer::spawn().await;
+    let document = openapi_document(&server).await;
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() > 20, "{} paths", paths.len());
+    for (path, item) in paths {
+        let concrete = with_placeholders(path);
+        for method in METHODS {
+            let described = item.get(method.as_str().to_ascii_lowercase()).is_some();
+            let response = probe(&server, &method, &concrete, Some(&server.admin_token)).await;
+            let status = response.status();
+            // Bodies are read only for the answers checked: `/events` streams for minutes.
+            let unknown_route = status == StatusCode::NOT_FOUND && {
+                let body: Value =
+                    serde_json::from_slice(&body_bytes(response).await).unwrap_or_default();
+                body["message"] == "no such API endpoint"
+            };
+            if described {
+                assert!(
+                    !unknown_route && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is described, but {concrete} answered {status}"
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is not described, but {concrete} answered it"
+                );
+            }
+        }
+    }
+}
+
+/// Each operation's `security` says what the handler enforces: without credentials an
+/// operation that names a scheme answers 401 and one that names none does not, and a token
+/// with only `read` gets 403 exactly where the scope named is another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_described_security_is_what_is_enforced() {
+    let server = TestServer::spawn().await;
+    let (status, reader) = call(
+        &server,
+        Method::POST,
+        "/tokens",
+        Some(&server.admin_token),
+        Some(json!({"name": "reader", "scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{reader}");
+    let reader = reader["token"].as_str().unwrap();
+    let document = openapi_document(&server).await;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let concrete = with_placeholders(path);
+        for method in METHODS {
+            let Some(operation) = item.get(method.as_str().to_ascii_lowercase()) else {
+                continue;
+            };
+            // Each requirement names one scheme and the scope it needs; `{}` needs none.
+            let scopes: Vec<&str> = operation["security"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|requirement| requirement.as_object().unwrap().values())
+                .flat_map(|scopes| scopes.as_array().unwrap())
+                .map(|scope| scope.as_str().unwrap())
+                .collect();
+            let anonymous = probe(&server, &method, &concrete, None).await.status();
+            assert_eq!(
+                anonymous == StatusCode::UNAUTHORIZED,
+                !scopes.is_empty(),
+                "{method} {path} without credentials answered {anonymous}; described: {scopes:?}"
+            );
+            let Some(scope) = scopes.first() else {
+                continue;
+            };
+            assert!(
+                scopes.iter().all(|s| s == scope),
+                "{method} {path}: {scopes:?}"
+            );
+            let as_reader = probe(&server, &method, &concrete, Some(reader))
+                .await
+                .status();
+            assert_eq!(
+                as_reader == StatusCode::FORBIDDEN,
+                *scope != "read",
+                "{method} {path} with a read-only token answered {as_reader}; described: {scope}"
+            );
+        }
+    }
+}
+
+/// `method` on `path` (from the root) with an empty JSON body and, when given, a Bearer
+/// token; the answer's body is left unread.
+async fn probe(
+    server: &TestServer,
+    method: &Method,
+    path: &str,
+    token: Option<&str>,
+) -> http::Response<hyper::body::Incoming> {
+    let mut request = http::Request::builder()
+        .method(method.clone())
+        .uri(format!("http://{}{path}", server.api))
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let body = if method == Method::GET { "" } else { "{}" };
+    client()
+        .request(request.body(full(body)).unwrap())
+        .await
+        .unwrap()
+}
+
+/// `{name}` placeholders filled with a UUID nobody has (or an address, for `{ip}`).
+fn with_placeholders(path: &str) -> String {
+    let mut concrete = String::new();
+    let mut rest = path;
+    while let Some((before, after)) = rest.split_once('{') {
+        let (name, after) = after.split_once('}').unwrap();
+        concrete.push_str(before);
+        concrete.push_str(if name == "ip" {
+            "192.0.2.1"
+        } else {
+            "00000000-0000-4000-8000-000000000000"
+        });
+        rest = after;
+    }
+    concrete + rest
+}
+
+/// The description is valid OpenAPI, as `openapi-spec-validator` (PyPI) judges it;
+/// `cargo xtask test` installs the validator when it is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_description_validates() {
+    let has_validator = tokio::process::Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .output()
+        .await
+        .is_ok_and(|out| out.status.success());
+    if !has_validator {
+        missing_environment(
+            "python3 with openapi-spec-validator is missing (`cargo xtask test` installs it; \
+             or: python3 -m pip install openapi-spec-validator)",
+        );
+        return;
+    }
+    let server = TestServer::spawn().await;
+    let document = openapi_document(&server).await;
+    let file = server.dir.path().join("openapi.json");
+    std::fs::write(&file, document.to_string()).unwrap();
+    let out = tokio::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused the description:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
