@@ -8,7 +8,13 @@
 //! streams the connector's answer back untouched, so WebSocket and TCP streams (plain
 //! bodies both ways) cross two nodes as they cross one.
 
-use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, PoisonError},
+    time::{Duration, Instant},
+};
 
 use adit_core::{
     ids::TunnelId,
@@ -36,6 +42,10 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many times the holders are read for a request they refuse, and the pause between.
 const REFUSED_ROUNDS: u32 = 3;
 const REFUSED_PAUSE: Duration = Duration::from_millis(50);
+/// How long the holders of a tunnel are taken from memory instead of the database (one
+/// query per forwarded request cost a quarter of the forwarded rate).
+const HOLDERS_FRESH: Duration = Duration::from_secs(1);
+const MAX_REMEMBERED_TUNNELS: usize = 10_000;
 
 /// What became of a request sent to another node.
 pub enum Forwarded {
@@ -80,6 +90,9 @@ pub struct NodeLinks<D> {
     trust: EdgeTrust,
     proof: Secret,
     links: tokio::sync::Mutex<HashMap<String, SendRequest<TunnelBody>>>,
+    /// The holders of each tunnel as the directory last said, and when: read again once
+    /// older than [`HOLDERS_FRESH`], or when they failed a request.
+    holders: std::sync::Mutex<HashMap<TunnelId, (Vec<String>, Instant)>>,
 }
 
 impl<D: Directory> NodeLinks<D> {
@@ -89,7 +102,31 @@ impl<D: Directory> NodeLinks<D> {
             trust,
             proof,
             links: tokio::sync::Mutex::default(),
+            holders: std::sync::Mutex::default(),
         }
+    }
+
+    /// The other nodes holding `tunnel`: from memory while fresh, unless `fresh` asks the
+    /// directory again (the ones in memory failed a request).
+    async fn holders(&self, tunnel: TunnelId, fresh: bool) -> Result<(Vec<String>, bool), Error> {
+        let remembered = || {
+            let holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+            holders
+                .get(&tunnel)
+                .filter(|(_, read)| read.elapsed() < HOLDERS_FRESH)
+                .map(|(addrs, _)| addrs.clone())
+        };
+        if !fresh && let Some(addrs) = remembered() {
+            return Ok((addrs, true));
+        }
+        let addrs = self.directory.holders(tunnel).await?;
+        let mut holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
+        // Tunnels come and go; the memory stays bounded without bookkeeping.
+        if holders.len() >= MAX_REMEMBERED_TUNNELS {
+            holders.clear();
+        }
+        holders.insert(tunnel, (addrs.clone(), Instant::now()));
+        Ok((addrs, false))
     }
 
     /// The open link to `addr`, dialled when there is none (or it closed).
@@ -145,10 +182,14 @@ impl<D: Directory> Forward for NodeLinks<D> {
                 request.headers_mut().insert(HEADER_TUNNEL, value);
             }
             // A holder refuses when its connections moved away since the holders were
-            // read (a connector rebalancing): a request without a body then goes to the
-            // next holder, and to those read again once.
+            // read (a connector rebalancing, or holders remembered a moment too long): a
+            // request without a body then goes to the next holder, and to those read
+            // again.
+            // A request with a body cannot be sent twice: it goes by the database's word.
+            let sendable_twice = resendable(&request).is_some();
             for round in 0..REFUSED_ROUNDS {
-                let holders = match self.directory.holders(tunnel).await {
+                let fresh = round > 0 || !sendable_twice;
+                let (holders, remembered) = match self.holders(tunnel, fresh).await {
                     Ok(holders) => holders,
                     Err(e) => {
                         tracing::warn!(%tunnel, error = %e, "cannot tell which node holds the tunnel");
@@ -186,11 +227,14 @@ impl<D: Directory> Forward for NodeLinks<D> {
                         },
                     }
                 }
-                if !refused || round + 1 == REFUSED_ROUNDS {
+                // Holders from memory that took nothing are asked for again at once.
+                if (!refused && !remembered) || round + 1 == REFUSED_ROUNDS {
                     break;
                 }
-                // The connection that moved registers at its new node within moments.
-                tokio::time::sleep(REFUSED_PAUSE).await;
+                if refused {
+                    // The connection that moved registers at its new node within moments.
+                    tokio::time::sleep(REFUSED_PAUSE).await;
+                }
             }
             Forwarded::NoHolder
         })
