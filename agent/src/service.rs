@@ -116,8 +116,9 @@ pub fn install(layout: &Layout, token: Option<&str>, out: &mut dyn Write) -> Res
         return Ok(());
     }
     systemctl(&["daemon-reload"])?;
-    systemctl(&["enable", "--now", UNIT])?;
-    // Already running (a reinstall): the new unit and token take effect now.
+    systemctl(&["enable", UNIT])?;
+    // Starts it, or (a reinstall) puts the new unit and token in force; returns once the
+    // connector says it is connected (`Type=notify`), or fails saying it did not.
     systemctl(&["restart", UNIT])?;
     writeln!(
         out,
