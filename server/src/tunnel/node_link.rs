@@ -34,7 +34,7 @@ use tracing::Instrument;
 
 use crate::{
     Error,
-    tunnel::registry::{BoxError, TunnelBody, resendable},
+    tunnel::registry::{BoxError, TunnelBody, can_resend, resendable},
 };
 
 /// How long dialling another node may take.
@@ -186,7 +186,7 @@ impl<D: Directory> Forward for NodeLinks<D> {
             // request without a body then goes to the next holder, and to those read
             // again.
             // A request with a body cannot be sent twice: it goes by the database's word.
-            let sendable_twice = resendable(&request).is_some();
+            let sendable_twice = can_resend(&request);
             for round in 0..REFUSED_ROUNDS {
                 let fresh = round > 0 || !sendable_twice;
                 let (holders, remembered) = match self.holders(tunnel, fresh).await {

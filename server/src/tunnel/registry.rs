@@ -25,11 +25,16 @@ pub use adit_transport::relay::BoxError;
 /// A body travelling through the edge, whatever its source.
 pub type TunnelBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// Whether [`resendable`] can copy `request`: no body, no extensions.
+pub fn can_resend(request: &Request<TunnelBody>) -> bool {
+    hyper::body::Body::is_end_stream(request.body()) && request.extensions().is_empty()
+}
+
 /// A copy of `request` to send again if the connection (or node) it went to never
 /// processed it: only for a request without a body (a body is streamed once) and without
 /// extensions (an upgrade's).
 pub fn resendable(request: &Request<TunnelBody>) -> Option<Request<TunnelBody>> {
-    if !hyper::body::Body::is_end_stream(request.body()) || !request.extensions().is_empty() {
+    if !can_resend(request) {
         return None;
     }
     let mut copy = Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
