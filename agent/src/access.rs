@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::{Error, api_client::ApiCredentials, bridge::bridge};
 use adit_core::wire::{ConnectorError, UPGRADE_RAW_TCP};
+use adit_transport::workers::{self, Workers};
 use http_body_util::BodyExt;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -275,6 +276,8 @@ pub async fn serve_tcp(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     tracing::info!(listen = %listener.local_addr()?, hostname = %target.hostname, "Start Websocket listener");
+    // Each connection and its stream to the edge run on one worker thread, in turn.
+    let workers = Workers::start_configured("adit-access")?;
     loop {
         let (local, peer) = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -282,15 +285,20 @@ pub async fn serve_tcp(
         };
         let _ = local.set_nodelay(true);
         let target = target.clone();
-        tokio::spawn(
-            async move {
-                match target.stream().await {
-                    Ok(stream) => {
-                        if let Err(e) = stream.join(local).await {
-                            tracing::debug!(error = %e, "stream ended with an error");
-                        }
+        let session = workers::moved(local, |local| async move {
+            match target.stream().await {
+                Ok(stream) => {
+                    if let Err(e) = stream.join(local).await {
+                        tracing::debug!(error = %e, "stream ended with an error");
                     }
-                    Err(e) => tracing::error!(error = %e, "could not open a stream to the service"),
+                }
+                Err(e) => tracing::error!(error = %e, "could not open a stream to the service"),
+            }
+        })?;
+        workers.next().spawn(
+            async move {
+                if let Err(e) = session.await {
+                    tracing::debug!(error = %e, "could not hand a connection to its worker");
                 }
             }
             .instrument(tracing::info_span!("access", %peer)),

@@ -19,6 +19,7 @@ use adit_proto::v1::{
 use adit_transport::{
     frame::{read_frame, write_frame},
     tls::{EdgeTrust, client_config, server_name},
+    workers::Workers,
 };
 use hyper_util::rt::TokioIo;
 use rand::Rng;
@@ -233,12 +234,16 @@ impl Connector {
                 .instrument(tracing::info_span!("drain")),
             );
         }
+        // Each connection, with its streams and their origin requests, runs on one worker
+        // thread (`adit_transport::workers`); the control tasks stay on the main runtime.
+        let workers = Workers::start_configured("adit-conn")?;
         for index in 0..this.config.ha_connections {
             let this = this.clone();
             let stop = stop.clone();
-            tasks.spawn(
+            tasks.spawn_on(
                 async move { Box::pin(this.connection_loop(index, stop)).await }
                     .instrument(tracing::info_span!("connection", conn_index = index)),
+                &workers.handle(usize::from(index)),
             );
         }
         {

@@ -11,7 +11,9 @@ use tracing_subscriber::{
     EnvFilter, Layer, Registry, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
 };
 
-#[tokio::main]
+// The data plane runs on worker threads of its own (`adit_transport::workers`): the main
+// runtime only registers, follows the configuration and serves metrics, so one thread does.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = init_logging(&cli) {

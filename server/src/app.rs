@@ -9,7 +9,7 @@ use adit_core::{
     ids::{AccountId, ApiTokenId},
     secret::Secret,
 };
-use adit_transport::tls::EdgeTrust;
+use adit_transport::{tls::EdgeTrust, workers::Workers};
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::{
@@ -304,6 +304,9 @@ impl App {
         );
         self.ui.warn_if_missing();
         let control = self.control.clone();
+        // Visitors' and connectors' connections run on these; the API stays on the main
+        // runtime. Dropped (stopped) when `run` returns, after the database is closed.
+        let workers = Arc::new(Workers::start_configured("adit-edge")?);
 
         let connector_grpc = tonic::service::Routes::new(
             adit_proto::v1::connector_service_server::ConnectorServiceServer::new(ConnectorApi(
@@ -356,6 +359,7 @@ impl App {
                 listener,
                 edge.clone(),
                 acceptor,
+                workers.clone(),
                 stop.clone(),
             ));
         }
@@ -374,10 +378,16 @@ impl App {
             tokio::spawn(tunnel_listener::serve(
                 self.tunnel_listener,
                 listener,
+                workers.clone(),
                 shutdown.clone(),
                 stop.clone(),
             )),
-            tokio::spawn(edge::serve(self.edge_listener, edge, stop.clone())),
+            tokio::spawn(edge::serve(
+                self.edge_listener,
+                edge,
+                workers.clone(),
+                stop.clone(),
+            )),
             tokio::spawn(serve_api(
                 self.api_listener,
                 api,
@@ -402,6 +412,7 @@ impl App {
             }
         }
         control.storage.close().await;
+        drop(workers);
         Ok(())
     }
 }
@@ -459,6 +470,7 @@ async fn serve_api(
         listener,
         "api",
         limits.max_pending_per_source,
+        None,
         shutdown.clone(),
         move |stream, peer, pending| {
             let (api, shutdown) = (api.clone(), shutdown.clone());

@@ -17,6 +17,7 @@ use std::{
     time::Duration,
 };
 
+use adit_transport::workers::{self, Workers};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Notify,
@@ -32,18 +33,22 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepts until `shutdown`, turns Nagle off on each socket (small writes must not wait
 /// for an ACK), and serves each connection in its own task under a span naming the peer.
 /// A source already holding `max_pending` pending connections has the new one closed at
-/// once. Returns the connections' tasks, still running, for a caller that drains them.
+/// once. With `workers`, each connection is served on the next worker in turn (its socket
+/// registered with that worker's runtime, so its wake-ups stay on that thread). Returns the
+/// connections' tasks, still running, for a caller that drains them.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     what: &'static str,
     max_pending: u32,
+    workers: Option<&Workers>,
     shutdown: CancellationToken,
     serve: F,
 ) -> TaskTracker
 where
-    F: Fn(TcpStream, SocketAddr, Pending) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Pending) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let serve = Arc::new(serve);
     let admission = Arc::new(Admission {
         max_pending,
         pending: Mutex::default(),
@@ -68,10 +73,24 @@ where
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tasks.spawn(
-            serve(stream, peer, pending)
-                .instrument(tracing::debug_span!("conn", listener = what, %peer)),
-        );
+        let span = tracing::debug_span!("conn", listener = what, %peer);
+        match workers {
+            Some(workers) if workers.count() > 0 => {
+                let serve = serve.clone();
+                let Ok(task) = workers::moved(stream, move |s| serve(s, peer, pending)) else {
+                    continue;
+                };
+                let task = async move {
+                    if let Err(e) = task.await {
+                        tracing::debug!(error = %e, "could not hand a connection to its worker");
+                    }
+                };
+                tasks.spawn_on(task.instrument(span), &workers.next());
+            }
+            _ => {
+                tasks.spawn(serve(stream, peer, pending).instrument(span));
+            }
+        }
     }
     tasks.close();
     tasks

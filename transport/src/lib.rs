@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod relay;
 pub mod signal;
 pub mod tls;
+pub mod workers;
 
 pub use error::Error;

@@ -7,6 +7,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use adit_core::ingress::{Ingress, IngressConfig, Service};
+use adit_transport::workers::PerWorker;
 
 use super::http::{self, OriginClient};
 use crate::Error;
@@ -23,13 +24,14 @@ enum Provenance {
     Remote(i64),
 }
 
-/// Ingress rules with one pooled origin client per HTTP rule: what one stream is served by,
+/// Ingress rules with pooled origin clients per HTTP rule (one per worker thread, whose
+/// connections then wake only that thread): what one stream is served by,
 /// from start to end, even if a new configuration replaces it meanwhile.
 pub(super) struct RuleSet {
     provenance: Provenance,
     /// `None` while there are no rules (see [`Provenance`]).
     ingress: Option<Ingress>,
-    clients: Vec<Option<OriginClient>>,
+    clients: Vec<Option<PerWorker<OriginClient>>>,
 }
 
 impl RuleSet {
@@ -38,7 +40,9 @@ impl RuleSet {
             .iter()
             .flat_map(Ingress::rules)
             .map(|rule| match &rule.service {
-                Service::Http { url } => http::client(url, &rule.origin_request).map(Some),
+                Service::Http { url } => {
+                    PerWorker::build(|| http::client(url, &rule.origin_request)).map(Some)
+                }
                 _ => Ok(None),
             })
             .collect::<Result<_, Error>>()?;
@@ -62,9 +66,13 @@ impl RuleSet {
         self.ingress.as_ref()
     }
 
-    /// The pooled client of the rule at `index`, if it is an `http(s)://` rule.
+    /// The pooled client of the rule at `index` for the caller's worker, if it is an
+    /// `http(s)://` rule.
     pub(super) fn client(&self, index: usize) -> Option<&OriginClient> {
-        self.clients.get(index).and_then(Option::as_ref)
+        self.clients
+            .get(index)
+            .and_then(Option::as_ref)
+            .map(PerWorker::get)
     }
 }
 

@@ -30,6 +30,7 @@ use adit_core::{
 use adit_transport::{
     headers::strip_hop_by_hop,
     relay::{self, BodySender},
+    workers::Workers,
 };
 use bytes::Bytes;
 use http::{
@@ -366,12 +367,18 @@ fn is_from_connector(response: &Response<Incoming>) -> bool {
         .is_some_and(|v| v == "connector")
 }
 
-pub async fn serve(listener: TcpListener, edge: Arc<Edge>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    edge: Arc<Edge>,
+    workers: Arc<Workers>,
+    shutdown: CancellationToken,
+) {
     let max_pending = edge.conn_limits.max_pending_per_source;
     net::accept_loop(
         listener,
         "edge",
         max_pending,
+        Some(&workers),
         shutdown.clone(),
         move |stream, peer, pending| {
             let (edge, shutdown) = (edge.clone(), shutdown.clone());
@@ -389,6 +396,7 @@ pub(crate) async fn serve_tls(
     listener: TcpListener,
     edge: Arc<Edge>,
     acceptor: tokio_rustls::TlsAcceptor,
+    workers: Arc<Workers>,
     shutdown: CancellationToken,
 ) {
     let max_pending = edge.conn_limits.max_pending_per_source;
@@ -396,6 +404,7 @@ pub(crate) async fn serve_tls(
         listener,
         "edge-tls",
         max_pending,
+        Some(&workers),
         shutdown.clone(),
         move |stream, peer, pending| {
             let (edge, shutdown, acceptor) = (edge.clone(), shutdown.clone(), acceptor.clone());

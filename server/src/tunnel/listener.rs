@@ -12,7 +12,10 @@ use adit_core::{
     secret::Secret,
     wire::{self, DataHello, HelloReply, NodeHello, RejectCode},
 };
-use adit_transport::frame::{read_frame, write_frame};
+use adit_transport::{
+    frame::{read_frame, write_frame},
+    workers::Workers,
+};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -101,6 +104,7 @@ pub struct NodeLinkServer {
 pub async fn serve<C: Connections>(
     listener: TcpListener,
     this: Arc<TunnelListener<C>>,
+    workers: Arc<Workers>,
     accepting: CancellationToken,
     shutdown: CancellationToken,
 ) {
@@ -109,6 +113,7 @@ pub async fn serve<C: Connections>(
         listener,
         "tunnel",
         max_pending,
+        Some(&workers),
         accepting,
         move |stream, peer, pending| {
             let (this, shutdown) = (this.clone(), shutdown.clone());

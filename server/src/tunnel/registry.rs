@@ -13,6 +13,7 @@ use adit_core::{
     ids::{ConnectionId, ConnectorId, TunnelId},
     wire::ConnectorError,
 };
+use adit_transport::workers;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Empty, combinators::UnsyncBoxBody};
@@ -70,6 +71,9 @@ pub struct LiveConnection {
     pub sender: SendRequest<TunnelBody>,
     /// Cancelling closes the connection's socket.
     pub close: CancellationToken,
+    /// The worker thread serving it (`adit_transport::workers`), preferred for visitors
+    /// served on the same thread.
+    worker: Option<usize>,
     in_flight: AtomicUsize,
     /// Its connector is stopping: no new streams (in-flight ones finish).
     draining: AtomicBool,
@@ -97,6 +101,7 @@ impl LiveConnection {
             index,
             sender,
             close,
+            worker: workers::current(),
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             origin_reached_ms: AtomicI64::new(0),
@@ -204,8 +209,9 @@ impl Registry {
         }
     }
 
-    /// The usable connection with the fewest streams in flight, skipping `excluded`;
-    /// ties go round-robin so load spreads over all of them. Connectors whose origin
+    /// The usable connection with the fewest streams in flight, skipping `excluded`, among
+    /// those served by the caller's worker thread if any is (a stream then crosses no
+    /// thread); ties go round-robin so load spreads over all of them. Connectors whose origin
     /// failed in the last [`ORIGIN_FAILURE_HOLD_MS`] are passed over while another
     /// connector's is not known to fail.
     pub fn pick(&self, tunnel: TunnelId, excluded: &[ConnectionId]) -> Option<Arc<LiveConnection>> {
@@ -227,7 +233,9 @@ impl Registry {
                 .map(move |i| &list[(start + i) % n])
                 .filter(|c| c.usable() && !excluded.contains(&c.id))
         };
-        let least_loaded = |c: &&Arc<LiveConnection>| c.in_flight.load(Ordering::Relaxed);
+        let here = workers::current();
+        let least_loaded =
+            |c: &&Arc<LiveConnection>| (c.worker != here, c.in_flight.load(Ordering::Relaxed));
         candidates()
             .filter(|c| !failing.contains(&c.connector_id))
             .min_by_key(least_loaded)
@@ -400,6 +408,34 @@ mod tests {
         assert_eq!(registry.pick(tunnel, &[]).unwrap().id, a.id);
         registry.remove(tunnel, a.id);
         assert!(registry.pick(tunnel, &[]).is_none());
+    }
+
+    #[tokio::test]
+    async fn pick_prefers_a_connection_served_on_the_callers_worker() {
+        let workers = adit_transport::workers::Workers::start(2, "test-edge").unwrap();
+        let registry = Arc::new(Registry::default());
+        let tunnel = TunnelId::random();
+        let on = |worker| workers.spawn_at(worker, ok_connection(tunnel, "ok"));
+        let (a, b) = (on(0).await.unwrap(), on(1).await.unwrap());
+        registry.add(a.clone());
+        registry.add(b.clone());
+        let _busy = [b.begin_stream(), b.begin_stream()];
+        let pick_on = |worker| {
+            let registry = registry.clone();
+            workers.spawn_at(
+                worker,
+                async move { registry.pick(tunnel, &[]).unwrap().id },
+            )
+        };
+        // On worker 1, its own connection even though it is busier; on worker 0, its own.
+        for _ in 0..4 {
+            assert_eq!(pick_on(1).await.unwrap(), b.id);
+            assert_eq!(pick_on(0).await.unwrap(), a.id);
+        }
+        // Off the workers, the least loaded; without its own, a worker takes another's.
+        assert_eq!(registry.pick(tunnel, &[]).unwrap().id, a.id);
+        registry.remove(tunnel, b.id);
+        assert_eq!(pick_on(1).await.unwrap(), a.id);
     }
 
     #[tokio::test]

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Two Adit stacks side by side, for one change at a time: A and B each run an adit-server and
+# a connector (their own builds or their own environment) behind one nginx, and wrk measures
+# them in alternating rounds, so background load hits both alike.
+#
+#   bench/ab.sh [--a-bin DIR] [--b-bin DIR] [--a-env "K=V …"] [--b-env "K=V …"]
+#               [--rounds N] [--duration S]
+#
+# DIR holds `adit-server` and `adit` (default: $CARGO_TARGET_DIR/release, else target/release;
+# build them first). Each round measures small HTTP (wrk, 64 connections: req/s and the
+# edge's + connector's CPU per request) and the round trip (1 connection, p50), A then B.
+# Prints each round and the medians. Ports: BENCH_PORT_BASE (default 31000) and up.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEFAULT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+A_BIN=$DEFAULT_BIN B_BIN=$DEFAULT_BIN A_ENV="" B_ENV="" ROUNDS=5 DURATION=4
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --a-bin) A_BIN=${2:?}; shift ;;
+        --b-bin) B_BIN=${2:?}; shift ;;
+        --a-env) A_ENV=${2?}; shift ;;
+        --b-env) B_ENV=${2?}; shift ;;
+        --rounds) ROUNDS=${2:?}; shift ;;
+        --duration) DURATION=${2:?}; shift ;;
+        -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$ROUNDS$DURATION" in *[!0-9]*) echo "--rounds and --duration take whole numbers" >&2; exit 2 ;; esac
+for bin in "$A_BIN" "$B_BIN"; do
+    [ -x "$bin/adit-server" ] && [ -x "$bin/adit" ] || { echo "no adit-server/adit in $bin (build with cargo build --release)" >&2; exit 1; }
+done
+for tool in wrk curl; do command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install $tool)" >&2; exit 1; }; done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "nginx is missing (apt-get install nginx-light)" >&2; exit 1; }
+
+BASE=${BENCH_PORT_BASE:-31000}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The origin: nginx, one worker, a 100-byte file.
+mkdir -p "$WORK/www" "$WORK/nginx"
+head -c 100 /dev/zero | tr '\0' 'a' >"$WORK/www/small.txt"
+chmod -R a+rX "$WORK"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    server { listen 127.0.0.1:$BASE reuseport backlog=4096; root $WORK/www; }
+}
+EOF
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+PIDS+=($!)
+
+code_of() { curl -s -o /dev/null --max-time 1 -w '%{http_code}' -H 'Host: bench.localhost' "http://127.0.0.1:$1/small.txt"; }
+
+# stack NAME BIN "ENV" EDGE-PORT: a server and a connected connector; sets SERVER_NAME and
+# CONNECTOR_NAME variables to their PIDs.
+stack() {
+    local name=$1 bin=$2 env=$3 edge=$4 d="$WORK/$1" i token
+    mkdir -p "$d/home"
+    # shellcheck disable=SC2086 # ENV is a list of K=V words
+    env $env "$bin/adit-server" --data-dir "$d/server" --edge-addr "127.0.0.1:$edge" \
+        --edge-tls-addr off --tunnel-addr "127.0.0.1:$((edge + 1))" \
+        --api-addr "127.0.0.1:$((edge + 2))" --zone localhost >"$d/server.log" 2>&1 &
+    PIDS+=($!)
+    printf -v "SERVER_$name" %s $!
+    for i in $(seq 1 300); do
+        [ -s "$d/server/admin-token" ] && curl -sf -o /dev/null \
+            -H "Authorization: Bearer $(cat "$d/server/admin-token")" \
+            "http://127.0.0.1:$((edge + 2))/api/v1/tunnels" && break
+        sleep 0.1
+    done
+    token=$(cat "$d/server/admin-token") || { echo "$name: adit-server did not start (see $d/server.log)" >&2; exit 1; }
+    local cli=(env HOME="$d/home" ADIT_API_URL="http://127.0.0.1:$((edge + 2))" ADIT_API_TOKEN="$token" "$bin/adit")
+    "${cli[@]}" tunnel create bench --cred-file "$d/cred.json" >/dev/null &&
+        "${cli[@]}" tunnel route dns bench bench.localhost >/dev/null ||
+        { echo "$name: could not create the tunnel" >&2; exit 1; }
+    printf 'tunnel: bench\ncredentials-file: %s\ningress:\n  - hostname: bench.localhost\n    service: http://127.0.0.1:%s\n  - service: http_status:404\n' \
+        "$d/cred.json" "$BASE" >"$d/config.yml"
+    # shellcheck disable=SC2086
+    env $env HOME="$d/home" "$bin/adit" tunnel --config "$d/config.yml" run >"$d/connector.log" 2>&1 &
+    PIDS+=($!)
+    printf -v "CONNECTOR_$name" %s $!
+    for i in $(seq 1 300); do
+        [ "$(code_of "$edge")" = 200 ] && return 0
+        sleep 0.05
+    done
+    echo "$name: no request through the tunnel within 15 s (see $d/*.log)" >&2
+    exit 1
+}
+
+# CPU ticks (user + system) of the given PIDs.
+ticks() {
+    local sum=0 pid
+    for pid in "$@"; do sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+    echo "$sum"
+}
+HZ=$(getconf CLK_TCK)
+
+stack A "$A_BIN" "$A_ENV" $((BASE + 100))
+stack B "$B_BIN" "$B_ENV" $((BASE + 200))
+echo "A: $A_BIN ${A_ENV:-(no extra environment)}"
+echo "B: $B_BIN ${B_ENV:-(no extra environment)}"
+printf '%-6s %-2s %10s %14s %12s\n' round "" "req/s" "CPU-µs/req" "RTT p50 µs"
+declare -A SERIES
+for round in $(seq 1 "$ROUNDS"); do
+    for name in A B; do
+        edge=$([ "$name" = A ] && echo $((BASE + 100)) || echo $((BASE + 200)))
+        server_var="SERVER_$name" connector_var="CONNECTOR_$name"
+        before=$(ticks "${!server_var}" "${!connector_var}")
+        out=$(wrk -t2 -c64 -d"${DURATION}s" -H 'Host: bench.localhost' "http://127.0.0.1:$edge/small.txt")
+        after=$(ticks "${!server_var}" "${!connector_var}")
+        requests=$(awk '/requests in/ {print $1}' <<<"$out")
+        rate=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+        cpu=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$HZ" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+        rtt=$(wrk -t1 -c1 -d2s --latency -H 'Host: bench.localhost' "http://127.0.0.1:$edge/small.txt" |
+            awk '$1 == "50%" {v = $2; if (v ~ /ms$/) v = v * 1000; else v = v + 0; printf "%.0f", v}')
+        printf '%-6s %-2s %10s %14s %12s\n' "$round" "$name" "$rate" "$cpu" "$rtt"
+        SERIES[$name.rate]+="$rate " SERIES[$name.cpu]+="$cpu " SERIES[$name.rtt]+="$rtt "
+    done
+done
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+for name in A B; do
+    printf '%-6s %-2s %10s %14s %12s\n' median "$name" "$(median "${SERIES[$name.rate]}")" \
+        "$(median "${SERIES[$name.cpu]}")" "$(median "${SERIES[$name.rtt]}")"
+done
+for name in A B; do
+    server_var="SERVER_$name" connector_var="CONNECTOR_$name"
+    echo "$name: RSS edge $(awk '/VmRSS/ {print $2}' "/proc/${!server_var}/status") KiB, connector $(awk '/VmRSS/ {print $2}' "/proc/${!connector_var}/status") KiB after the load"
+done
