@@ -45,11 +45,13 @@ fn zones() -> Vec<Zone> {
             id: "6f1d7a0e-2b1c-4c8e-9a51-7f0b3d2e4c11".parse().unwrap(),
             name: "example.com".into(),
             created_at: "2026-11-25T01:33:07Z".parse().unwrap(),
+            https_only: true,
         },
         Zone {
             id: "7a2e8b1f-3c2d-4d9f-8b62-8a1c4e3f5d22".parse().unwrap(),
             name: "lab.example.org".into(),
             created_at: "2026-11-25T02:00:00Z".parse().unwrap(),
+            https_only: false,
         },
     ]
 }

@@ -50,6 +50,7 @@ pub(crate) fn ZonesPage(zones: Vec<Zone>, editable: bool) -> impl IntoView {
     let mut columns = vec![
         Column::new("Zone"),
         Column::new("Zone ID"),
+        Column::new("HTTPS only"),
         Column::new("Added"),
     ];
     if editable {
@@ -140,6 +141,7 @@ fn ZoneRow(zone: Zone, editable: bool, zones: SettingsList<Zone>) -> impl IntoVi
         id,
         name,
         created_at,
+        https_only,
     } = zone;
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
@@ -162,6 +164,7 @@ fn ZoneRow(zone: Zone, editable: bool, zones: SettingsList<Zone>) -> impl IntoVi
         <tr>
             <th scope="row" class="name">{name.clone()}</th>
             <td><CopyId value=id.to_string() what="zone ID" /></td>
+            <td class="https-only">{if https_only { "Yes" } else { "No" }}</td>
             <td class="created"><Moment at=created_at /></td>
             {actions}
         </tr>
