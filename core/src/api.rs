@@ -531,6 +531,9 @@ pub struct Zone {
     /// answers carry `Strict-Transport-Security`.
     #[serde(default)]
     pub https_only: bool,
+    /// Its uploaded certificate, if any (what it says of itself; never its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<ZoneCertificate>,
 }
 
 /// `PATCH /api/v1/zones/{zone}`: the settings to change (absent ones stay).

@@ -295,6 +295,7 @@ impl Control {
             name: zone.to_string(),
             created_at: Timestamp::from_unix_ms(created_at),
             https_only: false,
+            certificate: None,
         })
     }
 
@@ -314,7 +315,14 @@ impl Control {
         Ok(())
     }
 
+    /// The account's zones, each with its uploaded certificate's metadata.
     pub async fn list_zones(&self, account: AccountId) -> Result<Vec<api::Zone>, Error> {
+        let zones = self.zones_of(account).await?;
+        self.with_certificates(zones).await
+    }
+
+    /// The account's zones and their settings (without certificates).
+    pub(crate) async fn zones_of(&self, account: AccountId) -> Result<Vec<api::Zone>, Error> {
         let https_only = self.storage.https_only_zones().await?;
         Ok(self
             .storage
@@ -327,6 +335,7 @@ impl Control {
                 https_only: https_only.contains(&name),
                 name,
                 created_at: Timestamp::from_unix_ms(created_at),
+                certificate: None,
             })
             .collect())
     }
@@ -337,7 +346,7 @@ impl Control {
         account: AccountId,
         zone: &str,
     ) -> Result<api::Zone, Error> {
-        self.list_zones(account)
+        self.zones_of(account)
             .await?
             .into_iter()
             .find(|z| z.id.to_string() == zone || z.name == zone.to_ascii_lowercase())
@@ -370,7 +379,7 @@ impl Control {
             )));
         }
         let inside = self
-            .list_zones(account)
+            .zones_of(account)
             .await?
             .iter()
             .any(|z| HostPattern::parse(&z.name).is_ok_and(|zone| pattern.is_within(&zone)));

@@ -147,6 +147,20 @@ impl Control {
         Ok(())
     }
 
+    /// `zones` with their uploaded certificates' metadata.
+    pub(crate) async fn with_certificates(
+        &self,
+        mut zones: Vec<api::Zone>,
+    ) -> Result<Vec<api::Zone>, Error> {
+        for row in self.storage.zone_certificates().await? {
+            if let Some(zone) = zones.iter_mut().find(|z| z.id == row.zone_id) {
+                zone.certificate = stored_info(&row.chain_pem, &row.zone)
+                    .map(|info| zone_certificate(&row.zone, info, row.uploaded_at));
+            }
+        }
+        Ok(zones)
+    }
+
     /// Changes a zone's settings (`https_only`).
     pub async fn update_zone(
         &self,
@@ -160,7 +174,11 @@ impl Control {
             found.https_only = on;
             self.public_tls_changed().await?;
         }
-        Ok(found)
+        let name = found.name.clone();
+        self.with_certificates(vec![found])
+            .await?
+            .pop()
+            .ok_or(Error::NotFound { what: "zone", name })
     }
 
     /// Checks and keeps a certificate for the zone (replacing the one it had); the HTTPS
@@ -199,20 +217,15 @@ impl Control {
         zone: &str,
     ) -> Result<api::ZoneCertificate, Error> {
         let found = self.find_zone(account, zone).await?;
-        let not_found = || Error::NotFound {
-            what: "certificate of zone",
-            name: found.name.clone(),
-        };
-        let row = self
-            .storage
-            .zone_certificates()
+        let name = found.name.clone();
+        self.with_certificates(vec![found])
             .await?
-            .into_iter()
-            .find(|row| row.zone_id == found.id)
-            .ok_or_else(not_found)?;
-        let info = stored_info(&row.chain_pem, &found.name)
-            .ok_or_else(|| Error::Corrupt(format!("the certificate of zone {}", found.name)))?;
-        Ok(zone_certificate(&found.name, info, row.uploaded_at))
+            .pop()
+            .and_then(|zone| zone.certificate)
+            .ok_or(Error::NotFound {
+                what: "certificate of zone",
+                name,
+            })
     }
 
     /// Removes the zone's uploaded certificate: its hostnames get what they got before.
@@ -236,7 +249,7 @@ impl Control {
         &self,
         account: AccountId,
     ) -> Result<Vec<api::CertificateStatus>, Error> {
-        let zones = self.list_zones(account).await?;
+        let zones = self.zones_of(account).await?;
         let uploaded: Vec<(String, CertificateInfo)> = self
             .storage
             .zone_certificates()

@@ -256,7 +256,10 @@ async fn an_uploaded_zone_certificate_is_checked_served_and_removed() {
     let (status, got) = bearer(&server, &admin, Method::GET, path, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got, uploaded);
-    for answer in [&uploaded, &got] {
+    // The zone list (and so the dashboard's Zones page) shows it too.
+    let (_, zones) = bearer(&server, &admin, Method::GET, "/zones", None).await;
+    assert_eq!(zones[0]["certificate"], uploaded, "{zones}");
+    for answer in [&uploaded, &got, &zones] {
         assert!(answer.get("private_key").is_none());
         assert!(!answer.to_string().contains("PRIVATE KEY"), "{answer}");
     }
@@ -305,6 +308,8 @@ async fn an_uploaded_zone_certificate_is_checked_served_and_removed() {
     assert_eq!(status_of_app(&server).await["source"], "private");
     let (status, _) = bearer(&server, &admin, Method::GET, path, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, zones) = bearer(&server, &admin, Method::GET, "/zones", None).await;
+    assert!(zones[0].get("certificate").is_none(), "{zones}");
     connector.stop().await;
     server.shutdown().await;
 }
