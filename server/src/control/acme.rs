@@ -307,8 +307,17 @@ impl Control {
         node: &str,
     ) -> Result<(), Error> {
         let wanted = self.acme_hostnames().await?;
-        self.storage.ensure_acme_hostnames(&wanted).await?;
-        for row in self.storage.acme_certificates().await? {
+        let mut rows = self.storage.acme_certificates().await?;
+        let new: Vec<String> = wanted
+            .iter()
+            .filter(|host| !rows.iter().any(|row| row.hostname == **host))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            self.storage.ensure_acme_hostnames(&new).await?;
+            rows = self.storage.acme_certificates().await?;
+        }
+        for row in rows {
             let now = now_ms();
             if !wanted.contains(&row.hostname) || !due(&row, now) {
                 continue;
