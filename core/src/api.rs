@@ -527,6 +527,86 @@ pub struct Zone {
     pub id: crate::ids::ZoneId,
     pub name: String,
     pub created_at: Timestamp,
+    /// Plain HTTP requests for its hostnames are redirected to HTTPS (308), and HTTPS
+    /// answers carry `Strict-Transport-Security`.
+    #[serde(default)]
+    pub https_only: bool,
+    /// Its uploaded certificate, if any (what it says of itself; never its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<ZoneCertificate>,
+}
+
+/// `PATCH /api/v1/zones/{zone}`: the settings to change (absent ones stay).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateZone {
+    pub https_only: Option<bool>,
+}
+
+/// `PUT /api/v1/zones/{zone}/certificate`: a certificate the HTTPS edge serves for the
+/// zone's hostnames it covers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadCertificate {
+    /// The chain, PEM: the leaf first (naming the zone or `*.zone`), then intermediates.
+    pub certificate: String,
+    /// The leaf's private key, PEM (PKCS#8, PKCS#1 or SEC1). Stored encrypted; never
+    /// returned by any API.
+    pub private_key: String,
+}
+
+impl std::fmt::Debug for UploadCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadCertificate")
+            .field("certificate", &self.certificate)
+            .field("private_key", &"***")
+            .finish()
+    }
+}
+
+/// A zone's uploaded certificate: what it says of itself (never its key).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneCertificate {
+    pub zone: String,
+    /// Its DNS names.
+    pub names: Vec<String>,
+    pub issuer: String,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+    /// SHA-256 of the leaf certificate (DER), hex.
+    pub fingerprint: String,
+    pub uploaded_at: Timestamp,
+}
+
+/// Where the HTTPS edge's certificate for a hostname comes from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateSource {
+    /// The zone's uploaded certificate.
+    Uploaded,
+    /// Issued by the ACME CA (`--acme-directory`).
+    Acme,
+    /// The server's own CA (or the operator's `--tls-cert`).
+    Private,
+}
+
+/// `GET /api/v1/certificates`: what the HTTPS edge serves for one routed hostname.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateStatus {
+    pub hostname: String,
+    pub source: CertificateSource,
+    /// The served certificate's issuer (none for the private CA's, made on demand).
+    pub issuer: Option<String>,
+    pub not_after: Option<Timestamp>,
+    /// The last ACME order's failure, while it has not succeeded since.
+    pub last_error: Option<String>,
+    /// When the next ACME order may be tried, after a failure.
+    pub next_attempt_at: Option<Timestamp>,
 }
 
 /// `POST /api/v1/zones`.

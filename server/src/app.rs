@@ -19,22 +19,25 @@ use hyper_util::{
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
 use crate::{
     Config, Error,
     config::{ConnLimits, EdgeLimits},
+    control::acme::{self, AcmeSettings},
     control::nodes::{self, Heartbeat},
     control::quick::QuickTunnels,
     control::{
         Control, DEFAULT_ACCOUNT, Endpoints,
         cluster::{self, Outbox},
     },
-    edge::{self, Edge},
+    edge::{self, Edge, Https, HttpsPolicy},
     files,
     identity::auth::Auth,
     storage::{ApiTokenRow, Storage},
     trust::edge_certs,
     trust::pki::{self, CertAuthority},
+    trust::public_tls::PublicTls,
     trust::secrets::{self, ServerKey},
     tunnel::listener::{self as tunnel_listener, NodeLinkServer, TunnelListener},
     tunnel::node_link::NodeLinks,
@@ -77,6 +80,24 @@ pub struct App {
     ui: Arc<Ui>,
     /// This node's notices to the other nodes of a cluster (on a shared database).
     cluster: Option<Outbox>,
+    /// `--acme-*`, when ACME is on.
+    acme: Option<AcmeSettings>,
+}
+
+/// The edge asks the control plane for challenges and HTTPS-only zones.
+struct EdgeHttps(Arc<Control>);
+
+impl HttpsPolicy for EdgeHttps {
+    fn http01_answer<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + 'a>> {
+        Box::pin(self.0.http01_answer(token))
+    }
+
+    fn https_only(&self, host: &str) -> bool {
+        self.0.public_tls.is_https_only(host)
+    }
 }
 
 fn node_name(config: &Config) -> String {
@@ -165,6 +186,16 @@ impl App {
             })
             .transpose()?;
         let routes = Arc::new(Routes::new(quick_domain.clone()));
+        let acme = config.acme();
+        let alpn_challenges = acme
+            .as_ref()
+            .is_some_and(|acme| acme.challenge == acme::AcmeChallenge::TlsAlpn01);
+        if alpn_challenges && edge_tls_listener.is_none() {
+            return Err(Error::Config(
+                "--acme-challenge tls-alpn-01 is answered on the HTTPS edge, which --edge-tls-addr off turns off".into(),
+            ));
+        }
+        let public_tls = Arc::new(PublicTls::default());
         let https_edge = match edge_tls_listener {
             Some(listener) => {
                 let routed = routes.clone();
@@ -173,6 +204,8 @@ impl App {
                     certs.chain.clone(),
                     certs.key.clone_key(),
                     Arc::new(move |name: &str| routed.lookup(name).is_some()),
+                    public_tls.clone(),
+                    alpn_challenges,
                 )?;
                 Some((listener, TlsAcceptor::from(config)))
             }
@@ -203,9 +236,11 @@ impl App {
                 grace: config.quick_tunnel_grace,
             });
         }
+        control.public_tls = public_tls;
         let cluster = storage.is_shared().then(|| control.cluster.open());
         let control = Arc::new(control.with_secure_cookies(config.secure_cookies));
         control.load_routes().await?;
+        control.reload_public_tls().await?;
 
         for zone in &config.zones {
             control
@@ -286,6 +321,7 @@ impl App {
             conn_limits: config.conn_limits(),
             ui: Arc::new(Ui::new(config.ui_dir())),
             cluster,
+            acme,
         })
     }
 
@@ -332,7 +368,15 @@ impl App {
             let links = NodeLinks::new(control.clone(), trust, control.key.node_link_proof());
             edge = edge.with_peers(Arc::new(links));
         }
-        let edge = Arc::new(edge);
+        let edge = Arc::new(
+            edge.with_https(Https {
+                policy: Arc::new(EdgeHttps(control.clone())),
+                port: self
+                    .edge_tls_addr
+                    .map(|addr| addr.port())
+                    .filter(|port| *port != 443),
+            }),
+        );
         let listener = Arc::new(TunnelListener {
             connections: control.clone(),
             registry: control.registry.clone(),
@@ -367,6 +411,13 @@ impl App {
         let cluster = self
             .cluster
             .map(|outbox| tokio::spawn(cluster::run(control.clone(), outbox, stop.clone())));
+        let acme = self.acme.map(|settings| {
+            let node = control.endpoints.node.clone();
+            tokio::spawn(
+                acme::run(control.clone(), settings, node, stop.clone())
+                    .instrument(tracing::info_span!("acme")),
+            )
+        });
         if let Some(quick) = &control.quick {
             tokio::spawn(sweep_quick_tunnels(
                 control.clone(),
@@ -406,7 +457,12 @@ impl App {
             leave(&control.registry, data_connections, self.grace_period).await;
         }
         stop.cancel();
-        for task in tasks.into_iter().chain([traffic]).chain(cluster) {
+        for task in tasks
+            .into_iter()
+            .chain([traffic])
+            .chain(cluster)
+            .chain(acme)
+        {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "a server task panicked");
             }

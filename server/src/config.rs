@@ -5,7 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use adit_core::identity::Role;
 use clap::{Parser, Subcommand};
 
-use crate::storage::Storage;
+use crate::{
+    control::acme::{AcmeChallenge, AcmeSettings},
+    storage::Storage,
+};
 pub use crate::{edge::EdgeLimits, net::ConnLimits};
 
 #[derive(Debug, Clone, Parser)]
@@ -145,6 +148,26 @@ pub struct Config {
     /// (behind a proxy that sends `X-Forwarded-Proto: https` it is automatic).
     #[arg(long, env = "ADIT_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// An ACME directory URL (`https://acme-v02.api.letsencrypt.org/directory`): the HTTPS
+    /// edge then serves each routed hostname (inside a zone, not covered by the zone's
+    /// uploaded certificate) a certificate ordered from it, renewed when fewer than 30 days
+    /// are left. Kept in the database, so every node of a cluster serves them.
+    #[arg(long, env = "ADIT_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// The ACME account's contact email.
+    #[arg(long, env = "ADIT_ACME_EMAIL", requires = "acme_directory")]
+    pub acme_email: Option<String>,
+    /// How the CA checks a hostname is ours: `http-01` (answered on the plain HTTP edge,
+    /// which the CA reaches on port 80) or `tls-alpn-01` (on the HTTPS edge, port 443).
+    #[arg(long, env = "ADIT_ACME_CHALLENGE", default_value = "http-01", value_parser = parse_acme_challenge)]
+    pub acme_challenge: AcmeChallenge,
+    /// A PEM root certificate the ACME directory's own HTTPS is checked against instead of
+    /// the system's (a test CA such as pebble's).
+    #[arg(long, env = "ADIT_ACME_DIRECTORY_CA", requires = "acme_directory")]
+    pub acme_directory_ca: Option<PathBuf>,
+    /// How often to look for hostnames needing an ACME certificate (new routes, renewals).
+    #[arg(long, env = "ADIT_ACME_CHECK_INTERVAL", default_value = "1m", value_parser = parse_positive_duration)]
+    pub acme_check_interval: Duration,
     /// The dashboard's browser bundle (`cargo xtask ui` builds it into `target/site`):
     /// served as `/pkg/*`; without it the pages are served server-rendered only. Default:
     /// a `site` directory next to the executable or in its parent directory.
@@ -242,9 +265,25 @@ impl Config {
             admin_email: "admin@localhost".into(),
             zones: Vec::new(),
             secure_cookies: false,
+            acme_directory: None,
+            acme_email: None,
+            acme_challenge: AcmeChallenge::Http01,
+            acme_directory_ca: None,
+            acme_check_interval: Duration::from_secs(60),
             ui_dir: None,
             command: None,
         }
+    }
+
+    /// `--acme-*`, when `--acme-directory` turns ACME on.
+    pub fn acme(&self) -> Option<AcmeSettings> {
+        Some(AcmeSettings {
+            directory: self.acme_directory.clone()?,
+            email: self.acme_email.clone(),
+            challenge: self.acme_challenge,
+            directory_ca: self.acme_directory_ca.clone(),
+            check_interval: self.acme_check_interval,
+        })
     }
 
     /// The public edge's limits, as the flags set them.
@@ -334,6 +373,10 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_acme_challenge(text: &str) -> Result<AcmeChallenge, String> {
+    text.parse()
+}
+
 fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
     if text == "off" {
         return Ok(None);
@@ -365,6 +408,27 @@ mod tests {
         assert_eq!(config.quick_tunnel_grace, Duration::from_secs(90));
         assert!(config.access_log);
         assert!(Config::try_parse_from(["adit-server", "--edge-tls-addr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn acme_is_on_with_a_directory() {
+        let config = Config::try_parse_from(["adit-server"]).unwrap();
+        assert!(config.acme().is_none());
+        let config = Config::try_parse_from([
+            "adit-server",
+            "--acme-directory",
+            "https://127.0.0.1:14000/dir",
+            "--acme-challenge",
+            "tls-alpn-01",
+            "--acme-check-interval",
+            "500ms",
+        ])
+        .unwrap();
+        let acme = config.acme().unwrap();
+        assert_eq!(acme.challenge, AcmeChallenge::TlsAlpn01);
+        assert_eq!(acme.check_interval, Duration::from_millis(500));
+        assert!(Config::try_parse_from(["adit-server", "--acme-challenge", "dns-01"]).is_err());
+        assert!(Config::try_parse_from(["adit-server", "--acme-email", "a@b.c"]).is_err());
     }
 
     #[test]

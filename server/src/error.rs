@@ -54,6 +54,15 @@ pub enum Error {
     Corrupt(String),
     #[error("dashboard: {0}")]
     Dashboard(#[from] adit_dashboard::Error),
+    /// An ACME order or account failed (the CA's problem text; never a key).
+    #[error("ACME: {0}")]
+    Acme(String),
+}
+
+impl From<instant_acme::Error> for Error {
+    fn from(e: instant_acme::Error) -> Self {
+        Self::Acme(e.to_string())
+    }
 }
 
 impl Error {

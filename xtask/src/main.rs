@@ -5,7 +5,7 @@
 //!   a connector for it with the built-in `hello_world` origin, and stops both on Ctrl-C.
 //!   Every step is idempotent, so it can be run again and again.
 //! * `cargo xtask test` runs the workspace's tests, installing what they need when it is
-//!   missing (OpenSSH, Chromium and playwright-core, openapi-spec-validator).
+//!   missing (OpenSSH, pebble, Chromium and playwright-core, openapi-spec-validator).
 //! * `cargo xtask ui` builds the dashboard's browser bundle into `target/site` (see `ui`);
 //!   `run` and `test` build it first when it is stale.
 
@@ -116,6 +116,18 @@ fn ensure_openssh() -> Result<()> {
     )
 }
 
+/// The ACME tests order certificates from a real ACME server: Debian's pebble (with its
+/// DNS stand-in, pebble-challtestsrv, from the same package).
+fn ensure_pebble() -> Result<()> {
+    let have = |path: &str| std::path::Path::new(path).exists();
+    if have("/usr/bin/pebble") && have("/usr/bin/pebble-challtestsrv") {
+        return Ok(());
+    }
+    step("installing pebble (the ACME tests order certificates from a real ACME server)");
+    apt_install(&["pebble"])
+        .context("could not install pebble; as root run: apt-get install pebble")
+}
+
 /// The OpenAPI test checks the API's description with `openapi-spec-validator` (PyPI):
 /// install it for `python3` when it is missing.
 fn ensure_openapi_validator() -> Result<()> {
@@ -214,6 +226,7 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 fn test(extra: &[String]) -> Result<ExitCode> {
     let root = workspace_root()?;
     ensure_openssh()?;
+    ensure_pebble()?;
     ensure_browser_tools(&root)?;
     ensure_openapi_validator()?;
     // The end-to-end tests serve the bundle when it is there.

@@ -294,6 +294,8 @@ impl Control {
             id,
             name: zone.to_string(),
             created_at: Timestamp::from_unix_ms(created_at),
+            https_only: false,
+            certificate: None,
         })
     }
 
@@ -313,7 +315,15 @@ impl Control {
         Ok(())
     }
 
+    /// The account's zones, each with its uploaded certificate's metadata.
     pub async fn list_zones(&self, account: AccountId) -> Result<Vec<api::Zone>, Error> {
+        let zones = self.zones_of(account).await?;
+        self.with_certificates(zones).await
+    }
+
+    /// The account's zones and their settings (without certificates).
+    pub(crate) async fn zones_of(&self, account: AccountId) -> Result<Vec<api::Zone>, Error> {
+        let https_only = self.storage.https_only_zones().await?;
         Ok(self
             .storage
             .all_zones()
@@ -322,25 +332,36 @@ impl Control {
             .filter(|(_, owner, _, _)| *owner == account)
             .map(|(id, _, name, created_at)| api::Zone {
                 id,
+                https_only: https_only.contains(&name),
                 name,
                 created_at: Timestamp::from_unix_ms(created_at),
+                certificate: None,
             })
             .collect())
     }
 
-    /// Removes a zone (by id or name). Routes already made in it stay until deleted.
-    pub async fn delete_zone(&self, account: AccountId, zone: &str) -> Result<(), Error> {
-        let found = self
-            .list_zones(account)
+    /// The account's zone named by `zone` (its id or name).
+    pub(crate) async fn find_zone(
+        &self,
+        account: AccountId,
+        zone: &str,
+    ) -> Result<api::Zone, Error> {
+        self.zones_of(account)
             .await?
             .into_iter()
             .find(|z| z.id.to_string() == zone || z.name == zone.to_ascii_lowercase())
             .ok_or_else(|| Error::NotFound {
                 what: "zone",
                 name: zone.to_owned(),
-            })?;
+            })
+    }
+
+    /// Removes a zone (by id or name), with its uploaded certificate and settings. Routes
+    /// already made in it stay until deleted.
+    pub async fn delete_zone(&self, account: AccountId, zone: &str) -> Result<(), Error> {
+        let found = self.find_zone(account, zone).await?;
         self.storage.delete_zone(account, found.id).await?;
-        Ok(())
+        self.public_tls_changed().await
     }
 
     /// Refuses a route outside the account's zones, or one that could match a quick-tunnel
@@ -358,7 +379,7 @@ impl Control {
             )));
         }
         let inside = self
-            .list_zones(account)
+            .zones_of(account)
             .await?
             .iter()
             .any(|z| HostPattern::parse(&z.name).is_ok_and(|zone| pattern.is_within(&zone)));

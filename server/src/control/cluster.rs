@@ -44,6 +44,9 @@ pub(crate) enum ClusterEvent {
     },
     /// A remotely managed tunnel has a new configuration: its watchers send it.
     Configuration { tunnel: TunnelId },
+    /// Public TLS changed (a zone's certificate or HTTPS-only setting, an ACME certificate
+    /// or challenge): what the edge serves of it is read again.
+    PublicTls,
 }
 
 /// One [`RouteChange`] on the wire.
@@ -197,12 +200,18 @@ impl Control {
                 self.registry.close(tunnel, connector);
             }
             ClusterEvent::Configuration { tunnel } => self.config_events.publish(tunnel),
+            ClusterEvent::PublicTls => {
+                if let Err(e) = self.reload_public_tls().await {
+                    tracing::error!(error = %e, "could not re-read the public TLS another node changed");
+                }
+            }
         }
     }
 
     /// After notices may have been lost: everything they could have said, read again.
     async fn resync(&self) -> Result<(), crate::Error> {
         self.load_routes().await?;
+        self.reload_public_tls().await?;
         for tunnel in self.registry.tunnels() {
             if self.storage.tunnel_by_id(tunnel).await?.is_none() {
                 self.registry.close_tunnel(tunnel);
@@ -365,6 +374,7 @@ mod tests {
             ClusterEvent::Configuration {
                 tunnel: TunnelId::random(),
             },
+            ClusterEvent::PublicTls,
         ];
         for event in events {
             let from = uuid::Uuid::new_v4();

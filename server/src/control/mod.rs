@@ -5,6 +5,8 @@
 //! types (axum, hyper, tonic): web/ translates.
 
 pub mod accounts;
+pub mod acme;
+pub mod certificates;
 pub mod changes;
 pub mod cluster;
 pub mod device;
@@ -42,6 +44,7 @@ use crate::{
         ConnectionRow, ConnectorRow, IpRouteRow, RouteRow, Storage, TrafficRow, TunnelRow,
         TunnelSummary,
     },
+    trust::public_tls::PublicTls,
     trust::secrets::{ServerKey, secret_matches, sha256_hex},
     tunnel::registry::Registry,
     tunnel::routes::{RouteChange, RouteEntry, Routes},
@@ -85,6 +88,9 @@ pub struct Control {
     pub(crate) key: ServerKey,
     pub(crate) endpoints: Endpoints,
     pub(crate) ca_pin: Option<String>,
+    /// What the HTTPS edge serves of public TLS (zones' and ACME certificates, challenges,
+    /// HTTPS-only zones), read from the database.
+    pub(crate) public_tls: Arc<PublicTls>,
 }
 
 /// Where connectors and other nodes reach this one (`host:port` of its tunnel listener).
@@ -119,6 +125,7 @@ impl Control {
             key,
             endpoints,
             ca_pin,
+            public_tls: Arc::default(),
         }
     }
 

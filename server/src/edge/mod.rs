@@ -5,9 +5,12 @@
 //! Rule: edge/ uses only tunnel/, observe/ and ground: no storage, no control, no axum.
 
 mod error_page;
+mod https_policy;
 mod limits;
 mod visitor_io;
 
+pub(crate) use https_policy::Https;
+pub use https_policy::HttpsPolicy;
 pub use limits::EdgeLimits;
 
 use std::{
@@ -76,6 +79,8 @@ pub struct Edge {
     tunnel_streams: Arc<Mutex<HashMap<TunnelId, u32>>>,
     /// In a cluster: the way to other nodes, for tunnels this one holds no connection of.
     peers: Option<Arc<dyn Forward>>,
+    /// ACME challenges and HTTPS-only zones (see `https_policy`).
+    https: Option<Https>,
 }
 
 /// Where a stream may go.
@@ -308,7 +313,14 @@ impl Edge {
             conn_limits,
             tunnel_streams: Arc::default(),
             peers: None,
+            https: None,
         }
+    }
+
+    /// Answers ACME challenges and redirects HTTPS-only zones' plain HTTP visitors.
+    pub(crate) fn with_https(mut self, https: Https) -> Self {
+        self.https = Some(https);
+        self
     }
 
     /// Sends requests for tunnels this node holds no connection of to `peers`.
@@ -700,7 +712,18 @@ impl Edge {
                 .request(None, 400, ErrorSource::Downstream, kind, started.elapsed());
             return response;
         };
-        let Some(tunnel) = self.routes.lookup(&normalize_host(&host)) else {
+        let name = normalize_host(&host);
+        if let Some(answer) = self.https_answer(&req, &name, scheme).await {
+            self.metrics.request(
+                None,
+                answer.status().as_u16(),
+                ErrorSource::None,
+                kind,
+                started.elapsed(),
+            );
+            return answer;
+        }
+        let Some(tunnel) = self.routes.lookup(&name) else {
             let response = error_response(
                 StatusCode::NOT_FOUND,
                 "host_not_routed",
@@ -712,9 +735,10 @@ impl Edge {
             return response;
         };
         let counters = self.metrics.tunnel(tunnel);
-        let (response, source) = self
+        let (mut response, source) = self
             .forward(tunnel, &counters, req, peer, scheme, kind, &host, json)
             .await;
+        self.add_hsts(&mut response, &name, scheme);
         let status = response.status();
         self.metrics.request(
             Some(&counters),

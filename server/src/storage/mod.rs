@@ -24,12 +24,14 @@ use sqlx::{
 use crate::{Error, clock::now_ms};
 
 mod bus;
+mod certificates;
 mod configs;
 mod device;
 mod identity;
 mod nodes;
 
 pub use bus::BusListener;
+pub use certificates::{AcmeCertificateRow, ChallengeRow, ZoneCertificateRow};
 
 pub use configs::{ConfigChange, ConfigWritten, StoredConfig};
 pub use device::{Decision, DeviceLoginRow, PendingLimits};

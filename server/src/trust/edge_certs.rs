@@ -1,7 +1,9 @@
-//! The HTTPS edge's certificates. With its own CA the server issues a leaf for each routed
-//! hostname when a visitor first asks for it (by SNI) and keeps it; unrouted names and
-//! visitors without SNI get the node's own certificate. Operator certificates are served
-//! as they are.
+//! The HTTPS edge's certificates. For a name (SNI) it serves, in this order: the zone's
+//! uploaded certificate that covers it, its ACME certificate (both from [`PublicTls`]),
+//! else, with its own CA, a leaf the server issues when a visitor first asks for a routed
+//! hostname and keeps; unrouted names and visitors without SNI get the node's own
+//! certificate. Operator certificates are served as they are. A CA validating a
+//! TLS-ALPN-01 challenge (ALPN `acme-tls/1`) gets the challenge's certificate only.
 
 use std::{
     collections::HashMap,
@@ -17,7 +19,13 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-use crate::{Error, trust::pki::CertAuthority};
+use crate::{
+    Error,
+    trust::{pki::CertAuthority, public_tls::PublicTls},
+};
+
+/// The ALPN protocol of TLS-ALPN-01 validations (RFC 8737).
+const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 /// Whether a hostname is routed (to some tunnel): only those get a leaf of their own.
 pub(crate) type IsRouted = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -31,6 +39,7 @@ pub(crate) struct EdgeCertificates {
     routed: IsRouted,
     cache: Mutex<HashMap<String, Arc<CertifiedKey>>>,
     provider: Arc<CryptoProvider>,
+    public: Arc<PublicTls>,
 }
 
 impl std::fmt::Debug for EdgeCertificates {
@@ -63,10 +72,22 @@ impl EdgeCertificates {
 
 impl ResolvesServerCert for EdgeCertificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let (Some(authority), Some(name)) = (&self.authority, hello.server_name()) else {
+        let validating = hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
+        let name = hello.server_name().map(normalize_host);
+        if validating {
+            return name.and_then(|name| self.public.alpn_challenge_for(&name));
+        }
+        if let Some(key) = name
+            .as_deref()
+            .and_then(|name| self.public.certificate(name))
+        {
+            return Some(key);
+        }
+        let (Some(authority), Some(name)) = (&self.authority, name) else {
             return Some(self.fallback.clone());
         };
-        let name = normalize_host(name);
         if !(self.routed)(&name) {
             return Some(self.fallback.clone());
         }
@@ -83,12 +104,15 @@ impl ResolvesServerCert for EdgeCertificates {
     }
 }
 
-/// The HTTPS edge's TLS config: HTTP/2 or HTTP/1.1 by ALPN.
+/// The HTTPS edge's TLS config: HTTP/2 or HTTP/1.1 by ALPN, and `acme-tls/1` when
+/// `alpn_challenges` (TLS-ALPN-01 is the ACME challenge in use).
 pub(crate) fn server_config(
     authority: Option<Arc<CertAuthority>>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     routed: IsRouted,
+    public: Arc<PublicTls>,
+    alpn_challenges: bool,
 ) -> Result<Arc<ServerConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let fallback = certified(&provider, chain, key)?;
@@ -98,11 +122,15 @@ pub(crate) fn server_config(
         routed,
         cache: Mutex::default(),
         provider: provider.clone(),
+        public,
     };
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if alpn_challenges {
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     Ok(Arc::new(config))
 }

@@ -2,12 +2,15 @@
 //! so `tunnel token` can hand a token out again while the database holds only hashes:
 //! a stolen database alone yields no secret. Rotation bumps the generation. Session-signing
 //! keys are derived the same way from their id, which is all the database keeps of them.
+//! What cannot be derived — certificate keys, the ACME account's credentials — is sealed
+//! (AES-256-GCM under a key derived from the server key) before it reaches the database.
 
 use std::path::Path;
 
 use adit_core::{ids::TunnelId, secret::Secret, token::TunnelSecret};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
+use ring::aead;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -17,6 +20,7 @@ use crate::{Error, files};
 /// always 24 bytes (id ‖ generation) and this one is longer, so the two never share an input.
 const SESSION_KEY_LABEL: &[u8] = b"adit session-signing key v1\0";
 const NODE_LINK_LABEL: &[u8] = b"adit node link v1\0";
+const SEALING_LABEL: &[u8] = b"adit sealing key v1\0";
 
 /// The key tunnel secrets and session-signing keys are derived from; lives in the data
 /// directory (0600).
@@ -77,6 +81,62 @@ impl ServerKey {
     }
 }
 
+impl ServerKey {
+    fn sealing_key(&self) -> aead::LessSafeKey {
+        let mut mac = self.mac();
+        mac.update(SEALING_LABEL);
+        let key = mac.finalize().into_bytes();
+        let key = aead::UnboundKey::new(&aead::AES_256_GCM, &key)
+            .unwrap_or_else(|_| unreachable!("HMAC-SHA-256 gives the 32 bytes AES-256 takes"));
+        aead::LessSafeKey::new(key)
+    }
+
+    /// `secret` encrypted and authenticated, bound to `context` (what it belongs to, e.g.
+    /// `zone-certificate:<zone id>`, so a sealed value cannot be moved to another row), as
+    /// URL-safe base64 of nonce ‖ ciphertext ‖ tag.
+    pub(crate) fn seal(&self, context: &str, secret: &[u8]) -> Result<String, Error> {
+        use base64::Engine;
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut sealed = secret.to_vec();
+        self.sealing_key()
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(context.as_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| Error::Crypto("could not seal a secret".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// What [`seal`](Self::seal) sealed for `context`; an error when it was sealed under
+    /// another server key or context, or changed.
+    pub(crate) fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, Error> {
+        use base64::Engine;
+        let corrupt = || {
+            Error::Corrupt(format!(
+                "the sealed secret of {context} cannot be opened (another server key?)"
+            ))
+        };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| corrupt())?;
+        if bytes.len() < aead::NONCE_LEN {
+            return Err(corrupt());
+        }
+        let (nonce, ciphertext) = bytes.split_at(aead::NONCE_LEN);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| corrupt())?;
+        let mut buffer = ciphertext.to_vec();
+        let plain = self
+            .sealing_key()
+            .open_in_place(nonce, aead::Aad::from(context.as_bytes()), &mut buffer)
+            .map_err(|_| corrupt())?;
+        Ok(plain.to_vec())
+    }
+}
+
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -119,6 +179,27 @@ mod tests {
             key.tunnel_secret(tunnel, 4).as_bytes(),
             &hash
         ));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_and_context() {
+        let (key, other) = (ServerKey([9; 32]), ServerKey([8; 32]));
+        let sealed = key
+            .seal("zone-certificate:a", b"-----BEGIN PRIVATE KEY-----")
+            .unwrap();
+        assert!(!sealed.contains("PRIVATE"));
+        assert_eq!(
+            key.open("zone-certificate:a", &sealed).unwrap(),
+            b"-----BEGIN PRIVATE KEY-----"
+        );
+        assert_ne!(
+            sealed,
+            key.seal("zone-certificate:a", b"-----BEGIN PRIVATE KEY-----")
+                .unwrap()
+        );
+        assert!(key.open("zone-certificate:b", &sealed).is_err());
+        assert!(other.open("zone-certificate:a", &sealed).is_err());
+        assert!(key.open("zone-certificate:a", "not base64!").is_err());
     }
 
     #[test]

@@ -247,7 +247,13 @@ pub fn router(control: Arc<Control>, edge: Arc<Edge>) -> Router {
         .routes(routes!(revoke_api_token))
         .routes(routes!(audit_log))
         .routes(routes!(list_zones, create_zone))
-        .routes(routes!(delete_zone))
+        .routes(routes!(update_zone, delete_zone))
+        .routes(routes!(
+            zone_certificate,
+            put_zone_certificate,
+            delete_zone_certificate
+        ))
+        .routes(routes!(list_certificates))
         .routes(routes!(list_nodes))
         .routes(routes!(events))
         .route_layer(middleware::from_fn_with_state(
@@ -1183,6 +1189,84 @@ async fn delete_zone(
 ) -> Result<StatusCode, ApiError> {
     c.delete_zone(account, &zone).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/zones/{zone}", tag = "zones", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    params(("zone" = String, Path, description = "the zone's id or name")),
+    request_body = api::UpdateZone,
+    responses((status = OK, description = "the zone with its new settings", body = api::Zone))
+)]
+async fn update_zone(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Path(zone): Path<String>,
+    Body(body): Body<api::UpdateZone>,
+) -> ApiResult<api::Zone> {
+    Ok(Json(c.update_zone(account, &zone, &body).await?))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/zones/{zone}/certificate", tag = "zones", security(("api_token" = ["read"]), ("session" = ["read"])),
+    params(("zone" = String, Path, description = "the zone's id or name")),
+    responses(
+        (status = OK, description = "what the zone's uploaded certificate says (never its key)", body = api::ZoneCertificate),
+        (status = NOT_FOUND, description = "no such zone, or it has no uploaded certificate", body = api::ApiError),
+    )
+)]
+async fn zone_certificate(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Read>,
+    Path(zone): Path<String>,
+) -> ApiResult<api::ZoneCertificate> {
+    Ok(Json(c.zone_certificate(account, &zone).await?))
+}
+
+#[utoipa::path(
+    put, path = "/api/v1/zones/{zone}/certificate", tag = "zones", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    params(("zone" = String, Path, description = "the zone's id or name")),
+    request_body = api::UploadCertificate,
+    responses(
+        (status = OK, description = "kept (the key encrypted) and served at once for the zone's hostnames it covers", body = api::ZoneCertificate),
+        (status = BAD_REQUEST, description = "the PEM does not parse, the key is not the certificate's, it names neither the zone nor `*.zone`, or it expired", body = api::ApiError),
+    )
+)]
+async fn put_zone_certificate(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Path(zone): Path<String>,
+    Body(body): Body<api::UploadCertificate>,
+) -> ApiResult<api::ZoneCertificate> {
+    Ok(Json(
+        c.upload_zone_certificate(account, &zone, &body).await?,
+    ))
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/zones/{zone}/certificate", tag = "zones", security(("api_token" = ["admin"]), ("session" = ["admin"])),
+    params(("zone" = String, Path, description = "the zone's id or name")),
+    responses((status = NO_CONTENT, description = "removed: its hostnames get an ACME or the private CA's certificate again"))
+)]
+async fn delete_zone_certificate(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Administer>,
+    Path(zone): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    c.delete_zone_certificate(account, &zone).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- certificates ----
+
+#[utoipa::path(
+    get, path = "/api/v1/certificates", tag = "certificates", security(("api_token" = ["read"]), ("session" = ["read"])),
+    responses((status = OK, description = "what the HTTPS edge serves for each of the account's routed hostnames, with the last ACME failure", body = Vec<api::CertificateStatus>))
+)]
+async fn list_certificates(
+    State(c): State<Arc<Control>>,
+    Can(account, ..): Can<Read>,
+) -> ApiResult<Vec<api::CertificateStatus>> {
+    Ok(Json(c.list_certificates(account).await?))
 }
 
 // ---- nodes ----

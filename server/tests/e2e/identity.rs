@@ -501,6 +501,31 @@ fn routes(t: &Tenants) -> Vec<(Method, String, Option<Value>, bool)> {
             body(json!({"name": "evil.example.com"})),
             true,
         ),
+        (
+            Method::PATCH,
+            "/zones/example.com".into(),
+            body(json!({"https_only": true})),
+            true,
+        ),
+        (
+            Method::GET,
+            "/zones/example.com/certificate".into(),
+            None,
+            false,
+        ),
+        (
+            Method::PUT,
+            "/zones/example.com/certificate".into(),
+            body(json!({"certificate": "x", "private_key": "y"})),
+            true,
+        ),
+        (
+            Method::DELETE,
+            "/zones/example.com/certificate".into(),
+            None,
+            true,
+        ),
+        (Method::GET, "/certificates".into(), None, false),
         (Method::DELETE, "/zones/example.com".into(), None, true),
         (Method::GET, "/nodes".into(), None, false),
     ]

@@ -129,7 +129,7 @@ impl TestServer {
             Db::Postgres => Some(fresh_postgres().await?),
         };
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        Some(Self::start(dir, database_url, None, None).await)
+        Some(Self::start(dir, database_url, None, None, |_| {}).await)
     }
 
     /// A server with a config of the test's own (quick tunnels, limits, …).
@@ -143,6 +143,7 @@ impl TestServer {
         database_url: Option<String>,
         tunnel: Option<SocketAddr>,
         node: Option<String>,
+        adjust: impl FnOnce(&mut Config),
     ) -> Self {
         let mut config = Config::ephemeral(dir.path().join("data"));
         config.database_url = database_url;
@@ -152,6 +153,7 @@ impl TestServer {
         if let Some(addr) = tunnel {
             config.tunnel_addr = addr;
         }
+        adjust(&mut config);
         Self::run(dir, config).await
     }
 
@@ -250,11 +252,25 @@ impl TestServer {
     /// [`restart`](Self::restart), running `meddle` on the data directory while the server
     /// is stopped (as an operator, an older release or a restored backup might leave it).
     pub async fn restart_with(self, meddle: impl FnOnce(&std::path::Path)) -> Self {
+        self.restart_as(meddle, |_| {}).await
+    }
+
+    /// [`restart`](Self::restart) with flags of the test's own (`adjust` changes the
+    /// configuration the new start gets).
+    pub async fn restart_configured(self, adjust: impl FnOnce(&mut Config)) -> Self {
+        self.restart_as(|_| {}, adjust).await
+    }
+
+    async fn restart_as(
+        self,
+        meddle: impl FnOnce(&std::path::Path),
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let (dir, url, tunnel) = (self.dir.clone(), self.database_url.clone(), self.tunnel);
         let node = self.node.clone();
         self.stop().await;
         meddle(&dir.path().join("data"));
-        Self::start(dir, url, Some(tunnel), node).await
+        Self::start(dir, url, Some(tunnel), node, adjust).await
     }
 
     /// Stops the server gracefully, keeping its data directory and database.

@@ -20,6 +20,7 @@ mod nodes;
 mod origins;
 mod probe;
 mod protocols;
+mod public_tls;
 mod remote_config;
 mod replicas;
 mod settings;

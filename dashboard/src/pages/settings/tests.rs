@@ -45,11 +45,23 @@ fn zones() -> Vec<Zone> {
             id: "6f1d7a0e-2b1c-4c8e-9a51-7f0b3d2e4c11".parse().unwrap(),
             name: "example.com".into(),
             created_at: "2026-11-25T01:33:07Z".parse().unwrap(),
+            https_only: true,
+            certificate: Some(adit_core::api::ZoneCertificate {
+                zone: "example.com".into(),
+                names: vec!["*.example.com".into()],
+                issuer: "CN=Zone Test CA".into(),
+                not_before: "2026-11-01T00:00:00Z".parse().unwrap(),
+                not_after: "2027-02-01T00:00:00Z".parse().unwrap(),
+                fingerprint: "ab12".into(),
+                uploaded_at: "2026-11-25T01:40:00Z".parse().unwrap(),
+            }),
         },
         Zone {
             id: "7a2e8b1f-3c2d-4d9f-8b62-8a1c4e3f5d22".parse().unwrap(),
             name: "lab.example.org".into(),
             created_at: "2026-11-25T02:00:00Z".parse().unwrap(),
+            https_only: false,
+            certificate: None,
         },
     ]
 }
@@ -195,6 +207,29 @@ fn zones_show_to_everyone_and_admins_get_the_form_and_delete_buttons() {
         "screen readers hear which: {main}"
     );
     assert!(!main.contains("only an admin"), "{main}");
+    // HTTPS only is a switch per zone; the certificate's metadata shows, with its removal,
+    // and the upload form names its fields.
+    assert!(
+        main.contains(r#"aria-label="HTTPS only for example.com""#),
+        "{main}"
+    );
+    assert_eq!(main.matches(r#"type="checkbox""#).count(), 2, "{main}");
+    assert!(
+        main.contains("*.example.com") && main.contains("CN=Zone Test CA"),
+        "{main}"
+    );
+    assert!(main.contains("certificate of example.com"), "{main}");
+    assert!(
+        main.contains("None (ACME or the server&#x27;s CA)")
+            || main.contains("None (ACME or the server's CA)"),
+        "{main}"
+    );
+    assert!(
+        main.contains("Upload a zone certificate")
+            && main.contains(r#"name="certificate""#)
+            && main.contains(r#"name="private_key""#),
+        "{main}"
+    );
 
     let viewer = render(Role::Viewer, SettingsPage::Zones { zones: zones() });
     let main = content(&viewer);
@@ -207,6 +242,11 @@ fn zones_show_to_everyone_and_admins_get_the_form_and_delete_buttons() {
         !main.contains("<form") && !main.contains(">Delete<"),
         "{main}"
     );
+    assert!(
+        main.contains(r#"<td class="https-only">Yes</td>"#),
+        "{main}"
+    );
+    assert!(!main.contains(r#"type="checkbox""#), "{main}");
 
     let empty = render(Role::Admin, SettingsPage::Zones { zones: vec![] });
     assert!(content(&empty).contains("No zones yet"), "{empty}");
