@@ -344,7 +344,7 @@ fn ZoneRow(zone: Zone, editable: bool, zones: SettingsList<Zone>) -> impl IntoVi
     view! {
         <tr>
             <th scope="row" class="name">{name.clone()}</th>
-            <td><CopyId value=id.to_string() what="zone ID" /></td>
+            <td><CopyId value=id.to_string() what="zone ID" short=true /></td>
             {https_cell}
             <td class="certificate">{certificate_summary(certificate.as_ref())} {remove_certificate}</td>
             <td class="created"><Moment at=created_at /></td>
