@@ -168,11 +168,13 @@ impl Origin<'_> {
     async fn send(&self, request: Request<ProxyBody>) -> Result<Response<Incoming>, BoxError> {
         match self {
             Self::Pooled { client, .. } => Ok(client.request(request).await?),
+            // Boxed: its dial and handshake would otherwise size every pooled request's
+            // future, which is moved (copied) several times per stream.
             Self::Unix {
                 path,
                 tls,
                 settings,
-            } => unix::send(path, *tls, settings, request).await,
+            } => Box::pin(unix::send(path, *tls, settings, request)).await,
         }
     }
 }

@@ -184,10 +184,12 @@ impl OriginProxy {
         })
     }
 
-    /// The dispatcher: from a stream to the service of the rule it matches.
+    /// The dispatcher: from a stream to the service of the rule it matches. The services
+    /// other than a pooled HTTP origin are boxed: a stream's future is moved (copied)
+    /// several times on its way to a task, so the common case is kept small.
     async fn answer(&self, req: Request<ProxyBody>, kind: StreamKind) -> Response<ProxyBody> {
         if kind == StreamKind::Tcp {
-            return private::serve(&self.networks, req).await;
+            return Box::pin(private::serve(&self.networks, req)).await;
         }
         let rules = self.rules.current();
         let Some(ingress) = rules.ingress() else {
@@ -207,8 +209,8 @@ impl OriginProxy {
         match (&rule.service, kind) {
             (Service::HttpStatus(code), _) => builtin::status(*code),
             (Service::HelloWorld, _) => builtin::hello_world(&req),
-            (Service::Tcp { .. }, StreamKind::WebSocket) => tcp::serve(rule, req).await,
-            (Service::Tcp { .. }, StreamKind::Raw) => tcp::serve_raw(rule, req).await,
+            (Service::Tcp { .. }, StreamKind::WebSocket) => Box::pin(tcp::serve(rule, req)).await,
+            (Service::Tcp { .. }, StreamKind::Raw) => Box::pin(tcp::serve_raw(rule, req)).await,
             (Service::Tcp { .. }, _) => connector_error(
                 StatusCode::BAD_REQUEST,
                 ConnectorError::TcpService,
@@ -242,7 +244,7 @@ impl OriginProxy {
                     tls: *tls,
                     settings: &rule.origin_request,
                 };
-                http::forward(&origin, rule, req, kind).await
+                Box::pin(http::forward(&origin, rule, req, kind)).await
             }
         }
     }
