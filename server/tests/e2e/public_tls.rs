@@ -595,6 +595,11 @@ impl Pebble {
 
     /// The root pebble issues under (`/roots/0` of its management API).
     async fn roots(&self) -> Option<Vec<CertificateDer<'static>>> {
+        Some(pem_roots(&self.roots_pem().await?))
+    }
+
+    /// The same root as PEM text.
+    async fn roots_pem(&self) -> Option<String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.management));
         let fetched = https_get(
             addr,
@@ -607,7 +612,7 @@ impl Pebble {
         if fetched.status != StatusCode::OK {
             return None;
         }
-        Some(pem_roots(std::str::from_utf8(&fetched.body).ok()?))
+        String::from_utf8(fetched.body.to_vec()).ok()
     }
 }
 
@@ -710,6 +715,36 @@ async fn acme_tls_alpn_01_issues_a_certificate() {
     assert_eq!(fetched.status, StatusCode::OK);
     assert_eq!(fetched.body, "hello from origin at /public");
     assert_eq!(status_of_app(&server).await["source"], "acme");
+
+    // curl, trusting pebble's root and nothing else, as an operator would check it.
+    match on_path("curl") {
+        None => missing_environment("curl is not installed (apt-get install curl)"),
+        Some(curl) => {
+            let root = pebble.dir.path().join("pebble-root.pem");
+            std::fs::write(&root, pebble.roots_pem().await.unwrap()).unwrap();
+            let port = server.edge_tls.port();
+            let output = tokio::process::Command::new(curl)
+                .arg("--silent")
+                .arg("--show-error")
+                .arg("--fail")
+                .arg("--max-time")
+                .arg("10")
+                .arg("--cacert")
+                .arg(&root)
+                .arg("--resolve")
+                .arg(format!("app.example.com:{port}:127.0.0.1"))
+                .arg(format!("https://app.example.com:{port}/public"))
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "curl: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(output.stdout, b"hello from origin at /public");
+        }
+    }
     connector.stop().await;
     server.shutdown().await;
 }
