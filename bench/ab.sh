@@ -4,17 +4,19 @@
 # them in alternating rounds, so background load hits both alike.
 #
 #   bench/ab.sh [--a-bin DIR] [--b-bin DIR] [--a-env "K=V …"] [--b-env "K=V …"]
-#               [--rounds N] [--duration S]
+#               [--rounds N] [--duration S] [--bulk]
 #
 # DIR holds `adit-server` and `adit` (default: $CARGO_TARGET_DIR/release, else target/release;
 # build them first). Each round measures small HTTP (wrk, 64 connections: req/s and the
-# edge's + connector's CPU per request) and the round trip (1 connection, p50), A then B.
-# Prints each round and the medians. Ports: BENCH_PORT_BASE (default 31000) and up.
+# edge's + connector's CPU per request) and the round trip (1 connection, p50), A then B;
+# with --bulk also one iperf3 stream through `adit access tcp` (MB/s, and CPU-s/GB of
+# edge + connector + `adit access`). Prints each round and the medians. Ports:
+# BENCH_PORT_BASE (default 31000) and up.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEFAULT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
-A_BIN=$DEFAULT_BIN B_BIN=$DEFAULT_BIN A_ENV="" B_ENV="" ROUNDS=5 DURATION=4
+A_BIN=$DEFAULT_BIN B_BIN=$DEFAULT_BIN A_ENV="" B_ENV="" ROUNDS=5 DURATION=4 BULK=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -24,7 +26,8 @@ while [ $# -gt 0 ]; do
         --b-env) B_ENV=${2?}; shift ;;
         --rounds) ROUNDS=${2:?}; shift ;;
         --duration) DURATION=${2:?}; shift ;;
-        -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --bulk) BULK=1 ;;
+        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -33,7 +36,9 @@ case "$ROUNDS$DURATION" in *[!0-9]*) echo "--rounds and --duration take whole nu
 for bin in "$A_BIN" "$B_BIN"; do
     [ -x "$bin/adit-server" ] && [ -x "$bin/adit" ] || { echo "no adit-server/adit in $bin (build with cargo build --release)" >&2; exit 1; }
 done
-for tool in wrk curl; do command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install $tool)" >&2; exit 1; }; done
+TOOLS="wrk curl"
+[ "$BULK" = 1 ] && TOOLS="$TOOLS iperf3 python3"
+for tool in $TOOLS; do command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install $tool)" >&2; exit 1; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "nginx is missing (apt-get install nginx-light)" >&2; exit 1; }
 
@@ -71,10 +76,16 @@ EOF
 "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
 PIDS+=($!)
 
+if [ "$BULK" = 1 ]; then
+    iperf3 -s -B 127.0.0.1 -p $((BASE + 1)) >/dev/null 2>&1 &
+    PIDS+=($!)
+fi
+
 code_of() { curl -s -o /dev/null --max-time 1 -w '%{http_code}' -H 'Host: bench.localhost' "http://127.0.0.1:$1/small.txt"; }
 
-# stack NAME BIN "ENV" EDGE-PORT: a server and a connected connector; sets SERVER_NAME and
-# CONNECTOR_NAME variables to their PIDs.
+# stack NAME BIN "ENV" EDGE-PORT: a server and a connected connector (with --bulk also
+# `adit access tcp` on EDGE-PORT+3, to iperf3); sets SERVER_NAME, CONNECTOR_NAME and
+# ACCESS_NAME to their PIDs.
 stack() {
     local name=$1 bin=$2 env=$3 edge=$4 d="$WORK/$1" i token
     mkdir -p "$d/home"
@@ -93,19 +104,31 @@ stack() {
     token=$(cat "$d/server/admin-token") || { echo "$name: adit-server did not start (see $d/server.log)" >&2; exit 1; }
     local cli=(env HOME="$d/home" ADIT_API_URL="http://127.0.0.1:$((edge + 2))" ADIT_API_TOKEN="$token" "$bin/adit")
     "${cli[@]}" tunnel create bench --cred-file "$d/cred.json" >/dev/null &&
-        "${cli[@]}" tunnel route dns bench bench.localhost >/dev/null ||
+        "${cli[@]}" tunnel route dns bench bench.localhost >/dev/null &&
+        "${cli[@]}" tunnel route dns bench tcp.localhost >/dev/null ||
         { echo "$name: could not create the tunnel" >&2; exit 1; }
-    printf 'tunnel: bench\ncredentials-file: %s\ningress:\n  - hostname: bench.localhost\n    service: http://127.0.0.1:%s\n  - service: http_status:404\n' \
-        "$d/cred.json" "$BASE" >"$d/config.yml"
+    printf 'tunnel: bench\ncredentials-file: %s\ningress:\n  - hostname: bench.localhost\n    service: http://127.0.0.1:%s\n  - hostname: tcp.localhost\n    service: tcp://127.0.0.1:%s\n  - service: http_status:404\n' \
+        "$d/cred.json" "$BASE" $((BASE + 1)) >"$d/config.yml"
     # shellcheck disable=SC2086
     env $env HOME="$d/home" "$bin/adit" tunnel --config "$d/config.yml" run >"$d/connector.log" 2>&1 &
     PIDS+=($!)
     printf -v "CONNECTOR_$name" %s $!
     for i in $(seq 1 300); do
-        [ "$(code_of "$edge")" = 200 ] && return 0
+        [ "$(code_of "$edge")" = 200 ] && break
         sleep 0.05
     done
-    echo "$name: no request through the tunnel within 15 s (see $d/*.log)" >&2
+    [ "$(code_of "$edge")" = 200 ] || { echo "$name: no request through the tunnel within 15 s (see $d/*.log)" >&2; exit 1; }
+    [ "$BULK" = 1 ] || return 0
+    # shellcheck disable=SC2086
+    env $env HOME="$d/home" "$bin/adit" access tcp --hostname tcp.localhost \
+        --edge "http://127.0.0.1:$edge" --url "127.0.0.1:$((edge + 3))" >"$d/access.log" 2>&1 &
+    PIDS+=($!)
+    printf -v "ACCESS_$name" %s $!
+    for i in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$((edge + 3))") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "$name: adit access tcp did not listen (see $d/access.log)" >&2
     exit 1
 }
 
@@ -121,7 +144,9 @@ stack A "$A_BIN" "$A_ENV" $((BASE + 100))
 stack B "$B_BIN" "$B_ENV" $((BASE + 200))
 echo "A: $A_BIN ${A_ENV:-(no extra environment)}"
 echo "B: $B_BIN ${B_ENV:-(no extra environment)}"
-printf '%-6s %-2s %10s %14s %12s\n' round "" "req/s" "CPU-µs/req" "RTT p50 µs"
+ROW='%-6s %-2s %10s %14s %12s %10s %10s\n'
+# shellcheck disable=SC2059 # one format for every row
+printf "$ROW" round "" "req/s" "CPU-µs/req" "RTT p50 µs" "bulk MB/s" "CPU-s/GB"
 declare -A SERIES
 for round in $(seq 1 "$ROUNDS"); do
     for name in A B; do
@@ -135,14 +160,26 @@ for round in $(seq 1 "$ROUNDS"); do
         cpu=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$HZ" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
         rtt=$(wrk -t1 -c1 -d2s --latency -H 'Host: bench.localhost' "http://127.0.0.1:$edge/small.txt" |
             awk '$1 == "50%" {v = $2; if (v ~ /ms$/) v = v * 1000; else v = v + 0; printf "%.0f", v}')
-        printf '%-6s %-2s %10s %14s %12s\n' "$round" "$name" "$rate" "$cpu" "$rtt"
+        mbps=- per_gb=-
+        if [ "$BULK" = 1 ]; then
+            access_var="ACCESS_$name"
+            before=$(ticks "${!server_var}" "${!connector_var}" "${!access_var}")
+            mbps=$(timeout $((DURATION + 15)) iperf3 -c 127.0.0.1 -p $((edge + 3)) -t "$DURATION" -J |
+                python3 -c 'import json, sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bytes"] / 1e6 / '"$DURATION"'))')
+            after=$(ticks "${!server_var}" "${!connector_var}" "${!access_var}")
+            per_gb=$(awk -v t=$((after - before)) -v mb="$mbps" -v d="$DURATION" -v hz="$HZ" 'BEGIN {printf "%.2f", (t / hz) / (mb * d / 1000)}')
+        fi
+        # shellcheck disable=SC2059
+        printf "$ROW" "$round" "$name" "$rate" "$cpu" "$rtt" "$mbps" "$per_gb"
         SERIES[$name.rate]+="$rate " SERIES[$name.cpu]+="$cpu " SERIES[$name.rtt]+="$rtt "
+        SERIES[$name.mbps]+="$mbps " SERIES[$name.gb]+="$per_gb "
     done
 done
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for name in A B; do
-    printf '%-6s %-2s %10s %14s %12s\n' median "$name" "$(median "${SERIES[$name.rate]}")" \
-        "$(median "${SERIES[$name.cpu]}")" "$(median "${SERIES[$name.rtt]}")"
+    # shellcheck disable=SC2059
+    printf "$ROW" median "$name" "$(median "${SERIES[$name.rate]}")" "$(median "${SERIES[$name.cpu]}")" \
+        "$(median "${SERIES[$name.rtt]}")" "$(median "${SERIES[$name.mbps]}")" "$(median "${SERIES[$name.gb]}")"
 done
 for name in A B; do
     server_var="SERVER_$name" connector_var="CONNECTOR_$name"
