@@ -58,7 +58,9 @@ use crate::{
     net::{self, Pending},
     observe::metrics::{ErrorSource, Metrics, TunnelCounters},
     tunnel::node_link::{Forward, Forwarded, Relay},
-    tunnel::registry::{BoxError, LiveConnection, Registry, StreamGuard, TunnelBody, resendable},
+    tunnel::registry::{
+        BoxError, LiveConnection, Near, Registry, StreamGuard, TunnelBody, resendable,
+    },
     tunnel::routes::Routes,
 };
 
@@ -945,8 +947,13 @@ impl Edge {
             .ok_or(Failure::Busy(self.limits.max_streams_per_tunnel))?;
         let mut tried: Vec<ConnectionId> = Vec::new();
         let mut last_error = None;
+        // A request stays on the visitor's thread; a byte stream's two sides get a core each.
+        let near = match kind {
+            StreamKind::Http => Near::Same,
+            StreamKind::WebSocket | StreamKind::Tcp | StreamKind::Raw => Near::Other,
+        };
         for _ in 0..MAX_ATTEMPTS {
-            let Some(connection) = self.registry.pick(tunnel, &tried) else {
+            let Some(connection) = self.registry.pick(tunnel, &tried, near) else {
                 break;
             };
             tried.push(connection.id);

@@ -178,6 +178,15 @@ pub struct Registry {
     leaving: AtomicBool,
 }
 
+/// Which worker thread's connections [`Registry::pick`] prefers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Near {
+    /// The caller's: a request and its answer then stay on one thread.
+    Same,
+    /// Another's: a long byte stream then has a core for each side.
+    Other,
+}
+
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TunnelId, Vec<Arc<LiveConnection>>>> {
         // A panic while holding the lock leaves the map consistent: every change is one call.
@@ -209,12 +218,19 @@ impl Registry {
         }
     }
 
-    /// The usable connection with the fewest streams in flight, skipping `excluded`, among
-    /// those served by the caller's worker thread if any is (a stream then crosses no
-    /// thread); ties go round-robin so load spreads over all of them. Connectors whose origin
+    /// The usable connection with the fewest streams in flight, skipping `excluded`; ties
+    /// go round-robin so load spreads over all of them. A request (`Near::Same`) prefers
+    /// the connections served by the caller's worker thread, so it crosses no thread; a
+    /// long byte stream (`Near::Other`) prefers another worker's, so that its two sides run
+    /// on two cores. Connectors whose origin
     /// failed in the last [`ORIGIN_FAILURE_HOLD_MS`] are passed over while another
     /// connector's is not known to fail.
-    pub fn pick(&self, tunnel: TunnelId, excluded: &[ConnectionId]) -> Option<Arc<LiveConnection>> {
+    pub fn pick(
+        &self,
+        tunnel: TunnelId,
+        excluded: &[ConnectionId],
+        near: Near,
+    ) -> Option<Arc<LiveConnection>> {
         let tunnels = self.lock();
         let list = tunnels.get(&tunnel)?;
         // Most tunnels never see an origin fail: then no clock read and no allocation.
@@ -234,8 +250,14 @@ impl Registry {
                 .filter(|c| c.usable() && !excluded.contains(&c.id))
         };
         let here = workers::current();
-        let least_loaded =
-            |c: &&Arc<LiveConnection>| (c.worker != here, c.in_flight.load(Ordering::Relaxed));
+        let least_loaded = |c: &&Arc<LiveConnection>| {
+            let elsewhere = c.worker != here;
+            let placed = match near {
+                Near::Same => elsewhere,
+                Near::Other => !elsewhere,
+            };
+            (placed, c.in_flight.load(Ordering::Relaxed))
+        };
         candidates()
             .filter(|c| !failing.contains(&c.connector_id))
             .min_by_key(least_loaded)
@@ -389,29 +411,34 @@ mod tests {
         );
         registry.add(a.clone());
         registry.add(b.clone());
-        assert_eq!(registry.pick(TunnelId::random(), &[]).map(|c| c.id), None);
+        assert_eq!(
+            registry
+                .pick(TunnelId::random(), &[], Near::Same)
+                .map(|c| c.id),
+            None
+        );
 
         let busy = a.begin_stream();
         for _ in 0..4 {
-            assert_eq!(registry.pick(tunnel, &[]).unwrap().id, b.id);
+            assert_eq!(registry.pick(tunnel, &[], Near::Same).unwrap().id, b.id);
         }
-        assert_eq!(registry.pick(tunnel, &[b.id]).unwrap().id, a.id);
+        assert_eq!(registry.pick(tunnel, &[b.id], Near::Same).unwrap().id, a.id);
         drop(busy);
 
         // With equal loads, both take turns.
         let picked: std::collections::HashSet<_> = (0..4)
-            .map(|_| registry.pick(tunnel, &[]).unwrap().id)
+            .map(|_| registry.pick(tunnel, &[], Near::Same).unwrap().id)
             .collect();
         assert_eq!(picked.len(), 2);
 
         b.close.cancel();
-        assert_eq!(registry.pick(tunnel, &[]).unwrap().id, a.id);
+        assert_eq!(registry.pick(tunnel, &[], Near::Same).unwrap().id, a.id);
         registry.remove(tunnel, a.id);
-        assert!(registry.pick(tunnel, &[]).is_none());
+        assert!(registry.pick(tunnel, &[], Near::Same).is_none());
     }
 
     #[tokio::test]
-    async fn pick_prefers_a_connection_served_on_the_callers_worker() {
+    async fn pick_prefers_the_callers_worker_for_requests_and_another_for_byte_streams() {
         let workers = adit_transport::workers::Workers::start(2, "test-edge").unwrap();
         let registry = Arc::new(Registry::default());
         let tunnel = TunnelId::random();
@@ -422,18 +449,26 @@ mod tests {
         let _busy = [b.begin_stream(), b.begin_stream()];
         let pick_on = |worker| {
             let registry = registry.clone();
-            workers.spawn_at(
-                worker,
-                async move { registry.pick(tunnel, &[]).unwrap().id },
-            )
+            workers.spawn_at(worker, async move {
+                registry.pick(tunnel, &[], Near::Same).unwrap().id
+            })
         };
         // On worker 1, its own connection even though it is busier; on worker 0, its own.
         for _ in 0..4 {
             assert_eq!(pick_on(1).await.unwrap(), b.id);
             assert_eq!(pick_on(0).await.unwrap(), a.id);
         }
+        // A long stream prefers the other worker's connection.
+        let other_on = |worker| {
+            let registry = registry.clone();
+            workers.spawn_at(worker, async move {
+                registry.pick(tunnel, &[], Near::Other).unwrap().id
+            })
+        };
+        assert_eq!(other_on(0).await.unwrap(), b.id);
+        assert_eq!(other_on(1).await.unwrap(), a.id);
         // Off the workers, the least loaded; without its own, a worker takes another's.
-        assert_eq!(registry.pick(tunnel, &[]).unwrap().id, a.id);
+        assert_eq!(registry.pick(tunnel, &[], Near::Same).unwrap().id, a.id);
         registry.remove(tunnel, b.id);
         assert_eq!(pick_on(1).await.unwrap(), a.id);
     }
@@ -451,7 +486,10 @@ mod tests {
         drop(busy);
 
         assert_eq!(registry.release_all(), 2);
-        assert!(registry.pick(tunnel, &[]).is_none(), "no new streams");
+        assert!(
+            registry.pick(tunnel, &[], Near::Same).is_none(),
+            "no new streams"
+        );
         let late = ok_connection(tunnel, "late").await;
         assert!(
             !registry.add(late),
@@ -528,10 +566,10 @@ mod tests {
         registry.add(b.clone());
         assert_eq!(registry.drain(tunnel, a.connector_id, None), 1);
         for _ in 0..4 {
-            assert_eq!(registry.pick(tunnel, &[]).unwrap().id, b.id);
+            assert_eq!(registry.pick(tunnel, &[], Near::Same).unwrap().id, b.id);
         }
         assert_eq!(registry.drain(tunnel, b.connector_id, Some(b.id)), 1);
-        assert!(registry.pick(tunnel, &[]).is_none());
+        assert!(registry.pick(tunnel, &[], Near::Same).is_none());
         // Draining is not closing: the connector ends its connections itself.
         assert!(!a.close.is_cancelled());
         assert_eq!(registry.connections(tunnel).len(), 2);
@@ -549,18 +587,18 @@ mod tests {
         registry.add(b.clone());
         a.origin_missed(ConnectorError::OriginRefused);
         for _ in 0..4 {
-            assert_eq!(registry.pick(tunnel, &[]).unwrap().id, b.id);
+            assert_eq!(registry.pick(tunnel, &[], Near::Same).unwrap().id, b.id);
         }
         // When every connector's origin fails, they all still serve.
         b.origin_missed(ConnectorError::OriginUnreachable);
         let picked: std::collections::HashSet<_> = (0..4)
-            .map(|_| registry.pick(tunnel, &[]).unwrap().id)
+            .map(|_| registry.pick(tunnel, &[], Near::Same).unwrap().id)
             .collect();
         assert_eq!(picked.len(), 2);
         // An origin that answers again makes its connector preferred again.
         a.origin_reached();
         for _ in 0..4 {
-            assert_eq!(registry.pick(tunnel, &[]).unwrap().id, a.id);
+            assert_eq!(registry.pick(tunnel, &[], Near::Same).unwrap().id, a.id);
         }
     }
 
