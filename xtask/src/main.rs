@@ -5,7 +5,7 @@
 //!   a connector for it with the built-in `hello_world` origin, and stops both on Ctrl-C.
 //!   Every step is idempotent, so it can be run again and again.
 //! * `cargo xtask test` runs the workspace's tests, installing what they need when it is
-//!   missing (OpenSSH, pebble, Chromium and playwright-core, openapi-spec-validator).
+//!   missing (OpenSSH, pebble and curl, Chromium and playwright-core, openapi-spec-validator).
 //! * `cargo xtask ui` builds the dashboard's browser bundle into `target/site` (see `ui`);
 //!   `run` and `test` build it first when it is stale.
 
@@ -117,15 +117,15 @@ fn ensure_openssh() -> Result<()> {
 }
 
 /// The ACME tests order certificates from a real ACME server: Debian's pebble (with its
-/// DNS stand-in, pebble-challtestsrv, from the same package).
+/// DNS stand-in, pebble-challtestsrv, from the same package), and check the result with curl.
 fn ensure_pebble() -> Result<()> {
     let have = |path: &str| std::path::Path::new(path).exists();
-    if have("/usr/bin/pebble") && have("/usr/bin/pebble-challtestsrv") {
+    if have("/usr/bin/pebble") && have("/usr/bin/pebble-challtestsrv") && have("/usr/bin/curl") {
         return Ok(());
     }
-    step("installing pebble (the ACME tests order certificates from a real ACME server)");
-    apt_install(&["pebble"])
-        .context("could not install pebble; as root run: apt-get install pebble")
+    step("installing pebble and curl (the ACME tests order certificates from a real ACME server)");
+    apt_install(&["pebble", "curl"])
+        .context("could not install pebble; as root run: apt-get install pebble curl")
 }
 
 /// The OpenAPI test checks the API's description with `openapi-spec-validator` (PyPI):
