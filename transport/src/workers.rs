@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// More workers than this only add idle threads: a tunnel holds a few connections.
@@ -93,15 +92,6 @@ impl Workers {
     pub fn next(&self) -> Handle {
         self.handle(self.next.fetch_add(1, Ordering::Relaxed))
     }
-
-    /// Runs `task` on worker `index`.
-    pub fn spawn_at<F>(&self, index: usize, task: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.handle(index).spawn(task)
-    }
 }
 
 /// `serve(stream)`, with `stream` (accepted on another runtime) taken off that runtime's
@@ -162,19 +152,22 @@ mod tests {
         let workers = Workers::start(2, "test-worker").unwrap();
         assert_eq!(current(), None);
         for index in 0..4 {
-            let ran_on = workers.spawn_at(index, async { current() }).await.unwrap();
+            let ran_on = workers
+                .handle(index)
+                .spawn(async { current() })
+                .await
+                .unwrap();
             assert_eq!(ran_on, Some(index % 2));
         }
         // A task spawned from a worker stays on it.
         let nested = workers
-            .spawn_at(1, async {
-                tokio::spawn(async { current() }).await.unwrap()
-            })
+            .handle(1)
+            .spawn(async { tokio::spawn(async { current() }).await.unwrap() })
             .await
             .unwrap();
         assert_eq!(nested, Some(1));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let parked = workers.spawn_at(0, async move {
+        let parked = workers.handle(0).spawn(async move {
             let _tx = tx;
             std::future::pending::<()>().await
         });
@@ -200,7 +193,7 @@ mod tests {
             stream.write_all(&[byte[0] + 1, worker]).await.unwrap();
         })
         .unwrap();
-        let served = workers.spawn_at(0, serve);
+        let served = workers.handle(0).spawn(serve);
         client.write_all(&[41]).await.unwrap();
         let mut reply = [0; 2];
         client.read_exact(&mut reply).await.unwrap();
@@ -212,7 +205,7 @@ mod tests {
     async fn without_workers_tasks_run_on_the_callers_runtime() {
         let workers = Workers::start(0, "none").unwrap();
         assert_eq!(
-            workers.spawn_at(3, async { current() }).await.unwrap(),
+            workers.handle(3).spawn(async { current() }).await.unwrap(),
             None
         );
     }

@@ -442,16 +442,16 @@ mod tests {
         let workers = adit_transport::workers::Workers::start(2, "test-edge").unwrap();
         let registry = Arc::new(Registry::default());
         let tunnel = TunnelId::random();
-        let on = |worker| workers.spawn_at(worker, ok_connection(tunnel, "ok"));
+        let on = |worker| workers.handle(worker).spawn(ok_connection(tunnel, "ok"));
         let (a, b) = (on(0).await.unwrap(), on(1).await.unwrap());
         registry.add(a.clone());
         registry.add(b.clone());
         let _busy = [b.begin_stream(), b.begin_stream()];
         let pick_on = |worker| {
             let registry = registry.clone();
-            workers.spawn_at(worker, async move {
-                registry.pick(tunnel, &[], Near::Same).unwrap().id
-            })
+            workers
+                .handle(worker)
+                .spawn(async move { registry.pick(tunnel, &[], Near::Same).unwrap().id })
         };
         // On worker 1, its own connection even though it is busier; on worker 0, its own.
         for _ in 0..4 {
@@ -461,9 +461,9 @@ mod tests {
         // A long stream prefers the other worker's connection.
         let other_on = |worker| {
             let registry = registry.clone();
-            workers.spawn_at(worker, async move {
-                registry.pick(tunnel, &[], Near::Other).unwrap().id
-            })
+            workers
+                .handle(worker)
+                .spawn(async move { registry.pick(tunnel, &[], Near::Other).unwrap().id })
         };
         assert_eq!(other_on(0).await.unwrap(), b.id);
         assert_eq!(other_on(1).await.unwrap(), a.id);
