@@ -2,8 +2,10 @@
 //! stream's bodies, as the edge and the connector both do.
 //!
 //! A tunnel may hold tens of thousands of idle streams, so nothing here keeps a buffer per
-//! stream while it is idle: reads go through one scratch buffer per thread and leave as
-//! `Bytes` of exactly the size read, and the bytes of the HTTP/2 stream are handed on as the
+//! stream while it is idle: a quiet stream reads through one scratch buffer per thread and
+//! its bytes leave as `Bytes` of exactly the size read; a stream whose reads come back full
+//! (a bulk transfer) reads straight into a chunk of its own, which is what is sent on, so its
+//! bytes are not copied once more. The bytes of the HTTP/2 stream are handed on as the
 //! `Bytes` hyper received them in.
 
 use std::{
@@ -13,7 +15,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame};
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
@@ -25,6 +27,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The most read from a socket at once.
 const SCRATCH: usize = 64 * 1024;
+/// A read at least this large says the stream is streaming: the next one goes straight into
+/// a chunk of its own.
+const STREAMING_READ: usize = 16 * 1024;
 /// Chunks queued towards the HTTP/2 stream before the reader waits (its flow control
 /// bounds the rest).
 const QUEUED_CHUNKS: usize = 8;
@@ -44,6 +49,37 @@ pub async fn read_chunk<R: AsyncRead + Unpin + ?Sized>(reader: &mut R) -> io::Re
         })
     })
     .await
+}
+
+/// Reads a relay's chunks: through the scratch buffer while the stream is quiet, straight
+/// into a chunk of its own while its reads come back large. A read that finds nothing drops
+/// the chunk, so a stream that goes quiet holds no buffer.
+#[derive(Default)]
+struct Chunks {
+    streaming: bool,
+}
+
+impl Chunks {
+    /// The next chunk; an empty one means the end of the stream.
+    async fn next<R: AsyncRead + Unpin + ?Sized>(&mut self, reader: &mut R) -> io::Result<Bytes> {
+        let chunk = if self.streaming {
+            // Made per poll, so a read that waits holds no buffer while it waits.
+            std::future::poll_fn(|cx| {
+                let mut chunk = BytesMut::with_capacity(SCRATCH);
+                ready!(tokio_util::io::poll_read_buf(
+                    Pin::new(&mut *reader),
+                    cx,
+                    &mut chunk
+                ))?;
+                Poll::Ready(Ok::<_, io::Error>(chunk.freeze()))
+            })
+            .await?
+        } else {
+            read_chunk(reader).await?
+        };
+        self.streaming = chunk.len() >= STREAMING_READ;
+        Ok(chunk)
+    }
 }
 
 /// Sends body frames to the far end of an HTTP/2 stream; dropping it ends that body.
@@ -90,8 +126,9 @@ where
     let (mut socket_read, mut socket_write) = tokio::io::split(socket);
     let mut moved = Spliced::default();
     let up = async {
+        let mut chunks = Chunks::default();
         loop {
-            match read_chunk(&mut socket_read).await {
+            match chunks.next(&mut socket_read).await {
                 Ok(chunk) if !chunk.is_empty() => {
                     moved.from_socket += chunk.len() as u64;
                     if to_peer.send(Ok(Frame::data(chunk))).await.is_err() {
@@ -234,6 +271,32 @@ mod tests {
                 to_socket: 5
             }
         );
+    }
+
+    /// A read that comes back large makes the next one go straight into a chunk of its own;
+    /// a small one sends the stream back to the scratch buffer. The bytes stay whole and in
+    /// order either way.
+    #[tokio::test]
+    async fn chunks_switch_between_scratch_and_own_buffers_and_keep_the_bytes() {
+        let (mut near, mut far) = tokio::io::duplex(256 * 1024);
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut chunks = Chunks::default();
+        // (bytes written, reads through its own chunk before the read, after it)
+        let steps = [
+            (&data[..SCRATCH], false, true),
+            (&data[SCRATCH..2 * SCRATCH], true, true),
+            (&data[2 * SCRATCH..2 * SCRATCH + 100], true, false),
+            (&data[2 * SCRATCH + 100..2 * SCRATCH + 200], false, false),
+        ];
+        for (written, before, after) in steps {
+            far.write_all(written).await.unwrap();
+            assert_eq!(chunks.streaming, before);
+            let chunk = chunks.next(&mut near).await.unwrap();
+            assert_eq!(&chunk[..], written, "the bytes as written");
+            assert_eq!(chunks.streaming, after);
+        }
+        drop(far);
+        assert!(chunks.next(&mut near).await.unwrap().is_empty(), "the end");
     }
 
     /// `BodyIo` reads the body's frames across read calls of any size and turns writes into
