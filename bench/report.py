@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Aggregates bench/results/raw.csv (run,system,metric,value) into results.csv (median,
 min, max per system and metric, with ratios to direct and to rathole-tcp) and prints the
-markdown tables, including the check of Adit's targets (issue 4, section 6)."""
+markdown tables, including the checks of Adit's targets: issue 4's (section 6, against
+direct) and issue 14's (against the better of rathole-tcp and bore on each line)."""
 
 import csv
 import statistics
@@ -202,6 +203,59 @@ def main():
         out.append("| target | measured | |")
         out.append("| --- | --- | --- |")
         out.extend(rows)
+
+    # Issue 14's targets: against the better peer on each line, the whole path for bulk TCP.
+    peers = [p for p in ("rathole-tcp", "bore") if p in systems]
+    if "adit" in systems and peers:
+        rows14 = []
+
+        def best_peer(m):
+            """The better peer's (name, median) on metric m."""
+            higher = METRICS[m][2]
+            found = [(p, med(p, m)) for p in peers if med(p, m) is not None]
+            if not found:
+                return None
+            return (max if higher else min)(found, key=lambda pv: pv[1])
+
+        def against_peer(m, label, digits=0):
+            a, best = med("adit", m), best_peer(m)
+            if a is None or best is None:
+                rows14.append(f"| {label} | – | – |")
+                return
+            higher = METRICS[m][2]
+            unit = METRICS[m][1]
+            ok = a >= best[1] if higher else a <= best[1]
+            rows14.append(f"| {label} | {fmt(a, digits)} vs {best[0]} {fmt(best[1], digits)} {unit}"
+                          f" ({a / best[1]:.2f}×) | {check(ok)} |")
+
+        against_peer("http_small_rps", "small HTTP req/s ≥ the best peer's")
+        against_peer("http_small_cpu_us_per_req", "small HTTP tunnel CPU ≤ the best peer's", 1)
+        against_peer("rtt_p50_us", "round trip p50 ≤ the best peer's")
+        for m in ("tcp1", "tcp1R", "tcp8"):
+            against_peer(f"{m}_MBps", f"{METRICS[m + '_MBps'][0]} ≥ the best peer's")
+            cpu, acc = med("adit", f"{m}_cpu_s_per_GB"), med("adit", f"{m}_access_cpu_s_per_GB")
+            whole = None if cpu is None else cpu + (acc or 0)
+            rows14.append(f"| {METRICS[m + '_MBps'][0]}: whole path ≤ 1.5 CPU-s/GB | "
+                          + ("–" if whole is None else
+                             f"{whole:.2f} ({cpu:.2f} edge + connector, {acc or 0:.2f} `adit access`)")
+                          + f" | {check(cmp(whole, 1.5, False))} |")
+        for m, label in (("mib_MBps", "1 MiB downloads: still ahead"),
+                         ("newconn_cps", "new connections: still ahead"),
+                         ("http_small_p99_us", "small HTTP p99: still ahead"),
+                         ("rtt_p99_us", "round trip p99: still ahead"),
+                         ("stream_server_KiB", "per idle stream, edge: still ahead"),
+                         ("stream_client_KiB", "per idle stream, connector: still ahead")):
+            if m in metrics:
+                against_peer(m, label, METRICS[m][3])
+        for m, limit, label in (("rss_idle_client_MiB", 8, "idle RSS connector ≤ 8 MiB"),
+                                ("rss_idle_server_MiB", 16, "idle RSS edge ≤ 16 MiB")):
+            v = med("adit", m)
+            rows14.append(f"| {label} | {'–' if v is None else f'{v:.1f} MiB'} | {check(cmp(v, limit, False))} |")
+        out.append("\n### Issue 14's targets, on the medians (the best peer: the better of "
+                   + " and ".join(peers) + " on each line)\n")
+        out.append("| target | measured | |")
+        out.append("| --- | --- | --- |")
+        out.extend(rows14)
 
     failures = results / "failures.txt"
     if failures.exists() and failures.read_text().strip():
