@@ -18,7 +18,7 @@ use adit_proto::v1::{
 };
 use adit_transport::{
     frame::{read_frame, write_frame},
-    tls::{EdgeTrust, client_config, server_name},
+    tls::{EdgeTrust, LinkSocket, client_config, link_socket, server_name},
     workers::Workers,
 };
 use hyper_util::rt::TokioIo;
@@ -619,7 +619,7 @@ impl Connector {
     /// then moves without losing a stream (drained at its node first, then GOAWAY).
     async fn serve(
         &self,
-        tls: TlsStream<TcpStream>,
+        tls: TlsStream<LinkSocket>,
         index: u8,
         addr: &str,
         connection: ConnectionId,
@@ -744,7 +744,7 @@ impl EdgeClient {
         nodes
     }
 
-    async fn dial_at(&self, addr: &str, alpn: &[u8]) -> Result<TlsStream<TcpStream>, Error> {
+    async fn dial_at(&self, addr: &str, alpn: &[u8]) -> Result<TlsStream<LinkSocket>, Error> {
         let unreachable = |message: String| Error::Unreachable {
             url: addr.to_owned(),
             message,
@@ -756,10 +756,13 @@ impl EdgeClient {
         tcp.set_nodelay(true)?;
         let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
         let connector = TlsConnector::from(client_config(&self.trust, alpn)?);
-        let tls = tokio::time::timeout(DIAL_TIMEOUT, connector.connect(server_name(host)?, tcp))
-            .await
-            .map_err(|_| unreachable("TLS handshake timed out".into()))?
-            .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
+        let tls = tokio::time::timeout(
+            DIAL_TIMEOUT,
+            connector.connect(server_name(host)?, link_socket(tcp)),
+        )
+        .await
+        .map_err(|_| unreachable("TLS handshake timed out".into()))?
+        .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
         Ok(tls)
     }
 

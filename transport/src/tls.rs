@@ -16,11 +16,26 @@ use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime},
 };
 use sha2::{Digest, Sha256};
+use tokio::{io::BufReader, net::TcpStream};
 
 use crate::Error;
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// What a link between connector and edge reads ahead of rustls, per connection.
+const LINK_READ_AHEAD: usize = 64 * 1024;
+
+/// The socket under a link's TLS. rustls reads at most 4 KiB from its socket at a time,
+/// so a byte stream's 16 KiB records took four or five reads each; through this buffer one
+/// read takes up to 64 KiB. Links are few (a handful per connector), so the buffer each
+/// holds costs little.
+pub type LinkSocket = BufReader<TcpStream>;
+
+/// `tcp` as the socket under a link's TLS.
+pub fn link_socket(tcp: TcpStream) -> LinkSocket {
+    BufReader::with_capacity(LINK_READ_AHEAD, tcp)
 }
 
 /// Lowercase hex SHA-256 of a DER certificate: the pin a token carries.

@@ -14,6 +14,7 @@ use adit_core::{
 };
 use adit_transport::{
     frame::{read_frame, write_frame},
+    tls::{LinkSocket, link_socket},
     workers::Workers,
 };
 use http::{Request, Response};
@@ -133,7 +134,9 @@ impl<C: Connections> TunnelListener<C> {
     ) {
         // One deadline for the whole unauthenticated phase, TLS handshake included.
         let deadline = Instant::now() + self.limits.tunnel_auth_timeout;
-        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(stream)).await {
+        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(link_socket(stream)))
+            .await
+        {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "TLS handshake failed");
@@ -162,7 +165,7 @@ impl<C: Connections> TunnelListener<C> {
     /// token is accepted proves the connection; one that makes none in time is closed.
     async fn serve_grpc(
         &self,
-        tls: TlsStream<TcpStream>,
+        tls: TlsStream<LinkSocket>,
         peer: SocketAddr,
         pending: Pending,
         deadline: Instant,
@@ -197,7 +200,7 @@ impl<C: Connections> TunnelListener<C> {
     /// of its streams goes to one of this node's connections of the tunnel it names.
     async fn serve_node(
         &self,
-        mut tls: TlsStream<TcpStream>,
+        mut tls: TlsStream<LinkSocket>,
         peer: SocketAddr,
         pending: Pending,
         deadline: Instant,
@@ -272,7 +275,7 @@ impl<C: Connections> TunnelListener<C> {
 
     async fn serve_data(
         &self,
-        mut tls: TlsStream<TcpStream>,
+        mut tls: TlsStream<LinkSocket>,
         peer: SocketAddr,
         pending: Pending,
         deadline: Instant,
@@ -410,7 +413,7 @@ fn same_secret(a: &Secret, b: &Secret) -> bool {
 }
 
 async fn reject(
-    tls: &mut TlsStream<TcpStream>,
+    tls: &mut TlsStream<LinkSocket>,
     code: RejectCode,
     message: String,
 ) -> Result<(), adit_transport::Error> {

@@ -23,7 +23,7 @@ use adit_core::{
 };
 use adit_transport::{
     frame::write_frame,
-    tls::{EdgeTrust, client_config, server_name},
+    tls::{EdgeTrust, client_config, link_socket, server_name},
 };
 use http::{HeaderValue, Request, Response};
 use hyper::{body::Incoming, client::conn::http2::SendRequest};
@@ -147,7 +147,9 @@ impl<D: Directory> NodeLinks<D> {
         tcp.set_nodelay(true)?;
         let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
         let connector = TlsConnector::from(client_config(&self.trust, wire::ALPN_NODE)?);
-        let mut tls = connector.connect(server_name(host)?, tcp).await?;
+        let mut tls = connector
+            .connect(server_name(host)?, link_socket(tcp))
+            .await?;
         write_frame(
             &mut tls,
             &NodeHello {
