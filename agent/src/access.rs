@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::{Error, api_client::ApiCredentials, bridge::bridge};
 use adit_core::wire::{ConnectorError, UPGRADE_RAW_TCP};
-use adit_transport::workers::{self, Workers};
+use adit_transport::workers::{self, Spread, Workers};
 use http_body_util::BodyExt;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -276,8 +276,10 @@ pub async fn serve_tcp(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     tracing::info!(listen = %listener.local_addr()?, hostname = %target.hostname, "Start Websocket listener");
-    // Each connection and its stream to the edge run on one worker thread, in turn.
+    // Each connection and its stream to the edge run on one worker thread, the one with
+    // the fewest connections.
     let workers = Workers::start_configured("adit-access")?;
+    let spread = Spread::new(&workers);
     loop {
         let (local, peer) = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -295,8 +297,10 @@ pub async fn serve_tcp(
                 Err(e) => tracing::error!(error = %e, "could not open a stream to the service"),
             }
         })?;
-        workers.next().spawn(
+        let placed = spread.place();
+        workers.handle(placed.worker()).spawn(
             async move {
+                let _placed = placed;
                 if let Err(e) = session.await {
                     tracing::debug!(error = %e, "could not hand a connection to its worker");
                 }

@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use adit_transport::workers::{self, Workers};
+use adit_transport::workers::{self, Spread, Workers};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Notify,
@@ -33,8 +33,9 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepts until `shutdown`, turns Nagle off on each socket (small writes must not wait
 /// for an ACK), and serves each connection in its own task under a span naming the peer.
 /// A source already holding `max_pending` pending connections has the new one closed at
-/// once. With `workers`, each connection is served on the next worker in turn (its socket
-/// registered with that worker's runtime, so its wake-ups stay on that thread). Returns the
+/// once. With `workers`, each connection is served on the worker holding the fewest of this
+/// listener's connections (its socket registered with that worker's runtime, so its
+/// wake-ups stay on that thread). Returns the
 /// connections' tasks, still running, for a caller that drains them.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
@@ -54,6 +55,7 @@ where
         pending: Mutex::default(),
     });
     let tasks = TaskTracker::new();
+    let spread = workers.map(Spread::new);
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -74,18 +76,21 @@ where
         };
         let _ = stream.set_nodelay(true);
         let span = tracing::debug_span!("conn", listener = what, %peer);
-        match workers {
-            Some(workers) if workers.count() > 0 => {
+        match workers.zip(spread.as_ref()) {
+            Some((workers, spread)) if workers.count() > 0 => {
                 let serve = serve.clone();
                 let Ok(task) = workers::moved(stream, move |s| serve(s, peer, pending)) else {
                     continue;
                 };
+                let placed = spread.place();
+                let worker = workers.handle(placed.worker());
                 let task = async move {
+                    let _placed = placed;
                     if let Err(e) = task.await {
                         tracing::debug!(error = %e, "could not hand a connection to its worker");
                     }
                 };
-                tasks.spawn_on(task.instrument(span), &workers.next());
+                tasks.spawn_on(task.instrument(span), &worker);
             }
             _ => {
                 tasks.spawn(serve(stream, peer, pending).instrument(span));

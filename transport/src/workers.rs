@@ -10,7 +10,10 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
@@ -42,7 +45,6 @@ pub fn configured() -> usize {
 /// them are dropped with their runtimes.
 pub struct Workers {
     handles: Vec<Handle>,
-    next: AtomicUsize,
     _stop: DropGuard,
 }
 
@@ -66,7 +68,6 @@ impl Workers {
         }
         Ok(Self {
             handles,
-            next: AtomicUsize::new(0),
             _stop: stop.drop_guard(),
         })
     }
@@ -87,10 +88,55 @@ impl Workers {
         }
         self.handles[index % self.handles.len()].clone()
     }
+}
 
-    /// The next worker's runtime, round the workers in turn.
-    pub fn next(&self) -> Handle {
-        self.handle(self.next.fetch_add(1, Ordering::Relaxed))
+/// Where one listener's connections go: each new one to the worker holding the fewest of
+/// them now. Counted per listener, so the edge's visitors and a connector's data
+/// connections each spread evenly however their accepts interleave: with one counter
+/// shared by every listener, a tunnel's data connections could all land on one worker,
+/// and every request of a visitor on another crossed threads (bench/README.md, issue 14).
+pub struct Spread {
+    live: Arc<[AtomicUsize]>,
+}
+
+/// One connection counted on its worker until dropped.
+pub struct Placed {
+    live: Arc<[AtomicUsize]>,
+    worker: usize,
+}
+
+impl Spread {
+    pub fn new(workers: &Workers) -> Self {
+        Self {
+            live: (0..workers.count().max(1))
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
+        }
+    }
+
+    /// The worker for a new connection (the lowest index among the least busy), counted
+    /// there while the returned `Placed` lives.
+    pub fn place(&self) -> Placed {
+        let worker = (0..self.live.len())
+            .min_by_key(|&i| self.live[i].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        self.live[worker].fetch_add(1, Ordering::Relaxed);
+        Placed {
+            live: self.live.clone(),
+            worker,
+        }
+    }
+}
+
+impl Placed {
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+}
+
+impl Drop for Placed {
+    fn drop(&mut self) {
+        self.live[self.worker].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -175,6 +221,25 @@ mod tests {
         // The worker's runtime dropped the parked task, and with it the sender.
         assert!(rx.await.is_err());
         assert!(parked.await.unwrap_err().is_cancelled());
+    }
+
+    /// Each listener's connections go to the worker holding the fewest of its live ones,
+    /// whatever another listener placed; a connection that ends frees its place.
+    #[test]
+    fn spread_places_each_connection_on_the_least_busy_worker() {
+        let workers = Workers::start(2, "test-spread").unwrap();
+        let (visitors, tunnels) = (Spread::new(&workers), Spread::new(&workers));
+        let first = visitors.place();
+        let second = visitors.place();
+        assert_eq!((first.worker(), second.worker()), (0, 1));
+        // Another listener's placements do not skew this one's.
+        let data: Vec<Placed> = (0..4).map(|_| tunnels.place()).collect();
+        let on_zero = data.iter().filter(|p| p.worker() == 0).count();
+        assert_eq!(on_zero, 2, "four data connections, two on each worker");
+        let third = visitors.place();
+        assert_eq!(third.worker(), 0, "a tie goes to the lowest index");
+        drop(second);
+        assert_eq!(visitors.place().worker(), 1, "worker 1 is least busy again");
     }
 
     #[tokio::test]
