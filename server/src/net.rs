@@ -55,7 +55,10 @@ where
         pending: Mutex::default(),
     });
     let tasks = TaskTracker::new();
-    let spread = workers.map(Spread::new);
+    // Without workers (or with none started) connections stay on the caller's runtime.
+    let placement = workers
+        .filter(|w| w.count() > 0)
+        .map(|w| (w, Spread::new(w)));
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -76,8 +79,8 @@ where
         };
         let _ = stream.set_nodelay(true);
         let span = tracing::debug_span!("conn", listener = what, %peer);
-        match workers.zip(spread.as_ref()) {
-            Some((workers, spread)) if workers.count() > 0 => {
+        match &placement {
+            Some((workers, spread)) => {
                 let serve = serve.clone();
                 let Ok(task) = workers::moved(stream, move |s| serve(s, peer, pending)) else {
                     continue;
@@ -92,7 +95,7 @@ where
                 };
                 tasks.spawn_on(task.instrument(span), &worker);
             }
-            _ => {
+            None => {
                 tasks.spawn(serve(stream, peer, pending).instrument(span));
             }
         }

@@ -252,11 +252,12 @@ impl Registry {
         let here = workers::current();
         let least_loaded = |c: &&Arc<LiveConnection>| {
             let elsewhere = c.worker != here;
-            let placed = match near {
+            // `false` sorts first: the preferred placement, then the fewest streams.
+            let misplaced = match near {
                 Near::Same => elsewhere,
                 Near::Other => !elsewhere,
             };
-            (placed, c.in_flight.load(Ordering::Relaxed))
+            (misplaced, c.in_flight.load(Ordering::Relaxed))
         };
         candidates()
             .filter(|c| !failing.contains(&c.connector_id))
