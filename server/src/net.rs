@@ -35,8 +35,8 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A source already holding `max_pending` pending connections has the new one closed at
 /// once. With `workers`, each connection is served on the worker holding the fewest of this
 /// listener's connections (its socket registered with that worker's runtime, so its
-/// wake-ups stay on that thread). Returns the
-/// connections' tasks, still running, for a caller that drains them.
+/// wake-ups stay on that thread). Returns the connections' tasks, still running, for a
+/// caller that drains them.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     what: &'static str,
