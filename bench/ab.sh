@@ -10,8 +10,8 @@
 # build them first). Each round measures small HTTP (wrk, 64 connections: req/s and the
 # edge's + connector's CPU per request) and the round trip (1 connection, p50), A then B;
 # with --bulk also one iperf3 stream through `adit access tcp` (MB/s, and CPU-s/GB of
-# edge + connector + `adit access`). Prints each round and the medians. Ports:
-# BENCH_PORT_BASE (default 31000) and up.
+# edge + connector + `adit access`, and of `adit access` alone). Prints each round and the
+# medians. Ports: BENCH_PORT_BASE (default 31000) and up.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=${2:?}; shift ;;
         --duration) DURATION=${2:?}; shift ;;
         --bulk) BULK=1 ;;
-        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -144,9 +144,9 @@ stack A "$A_BIN" "$A_ENV" $((BASE + 100))
 stack B "$B_BIN" "$B_ENV" $((BASE + 200))
 echo "A: $A_BIN ${A_ENV:-(no extra environment)}"
 echo "B: $B_BIN ${B_ENV:-(no extra environment)}"
-ROW='%-6s %-2s %10s %14s %12s %10s %10s\n'
+ROW='%-6s %-2s %10s %14s %12s %10s %10s %10s\n'
 # shellcheck disable=SC2059 # one format for every row
-printf "$ROW" round "" "req/s" "CPU-µs/req" "RTT p50 µs" "bulk MB/s" "CPU-s/GB"
+printf "$ROW" round "" "req/s" "CPU-µs/req" "RTT p50 µs" "bulk MB/s" "CPU-s/GB" "access"
 declare -A SERIES
 for round in $(seq 1 "$ROUNDS"); do
     for name in A B; do
@@ -160,26 +160,30 @@ for round in $(seq 1 "$ROUNDS"); do
         cpu=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$HZ" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
         rtt=$(wrk -t1 -c1 -d2s --latency -H 'Host: bench.localhost' "http://127.0.0.1:$edge/small.txt" |
             awk '$1 == "50%" {v = $2; if (v ~ /ms$/) v = v * 1000; else v = v + 0; printf "%.0f", v}')
-        mbps=- per_gb=-
+        mbps=- per_gb=- access_gb=-
         if [ "$BULK" = 1 ]; then
             access_var="ACCESS_$name"
             before=$(ticks "${!server_var}" "${!connector_var}" "${!access_var}")
+            access_before=$(ticks "${!access_var}")
             mbps=$(timeout $((DURATION + 15)) iperf3 -c 127.0.0.1 -p $((edge + 3)) -t "$DURATION" -J |
                 python3 -c 'import json, sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bytes"] / 1e6 / '"$DURATION"'))')
             after=$(ticks "${!server_var}" "${!connector_var}" "${!access_var}")
+            access_after=$(ticks "${!access_var}")
             per_gb=$(awk -v t=$((after - before)) -v mb="$mbps" -v d="$DURATION" -v hz="$HZ" 'BEGIN {printf "%.2f", (t / hz) / (mb * d / 1000)}')
+            access_gb=$(awk -v t=$((access_after - access_before)) -v mb="$mbps" -v d="$DURATION" -v hz="$HZ" 'BEGIN {printf "%.2f", (t / hz) / (mb * d / 1000)}')
         fi
         # shellcheck disable=SC2059
-        printf "$ROW" "$round" "$name" "$rate" "$cpu" "$rtt" "$mbps" "$per_gb"
+        printf "$ROW" "$round" "$name" "$rate" "$cpu" "$rtt" "$mbps" "$per_gb" "$access_gb"
         SERIES[$name.rate]+="$rate " SERIES[$name.cpu]+="$cpu " SERIES[$name.rtt]+="$rtt "
-        SERIES[$name.mbps]+="$mbps " SERIES[$name.gb]+="$per_gb "
+        SERIES[$name.mbps]+="$mbps " SERIES[$name.gb]+="$per_gb " SERIES[$name.access]+="$access_gb "
     done
 done
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for name in A B; do
     # shellcheck disable=SC2059
     printf "$ROW" median "$name" "$(median "${SERIES[$name.rate]}")" "$(median "${SERIES[$name.cpu]}")" \
-        "$(median "${SERIES[$name.rtt]}")" "$(median "${SERIES[$name.mbps]}")" "$(median "${SERIES[$name.gb]}")"
+        "$(median "${SERIES[$name.rtt]}")" "$(median "${SERIES[$name.mbps]}")" "$(median "${SERIES[$name.gb]}")" \
+        "$(median "${SERIES[$name.access]}")"
 done
 for name in A B; do
     server_var="SERVER_$name" connector_var="CONNECTOR_$name"

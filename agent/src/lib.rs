@@ -14,6 +14,8 @@ pub mod login;
 pub mod metrics;
 pub mod origin;
 pub mod service;
+#[cfg(target_os = "linux")]
+mod pipe_relay;
 
 pub use error::Error;
 

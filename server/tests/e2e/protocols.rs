@@ -207,6 +207,42 @@ async fn half_close_reaches_the_origin_and_the_reply_comes_back() {
     a.connector.stop().await;
 }
 
+/// A server that speaks first (as SSH and SMTP do) is heard before the client sends a byte,
+/// and its half-close leaves the other direction open: the client's bytes still reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_speaks_first_and_half_closes_first() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = listener.local_addr().unwrap();
+    let (heard_tx, heard_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        w.write_all(b"220 origin ready\r\n").await.unwrap();
+        w.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        let _ = heard_tx.send(got);
+    });
+    let a = access_to(&format!("tcp://{origin}")).await;
+    let mut client = TcpStream::connect(a.local).await.unwrap();
+    let mut banner = String::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_string(&mut banner))
+        .await
+        .expect("the banner and the origin's half-close arrive unasked")
+        .unwrap();
+    assert_eq!(banner, "220 origin ready\r\n");
+    let data = pseudo_random(200_000, 8);
+    client.write_all(&data).await.unwrap();
+    client.shutdown().await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(10), heard_rx)
+        .await
+        .expect("the client's bytes reach the origin after its half-close")
+        .unwrap();
+    assert_eq!(sha256_hex(&heard), sha256_hex(&data));
+    a.stop.cancel();
+    a.connector.stop().await;
+}
+
 /// `adit access` streams go raw (the bytes as they are, no WebSocket framing), and a
 /// WebSocket from an `adit access` of an earlier release is still bridged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
