@@ -13,9 +13,9 @@ mod error;
 pub mod login;
 pub mod metrics;
 pub mod origin;
-pub mod service;
 #[cfg(target_os = "linux")]
 mod pipe_relay;
+pub mod service;
 
 pub use error::Error;
 
