@@ -25,21 +25,26 @@ pub(crate) async fn join(a: TcpStream, b: TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-async fn one_way(from: OwnedReadHalf, mut to: OwnedWriteHalf) -> io::Result<()> {
-    // Made at the first byte, so that an idle stream holds no pipe.
-    let mut pipe = None;
+async fn one_way(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> io::Result<()> {
+    // The pipe is made at the first byte (or the end), so that an idle stream holds none.
+    from.as_ref().readable().await?;
+    let (pipe_out, pipe_in) = match pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK) {
+        Ok(pipe) => pipe,
+        // Out of descriptors, say: the bytes still go, through this process.
+        Err(e) => {
+            tracing::debug!(error = %e, "no pipe to splice through; copying");
+            tokio::io::copy(&mut from, &mut to).await?;
+            return to.shutdown().await;
+        }
+    };
+    let (source, sink) = (from.as_ref(), to.as_ref());
     loop {
-        let source = from.as_ref();
         source.readable().await?;
-        let (pipe_out, pipe_in) = match &pipe {
-            Some(pipe) => pipe,
-            None => pipe.insert(pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?),
-        };
         let moved = source.try_io(Interest::READABLE, || {
             Ok(splice(
                 source,
                 None,
-                &*pipe_in,
+                &pipe_in,
                 None,
                 PIPE_CAPACITY,
                 flags(),
@@ -51,11 +56,10 @@ async fn one_way(from: OwnedReadHalf, mut to: OwnedWriteHalf) -> io::Result<()> 
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         };
-        let sink = to.as_ref();
         while in_pipe > 0 {
             sink.writable().await?;
             match sink.try_io(Interest::WRITABLE, || {
-                Ok(splice(&*pipe_out, None, sink, None, in_pipe, flags())?)
+                Ok(splice(&pipe_out, None, sink, None, in_pipe, flags())?)
             }) {
                 Ok(n) => in_pipe -= n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
