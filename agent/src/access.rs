@@ -90,27 +90,16 @@ impl EdgeTarget {
         }
     }
 
-    /// A TCP connection to the edge.
-    async fn connect_tcp(&self) -> Result<TcpStream, Error> {
+    /// A connection to the edge, in TLS for an `https://` edge.
+    async fn connect(&self) -> Result<Box<dyn Io>, Error> {
         let (host, port) = self.host_port();
         let tcp = TcpStream::connect((host, port))
             .await
             .map_err(|e| self.unreachable(e.to_string()))?;
         tcp.set_nodelay(true)?;
-        Ok(tcp)
-    }
-
-    /// A connection to the edge, in TLS for an `https://` edge.
-    async fn connect(&self) -> Result<Box<dyn Io>, Error> {
-        let tcp = self.connect_tcp().await?;
         if !self.tls() {
             return Ok(Box::new(tcp));
         }
-        self.tls_over(tcp).await
-    }
-
-    /// TLS over `tcp`, the edge proving it serves the hostname.
-    async fn tls_over(&self, tcp: TcpStream) -> Result<Box<dyn Io>, Error> {
         let config = adit_transport::tls::origin_client_config(self.ca_file.as_deref(), false)?;
         // The service's name, not the edge's address: the edge serves each routed hostname
         // its own certificate.
@@ -143,19 +132,9 @@ impl EdgeTarget {
         }
     }
 
-    /// An HTTP/1.1 upgrade to `adit-tcp`, and the upgraded connection. A plain one stays a
-    /// `TokioIo<TcpStream>` underneath, which `AccessStream::join_tcp` takes back out.
-    async fn raw(&self) -> Result<Upgraded, Error> {
-        let tcp = self.connect_tcp().await?;
-        if self.tls() {
-            let tls = self.tls_over(tcp).await?;
-            self.upgrade(tls).await
-        } else {
-            self.upgrade(tcp).await
-        }
-    }
-
-    async fn upgrade<T: Io + 'static>(&self, io: T) -> Result<Upgraded, Error> {
+    /// An HTTP/1.1 upgrade to `adit-tcp`, and the upgraded connection.
+    async fn raw(&self) -> Result<TokioIo<Upgraded>, Error> {
+        let io = self.connect().await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| self.unreachable(e.to_string()))?;
@@ -180,9 +159,10 @@ impl EdgeTarget {
             .await
             .map_err(|e| self.unreachable(e.to_string()))?;
         if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-            return hyper::upgrade::on(response)
+            let upgraded = hyper::upgrade::on(response)
                 .await
-                .map_err(|e| self.unreachable(e.to_string()));
+                .map_err(|e| self.unreachable(e.to_string()))?;
+            return Ok(TokioIo::new(upgraded));
         }
         let status = response.status().as_u16();
         // An error page is small; a larger body is not ours to read whole.
@@ -252,7 +232,7 @@ fn api_error(status: u16, body: &[u8]) -> Error {
 
 /// One stream to a TCP service, as the edge took it.
 pub enum AccessStream {
-    Raw(Upgraded),
+    Raw(TokioIo<Upgraded>),
     // Boxed: the codec's state is large, and the raw stream is the common case.
     WebSocket(Box<WebSocketStream<Box<dyn Io>>>),
 }
@@ -265,12 +245,9 @@ impl AccessStream {
         mut local: T,
     ) -> std::io::Result<()> {
         match self {
-            Self::Raw(edge) => {
+            Self::Raw(mut edge) => {
                 tokio::io::copy_bidirectional_with_sizes(
-                    &mut local,
-                    &mut TokioIo::new(edge),
-                    RAW_BUFFER,
-                    RAW_BUFFER,
+                    &mut local, &mut edge, RAW_BUFFER, RAW_BUFFER,
                 )
                 .await?;
             }
@@ -279,30 +256,6 @@ impl AccessStream {
             }
         }
         Ok(())
-    }
-
-    /// As `join`, for a local TCP connection: where the stream to the edge is plain TCP too,
-    /// the kernel moves the bytes from socket to socket (`splice`), never copying them
-    /// through this process.
-    #[cfg(target_os = "linux")]
-    pub async fn join_tcp(self, mut local: TcpStream) -> std::io::Result<()> {
-        let edge = match self {
-            Self::Raw(edge) => edge.downcast::<TokioIo<TcpStream>>(),
-            websocket @ Self::WebSocket(_) => return websocket.join(local).await,
-        };
-        match edge {
-            Ok(parts) => {
-                // What the edge sent behind its 101, read along with it.
-                local.write_all(&parts.read_buf).await?;
-                crate::pipe_relay::join(local, parts.io.into_inner()).await
-            }
-            Err(edge) => Self::Raw(edge).join(local).await,
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub async fn join_tcp(self, local: TcpStream) -> std::io::Result<()> {
-        self.join(local).await
     }
 }
 
@@ -337,7 +290,7 @@ pub async fn serve_tcp(
         let session = workers::moved(local, |local| async move {
             match target.stream().await {
                 Ok(stream) => {
-                    if let Err(e) = stream.join_tcp(local).await {
+                    if let Err(e) = stream.join(local).await {
                         tracing::debug!(error = %e, "stream ended with an error");
                     }
                 }

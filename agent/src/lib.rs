@@ -13,8 +13,6 @@ mod error;
 pub mod login;
 pub mod metrics;
 pub mod origin;
-#[cfg(target_os = "linux")]
-mod pipe_relay;
 pub mod service;
 
 pub use error::Error;
