@@ -139,6 +139,8 @@ ticks() {
     echo "$sum"
 }
 HZ=$(getconf CLK_TCK)
+# CPU-s/GB of TICKS over a bulk measurement at MBPS MB/s.
+cpu_s_per_gb() { awk -v t="$1" -v mb="$2" -v d="$DURATION" -v hz="$HZ" 'BEGIN {printf "%.2f", (t / hz) / (mb * d / 1000)}'; }
 
 stack A "$A_BIN" "$A_ENV" $((BASE + 100))
 stack B "$B_BIN" "$B_ENV" $((BASE + 200))
@@ -163,14 +165,13 @@ for round in $(seq 1 "$ROUNDS"); do
         mbps=- per_gb=- access_gb=-
         if [ "$BULK" = 1 ]; then
             access_var="ACCESS_$name"
-            before=$(ticks "${!server_var}" "${!connector_var}" "${!access_var}")
-            access_before=$(ticks "${!access_var}")
+            before=$(ticks "${!server_var}" "${!connector_var}") access_before=$(ticks "${!access_var}")
             mbps=$(timeout $((DURATION + 15)) iperf3 -c 127.0.0.1 -p $((edge + 3)) -t "$DURATION" -J |
                 python3 -c 'import json, sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bytes"] / 1e6 / '"$DURATION"'))')
-            after=$(ticks "${!server_var}" "${!connector_var}" "${!access_var}")
-            access_after=$(ticks "${!access_var}")
-            per_gb=$(awk -v t=$((after - before)) -v mb="$mbps" -v d="$DURATION" -v hz="$HZ" 'BEGIN {printf "%.2f", (t / hz) / (mb * d / 1000)}')
-            access_gb=$(awk -v t=$((access_after - access_before)) -v mb="$mbps" -v d="$DURATION" -v hz="$HZ" 'BEGIN {printf "%.2f", (t / hz) / (mb * d / 1000)}')
+            after=$(ticks "${!server_var}" "${!connector_var}") access_after=$(ticks "${!access_var}")
+            access=$((access_after - access_before))
+            per_gb=$(cpu_s_per_gb $((after - before + access)) "$mbps")
+            access_gb=$(cpu_s_per_gb "$access" "$mbps")
         fi
         # shellcheck disable=SC2059
         printf "$ROW" "$round" "$name" "$rate" "$cpu" "$rtt" "$mbps" "$per_gb" "$access_gb"
