@@ -2,9 +2,9 @@
 //! loopback link (the 64 KiB default caps a stream at window/RTT); a high stream limit lets
 //! thousands of idle WebSockets share one connection; pings find dead links.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 
 pub const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 pub const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
@@ -15,9 +15,26 @@ pub const MAX_HEADER_LIST_SIZE: u32 = 256 * 1024;
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Spawns hyper's per-stream tasks on tokio, each future boxed first. hyper hands over
+/// one enum for all of its client tasks, the size of its largest variant (the whole
+/// connection), and a task's future is copied whole when it starts and again when it
+/// ends: boxed, those copies are of a pointer, once a request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StreamExecutor;
+
+impl<F> hyper::rt::Executor<F> for StreamExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(Box::pin(future));
+    }
+}
+
 /// The edge's side: it opens streams.
-pub fn client_builder() -> hyper::client::conn::http2::Builder<TokioExecutor> {
-    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+pub fn client_builder() -> hyper::client::conn::http2::Builder<StreamExecutor> {
+    let mut builder = hyper::client::conn::http2::Builder::new(StreamExecutor);
     builder
         .timer(TokioTimer::new())
         .initial_stream_window_size(STREAM_WINDOW)
@@ -32,8 +49,8 @@ pub fn client_builder() -> hyper::client::conn::http2::Builder<TokioExecutor> {
 }
 
 /// The connector's side: it answers streams.
-pub fn server_builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+pub fn server_builder() -> hyper::server::conn::http2::Builder<StreamExecutor> {
+    let mut builder = hyper::server::conn::http2::Builder::new(StreamExecutor);
     builder
         .timer(TokioTimer::new())
         .initial_stream_window_size(STREAM_WINDOW)

@@ -9,40 +9,55 @@ use http::{HeaderMap, HeaderName, header};
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1, plus those the `Connection` header names),
 /// `Host` (carried as the authority instead), and Adit's own stream metadata, which a
 /// visitor must not be able to set.
+///
+/// One pass over the names a message has, where a removal per listed name would hash each
+/// of them: this runs twice in each process for every request.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        if is_hop_by_hop(name) {
+            doomed.push(name.clone());
+        }
+        if name == header::CONNECTION {
+            doomed.extend(
+                headers
+                    .get_all(header::CONNECTION)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok()),
+            );
+        }
+        // HTTP/2 allows only "te: trailers".
+        if name == header::TE
+            && headers
+                .get(header::TE)
+                .is_some_and(|v| v.as_bytes() != b"trailers")
+        {
+            doomed.push(header::TE);
+        }
+    }
+    for name in doomed {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::HOST,
-        HeaderName::from_static(HEADER_STREAM_KIND),
-        HeaderName::from_static(HEADER_CLIENT_ADDR),
-        HeaderName::from_static(HEADER_RESPONSE_SOURCE),
-        HeaderName::from_static(HEADER_UPGRADE_STATUS),
-    ] {
-        headers.remove(name);
-    }
-    // HTTP/2 allows only "te: trailers".
-    if headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes() != b"trailers")
-    {
-        headers.remove(header::TE);
-    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | HEADER_STREAM_KIND
+            | HEADER_CLIENT_ADDR
+            | HEADER_RESPONSE_SOURCE
+            | HEADER_UPGRADE_STATUS
+    )
 }
 
 #[cfg(test)]

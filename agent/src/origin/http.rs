@@ -196,7 +196,7 @@ pub(super) async fn forward(
 fn origin_request(
     rule: &Rule,
     origin: &Origin<'_>,
-    parts: &http::request::Parts,
+    parts: http::request::Parts,
 ) -> Result<http::request::Builder, String> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let uri = origin.uri(path)?;
@@ -207,14 +207,14 @@ fn origin_request(
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
         .or_else(|| uri.authority().map(|a| a.to_string()))
         .unwrap_or_else(|| "localhost".to_owned());
-    let mut headers = parts.headers.clone();
+    let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     headers.insert(
         header::HOST,
         HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
     );
     let mut builder = Request::builder()
-        .method(parts.method.clone())
+        .method(parts.method)
         .uri(uri)
         .version(Version::HTTP_11);
     if let Some(h) = builder.headers_mut() {
@@ -229,7 +229,7 @@ async fn exchange(
     req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
-    let request = origin_request(rule, origin, &parts).and_then(|b| {
+    let request = origin_request(rule, origin, parts).and_then(|b| {
         b.body(body.map_err(BoxError::from).boxed_unsync())
             .map_err(|e| e.to_string())
     });
@@ -256,7 +256,7 @@ async fn websocket(
     req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let (parts, from_edge) = req.into_parts();
-    let request = origin_request(rule, origin, &parts).and_then(|mut builder| {
+    let request = origin_request(rule, origin, parts).and_then(|mut builder| {
         if let Some(h) = builder.headers_mut() {
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

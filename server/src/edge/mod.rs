@@ -695,8 +695,10 @@ impl Edge {
             return refusal;
         }
         let kind = upgrade_kind(&req).unwrap_or(StreamKind::Http);
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // Kept only for the access log: the request itself moves on.
+        let logged = self
+            .access_log
+            .then(|| (req.method().clone(), req.uri().path().to_owned()));
         let host = req
             .headers()
             .get(header::HOST)
@@ -749,7 +751,7 @@ impl Edge {
             kind,
             started.elapsed(),
         );
-        let access = self.access_log.then(|| AccessLog {
+        let access = logged.map(|(method, path)| AccessLog {
             tunnel,
             host,
             method,
@@ -1075,17 +1077,22 @@ fn stream_request(
         headers.insert(HEADER_DESTINATION, destination);
     }
     append_forwarded(&mut headers, peer, host, scheme);
-    headers.insert(HEADER_STREAM_KIND, HeaderValue::from_static(kind.as_str()));
+    headers.insert(&STREAM_KIND, HeaderValue::from_static(kind.as_str()));
     if let Ok(addr) = HeaderValue::from_str(&peer.to_string()) {
-        headers.insert(HEADER_CLIENT_ADDR, addr);
+        headers.insert(&CLIENT_ADDR, addr);
     }
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri = http::Uri::builder()
-        .scheme("http")
-        .authority(host)
-        .path_and_query(path)
-        .build()
-        .ok()?;
+    // The visitor's path as hyper parsed it; only the authority is new.
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(http::uri::Scheme::HTTP);
+    uri.authority = Some(host.parse().ok()?);
+    uri.path_and_query = Some(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    let uri = http::Uri::from_parts(uri).ok()?;
     let mut outgoing = Request::new(body);
     *outgoing.method_mut() = parts.method;
     *outgoing.uri_mut() = uri;
@@ -1144,18 +1151,25 @@ async fn try_send(
 
 fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str, scheme: Scheme) {
     let ip = peer.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
         _ => ip,
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(&X_FORWARDED_FOR, v);
     }
-    headers.insert("x-forwarded-proto", scheme.as_header());
+    headers.insert(&X_FORWARDED_PROTO, scheme.as_header());
     if let Ok(v) = HeaderValue::from_str(host) {
-        headers.insert("x-forwarded-host", v);
+        headers.insert(&X_FORWARDED_HOST, v);
     }
 }
+
+// Names the edge sets on every request, made once: a `&str` key is parsed at each use.
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static STREAM_KIND: HeaderName = HeaderName::from_static(HEADER_STREAM_KIND);
+static CLIENT_ADDR: HeaderName = HeaderName::from_static(HEADER_CLIENT_ADDR);
 
 fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {
     let mut response = hold_in_flight(response, guard);
