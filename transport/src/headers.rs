@@ -2,9 +2,18 @@
 //! at the visitor's side can never reach the origin, nor our metadata leak either way.
 
 use adit_core::wire::{
-    HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_UPGRADE_STATUS,
+    HEADER_CLIENT_ADDR, HEADER_DESTINATION, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND,
+    HEADER_UPGRADE_STATUS,
 };
 use http::{HeaderMap, HeaderName, header};
+
+// Adit's metadata headers that are looked up on every stream, as names made once: a `&str`
+// key is parsed again at each lookup.
+pub static STREAM_KIND: HeaderName = HeaderName::from_static(HEADER_STREAM_KIND);
+pub static CLIENT_ADDR: HeaderName = HeaderName::from_static(HEADER_CLIENT_ADDR);
+pub static RESPONSE_SOURCE: HeaderName = HeaderName::from_static(HEADER_RESPONSE_SOURCE);
+pub static DESTINATION: HeaderName = HeaderName::from_static(HEADER_DESTINATION);
+pub static UPGRADE_STATUS: HeaderName = HeaderName::from_static(HEADER_UPGRADE_STATUS);
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1, plus those the `Connection` header names),
 /// `Host` (carried as the authority instead), and Adit's own stream metadata, which a

@@ -23,8 +23,9 @@ use ::http::{Request, Response, StatusCode};
 use adit_core::wire::ConnectorError;
 use adit_core::{
     ingress::{Ingress, IngressConfig, Service},
-    wire::{HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, StreamKind},
+    wire::StreamKind,
 };
+use adit_transport::headers::{RESPONSE_SOURCE, STREAM_KIND};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::watch;
@@ -148,7 +149,7 @@ impl OriginProxy {
         let started = std::time::Instant::now();
         let kind = req
             .headers()
-            .get(HEADER_STREAM_KIND)
+            .get(&STREAM_KIND)
             .and_then(|v| v.to_str().ok())
             .and_then(StreamKind::parse)
             .unwrap_or(StreamKind::Http);
@@ -167,7 +168,7 @@ impl OriginProxy {
                 kind,
             )
             .await;
-        let from_connector = response.headers().contains_key(HEADER_RESPONSE_SOURCE);
+        let from_connector = response.headers().contains_key(&RESPONSE_SOURCE);
         self.metrics
             .answered(response.status(), from_connector, started.elapsed());
         let from_origin = self.metrics.bytes_from_origin.clone();

@@ -25,13 +25,14 @@ use adit_core::{
     hostname::normalize_host,
     ids::{ConnectionId, TunnelId},
     wire::{
-        ConnectorError, HEADER_CLIENT_ADDR, HEADER_DESTINATION, HEADER_ERROR_CODE,
-        HEADER_NODE_REFUSED, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND, HEADER_TUNNEL,
-        HEADER_UPGRADE_STATUS, StreamKind, UPGRADE_RAW_TCP,
+        ConnectorError, HEADER_DESTINATION, HEADER_ERROR_CODE, HEADER_NODE_REFUSED,
+        HEADER_STREAM_KIND, HEADER_TUNNEL, StreamKind, UPGRADE_RAW_TCP,
     },
 };
 use adit_transport::{
-    headers::strip_hop_by_hop,
+    headers::{
+        CLIENT_ADDR, DESTINATION, RESPONSE_SOURCE, STREAM_KIND, UPGRADE_STATUS, strip_hop_by_hop,
+    },
     relay::{self, BodySender},
     workers::Workers,
 };
@@ -377,7 +378,7 @@ fn note_origin(connection: &LiveConnection, response: &Response<Incoming>) {
 fn is_from_connector(response: &Response<Incoming>) -> bool {
     response
         .headers()
-        .get(HEADER_RESPONSE_SOURCE)
+        .get(&RESPONSE_SOURCE)
         .is_some_and(|v| v == "connector")
 }
 
@@ -1069,12 +1070,15 @@ fn stream_request(
     scheme: Scheme,
     body: TunnelBody,
 ) -> Option<Request<TunnelBody>> {
-    let destination = parts.headers.get(HEADER_DESTINATION).cloned();
+    let destination = match kind {
+        StreamKind::Tcp => parts.headers.get(&DESTINATION).cloned(),
+        StreamKind::Http | StreamKind::WebSocket | StreamKind::Raw => None,
+    };
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     strip_internal(&mut headers);
-    if let (StreamKind::Tcp, Some(destination)) = (kind, destination) {
-        headers.insert(HEADER_DESTINATION, destination);
+    if let Some(destination) = destination {
+        headers.insert(&DESTINATION, destination);
     }
     append_forwarded(&mut headers, peer, host, scheme);
     headers.insert(&STREAM_KIND, HeaderValue::from_static(kind.as_str()));
@@ -1119,7 +1123,7 @@ async fn finish(
         Some((kind, upgrade, tx))
             if response
                 .headers()
-                .get(HEADER_UPGRADE_STATUS)
+                .get(&UPGRADE_STATUS)
                 .is_some_and(|v| v == "101") =>
         {
             switch_protocols(response, kind, upgrade, tx, guard)
@@ -1164,12 +1168,10 @@ fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str, schem
     }
 }
 
-// Names the edge sets on every request, made once: a `&str` key is parsed at each use.
+// Names the edge sets on every request, made once (see `adit_transport::headers`).
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static STREAM_KIND: HeaderName = HeaderName::from_static(HEADER_STREAM_KIND);
-static CLIENT_ADDR: HeaderName = HeaderName::from_static(HEADER_CLIENT_ADDR);
 
 fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {
     let mut response = hold_in_flight(response, guard);
@@ -1271,7 +1273,10 @@ fn switch_protocols(
 
 #[cfg(test)]
 mod tests {
-    use adit_core::api::ApiError;
+    use adit_core::{
+        api::ApiError,
+        wire::{HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_UPGRADE_STATUS},
+    };
     use http_body_util::Full;
 
     #[test]
