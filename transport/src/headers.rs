@@ -96,4 +96,27 @@ mod tests {
         strip_hop_by_hop(&mut t);
         assert_eq!(t.len(), 1, "te: trailers is allowed through");
     }
+
+    #[test]
+    fn every_connection_line_and_every_listed_name_goes() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("x-one"));
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static(" X-Two ,accept"),
+        );
+        for name in ["x-one", "x-two", "accept", "proxy-authorization", "upgrade"] {
+            h.insert(name, HeaderValue::from_static("v"));
+        }
+        h.insert(HEADER_UPGRADE_STATUS, HeaderValue::from_static("101"));
+        h.append("x-kept", HeaderValue::from_static("1"));
+        h.append("x-kept", HeaderValue::from_static("2"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(
+            h.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-kept"],
+            "{h:?}"
+        );
+        assert_eq!(h.get_all("x-kept").iter().count(), 2);
+    }
 }
