@@ -4,19 +4,22 @@
 # them in alternating rounds, so background load hits both alike.
 #
 #   bench/ab.sh [--a-bin DIR] [--b-bin DIR] [--a-env "K=V …"] [--b-env "K=V …"]
-#               [--rounds N] [--duration S] [--bulk]
+#               [--rounds N] [--duration S] [--bulk] [--instructions N]
 #
 # DIR holds `adit-server` and `adit` (default: $CARGO_TARGET_DIR/release, else target/release;
 # build them first). Each round measures small HTTP (wrk, 64 connections: req/s and the
 # edge's + connector's CPU per request) and the round trip (1 connection, p50), A then B;
 # with --bulk also one iperf3 stream through `adit access tcp` (MB/s, and CPU-s/GB of
 # edge + connector + `adit access`, and of `adit access` alone). Prints each round and the
-# medians. Ports: BENCH_PORT_BASE (default 31000) and up.
+# medians. With --instructions N, edge and connector run under callgrind instead and each
+# stack answers N requests one after another (after 200 to warm up): the user-space
+# instructions per request of each process, which the machine's load does not move.
+# Ports: BENCH_PORT_BASE (default 31000) and up.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEFAULT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
-A_BIN=$DEFAULT_BIN B_BIN=$DEFAULT_BIN A_ENV="" B_ENV="" ROUNDS=5 DURATION=4 BULK=0
+A_BIN=$DEFAULT_BIN B_BIN=$DEFAULT_BIN A_ENV="" B_ENV="" ROUNDS=5 DURATION=4 BULK=0 INSTRUCTIONS=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -27,17 +30,19 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=${2:?}; shift ;;
         --duration) DURATION=${2:?}; shift ;;
         --bulk) BULK=1 ;;
-        -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --instructions) INSTRUCTIONS=${2:?}; shift ;;
+        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
-case "$ROUNDS$DURATION" in *[!0-9]*) echo "--rounds and --duration take whole numbers" >&2; exit 2 ;; esac
+case "$ROUNDS$DURATION$INSTRUCTIONS" in *[!0-9]*) echo "--rounds, --duration and --instructions take whole numbers" >&2; exit 2 ;; esac
 for bin in "$A_BIN" "$B_BIN"; do
     [ -x "$bin/adit-server" ] && [ -x "$bin/adit" ] || { echo "no adit-server/adit in $bin (build with cargo build --release)" >&2; exit 1; }
 done
 TOOLS="wrk curl"
 [ "$BULK" = 1 ] && TOOLS="$TOOLS iperf3 python3"
+[ "$INSTRUCTIONS" -gt 0 ] && TOOLS="$TOOLS valgrind callgrind_control python3"
 for tool in $TOOLS; do command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install $tool)" >&2; exit 1; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "nginx is missing (apt-get install nginx-light)" >&2; exit 1; }
@@ -87,10 +92,11 @@ code_of() { curl -s -o /dev/null --max-time 1 -w '%{http_code}' -H 'Host: bench.
 # `adit access tcp` on EDGE-PORT+3, to iperf3); sets SERVER_NAME, CONNECTOR_NAME and
 # ACCESS_NAME to their PIDs.
 stack() {
-    local name=$1 bin=$2 env=$3 edge=$4 d="$WORK/$1" i token
+    local name=$1 bin=$2 env=$3 edge=$4 d="$WORK/$1" i token under=()
     mkdir -p "$d/home"
+    [ "$INSTRUCTIONS" -gt 0 ] && under=(valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$d/callgrind.%p")
     # shellcheck disable=SC2086 # ENV is a list of K=V words
-    env $env "$bin/adit-server" --data-dir "$d/server" --edge-addr "127.0.0.1:$edge" \
+    env $env "${under[@]}" "$bin/adit-server" --data-dir "$d/server" --edge-addr "127.0.0.1:$edge" \
         --edge-tls-addr off --tunnel-addr "127.0.0.1:$((edge + 1))" \
         --api-addr "127.0.0.1:$((edge + 2))" --zone localhost >"$d/server.log" 2>&1 &
     PIDS+=($!)
@@ -110,7 +116,7 @@ stack() {
     printf 'tunnel: bench\ncredentials-file: %s\ningress:\n  - hostname: bench.localhost\n    service: http://127.0.0.1:%s\n  - hostname: tcp.localhost\n    service: tcp://127.0.0.1:%s\n  - service: http_status:404\n' \
         "$d/cred.json" "$BASE" $((BASE + 1)) >"$d/config.yml"
     # shellcheck disable=SC2086
-    env $env HOME="$d/home" "$bin/adit" tunnel --config "$d/config.yml" run >"$d/connector.log" 2>&1 &
+    env $env HOME="$d/home" "${under[@]}" "$bin/adit" tunnel --config "$d/config.yml" run >"$d/connector.log" 2>&1 &
     PIDS+=($!)
     printf -v "CONNECTOR_$name" %s $!
     for i in $(seq 1 300); do
@@ -146,6 +152,34 @@ stack A "$A_BIN" "$A_ENV" $((BASE + 100))
 stack B "$B_BIN" "$B_ENV" $((BASE + 200))
 echo "A: $A_BIN ${A_ENV:-(no extra environment)}"
 echo "B: $B_BIN ${B_ENV:-(no extra environment)}"
+if [ "$INSTRUCTIONS" -gt 0 ]; then
+    # N requests on one keep-alive connection, each answered 200 with the 100-byte file.
+    requests() {
+        python3 - "$1" "$2" <<'PY'
+import http.client, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for _ in range(n):
+    conn.request("GET", "/small.txt", headers={"Host": "bench.localhost"})
+    response = conn.getresponse()
+    if response.status != 200 or len(response.read()) != 100:
+        sys.exit(f"unexpected answer: {response.status}")
+PY
+    }
+    # per_request NAME PID: instructions per request in the first dump of that process.
+    per_request() { awk -v n="$INSTRUCTIONS" '/^totals:/ {printf "%.0f", $2 / n}' "$WORK/$1/callgrind.$2.1"; }
+    printf '%-2s %22s %22s\n' "" "edge instr/request" "connector instr/request"
+    for name in A B; do
+        edge=$([ "$name" = A ] && echo $((BASE + 100)) || echo $((BASE + 200)))
+        server_var="SERVER_$name" connector_var="CONNECTOR_$name"
+        requests "$edge" 200 || exit 1
+        for pid in "${!server_var}" "${!connector_var}"; do callgrind_control -z "$pid" >/dev/null; done
+        requests "$edge" "$INSTRUCTIONS" || exit 1
+        for pid in "${!server_var}" "${!connector_var}"; do callgrind_control -d "$pid" >/dev/null; done
+        printf '%-2s %22s %22s\n' "$name" "$(per_request "$name" "${!server_var}")" "$(per_request "$name" "${!connector_var}")"
+    done
+    exit 0
+fi
 ROW='%-6s %-2s %10s %14s %12s %10s %10s %10s\n'
 # shellcheck disable=SC2059 # one format for every row
 printf "$ROW" round "" "req/s" "CPU-µs/req" "RTT p50 µs" "bulk MB/s" "CPU-s/GB" "access"

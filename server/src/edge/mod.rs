@@ -104,6 +104,27 @@ struct InFlight {
     _tunnel: TunnelSlot,
 }
 
+/// Who a request came from, with the header values that say so, made once per connection
+/// (formatting an address costs more than the rest of the request's headers together).
+#[derive(Clone)]
+pub(crate) struct Visitor {
+    addr: SocketAddr,
+    /// Its IP, for `x-forwarded-for`.
+    ip: Option<HeaderValue>,
+    /// Its IP and port, for the connector (`adit-client-addr`).
+    addr_value: Option<HeaderValue>,
+}
+
+impl Visitor {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            ip: HeaderValue::try_from(addr.ip().to_string()).ok(),
+            addr_value: HeaderValue::try_from(addr.to_string()).ok(),
+        }
+    }
+}
+
 /// One of a tunnel's stream slots, given back when dropped.
 struct TunnelSlot {
     tunnel: TunnelId,
@@ -560,9 +581,11 @@ impl Edge {
             self.conn_limits.http2_keep_alive_timeout,
         );
         let proof = pending.clone();
+        let visitor = Visitor::new(peer);
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             proof.prove();
             let edge = self.clone();
+            let visitor = visitor.clone();
             // HTTP/2 frames its messages itself; only HTTP/1 heads pass the scanner. Asked
             // here, not in the future, so that verdicts are taken in request order.
             let framing = if req.version() == Version::HTTP_2 {
@@ -573,7 +596,7 @@ impl Edge {
             let in_flight = state.begin();
             let state = state.clone();
             async move {
-                let response = edge.handle(req, peer, scheme, framing).await;
+                let response = edge.handle(req, &visitor, scheme, framing).await;
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     state.mark_upgraded();
                 }
@@ -679,7 +702,7 @@ impl Edge {
     async fn handle(
         &self,
         req: Request<Incoming>,
-        peer: SocketAddr,
+        visitor: &Visitor,
         scheme: Scheme,
         framing: Framing,
     ) -> Response<TunnelBody> {
@@ -741,7 +764,7 @@ impl Edge {
         };
         let counters = self.metrics.tunnel(tunnel);
         let (mut response, source) = self
-            .forward(tunnel, &counters, req, peer, scheme, kind, &host, json)
+            .forward(tunnel, &counters, req, visitor, scheme, kind, &host, json)
             .await;
         self.add_hsts(&mut response, &name, scheme);
         let status = response.status();
@@ -772,7 +795,7 @@ impl Edge {
         tunnel: TunnelId,
         counters: &TunnelCounters,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        visitor: &Visitor,
         scheme: Scheme,
         kind: StreamKind,
         host: &str,
@@ -798,7 +821,7 @@ impl Edge {
                 (body, Some(tx))
             }
         };
-        let Some(outgoing) = stream_request(parts, host, kind, peer, scheme, body) else {
+        let Some(outgoing) = stream_request(parts, host, kind, visitor, scheme, body) else {
             let response = error_response(
                 StatusCode::BAD_REQUEST,
                 "bad_host",
@@ -881,6 +904,7 @@ impl Edge {
                 json,
             );
         };
+        let visitor = Visitor::new(peer);
         let upgrade = hyper::upgrade::on(&mut req);
         let (parts, _) = req.into_parts();
         let mut last = error_response(
@@ -905,7 +929,7 @@ impl Edge {
                 head,
                 "private.adit.internal",
                 StreamKind::Tcp,
-                peer,
+                &visitor,
                 Scheme::Http,
                 body,
             ) else {
@@ -1066,7 +1090,7 @@ fn stream_request(
     parts: http::request::Parts,
     host: &str,
     kind: StreamKind,
-    peer: SocketAddr,
+    visitor: &Visitor,
     scheme: Scheme,
     body: TunnelBody,
 ) -> Option<Request<TunnelBody>> {
@@ -1080,10 +1104,10 @@ fn stream_request(
     if let Some(destination) = destination {
         headers.insert(&DESTINATION, destination);
     }
-    append_forwarded(&mut headers, peer, host, scheme);
+    append_forwarded(&mut headers, visitor, host, scheme);
     headers.insert(&STREAM_KIND, HeaderValue::from_static(kind.as_str()));
-    if let Ok(addr) = HeaderValue::from_str(&peer.to_string()) {
-        headers.insert(&CLIENT_ADDR, addr);
+    if let Some(addr) = &visitor.addr_value {
+        headers.insert(&CLIENT_ADDR, addr.clone());
     }
     // The visitor's path as hyper parsed it; only the authority is new.
     let mut uri = http::uri::Parts::default();
@@ -1153,13 +1177,16 @@ async fn try_send(
     })
 }
 
-fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str, scheme: Scheme) {
-    let ip = peer.ip().to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
+fn append_forwarded(headers: &mut HeaderMap, visitor: &Visitor, host: &str, scheme: Scheme) {
+    let prior = headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .filter(|prior| !prior.is_empty());
+    let xff = match prior {
+        Some(prior) => HeaderValue::try_from(format!("{prior}, {}", visitor.addr.ip())).ok(),
+        None => visitor.ip.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(&X_FORWARDED_FOR, v);
     }
     headers.insert(&X_FORWARDED_PROTO, scheme.as_header());
@@ -1313,13 +1340,19 @@ mod tests {
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         append_forwarded(
             &mut h,
-            "127.0.0.2:5000".parse().unwrap(),
+            &Visitor::new("127.0.0.2:5000".parse().unwrap()),
             "app.example.com",
             Scheme::Http,
         );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "app.example.com");
+        let mut first = HeaderMap::new();
+        let visitor = Visitor::new("[2001:db8::7]:5000".parse().unwrap());
+        append_forwarded(&mut first, &visitor, "app.example.com", Scheme::Https);
+        assert_eq!(first["x-forwarded-for"], "2001:db8::7");
+        assert_eq!(first["x-forwarded-proto"], "https");
+        assert_eq!(visitor.addr_value.unwrap(), "[2001:db8::7]:5000");
     }
 
     /// An edge over an empty route table and `registry`, with no socket of its own.

@@ -14,6 +14,7 @@
 use std::{
     collections::VecDeque,
     io,
+    mem::MaybeUninit,
     pin::Pin,
     sync::{
         Arc, Mutex, PoisonError,
@@ -228,9 +229,18 @@ impl Scanner {
                 Step::Consumed(n)
             }
             State::Head => {
-                let mut headers = vec![httparse::EMPTY_HEADER; self.max_headers];
-                let mut req = httparse::Request::new(&mut headers);
-                match req.parse(rest) {
+                // Slots left uninitialised, on the stack for the usual limit: filling a
+                // vector of `max_headers` for every head cost about as much as the parse.
+                let mut inline = [MaybeUninit::<httparse::Header<'_>>::uninit(); INLINE_HEADERS];
+                let mut spilled = Vec::new();
+                let slots = if self.max_headers <= INLINE_HEADERS {
+                    &mut inline[..self.max_headers]
+                } else {
+                    spilled.reserve_exact(self.max_headers);
+                    &mut spilled.spare_capacity_mut()[..self.max_headers]
+                };
+                let mut req = httparse::Request::new(&mut []);
+                match req.parse_with_uninit_headers(rest, slots) {
                     Ok(httparse::Status::Complete(n)) => {
                         let (ambiguous, next) = judge(&req);
                         conn.push(ambiguous);
@@ -291,6 +301,9 @@ impl Scanner {
 }
 
 /// Whether a head's framing is ambiguous, and where its body ends.
+/// Header slots the scanner keeps on the stack; a larger `max_headers` takes them from the heap.
+const INLINE_HEADERS: usize = 128;
+
 fn judge(req: &httparse::Request<'_, '_>) -> (bool, State) {
     let mut length: Option<&[u8]> = None;
     let mut lengths_differ = false;
