@@ -173,9 +173,9 @@ PY
         edge=$([ "$name" = A ] && echo $((BASE + 100)) || echo $((BASE + 200)))
         server_var="SERVER_$name" connector_var="CONNECTOR_$name"
         requests "$edge" 200 || exit 1
-        for pid in "${!server_var}" "${!connector_var}"; do callgrind_control -z "$pid" >/dev/null; done
+        for pid in "${!server_var}" "${!connector_var}"; do callgrind_control -z "$pid" >/dev/null 2>&1; done
         requests "$edge" "$INSTRUCTIONS" || exit 1
-        for pid in "${!server_var}" "${!connector_var}"; do callgrind_control -d "$pid" >/dev/null; done
+        for pid in "${!server_var}" "${!connector_var}"; do callgrind_control -d "$pid" >/dev/null 2>&1; done
         printf '%-2s %22s %22s\n' "$name" "$(per_request "$name" "${!server_var}")" "$(per_request "$name" "${!connector_var}")"
     done
     exit 0
