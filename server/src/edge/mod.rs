@@ -105,9 +105,10 @@ struct InFlight {
 }
 
 /// Who a request came from, with the header values that say so, made once per connection
-/// (formatting an address costs more than the rest of the request's headers together).
+/// (formatting an address costs about as much as building the rest of the request's
+/// headers).
 #[derive(Clone)]
-pub(crate) struct Visitor {
+struct Visitor {
     addr: SocketAddr,
     /// Its IP, for `x-forwarded-for`.
     ip: Option<HeaderValue>,
@@ -116,7 +117,7 @@ pub(crate) struct Visitor {
 }
 
 impl Visitor {
-    pub(crate) fn new(addr: SocketAddr) -> Self {
+    fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
             ip: HeaderValue::try_from(addr.ip().to_string()).ok(),
