@@ -7,8 +7,8 @@ use adit_core::wire::{
 };
 use http::{HeaderMap, HeaderName, header};
 
-// Adit's metadata headers that are looked up on every stream, as names made once: a `&str`
-// key is parsed again at each lookup.
+// Adit's metadata headers, as names made once and used wherever they are read or set: a
+// `&str` key is parsed again at each lookup, and most of these are looked up on every stream.
 pub static STREAM_KIND: HeaderName = HeaderName::from_static(HEADER_STREAM_KIND);
 pub static CLIENT_ADDR: HeaderName = HeaderName::from_static(HEADER_CLIENT_ADDR);
 pub static RESPONSE_SOURCE: HeaderName = HeaderName::from_static(HEADER_RESPONSE_SOURCE);

@@ -1,8 +1,10 @@
 //! The body of every answer the connector gives the edge, and the few shapes of answer
 //! that several services share.
 
-use adit_core::wire::HEADER_UPGRADE_STATUS;
-use adit_transport::relay::{self, BodySender};
+use adit_transport::{
+    headers::UPGRADE_STATUS,
+    relay::{self, BodySender},
+};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::{BodyExt, Empty, Full};
@@ -34,6 +36,6 @@ pub(super) fn switched(headers: HeaderMap, body: ProxyBody) -> Response<ProxyBod
     *answer.headers_mut() = headers;
     answer
         .headers_mut()
-        .insert(HEADER_UPGRADE_STATUS, HeaderValue::from_static("101"));
+        .insert(&UPGRADE_STATUS, HeaderValue::from_static("101"));
     answer
 }

@@ -1,7 +1,7 @@
 //! The services the connector answers from its rules alone, without an origin:
 //! `http_status:NNN` and the `hello_world` page.
 
-use adit_core::wire::HEADER_CLIENT_ADDR;
+use adit_transport::headers::CLIENT_ADDR;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 
 use super::body::{ProxyBody, empty, full};
@@ -27,7 +27,7 @@ pub(super) fn hello_world(req: &Request<ProxyBody>) -> Response<ProxyBody> {
         .unwrap_or_default();
     let client = req
         .headers()
-        .get(HEADER_CLIENT_ADDR)
+        .get(&CLIENT_ADDR)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
     let page = format!(

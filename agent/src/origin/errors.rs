@@ -4,8 +4,9 @@
 
 use adit_core::{
     ingress::OriginRequest,
-    wire::{ConnectorError, HEADER_ERROR_CODE, HEADER_RESPONSE_SOURCE},
+    wire::{ConnectorError, HEADER_ERROR_CODE},
 };
+use adit_transport::headers::RESPONSE_SOURCE;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{ProxyBody, full};
@@ -19,10 +20,7 @@ pub(super) fn connector_error(
     let mut response = Response::new(full(message));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        HEADER_RESPONSE_SOURCE,
-        HeaderValue::from_static("connector"),
-    );
+    headers.insert(&RESPONSE_SOURCE, HeaderValue::from_static("connector"));
     headers.insert(HEADER_ERROR_CODE, HeaderValue::from_static(code.as_str()));
     headers.insert(
         header::CONTENT_TYPE,

@@ -13,7 +13,8 @@ use std::{
 };
 
 use adit_core::wire::ConnectorError;
-use adit_core::{cidr::IpNet, ingress::OriginRequest, wire::HEADER_DESTINATION};
+use adit_core::{cidr::IpNet, ingress::OriginRequest};
+use adit_transport::headers::DESTINATION;
 use http::{Request, Response, StatusCode};
 
 use super::{
@@ -114,7 +115,7 @@ pub(super) async fn serve(
 ) -> Response<ProxyBody> {
     let Some(destination) = req
         .headers()
-        .get(HEADER_DESTINATION)
+        .get(&DESTINATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
     else {

@@ -25,8 +25,8 @@ use adit_core::{
     hostname::normalize_host,
     ids::{ConnectionId, TunnelId},
     wire::{
-        ConnectorError, HEADER_DESTINATION, HEADER_ERROR_CODE, HEADER_NODE_REFUSED,
-        HEADER_STREAM_KIND, HEADER_TUNNEL, StreamKind, UPGRADE_RAW_TCP,
+        ConnectorError, HEADER_ERROR_CODE, HEADER_NODE_REFUSED, HEADER_TUNNEL, StreamKind,
+        UPGRADE_RAW_TCP,
     },
 };
 use adit_transport::{
@@ -924,7 +924,7 @@ impl Edge {
             head.headers_mut().remove(header::AUTHORIZATION);
             head.headers_mut().remove(header::COOKIE);
             head.headers_mut()
-                .insert(HEADER_DESTINATION, destination_header.clone());
+                .insert(&DESTINATION, destination_header.clone());
             let (head, ()) = head.into_parts();
             let Some(outgoing) = stream_request(
                 head,
@@ -1235,7 +1235,7 @@ impl Relay for Edge {
             request.headers_mut().remove(HEADER_TUNNEL);
             let kind = request
                 .headers()
-                .get(HEADER_STREAM_KIND)
+                .get(&STREAM_KIND)
                 .and_then(|v| v.to_str().ok())
                 .and_then(StreamKind::parse)
                 .unwrap_or(StreamKind::Http);
@@ -1303,7 +1303,10 @@ fn switch_protocols(
 mod tests {
     use adit_core::{
         api::ApiError,
-        wire::{HEADER_CLIENT_ADDR, HEADER_RESPONSE_SOURCE, HEADER_UPGRADE_STATUS},
+        wire::{
+            HEADER_CLIENT_ADDR, HEADER_DESTINATION, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND,
+            HEADER_UPGRADE_STATUS,
+        },
     };
     use http_body_util::Full;
 
