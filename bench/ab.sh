@@ -4,7 +4,7 @@
 # them in alternating rounds, so background load hits both alike.
 #
 #   bench/ab.sh [--a-bin DIR] [--b-bin DIR] [--a-env "K=V …"] [--b-env "K=V …"]
-#               [--rounds N] [--duration S] [--bulk] [--instructions N]
+#               [--rounds N] [--duration S] [--bulk] [--instructions N [--keep DIR]]
 #
 # DIR holds `adit-server` and `adit` (default: $CARGO_TARGET_DIR/release, else target/release;
 # build them first). Each round measures small HTTP (wrk, 64 connections: req/s and the
@@ -13,13 +13,14 @@
 # edge + connector + `adit access`, and of `adit access` alone). Prints each round and the
 # medians. With --instructions N, edge and connector run under callgrind instead and each
 # stack answers N requests one after another (after 200 to warm up): the user-space
-# instructions per request of each process, which the machine's load does not move.
+# instructions per request of each process, which the machine's load does not move;
+# --keep DIR copies their callgrind files to DIR/A and DIR/B (callgrind_annotate reads them).
 # Ports: BENCH_PORT_BASE (default 31000) and up.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEFAULT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
-A_BIN=$DEFAULT_BIN B_BIN=$DEFAULT_BIN A_ENV="" B_ENV="" ROUNDS=5 DURATION=4 BULK=0 INSTRUCTIONS=0
+A_BIN=$DEFAULT_BIN B_BIN=$DEFAULT_BIN A_ENV="" B_ENV="" ROUNDS=5 DURATION=4 BULK=0 INSTRUCTIONS=0 KEEP=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -31,7 +32,8 @@ while [ $# -gt 0 ]; do
         --duration) DURATION=${2:?}; shift ;;
         --bulk) BULK=1 ;;
         --instructions) INSTRUCTIONS=${2:?}; shift ;;
-        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --keep) KEEP=${2:?}; shift ;;
+        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -177,6 +179,11 @@ PY
         requests "$edge" "$INSTRUCTIONS" || exit 1
         for pid in "${!server_var}" "${!connector_var}"; do callgrind_control -d "$pid" >/dev/null 2>&1; done
         printf '%-2s %22s %22s\n' "$name" "$(per_request "$name" "${!server_var}")" "$(per_request "$name" "${!connector_var}")"
+        if [ -n "$KEEP" ]; then
+            mkdir -p "$KEEP/$name" &&
+                cp "$WORK/$name/callgrind.${!server_var}.1" "$KEEP/$name/edge.callgrind" &&
+                cp "$WORK/$name/callgrind.${!connector_var}.1" "$KEEP/$name/connector.callgrind"
+        fi
     done
     exit 0
 fi

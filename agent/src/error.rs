@@ -38,6 +38,9 @@ pub enum Error {
     Grpc(#[from] tonic::Status),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A connection to an origin could not be made (TCP, or its TLS handshake).
+    #[error("connecting to the origin failed: {0}")]
+    OriginDial(#[source] adit_transport::relay::BoxError),
     /// The edge sent a configuration this connector cannot run; the previous one stays.
     #[error("remote configuration version {version} is unusable: {message}")]
     RemoteConfig { version: i64, message: String },

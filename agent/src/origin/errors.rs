@@ -10,6 +10,7 @@ use adit_transport::headers::RESPONSE_SOURCE;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{ProxyBody, full};
+use crate::Error;
 
 /// An answer the connector made itself; the edge renders it for the visitor.
 pub(super) fn connector_error(
@@ -44,8 +45,9 @@ pub(super) fn origin_failure(
             connecting = true;
             break;
         }
-        if e.downcast_ref::<hyper_util::client::legacy::Error>()
-            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        if matches!(e.downcast_ref::<Error>(), Some(Error::OriginDial(_)))
+            || e.downcast_ref::<hyper_util::client::legacy::Error>()
+                .is_some_and(hyper_util::client::legacy::Error::is_connect)
         {
             connecting = true;
         }

@@ -1,10 +1,11 @@
-//! HTTP origins: `http://` and `https://` through one pooled client per rule (HTTP/1.1, or
-//! with `http2Origin` HTTP/2: over TLS as ALPN agrees, in clear text on `http://` — gRPC
-//! servers without TLS), and `unix:` sockets (see `unix`). A request and its
+//! HTTP origins: `http://` and `https://` through pooled connections per rule (HTTP/1.1 in
+//! our own pool, see `pool`; with `http2Origin` HTTP/2 through hyper-util's client: over TLS
+//! as ALPN agrees, in clear text on `http://` — gRPC servers without TLS), and `unix:`
+//! sockets (see `unix`). A request and its
 //! answer stream through with hop-by-hop headers removed, trailers included; a WebSocket
 //! is upgraded at the origin and then spliced to the stream.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use adit_core::wire::ConnectorError;
 use adit_core::{
@@ -12,7 +13,10 @@ use adit_core::{
     wire::StreamKind,
 };
 use adit_transport::headers::strip_hop_by_hop;
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::{
+    HeaderValue, Request, Response, StatusCode, Uri, Version, header,
+    uri::{self, PathAndQuery},
+};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -25,12 +29,17 @@ use tracing::Instrument;
 use super::{
     body::{BoxError, ProxyBody, answer_body, empty, switched},
     errors::{connector_error, origin_failure},
+    pool::Http1Pool,
     unix,
 };
 use crate::Error;
 
-/// The pooled client of one `http://` or `https://` rule.
-pub(super) type OriginClient = Client<DialTimeout, ProxyBody>;
+/// The pooled connections of one `http://` or `https://` rule.
+pub(super) enum OriginClient {
+    Http1(Arc<Http1Pool>),
+    /// `http2Origin`: one multiplexed connection (or HTTP/1.1 where ALPN says so).
+    Http2(Box<Client<DialTimeout, ProxyBody>>),
+}
 
 /// TCP connect, then TLS: the whole dial is bounded by connectTimeout + tlsTimeout, and
 /// running out is a `TimedOut` I/O error like a slow TCP connect.
@@ -104,14 +113,33 @@ pub(super) fn client(url: &url::Url, origin: &OriginRequest) -> Result<OriginCli
         inner: https,
         limit: origin.connect_timeout + origin.tls_timeout,
     };
+    if !origin.http2_origin {
+        return Ok(OriginClient::Http1(Arc::new(Http1Pool::new(
+            connector,
+            authority_uri(url).map_err(|e| Error::Usage(format!("{url}: {e}")))?,
+            origin.keep_alive_connections,
+            origin.keep_alive_timeout,
+        ))));
+    }
     // In clear text nothing negotiates HTTP/2: the origin is spoken to in it from the
     // first byte (h2c with prior knowledge, as gRPC servers expect).
-    let clear_h2 = origin.http2_origin && url.scheme() == "http";
-    Ok(Client::builder(TokioExecutor::new())
-        .http2_only(clear_h2)
-        .pool_idle_timeout(origin.keep_alive_timeout)
-        .pool_max_idle_per_host(origin.keep_alive_connections)
-        .build(connector))
+    let clear_h2 = url.scheme() == "http";
+    Ok(OriginClient::Http2(Box::new(
+        Client::builder(TokioExecutor::new())
+            .http2_only(clear_h2)
+            .pool_idle_timeout(origin.keep_alive_timeout)
+            .pool_max_idle_per_host(origin.keep_alive_connections)
+            .build(connector),
+    )))
+}
+
+/// `scheme://host[:port]` of `url`, what a connection to it is dialled by.
+fn authority_uri(url: &url::Url) -> Result<Uri, http::Error> {
+    Uri::builder()
+        .scheme(url.scheme())
+        .authority(url[url::Position::BeforeHost..url::Position::AfterPort].to_owned())
+        .path_and_query("/")
+        .build()
 }
 
 /// Where an HTTP rule's requests go.
@@ -143,39 +171,49 @@ impl Origin<'_> {
         }
     }
 
-    /// The request URI: absolute for the pooled client, origin-form on a unix socket.
-    fn uri(&self, path: &str) -> Result<Uri, String> {
+    /// `host[:port]` of an `http(s)://` origin.
+    fn authority(&self) -> Option<String> {
         match self {
             Self::Pooled { url, .. } => {
-                let host = url.host_str().unwrap_or_default();
-                let authority = match url.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host.to_owned(),
-                };
-                Uri::builder()
-                    .scheme(url.scheme())
-                    .authority(authority.as_str())
-                    .path_and_query(path)
-                    .build()
-                    .map_err(|e| e.to_string())
+                Some(url[url::Position::BeforeHost..url::Position::AfterPort].to_owned())
             }
-            Self::Unix { .. } => path
-                .parse()
-                .map_err(|e: http::uri::InvalidUri| e.to_string()),
+            Self::Unix { .. } => None,
         }
     }
 
-    async fn send(&self, request: Request<ProxyBody>) -> Result<Response<Incoming>, BoxError> {
-        match self {
-            Self::Pooled { client, .. } => Ok(client.request(request).await?),
+    /// The request URI: absolute for hyper-util's client (HTTP/2), origin-form on a
+    /// connection of our own.
+    fn uri(&self, path: PathAndQuery) -> Result<Uri, String> {
+        let mut parts = match self {
+            Self::Pooled {
+                client: OriginClient::Http2(_),
+                url,
+            } => authority_uri(url).map_err(|e| e.to_string())?.into_parts(),
+            Self::Pooled { .. } | Self::Unix { .. } => uri::Parts::default(),
+        };
+        parts.path_and_query = Some(path);
+        Uri::from_parts(parts).map_err(|e| e.to_string())
+    }
+
+    async fn send(&self, request: Request<ProxyBody>) -> Result<Response<ProxyBody>, BoxError> {
+        let response = match self {
+            Self::Pooled {
+                client: OriginClient::Http1(pool),
+                ..
+            } => return pool.send(request).await,
+            Self::Pooled {
+                client: OriginClient::Http2(client),
+                ..
+            } => client.request(request).await?,
             // Boxed: its dial and handshake would otherwise size every pooled request's
             // future, which is moved (copied) several times per stream.
             Self::Unix {
                 path,
                 tls,
                 settings,
-            } => Box::pin(unix::send(path, *tls, settings, request)).await,
-        }
+            } => Box::pin(unix::send(path, *tls, settings, request)).await?,
+        };
+        Ok(response.map(incoming))
     }
 }
 
@@ -198,14 +236,18 @@ fn origin_request(
     origin: &Origin<'_>,
     parts: http::request::Parts,
 ) -> Result<http::request::Builder, String> {
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let uri = origin.uri(path)?;
     let host = rule
         .origin_request
         .http_host_header
         .clone()
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .or_else(|| origin.authority())
         .unwrap_or_else(|| "localhost".to_owned());
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
@@ -238,14 +280,17 @@ async fn exchange(
         Err(e) => return connector_error(StatusCode::BAD_GATEWAY, ConnectorError::BadRequest, e),
     };
     match origin.send(request).await {
-        Ok(response) => {
-            let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            parts.version = Version::HTTP_2;
-            Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+        Ok(mut response) => {
+            strip_hop_by_hop(response.headers_mut());
+            *response.version_mut() = Version::HTTP_2;
+            response
         }
         Err(e) => origin_failure(&origin.describe(), &rule.origin_request, &*e),
     }
+}
+
+fn incoming(body: Incoming) -> ProxyBody {
+    body.map_err(BoxError::from).boxed_unsync()
 }
 
 /// Upgrades at the origin, then joins the stream's two directions to the upgraded socket.
@@ -272,9 +317,9 @@ async fn websocket(
         Err(e) => return origin_failure(&origin.describe(), &rule.origin_request, &*e),
     };
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        return Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync());
+        let mut response = response;
+        strip_hop_by_hop(response.headers_mut());
+        return response;
     }
     let mut headers = response.headers().clone();
     strip_hop_by_hop(&mut headers);

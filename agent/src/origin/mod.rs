@@ -36,6 +36,7 @@ mod body;
 mod builtin;
 mod errors;
 mod http;
+mod pool;
 mod private;
 mod rules;
 mod tcp;

@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
+use super::{
+    body::{BoxError, ProxyBody},
+    pool,
+};
 use adit_core::ingress::OriginRequest;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-
-use super::body::{BoxError, ProxyBody};
 
 /// Sends `request` to the socket at `path`.
 pub(super) async fn send(
@@ -53,11 +55,6 @@ async fn exchange<IO>(io: IO, request: Request<ProxyBody>) -> Result<Response<In
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "origin connection ended with an error");
-        }
-    });
+    let mut sender = pool::handshake(TokioIo::new(io)).await?;
     Ok(sender.send_request(request).await?)
 }
