@@ -87,6 +87,9 @@ struct EdgeClient {
     connected: std::sync::Mutex<std::collections::BTreeMap<u8, String>>,
     /// How many data connections it keeps (`--ha-connections`).
     connections: u8,
+    /// The control connection the live nodes are asked on, kept between the asks (every
+    /// few seconds from every connector: a TLS handshake each would load the edge).
+    nodes_channel: tokio::sync::Mutex<Option<ConnectorServiceClient<tonic::transport::Channel>>>,
     /// Set once the first data connection is up (systemd's readiness waits for it).
     connected_once: watch::Sender<bool>,
     /// One connection moves between nodes at a time, until its replacement is up: were
@@ -163,6 +166,7 @@ impl Connector {
             nodes: watch::Sender::new(Vec::new()),
             connected: std::sync::Mutex::default(),
             connections: config.ha_connections,
+            nodes_channel: tokio::sync::Mutex::default(),
             connected_once: watch::Sender::new(false),
             moves: Arc::new(Semaphore::new(1)),
         });
@@ -340,13 +344,7 @@ impl Connector {
     /// Asks which nodes of the cluster are alive, for the data connections to spread over.
     /// An edge that is no cluster (or too old to say) leaves the list empty.
     async fn refresh_nodes(&self) {
-        let listed = async {
-            let mut client = self.edge.control().await?;
-            let request = self.edge.authorized(LiveNodesRequest {})?;
-            let reply = client.list_live_nodes(request).await.map_err(from_status)?;
-            Ok::<_, Error>(reply.into_inner().node_addrs)
-        };
-        match listed.await {
+        match self.edge.live_nodes().await {
             Ok(nodes) => {
                 self.edge.nodes.send_if_modified(|known| {
                     let changed = *known != nodes;
@@ -780,6 +778,34 @@ impl EdgeClient {
             }
         }
         first
+    }
+
+    /// The cluster's live nodes, asked on the kept control connection; on a new one
+    /// (through any node) when there is none or it failed.
+    async fn live_nodes(&self) -> Result<Vec<String>, Error> {
+        let mut kept = self.nodes_channel.lock().await;
+        if let Some(client) = kept.as_mut() {
+            match self.list_live_nodes(client).await {
+                Ok(nodes) => return Ok(nodes),
+                Err(e) => {
+                    tracing::debug!(error = %e, "the kept control connection failed; dialling anew")
+                }
+            }
+        }
+        *kept = None;
+        let mut client = self.control().await?;
+        let nodes = self.list_live_nodes(&mut client).await?;
+        *kept = Some(client);
+        Ok(nodes)
+    }
+
+    async fn list_live_nodes(
+        &self,
+        client: &mut ConnectorServiceClient<tonic::transport::Channel>,
+    ) -> Result<Vec<String>, Error> {
+        let request = self.authorized(LiveNodesRequest {})?;
+        let reply = client.list_live_nodes(request).await.map_err(from_status)?;
+        Ok(reply.into_inner().node_addrs)
     }
 
     /// A gRPC client on a fresh control connection to the node at `addr`.
