@@ -785,11 +785,13 @@ impl EdgeClient {
     async fn live_nodes(&self) -> Result<Vec<String>, Error> {
         let mut kept = self.nodes_channel.lock().await;
         if let Some(client) = kept.as_mut() {
-            match self.list_live_nodes(client).await {
-                Ok(nodes) => return Ok(nodes),
-                Err(e) => {
-                    tracing::debug!(error = %e, "the kept control connection failed; dialling anew")
+            // Bounded like a fresh dial's handshake: a node that hangs is left as soon.
+            match tokio::time::timeout(HELLO_TIMEOUT, self.list_live_nodes(client)).await {
+                Ok(Ok(nodes)) => return Ok(nodes),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "the kept control connection failed; dialling anew");
                 }
+                Err(_) => tracing::debug!("the kept control connection hung; dialling anew"),
             }
         }
         *kept = None;
