@@ -301,11 +301,13 @@ impl PublicTls {
 
     /// Whether `host` lies in a zone served over HTTPS only.
     pub(crate) fn is_https_only(&self, host: &str) -> bool {
+        let state = self.read();
+        // Asked on every plain-HTTP request: without such zones, nothing to normalise.
+        if state.https_only.is_empty() {
+            return false;
+        }
         let host = normalize_host(host);
-        self.read()
-            .https_only
-            .iter()
-            .any(|zone| in_zone(&host, zone))
+        state.https_only.iter().any(|zone| in_zone(&host, zone))
     }
 }
 
