@@ -13,6 +13,11 @@ pub use adit_transport::relay::BoxError;
 /// A stream's request body as the services read it, and the body of every answer.
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+/// An origin's answer body as the services pass it on.
+pub(super) fn incoming(body: hyper::body::Incoming) -> ProxyBody {
+    body.map_err(BoxError::from).boxed_unsync()
+}
+
 pub(super) fn empty() -> ProxyBody {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }

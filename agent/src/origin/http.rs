@@ -18,7 +18,6 @@ use http::{
     uri::{self, PathAndQuery},
 };
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -27,7 +26,7 @@ use hyper_util::{
 use tracing::Instrument;
 
 use super::{
-    body::{BoxError, ProxyBody, answer_body, empty, switched},
+    body::{BoxError, ProxyBody, answer_body, empty, incoming, switched},
     errors::{connector_error, origin_failure},
     pool::Http1Pool,
     unix,
@@ -137,9 +136,14 @@ pub(super) fn client(url: &url::Url, origin: &OriginRequest) -> Result<OriginCli
 fn authority_uri(url: &url::Url) -> Result<Uri, http::Error> {
     Uri::builder()
         .scheme(url.scheme())
-        .authority(url[url::Position::BeforeHost..url::Position::AfterPort].to_owned())
+        .authority(authority(url).to_owned())
         .path_and_query("/")
         .build()
+}
+
+/// `host[:port]` of `url` (the port only when it is not the scheme's default).
+fn authority(url: &url::Url) -> &str {
+    &url[url::Position::BeforeHost..url::Position::AfterPort]
 }
 
 /// Where an HTTP rule's requests go.
@@ -174,9 +178,7 @@ impl Origin<'_> {
     /// `host[:port]` of an `http(s)://` origin.
     fn authority(&self) -> Option<String> {
         match self {
-            Self::Pooled { url, .. } => {
-                Some(url[url::Position::BeforeHost..url::Position::AfterPort].to_owned())
-            }
+            Self::Pooled { url, .. } => Some(authority(url).to_owned()),
             Self::Unix { .. } => None,
         }
     }
@@ -287,10 +289,6 @@ async fn exchange(
         }
         Err(e) => origin_failure(&origin.describe(), &rule.origin_request, &*e),
     }
-}
-
-fn incoming(body: Incoming) -> ProxyBody {
-    body.map_err(BoxError::from).boxed_unsync()
 }
 
 /// Upgrades at the origin, then joins the stream's two directions to the upgraded socket.

@@ -27,7 +27,7 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use super::{
-    body::{BoxError, ProxyBody},
+    body::{BoxError, ProxyBody, incoming},
     http::DialTimeout,
 };
 use crate::Error;
@@ -86,12 +86,12 @@ impl Http1Pool {
             match sender.try_send_request(request).await {
                 // The origin takes the connection over: never given back.
                 Ok(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                    return Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()));
+                    return Ok(response.map(incoming));
                 }
                 // Nothing to read (HEAD, 204, an empty body): the body is never polled.
                 Ok(response) if response.body().is_end_stream() => {
                     Arc::clone(self).give_back(sender);
-                    return Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()));
+                    return Ok(response.map(incoming));
                 }
                 Ok(response) => {
                     let pool = Arc::downgrade(self);

@@ -300,10 +300,10 @@ impl Scanner {
     }
 }
 
-/// Whether a head's framing is ambiguous, and where its body ends.
 /// Header slots the scanner keeps on the stack; a larger `max_headers` takes them from the heap.
 const INLINE_HEADERS: usize = 128;
 
+/// Whether a head's framing is ambiguous, and where its body ends.
 fn judge(req: &httparse::Request<'_, '_>) -> (bool, State) {
     let mut length: Option<&[u8]> = None;
     let mut lengths_differ = false;
