@@ -10,9 +10,10 @@
 # build them first). Each round measures small HTTP (wrk, 64 connections: req/s and the
 # edge's + connector's CPU per request) and the round trip (1 connection, p50), A then B;
 # with --bulk also one iperf3 stream through `adit access tcp` (MB/s, and CPU-s/GB of
-# edge + connector + `adit access`, and of `adit access` alone). Prints each round and the
-# medians. With --instructions N, edge and connector run under callgrind instead and each
-# stack answers N requests one after another (after 200 to warm up): the user-space
+# edge + connector + `adit access`, and of `adit access` alone). Prints each stack's idle
+# RSS (as bench/run.sh reads it), each round, the medians and the RSS after the load.
+# With --instructions N, edge and connector run under callgrind instead and each stack
+# answers N requests one after another (after 200 to warm up): the user-space
 # instructions per request of each process, which the machine's load does not move;
 # --keep DIR copies their callgrind files to DIR/A and DIR/B (callgrind_annotate reads them).
 # Ports: BENCH_PORT_BASE (default 31000) and up.
@@ -187,6 +188,12 @@ PY
     done
     exit 0
 fi
+# Idle RSS as bench/run.sh reads it: a second after the stack first answered.
+sleep 1
+for name in A B; do
+    server_var="SERVER_$name" connector_var="CONNECTOR_$name"
+    echo "$name: RSS edge $(awk '/VmRSS/ {print $2}' "/proc/${!server_var}/status") KiB, connector $(awk '/VmRSS/ {print $2}' "/proc/${!connector_var}/status") KiB idle"
+done
 ROW='%-6s %-2s %10s %14s %12s %10s %10s %10s\n'
 # shellcheck disable=SC2059 # one format for every row
 printf "$ROW" round "" "req/s" "CPU-µs/req" "RTT p50 µs" "bulk MB/s" "CPU-s/GB" "access"
