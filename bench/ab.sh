@@ -61,28 +61,9 @@ cleanup() {
 trap cleanup EXIT
 
 # The origin: nginx, one worker, a 100-byte file.
-mkdir -p "$WORK/www" "$WORK/nginx"
-head -c 100 /dev/zero | tr '\0' 'a' >"$WORK/www/small.txt"
-chmod -R a+rX "$WORK"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    server { listen 127.0.0.1:$BASE reuseport backlog=4096; root $WORK/www; }
-}
-EOF
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-PIDS+=($!)
+# shellcheck source=bench/origin.sh
+source "$ROOT/bench/origin.sh"
+start_origin "$WORK" "$BASE"
 
 if [ "$BULK" = 1 ]; then
     iperf3 -s -B 127.0.0.1 -p $((BASE + 1)) >/dev/null 2>&1 &

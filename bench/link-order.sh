@@ -9,12 +9,12 @@
 # DIR holds release builds of `adit-server` and `adit` (default: $CARGO_TARGET_DIR/release,
 # else target/release). Under callgrind from their first instruction: an edge with its
 # plain and HTTPS listeners, the CLI creating a tunnel and its routes, a connector, requests
-# through both listeners, `adit access tcp` carrying 50 MB to iperf3, then 6 s idle (the
+# through both listeners, `adit access tcp` carrying 50 MB to a TCP sink, then 6 s idle (the
 # timers: keepalive pings, the node list); then each process is stopped and the names of its
 # functions that ran are kept. Run it again after a change of dependencies or of much code
 # on the path: names that no longer exist are skipped at link time, and what is new is
 # placed after the list, so an old list only loses effect, never breaks a build.
-# Needs valgrind, nginx, iperf3, curl and python3. Ports: BENCH_PORT_BASE (default 31000) and up.
+# Needs valgrind, nginx, curl and python3. Ports: BENCH_PORT_BASE (default 31000) and up.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -x "$BIN/adit-server" ] && [ -x "$BIN/adit" ] || { echo "no adit-server/adit in $BIN (cargo build --release first)" >&2; exit 1; }
-for tool in valgrind iperf3 curl python3 nm; do
+for tool in valgrind curl python3 nm; do
     command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -45,28 +45,24 @@ cleanup() {
 trap cleanup EXIT
 die() { echo "$*" >&2; exit 1; }
 
-mkdir -p "$WORK/www" "$WORK/nginx" "$WORK/home"
-head -c 100 /dev/zero | tr '\0' 'a' >"$WORK/www/small.txt"
-chmod -R a+rX "$WORK"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    server { listen 127.0.0.1:$BASE; root $WORK/www; }
-}
-EOF
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-PIDS+=($!)
-iperf3 -s -B 127.0.0.1 -p $((BASE + 1)) >/dev/null 2>&1 &
+mkdir -p "$WORK/home"
+# shellcheck source=bench/origin.sh
+source "$ROOT/bench/origin.sh"
+start_origin "$WORK" "$BASE"
+# The TCP origin: a sink that counts what it reads and answers the count when the sender
+# half-closes.
+python3 - $((BASE + 1)) <<'PY' &
+import socket, sys
+
+server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    conn, _ = server.accept()
+    total = 0
+    while data := conn.recv(65536):
+        total += len(data)
+    conn.sendall(f"{total}\n".encode())
+    conn.close()
+PY
 PIDS+=($!)
 
 under() { # NAME COMMAND…: COMMAND under callgrind, its file named NAME
@@ -113,7 +109,18 @@ for _ in $(seq 1 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$((EDGE + 3))") 2>/dev/null && break
     sleep 0.1
 done
-iperf3 -c 127.0.0.1 -p $((EDGE + 3)) -n 50M >/dev/null || die "iperf3 through adit access failed (see $WORK/access.log)"
+python3 - $((EDGE + 3)) <<'PY' || die "50 MB through adit access failed (see $WORK/*.log)"
+import socket, sys
+
+conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=120)
+chunk = b"a" * 65536
+for _ in range(800):
+    conn.sendall(chunk)
+conn.shutdown(socket.SHUT_WR)
+answer = conn.makefile().readline().strip()
+if answer != str(800 * 65536):
+    sys.exit(f"the origin read {answer!r} bytes, not {800 * 65536}")
+PY
 sleep 6
 # SIGTERM (a background job ignores SIGINT): each stops as under a service manager, and
 # callgrind writes its file.
