@@ -11,9 +11,10 @@
 # plain and HTTPS listeners, the CLI creating a tunnel and its routes, a connector, requests
 # through both listeners, `adit access tcp` carrying 50 MB to a TCP sink, then 6 s idle (the
 # timers: keepalive pings, the node list); then each process is stopped and the names of its
-# functions that ran are kept. Run it again after a change of dependencies or of much code
-# on the path: names that no longer exist are skipped at link time, and what is new is
-# placed after the list, so an old list only loses effect, never breaks a build.
+# functions that ran are kept. Run it again after a change of toolchain, of dependencies or
+# of much code on the path (the names carry hashes that follow them): names that no longer
+# exist are skipped at link time, and what is new is placed after the list, so an old list
+# only loses effect, never breaks a build.
 # Needs valgrind, nginx, curl and python3. Ports: BENCH_PORT_BASE (default 31000) and up.
 set -uo pipefail
 
