@@ -47,22 +47,11 @@ TOOLS="wrk curl"
 [ "$BULK" = 1 ] && TOOLS="$TOOLS iperf3 python3"
 [ "$INSTRUCTIONS" -gt 0 ] && TOOLS="$TOOLS valgrind callgrind_control python3"
 for tool in $TOOLS; do command -v "$tool" >/dev/null || { echo "$tool is missing (apt-get install $tool)" >&2; exit 1; }; done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || { echo "nginx is missing (apt-get install nginx-light)" >&2; exit 1; }
-
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 BASE=${BENCH_PORT_BASE:-31000}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 # The origin: nginx, one worker, a 100-byte file.
-# shellcheck source=bench/origin.sh
-source "$ROOT/bench/origin.sh"
 start_origin "$WORK" "$BASE"
 
 if [ "$BULK" = 1 ]; then

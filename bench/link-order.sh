@@ -32,23 +32,12 @@ done
 for tool in valgrind curl python3 nm; do
     command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || { echo "nginx is missing (apt-get install nginx-light)" >&2; exit 1; }
-
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 BASE=${BENCH_PORT_BASE:-31000} EDGE=$((${BENCH_PORT_BASE:-31000} + 100))
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 die() { echo "$*" >&2; exit 1; }
 
 mkdir -p "$WORK/home"
-# shellcheck source=bench/origin.sh
-source "$ROOT/bench/origin.sh"
 start_origin "$WORK" "$BASE"
 # The TCP origin: a sink that counts what it reads and answers the count when the sender
 # half-closes.

@@ -1,6 +1,18 @@
-# Sourced by bench/ab.sh and bench/link-order.sh: start_origin WORK PORT starts the origin
-# both use, nginx with one worker serving a 100-byte file at /small.txt on 127.0.0.1:PORT,
-# its files under WORK; appends its PID to PIDS. Needs NGINX (the nginx binary).
+# Sourced by bench/ab.sh and bench/link-order.sh: what both set up the same way. It finds
+# nginx (NGINX), makes a scratch folder (WORK) that goes, with every process whose PID is
+# in PIDS, when the script exits, and defines start_origin WORK PORT: the origin both use,
+# nginx with one worker serving a 100-byte file at /small.txt on 127.0.0.1:PORT.
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "nginx is missing (apt-get install nginx-light)" >&2; exit 1; }
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
 start_origin() {
     local work=$1 port=$2
     mkdir -p "$work/www" "$work/nginx"
