@@ -3,8 +3,9 @@
 // binary's code in 64 KiB runs around each page touched, so code that runs scattered among
 // code that never does keeps most of the binary resident; packed, only the packed part is.
 // rustc (1.90 and later) links that target with lld, which reads the list; names missing
-// from this build (code changed since the list was made) are skipped, and the build stays
-// correct.
+// from this build (code edited since the list was made, or a build of other packages
+// together, whose dependencies' features and so names differ) are skipped, and the build
+// stays correct.
 
 fn main() {
     println!("cargo:rerun-if-changed=link-order.txt");

@@ -11,10 +11,12 @@
 # plain and HTTPS listeners, the CLI creating a tunnel and its routes, a connector, requests
 # through both listeners, `adit access tcp` carrying 50 MB to a TCP sink, then 6 s idle (the
 # timers: keepalive pings, the node list); then each process is stopped and the names of its
-# functions that ran are kept. Run it again after a change of toolchain, of dependencies or
-# of much code on the path (the names carry hashes that follow them): names that no longer
-# exist are skipped at link time, and what is new is placed after the list, so an old list
-# only loses effect, never breaks a build.
+# functions that ran are kept. Build both with `cargo build --release -p adit-server -p
+# adit-agent` (the packages built together decide the dependencies' features, and so the
+# names), and run it again after editing code that runs, or a change of toolchain or
+# dependencies (the names carry hashes that follow them); then build again. Names that no
+# longer exist are skipped at link time, and what is new is placed after the list, so an
+# old list only loses effect (64 KiB resident per function it misses), never breaks a build.
 # Needs valgrind, nginx, curl and python3. Ports: BENCH_PORT_BASE (default 31000) and up.
 set -uo pipefail
 
@@ -23,7 +25,7 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) BIN=${2:?}; shift ;;
-        -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift

@@ -28,7 +28,7 @@ use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore, watch},
     task::JoinSet,
 };
-use tokio_rustls::{TlsConnector, client::TlsStream};
+use tokio_rustls::{TlsConnector, client::TlsStream, rustls::ClientConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -77,7 +77,10 @@ struct EdgeClient {
     /// `host:port` of the tunnel listener: the bootstrap address (any node of a cluster,
     /// or a name in front of all of them).
     endpoint: String,
-    trust: EdgeTrust,
+    /// TLS to the edge for data connections and for control connections, made once: each
+    /// config holds a session cache, and a dial per config made a new one.
+    data_tls: Arc<ClientConfig>,
+    control_tls: Arc<ClientConfig>,
     token: TunnelToken,
     /// The live nodes of the cluster (their tunnel listeners), as the edge last said;
     /// empty outside a cluster. Data connections spread over them.
@@ -161,7 +164,8 @@ impl Connector {
         };
         let edge = Arc::new(EdgeClient {
             endpoint,
-            trust,
+            data_tls: client_config(&trust, wire::ALPN_DATA)?,
+            control_tls: client_config(&trust, wire::ALPN_GRPC)?,
             token: config.token.clone(),
             nodes: watch::Sender::new(Vec::new()),
             connected: std::sync::Mutex::default(),
@@ -579,7 +583,7 @@ impl Connector {
         moving: Option<OwnedSemaphorePermit>,
     ) -> Attempt {
         let addr = self.edge.target(index, skip);
-        let mut tls = match self.edge.dial_at(&addr, wire::ALPN_DATA).await {
+        let mut tls = match self.edge.dial_at(&addr, &self.edge.data_tls).await {
             Ok(tls) => tls,
             Err(e) => return Attempt::Failed(e.to_string()),
         };
@@ -742,7 +746,11 @@ impl EdgeClient {
         nodes
     }
 
-    async fn dial_at(&self, addr: &str, alpn: &[u8]) -> Result<TlsStream<LinkSocket>, Error> {
+    async fn dial_at(
+        &self,
+        addr: &str,
+        tls: &Arc<ClientConfig>,
+    ) -> Result<TlsStream<LinkSocket>, Error> {
         let unreachable = |message: String| Error::Unreachable {
             url: addr.to_owned(),
             message,
@@ -753,7 +761,7 @@ impl EdgeClient {
             .map_err(|e| unreachable(e.to_string()))?;
         tcp.set_nodelay(true)?;
         let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-        let connector = TlsConnector::from(client_config(&self.trust, alpn)?);
+        let connector = TlsConnector::from(tls.clone());
         let tls = tokio::time::timeout(
             DIAL_TIMEOUT,
             connector.connect(server_name(host)?, link_socket(tcp)),
@@ -815,7 +823,7 @@ impl EdgeClient {
         &self,
         addr: &str,
     ) -> Result<ConnectorServiceClient<tonic::transport::Channel>, Error> {
-        let tls = self.dial_at(addr, wire::ALPN_GRPC).await?;
+        let tls = self.dial_at(addr, &self.control_tls).await?;
         let io = std::sync::Mutex::new(Some(TokioIo::new(tls)));
         // One pre-dialled connection, handed to tonic once.
         let channel = tonic::transport::Endpoint::from_static("http://edge")

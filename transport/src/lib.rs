@@ -7,6 +7,7 @@ pub mod frame;
 pub mod h2;
 pub mod headers;
 pub mod metrics;
+pub mod read_ahead;
 pub mod relay;
 pub mod signal;
 pub mod tls;

@@ -3,7 +3,11 @@
 //! kubeadm's discovery hash does). With operator certificates the system roots apply.
 //! There is no "skip verification" mode.
 
-use std::{fmt, path::Path, sync::Arc};
+use std::{
+    fmt,
+    path::Path,
+    sync::{Arc, OnceLock},
+};
 
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
@@ -16,9 +20,9 @@ use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime},
 };
 use sha2::{Digest, Sha256};
-use tokio::{io::BufReader, net::TcpStream};
+use tokio::net::TcpStream;
 
-use crate::Error;
+use crate::{Error, read_ahead::ReadAhead};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -29,13 +33,12 @@ const LINK_READ_AHEAD: usize = 64 * 1024;
 
 /// The socket under a link's TLS. rustls reads at most 4 KiB from its socket at a time,
 /// so a byte stream's 16 KiB records took four or five reads each; through this buffer one
-/// read takes up to 64 KiB. Links are few (a handful per connector), so the buffer each
-/// holds costs little.
-pub type LinkSocket = BufReader<TcpStream>;
+/// read takes up to 64 KiB. It holds memory only as the link's traffic fills it.
+pub type LinkSocket = ReadAhead<TcpStream>;
 
 /// `tcp` as the socket under a link's TLS.
 pub fn link_socket(tcp: TcpStream) -> LinkSocket {
-    BufReader::with_capacity(LINK_READ_AHEAD, tcp)
+    ReadAhead::new(tcp, LINK_READ_AHEAD)
 }
 
 /// Lowercase hex SHA-256 of a DER certificate: the pin a token carries.
@@ -110,12 +113,9 @@ pub fn client_config(trust: &EdgeTrust, alpn: &[u8]) -> Result<Arc<ClientConfig>
                 provider,
             }))
             .with_no_client_auth(),
-        EdgeTrust::SystemRoots => {
-            let mut roots = RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(native.certs);
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
+        EdgeTrust::SystemRoots => builder
+            .with_root_certificates(system_roots())
+            .with_no_client_auth(),
     };
     config.alpn_protocols = vec![alpn.to_vec()];
     Ok(Arc::new(config))
@@ -223,18 +223,41 @@ pub fn origin_client_config(
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
             .with_no_client_auth());
     }
-    let mut roots = RootCertStore::empty();
-    match ca_pool {
+    let roots = match ca_pool {
         Some(path) => {
+            let mut roots = RootCertStore::empty();
             for cert in read_pem_chain(path)? {
                 roots.add(cert)?;
             }
+            Arc::new(roots)
         }
-        None => {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        }
-    }
+        None => system_roots(),
+    };
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// A client config for a connector that never speaks TLS (an `http://` origin's): it
+/// trusts no certificate.
+pub fn clear_text_client_config() -> Result<ClientConfig, Error> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth())
+}
+
+/// The operating system's roots, read and parsed once per process: the store of ~150
+/// certificates takes ~170 KB, which every HTTPS rule on every worker (and every request
+/// to a `unix+tls:` origin) held, or parsed, again before. A changed system bundle is read
+/// on the next start.
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            Arc::new(roots)
+        })
+        .clone()
 }
 
 /// `originRequest.noTLSVerify: true`: the operator chose to trust any origin certificate.

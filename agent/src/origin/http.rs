@@ -78,8 +78,29 @@ impl tower::Service<Uri> for DialTimeout {
     }
 }
 
-/// The pooled client for an HTTP rule to `url` with these settings.
-pub(super) fn client(url: &url::Url, origin: &OriginRequest) -> Result<OriginClient, Error> {
+/// The TLS settings of an HTTP rule to `url`, made once for all its workers' clients. An
+/// `http://` rule never speaks TLS to its origin: its config trusts nothing, so no roots
+/// are read for it.
+pub(super) fn tls_config(
+    url: &url::Url,
+    origin: &OriginRequest,
+) -> Result<rustls::ClientConfig, Error> {
+    if url.scheme() != "https" {
+        return Ok(adit_transport::tls::clear_text_client_config()?);
+    }
+    Ok(adit_transport::tls::origin_client_config(
+        origin.ca_pool.as_deref().map(std::path::Path::new),
+        origin.no_tls_verify,
+    )?)
+}
+
+/// The pooled client for an HTTP rule to `url` with these settings (`tls` from
+/// [`tls_config`]).
+pub(super) fn client(
+    url: &url::Url,
+    origin: &OriginRequest,
+    tls: rustls::ClientConfig,
+) -> Result<OriginClient, Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -89,10 +110,6 @@ pub(super) fn client(url: &url::Url, origin: &OriginRequest) -> Result<OriginCli
         (!origin.no_happy_eyeballs).then_some(Duration::from_millis(300)),
     );
 
-    let tls = adit_transport::tls::origin_client_config(
-        origin.ca_pool.as_deref().map(std::path::Path::new),
-        origin.no_tls_verify,
-    )?;
     // hyper-rustls sets ALPN itself from the enabled versions below.
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)

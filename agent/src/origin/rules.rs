@@ -41,7 +41,9 @@ impl RuleSet {
             .flat_map(Ingress::rules)
             .map(|rule| match &rule.service {
                 Service::Http { url } => {
-                    PerWorker::build(|| http::client(url, &rule.origin_request)).map(Some)
+                    let tls = http::tls_config(url, &rule.origin_request)?;
+                    PerWorker::build(|| http::client(url, &rule.origin_request, tls.clone()))
+                        .map(Some)
                 }
                 _ => Ok(None),
             })
