@@ -25,7 +25,7 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) BIN=${2:?}; shift ;;
-        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
