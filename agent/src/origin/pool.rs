@@ -332,7 +332,8 @@ mod tests {
 
     fn pool(port: u16, settings: &OriginRequest) -> Arc<Http1Pool> {
         let url = url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        match crate::origin::http::client(&url, settings).unwrap() {
+        let tls = crate::origin::http::tls_config(&url, settings).unwrap();
+        match crate::origin::http::client(&url, settings, tls).unwrap() {
             OriginClient::Http1(pool) => pool,
             OriginClient::Http2(_) => panic!("an HTTP/1 rule gets the HTTP/1 pool"),
         }
