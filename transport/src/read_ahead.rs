@@ -1,8 +1,9 @@
 //! A socket read through a buffer that is filled only with what arrives. tokio's
-//! `BufReader` zero-fills its whole buffer when it is made, so every link held 64 KiB
-//! resident from its first byte, idle or not (a connector's five links 320 KiB; an edge's
-//! thousands of links as many times over). Here the buffer is allocated without being
-//! written, and a read writes only the bytes it gets: an idle link touches a page or two.
+//! `BufReader` asks for its buffer zeroed, and the allocator writes those zeros wherever it
+//! reuses memory, so links held much of their 64 KiB resident from their first byte, idle
+//! or not. Here the buffer is allocated without being written, and a read writes only the
+//! bytes it gets: an idle link touches a page or two of it (bench/README.md, issue 14 step
+//! 20: 16–21 KiB less per idle link).
 
 use std::{
     io,
