@@ -245,9 +245,9 @@ pub fn clear_text_client_config() -> Result<ClientConfig, Error> {
         .with_no_client_auth())
 }
 
-/// The operating system's roots, read and parsed once per process: the store of ~150
-/// certificates takes ~170 KB, which every HTTPS rule on every worker (and every request
-/// to a `unix+tls:` origin) held, or parsed, again before. A changed system bundle is read
+/// The operating system's roots, read and parsed once per process: a store of a system's
+/// ~150 certificates takes ~85 KB, which every HTTP rule on every worker held, and every
+/// request to a `unix+tls:` origin parsed, before. A changed system bundle is read
 /// on the next start.
 fn system_roots() -> Arc<RootCertStore> {
     static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
