@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Writes server/link-order.txt and agent/link-order.txt: the functions of `adit-server` and
-# `adit` that a running tunnel executes, costliest first. Release builds for x86_64 Linux
-# link those functions together (server/build.rs, agent/build.rs), so a process keeps only
-# that part of its code resident (bench/README.md, issue 14 step 19).
+# `adit` that a running tunnel executes: first what an idle edge and connector ran
+# (start-up, plain requests, 6 s of timers), then the rest, each part costliest first.
+# Release builds for x86_64 Linux link those functions together (server/build.rs,
+# agent/build.rs), so a process keeps only that part of its code resident (bench/README.md,
+# issue 14 steps 19 and 21).
 #
 #   bench/link-order.sh [--bin DIR]
 #
@@ -17,7 +19,8 @@
 # dependencies (the names carry hashes that follow them); then build again. Names that no
 # longer exist are skipped at link time, and what is new is placed after the list, so an
 # old list only loses effect (64 KiB resident per function it misses), never breaks a build.
-# Needs valgrind, nginx, curl and python3. Ports: BENCH_PORT_BASE (default 31000) and up.
+# Needs valgrind (with callgrind_control), nginx, curl and python3.
+# Ports: BENCH_PORT_BASE (default 31000) and up.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,13 +28,13 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) BIN=${2:?}; shift ;;
-        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
 [ -x "$BIN/adit-server" ] && [ -x "$BIN/adit" ] || { echo "no adit-server/adit in $BIN (cargo build --release first)" >&2; exit 1; }
-for tool in valgrind curl python3 nm; do
+for tool in valgrind callgrind_control curl python3 nm; do
     command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done
 # shellcheck source=bench/common.sh
@@ -89,6 +92,11 @@ for _ in $(seq 1 600); do
 done
 [ "$(code_of)" = 200 ] || die "no request through the tunnel within 60 s (see $WORK/*.log)"
 for _ in $(seq 1 50); do code_of >/dev/null; done
+# What an idle connector and edge have run (start-up, plain requests, 6 s of timers) goes
+# into a first part, ordered first: that is the code an idle process keeps resident, and
+# placed together it stays together whatever the costs of the rest turn out to be.
+sleep 6
+for pid in "$SERVER" "$CONNECTOR"; do callgrind_control -d "$pid" >/dev/null 2>&1 || die "callgrind_control failed"; done
 for _ in $(seq 1 5); do
     curl -sk -o /dev/null --max-time 5 --resolve "bench.localhost:$((EDGE + 4)):127.0.0.1" \
         "https://bench.localhost:$((EDGE + 4))/small.txt"
@@ -147,8 +155,9 @@ for line in symbols.stdout.splitlines():
     fields = line.split()
     if len(fields) == 3 and fields[1] in "tTwW":
         defined.add(fields[2])
-# The first file's functions first (for `adit`, the connector's before `adit access`'s, so a
-# connector keeps only its own resident), each file's costliest first.
+# The first file's functions first (what an idle process ran, then the rest of the run; for
+# `adit`, the connector's before `adit access`'s, so a connector keeps only its own
+# resident), each file's costliest first.
 names, seen = [], set()
 for cost in costs:
     for name, _ in cost.most_common():
@@ -163,5 +172,7 @@ with open(out, "w") as f:
 print(f"{out}: {len(names)} functions")
 PY
 }
-write_order "$BIN/adit-server" "$ROOT/server/link-order.txt" "$WORK/edge.callgrind" &&
-    write_order "$BIN/adit" "$ROOT/agent/link-order.txt" "$WORK/connector.callgrind" "$WORK/access.callgrind"
+# The dump made `NAME.callgrind.1` (up to the idle part); the rest is in `NAME.callgrind`.
+write_order "$BIN/adit-server" "$ROOT/server/link-order.txt" "$WORK/edge.callgrind.1" "$WORK/edge.callgrind" &&
+    write_order "$BIN/adit" "$ROOT/agent/link-order.txt" "$WORK/connector.callgrind.1" \
+        "$WORK/connector.callgrind" "$WORK/access.callgrind"

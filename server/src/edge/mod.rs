@@ -14,7 +14,7 @@ pub use https_policy::HttpsPolicy;
 pub use limits::EdgeLimits;
 
 use std::{
-    collections::HashMap,
+    collections::hash_map::Entry,
     convert::Infallible,
     net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
@@ -78,8 +78,11 @@ pub struct Edge {
     access_log: bool,
     limits: EdgeLimits,
     conn_limits: ConnLimits,
-    /// Streams in flight per tunnel, for `--edge-max-streams-per-tunnel`.
-    tunnel_streams: Arc<Mutex<HashMap<TunnelId, u32>>>,
+    /// Streams in flight per tunnel, for `--edge-max-streams-per-tunnel`. This map and the
+    /// others every request looks in (routes, live connections, metrics) hash with foldhash,
+    /// seeded per process, not SipHash: SipHash was 2 % of the edge's instructions per
+    /// request (bench/README.md, issue 14 step 21).
+    tunnel_streams: Arc<Mutex<foldhash::HashMap<TunnelId, u32>>>,
     /// In a cluster: the way to other nodes, for tunnels this one holds no connection of.
     peers: Option<Arc<dyn Forward>>,
     /// ACME challenges and HTTPS-only zones (see `https_policy`).
@@ -129,16 +132,16 @@ impl Visitor {
 /// One of a tunnel's stream slots, given back when dropped.
 struct TunnelSlot {
     tunnel: TunnelId,
-    counts: Arc<Mutex<HashMap<TunnelId, u32>>>,
+    counts: Arc<Mutex<foldhash::HashMap<TunnelId, u32>>>,
 }
 
 impl Drop for TunnelSlot {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = counts.get_mut(&self.tunnel) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.tunnel);
+        if let Entry::Occupied(mut n) = counts.entry(self.tunnel) {
+            *n.get_mut() = n.get().saturating_sub(1);
+            if *n.get() == 0 {
+                n.remove();
             }
         }
     }

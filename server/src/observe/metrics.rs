@@ -3,7 +3,6 @@
 //! serves; everything else has a handful of label values.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -103,7 +102,7 @@ pub struct TunnelCounters {
     flushed: Mutex<Totals>,
     /// This tunnel's `edge_requests` series, found once each: no label string is built
     /// per request.
-    outcomes: Mutex<HashMap<(&'static str, ErrorSource), Counter>>,
+    outcomes: Mutex<foldhash::HashMap<(&'static str, ErrorSource), Counter>>,
     label: String,
 }
 
@@ -193,7 +192,7 @@ pub struct Metrics {
     registrations: Family<ResultLabels, Counter>,
     /// `adit_node_info{node, version} 1`: which node this is, once it is named.
     node: Family<NodeLabels, Gauge>,
-    tunnels: Mutex<HashMap<TunnelId, Arc<TunnelCounters>>>,
+    tunnels: Mutex<foldhash::HashMap<TunnelId, Arc<TunnelCounters>>>,
 }
 
 impl Default for Metrics {

@@ -1,12 +1,9 @@
 //! The data connections this edge node holds right now, by tunnel. The edge picks one per
 //! request; rotation and deletion close them all.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering},
-    },
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering},
 };
 
 use adit_core::{
@@ -172,7 +169,7 @@ impl Drop for StreamGuard {
 
 #[derive(Default)]
 pub struct Registry {
-    tunnels: Mutex<HashMap<TunnelId, Vec<Arc<LiveConnection>>>>,
+    tunnels: Mutex<foldhash::HashMap<TunnelId, Vec<Arc<LiveConnection>>>>,
     rotor: AtomicUsize,
     /// This node is leaving: it takes no more connections.
     leaving: AtomicBool,
@@ -188,7 +185,9 @@ pub enum Near {
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TunnelId, Vec<Arc<LiveConnection>>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, foldhash::HashMap<TunnelId, Vec<Arc<LiveConnection>>>> {
         // A panic while holding the lock leaves the map consistent: every change is one call.
         self.tunnels.lock().unwrap_or_else(PoisonError::into_inner)
     }

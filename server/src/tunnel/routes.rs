@@ -14,7 +14,7 @@
 //! claiming one hostname the newer (by creation time, then id) holds it.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashSet, VecDeque},
     sync::{
         PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -112,7 +112,7 @@ impl<T: Copy + Eq + std::hash::Hash> Removed<T> {
 
 #[derive(Default, Debug)]
 pub struct RouteTable {
-    exact: HashMap<String, Claim>,
+    exact: foldhash::HashMap<String, Claim>,
     /// Longest suffix first.
     wildcards: Vec<(HostPattern, Claim)>,
     /// The quick-tunnel domain, where wildcards never match.
