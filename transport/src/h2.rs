@@ -16,7 +16,7 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Spawns hyper's per-stream tasks on tokio, each future boxed first. hyper hands over
-/// one enum for all of its client tasks, the size of its largest variant (the whole
+/// one enum for all of its tasks, the size of its largest variant (the whole
 /// connection), and tokio copies a task's future whole into the task and writes the whole
 /// slot again when it finishes: boxed, the task holds a pointer, and the one large copy
 /// left per request is into the box (bench/README.md, issue 14 step 16).
@@ -33,23 +33,8 @@ where
     }
 }
 
-/// The edge's side: it opens streams.
-pub fn client_builder() -> hyper::client::conn::http2::Builder<StreamExecutor> {
-    let mut builder = hyper::client::conn::http2::Builder::new(StreamExecutor);
-    builder
-        .timer(TokioTimer::new())
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_frame_size(MAX_FRAME_SIZE)
-        .max_concurrent_reset_streams(1024)
-        .max_header_list_size(MAX_HEADER_LIST_SIZE)
-        .keep_alive_interval(KEEP_ALIVE_INTERVAL)
-        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-        .keep_alive_while_idle(true);
-    builder
-}
-
-/// The connector's side: it answers streams.
+/// The connector's side: it answers streams (the edge opens them with `h2` directly,
+/// `adit_server::tunnel::link`, with these settings).
 pub fn server_builder() -> hyper::server::conn::http2::Builder<StreamExecutor> {
     let mut builder = hyper::server::conn::http2::Builder::new(StreamExecutor);
     builder

@@ -9,16 +9,15 @@ use adit_core::{
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 
-use crate::tunnel::registry::TunnelBody;
+use crate::tunnel::{link::LinkBody, registry::TunnelBody};
 
 /// Largest connector-made error body the edge reads to render its own page.
 const MAX_ERROR_BODY: usize = 4096;
 
 /// The code a connector gave its own error answer; one this build does not know (or none)
 /// counts as `origin_error`.
-pub(super) fn connector_error_code(response: &Response<Incoming>) -> ConnectorError {
+pub(super) fn connector_error_code<B>(response: &Response<B>) -> ConnectorError {
     response
         .headers()
         .get(HEADER_ERROR_CODE)
@@ -105,7 +104,7 @@ pub(super) fn full(bytes: impl Into<Bytes>) -> TunnelBody {
 /// operator) goes to the log under the same request id; the dashboard shows the code as
 /// the connector's origin health.
 pub(super) async fn connector_error(
-    response: Response<Incoming>,
+    response: Response<LinkBody>,
     json: bool,
     host: &str,
 ) -> Response<TunnelBody> {

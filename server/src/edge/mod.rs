@@ -58,6 +58,7 @@ use crate::{
     net::ConnLimits,
     net::{self, Pending},
     observe::metrics::{ErrorSource, Metrics, TunnelCounters},
+    tunnel::link::{LinkBody, Unsent},
     tunnel::node_link::{Forward, Forwarded, Relay},
     tunnel::registry::{
         BoxError, LiveConnection, Near, Registry, StreamGuard, TunnelBody, resendable,
@@ -392,7 +393,7 @@ fn strip_internal(headers: &mut HeaderMap) {
 /// Notes on `connection` what a response says of its connector's origins: any answer not
 /// made by the connector came from an origin; a 5xx the connector made itself means it
 /// could not reach one; its 4xx (no ingress rule matched, …) says nothing about them.
-fn note_origin(connection: &LiveConnection, response: &Response<Incoming>) {
+fn note_origin(connection: &LiveConnection, response: &Response<LinkBody>) {
     if !is_from_connector(response) {
         connection.origin_reached();
     } else if response.status().is_server_error() {
@@ -400,7 +401,7 @@ fn note_origin(connection: &LiveConnection, response: &Response<Incoming>) {
     }
 }
 
-fn is_from_connector(response: &Response<Incoming>) -> bool {
+fn is_from_connector(response: &Response<LinkBody>) -> bool {
     response
         .headers()
         .get(&RESPONSE_SOURCE)
@@ -506,7 +507,7 @@ fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
 
 enum Failure {
     NoConnector,
-    Stream(hyper::Error),
+    Stream(h2::Error),
     /// The node holding the tunnel's connection took the stream, and the link failed.
     Peer(BoxError),
     /// The tunnel has `--edge-max-streams-per-tunnel` streams in flight already.
@@ -972,7 +973,7 @@ impl Edge {
         kind: StreamKind,
         mut request: Request<TunnelBody>,
         reach: Reach,
-    ) -> Result<(Response<Incoming>, InFlight), Failure> {
+    ) -> Result<(Response<LinkBody>, InFlight), Failure> {
         let slot = self
             .claim(tunnel)
             .ok_or(Failure::Busy(self.limits.max_streams_per_tunnel))?;
@@ -991,7 +992,7 @@ impl Edge {
             let stream = connection.begin_stream();
             let gauge = self.metrics.stream(kind);
             let spare = resendable(&request);
-            match try_send(&connection, request).await {
+            match connection.sender.send(request).await {
                 Ok(response) => {
                     note_origin(&connection, &response);
                     let in_flight = InFlight {
@@ -1001,12 +1002,18 @@ impl Edge {
                     };
                     return Ok((response, in_flight));
                 }
-                Err((e, Some(back))) => {
+                Err(Unsent {
+                    error: e,
+                    request: Some(back),
+                }) => {
                     tracing::debug!(connection = %connection.id, error = %e, "connection refused the stream; trying another");
                     request = back;
                     last_error = Some(e);
                 }
-                Err((e, None)) => match spare.filter(|_| unprocessed(&e)) {
+                Err(Unsent {
+                    error: e,
+                    request: None,
+                }) => match spare.filter(|_| unprocessed(&e)) {
                     // The connector was closing the connection (GOAWAY) and never saw the
                     // stream: a request without a body is sent again on another one.
                     Some(again) => {
@@ -1136,7 +1143,7 @@ fn stream_request(
 /// Turns the connector's answer into the visitor's: our own page for the connector's
 /// errors, a 101 and a joined socket for an accepted upgrade, else the origin's response.
 async fn finish(
-    response: Response<Incoming>,
+    response: Response<LinkBody>,
     guard: InFlight,
     upgrade: Option<(StreamKind, hyper::upgrade::OnUpgrade, BodySender)>,
     json: bool,
@@ -1162,23 +1169,8 @@ async fn finish(
 
 /// Whether a stream failed because the connector's GOAWAY came before it: HTTP/2 promises
 /// such a stream was not processed (RFC 9113, 6.8).
-fn unprocessed(error: &hyper::Error) -> bool {
-    std::error::Error::source(error)
-        .and_then(|source| source.downcast_ref::<h2::Error>())
-        .is_some_and(|e| {
-            e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::NO_ERROR)
-        })
-}
-
-async fn try_send(
-    connection: &LiveConnection,
-    request: Request<TunnelBody>,
-) -> Result<Response<Incoming>, (hyper::Error, Option<Request<TunnelBody>>)> {
-    let mut sender = connection.sender.clone();
-    sender.try_send_request(request).await.map_err(|mut e| {
-        let back = e.take_message();
-        (e.into_error(), back)
-    })
+fn unprocessed(error: &h2::Error) -> bool {
+    error.is_go_away() && error.is_remote() && error.reason() == Some(h2::Reason::NO_ERROR)
 }
 
 fn append_forwarded(headers: &mut HeaderMap, visitor: &Visitor, host: &str, scheme: Scheme) {
@@ -1204,7 +1196,7 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {
+fn relay_response(response: Response<LinkBody>, guard: InFlight) -> Response<TunnelBody> {
     let mut response = hold_in_flight(response, guard);
     strip_hop_by_hop(response.headers_mut());
     strip_internal(response.headers_mut());
@@ -1213,7 +1205,7 @@ fn relay_response(response: Response<Incoming>, guard: InFlight) -> Response<Tun
 }
 
 /// The response as it came, its stream counted in flight until its body ends.
-fn hold_in_flight(response: Response<Incoming>, guard: InFlight) -> Response<TunnelBody> {
+fn hold_in_flight(response: Response<LinkBody>, guard: InFlight) -> Response<TunnelBody> {
     response.map(|body| {
         body.map_frame(move |frame| {
             // The guard lives as long as the body: the stream is in flight until then.
@@ -1263,7 +1255,7 @@ impl Relay for Edge {
 /// Answers the visitor 101 (in the protocol of `kind`) and joins its upgraded socket to
 /// the stream.
 fn switch_protocols(
-    response: Response<Incoming>,
+    response: Response<LinkBody>,
     kind: StreamKind,
     visitor: hyper::upgrade::OnUpgrade,
     to_connector: BodySender,

@@ -39,6 +39,7 @@ use crate::{
     observe::metrics::Metrics,
     storage::{ConnectionRow, ConnectorRow},
     tunnel::{
+        link,
         node_link::Relay,
         registry::{BoxError, LiveConnection, Registry},
     },
@@ -344,10 +345,7 @@ impl<C: Connections> TunnelListener<C> {
             tracing::debug!(error = %e, "connector left during the hello");
             return;
         }
-        let (sender, driver) = match adit_transport::h2::client_builder()
-            .handshake(TokioIo::new(tls))
-            .await
-        {
+        let (sender, driver) = match link::handshake(tls).await {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::info!(error = %e, "HTTP/2 handshake with the connector failed");

@@ -26,15 +26,16 @@ use adit_transport::{
     tls::{EdgeTrust, client_config, link_socket, server_name},
 };
 use http::{HeaderValue, Request, Response};
-use hyper::{body::Incoming, client::conn::http2::SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::Instrument;
 
 use crate::{
     Error,
-    tunnel::registry::{BoxError, TunnelBody, can_resend, resendable},
+    tunnel::{
+        link::{self, LinkBody, LinkSender},
+        registry::{BoxError, TunnelBody, can_resend, resendable},
+    },
 };
 
 /// How long dialling another node may take.
@@ -50,7 +51,7 @@ const MAX_REMEMBERED_TUNNELS: usize = 10_000;
 /// What became of a request sent to another node.
 pub enum Forwarded {
     /// The holder answered (the connector's answer, or its own error page).
-    Answered(Response<Incoming>),
+    Answered(Response<LinkBody>),
     /// No other node holds a connection of the tunnel, or none could take the stream.
     NoHolder,
     /// A holder took the stream and the link failed under it.
@@ -89,7 +90,7 @@ pub struct NodeLinks<D> {
     /// The cluster's CA, which every node's tunnel certificate chains to.
     trust: EdgeTrust,
     proof: Secret,
-    links: tokio::sync::Mutex<HashMap<String, SendRequest<TunnelBody>>>,
+    links: tokio::sync::Mutex<HashMap<String, LinkSender>>,
     /// The holders of each tunnel as the directory last said, and when: read again once
     /// older than [`HOLDERS_FRESH`], or when they failed a request.
     holders: std::sync::Mutex<HashMap<TunnelId, (Vec<String>, Instant)>>,
@@ -130,7 +131,7 @@ impl<D: Directory> NodeLinks<D> {
     }
 
     /// The open link to `addr`, dialled when there is none (or it closed).
-    async fn link(&self, addr: &str) -> Result<SendRequest<TunnelBody>, BoxError> {
+    async fn link(&self, addr: &str) -> Result<LinkSender, BoxError> {
         let mut links = self.links.lock().await;
         if let Some(link) = links.get(addr).filter(|l| !l.is_closed()) {
             return Ok(link.clone());
@@ -142,7 +143,7 @@ impl<D: Directory> NodeLinks<D> {
         Ok(link)
     }
 
-    async fn dial(&self, addr: &str) -> Result<SendRequest<TunnelBody>, BoxError> {
+    async fn dial(&self, addr: &str) -> Result<LinkSender, BoxError> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
@@ -157,9 +158,7 @@ impl<D: Directory> NodeLinks<D> {
             },
         )
         .await?;
-        let (sender, driver) = adit_transport::h2::client_builder()
-            .handshake(TokioIo::new(tls))
-            .await?;
+        let (sender, driver) = link::handshake(tls).await?;
         let span = tracing::info_span!("node_link", node = %addr);
         tokio::spawn(
             async move {
@@ -200,7 +199,7 @@ impl<D: Directory> Forward for NodeLinks<D> {
                 };
                 let mut refused = false;
                 for addr in holders {
-                    let mut link = match self.link(&addr).await {
+                    let link = match self.link(&addr).await {
                         Ok(link) => link,
                         Err(e) => {
                             tracing::debug!(node = %addr, error = %e, "cannot reach a node holding the tunnel");
@@ -208,7 +207,7 @@ impl<D: Directory> Forward for NodeLinks<D> {
                         }
                     };
                     let spare = resendable(&request);
-                    match link.try_send_request(request).await {
+                    match link.send(request).await {
                         Ok(response) if response.headers().contains_key(HEADER_NODE_REFUSED) => {
                             match spare {
                                 Some(again) => {
@@ -222,10 +221,10 @@ impl<D: Directory> Forward for NodeLinks<D> {
                             }
                         }
                         Ok(response) => return Forwarded::Answered(response),
-                        Err(mut e) => match e.take_message() {
+                        Err(unsent) => match unsent.request {
                             // It never left: the next holder may take it.
                             Some(back) => request = back,
-                            None => return Forwarded::Failed(e.into_error().into()),
+                            None => return Forwarded::Failed(unsent.error.into()),
                         },
                     }
                 }

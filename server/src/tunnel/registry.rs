@@ -14,10 +14,9 @@ use adit_transport::workers;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Empty, combinators::UnsyncBoxBody};
-use hyper::client::conn::http2::SendRequest;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
+use crate::{clock::now_ms, tunnel::link::LinkSender};
 
 pub use adit_transport::relay::BoxError;
 /// A body travelling through the edge, whatever its source.
@@ -65,7 +64,7 @@ pub struct LiveConnection {
     pub tunnel_id: TunnelId,
     pub connector_id: ConnectorId,
     pub index: u8,
-    pub sender: SendRequest<TunnelBody>,
+    pub sender: LinkSender,
     /// Cancelling closes the connection's socket.
     pub close: CancellationToken,
     /// The worker thread serving it (`adit_transport::workers`), preferred for visitors
@@ -88,7 +87,7 @@ impl LiveConnection {
         tunnel_id: TunnelId,
         connector_id: ConnectorId,
         index: u8,
-        sender: SendRequest<TunnelBody>,
+        sender: LinkSender,
         close: CancellationToken,
     ) -> Self {
         Self {
@@ -390,12 +389,7 @@ mod tests {
             .uri("http://app.example.com/")
             .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
             .unwrap();
-        let response = connection
-            .sender
-            .clone()
-            .send_request(request)
-            .await
-            .unwrap();
+        let response = connection.sender.send(request).await.unwrap();
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, "hello");

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::tunnel::registry::{LiveConnection, TunnelBody};
+use crate::tunnel::registry::LiveConnection;
 
 /// A connection of `tunnel` whose connector answers with `answer`.
 pub(crate) async fn connection<F>(tunnel: TunnelId, answer: F) -> Arc<LiveConnection>
@@ -43,8 +43,7 @@ where
             .serve_connection(TokioIo::new(connector_end), service)
             .await;
     });
-    let (sender, driver) = adit_transport::h2::client_builder()
-        .handshake::<_, TunnelBody>(TokioIo::new(edge_end))
+    let (sender, driver) = crate::tunnel::link::handshake(edge_end)
         .await
         .expect("an in-memory HTTP/2 handshake");
     tokio::spawn(driver);

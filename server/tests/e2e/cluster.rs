@@ -724,15 +724,12 @@ async fn node_link_opens(node: &TestServer, pin: &str, proof: &str) -> bool {
     adit_transport::frame::write_frame(&mut tls, &hello)
         .await
         .unwrap();
-    let Ok((mut sender, driver)) = adit_transport::h2::client_builder()
-        .handshake::<_, TestBody>(hyper_util::rt::TokioIo::new(tls))
-        .await
-    else {
+    let Ok((sender, driver)) = adit_server::tunnel::link::handshake(tls).await else {
         return false;
     };
     tokio::spawn(driver);
     let request = http::Request::get("http://x/").body(full("")).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), sender.send_request(request))
+    tokio::time::timeout(Duration::from_secs(5), sender.send(request))
         .await
         .is_ok_and(|sent| sent.is_ok())
 }

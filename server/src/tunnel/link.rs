@@ -1,0 +1,298 @@
+//! The opening end of an HTTP/2 data link (to a connector, or to another node), on `h2`
+//! directly. hyper's client put a channel, the connection's task, a task spawned per stream
+//! and two one-shot channels between a request and its stream; here the request's own
+//! task opens the stream and waits for the answer (bench/README.md, issue 14 step 22).
+
+use std::{
+    future::{Future, poll_fn},
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use adit_transport::h2::{
+    CONNECTION_WINDOW, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT, MAX_FRAME_SIZE,
+    MAX_HEADER_LIST_SIZE, STREAM_WINDOW,
+};
+use bytes::Bytes;
+use h2::{RecvStream, SendStream, client::SendRequest};
+use http::{Request, Response};
+use http_body::{Body, Frame};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    task::JoinHandle,
+};
+use tracing::Instrument;
+
+use crate::tunnel::registry::{BoxError, TunnelBody};
+
+/// Streams a link opens before the far end's settings say how many it takes (hyper's
+/// default too).
+const INITIAL_MAX_SEND_STREAMS: usize = 100;
+
+/// Opens streams on one link; clones share it.
+#[derive(Clone)]
+pub struct LinkSender {
+    streams: SendRequest<Bytes>,
+    closed: Arc<AtomicBool>,
+}
+
+/// Why a stream could not be had, and the request back when it never left.
+#[derive(Debug)]
+pub struct Unsent {
+    pub error: h2::Error,
+    pub request: Option<Request<TunnelBody>>,
+}
+
+/// Starts HTTP/2 on `io`: the sender, and the driver to run for as long as the link is
+/// used (it ends when the link closes, or when a ping goes unanswered).
+pub async fn handshake<IO>(
+    io: IO,
+) -> Result<(LinkSender, impl Future<Output = Result<(), BoxError>>), h2::Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (streams, mut connection) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME_SIZE)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE)
+        .max_concurrent_reset_streams(1024)
+        .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+        .enable_push(false)
+        .handshake::<_, Bytes>(io)
+        .await?;
+    let closed = Arc::new(AtomicBool::new(false));
+    let pings = connection.ping_pong();
+    let ended = ClosedOnDrop(closed.clone());
+    let driver = async move {
+        let _ended = ended;
+        let Some(pings) = pings else {
+            return connection.await.map_err(BoxError::from);
+        };
+        tokio::select! {
+            result = &mut connection => result.map_err(BoxError::from),
+            error = keep_alive(pings, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT) => Err(error),
+        }
+    };
+    Ok((LinkSender { streams, closed }, driver))
+}
+
+/// Marks the link closed when its driver ends or is dropped.
+struct ClosedOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Pings every `interval`, busy or idle; a ping unanswered for `timeout` ends the link,
+/// whose streams then fail rather than wait on a peer that is gone.
+async fn keep_alive(mut pings: h2::PingPong, interval: Duration, timeout: Duration) -> BoxError {
+    loop {
+        tokio::time::sleep(interval).await;
+        match tokio::time::timeout(timeout, pings.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(e)) => return e.into(),
+            Err(_) => return format!("no answer to a ping within {timeout:?}").into(),
+        }
+    }
+}
+
+impl LinkSender {
+    /// Whether the link has closed (its driver ended).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Sends `request` on a new stream; its body, when it has one, streams from a task of
+    /// its own. Dropping the returned future before the answer resets the stream.
+    pub async fn send(&self, request: Request<TunnelBody>) -> Result<Response<LinkBody>, Unsent> {
+        let mut streams = match self.streams.clone().ready().await {
+            Ok(streams) => streams,
+            Err(error) => {
+                return Err(Unsent {
+                    error,
+                    request: Some(request),
+                });
+            }
+        };
+        let (head, body) = request.into_parts();
+        let end = body.is_end_stream();
+        let (answer, to_peer) = streams
+            .send_request(Request::from_parts(head, ()), end)
+            .map_err(|error| Unsent {
+                error,
+                request: None,
+            })?;
+        let mut pump = AbortOnDrop(None);
+        if !end {
+            let mut sending = Box::pin(send_body(body, to_peer));
+            // A body already at hand (a short upload) goes out without a task of its own.
+            if poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx).is_pending())).await {
+                pump.0 = Some(tokio::spawn(sending.in_current_span()));
+            }
+        }
+        let response = answer.await.map_err(|error| Unsent {
+            error,
+            request: None,
+        })?;
+        // Answered: the body goes on streaming whatever the caller does now.
+        pump.0 = None;
+        Ok(response.map(|recv| LinkBody {
+            recv,
+            data_done: false,
+        }))
+    }
+}
+
+/// Aborts a request body's task unless disarmed: a caller that stops waiting for the
+/// answer ends the stream (h2 resets it once nothing holds it).
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Streams `body` into the stream, as the peer's flow control allows; a body that fails
+/// resets the stream, and a peer that resets it stops the sending.
+async fn send_body(mut body: TunnelBody, mut to_peer: SendStream<Bytes>) {
+    loop {
+        let frame = poll_fn(|cx| {
+            if let Poll::Ready(_) = to_peer.poll_reset(cx) {
+                return Poll::Ready(None);
+            }
+            Pin::new(&mut body).poll_frame(cx).map(Some)
+        })
+        .await;
+        let Some(frame) = frame else {
+            // The peer reset the stream: it wants no more of the body.
+            return;
+        };
+        let (sent, ended) = match frame {
+            None => (to_peer.send_data(Bytes::new(), true), true),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "request body failed; resetting its stream");
+                to_peer.send_reset(h2::Reason::CANCEL);
+                return;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let end = body.is_end_stream();
+                    (send_data(&mut to_peer, data, end).await, end)
+                }
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => (to_peer.send_trailers(trailers), true),
+                    // No other kind of frame exists.
+                    Err(_) => (Ok(()), false),
+                },
+            },
+        };
+        if sent.is_err() || ended {
+            return;
+        }
+    }
+}
+
+/// Sends `data` in as many DATA frames as the peer's window takes at a time.
+async fn send_data(
+    to_peer: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+) -> Result<(), h2::Error> {
+    if data.is_empty() {
+        return if end {
+            to_peer.send_data(data, true)
+        } else {
+            Ok(())
+        };
+    }
+    while !data.is_empty() {
+        to_peer.reserve_capacity(data.len());
+        let granted = match poll_fn(|cx| to_peer.poll_capacity(cx)).await {
+            Some(granted) => granted?,
+            None => return Err(h2::Error::from(h2::Reason::STREAM_CLOSED)),
+        };
+        if granted == 0 {
+            continue;
+        }
+        let chunk = data.split_to(granted.min(data.len()));
+        to_peer.send_data(chunk, end && data.is_empty())?;
+    }
+    Ok(())
+}
+
+/// An answer's body as it arrives on its stream; each chunk read gives its bytes of
+/// window back to the peer.
+pub struct LinkBody {
+    recv: RecvStream,
+    data_done: bool,
+}
+
+impl Body for LinkBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        if !self.data_done {
+            match ready!(self.recv.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    // Fails only once the stream is gone, and then nothing is owed.
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => self.data_done = true,
+            }
+        }
+        match ready!(self.recv.poll_trailers(cx)) {
+            Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Ok(None) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unanswered_ping_ends_the_keep_alive() {
+        // The far end takes the bytes and never answers: no settings, no pong.
+        let (edge_end, _silent) = tokio::io::duplex(64 * 1024);
+        let (_streams, mut connection) = h2::client::handshake(edge_end).await.unwrap();
+        let pings = connection.ping_pong().unwrap();
+        let keep_alive = keep_alive(pings, Duration::from_millis(10), Duration::from_millis(50));
+        let error = tokio::select! {
+            error = keep_alive => error,
+            _ = connection => panic!("the connection ended before the keep-alive"),
+        };
+        assert!(error.to_string().contains("no answer to a ping"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_link_whose_driver_is_gone_is_closed() {
+        let (edge_end, _silent) = tokio::io::duplex(64 * 1024);
+        let (sender, driver) = handshake(edge_end).await.unwrap();
+        assert!(!sender.is_closed());
+        drop(driver);
+        assert!(sender.is_closed());
+    }
+}
