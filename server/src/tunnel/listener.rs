@@ -345,7 +345,8 @@ impl<C: Connections> TunnelListener<C> {
             tracing::debug!(error = %e, "connector left during the hello");
             return;
         }
-        let (sender, driver) = match link::handshake(tls).await {
+        let close = shutdown.child_token();
+        let (sender, driver) = match link::handshake(tls, close.clone()).await {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::info!(error = %e, "HTTP/2 handshake with the connector failed");
@@ -356,7 +357,6 @@ impl<C: Connections> TunnelListener<C> {
             tracing::error!(error = %e, "could not record a connection");
             return;
         }
-        let close = shutdown.child_token();
         let live = Arc::new(LiveConnection::new(
             connection.id,
             connector.tunnel_id,
@@ -384,11 +384,8 @@ impl<C: Connections> TunnelListener<C> {
         );
         async {
             tracing::info!("registered tunnel connection");
-            tokio::select! {
-                result = driver => if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection driver ended with an error");
-                },
-                () = close.cancelled() => {},
+            if let Err(e) = driver.await {
+                tracing::debug!(error = %e, "connection driver ended with an error");
             }
             self.registry.remove(connector.tunnel_id, connection.id);
             self.metrics.ha_connections.dec();

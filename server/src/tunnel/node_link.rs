@@ -28,6 +28,7 @@ use adit_transport::{
 use http::{HeaderValue, Request, Response};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
@@ -158,7 +159,8 @@ impl<D: Directory> NodeLinks<D> {
             },
         )
         .await?;
-        let (sender, driver) = link::handshake(tls).await?;
+        // Kept until it fails: a link to another node has no owner to close it.
+        let (sender, driver) = link::handshake(tls, CancellationToken::new()).await?;
         let span = tracing::info_span!("node_link", node = %addr);
         tokio::spawn(
             async move {

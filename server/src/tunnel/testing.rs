@@ -43,7 +43,7 @@ where
             .serve_connection(TokioIo::new(connector_end), service)
             .await;
     });
-    let (sender, driver) = crate::tunnel::link::handshake(edge_end)
+    let (sender, driver) = crate::tunnel::link::handshake(edge_end, CancellationToken::new())
         .await
         .expect("an in-memory HTTP/2 handshake");
     tokio::spawn(driver);

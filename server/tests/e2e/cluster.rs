@@ -724,7 +724,8 @@ async fn node_link_opens(node: &TestServer, pin: &str, proof: &str) -> bool {
     adit_transport::frame::write_frame(&mut tls, &hello)
         .await
         .unwrap();
-    let Ok((sender, driver)) = adit_server::tunnel::link::handshake(tls).await else {
+    let close = tokio_util::sync::CancellationToken::new();
+    let Ok((sender, driver)) = adit_server::tunnel::link::handshake(tls, close).await else {
         return false;
     };
     tokio::spawn(driver);
