@@ -24,6 +24,7 @@ use http::{Request, Response};
 use http_body::{Body, Frame};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
+    runtime::Handle,
     sync::oneshot,
     task::JoinHandle,
 };
@@ -41,6 +42,10 @@ const INITIAL_MAX_SEND_STREAMS: usize = 100;
 pub struct LinkSender {
     streams: SendRequest<Bytes>,
     closed: Arc<AtomicBool>,
+    /// The runtime the link's driver runs on: request bodies stream from there, so a
+    /// byte stream's visitor side and link side keep a thread each (step 6 of
+    /// bench/README.md's issue 14 log; hyper's client spawned them there too).
+    runtime: Handle,
 }
 
 /// Why a stream could not be had, and the request back when it never left.
@@ -51,8 +56,8 @@ pub struct Unsent {
 }
 
 /// Starts HTTP/2 on `io`: the sender, and the driver to run for as long as the link is
-/// used. The driver ends when the link closes, when `close` is cancelled (`Ok`), or when a
-/// ping goes unanswered.
+/// used, on the runtime this is called on. The driver ends when the link closes, when
+/// `close` is cancelled (`Ok`), or when a ping goes unanswered.
 pub async fn handshake<IO>(
     io: IO,
     close: CancellationToken,
@@ -105,7 +110,14 @@ where
             },
         }
     };
-    Ok((LinkSender { streams, closed }, driver))
+    Ok((
+        LinkSender {
+            streams,
+            closed,
+            runtime: Handle::current(),
+        },
+        driver,
+    ))
 }
 
 /// Marks the link closed when its driver ends or is dropped.
@@ -161,7 +173,7 @@ impl LinkSender {
             let mut sending = Box::pin(send_body(body, to_peer));
             // A body already at hand (a short upload) goes out without a task of its own.
             if poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx).is_pending())).await {
-                pump.0 = Some(tokio::spawn(sending.in_current_span()));
+                pump.0 = Some(self.runtime.spawn(sending.in_current_span()));
             }
         }
         let response = answer.await.map_err(|error| Unsent {
