@@ -373,7 +373,7 @@ mod tests {
             to_edge
                 .send_data(Bytes::from(received.to_string()), true)
                 .unwrap();
-            serving
+            serving.abort_handle()
         });
         let response = sender.send(request(body.boxed_unsync())).await.unwrap();
         let answer = response.into_body().collect().await.unwrap().to_bytes();
