@@ -6,6 +6,7 @@ use adit_core::wire::{
     HEADER_UPGRADE_STATUS,
 };
 use http::{HeaderMap, HeaderName, header};
+use smallvec::SmallVec;
 
 // Adit's metadata headers, as names made once and used wherever they are read or set: a
 // `&str` key is parsed again at each lookup, and most of these are looked up on every stream.
@@ -20,37 +21,59 @@ pub static UPGRADE_STATUS: HeaderName = HeaderName::from_static(HEADER_UPGRADE_S
 /// visitor must not be able to set.
 ///
 /// One pass over the names a message has, where a removal per listed name would hash each
-/// of them: this runs twice in each process for every request.
+/// of them: this runs twice in each process for every request. The tokens of `Connection`
+/// are read only when it is there, and those that cannot name a header still here
+/// (`close`, and `keep-alive`, which goes anyway) are dropped first: the usual
+/// `Connection: keep-alive` costs nothing per name. The doomed few are kept inline, not in an allocation.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut doomed: Vec<HeaderName> = Vec::new();
-    for name in headers.keys() {
-        if is_hop_by_hop(name) {
-            doomed.push(name.clone());
-        }
-        if name == header::CONNECTION {
-            doomed.extend(
-                headers
-                    .get_all(header::CONNECTION)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok()),
-            );
-        }
-        // HTTP/2 allows only "te: trailers".
-        if name == header::TE
-            && headers
-                .get(header::TE)
-                .is_some_and(|v| v.as_bytes() != b"trailers")
-        {
-            doomed.push(header::TE);
-        }
-    }
-    for name in doomed {
+    for name in doomed(headers) {
         headers.remove(name);
     }
 }
 
+/// What [`strip_hop_by_hop`] removes from `headers`.
+fn doomed(headers: &HeaderMap) -> SmallVec<[HeaderName; 4]> {
+    let mut doomed = SmallVec::new();
+    let mut has_connection = false;
+    for name in headers.keys() {
+        has_connection |= name == header::CONNECTION;
+        // HTTP/2 allows only "te: trailers".
+        let bad_te = name == header::TE
+            && headers
+                .get(header::TE)
+                .is_some_and(|v| v.as_bytes() != b"trailers");
+        if is_hop_by_hop(name) || bad_te {
+            doomed.push(name.clone());
+        }
+    }
+    if !has_connection {
+        return doomed;
+    }
+    let mut listed: SmallVec<[&str; 4]> = SmallVec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        listed.extend(value.split(',').map(str::trim).filter(|token| {
+            !token.is_empty()
+                && !token.eq_ignore_ascii_case("close")
+                && !token.eq_ignore_ascii_case("keep-alive")
+        }));
+    }
+    if !listed.is_empty() {
+        doomed.extend(
+            headers
+                .keys()
+                .filter(|name| {
+                    listed
+                        .iter()
+                        .any(|token| token.eq_ignore_ascii_case(name.as_str()))
+                })
+                .cloned(),
+        );
+    }
+    doomed
+}
+
+#[inline]
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
