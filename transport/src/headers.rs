@@ -22,9 +22,10 @@ pub static UPGRADE_STATUS: HeaderName = HeaderName::from_static(HEADER_UPGRADE_S
 ///
 /// One pass over the names a message has, where a removal per listed name would hash each
 /// of them: this runs twice in each process for every request. The tokens of `Connection`
-/// are read only when it is there, and those that cannot name a header still here
-/// (`close`, and `keep-alive`, which goes anyway) are dropped first: the usual
-/// `Connection: keep-alive` costs nothing per name. The doomed few are kept inline, not in an allocation.
+/// are read only when it is there, `keep-alive` (removed anyway) dropped first, so the
+/// usual `Connection: keep-alive` costs nothing per name; the doomed few are kept inline,
+/// not in an allocation. A field named `close` goes with `Connection: close` (RFC 9110
+/// §7.6.1 reserves the name for that).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in doomed(headers) {
         headers.remove(name);
@@ -52,11 +53,12 @@ fn doomed(headers: &HeaderMap) -> SmallVec<[HeaderName; 4]> {
     let mut listed: SmallVec<[&str; 4]> = SmallVec::new();
     for value in headers.get_all(header::CONNECTION) {
         let Ok(value) = value.to_str() else { continue };
-        listed.extend(value.split(',').map(str::trim).filter(|token| {
-            !token.is_empty()
-                && !token.eq_ignore_ascii_case("close")
-                && !token.eq_ignore_ascii_case("keep-alive")
-        }));
+        listed.extend(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case("keep-alive")),
+        );
     }
     if !listed.is_empty() {
         doomed.extend(
@@ -118,6 +120,20 @@ mod tests {
         t.insert(header::TE, HeaderValue::from_static("trailers"));
         strip_hop_by_hop(&mut t);
         assert_eq!(t.len(), 1, "te: trailers is allowed through");
+    }
+
+    #[test]
+    fn connection_close_takes_a_field_named_close_and_nothing_else() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Close"));
+        h.insert("close", HeaderValue::from_static("smuggled"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(
+            h.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-kept"],
+            "{h:?}"
+        );
     }
 
     #[test]
