@@ -26,9 +26,8 @@ use tokio::{
     io::{AsyncRead, AsyncWrite},
     runtime::Handle,
     sync::oneshot,
-    task::JoinHandle,
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::Instrument;
 
 use crate::tunnel::registry::{BoxError, TunnelBody};
@@ -100,7 +99,7 @@ where
     let ended = ClosedOnDrop(closed.clone());
     let driver = async move {
         let _ended = ended;
-        let _watch = AbortOnDrop(Some(watch));
+        let _watch = AbortOnDropHandle::new(watch);
         tokio::select! {
             biased;
             result = &mut connection => result.map_err(BoxError::from),
@@ -168,12 +167,16 @@ impl LinkSender {
                 error,
                 request: None,
             })?;
-        let mut pump = AbortOnDrop(None);
+        // Dropped before the answer (the caller stopped waiting), it aborts the body's task,
+        // and h2 resets the stream once nothing holds it.
+        let mut pump = None;
         if !end {
             let mut sending = Box::pin(send_body(body, to_peer));
             // A body already at hand (a short upload) goes out without a task of its own.
             if poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx).is_pending())).await {
-                pump.0 = Some(self.runtime.spawn(sending.in_current_span()));
+                pump = Some(AbortOnDropHandle::new(
+                    self.runtime.spawn(sending.in_current_span()),
+                ));
             }
         }
         let response = answer.await.map_err(|error| Unsent {
@@ -181,23 +184,13 @@ impl LinkSender {
             request: None,
         })?;
         // Answered: the body goes on streaming whatever the caller does now.
-        pump.0 = None;
+        if let Some(pump) = pump {
+            pump.detach();
+        }
         Ok(response.map(|recv| LinkBody {
             recv,
             data_done: false,
         }))
-    }
-}
-
-/// Aborts a task unless disarmed. For a request body's: a caller that stops waiting for
-/// the answer ends the stream (h2 resets it once nothing holds it).
-struct AbortOnDrop(Option<JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
     }
 }
 
