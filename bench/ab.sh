@@ -4,24 +4,27 @@
 # them in alternating rounds, so background load hits both alike.
 #
 #   bench/ab.sh [--a-bin DIR] [--b-bin DIR] [--a-env "K=V …"] [--b-env "K=V …"]
-#               [--rounds N] [--duration S] [--bulk] [--instructions N [--keep DIR]]
+#               [--rounds N] [--duration S] [--bulk [--streams N]] [--instructions N [--keep DIR]]
+#               [--hold]
 #
 # DIR holds `adit-server` and `adit` (default: $CARGO_TARGET_DIR/release, else target/release;
 # build them first). Each round measures small HTTP (wrk, 64 connections: req/s and the
 # edge's + connector's CPU per request) and the round trip (1 connection, p50), A then B;
-# with --bulk also one iperf3 stream through `adit access tcp` (MB/s, and CPU-s/GB of
+# with --bulk also iperf3 through `adit access tcp`, one stream or --streams N (MB/s, CPU-s/GB of
 # edge + connector + `adit access`, and of `adit access` alone). Prints each stack's idle
 # RSS (as bench/run.sh reads it), each round, the medians and the RSS after the load.
 # With --instructions N, edge and connector run under callgrind instead and each stack
 # answers N requests one after another (after 200 to warm up): the user-space
 # instructions per request of each process, which the machine's load does not move;
 # --keep DIR copies their callgrind files to DIR/A and DIR/B (callgrind_annotate reads them).
+# With --hold, the stacks start, their PIDs and ports are printed, and they stay up until the
+# script is stopped: for perf or strace by hand.
 # Ports: BENCH_PORT_BASE (default 31000) and up.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEFAULT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
-A_BIN=$DEFAULT_BIN B_BIN=$DEFAULT_BIN A_ENV="" B_ENV="" ROUNDS=5 DURATION=4 BULK=0 INSTRUCTIONS=0 KEEP=""
+A_BIN=$DEFAULT_BIN B_BIN=$DEFAULT_BIN A_ENV="" B_ENV="" ROUNDS=5 DURATION=4 BULK=0 STREAMS=1 INSTRUCTIONS=0 KEEP="" HOLD=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,14 +35,16 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=${2:?}; shift ;;
         --duration) DURATION=${2:?}; shift ;;
         --bulk) BULK=1 ;;
+        --streams) STREAMS=${2:?}; shift ;;
         --instructions) INSTRUCTIONS=${2:?}; shift ;;
         --keep) KEEP=${2:?}; shift ;;
-        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --hold) HOLD=1 ;;
+        -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
-case "$ROUNDS$DURATION$INSTRUCTIONS" in *[!0-9]*) echo "--rounds, --duration and --instructions take whole numbers" >&2; exit 2 ;; esac
+case "$ROUNDS$DURATION$STREAMS$INSTRUCTIONS" in *[!0-9]*) echo "--rounds, --duration, --streams and --instructions take whole numbers" >&2; exit 2 ;; esac
 for bin in "$A_BIN" "$B_BIN"; do
     [ -x "$bin/adit-server" ] && [ -x "$bin/adit" ] || { echo "no adit-server/adit in $bin (build with cargo build --release)" >&2; exit 1; }
 done
@@ -125,6 +130,19 @@ stack A "$A_BIN" "$A_ENV" $((BASE + 100))
 stack B "$B_BIN" "$B_ENV" $((BASE + 200))
 echo "A: $A_BIN ${A_ENV:-(no extra environment)}"
 echo "B: $B_BIN ${B_ENV:-(no extra environment)}"
+if [ "$HOLD" = 1 ]; then
+    for name in A B; do
+        server_var="SERVER_$name" connector_var="CONNECTOR_$name" access_var="ACCESS_$name"
+        edge=$([ "$name" = A ] && echo $((BASE + 100)) || echo $((BASE + 200)))
+        access=""
+        [ "$BULK" = 1 ] && access=", adit access PID ${!access_var} (port $((edge + 3)))"
+        echo "$name: edge PID ${!server_var} (port $edge), connector PID ${!connector_var}$access"
+    done
+    echo "origin: nginx on port $BASE$([ "$BULK" = 1 ] && echo ", iperf3 -s on port $((BASE + 1))"); holding until stopped"
+    sleep infinity &
+    wait $!
+    exit 0
+fi
 if [ "$INSTRUCTIONS" -gt 0 ]; then
     # N requests on one keep-alive connection, each answered 200 with the 100-byte file.
     requests() {
@@ -184,7 +202,7 @@ for round in $(seq 1 "$ROUNDS"); do
         if [ "$BULK" = 1 ]; then
             access_var="ACCESS_$name"
             before=$(ticks "${!server_var}" "${!connector_var}") access_before=$(ticks "${!access_var}")
-            mbps=$(timeout $((DURATION + 15)) iperf3 -c 127.0.0.1 -p $((edge + 3)) -t "$DURATION" -J |
+            mbps=$(timeout $((DURATION + 15)) iperf3 -c 127.0.0.1 -p $((edge + 3)) -P "$STREAMS" -t "$DURATION" -J |
                 python3 -c 'import json, sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bytes"] / 1e6 / '"$DURATION"'))')
             after=$(ticks "${!server_var}" "${!connector_var}") access_after=$(ticks "${!access_var}")
             access=$((access_after - access_before))
