@@ -23,6 +23,7 @@ use adit_core::{
 };
 use adit_transport::{
     frame::write_frame,
+    h2::body::LinkBody,
     tls::{EdgeTrust, client_config, link_socket, server_name},
 };
 use http::{HeaderValue, Request, Response};
@@ -34,7 +35,7 @@ use tracing::Instrument;
 use crate::{
     Error,
     tunnel::{
-        link::{self, LinkBody, LinkSender},
+        link::{self, LinkSender},
         registry::{BoxError, TunnelBody, can_resend, resendable},
     },
 };
