@@ -4,12 +4,7 @@
 //! hyper's server put its own request and response types, and a conversion each way,
 //! between a stream and its answer (bench/README.md, issue 14 step 25).
 
-use std::{
-    fmt::Display,
-    future::poll_fn,
-    pin::{Pin, pin},
-    time::Duration,
-};
+use std::{fmt::Display, future::poll_fn, pin::pin, time::Duration};
 
 use bytes::Bytes;
 use h2::{RecvStream, server::SendResponse};
@@ -94,25 +89,22 @@ where
     B: Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Display + Send,
 {
-    // The answer's future is large (kilobytes: the connector's HTTP origin is inlined in
-    // it), and a future is copied whole wherever it moves. Made straight into its box, it
-    // is never copied; the task holds the pointer (bench/README.md, issue 14 steps 16, 25).
-    let answering = Box::into_pin(Box::write(
-        Box::new_uninit(),
-        answer(request.map(LinkBody::new)),
-    ));
-    tokio::spawn(respond_with(answering, respond).in_current_span());
+    let answering = answer(request.map(LinkBody::new));
+    // Boxed: tokio copies a task's future whole into the task, and the answer's future is
+    // large; boxed, the task holds a pointer (bench/README.md, issue 14 step 16).
+    tokio::spawn(Box::pin(respond_with(answering, respond).in_current_span()));
 }
 
 /// Sends the answer once it is ready, head then body. A far end that resets the stream
 /// first (its visitor went away) drops the answer's future unfinished.
-async fn respond_with<F, B>(answering: Pin<Box<F>>, mut respond: SendResponse<Bytes>)
+async fn respond_with<F, B>(answering: F, mut respond: SendResponse<Bytes>)
 where
     F: Future<Output = Response<B>>,
     B: Body<Data = Bytes> + Unpin,
     B::Error: Display,
 {
     let response = {
+        let answering = pin!(answering);
         tokio::select! {
             biased;
             response = answering => response,
