@@ -2,7 +2,7 @@
 //! connections to the edge, each serving the edge's streams (reverse HTTP/2) through the
 //! origin proxy, reconnecting with jittered exponential backoff.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use adit_core::{
     cidr::IpNet,
@@ -18,7 +18,6 @@ use adit_proto::v1::{
 };
 use adit_transport::{
     frame::{read_frame, write_frame},
-    h2::serve_link,
     tls::{EdgeTrust, LinkSocket, client_config, link_socket, server_name},
     workers::Workers,
 };
@@ -663,19 +662,31 @@ impl Connector {
         self.edge.connected_once.send_replace(true);
         let started = tokio::time::Instant::now();
         let proxy = self.config.proxy.clone();
-        let answer = move |req| {
+        let service = hyper::service::service_fn(move |req| {
             let proxy = proxy.clone();
-            async move { proxy.handle(req).await }
-        };
+            async move { Ok::<_, Infallible>(proxy.handle(req).await) }
+        });
+        let conn =
+            adit_transport::h2::server_builder().serve_connection(TokioIo::new(tls), service);
+        tokio::pin!(conn);
         let ending = async {
             tokio::select! {
                 () = stop.cancelled() => None,
                 turn = moved => Some(turn),
             }
         };
-        let (result, moving) =
-            Box::pin(serve_link(tls, answer, ending, self.config.grace_period)).await;
-        let moving = moving.flatten();
+        let (result, moving) = tokio::select! {
+            result = conn.as_mut() => (result, None),
+            moving = ending => {
+                conn.as_mut().graceful_shutdown();
+                let grace = self.config.grace_period;
+                let result = tokio::time::timeout(grace, conn).await.unwrap_or_else(|_| {
+                    tracing::warn!(conn_index = index, "grace period of {grace:?} over; closing with streams in flight");
+                    Ok(())
+                });
+                (result, moving)
+            }
+        };
         metrics.ha_connections.dec();
         self.edge.set_connected(index, None);
         match result {

@@ -25,11 +25,9 @@ use adit_core::{
     ingress::{Ingress, IngressConfig, Service},
     wire::StreamKind,
 };
-use adit_transport::{
-    h2::body::LinkBody,
-    headers::{RESPONSE_SOURCE, STREAM_KIND},
-};
+use adit_transport::headers::{RESPONSE_SOURCE, STREAM_KIND};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use tokio::sync::watch;
 
 use crate::{Error, metrics::ConnectorMetrics};
@@ -148,7 +146,7 @@ impl OriginProxy {
     }
 
     /// Answers one stream from the edge, counting it.
-    pub async fn handle(&self, req: Request<LinkBody>) -> Response<ProxyBody> {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
         let started = std::time::Instant::now();
         let kind = req
             .headers()

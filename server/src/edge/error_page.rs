@@ -6,12 +6,11 @@ use adit_core::{
     api::ApiError,
     wire::{ConnectorError, HEADER_ERROR_CODE},
 };
-use adit_transport::h2::body::LinkBody;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 
-use crate::tunnel::registry::TunnelBody;
+use crate::tunnel::{link::LinkBody, registry::TunnelBody};
 
 /// Largest connector-made error body the edge reads to render its own page.
 const MAX_ERROR_BODY: usize = 4096;

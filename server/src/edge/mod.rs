@@ -30,7 +30,6 @@ use adit_core::{
     },
 };
 use adit_transport::{
-    h2::body::LinkBody,
     headers::{
         CLIENT_ADDR, DESTINATION, RESPONSE_SOURCE, STREAM_KIND, UPGRADE_STATUS, strip_hop_by_hop,
     },
@@ -59,7 +58,7 @@ use crate::{
     net::ConnLimits,
     net::{self, Pending},
     observe::metrics::{ErrorSource, Metrics, TunnelCounters},
-    tunnel::link::Unsent,
+    tunnel::link::{LinkBody, Unsent},
     tunnel::node_link::{Forward, Forwarded, Relay},
     tunnel::registry::{
         BoxError, LiveConnection, Near, Registry, StreamGuard, TunnelBody, resendable,

@@ -5,22 +5,23 @@
 
 use std::{
     future::{Future, poll_fn},
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    task::Poll,
+    task::{Context, Poll, ready},
+    time::Duration,
 };
 
 use adit_transport::h2::{
-    KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT,
-    body::{LinkBody, send_body},
-    client_builder, keep_alive,
+    CONNECTION_WINDOW, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT, MAX_FRAME_SIZE,
+    MAX_HEADER_LIST_SIZE, STREAM_WINDOW,
 };
 use bytes::Bytes;
-use h2::client::SendRequest;
+use h2::{RecvStream, SendStream, client::SendRequest};
 use http::{Request, Response};
-use http_body::Body;
+use http_body::{Body, Frame};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     runtime::Handle,
@@ -30,6 +31,10 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use tracing::Instrument;
 
 use crate::tunnel::registry::{BoxError, TunnelBody};
+
+/// Streams a link opens before the far end's settings say how many it takes (hyper's
+/// default too).
+const INITIAL_MAX_SEND_STREAMS: usize = 100;
 
 /// Opens streams on one link; clones share it.
 #[derive(Clone)]
@@ -59,7 +64,16 @@ pub async fn handshake<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (streams, mut connection) = client_builder().handshake::<_, Bytes>(io).await?;
+    let (streams, mut connection) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME_SIZE)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE)
+        .max_concurrent_reset_streams(1024)
+        .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+        .enable_push(false)
+        .handshake::<_, Bytes>(io)
+        .await?;
     let closed = Arc::new(AtomicBool::new(false));
     let pings = connection.ping_pong();
     // The pings and `close` are watched from a task of their own: polled beside the
@@ -114,6 +128,19 @@ impl Drop for ClosedOnDrop {
     }
 }
 
+/// Pings every `interval`, busy or idle; a ping unanswered for `timeout` ends the link,
+/// whose streams then fail rather than wait on a peer that is gone.
+async fn keep_alive(mut pings: h2::PingPong, interval: Duration, timeout: Duration) -> BoxError {
+    loop {
+        tokio::time::sleep(interval).await;
+        match tokio::time::timeout(timeout, pings.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(e)) => return e.into(),
+            Err(_) => return format!("no answer to a ping within {timeout:?}").into(),
+        }
+    }
+}
+
 impl LinkSender {
     /// Whether the link has closed (its driver ended).
     pub fn is_closed(&self) -> bool {
@@ -160,15 +187,123 @@ impl LinkSender {
         if let Some(pump) = pump {
             pump.detach();
         }
-        Ok(response.map(LinkBody::new))
+        Ok(response.map(|recv| LinkBody {
+            recv,
+            data_done: false,
+        }))
+    }
+}
+
+/// Streams `body` into the stream, as the peer's flow control allows; a body that fails
+/// resets the stream, and a peer that resets it stops the sending.
+async fn send_body(mut body: TunnelBody, mut to_peer: SendStream<Bytes>) {
+    loop {
+        let frame = poll_fn(|cx| {
+            if to_peer.poll_reset(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Pin::new(&mut body).poll_frame(cx).map(Some)
+        })
+        .await;
+        let Some(frame) = frame else {
+            // The peer reset the stream: it wants no more of the body.
+            return;
+        };
+        let (sent, ended) = match frame {
+            None => (to_peer.send_data(Bytes::new(), true), true),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "request body failed; resetting its stream");
+                to_peer.send_reset(h2::Reason::CANCEL);
+                return;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let end = body.is_end_stream();
+                    (send_data(&mut to_peer, data, end).await, end)
+                }
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => (to_peer.send_trailers(trailers), true),
+                    // No other kind of frame exists.
+                    Err(_) => (Ok(()), false),
+                },
+            },
+        };
+        if sent.is_err() || ended {
+            return;
+        }
+    }
+}
+
+/// Sends `data` in as many DATA frames as the peer's window takes at a time.
+async fn send_data(
+    to_peer: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+) -> Result<(), h2::Error> {
+    if data.is_empty() {
+        return if end {
+            to_peer.send_data(data, true)
+        } else {
+            Ok(())
+        };
+    }
+    while !data.is_empty() {
+        to_peer.reserve_capacity(data.len());
+        let granted = match poll_fn(|cx| to_peer.poll_capacity(cx)).await {
+            Some(granted) => granted?,
+            None => return Err(h2::Error::from(h2::Reason::STREAM_CLOSED)),
+        };
+        if granted == 0 {
+            continue;
+        }
+        let chunk = data.split_to(granted.min(data.len()));
+        to_peer.send_data(chunk, end && data.is_empty())?;
+    }
+    Ok(())
+}
+
+/// An answer's body as it arrives on its stream; each chunk read gives its bytes of
+/// window back to the peer.
+pub struct LinkBody {
+    recv: RecvStream,
+    data_done: bool,
+}
+
+impl Body for LinkBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        if !self.data_done {
+            match ready!(self.recv.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    // Fails only once the stream is gone, and then nothing is owed.
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => self.data_done = true,
+            }
+        }
+        match ready!(self.recv.poll_trailers(cx)) {
+            Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Ok(None) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use adit_transport::{h2::STREAM_WINDOW, relay::channel_body};
+    use adit_transport::relay::channel_body;
     use http::HeaderMap;
-    use http_body::Frame;
     use http_body_util::BodyExt;
 
     use super::*;
@@ -258,6 +393,20 @@ mod tests {
             "{ended:?}"
         );
         serving.abort();
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_ping_ends_the_keep_alive() {
+        // The far end takes the bytes and never answers: no settings, no pong.
+        let (edge_end, _silent) = tokio::io::duplex(64 * 1024);
+        let (_streams, mut connection) = h2::client::handshake(edge_end).await.unwrap();
+        let pings = connection.ping_pong().unwrap();
+        let keep_alive = keep_alive(pings, Duration::from_millis(10), Duration::from_millis(50));
+        let error = tokio::select! {
+            error = keep_alive => error,
+            _ = connection => panic!("the connection ended before the keep-alive"),
+        };
+        assert!(error.to_string().contains("no answer to a ping"), "{error}");
     }
 
     #[tokio::test]

@@ -5,6 +5,8 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use std::convert::Infallible;
+
 use adit_core::{
     ids::{ConnectionId, TunnelId},
     secret::Secret,
@@ -12,12 +14,12 @@ use adit_core::{
 };
 use adit_transport::{
     frame::{read_frame, write_frame},
-    h2::{body::LinkBody, serve_link},
     tls::{LinkSocket, link_socket},
     workers::Workers,
 };
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     service::TowerToHyperService,
@@ -227,7 +229,7 @@ impl<C: Connections> TunnelListener<C> {
         }
         pending.prove();
         let relay = links.relay.clone();
-        let answer = move |request: Request<LinkBody>| {
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let relay = relay.clone();
             async move {
                 let tunnel = request
@@ -235,7 +237,7 @@ impl<C: Connections> TunnelListener<C> {
                     .get(wire::HEADER_TUNNEL)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<TunnelId>().ok());
-                match tunnel {
+                let response = match tunnel {
                     Some(tunnel) => {
                         let request =
                             request.map(|body| body.map_err(BoxError::from).boxed_unsync());
@@ -248,16 +250,24 @@ impl<C: Connections> TunnelListener<C> {
                         *refused.status_mut() = http::StatusCode::BAD_REQUEST;
                         refused
                     }
-                }
+                };
+                Ok::<_, Infallible>(response)
             }
-        };
+        });
+        let conn =
+            adit_transport::h2::server_builder().serve_connection(TokioIo::new(tls), service);
         let span = tracing::info_span!("node_link_in", %peer);
         async {
             tracing::info!("another node linked");
-            let (result, _) =
-                serve_link(tls, answer, shutdown.cancelled(), Duration::from_secs(30)).await;
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "node link ended with an error");
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => if let Err(e) = result {
+                    tracing::debug!(error = %e, "node link ended with an error");
+                },
+                () = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+                }
             }
         }
         .instrument(span)

@@ -23,7 +23,6 @@ use adit_core::{
 };
 use adit_transport::{
     frame::write_frame,
-    h2::body::LinkBody,
     tls::{EdgeTrust, client_config, link_socket, server_name},
 };
 use http::{HeaderValue, Request, Response};
@@ -35,7 +34,7 @@ use tracing::Instrument;
 use crate::{
     Error,
     tunnel::{
-        link::{self, LinkSender},
+        link::{self, LinkBody, LinkSender},
         registry::{BoxError, TunnelBody, can_resend, resendable},
     },
 };

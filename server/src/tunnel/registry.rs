@@ -374,9 +374,9 @@ fn failing_connectors(list: &[Arc<LiveConnection>], now: i64) -> Vec<ConnectorId
 mod tests {
     use std::time::Duration;
 
-    use adit_transport::h2::body::LinkBody;
     use http::{Request, Response};
     use http_body_util::{BodyExt, Empty, Full};
+    use hyper::body::Incoming;
 
     use super::*;
     use crate::tunnel::testing::{self, ok_connection};
@@ -471,7 +471,7 @@ mod tests {
     async fn released_connections_close_once_their_streams_are_done() {
         let registry = Registry::default();
         let tunnel = TunnelId::random();
-        let ok = |_: &Request<LinkBody>| Response::new(Full::new(Bytes::from_static(b"ok")));
+        let ok = |_: &Request<Incoming>| Response::new(Full::new(Bytes::from_static(b"ok")));
         let (idle, idle_end) = testing::connection_watched(tunnel, ok).await;
         let (busy, busy_end) = testing::connection_watched(tunnel, ok).await;
         registry.add(idle);

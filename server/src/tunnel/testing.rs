@@ -2,13 +2,14 @@
 //! server on the other half of a `tokio::io::duplex`, answering each stream with a
 //! function of its request. No socket, no TLS, no database.
 
-use std::{sync::Arc, time::Duration};
+use std::{convert::Infallible, sync::Arc};
 
 use adit_core::ids::{ConnectionId, ConnectorId, TunnelId};
-use adit_transport::h2::{body::LinkBody, serve_link};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +18,7 @@ use crate::tunnel::registry::LiveConnection;
 /// A connection of `tunnel` whose connector answers with `answer`.
 pub(crate) async fn connection<F>(tunnel: TunnelId, answer: F) -> Arc<LiveConnection>
 where
-    F: Fn(&Request<LinkBody>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
     connection_watched(tunnel, answer).await.0
 }
@@ -29,14 +30,18 @@ pub(crate) async fn connection_watched<F>(
     answer: F,
 ) -> (Arc<LiveConnection>, JoinHandle<()>)
 where
-    F: Fn(&Request<LinkBody>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
     let (edge_end, connector_end) = tokio::io::duplex(64 * 1024);
     let answer = Arc::new(answer);
     let connector = tokio::spawn(async move {
-        let answer = move |req: Request<LinkBody>| std::future::ready(answer(&req));
-        let never = std::future::pending::<()>();
-        let _ = serve_link(connector_end, answer, never, Duration::ZERO).await;
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let response = answer(&req);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let _ = adit_transport::h2::server_builder()
+            .serve_connection(TokioIo::new(connector_end), service)
+            .await;
     });
     let (sender, driver) = crate::tunnel::link::handshake(edge_end, CancellationToken::new())
         .await
