@@ -140,6 +140,7 @@ if [ "$HOLD" = 1 ]; then
     done
     echo "origin: nginx on port $BASE$([ "$BULK" = 1 ] && echo ", iperf3 -s on port $((BASE + 1))"); holding until stopped"
     sleep infinity &
+    PIDS+=($!)
     wait $!
     exit 0
 fi
