@@ -126,14 +126,17 @@ HZ=$(getconf CLK_TCK)
 # CPU-s/GB of TICKS over a bulk measurement at MBPS MB/s.
 cpu_s_per_gb() { awk -v t="$1" -v mb="$2" -v d="$DURATION" -v hz="$HZ" 'BEGIN {printf "%.2f", (t / hz) / (mb * d / 1000)}'; }
 
-stack A "$A_BIN" "$A_ENV" $((BASE + 100))
-stack B "$B_BIN" "$B_ENV" $((BASE + 200))
+# The edge port of stack NAME; its tunnel listener, API and `adit access` take the next three.
+edge_port() { if [ "$1" = A ]; then echo $((BASE + 100)); else echo $((BASE + 200)); fi; }
+
+stack A "$A_BIN" "$A_ENV" "$(edge_port A)"
+stack B "$B_BIN" "$B_ENV" "$(edge_port B)"
 echo "A: $A_BIN ${A_ENV:-(no extra environment)}"
 echo "B: $B_BIN ${B_ENV:-(no extra environment)}"
 if [ "$HOLD" = 1 ]; then
     for name in A B; do
         server_var="SERVER_$name" connector_var="CONNECTOR_$name" access_var="ACCESS_$name"
-        edge=$([ "$name" = A ] && echo $((BASE + 100)) || echo $((BASE + 200)))
+        edge=$(edge_port "$name")
         access=""
         [ "$BULK" = 1 ] && access=", adit access PID ${!access_var} (port $((edge + 3)))"
         echo "$name: edge PID ${!server_var} (port $edge), connector PID ${!connector_var}$access"
@@ -162,7 +165,7 @@ PY
     per_request() { awk -v n="$INSTRUCTIONS" '/^totals:/ {printf "%.0f", $2 / n}' "$WORK/$1/callgrind.$2.1"; }
     printf '%-2s %22s %22s\n' "" "edge instr/request" "connector instr/request"
     for name in A B; do
-        edge=$([ "$name" = A ] && echo $((BASE + 100)) || echo $((BASE + 200)))
+        edge=$(edge_port "$name")
         server_var="SERVER_$name" connector_var="CONNECTOR_$name"
         requests "$edge" 200 || exit 1
         for pid in "${!server_var}" "${!connector_var}"; do callgrind_control -z "$pid" >/dev/null 2>&1; done
@@ -189,7 +192,7 @@ printf "$ROW" round "" "req/s" "CPU-µs/req" "RTT p50 µs" "bulk MB/s" "CPU-s/GB
 declare -A SERIES
 for round in $(seq 1 "$ROUNDS"); do
     for name in A B; do
-        edge=$([ "$name" = A ] && echo $((BASE + 100)) || echo $((BASE + 200)))
+        edge=$(edge_port "$name")
         server_var="SERVER_$name" connector_var="CONNECTOR_$name"
         before=$(ticks "${!server_var}" "${!connector_var}")
         out=$(wrk -t2 -c64 -d"${DURATION}s" -H 'Host: bench.localhost' "http://127.0.0.1:$edge/small.txt")
