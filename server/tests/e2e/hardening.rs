@@ -566,6 +566,26 @@ async fn idle_connections_are_closed() {
     s.connector.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_head_is_due_within_the_header_timeout() {
+    // The idle timeout is far off: what closes the kept-alive connection is the header
+    // timeout, counted from the end of the first response.
+    let s = setup(|c| c.edge_idle_timeout = Duration::from_secs(30)).await;
+    let stream = TcpStream::connect(s.server.edge).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(format!("GET /hello HTTP/1.1\r\nHost: {HOST}\r\n\r\nGET /hel").as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = read_to_end(&mut reader).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
+    assert!(answer.ends_with("hello from origin"), "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(writer);
+    s.connector.stop().await;
+}
+
 /// The HTTP/2 client preface and an empty SETTINGS frame: what a client sends first.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
