@@ -54,7 +54,7 @@ use self::error_page::{
     connector_error, connector_error_code, error_response, error_response_with, full, wants_json,
 };
 use crate::{
-    edge::visitor_io::{ConnState, Framing, Timeouts, Watched},
+    edge::visitor_io::{ConnState, Framing, Watched},
     net::ConnLimits,
     net::{self, Pending},
     observe::metrics::{ErrorSource, Metrics, TunnelCounters},
@@ -577,12 +577,9 @@ impl Edge {
             state.clone(),
             max_head,
             max_headers,
-            Timeouts {
-                idle: limits.idle_timeout,
-                header: limits.header_timeout,
-            },
+            limits.idle_timeout,
         );
-        // For HTTP/2, whose heads the watch does not time, the first request's deadline.
+        // HTTP/1 has hyper's header timeout for this too; HTTP/2 has only this deadline.
         let deadline = tokio::time::Instant::now() + limits.header_timeout;
         let keep_alive = (
             self.conn_limits.http2_keep_alive_interval,
@@ -622,8 +619,8 @@ impl Edge {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            // The watch times request heads, with the one timer it has anyway.
-            .header_read_timeout(None)
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
             // Past this hyper answers 431 itself (request line and headers count alike).
             .max_buf_size(max_head.max(MIN_BUF_SIZE))
             .max_headers(max_headers)

@@ -9,10 +9,7 @@
 //! framing was ambiguous; the service asks before forwarding.
 //!
 //! It also closes a connection that has sat idle — nothing read, no request in flight —
-//! for the idle timeout, which hyper has no setting for, and an HTTP/1 connection whose
-//! next request head has not come whole within the header timeout (slowloris). hyper has
-//! a header timeout of its own, but it makes, arms and drops a timer for every request;
-//! this watch keeps one timer per connection for both (issue 14, step 26).
+//! for the idle timeout, which hyper has no setting for.
 
 use std::{
     collections::VecDeque,
@@ -40,15 +37,8 @@ pub(crate) struct ConnState {
     in_flight: AtomicUsize,
     /// After an upgrade the bytes are no longer HTTP and idle time is the WebSocket's business.
     upgraded: AtomicBool,
-    clock: Mutex<Clock>,
-}
-
-struct Clock {
     /// When bytes last arrived or the last response finished.
-    last_activity: Instant,
-    /// When the connection last had no request in flight: its start, or when the last
-    /// response finished. The next request head is due within the header timeout of it.
-    idle_since: Instant,
+    last_activity: Mutex<Instant>,
 }
 
 /// What the scanner says about the next HTTP/1 request the service is handed.
@@ -63,15 +53,11 @@ pub(crate) enum Framing {
 
 impl ConnState {
     pub(crate) fn new() -> Arc<Self> {
-        let now = Instant::now();
         Arc::new(Self {
             verdicts: Mutex::new(VecDeque::new()),
             in_flight: AtomicUsize::new(0),
             upgraded: AtomicBool::new(false),
-            clock: Mutex::new(Clock {
-                last_activity: now,
-                idle_since: now,
-            }),
+            last_activity: Mutex::new(Instant::now()),
         })
     }
 
@@ -101,12 +87,11 @@ impl ConnState {
         self.upgraded.store(true, Ordering::Release);
     }
 
-    fn clock(&self) -> std::sync::MutexGuard<'_, Clock> {
-        self.clock.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn touch(&self) {
-        self.clock().last_activity = Instant::now();
+        *self
+            .last_activity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
 
     fn push(&self, ambiguous: bool) {
@@ -122,10 +107,7 @@ pub(crate) struct RequestGuard(Arc<ConnState>);
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let now = Instant::now();
-            let mut clock = self.0.clock();
-            clock.last_activity = now;
-            clock.idle_since = now;
+            self.0.touch();
         }
     }
 }
@@ -161,10 +143,6 @@ enum Step {
 /// Follows HTTP/1 framing just far enough to find each request head.
 struct Scanner {
     state: State,
-    /// No byte of the connection looked at yet: it may still open with HTTP/2's preface.
-    fresh: bool,
-    /// The connection speaks HTTP/2, which frames its own messages and has no heads to time.
-    http2: bool,
     /// Bytes of a head or chunk line not complete yet.
     buf: Vec<u8>,
     max_head: usize,
@@ -178,24 +156,13 @@ impl Scanner {
     fn new(max_head: usize, max_headers: usize) -> Self {
         Self {
             state: State::Head,
-            fresh: true,
-            http2: false,
             buf: Vec::new(),
             max_head,
             max_headers,
         }
     }
 
-    fn feed(&mut self, data: &[u8], conn: &ConnState) {
-        let in_body = self.in_body();
-        self.follow(data, conn);
-        if in_body && !self.in_body() && conn.in_flight.load(Ordering::Acquire) == 0 {
-            // A body that outlasted its answer has ended: the next head is due from now.
-            conn.clock().idle_since = Instant::now();
-        }
-    }
-
-    fn follow(&mut self, mut data: &[u8], conn: &ConnState) {
+    fn feed(&mut self, mut data: &[u8], conn: &ConnState) {
         // Body bytes are passed over where they lie; only heads and chunk lines are copied.
         while self.buf.is_empty() && !data.is_empty() {
             match self.state {
@@ -246,14 +213,6 @@ impl Scanner {
         };
     }
 
-    /// Whether the bytes to come are a request's body (its chunk lines and trailers too).
-    fn in_body(&self) -> bool {
-        matches!(
-            self.state,
-            State::Skip { .. } | State::ChunkSize | State::ChunkEnd | State::Trailers
-        )
-    }
-
     /// Stops following: what comes next is not something hyper will serve as a request.
     fn lose(&mut self) {
         self.state = State::Done;
@@ -268,19 +227,6 @@ impl Scanner {
                 let n = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
                 self.skipped(left, n, then);
                 Step::Consumed(n)
-            }
-            State::Head if self.fresh => {
-                let n = rest.len().min(H2_PREFACE.len());
-                if rest[..n] != H2_PREFACE[..n] {
-                    self.fresh = false;
-                    Step::Consumed(0)
-                } else if n < H2_PREFACE.len() {
-                    Step::NeedMore
-                } else {
-                    self.http2 = true;
-                    self.state = State::Done;
-                    Step::Consumed(rest.len())
-                }
             }
             State::Head => {
                 // Slots left uninitialised, on the stack for the usual limit: filling a
@@ -354,9 +300,6 @@ impl Scanner {
     }
 }
 
-/// The first line of HTTP/2's connection preface (RFC 9113, 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
-
 /// Header slots the scanner keeps on the stack; a larger `max_headers` takes them from the heap.
 const INLINE_HEADERS: usize = 128;
 
@@ -402,23 +345,12 @@ fn judge(req: &httparse::Request<'_, '_>) -> (bool, State) {
     (false, next)
 }
 
-/// How long a visitor's connection may wait on the visitor.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Timeouts {
-    /// Nothing read and no request in flight.
-    pub(crate) idle: Duration,
-    /// An HTTP/1 request head, counted from when the connection last had no request in
-    /// flight.
-    pub(crate) header: Duration,
-}
-
-/// A visitor's socket with the framing scanner and the connection's one timer on its read
-/// side.
+/// A visitor's socket with the framing scanner and the idle timer on its read side.
 pub(crate) struct Watched<IO> {
     io: IO,
     scanner: Scanner,
     conn: Arc<ConnState>,
-    timeouts: Timeouts,
+    idle: Duration,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -428,52 +360,43 @@ impl<IO> Watched<IO> {
         conn: Arc<ConnState>,
         max_head: usize,
         max_headers: usize,
-        timeouts: Timeouts,
+        idle: Duration,
     ) -> Self {
         Self {
             io,
             scanner: Scanner::new(max_head, max_headers),
             conn,
-            timeouts,
+            idle,
             timer: None,
         }
     }
 
-    /// Which timeout, if any, has run out; arms the timer for the nearer one if none has.
-    /// The timer fires at the earliest moment one could run out and is re-armed from the
-    /// clock then, so requests and reads cost no timer work of their own.
-    fn expired(&mut self, cx: &mut Context<'_>) -> Option<&'static str> {
-        let Timeouts { idle, header } = self.timeouts;
+    /// Whether the connection has been idle for the whole timeout; arms the timer if not.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
         let timer = self
             .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle.min(header))));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(self.idle)));
         loop {
             if timer.as_mut().poll(cx).is_pending() {
-                return None;
+                return false;
             }
             let now = Instant::now();
             let busy = self.conn.in_flight.load(Ordering::Acquire) > 0
-                || self.conn.upgraded.load(Ordering::Acquire)
-                || self.scanner.in_body();
-            if busy {
-                // Both clocks start again no earlier than now.
-                timer.as_mut().reset(now + idle.min(header));
-                continue;
+                || self.conn.upgraded.load(Ordering::Acquire);
+            let deadline = if busy {
+                now + self.idle
+            } else {
+                *self
+                    .conn
+                    .last_activity
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    + self.idle
+            };
+            if deadline <= now {
+                return true;
             }
-            let clock = self.conn.clock();
-            let idle_at = clock.last_activity + idle;
-            // hyper is reading a head (or waiting for one): HTTP/2 has none to time.
-            let header_at = (!self.scanner.http2).then(|| clock.idle_since + header);
-            drop(clock);
-            if idle_at <= now {
-                return Some("idle");
-            }
-            if header_at.is_some_and(|at| at <= now) {
-                return Some("request head not complete in time");
-            }
-            timer
-                .as_mut()
-                .reset(header_at.map_or(idle_at, |at| at.min(idle_at)));
+            timer.as_mut().reset(deadline);
         }
     }
 }
@@ -499,8 +422,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                if let Some(why) = this.expired(cx) {
-                    tracing::debug!(why, "closing the visitor connection");
+                if this.idle_expired(cx) {
+                    tracing::debug!("visitor connection idle; closing");
                     // End of stream: hyper closes the connection as if the visitor had.
                     Poll::Ready(Ok(()))
                 } else {
@@ -556,43 +479,6 @@ mod tests {
         let stream: &[u8] = b"POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx\r\n\
             GET /b HTTP/1.1\r\n\r\n";
         assert_eq!(verdicts(&[stream]), (vec![false, false], false));
-    }
-
-    #[test]
-    fn http2_preface_is_told_apart() {
-        let conn = ConnState::new();
-        let mut scanner = Scanner::new(64 * 1024, 100);
-        scanner.feed(b"PRI * HT", &conn);
-        assert!(!scanner.http2, "not whole yet");
-        scanner.feed(b"TP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04", &conn);
-        assert!(scanner.http2);
-        assert!(!scanner.in_body());
-        // A request line that starts like the preface is HTTP/1 all the same.
-        let (v, lost) = verdicts(&[b"PRIVATE / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n"]);
-        assert_eq!((v, lost), (vec![false, false], false));
-    }
-
-    #[test]
-    fn a_body_outlasting_its_answer_restarts_the_head_clock() {
-        let post: &[&[u8]] = &[b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab", b"cd"];
-        let long_ago = Instant::now().checked_sub(Duration::from_secs(1)).unwrap();
-        let idle_since_after = |answered: bool| {
-            let conn = ConnState::new();
-            conn.clock().idle_since = long_ago;
-            let in_flight = (!answered).then(|| conn.begin());
-            let mut scanner = Scanner::new(64 * 1024, 100);
-            scanner.feed(post[0], &conn);
-            assert!(scanner.in_body());
-            scanner.feed(post[1], &conn);
-            assert!(!scanner.in_body());
-            let since = conn.clock().idle_since;
-            drop(in_flight);
-            since
-        };
-        // Answered already: the next head is due from the body's end.
-        assert!(idle_since_after(true) > long_ago);
-        // Still in flight: the answer's end will say when.
-        assert_eq!(idle_since_after(false), long_ago);
     }
 
     #[test]
