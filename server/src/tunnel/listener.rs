@@ -18,7 +18,7 @@ use adit_transport::{
     workers::Workers,
 };
 use http::{Request, Response};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -41,7 +41,7 @@ use crate::{
     tunnel::{
         link,
         node_link::Relay,
-        registry::{BoxError, LiveConnection, Registry},
+        registry::{BoxError, LiveConnection, Registry, empty_body},
     },
 };
 
@@ -244,9 +244,7 @@ impl<C: Connections> TunnelListener<C> {
                         relay.relay(tunnel, request).await
                     }
                     None => {
-                        let mut refused = Response::new(
-                            Empty::new().map_err(|never| match never {}).boxed_unsync(),
-                        );
+                        let mut refused = Response::new(empty_body());
                         *refused.status_mut() = http::StatusCode::BAD_REQUEST;
                         refused
                     }

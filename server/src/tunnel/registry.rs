@@ -22,6 +22,11 @@ pub use adit_transport::relay::BoxError;
 /// A body travelling through the edge, whatever its source.
 pub type TunnelBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// A body with nothing in it; zero-sized, so boxing it allocates nothing.
+pub fn empty_body() -> TunnelBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
 /// Whether [`resendable`] can copy `request`: no body, no extensions.
 pub fn can_resend(request: &Request<TunnelBody>) -> bool {
     hyper::body::Body::is_end_stream(request.body()) && request.extensions().is_empty()
@@ -34,7 +39,7 @@ pub fn resendable(request: &Request<TunnelBody>) -> Option<Request<TunnelBody>> 
     if !can_resend(request) {
         return None;
     }
-    let mut copy = Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+    let mut copy = Request::new(empty_body());
     *copy.method_mut() = request.method().clone();
     *copy.uri_mut() = request.uri().clone();
     *copy.version_mut() = request.version();
@@ -375,7 +380,7 @@ mod tests {
     use std::time::Duration;
 
     use http::{Request, Response};
-    use http_body_util::{BodyExt, Empty, Full};
+    use http_body_util::{BodyExt, Full};
     use hyper::body::Incoming;
 
     use super::*;
@@ -387,7 +392,7 @@ mod tests {
         let connection = ok_connection(tunnel, "hello").await;
         let request = http::Request::builder()
             .uri("http://app.example.com/")
-            .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
+            .body(empty_body())
             .unwrap();
         let response = connection.sender.send(request).await.unwrap();
         assert_eq!(response.status(), 200);
