@@ -548,19 +548,10 @@ async fn idle_connections_are_closed() {
     })
     .await;
     let bystander = Bystander::start(&s);
-    let stream = TcpStream::connect(s.server.edge).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    writer
-        .write_all(format!("GET /hello HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let started = Instant::now();
     // The response comes, then, with nothing more sent, the edge closes the connection
     // long before the 30 s header timeout would.
-    let answer = read_to_end(&mut reader).await;
-    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
-    assert!(answer.ends_with("hello from origin"), "{answer:?}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    let took = answered_then_closed(&s, "").await;
+    assert!(took < Duration::from_secs(10), "closed after {took:?}");
     assert_served(&s).await;
     bystander.finish().await;
     s.connector.stop().await;
@@ -571,19 +562,25 @@ async fn next_head_is_due_within_the_header_timeout() {
     // The idle timeout is far off: what closes the kept-alive connection is the header
     // timeout, counted from the end of the first response.
     let s = setup(|c| c.edge_idle_timeout = Duration::from_secs(30)).await;
+    let took = answered_then_closed(&s, "GET /hel").await;
+    assert!(took < Duration::from_secs(10), "closed after {took:?}");
+    s.connector.stop().await;
+}
+
+/// Sends one request for /hello on a kept-alive connection, then `more`, and waits for the
+/// edge to close it: the answer must be the origin's, whole. How long that took.
+async fn answered_then_closed(s: &Setup, more: &str) -> Duration {
     let stream = TcpStream::connect(s.server.edge).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
     writer
-        .write_all(format!("GET /hello HTTP/1.1\r\nHost: {HOST}\r\n\r\nGET /hel").as_bytes())
+        .write_all(format!("GET /hello HTTP/1.1\r\nHost: {HOST}\r\n\r\n{more}").as_bytes())
         .await
         .unwrap();
     let started = Instant::now();
     let answer = read_to_end(&mut reader).await;
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
     assert!(answer.ends_with("hello from origin"), "{answer:?}");
-    assert!(started.elapsed() < Duration::from_secs(10));
-    drop(writer);
-    s.connector.stop().await;
+    started.elapsed()
 }
 
 /// The HTTP/2 client preface and an empty SETTINGS frame: what a client sends first.
