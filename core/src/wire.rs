@@ -19,8 +19,13 @@ pub const ALPN_GRPC: &[u8] = b"h2";
 /// connection.
 pub const ALPN_NODE: &[u8] = b"adit-node";
 
-/// Data-plane protocol versions this build speaks, newest first.
-pub const PROTOCOL_VERSIONS: &[u32] = &[1];
+/// Data-plane protocol versions this build speaks, newest first. In version 2 the
+/// connector makes `x-forwarded-for`, `-proto` and `-host` itself from the stream's
+/// `adit-client-addr`, URI scheme and authority; in version 1 the edge sends them.
+pub const PROTOCOL_VERSIONS: &[u32] = &[2, 1];
+
+/// The first protocol version in which the connector makes the `x-forwarded-*` headers.
+pub const CONNECTOR_MAKES_FORWARDED: u32 = 2;
 
 /// A hello frame larger than this is refused before it is read.
 pub const MAX_HELLO_LEN: u32 = 16 * 1024;
@@ -234,7 +239,8 @@ mod tests {
 
     #[test]
     fn negotiation_picks_shared_version() {
-        assert_eq!(negotiate_version(&[1, 2]), Some(1));
+        assert_eq!(negotiate_version(&[1, 2]), Some(2));
+        assert_eq!(negotiate_version(&[1]), Some(1));
         assert_eq!(negotiate_version(&[9]), None);
     }
 

@@ -5,7 +5,7 @@ use adit_core::wire::{
     HEADER_CLIENT_ADDR, HEADER_DESTINATION, HEADER_RESPONSE_SOURCE, HEADER_STREAM_KIND,
     HEADER_UPGRADE_STATUS,
 };
-use http::{HeaderMap, HeaderName, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri, header, uri::Scheme};
 use smallvec::SmallVec;
 
 // Adit's metadata headers, as names made once and used wherever they are read or set: a
@@ -15,6 +15,53 @@ pub static CLIENT_ADDR: HeaderName = HeaderName::from_static(HEADER_CLIENT_ADDR)
 pub static RESPONSE_SOURCE: HeaderName = HeaderName::from_static(HEADER_RESPONSE_SOURCE);
 pub static DESTINATION: HeaderName = HeaderName::from_static(HEADER_DESTINATION);
 pub static UPGRADE_STATUS: HeaderName = HeaderName::from_static(HEADER_UPGRADE_STATUS);
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Gives a stream's request the `x-forwarded-*` headers an origin expects, made from what
+/// the link carries anyway: the visitor's IP from `adit-client-addr` appended to a
+/// visitor's own `x-forwarded-for`, the scheme of the stream's URI (the visitor's), and its
+/// authority (the visitor's `Host`). Nothing happens when `x-forwarded-proto` is there: an
+/// edge of protocol version 1, or one forwarding to a version-1 connector, made the three
+/// itself (the edge removes a visitor's `x-forwarded-proto` and `x-forwarded-host`).
+/// The connector does this for version 2, which spares the link three headers per request
+/// (issue 14, step 29 in bench/README.md); the edge does it for version 1.
+pub fn add_forwarded(headers: &mut HeaderMap, uri: &Uri) {
+    if headers.contains_key(&X_FORWARDED_PROTO) {
+        return;
+    }
+    let ip = headers
+        .get(&CLIENT_ADDR)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|addr| addr.rsplit_once(':'))
+        .map(|(ip, _port)| ip.trim_start_matches('[').trim_end_matches(']'));
+    if let Some(ip) = ip {
+        let prior = headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .filter(|prior| !prior.is_empty());
+        let value = match prior {
+            Some(prior) => HeaderValue::try_from(format!("{prior}, {ip}")),
+            None => HeaderValue::from_str(ip),
+        };
+        if let Ok(value) = value {
+            headers.insert(&X_FORWARDED_FOR, value);
+        }
+    }
+    let proto = if uri.scheme() == Some(&Scheme::HTTPS) {
+        "https"
+    } else {
+        "http"
+    };
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Some(host) = uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        headers.insert(&X_FORWARDED_HOST, host);
+    }
+}
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1, plus those the `Connection` header names),
 /// `Host` (carried as the authority instead), and Adit's own stream metadata, which a
@@ -96,9 +143,31 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
-
     use super::*;
+
+    #[test]
+    fn forwarded_headers_come_from_the_streams_metadata() {
+        let uri: Uri = "https://app.example.com:8443/x".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(&CLIENT_ADDR, HeaderValue::from_static("127.0.0.2:5000"));
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        add_forwarded(&mut h, &uri);
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.2");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        assert_eq!(h[&X_FORWARDED_HOST], "app.example.com:8443");
+
+        let mut first = HeaderMap::new();
+        first.insert(&CLIENT_ADDR, HeaderValue::from_static("[2001:db8::7]:5000"));
+        add_forwarded(&mut first, &"http://app.example.com/".parse().unwrap());
+        assert_eq!(first[&X_FORWARDED_FOR], "2001:db8::7");
+        assert_eq!(first[&X_FORWARDED_PROTO], "http");
+
+        // Made already (a version-1 edge): left as they are, not appended to again.
+        add_forwarded(&mut h, &"http://other.example.com/".parse().unwrap());
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.2");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        assert_eq!(h[&X_FORWARDED_HOST], "app.example.com:8443");
+    }
 
     #[test]
     fn hop_by_hop_and_metadata_headers_are_stripped() {

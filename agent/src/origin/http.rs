@@ -12,7 +12,7 @@ use adit_core::{
     ingress::{OriginRequest, Rule},
     wire::StreamKind,
 };
-use adit_transport::headers::strip_hop_by_hop;
+use adit_transport::headers::{add_forwarded, strip_hop_by_hop};
 use http::{
     HeaderValue, Request, Response, StatusCode, Uri, Version, header,
     uri::{self, PathAndQuery},
@@ -269,6 +269,8 @@ fn origin_request(
         .or_else(|| origin.authority())
         .unwrap_or_else(|| "localhost".to_owned());
     let mut headers = parts.headers;
+    // Before the strip, which takes `adit-client-addr` away.
+    add_forwarded(&mut headers, &parts.uri);
     strip_hop_by_hop(&mut headers);
     headers.insert(
         header::HOST,

@@ -25,13 +25,14 @@ use adit_core::{
     hostname::normalize_host,
     ids::{ConnectionId, TunnelId},
     wire::{
-        ConnectorError, HEADER_ERROR_CODE, HEADER_NODE_REFUSED, HEADER_TUNNEL, StreamKind,
-        UPGRADE_RAW_TCP,
+        CONNECTOR_MAKES_FORWARDED, ConnectorError, HEADER_ERROR_CODE, HEADER_NODE_REFUSED,
+        HEADER_TUNNEL, StreamKind, UPGRADE_RAW_TCP,
     },
 };
 use adit_transport::{
     headers::{
-        CLIENT_ADDR, DESTINATION, RESPONSE_SOURCE, STREAM_KIND, UPGRADE_STATUS, strip_hop_by_hop,
+        CLIENT_ADDR, DESTINATION, RESPONSE_SOURCE, STREAM_KIND, UPGRADE_STATUS, X_FORWARDED_HOST,
+        X_FORWARDED_PROTO, add_forwarded, strip_hop_by_hop,
     },
     relay::{self, BodySender},
     workers::Workers,
@@ -108,14 +109,11 @@ struct InFlight {
     _tunnel: TunnelSlot,
 }
 
-/// Who a request came from, with the header values that say so, made once per connection
+/// Who a request came from, with the header value that says so, made once per connection
 /// (formatting an address costs about as much as building the rest of the request's
 /// headers).
 #[derive(Clone)]
 struct Visitor {
-    addr: SocketAddr,
-    /// Its IP, for `x-forwarded-for`.
-    ip: Option<HeaderValue>,
     /// Its IP and port, for the connector (`adit-client-addr`).
     addr_value: Option<HeaderValue>,
 }
@@ -123,8 +121,6 @@ struct Visitor {
 impl Visitor {
     fn new(addr: SocketAddr) -> Self {
         Self {
-            addr,
-            ip: HeaderValue::try_from(addr.ip().to_string()).ok(),
             addr_value: HeaderValue::try_from(addr.to_string()).ok(),
         }
     }
@@ -379,10 +375,10 @@ impl Edge {
 /// Removes every `adit-*` header: that prefix is Adit's own stream metadata, which only the
 /// edge (toward the connector) and the connector (toward the edge) may set. Whatever a
 /// visitor or an origin sends under it is dropped, whether or not this build knows the name.
-fn strip_internal(headers: &mut HeaderMap) {
+fn strip_internal(headers: &mut HeaderMap, also: &[&HeaderName]) {
     let internal: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with("adit-"))
+        .filter(|name| name.as_str().starts_with("adit-") || also.contains(name))
         .cloned()
         .collect();
     for name in internal {
@@ -469,15 +465,6 @@ pub(crate) async fn serve_tls(
 pub(crate) enum Scheme {
     Http,
     Https,
-}
-
-impl Scheme {
-    fn as_header(self) -> HeaderValue {
-        HeaderValue::from_static(match self {
-            Self::Http => "http",
-            Self::Https => "https",
-        })
-    }
 }
 
 /// The stream an HTTP/1.1 upgrade asks for: a WebSocket, or a raw TCP stream
@@ -993,6 +980,9 @@ impl Edge {
             tried.push(connection.id);
             let stream = connection.begin_stream();
             let gauge = self.metrics.stream(kind);
+            if connection.version < CONNECTOR_MAKES_FORWARDED {
+                request = with_forwarded(request);
+            }
             let spare = resendable(&request);
             match connection.sender.send(request).await {
                 Ok(response) => {
@@ -1029,7 +1019,8 @@ impl Edge {
         }
         if let (true, Reach::AnyNode, Some(peers)) = (tried.is_empty(), reach, &self.peers) {
             let gauge = self.metrics.stream(kind);
-            return match peers.forward(tunnel, request).await {
+            // That node's connectors may speak version 1.
+            return match peers.forward(tunnel, with_forwarded(request)).await {
                 Forwarded::Answered(response) => Ok((
                     response,
                     InFlight {
@@ -1113,11 +1104,12 @@ fn stream_request(
     };
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    strip_internal(&mut headers);
+    // A visitor's own would stand for the ones the connector makes (version 2), or that
+    // `send` makes for a version-1 connector: `add_forwarded` leaves them be when there.
+    strip_internal(&mut headers, &[&X_FORWARDED_PROTO, &X_FORWARDED_HOST]);
     if let Some(destination) = destination {
         headers.insert(&DESTINATION, destination);
     }
-    append_forwarded(&mut headers, visitor, host, scheme);
     // Absent means HTTP to every connector and node: the name is sent only when it says
     // more, which spares one header's encoding, decoding and map entry per request. A
     // visitor's own went with the hop-by-hop strip.
@@ -1129,7 +1121,11 @@ fn stream_request(
     }
     // The visitor's path as hyper parsed it; only the authority is new.
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(http::uri::Scheme::HTTP);
+    // The visitor's: a version-2 connector makes `x-forwarded-proto` from it.
+    uri.scheme = Some(match scheme {
+        Scheme::Http => http::uri::Scheme::HTTP,
+        Scheme::Https => http::uri::Scheme::HTTPS,
+    });
     uri.authority = Some(host.parse().ok()?);
     uri.path_and_query = Some(
         parts
@@ -1174,39 +1170,24 @@ async fn finish(
     }
 }
 
+/// `request` with the `x-forwarded-*` headers a version-1 connector expects from the edge
+/// (unchanged when it has them).
+fn with_forwarded(request: Request<TunnelBody>) -> Request<TunnelBody> {
+    let (mut parts, body) = request.into_parts();
+    add_forwarded(&mut parts.headers, &parts.uri);
+    Request::from_parts(parts, body)
+}
+
 /// Whether a stream failed because the connector's GOAWAY came before it: HTTP/2 promises
 /// such a stream was not processed (RFC 9113, 6.8).
 fn unprocessed(error: &h2::Error) -> bool {
     error.is_go_away() && error.is_remote() && error.reason() == Some(h2::Reason::NO_ERROR)
 }
 
-fn append_forwarded(headers: &mut HeaderMap, visitor: &Visitor, host: &str, scheme: Scheme) {
-    let prior = headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .filter(|prior| !prior.is_empty());
-    let xff = match prior {
-        Some(prior) => HeaderValue::try_from(format!("{prior}, {}", visitor.addr.ip())).ok(),
-        None => visitor.ip.clone(),
-    };
-    if let Some(v) = xff {
-        headers.insert(&X_FORWARDED_FOR, v);
-    }
-    headers.insert(&X_FORWARDED_PROTO, scheme.as_header());
-    if let Ok(v) = HeaderValue::from_str(host) {
-        headers.insert(&X_FORWARDED_HOST, v);
-    }
-}
-
-// Names the edge sets on every request, made once (see `adit_transport::headers`).
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
 fn relay_response(response: Response<LinkBody>, guard: InFlight) -> Response<TunnelBody> {
     let mut response = hold_in_flight(response, guard);
     strip_hop_by_hop(response.headers_mut());
-    strip_internal(response.headers_mut());
+    strip_internal(response.headers_mut(), &[]);
     *response.version_mut() = Version::HTTP_11;
     response
 }
@@ -1270,7 +1251,7 @@ fn switch_protocols(
 ) -> Response<TunnelBody> {
     let (mut parts, from_connector) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    strip_internal(&mut parts.headers);
+    strip_internal(&mut parts.headers, &[]);
     parts.status = StatusCode::SWITCHING_PROTOCOLS;
     parts.version = Version::HTTP_11;
     parts
@@ -1340,25 +1321,59 @@ mod tests {
     use super::*;
     use crate::tunnel::testing;
 
-    #[test]
-    fn forwarded_headers_append() {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        append_forwarded(
-            &mut h,
-            &Visitor::new("127.0.0.2:5000".parse().unwrap()),
-            "app.example.com",
-            Scheme::Http,
+    #[tokio::test]
+    async fn the_edge_makes_forwarded_headers_for_version_1_connectors_only() {
+        let visitor = Visitor::new("127.0.0.2:5000".parse().unwrap());
+        let (parts, ()) = Request::builder()
+            .uri("/x")
+            .header("x-forwarded-proto", "forged")
+            .header("x-forwarded-host", "forged.example")
+            .header("x-forwarded-for", "10.0.0.1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let request = || {
+            stream_request(
+                parts.clone(),
+                "app.example.com",
+                StreamKind::Http,
+                &visitor,
+                Scheme::Https,
+                full(Bytes::new()),
+            )
+            .unwrap()
+        };
+        let seen_by = |version| async move {
+            let registry = Arc::new(Registry::default());
+            let tunnel = TunnelId::random();
+            let (seen_tx, seen) = std::sync::mpsc::channel();
+            let answer = move |req: &Request<Incoming>| {
+                let _ = seen_tx.send((req.uri().clone(), req.headers().clone()));
+                Response::new(Full::new(Bytes::new()))
+            };
+            registry.add(testing::connection_speaking(tunnel, version, answer).await);
+            let edge = edge(&registry, EdgeLimits::DEFAULT);
+            let sent = edge.send(tunnel, StreamKind::Http, request(), Reach::ThisNode);
+            assert!(sent.await.is_ok());
+            seen.try_recv().unwrap()
+        };
+        // Version 2: none on the link (the visitor's forged ones are gone); the connector
+        // makes them from the scheme, the authority and `adit-client-addr`.
+        let (uri, headers) = seen_by(2).await;
+        assert_eq!(uri.scheme_str(), Some("https"));
+        assert_eq!(uri.authority().unwrap(), "app.example.com");
+        assert_eq!(headers[HEADER_CLIENT_ADDR], "127.0.0.2:5000");
+        assert!(headers.get("x-forwarded-proto").is_none());
+        assert!(headers.get("x-forwarded-host").is_none());
+        assert_eq!(
+            headers["x-forwarded-for"], "10.0.0.1",
+            "the prior one, untouched"
         );
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "app.example.com");
-        let mut first = HeaderMap::new();
-        let visitor = Visitor::new("[2001:db8::7]:5000".parse().unwrap());
-        append_forwarded(&mut first, &visitor, "app.example.com", Scheme::Https);
-        assert_eq!(first["x-forwarded-for"], "2001:db8::7");
-        assert_eq!(first["x-forwarded-proto"], "https");
-        assert_eq!(visitor.addr_value.unwrap(), "[2001:db8::7]:5000");
+        // Version 1: the edge makes them.
+        let (_, headers) = seen_by(1).await;
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        assert_eq!(headers["x-forwarded-host"], "app.example.com");
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
     }
 
     #[test]

@@ -360,6 +360,7 @@ impl<C: Connections> TunnelListener<C> {
             connector.tunnel_id,
             connector.id,
             hello.index,
+            version,
             sender,
             close.clone(),
         ));

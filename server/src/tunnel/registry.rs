@@ -69,6 +69,8 @@ pub struct LiveConnection {
     pub tunnel_id: TunnelId,
     pub connector_id: ConnectorId,
     pub index: u8,
+    /// The data-plane protocol version negotiated in the hello (`adit_core::wire`).
+    pub version: u32,
     pub sender: LinkSender,
     /// Cancelling closes the connection's socket.
     pub close: CancellationToken,
@@ -92,6 +94,7 @@ impl LiveConnection {
         tunnel_id: TunnelId,
         connector_id: ConnectorId,
         index: u8,
+        version: u32,
         sender: LinkSender,
         close: CancellationToken,
     ) -> Self {
@@ -100,6 +103,7 @@ impl LiveConnection {
             tunnel_id,
             connector_id,
             index,
+            version,
             sender,
             close,
             worker: workers::current(),

@@ -4,7 +4,10 @@
 
 use std::{convert::Infallible, sync::Arc};
 
-use adit_core::ids::{ConnectionId, ConnectorId, TunnelId};
+use adit_core::{
+    ids::{ConnectionId, ConnectorId, TunnelId},
+    wire::PROTOCOL_VERSIONS,
+};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -20,7 +23,24 @@ pub(crate) async fn connection<F>(tunnel: TunnelId, answer: F) -> Arc<LiveConnec
 where
     F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
-    connection_watched(tunnel, answer).await.0
+    connection_speaking(tunnel, PROTOCOL_VERSIONS[0], answer).await
+}
+
+/// [`connection`], with `version` as the protocol version its hello settled on.
+pub(crate) async fn connection_speaking<F>(
+    tunnel: TunnelId,
+    version: u32,
+    answer: F,
+) -> Arc<LiveConnection>
+where
+    F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let (mut live, connector) = connection_watched(tunnel, answer).await;
+    drop(connector);
+    Arc::get_mut(&mut live)
+        .expect("a connection nothing else holds yet")
+        .version = version;
+    live
 }
 
 /// [`connection`], with the connector's side of it, which ends when the edge closes the
@@ -52,6 +72,7 @@ where
         tunnel,
         ConnectorId::random(),
         0,
+        PROTOCOL_VERSIONS[0],
         sender,
         CancellationToken::new(),
     ));
