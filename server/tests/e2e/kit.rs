@@ -800,15 +800,24 @@ impl Load {
                         let request = to_edge(edge, &host, "/").body(full("")).unwrap();
                         let sent = tokio::time::Instant::now();
                         let failed = || failures.lock().unwrap().push(sent);
-                        match client.request(request).await {
-                            Ok(r) if r.status() == http::StatusCode::OK => {
-                                assert_eq!(body_bytes(r).await, body);
-                                served.fetch_add(1, Relaxed);
-                            }
+                        let answer = match client.request(request).await {
                             Ok(r) => {
                                 let status = r.status();
-                                let body = body_bytes(r).await;
-                                eprintln!("failed: {status} {}", String::from_utf8_lossy(&body));
+                                // A body cut off (its node killed mid-answer) is a failed
+                                // request like any other, counted by when it was sent.
+                                let got = r.into_body().collect().await;
+                                got.map(|b| (status, b.to_bytes()))
+                                    .map_err(|e| e.to_string())
+                            }
+                            Err(e) => Err(e.to_string()),
+                        };
+                        match answer {
+                            Ok((http::StatusCode::OK, got)) => {
+                                assert_eq!(got, body);
+                                served.fetch_add(1, Relaxed);
+                            }
+                            Ok((status, got)) => {
+                                eprintln!("failed: {status} {}", String::from_utf8_lossy(&got));
                                 failed();
                             }
                             Err(e) => {
