@@ -3,9 +3,7 @@
 //! connection's token is accepted it is pending (see `net`): it must authenticate within
 //! the auth timeout, and each source may hold only so many such connections.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
-
-use std::convert::Infallible;
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use adit_core::{
     ids::{ConnectionId, TunnelId},
