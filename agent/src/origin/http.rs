@@ -17,7 +17,6 @@ use http::{
     HeaderValue, Request, Response, StatusCode, Uri, Version, header,
     uri::{self, PathAndQuery},
 };
-use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -193,9 +192,9 @@ impl Origin<'_> {
     }
 
     /// `host[:port]` of an `http(s)://` origin.
-    fn authority(&self) -> Option<String> {
+    fn authority(&self) -> Option<&str> {
         match self {
-            Self::Pooled { url, .. } => Some(authority(url).to_owned()),
+            Self::Pooled { url, .. } => Some(authority(url)),
             Self::Unix { .. } => None,
         }
     }
@@ -264,18 +263,16 @@ fn origin_request(
     let host = rule
         .origin_request
         .http_host_header
-        .clone()
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .as_deref()
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .or_else(|| origin.authority())
-        .unwrap_or_else(|| "localhost".to_owned());
+        .unwrap_or("localhost");
+    let host = HeaderValue::from_str(host).map_err(|e| e.to_string())?;
     let mut headers = parts.headers;
     // Before the strip, which takes `adit-client-addr` away.
     add_forwarded(&mut headers, &parts.uri);
     strip_hop_by_hop(&mut headers);
-    headers.insert(
-        header::HOST,
-        HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
-    );
+    headers.insert(header::HOST, host);
     let mut builder = Request::builder()
         .method(parts.method)
         .uri(uri)
@@ -292,10 +289,8 @@ async fn exchange(
     req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
-    let request = origin_request(rule, origin, parts).and_then(|b| {
-        b.body(body.map_err(BoxError::from).boxed_unsync())
-            .map_err(|e| e.to_string())
-    });
+    let request =
+        origin_request(rule, origin, parts).and_then(|b| b.body(body).map_err(|e| e.to_string()));
     let request = match request {
         Ok(r) => r,
         Err(e) => return connector_error(StatusCode::BAD_GATEWAY, ConnectorError::BadRequest, e),

@@ -156,19 +156,22 @@ impl OriginProxy {
             .unwrap_or(StreamKind::Http);
         let active = self.metrics.stream(kind);
         let (parts, body) = req.into_parts();
-        let to_origin = self.metrics.bytes_to_origin.clone();
-        let body = body.map_frame(move |frame| {
-            if let Some(data) = frame.data_ref() {
-                to_origin.inc_by(data.len() as u64);
-            }
-            frame
-        });
-        let response = self
-            .answer(
-                Request::from_parts(parts, body.map_err(BoxError::from).boxed_unsync()),
-                kind,
-            )
-            .await;
+        // A request whose stream already ended (a GET) has no bytes to count: it goes on
+        // as the empty body, which costs no allocation.
+        let body = if hyper::body::Body::is_end_stream(&body) {
+            body::empty()
+        } else {
+            let to_origin = self.metrics.bytes_to_origin.clone();
+            body.map_frame(move |frame| {
+                if let Some(data) = frame.data_ref() {
+                    to_origin.inc_by(data.len() as u64);
+                }
+                frame
+            })
+            .map_err(BoxError::from)
+            .boxed_unsync()
+        };
+        let response = self.answer(Request::from_parts(parts, body), kind).await;
         let from_connector = response.headers().contains_key(&RESPONSE_SOURCE);
         self.metrics
             .answered(response.status(), from_connector, started.elapsed());
@@ -201,12 +204,8 @@ impl OriginProxy {
                 AWAITING_REMOTE.into(),
             );
         };
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
-        let (index, rule) = ingress.find(&host, req.uri().path());
+        let host = req.uri().authority().map_or("", |a| a.as_str());
+        let (index, rule) = ingress.find(host, req.uri().path());
         tracing::debug!(%host, path = req.uri().path(), rule = index, kind = kind.as_str(), "stream");
         match (&rule.service, kind) {
             (Service::HttpStatus(code), _) => builtin::status(*code),

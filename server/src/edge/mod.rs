@@ -795,11 +795,14 @@ impl Edge {
     ) -> (Response<TunnelBody>, ErrorSource) {
         let visitor_upgrade = (kind != StreamKind::Http).then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
-        let (fault_tx, mut fault) = oneshot::channel();
+        // Where a request body that fails says how (only a body that is read has one).
+        let mut fault = None;
         let (body, visitor_tx) = match kind {
             // Nothing to time, meter or fault (a GET): no layers, and no allocation for them.
             StreamKind::Http if hyper::body::Body::is_end_stream(&body) => (empty_body(), None),
             StreamKind::Http => {
+                let (fault_tx, fault_rx) = oneshot::channel();
+                fault = Some(fault_rx);
                 let body = VisitorBody {
                     inner: body,
                     idle: self.limits.body_timeout,
@@ -828,7 +831,12 @@ impl Edge {
             biased;
             // Only fires while the request body is still being sent; once it has ended the
             // sender is gone and this branch is disabled.
-            Ok(fault) = &mut fault => return (fault.response(json), ErrorSource::Downstream),
+            Some(fault) = async {
+                match &mut fault {
+                    Some(fault) => fault.await.ok(),
+                    None => None,
+                }
+            }, if fault.is_some() => return (fault.response(json), ErrorSource::Downstream),
             sent = self.send(tunnel, kind, outgoing, Reach::AnyNode) => sent,
         };
         // A body that failed as the answer came makes an error answer the visitor's doing.
@@ -838,7 +846,7 @@ impl Edge {
             }
             Err(_) => true,
         };
-        if failed && let Ok(fault) = fault.try_recv() {
+        if failed && let Some(Ok(fault)) = fault.as_mut().map(oneshot::Receiver::try_recv) {
             return (fault.response(json), ErrorSource::Downstream);
         }
         match sent {

@@ -229,6 +229,11 @@ async fn big_upload_and_download_keep_their_checksums() {
     let body = body_bytes(r).await;
     assert_eq!(body.len(), BIG);
     assert_eq!(sha256_hex(&body), expected);
+
+    // The connector counted each body's bytes, the GET's empty one as none.
+    let metrics = &s.connector.metrics;
+    assert_eq!(metrics.bytes_to_origin.get(), BIG as u64);
+    assert_eq!(metrics.bytes_from_origin.get(), (want.len() + BIG) as u64);
     s.connector.stop().await;
 }
 
