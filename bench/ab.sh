@@ -129,8 +129,16 @@ cpu_s_per_gb() { awk -v t="$1" -v mb="$2" -v d="$DURATION" -v hz="$HZ" 'BEGIN {p
 # The edge port of stack NAME; its tunnel listener, API and `adit access` take the next three.
 edge_port() { if [ "$1" = A ]; then echo $((BASE + 100)); else echo $((BASE + 200)); fi; }
 
-stack A "$A_BIN" "$A_ENV" "$(edge_port A)"
-stack B "$B_BIN" "$B_ENV" "$(edge_port B)"
+# Each stack runs copies made just now, so both binaries' files are equally fresh in the page
+# cache: a file written moments ago reads ~0.3 MiB higher in idle RSS than the same bytes
+# written earlier (bench/README.md, issue 14 step 32), which would tilt the comparison.
+for name in A B; do
+    bin_var="${name}_BIN"
+    mkdir -p "$WORK/$name-bin" && cp "${!bin_var}/adit-server" "${!bin_var}/adit" "$WORK/$name-bin/" ||
+        { echo "could not copy ${!bin_var}" >&2; exit 1; }
+done
+stack A "$WORK/A-bin" "$A_ENV" "$(edge_port A)"
+stack B "$WORK/B-bin" "$B_ENV" "$(edge_port B)"
 echo "A: $A_BIN ${A_ENV:-(no extra environment)}"
 echo "B: $B_BIN ${B_ENV:-(no extra environment)}"
 if [ "$HOLD" = 1 ]; then

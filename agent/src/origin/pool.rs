@@ -81,7 +81,9 @@ impl Http1Pool {
         loop {
             let (mut sender, reused) = match self.take() {
                 Some(sender) => (sender, true),
-                None => (self.open().await?, false),
+                // Boxed: the dial and handshake would otherwise size every stream's
+                // future, which is moved into its task whole.
+                None => (Box::pin(self.open()).await?, false),
             };
             match sender.try_send_request(request).await {
                 // The origin takes the connection over: never given back.
