@@ -38,6 +38,7 @@ use adit_transport::{
     workers::Workers,
 };
 use bytes::Bytes;
+use futures_util::future::OptionFuture;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header,
 };
@@ -830,13 +831,10 @@ impl Edge {
         let sent = tokio::select! {
             biased;
             // Only fires while the request body is still being sent; once it has ended the
-            // sender is gone and this branch is disabled.
-            Some(fault) = async {
-                match &mut fault {
-                    Some(fault) => fault.await.ok(),
-                    None => None,
-                }
-            }, if fault.is_some() => return (fault.response(json), ErrorSource::Downstream),
+            // sender is gone and this branch is disabled, as it is at once without a body.
+            Some(Ok(fault)) = OptionFuture::from(fault.as_mut()) => {
+                return (fault.response(json), ErrorSource::Downstream);
+            }
             sent = self.send(tunnel, kind, outgoing, Reach::AnyNode) => sent,
         };
         // A body that failed as the answer came makes an error answer the visitor's doing.

@@ -35,18 +35,24 @@ pub(crate) async fn connection_speaking<F>(
 where
     F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
-    let (mut live, connector) = connection_watched(tunnel, answer).await;
-    drop(connector);
-    Arc::get_mut(&mut live)
-        .expect("a connection nothing else holds yet")
-        .version = version;
-    live
+    spawn_connection(tunnel, version, answer).await.0
 }
 
 /// [`connection`], with the connector's side of it, which ends when the edge closes the
 /// connection.
 pub(crate) async fn connection_watched<F>(
     tunnel: TunnelId,
+    answer: F,
+) -> (Arc<LiveConnection>, JoinHandle<()>)
+where
+    F: Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    spawn_connection(tunnel, PROTOCOL_VERSIONS[0], answer).await
+}
+
+async fn spawn_connection<F>(
+    tunnel: TunnelId,
+    version: u32,
     answer: F,
 ) -> (Arc<LiveConnection>, JoinHandle<()>)
 where
@@ -72,7 +78,7 @@ where
         tunnel,
         ConnectorId::random(),
         0,
-        PROTOCOL_VERSIONS[0],
+        version,
         sender,
         CancellationToken::new(),
     ));
