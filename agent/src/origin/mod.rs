@@ -26,8 +26,10 @@ use adit_core::{
     wire::StreamKind,
 };
 use adit_transport::headers::{RESPONSE_SOURCE, STREAM_KIND};
+use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
 use crate::{Error, metrics::ConnectorMetrics};
@@ -161,29 +163,20 @@ impl OriginProxy {
         let body = if hyper::body::Body::is_end_stream(&body) {
             body::empty()
         } else {
-            let to_origin = self.metrics.bytes_to_origin.clone();
-            body.map_frame(move |frame| {
-                if let Some(data) = frame.data_ref() {
-                    to_origin.inc_by(data.len() as u64);
-                }
-                frame
-            })
-            .map_err(BoxError::from)
-            .boxed_unsync()
+            body.map_frame(counting(self.metrics.bytes_to_origin.clone()))
+                .map_err(BoxError::from)
+                .boxed_unsync()
         };
         let response = self.answer(Request::from_parts(parts, body), kind).await;
         let from_connector = response.headers().contains_key(&RESPONSE_SOURCE);
         self.metrics
             .answered(response.status(), from_connector, started.elapsed());
-        let from_origin = self.metrics.bytes_from_origin.clone();
+        let count = counting(self.metrics.bytes_from_origin.clone());
         response.map(|body| {
             body.map_frame(move |frame| {
                 // The stream stays active until its response body is done.
                 let _ = &active;
-                if let Some(data) = frame.data_ref() {
-                    from_origin.inc_by(data.len() as u64);
-                }
-                frame
+                count(frame)
             })
             .boxed_unsync()
         })
@@ -248,6 +241,16 @@ impl OriginProxy {
                 Box::pin(http::forward(&origin, rule, req, kind)).await
             }
         }
+    }
+}
+
+/// Passes a body's frames on, adding the bytes of each data frame to `counter`.
+fn counting(counter: Counter) -> impl Fn(Frame<Bytes>) -> Frame<Bytes> {
+    move |frame| {
+        if let Some(data) = frame.data_ref() {
+            counter.inc_by(data.len() as u64);
+        }
+        frame
     }
 }
 
