@@ -47,9 +47,13 @@ fn tighten_tree(dir: &Path) -> Result<(), Error> {
     tighten(dir)?;
     for entry in std::fs::read_dir(dir).map_err(|e| Error::file(dir, e))? {
         let path = entry.map_err(|e| Error::file(dir, e))?.path();
-        let kind = std::fs::symlink_metadata(&path)
-            .map_err(|e| Error::file(&path, e))?
-            .file_type();
+        let kind = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta.file_type(),
+            // Gone since it was listed: SQLite deletes a database's `-wal` when its last
+            // connection closes, which another process (or a server stopping) may do now.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::file(&path, e)),
+        };
         if kind.is_dir() {
             tighten_tree(&path)?;
         } else if !kind.is_symlink() {
@@ -60,7 +64,8 @@ fn tighten_tree(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Removes group and other permissions from `path`, if it exists and has any.
+/// Removes group and other permissions from `path`, if it exists and has any (a file that
+/// vanishes meanwhile is left to be gone).
 pub(crate) fn tighten(path: &Path) -> Result<(), Error> {
     #[cfg(unix)]
     {
@@ -72,8 +77,13 @@ pub(crate) fn tighten(path: &Path) -> Result<(), Error> {
             Err(e) => return Err(Error::file(path, e)),
         };
         if mode & 0o077 != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7700))
-                .map_err(|e| Error::file(path, e))?;
+            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7700)) {
+                // Gone since it was looked at: nothing left to tighten.
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::file(path, e));
+                }
+                _ => {}
+            }
         }
     }
     Ok(())
